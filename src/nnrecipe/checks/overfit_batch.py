@@ -1,0 +1,69 @@
+"""C1: overfit one small batch (seeds 000, 003: "overfit one batch"). A model that cannot drive the loss
+on 10-20 rows near zero has a bug: a learning rate of 0, frozen parameters, a loss that does not match
+the task, or too little capacity."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+from .verdict import Verdict
+
+ROWS = 16  # seeds 000/003: a batch of 10-20 samples
+STEPS = 1000  # step budget; healthy MLPs get there in 100-300 (measured on breast cancer, digits, diabetes)
+TARGET = 0.01  # "near zero": 1% of the loss at the start
+
+
+def check_overfit_batch(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+                        steps: int = STEPS, seed: int = 0) -> Verdict:
+    """Train a copy of `model` on `x, y` (the first ROWS rows are used) with regularization off."""
+    x, y = x[:ROWS], y[:ROWS]  # the caller passes the rows in a seeded random order
+    probe = copy.deepcopy(model)
+    for m in probe.modules():
+        if isinstance(m, nn.Dropout | nn.AlphaDropout):
+            m.p = 0.0  # regularization off: the point is to see that the model can fit at all
+    probe.train()
+    frozen = [n for n, p in probe.named_parameters() if not p.requires_grad]
+    trainable = [p for p in probe.parameters() if p.requires_grad]
+    source = "seed 003 (Karpathy, 'overfit one batch'); seed 000"
+    evidence: dict[str, object] = {"rows": len(y), "frozen_parameters": frozen[:10], "n_frozen": len(frozen)}
+    if not trainable:
+        return Verdict("C1", "overfit one batch", "fail", "no parameter requires a gradient: nothing can learn",
+                       evidence, "unfreeze the parameters (requires_grad=True) or pass the right model", source)
+    opt = make_optimizer(trainable)
+    evidence["lr"] = opt.param_groups[0]["lr"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        first = last = None
+        for step in range(1, steps + 1):
+            loss = loss_fn(probe(x).float(), y)
+            if first is None:
+                first = float(loss.detach())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            last = float(loss_fn(probe(x).float(), y).detach()) if step % 10 == 0 or step == steps else last
+            if last is not None and last <= TARGET * first:
+                break
+    assert first is not None and last is not None
+    evidence.update({"loss_start": round(first, 5), "loss_end": round(last, 6), "steps": step,
+                     "target": round(TARGET * first, 6)})
+    if last <= TARGET * first:
+        return Verdict("C1", "overfit one batch", "pass",
+                       f"the loss on {len(y)} rows fell from {first:.4f} to {last:.2e} in {step} steps",
+                       evidence, "", source)
+    status = "warn" if last <= 0.1 * first else "fail"
+    reasons = []
+    if evidence["lr"] == 0:
+        reasons.append("the learning rate is 0")
+    if frozen:
+        reasons.append(f"{len(frozen)} parameters are frozen ({', '.join(frozen[:3])})")
+    why = "; ".join(reasons) or "the model, the loss or the optimizer cannot fit these rows"
+    return Verdict("C1", "overfit one batch", status,
+                   f"the loss on {len(y)} rows only went from {first:.4f} to {last:.4f} in {steps} steps ({why})",
+                   evidence, "check that the learning rate is > 0 and every layer is trainable and in the optimizer, "
+                   "that the loss matches the task and the targets; if all hold, add capacity", source)

@@ -1,0 +1,166 @@
+"""The command line: a thin layer over the library. `main(argv) -> int`: 0 success, 1 a failed check
+or training that could not go on, 2 bad input (one clear message on stderr, no traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+from .config import DataConfig, ModelConfig, TrainConfig
+from .errors import ConfigError, NNRecipeError, TrainingError
+
+# Flags that the train command takes from each config dataclass (the rest keep their defaults).
+DATA_FLAGS = ("task", "categorical", "numeric", "drop", "val_fraction", "test_fraction")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:  # argparse's own exit code is 2 as well
+        self.print_usage(sys.stderr)
+        self.exit(2, f"nnrecipe: error: {message}\n")
+
+
+def _scalar(annotation: Any) -> tuple[type, bool]:
+    """(base type, is a tuple) of a field annotation such as `int | None` or `tuple[str, ...]`."""
+    hint = annotation
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], True
+    return hint, False
+
+
+def _add_config_flags(p: argparse.ArgumentParser, cls: type, only: Sequence[str] | None = None,
+                      skip: Sequence[str] = ()) -> None:
+    """One flag per dataclass field, its help and default taken from the field (config.py is the one place)."""
+    hints = typing.get_type_hints(cls)
+    group = p.add_argument_group(f"{cls.__name__} options")
+    for f in dataclasses.fields(cls):
+        if (only is not None and f.name not in only) or f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        base, many = _scalar(hints[f.name])
+        shown = "the rule" if f.default is None else ",".join(map(str, f.default)) if many else f.default
+        helptext = f"{f.metadata.get('help', '')} (default: {shown})".replace("%", "%%")
+        if base is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+        elif many:
+            group.add_argument(flag, dest=f.name, type=base if base is str else _int_list, default=None,
+                               action="append" if base is str else "store", metavar="X" if base is str else "N,N",
+                               help=helptext)
+        else:
+            group.add_argument(flag, dest=f.name, type=_none_or(base), default=None, help=helptext)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths like 128,64, got {text!r}") from None
+
+
+def _none_or(base: type) -> Any:
+    def parse(text: str) -> Any:
+        if text.lower() == "none":
+            return None
+        try:
+            return base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {base.__name__}, got {text!r}") from None
+    parse.__name__ = base.__name__
+    return parse
+
+
+def _config(cls: type, args: argparse.Namespace, only: Sequence[str] | None = None, **extra: Any) -> Any:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+              if (only is None or f.name in only) and getattr(args, f.name, None) is not None}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**values, **extra)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nnrecipe", description="Execute the recipe for training a neural network, and verify it.")
+    parser.add_argument("--version", action="version", version=f"nnrecipe {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train the recipe's model on a CSV or Parquet table",
+                           description="Read the table, infer the task, split, preprocess, build the model the "
+                           "recipe advises, run the checks, train with early stopping and checkpoints, test, and "
+                           "leave a run folder. The last line printed is the run folder.")
+    train.add_argument("data", help="a CSV or Parquet file")
+    train.add_argument("--target", required=True, help="the column to predict")
+    train.add_argument("--out", default="runs", help="where run folders go (default: runs)")
+    train.add_argument("--note", default="", help="why this run: kept in the run's record (R4)")
+    _add_config_flags(train, DataConfig, only=DATA_FLAGS)
+    _add_config_flags(train, ModelConfig)
+    _add_config_flags(train, TrainConfig, skip=("device",))
+    train.add_argument("--device", default=None, help="auto (cuda when there) | cpu | cuda | cuda:N (default: auto)")
+
+    predict = sub.add_parser("predict", help="predict with a run's model",
+                             description="Load a run's model (safetensors + JSON, nothing unpickled), check that "
+                             "DATA has the columns it needs, and write predictions (with class probabilities).")
+    predict.add_argument("run", help="a run folder printed by `nnrecipe train`")
+    predict.add_argument("data", help="a CSV or Parquet file with the model's input columns")
+    predict.add_argument("--out", default=None, help="CSV to write (default: print to stdout)")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .recipe import train_table
+
+    run = train_table(
+        args.data, args.target, out=args.out, note=args.note, progress=sys.stdout.isatty(),
+        data_config=_config(DataConfig, args, only=DATA_FLAGS, target=args.target),
+        model_config=_config(ModelConfig, args), train_config=_config(TrainConfig, args))
+    print((run.run_dir / "summary.txt").read_text(), end="")
+    name, value = run.metric
+    print(f"test {name}: {value:.4f}")
+    print(run.run_dir)
+    return 1 if any(v.status == "fail" for v in run.verdicts) else 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .recipe import predict_table
+
+    preds, report = predict_table(args.run, args.data)
+    if args.out:
+        preds.to_csv(args.out, index=False)
+        print(f"wrote {len(preds)} predictions to {args.out}")
+    else:
+        preds.to_csv(sys.stdout, index=False)
+    unseen = report["unseen_cells"]
+    if unseen:
+        print("cells the model had not seen in training (imputed or unknown category): "
+              + ", ".join(f"{c} {n}" for c, n in unseen.items()), file=sys.stderr)
+    for name in ("accuracy", "rmse"):
+        if name in report:
+            print(f"{name} against the target column: {report[name]:.4f}", file=sys.stderr if not args.out else sys.stdout)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return {"train": cmd_train, "predict": cmd_predict}[args.command](args)
+    except TrainingError as e:
+        print(f"nnrecipe: training stopped: {e}", file=sys.stderr)
+        return 1
+    except (NNRecipeError, ConfigError) as e:
+        print(f"nnrecipe: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

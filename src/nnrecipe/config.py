@@ -1,0 +1,130 @@
+"""Config: one frozen dataclass per stage. Defaults live here and nowhere else; the CLI's help text is
+generated from each field's `help` metadata; unknown keys get a did-you-mean."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .errors import ConfigError, check_choice, did_you_mean
+
+TASKS = ("auto", "binary", "multiclass", "regression")
+OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adamax", "adagrad")
+SCHEDULES = ("constant", "step", "exponential", "plateau", "onecycle", "cosine")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "prelu", "rrelu", "tanh", "sigmoid")
+PRECISIONS = ("32", "bf16", "fp16")
+
+
+def _f(default: Any, help: str) -> Any:
+    """A field with its help text; defaults are immutable (tuples), so no default_factory is needed."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    target: str = _f("", "the column to predict")
+    task: str = _f("auto", "auto | binary | multiclass | regression; auto follows the rule in the README")
+    categorical: tuple[str, ...] = _f((), "columns to treat as categorical whatever their values")
+    numeric: tuple[str, ...] = _f((), "columns to treat as numeric")
+    drop: tuple[str, ...] = _f((), "columns to leave out")
+    val_fraction: float = _f(0.15, "share of rows held out for validation (early stopping)")
+    test_fraction: float = _f(0.15, "share of rows held out for the final test")
+
+    def __post_init__(self) -> None:
+        check_choice("task", self.task, TASKS)
+        for name in ("val_fraction", "test_fraction"):
+            v = getattr(self, name)
+            if not 0.0 < v < 0.5:
+                raise ConfigError(f"{name}={v} is not allowed; choose a fraction in (0, 0.5)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: tuple[int, ...] | None = _f(None, "hidden widths, e.g. 128,64; default: the sizing rule (README)")
+    activation: str = _f("relu", "hidden activation: " + ", ".join(ACTIVATIONS))
+    dropout: float = _f(0.0, "dropout after each hidden layer, 0 to switch off (M8: 0.1-0.5 when regularizing)")
+    batchnorm: bool = _f(False, "BatchNorm after each hidden linear layer (M7)")
+
+    def __post_init__(self) -> None:
+        check_choice("activation", self.activation, ACTIVATIONS)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout={self.dropout} is not allowed; choose a value in [0, 1)")
+        if self.hidden is not None and (not self.hidden or any(int(w) < 1 for w in self.hidden)):
+            raise ConfigError(f"hidden={self.hidden} is not allowed; give one or more positive widths")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = _f(200, "upper bound on epochs; early stopping usually ends sooner")
+    batch_size: int | None = _f(None, "rows per step; default: the sizing rule (README)")
+    optimizer: str = _f("adam", "one of: " + ", ".join(OPTIMIZERS))
+    lr: float = _f(1e-3, "learning rate (Adam's default, Kingma & Ba 2015)")
+    weight_decay: float = _f(0.0, "L2 penalty / decoupled decay for adamw (M9)")
+    momentum: float = _f(0.9, "momentum for sgd and rmsprop")
+    nesterov: bool = _f(False, "Nesterov momentum for sgd")
+    l1: float = _f(0.0, "L1 penalty on weights, added to the loss (M9)")
+    schedule: str = _f("constant", "learning-rate schedule: " + ", ".join(SCHEDULES))
+    step_size: int = _f(30, "epochs between decays for the step schedule")
+    gamma: float = _f(0.1, "decay factor for step (per step_size) and exponential (per epoch)")
+    warmup_epochs: int = _f(0, "linear warmup for the cosine schedule, in epochs")
+    plateau_patience: int = _f(5, "epochs without improvement before ReduceLROnPlateau lowers the lr")
+    clip_norm: float | None = _f(None, "clip the gradients' global norm to this value (T6)")
+    clip_value: float | None = _f(None, "clip each gradient entry to [-v, v] (T6)")
+    accumulate: int = _f(1, "batches whose gradients are summed before one optimizer step")
+    monitor: str = _f("val_loss", "the logged metric that picks the best epoch and drives early stopping")
+    mode: str = _f("auto", "min | max | auto (max for accuracy-like names, else min)")
+    patience: int | None = _f(10, "epochs without improvement before stopping (T7: 5-20); none: no early stopping")
+    min_delta: float = _f(0.0, "smallest change of the monitor that counts as an improvement")
+    restore_best: bool = _f(True, "end fit() with the best epoch's weights (the last stay in the checkpoint)")
+    checkpoint_every: int = _f(0, "also checkpoint every k optimizer steps; 0: at each epoch's end only")
+    seed: int = _f(0, "seeds python, numpy, torch, CUDA and the data order")
+    deterministic: bool = _f(False, "force deterministic algorithms (slower on GPU)")
+    device: str = _f("auto", "auto (cuda when there) | cpu | cuda | cuda:N")
+    precision: str = _f("32", "32 | bf16 (autocast, CPU or CUDA) | fp16 (CUDA, with loss scaling)")
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("mode", self.mode, ("auto", "min", "max"))
+        check_choice("precision", self.precision, PRECISIONS)
+        if self.epochs < 1:
+            raise ConfigError(f"epochs={self.epochs} is not allowed; choose 1 or more")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} is not allowed; choose 1 or more")
+        if not (self.lr >= 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr={self.lr} is not allowed; choose a finite rate >= 0")
+        if self.accumulate < 1:
+            raise ConfigError(f"accumulate={self.accumulate} is not allowed; choose 1 or more")
+        if self.patience is not None and self.patience < 0:
+            raise ConfigError(f"patience={self.patience} is not allowed; choose 0 or more, or None")
+
+    @property
+    def monitor_mode(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        name = self.monitor.removeprefix("val_").removeprefix("train_")
+        return "max" if name in MAXIMIZED else "min"
+
+
+# Metrics where larger is better; everything else (losses, errors) is minimized.
+MAXIMIZED = frozenset({"accuracy", "acc", "auc", "roc_auc", "f1", "r2", "balanced_accuracy", "precision", "recall"})
+
+C = TypeVar("C")
+
+
+def from_dict(cls: type[C], values: dict[str, Any], where: str = "config") -> C:
+    """Build a config dataclass from a dict, naming any unknown key with a did-you-mean."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = [k for k in values if k not in names]
+    if unknown:
+        raise ConfigError("; ".join(
+            f"{where}: unknown key '{k}'{did_you_mean(k, names)}" for k in unknown
+        ) + f"; allowed keys: {', '.join(names)}")
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**fixed)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}

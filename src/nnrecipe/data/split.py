@@ -1,0 +1,39 @@
+"""Seeded train/validation/test split, stratified by class for classification."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from ..errors import DataError
+
+log = logging.getLogger("nnrecipe")
+
+MIN_ROWS = 10  # fewer rows cannot give a training, a validation and a test split their share
+
+
+def split_indices(labels: np.ndarray | None, n: int, val_fraction: float, test_fraction: float,
+                  seed: int) -> dict[str, np.ndarray]:
+    """Row positions of each split. `labels` (classification) stratifies every split."""
+    if n < MIN_ROWS:
+        raise DataError(f"the table has {n} usable rows; training needs at least {MIN_ROWS} to hold out "
+                        "validation and test rows")
+    idx = np.arange(n)
+    if labels is not None:
+        values, counts = np.unique(labels, return_counts=True)
+        rare = [f"'{v}' ({c})" for v, c in zip(values, counts) if c < 3]
+        if rare:
+            raise DataError(f"classes {', '.join(rare)} have fewer than 3 rows, too few to appear in the "
+                            "training, validation and test splits; add rows, merge or remove those classes")
+    try:
+        rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed,
+                                      stratify=labels)
+        train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction), random_state=seed,
+                                      stratify=None if labels is None else labels[rest])
+    except ValueError as e:  # a class too small for the requested fractions
+        log.warning("stratified split impossible (%s); splitting without stratification", e)
+        rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed)
+        train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction), random_state=seed)
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}

@@ -1,0 +1,43 @@
+"""The error hierarchy. Each error also inherits the builtin it refines (optuna's pattern), so callers
+that catch ValueError or OSError keep working. Messages name the input, what was wrong and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class NNRecipeError(Exception):
+    """Base of every error nnrecipe raises on purpose; the CLI turns it into exit code 2."""
+
+
+class ConfigError(NNRecipeError, ValueError):
+    """An argument or config value is not allowed."""
+
+
+class DataError(NNRecipeError, ValueError):
+    """An input file or table cannot be used as it is."""
+
+
+class CheckpointError(NNRecipeError, OSError):
+    """A checkpoint or run folder cannot be read."""
+
+
+class TrainingError(NNRecipeError, RuntimeError):
+    """Training cannot go on (a non-finite loss, say); the message carries the diagnosis."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' when a close match exists, else ''."""
+    match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def check_choice(argument: str, value: object, allowed: Iterable[str]) -> None:
+    """Raise ConfigError naming the argument, the value and what is allowed."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ConfigError(
+            f"{argument}={value!r} is not allowed{did_you_mean(str(value), allowed)}; "
+            f"choose one of: {', '.join(allowed)}"
+        )

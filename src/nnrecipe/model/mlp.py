@@ -1,0 +1,98 @@
+"""M2/M4/M5/M7/M8/M10: the multilayer perceptron for tables, its size, and its initialization."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+
+ACTIVATION_LAYERS = {
+    "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "selu": nn.SELU, "gelu": nn.GELU,
+    "prelu": nn.PReLU, "rrelu": nn.RReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+}
+
+
+def round_width(w: float) -> int:
+    """M10 (seed 000): widths in multiples of 8, and of 64 from 64 up, fit the hardware's tiles."""
+    step = 64 if w >= 64 else 8
+    return max(8, int(math.ceil(w / step)) * step)
+
+
+def default_hidden(n_rows: int, n_features: int) -> tuple[int, ...]:
+    """M2 (seed 002): 1-5 hidden layers of equal width usually serve; start big enough to overfit,
+    then regularize. Two layers; width twice the input width, clipped to [32, 256] (and to what the
+    rows can support: about n_rows / 4 weights per unit is as far as we go for tiny tables)."""
+    width = min(256, max(32, 2 * n_features), max(32, n_rows // 4))
+    return (round_width(width),) * 2
+
+
+class MLP(nn.Module):
+    """Linear -> [BatchNorm] -> activation -> [Dropout], repeated, then a linear output layer. The
+    output activation lives in the head (the losses take raw outputs)."""
+
+    def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int,
+                 activation: str = "relu", dropout: float = 0.0, batchnorm: bool = False):
+        super().__init__()
+        self.spec = {"kind": "mlp", "in_features": in_features, "hidden": list(hidden),
+                     "out_features": out_features, "activation": activation, "dropout": dropout,
+                     "batchnorm": batchnorm}
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers.append(nn.Linear(width, h))
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(ACTIVATION_LAYERS[activation]())
+            if dropout > 0:
+                # M8 (seed 002): SELU keeps its self-normalization only with AlphaDropout
+                layers.append(nn.AlphaDropout(dropout) if activation == "selu" else nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, out_features))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, in) -> (N, out)
+        return self.layers(x)
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.layers[-1]  # type: ignore[return-value]
+
+
+def build_mlp(spec: dict[str, Any]) -> MLP:
+    """Rebuild an MLP from its JSON spec (model.json): no code is loaded with a model."""
+    return MLP(spec["in_features"], tuple(spec["hidden"]), spec["out_features"], spec["activation"],
+               spec["dropout"], spec["batchnorm"])
+
+
+def make_mlp(in_features: int, out_features: int, n_rows: int, cfg: ModelConfig) -> MLP:
+    hidden = tuple(cfg.hidden) if cfg.hidden else default_hidden(n_rows, in_features)
+    return MLP(in_features, hidden, out_features, cfg.activation, cfg.dropout, cfg.batchnorm)
+
+
+def init_weights(model: MLP, output_bias: torch.Tensor | None = None, generator: torch.Generator | None = None
+                 ) -> None:
+    """M5 (seeds 002, 003, 004): He init for the ReLU family, LeCun for SELU/ELU, Glorot for tanh and
+    sigmoid; biases zero. The output layer gets Glorot scaled by 0.1, so the logits start near zero and
+    the loss at init is the prior's (Karpathy, "A Recipe for Training Neural Networks": init well; the
+    makemore lectures scale the last layer down for this), and its bias starts at the prior (M6)."""
+    act = model.spec["activation"]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    for lin in linears[:-1]:
+        if act in ("relu", "prelu", "rrelu", "gelu"):
+            nn.init.kaiming_normal_(lin.weight, nonlinearity="relu", generator=generator)
+        elif act == "leaky_relu":
+            nn.init.kaiming_normal_(lin.weight, a=0.01, nonlinearity="leaky_relu", generator=generator)
+        elif act in ("selu", "elu"):
+            nn.init.kaiming_normal_(lin.weight, nonlinearity="linear", generator=generator)  # LeCun normal
+        else:
+            nn.init.xavier_normal_(lin.weight, gain=nn.init.calculate_gain(act), generator=generator)
+        nn.init.zeros_(lin.bias)
+    out = linears[-1]
+    nn.init.xavier_uniform_(out.weight, generator=generator)
+    with torch.no_grad():
+        out.weight.mul_(0.1)
+        out.bias.copy_(output_bias if output_bias is not None else torch.zeros_like(out.bias))

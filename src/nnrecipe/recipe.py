@@ -1,0 +1,201 @@
+"""The recipe on a table, end to end: read -> schema and task -> split -> preprocess (fitted on train)
+-> model for the task -> checks (C2, C1) -> train (Trainer) -> test -> record. `nnrecipe train` and
+`nnrecipe predict` are thin layers over `train_table` and `predict_table`."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .checks import Verdict, check_init_loss, check_overfit_batch
+from .config import DataConfig, ModelConfig, TrainConfig, to_dict
+from .data import TablePreprocessor, infer_columns, infer_task, read_table, split_indices
+from .data.schema import check_target, numeric_problems
+from .data.transforms import label_strings
+from .errors import DataError
+from .model import Head, init_weights, load_model, make_mlp, save_model
+from .repro import environment, seed_everything
+from .track import new_run_dir, read_json, write_json
+from .train import Trainer
+from .train.callbacks import Callback, ProgressBar
+from .train.optim import make_optimizer
+
+log = logging.getLogger("nnrecipe")
+
+
+@dataclass
+class TableRun:
+    run_dir: Path
+    task: str
+    test: dict[str, float]
+    verdicts: list[Verdict]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def metric(self) -> tuple[str, float]:
+        """The headline test metric: accuracy for classes, RMSE (target units) for regression."""
+        name = "rmse" if self.task == "regression" else "accuracy"
+        return name, self.test[name]
+
+
+def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str | os.PathLike = "runs",
+                data_config: DataConfig | None = None, model_config: ModelConfig | None = None,
+                train_config: TrainConfig | None = None, note: str = "", progress: bool = False,
+                callbacks: list[Callback] | None = None) -> TableRun:
+    """Train the model the recipe advises for `target` in a CSV/Parquet file or a DataFrame, and leave
+    a run folder under `out`. Raises DataError/ConfigError with the input named and the fix."""
+    dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
+    mcfg, tcfg = model_config or ModelConfig(), train_config or TrainConfig()
+    path = None if isinstance(data, pd.DataFrame) else Path(data)
+    df = data if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
+
+    # -- data: target, task, columns, split, preprocessing fitted on train only (D8, D9)
+    y_raw = check_target(df, target, path)
+    if y_raw.isna().any():
+        log.warning("%d rows have no value in target column '%s' and are left out", int(y_raw.isna().sum()), target)
+        df = df[y_raw.notna()].reset_index(drop=True)
+        y_raw = df[target]
+    task, task_reason = infer_task(y_raw, dcfg.task)
+    kinds = infer_columns(df, dcfg, path)
+    labels = label_strings(y_raw).to_numpy(dtype=object) if task != "regression" else None
+    splits = split_indices(labels, len(df), dcfg.val_fraction, dcfg.test_fraction, tcfg.seed)
+    pre = TablePreprocessor.fit(df.iloc[splits["train"]], kinds)
+    X = {k: torch.from_numpy(pre.transform(df.iloc[idx])[0]) for k, idx in splits.items()}
+    classes = sorted(set(labels)) if labels is not None else []
+    head = Head(task, len(classes))
+    y_all, target_scale = _encode_target(y_raw, labels, classes, task, splits["train"])
+    y = {k: y_all[idx] for k, idx in splits.items()}
+
+    # -- model for the task (M1, M3, M5, M6)
+    seed_everything(tcfg.seed, tcfg.deterministic)
+    model = make_mlp(X["train"].shape[1], head.out_features, len(splits["train"]), mcfg)
+    init_weights(model, head.output_bias(y["train"]))
+    loss_fn = head.loss()
+
+    # -- the recipe's checks before training (C2, C1)
+    sample = torch.randperm(len(y["train"]), generator=torch.Generator().manual_seed(tcfg.seed))[:1024]
+    xs, ys = X["train"][sample], y["train"][sample]
+    verdicts = [
+        check_init_loss(model, loss_fn, xs, ys, head, y["train"]),
+        check_overfit_batch(model, loss_fn, xs, ys, lambda p: make_optimizer(p, tcfg), seed=tcfg.seed),
+    ]
+    for v in verdicts:
+        log.info("%s", v.line())
+
+    # -- training (T1, T7, T8) and the test
+    run_dir = new_run_dir(out, f"{path.stem if path else 'table'}-{target}")
+    trainer = Trainer(model, loss_fn, (X["train"], y["train"]), (X["val"], y["val"]), tcfg,
+                      callbacks=[*(callbacks or []), *([ProgressBar()] if progress else [])],
+                      metrics=head.metrics(target_scale["std"]), run_dir=run_dir, train_metrics=True)
+    config = {"data": to_dict(dcfg), "model": {**to_dict(mcfg), "hidden": model.spec["hidden"]},
+              "train": {**to_dict(tcfg), "batch_size": trainer.batch_size}, "task": task,
+              "task_reason": task_reason, "source": str(path) if path else None, "note": note,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    write_json(run_dir / "config.json", config)
+    write_json(run_dir / "checks.json", [v.to_dict() for v in verdicts])
+    write_json(run_dir / "splits.json", {k: v.tolist() for k, v in splits.items()})
+    started = time.perf_counter()
+    history = trainer.fit()
+    seconds = time.perf_counter() - started
+    test = trainer.evaluate((X["test"], y["test"]))
+
+    # -- the record (R4)
+    save_model(run_dir, model, {
+        "task": task, "target": target, "classes": classes, "target_scale": target_scale,
+        "preprocessing": pre.to_dict(), "feature_names": pre.feature_names, "output_activation": head.activation})
+    results = {"test": test, "best_epoch": trainer.best_epoch, "monitor": trainer.monitor,
+               "best_value": trainer.best_value, "epochs_run": len(history), "train_seconds": round(seconds, 2),
+               "rows": {k: len(v) for k, v in splits.items()}, "environment": environment()}
+    write_json(run_dir / "results.json", results)
+    run = TableRun(run_dir, task, test, verdicts, history)
+    (run_dir / "summary.txt").write_text(_summary(run, config, results))
+    return run
+
+
+def _encode_target(y_raw: pd.Series, labels: np.ndarray | None, classes: list[str], task: str,
+                   train_idx: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
+    """Targets shaped for the head's loss; a regression target is standardized with train statistics."""
+    if task == "regression":
+        values = y_raw.to_numpy(dtype=np.float64)
+        mean, std = float(values[train_idx].mean()), float(values[train_idx].std()) or 1.0
+        return torch.from_numpy(((values - mean) / std).astype(np.float32))[:, None], {"mean": mean, "std": std}
+    index = {c: i for i, c in enumerate(classes)}
+    codes = torch.tensor([index[v] for v in labels])  # type: ignore[union-attr]
+    if task == "binary":
+        return codes.float()[:, None], {"mean": 0.0, "std": 1.0}
+    return codes, {"mean": 0.0, "std": 1.0}
+
+
+def _summary(run: TableRun, config: dict[str, Any], results: dict[str, Any]) -> str:
+    name, value = run.metric
+    lines = [
+        f"nnrecipe run {run.run_dir.name}",
+        f"data     {config['source'] or 'DataFrame'} -> target '{config['data']['target']}', "
+        f"task {run.task} ({config['task_reason']})",
+        f"rows     train {results['rows']['train']}, validation {results['rows']['val']}, test {results['rows']['test']}",
+        f"model    MLP hidden {config['model']['hidden']}, {config['model']['activation']}; "
+        f"{config['train']['optimizer']} lr {config['train']['lr']}, batch {config['train']['batch_size']}",
+        f"training {results['epochs_run']} epochs; best epoch {results['best_epoch']} by {results['monitor']} "
+        f"= {results['best_value']:.4f}; weights restored from it",
+        f"test     {name} {value:.4f}, loss {run.test['loss']:.4f}",
+        "checks",
+        *[f"  {v.line()}" for v in run.verdicts],
+    ]
+    if config["note"]:
+        lines.insert(1, f"note     {config['note']}")
+    return "\n".join(lines) + "\n"
+
+
+def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataFrame
+                  ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Predictions for every row of `data` with the run's model, and a report: the metric when `data`
+    holds the target column, and the count of cells the model had not seen in training."""
+    model, meta = load_model(run_dir)
+    path = None if isinstance(data, pd.DataFrame) else Path(data)
+    df = data if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
+    pre = TablePreprocessor.from_dict(meta["preprocessing"])
+    missing = [c for c in pre.columns if c not in df.columns]
+    if missing:
+        where = f"file '{path}'" if path else "the table"
+        raise DataError(f"{where} lacks {len(missing)} column(s) the model needs: {', '.join(map(repr, missing))}; "
+                        f"add them (the model was trained on: {', '.join(pre.columns)})")
+    numeric = [c for c, spec in pre.columns.items() if spec["kind"] == "numeric"]
+    problems = numeric_problems(df, numeric, path)
+    if problems:
+        raise DataError(f"file '{path}': " + "; ".join(problems) if path else "; ".join(problems))
+    X, unknown = pre.transform(df)
+    with torch.no_grad():
+        outputs = model(torch.from_numpy(X))
+    head, classes, scale = Head(meta["task"], len(meta["classes"])), meta["classes"], meta["target_scale"]
+    p = head.predict(outputs).numpy()
+    report: dict[str, Any] = {"rows": len(df), "unseen_cells": unknown}
+    if head.task == "regression":
+        pred = p.astype(np.float64) * scale["std"] + scale["mean"]
+        out = pd.DataFrame({"prediction": pred})
+    else:
+        probs = np.stack([1 - p, p], axis=1) if head.task == "binary" else p
+        # the decision comes from the logits, exactly as the accuracy logged in training
+        chosen = (outputs.squeeze(-1) > 0).long() if head.task == "binary" else outputs.argmax(-1)
+        pred = np.asarray(classes, dtype=object)[chosen.numpy()]
+        out = pd.DataFrame({"prediction": pred, **{f"p_{c}": probs[:, i] for i, c in enumerate(classes)}})
+    target = meta["target"]
+    if target in df.columns and df[target].notna().all():
+        if head.task == "regression":
+            err = pred - df[target].to_numpy(dtype=np.float64)
+            report["rmse"] = float(np.sqrt(np.mean(err ** 2)))
+        else:
+            report["accuracy"] = float(np.mean(pred == label_strings(df[target]).to_numpy(dtype=object)))
+    return out, report
+
+
+def read_results(run_dir: str | os.PathLike) -> dict[str, Any]:
+    return read_json(Path(run_dir) / "results.json")

@@ -1,0 +1,114 @@
+"""D12/D13: how batches reach the training step.
+
+Fast path: data that fits in memory lives as pre-collated tensors on the training device and each batch
+is a slice through a seeded permutation: no per-sample Python, no collate, no host-to-device copy per
+step. The DataLoader path serves Datasets that are not tensors (and DataLoaders users bring).
+Each epoch's order is a pure function of (seed, epoch) (repro.epoch_generator), so resuming at batch k
+of epoch e replays exactly the batches an uninterrupted run would have seen."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+
+from ..errors import ConfigError
+from ..repro import epoch_generator, worker_init_fn
+
+Batch = tuple[torch.Tensor, ...]
+
+
+def _as_tensor(x: Any, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x)
+    raise ConfigError(f"{name} holds a {type(x).__name__}; pass tensors or numpy arrays, a Dataset or a DataLoader")
+
+
+class TensorBatches:
+    """Batches sliced from tensors that share their first dimension."""
+
+    def __init__(self, tensors: Sequence[torch.Tensor], batch_size: int, shuffle: bool,
+                 device: torch.device, drop_last: bool = False):
+        n = {len(t) for t in tensors}
+        if len(n) != 1:
+            raise ConfigError(f"the data tensors have different lengths {sorted(n)}; they must have one row each per sample")
+        self.n = n.pop()
+        self.tensors = tuple(t.to(device) for t in tensors)
+        self.batch_size, self.shuffle, self.device, self.drop_last = batch_size, shuffle, device, drop_last
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def epoch(self, seed: int, epoch: int, start: int = 0) -> Iterator[Batch]:
+        bs = self.batch_size
+        if not self.shuffle:
+            for i in range(start, len(self)):
+                yield tuple(t[i * bs:(i + 1) * bs] for t in self.tensors)
+            return
+        perm = torch.randperm(self.n, generator=epoch_generator(seed, epoch)).to(self.device)
+        for i in range(start, len(self)):
+            idx = perm[i * bs:(i + 1) * bs]
+            yield tuple(t[idx] for t in self.tensors)
+
+
+class _EpochSampler(Sampler[int]):
+    """The same seeded order as TensorBatches, for a DataLoader over a map-style Dataset."""
+
+    def __init__(self, n: int, shuffle: bool):
+        self.n, self.shuffle, self.seed, self.epoch, self.skip = n, shuffle, 0, 0, 0
+
+    def __len__(self) -> int:
+        return self.n - self.skip
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.randperm(self.n, generator=epoch_generator(self.seed, self.epoch)) if self.shuffle \
+            else torch.arange(self.n)
+        return iter(order[self.skip:].tolist())
+
+
+class LoaderBatches:
+    """Batches from a DataLoader: one we build over a Dataset (seeded, resumable exactly), or the user's."""
+
+    def __init__(self, data: Dataset | DataLoader, batch_size: int, shuffle: bool, device: torch.device,
+                 num_workers: int = 0):
+        self.device = device
+        if isinstance(data, DataLoader):
+            self.loader, self.sampler = data, None
+        else:
+            self.sampler = _EpochSampler(len(data), shuffle)  # type: ignore[arg-type]
+            self.loader = DataLoader(data, batch_size=batch_size, sampler=self.sampler, num_workers=num_workers,
+                                     worker_init_fn=worker_init_fn, pin_memory=device.type == "cuda")
+        self.batch_size = self.loader.batch_size or batch_size
+
+    def __len__(self) -> int:
+        return len(self.loader) if self.sampler is None else -(-self.sampler.n // self.batch_size)
+
+    def epoch(self, seed: int, epoch: int, start: int = 0) -> Iterator[Batch]:
+        if self.sampler is not None:
+            self.sampler.seed, self.sampler.epoch, self.sampler.skip = seed, epoch, start * self.batch_size
+            it: Iterator[Any] = iter(self.loader)
+        else:  # a user's DataLoader: its own sampler decides the order; skip what was done
+            it = itertools.islice(iter(self.loader), start, None)
+        for batch in it:
+            batch = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
+            yield tuple(b.to(self.device, non_blocking=True) for b in batch)
+
+
+def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
+                 name: str = "train_data") -> TensorBatches | LoaderBatches:
+    """Accept (X, y) tensors or arrays, a bare X, a TensorDataset, any Dataset, or a DataLoader."""
+    if isinstance(data, TensorDataset):
+        data = data.tensors
+    if isinstance(data, (torch.Tensor, np.ndarray)):
+        data = (data,)
+    if isinstance(data, (tuple, list)):
+        return TensorBatches([_as_tensor(t, name) for t in data], batch_size, shuffle, device)
+    if isinstance(data, (Dataset, DataLoader)):
+        return LoaderBatches(data, batch_size, shuffle, device)
+    raise ConfigError(f"{name} is a {type(data).__name__}; pass (X, y) tensors or arrays, a Dataset or a DataLoader")
