@@ -10,6 +10,7 @@ import sys
 import types
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .config import DataConfig, ModelConfig, TrainConfig
@@ -96,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--target", required=True, help="the column to predict")
     train.add_argument("--out", default="runs", help="where run folders go (default: runs)")
     train.add_argument("--note", default="", help="why this run: kept in the run's record (R4)")
+    train.add_argument("--resume", metavar="RUN", default=None,
+                       help="go on with an interrupted run from its last checkpoint, with the config it recorded")
+    train.add_argument("--lr-find", choices=("off", "on", "confirm"), default="off",
+                       help="T4 LR range test before training: on = train at its candidate (half the rate where "
+                       "the loss starts to diverge), confirm = the best of short runs around it (default: off)")
     _add_config_flags(train, DataConfig, only=DATA_FLAGS)
     _add_config_flags(train, ModelConfig)
     _add_config_flags(train, TrainConfig, skip=("device",))
@@ -116,11 +122,25 @@ def _version() -> str:
     return __version__
 
 
+def _check_out(path: str, kind: str) -> None:
+    """A bad --out fails at once with the fix, not with a traceback after the work ('folder': it holds
+    run folders, made when missing; 'file': a CSV written into a folder that must exist)."""
+    out = Path(path)
+    if kind == "folder" and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {path} is a file; give a folder for the run folders (default: runs)")
+    if kind == "file" and out.is_dir():
+        raise ConfigError(f"--out {path} is a folder; give a file name, such as {out / 'predictions.csv'}")
+    if kind == "file" and not out.parent.is_dir():
+        raise ConfigError(f"--out {path}: folder '{out.parent}' does not exist; create it, or write elsewhere")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .recipe import train_table
 
+    _check_out(args.out, "folder")
     run = train_table(
-        args.data, args.target, out=args.out, note=args.note, progress=sys.stdout.isatty(),
+        args.data, args.target, out=args.out, note=args.note, progress=sys.stdout.isatty(), lr_find=args.lr_find,
+        resume=args.resume,
         data_config=_config(DataConfig, args, only=DATA_FLAGS, target=args.target),
         model_config=_config(ModelConfig, args), train_config=_config(TrainConfig, args))
     print((run.run_dir / "summary.txt").read_text(), end="")
@@ -133,6 +153,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .recipe import predict_table
 
+    if args.out:
+        _check_out(args.out, "file")
     preds, report = predict_table(args.run, args.data)
     if args.out:
         preds.to_csv(args.out, index=False)

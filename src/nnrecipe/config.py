@@ -44,12 +44,13 @@ class DataConfig:
 class ModelConfig:
     hidden: tuple[int, ...] | None = _f(None, "hidden widths, e.g. 128,64; default: the sizing rule (README)")
     activation: str = _f("relu", "hidden activation: " + ", ".join(ACTIVATIONS))
-    dropout: float = _f(0.0, "dropout after each hidden layer, 0 to switch off (M8: 0.1-0.5 when regularizing)")
+    dropout: float | None = _f(None, "dropout after each hidden layer, 0 to switch off; default: the rule "
+                                     "(README: 0.2 for classes, 0 for regression)")
     batchnorm: bool = _f(False, "BatchNorm after each hidden linear layer (M7)")
 
     def __post_init__(self) -> None:
         check_choice("activation", self.activation, ACTIVATIONS)
-        if not 0.0 <= self.dropout < 1.0:
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} is not allowed; choose a value in [0, 1)")
         if self.hidden is not None and (not self.hidden or any(int(w) < 1 for w in self.hidden)):
             raise ConfigError(f"hidden={self.hidden} is not allowed; give one or more positive widths")
@@ -75,9 +76,16 @@ class TrainConfig:
     accumulate: int = _f(1, "batches whose gradients are summed before one optimizer step")
     monitor: str = _f("val_loss", "the logged metric that picks the best epoch and drives early stopping")
     mode: str = _f("auto", "min | max | auto (max for accuracy-like names, else min)")
-    patience: int | None = _f(10, "epochs without improvement before stopping (T7: 5-20); none: no early stopping")
+    patience: int | None = _f(20, "epochs without improvement before stopping (T7: 5-20; dropout makes the val loss noisy); none: off")
     min_delta: float = _f(0.0, "smallest change of the monitor that counts as an improvement")
+    stop_criterion: str = _f("patience", "patience | gl | pq: Prechelt's GL_alpha or PQ_alpha stop on a "
+                                         "monitored loss (Prechelt 1998)")
+    stop_alpha: float = _f(5.0, "alpha of the gl / pq criteria, in percent")
     restore_best: bool = _f(True, "end fit() with the best epoch's weights (the last stay in the checkpoint)")
+    on_nonfinite: str = _f("stop", "stop | rollback: on a NaN/inf loss or gradient, stop with the diagnosis, or "
+                                    "reload the last good checkpoint and go on at a tenth of the learning rate")
+    swa_start: int | None = _f(None, "epoch (1-based) from which weights are averaged (T11, SWA); none: off")
+    swa_lr: float | None = _f(None, "the constant learning rate during SWA; default: lr")
     checkpoint_every: int = _f(0, "also checkpoint every k optimizer steps; 0: at each epoch's end only")
     seed: int = _f(0, "seeds python, numpy, torch, CUDA and the data order")
     deterministic: bool = _f(False, "force deterministic algorithms (slower on GPU)")
@@ -89,6 +97,10 @@ class TrainConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("mode", self.mode, ("auto", "min", "max"))
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("on_nonfinite", self.on_nonfinite, ("stop", "rollback"))
+        check_choice("stop_criterion", self.stop_criterion, ("patience", "gl", "pq"))
+        if self.swa_start is not None and not 1 <= self.swa_start <= self.epochs:
+            raise ConfigError(f"swa_start={self.swa_start} is not allowed; choose an epoch in 1..epochs ({self.epochs})")
         if self.epochs < 1:
             raise ConfigError(f"epochs={self.epochs} is not allowed; choose 1 or more")
         if self.batch_size is not None and self.batch_size < 1:

@@ -17,11 +17,11 @@ import pandas as pd
 import torch
 
 from .checks import Verdict, check_init_loss, check_overfit_batch
-from .config import DataConfig, ModelConfig, TrainConfig, to_dict
+from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import TablePreprocessor, infer_columns, infer_task, read_table, split_indices
 from .data.schema import check_target, numeric_problems
 from .data.transforms import label_strings
-from .errors import DataError
+from .errors import ConfigError, DataError, check_choice
 from .model import Head, init_weights, load_model, make_mlp, save_model
 from .repro import environment, seed_everything
 from .track import new_run_dir, read_json, write_json
@@ -50,19 +50,28 @@ class TableRun:
 def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str | os.PathLike = "runs",
                 data_config: DataConfig | None = None, model_config: ModelConfig | None = None,
                 train_config: TrainConfig | None = None, note: str = "", progress: bool = False,
-                callbacks: list[Callback] | None = None) -> TableRun:
+                callbacks: list[Callback] | None = None, lr_find: str = "off",
+                resume: str | os.PathLike | None = None) -> TableRun:
     """Train the model the recipe advises for `target` in a CSV/Parquet file or a DataFrame, and leave
-    a run folder under `out`. Raises DataError/ConfigError with the input named and the fix."""
+    a run folder under `out`. `lr_find`: 'off', 'on' (T4: train at the range test's candidate) or
+    'confirm' (the best of short runs around it). `resume`: a run folder of an interrupted run; it goes
+    on from its last checkpoint with the config it recorded (the configs given here are not used).
+    Raises DataError/ConfigError naming the input and the fix."""
+    check_choice("lr_find", lr_find, ("off", "on", "confirm"))
     dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
     mcfg, tcfg = model_config or ModelConfig(), train_config or TrainConfig()
+    if resume is not None:
+        dcfg, mcfg, tcfg, note = _recorded_config(Path(resume), target)
+        lr_find = "off"  # the recorded lr is the one the range test chose
     path = None if isinstance(data, pd.DataFrame) else Path(data)
-    df = data if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
+    # the index is each row's 0-based data row in the input: splits.json and error lines refer to it
+    df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
 
     # -- data: target, task, columns, split, preprocessing fitted on train only (D8, D9)
     y_raw = check_target(df, target, path)
     if y_raw.isna().any():
         log.warning("%d rows have no value in target column '%s' and are left out", int(y_raw.isna().sum()), target)
-        df = df[y_raw.notna()].reset_index(drop=True)
+        df = df[y_raw.notna()]  # keeps the index, so kept rows still carry their row in the input
         y_raw = df[target]
     task, task_reason = infer_task(y_raw, dcfg.task)
     kinds = infer_columns(df, dcfg, path)
@@ -77,7 +86,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
 
     # -- model for the task (M1, M3, M5, M6)
     seed_everything(tcfg.seed, tcfg.deterministic)
-    model = make_mlp(X["train"].shape[1], head.out_features, len(splits["train"]), mcfg)
+    model = make_mlp(X["train"].shape[1], head.out_features, len(splits["train"]), mcfg, task)
     init_weights(model, head.output_bias(y["train"]))
     loss_fn = head.loss()
 
@@ -92,17 +101,32 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
         log.info("%s", v.line())
 
     # -- training (T1, T7, T8) and the test
-    run_dir = new_run_dir(out, f"{path.stem if path else 'table'}-{target}")
-    trainer = Trainer(model, loss_fn, (X["train"], y["train"]), (X["val"], y["val"]), tcfg,
-                      callbacks=[*(callbacks or []), *([ProgressBar()] if progress else [])],
-                      metrics=head.metrics(target_scale["std"]), run_dir=run_dir, train_metrics=True)
-    config = {"data": to_dict(dcfg), "model": {**to_dict(mcfg), "hidden": model.spec["hidden"]},
+    run_dir = Path(resume) if resume is not None else new_run_dir(out, f"{path.stem if path else 'table'}-{target}")
+
+    def make_trainer(cfg: TrainConfig) -> Trainer:
+        return Trainer(model, loss_fn, (X["train"], y["train"]), (X["val"], y["val"]), cfg,
+                       callbacks=[*(callbacks or []), *([ProgressBar()] if progress else [])],
+                       metrics=head.metrics(target_scale["std"]), run_dir=run_dir, train_metrics=True)
+
+    trainer = make_trainer(tcfg)
+    if lr_find != "off":
+        found = trainer.lr_find(confirm=lr_find == "confirm")
+        write_json(run_dir / "lr_find.json", found.to_dict())
+        for warning in found.warnings:
+            log.warning("LR range test: %s", warning)
+        if found.suggestion is not None:
+            log.info("LR range test: lr %.3g (%s)", found.suggestion, found.rule)
+            tcfg = dataclasses.replace(tcfg, lr=found.suggestion)
+            trainer = make_trainer(tcfg)
+    config = {"data": to_dict(dcfg),
+              "model": {**to_dict(mcfg), "hidden": model.spec["hidden"], "dropout": model.spec["dropout"]},
               "train": {**to_dict(tcfg), "batch_size": trainer.batch_size}, "task": task,
               "task_reason": task_reason, "source": str(path) if path else None, "note": note,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    write_json(run_dir / "config.json", config)
+    if resume is None:
+        write_json(run_dir / "config.json", config)
     write_json(run_dir / "checks.json", [v.to_dict() for v in verdicts])
-    write_json(run_dir / "splits.json", {k: v.tolist() for k, v in splits.items()})
+    write_json(run_dir / "splits.json", {k: df.index[v].tolist() for k, v in splits.items()})
     started = time.perf_counter()
     history = trainer.fit()
     seconds = time.perf_counter() - started
@@ -119,6 +143,18 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     run = TableRun(run_dir, task, test, verdicts, history)
     (run_dir / "summary.txt").write_text(_summary(run, config, results))
     return run
+
+
+def _recorded_config(run_dir: Path, target: str) -> tuple[DataConfig, ModelConfig, TrainConfig, str]:
+    if not (run_dir / "config.json").exists():
+        raise ConfigError(f"--resume {run_dir}: no config.json there; give a run folder that `nnrecipe train` made")
+    rec = read_json(run_dir / "config.json")
+    if rec["data"]["target"] != target:
+        raise ConfigError(f"--resume {run_dir}: that run predicts '{rec['data']['target']}', not '{target}'; "
+                          f"pass --target {rec['data']['target']}")
+    log.info("resuming %s with the config it recorded", run_dir)
+    return (from_dict(DataConfig, rec["data"]), from_dict(ModelConfig, rec["model"]),
+            from_dict(TrainConfig, rec["train"]), rec.get("note", ""))
 
 
 def _encode_target(y_raw: pd.Series, labels: np.ndarray | None, classes: list[str], task: str,
@@ -161,7 +197,7 @@ def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataF
     holds the target column, and the count of cells the model had not seen in training."""
     model, meta = load_model(run_dir)
     path = None if isinstance(data, pd.DataFrame) else Path(data)
-    df = data if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
+    df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
     pre = TablePreprocessor.from_dict(meta["preprocessing"])
     missing = [c for c in pre.columns if c not in df.columns]
     if missing:

@@ -23,6 +23,11 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"file '{path}' cannot be read (permission denied); fix its permissions")
     if path.stat().st_size == 0:
         raise DataError(f"file '{path}' is empty; it needs a header row and data rows")
+    if path.suffix.lower() not in PARQUET:
+        with open(path, "rb") as f:
+            if b"\x00" in f.read(65536):  # text CSV never holds NUL bytes; pandas would read them as a header
+                raise DataError(f"file '{path}' is not UTF-8 text (it holds NUL bytes: a binary file, or UTF-16 "
+                                "text): save it as UTF-8 CSV, or as Parquet (.parquet)")
     try:
         if path.suffix.lower() in PARQUET:
             df = pd.read_parquet(path)
@@ -35,9 +40,11 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
                         "or as Parquet") from None
     except (pd.errors.ParserError, ValueError, OSError) as e:
         kind = "Parquet" if path.suffix.lower() in PARQUET else "CSV"
-        raise DataError(f"file '{path}' cannot be read as {kind}: {str(e).strip().splitlines()[0]}") from None
+        raise DataError(f"file '{path}' cannot be read as {kind}: {str(e).strip().splitlines()[0].rstrip('.')}; "
+                        f"fix the file, or save the table again as {kind}") from None
     if len(df) == 0:
-        raise DataError(f"file '{path}' has a header ({len(df.columns)} columns) but no data rows")
+        raise DataError(f"file '{path}' has a header ({len(df.columns)} columns) but no data rows; "
+                        "add the rows to train or predict on")
     df.columns = [str(c).strip() for c in df.columns]
     return df
 

@@ -54,7 +54,7 @@ def infer_task(y: pd.Series, requested: str = "auto") -> tuple[str, str]:
     else:
         task, reason = "regression", f"the target is numeric with {n_unique} distinct values"
     if task in ("binary", "multiclass") and n_unique < 2:
-        raise DataError(f"target column '{y.name}' has a single class ({y.iloc[0]!r}) in all {len(y)} rows; "
+        raise DataError(f"target column '{y.name}' has a single class ({str(y.iloc[0])!r}) in all {len(y)} rows; "
                         "a classifier needs at least two: check the target column, or choose another --target")
     if task == "binary" and n_unique != 2:
         raise DataError(f"--task binary but target column '{y.name}' holds {n_unique} distinct values; "
@@ -108,7 +108,9 @@ def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | N
 
 
 def numeric_problems(df: pd.DataFrame, columns: list[str], path: str | os.PathLike | None) -> list[str]:
-    """For each column that must hold numbers: the cells that are not numbers, or are infinite."""
+    """For each column that must hold numbers: the cells that are not numbers, or are infinite. Rows are
+    named by `df`'s integer index, the 0-based data row in the file (read_table's RangeIndex; train_table
+    keeps it when it leaves out rows without a target), else by position."""
     problems = []
     for col in columns:
         s = df[col]
@@ -120,13 +122,21 @@ def numeric_problems(df: pd.DataFrame, columns: list[str], path: str | os.PathLi
             bad = np.isnan(values) & s.notna().to_numpy()
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
+            where = row_label(path, _row(s, first))
             problems.append(
-                f"column '{col}' has {int(bad.sum())} values that are not numbers (first at {row_label(path, first)}: "
+                f"column '{col}' has {int(bad.sum())} values that are not numbers (first at {where}: "
                 f"{str(s.iloc[first])!r}); fix them, leave them empty to impute, or pass --categorical {col}")
             continue
         inf = np.isinf(values)
         if inf.any():
             first = int(np.flatnonzero(inf)[0])
-            problems.append(f"column '{col}' has {int(inf.sum())} infinite values (first at {row_label(path, first)}); "
+            where = row_label(path, _row(s, first))
+            problems.append(f"column '{col}' has {int(inf.sum())} infinite values (first at {where}); "
                             "replace them with finite numbers, or leave the cells empty to impute")
     return problems
+
+
+def _row(s: pd.Series, position: int) -> int:
+    """The data row of `s`'s cell at `position`: its index label when that is an integer."""
+    label = s.index[position]
+    return int(label) if isinstance(label, (int, np.integer)) else position

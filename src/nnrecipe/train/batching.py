@@ -92,6 +92,9 @@ class LoaderBatches:
     def epoch(self, seed: int, epoch: int, start: int = 0) -> Iterator[Batch]:
         if self.sampler is not None:
             self.sampler.seed, self.sampler.epoch, self.sampler.skip = seed, epoch, start * self.batch_size
+            # iter() draws the workers' base seed from loader.generator, or else from the global RNG,
+            # which would shift dropout masks and break exact resume: give it the epoch's own generator
+            self.loader.generator = epoch_generator(seed, epoch)
             it: Iterator[Any] = iter(self.loader)
         else:  # a user's DataLoader: its own sampler decides the order; skip what was done
             it = itertools.islice(iter(self.loader), start, None)

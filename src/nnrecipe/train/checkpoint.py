@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
+from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import CheckpointError
@@ -28,11 +29,15 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # an exception (not a kill) leaves no temp file behind
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)  # make the rename itself durable
@@ -80,6 +85,14 @@ def dumps_state(state: dict[str, Any]) -> bytes:
 
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
     atomic_write(path, dumps_state(state))
+
+
+def loads_state(data: bytes) -> dict[str, Any]:
+    """The state that dumps_state serialized (an in-memory checkpoint)."""
+    tensors = st_load(data)
+    header_len = int.from_bytes(data[:8], "little")  # the safetensors layout: u64 header size, JSON header
+    meta = json.loads(data[8:8 + header_len]).get("__metadata__", {})
+    return _unflatten(json.loads(meta["tree"]), tensors)
 
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:

@@ -3,6 +3,7 @@ the forward pass, or the first whose gradient did in the backward pass (observed
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -45,10 +46,12 @@ def locate_nonfinite(model: nn.Module, loss_fn: Callable[..., torch.Tensor], inp
 
         handles += [module.register_forward_hook(fwd), module.register_full_backward_hook(bwd)]
     try:
-        out = model(*inputs)
-        loss = loss_fn(out.float(), target)
-        if "forward" not in first and loss.requires_grad and bool(torch.isfinite(loss)):
-            loss.backward()
+        with warnings.catch_warnings():  # torch warns that full backward hooks see no input gradients here
+            warnings.simplefilter("ignore", UserWarning)
+            out = model(*inputs)
+            loss = loss_fn(out.float(), target)
+            if "forward" not in first and loss.requires_grad and bool(torch.isfinite(loss)):
+                loss.backward()
     finally:
         for h in handles:
             h.remove()

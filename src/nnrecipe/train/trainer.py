@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
 from ..config import TrainConfig, to_dict
 from ..errors import ConfigError, TrainingError
@@ -25,6 +26,13 @@ from .nonfinite import locate_nonfinite
 from .optim import make_optimizer, make_scheduler
 
 log = logging.getLogger("nnrecipe")
+
+MAX_ROLLBACKS = 3  # on_nonfinite='rollback': after three, the lr is 1/1000 of the start; stop and say why
+ROLLBACK_FACTOR = 0.1
+
+
+class _Rollback(Exception):
+    """Raised inside an epoch to unwind to fit(), which reloads the last good state."""
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 
@@ -78,7 +86,8 @@ class Trainer:
         self.mode = TrainConfig(monitor=self.monitor, mode=cfg.mode).monitor_mode
         self.callbacks = list(callbacks)
         if cfg.patience is not None and not any(isinstance(c, EarlyStopping) for c in self.callbacks):
-            self.callbacks.append(EarlyStopping(self.monitor, self.mode, cfg.patience, cfg.min_delta))
+            self.callbacks.append(EarlyStopping(self.monitor, self.mode, cfg.patience, cfg.min_delta,
+                                                cfg.stop_criterion, cfg.stop_alpha))
         self.optimizer = make_optimizer(self.model.parameters(), cfg)
         self.scheduler, self.schedule_interval = make_scheduler(
             self.optimizer, cfg, math.ceil(self.steps_per_epoch / cfg.accumulate))
@@ -87,6 +96,11 @@ class Trainer:
             raise ConfigError("precision='fp16' needs a CUDA device (loss scaling is a GPU technique); "
                               "use precision='bf16' on the CPU")
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+        # T11: SWA averages the weights from swa_start on, at a constant rate (Izmailov et al. 2018)
+        self.swa_model = AveragedModel(self.model) if cfg.swa_start is not None else None
+        self.swa_scheduler = SWALR(self.optimizer, swa_lr=cfg.swa_lr or cfg.lr) if self.swa_model else None
+        self.rollbacks = 0
+        self._good_state: bytes | None = None  # the last good state, kept in memory for rollback without run_dir
         # the loop's position and record
         self.epoch = 0  # 0-based index of the epoch in progress
         self.batch_in_epoch = 0
@@ -101,13 +115,19 @@ class Trainer:
     # ---------------------------------------------------------------- fit
     def fit(self) -> list[dict[str, Any]]:
         cfg = self.config
+        seed_everything(cfg.seed, cfg.deterministic)  # a resumed run then takes its RNG states from the checkpoint
         resumed = self._resume()
         if not resumed:
-            seed_everything(cfg.seed, cfg.deterministic)
+            if cfg.on_nonfinite == "rollback":
+                self._good_state = ckpt.dumps_state(self.state_dict())  # the start is the first good state
         self._call("on_fit_start", {"resumed": resumed})
         while self.epoch < cfg.epochs and not self.stop_training:
             self._call("on_epoch_start", {"epoch": self.epoch + 1})
-            logs = {"epoch": self.epoch + 1, **self._train_epoch()}
+            try:
+                logs = {"epoch": self.epoch + 1, **self._train_epoch()}
+            except _Rollback:
+                self._rollback()
+                continue
             if self._val_batches is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(self._val_batches).items()})
             self._call("on_epoch_end", logs)
@@ -117,7 +137,9 @@ class Trainer:
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
             self._append_metrics(logs)
             self.save_checkpoint()
-        if cfg.restore_best and self._best_state is not None:
+        if self.swa_model is not None:
+            self._finish_swa()
+        elif cfg.restore_best and self._best_state is not None:
             self.model.load_state_dict(self._best_state)
         self._call("on_fit_end", {"best_epoch": self.best_epoch, "best_value": self.best_value})
         return self.history
@@ -136,7 +158,11 @@ class Trainer:
                 self._nonfinite(inputs, target, "loss")
             if cfg.l1:
                 loss = loss + cfg.l1 * sum(p.abs().sum() for n, p in model.named_parameters() if n.endswith("weight"))
-            scaled = loss / cfg.accumulate if cfg.accumulate > 1 else loss
+            if cfg.accumulate > 1:  # each group's mean; the epoch's last group may hold fewer batches
+                group_start = self.batch_in_epoch - self.batch_in_epoch % cfg.accumulate
+                scaled = loss / min(cfg.accumulate, last - group_start)
+            else:
+                scaled = loss
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             self.batch_in_epoch += 1
             if self.batch_in_epoch % cfg.accumulate == 0 or self.batch_in_epoch == last:
@@ -177,7 +203,7 @@ class Trainer:
         else:
             opt.step()
         opt.zero_grad(set_to_none=True)
-        if self.scheduler is not None and self.schedule_interval == "step":
+        if self.scheduler is not None and self.schedule_interval == "step" and not self._in_swa():
             self.scheduler.step()
         self.global_step += 1
         self._acc["norm_sum"] += norm.detach()
@@ -186,11 +212,47 @@ class Trainer:
     def _nonfinite(self, inputs: tuple[torch.Tensor, ...], target: torch.Tensor, what: str) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         where = locate_nonfinite(self.model, self.loss_fn, inputs, target)
+        at = (f"non-finite {what} at epoch {self.epoch + 1}, batch {self.batch_in_epoch + (what == 'loss')} "
+              f"(optimizer step {self.global_step}); the step was skipped")
+        if self.config.on_nonfinite == "rollback" and self.rollbacks < MAX_ROLLBACKS:
+            log.warning("%s: %s; rolling back to the last good state at %g x the learning rate",
+                        at, where, ROLLBACK_FACTOR)
+            raise _Rollback()
         raise TrainingError(
-            f"non-finite {what} at epoch {self.epoch + 1}, batch {self.batch_in_epoch + (what == 'loss')} "
-            f"(optimizer step {self.global_step}); the step was skipped and training stopped: {where}. "
-            "Fix: lower the learning rate, clip gradients (clip_norm), or guard the operation named; "
-            "the last checkpoint holds the last good weights")
+            f"{at} and training stopped: {where}. Fix: lower the learning rate, clip gradients (clip_norm), "
+            "or guard the operation named; the last checkpoint holds the last good weights"
+            + (f" (after {self.rollbacks} rollbacks)" if self.rollbacks else ""))
+
+    def _rollback(self) -> None:
+        """Reload the last good state (the last checkpoint, or the start) and scale every rate down."""
+        path = self.run_dir / "checkpoints" / "last.safetensors" if self.run_dir else None
+        if path is not None and path.exists():
+            state = ckpt.load_state(path)
+        elif self._good_state is not None:
+            state = ckpt.loads_state(self._good_state)
+        else:
+            raise TrainingError("non-finite values before the first checkpoint and no start state to roll back to")
+        rollbacks = self.rollbacks + 1
+        self.load_state_dict(state)
+        self.rollbacks = rollbacks
+        factor = ROLLBACK_FACTOR ** rollbacks / ROLLBACK_FACTOR ** state["position"].get("rollbacks", 0)
+        for group in self.optimizer.param_groups:
+            for key in ("lr", "initial_lr", "max_lr", "min_lr", "swa_lr"):
+                if key in group:
+                    group[key] *= factor
+        for sched in (self.scheduler, self.swa_scheduler):
+            if sched is not None and hasattr(sched, "base_lrs"):
+                sched.base_lrs = [lr * factor for lr in sched.base_lrs]
+
+    def _finish_swa(self) -> None:
+        """Recompute BatchNorm statistics for the averaged weights (torch.optim.swa_utils.update_bn) and
+        end with them: with SWA on, the model ends with the average, not the best epoch."""
+        assert self.swa_model is not None
+        if self.swa_model.n_averaged.item() == 0:
+            return
+        with torch.random.fork_rng(devices=[]):
+            update_bn(self.batches.epoch(self.config.seed, 0), self.swa_model, self.device)
+        self.model.load_state_dict(self.swa_model.module.state_dict())
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -236,6 +298,10 @@ class Trainer:
             getattr(c, hook)(self, logs)
 
     def _step_epoch_scheduler(self, logs: dict[str, Any]) -> None:
+        if self.swa_model is not None and self.epoch + 1 >= self.config.swa_start:
+            self.swa_model.update_parameters(self.model)
+            self.swa_scheduler.step()  # SWA's constant rate replaces the schedule from here on
+            return
         if self.scheduler is None:
             return
         if self.schedule_interval == "plateau":
@@ -257,6 +323,9 @@ class Trainer:
                                 {"model": self._best_state, "epoch": self.best_epoch, "value": value,
                                  "monitor": self.monitor})
 
+    def _in_swa(self) -> bool:
+        return self.swa_model is not None and self.epoch + 1 >= self.config.swa_start
+
     @staticmethod
     def _new_accumulators() -> dict[str, Any]:
         return {"loss_sum": torch.zeros(()), "count": 0, "norm_sum": torch.zeros(()), "norm_count": 0,
@@ -269,13 +338,17 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "swa": None if self.swa_model is None else {"model": self.swa_model.state_dict(),
+                                                        "scheduler": self.swa_scheduler.state_dict()},
             "rng": get_rng_state(),
             "position": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                         "global_step": self.global_step, "stop_training": self.stop_training},
+                         "global_step": self.global_step, "stop_training": self.stop_training,
+                         "rollbacks": self.rollbacks},
             "accumulators": self._acc,
             "history": self.history,
-            "best": {"epoch": self.best_epoch, "value": self.best_value},
-            "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in self.callbacks],
+            # the best weights ride in the same atomic file, so the best epoch and its weights never disagree
+            "best": {"epoch": self.best_epoch, "value": self.best_value, "model": self._best_state},
+            "callbacks": {key: c.state_dict() for key, c in self._stateful_callbacks().items()},
             "config": to_dict(self.config),
         }
 
@@ -286,30 +359,44 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
+        if self.swa_model is not None and state.get("swa") is not None:
+            self.swa_model.load_state_dict(state["swa"]["model"])
+            self.swa_scheduler.load_state_dict(state["swa"]["scheduler"])
         pos = state["position"]
         self.epoch, self.batch_in_epoch = pos["epoch"], pos["batch_in_epoch"]
         self.global_step, self.stop_training = pos["global_step"], pos["stop_training"]
+        self.rollbacks = pos.get("rollbacks", 0)
         self._acc = state["accumulators"]
         self.history = state["history"]
         self.best_epoch, self.best_value = state["best"]["epoch"], state["best"]["value"]
-        for c, s in zip(self.callbacks, state["callbacks"]):
-            if s is not None and hasattr(c, "load_state_dict"):
-                c.load_state_dict(s)
+        self._best_state = state["best"]["model"]
+        for key, c in self._stateful_callbacks().items():
+            if key in state["callbacks"]:
+                c.load_state_dict(state["callbacks"][key])
         set_rng_state(state["rng"])
+
+    def _stateful_callbacks(self) -> dict[str, Callback]:
+        """Stateful callbacks keyed by class name and occurrence ('EarlyStopping:0'), so a resumed run
+        matches states to callbacks even when the list changed order or grew."""
+        keyed, seen = {}, {}
+        for c in self.callbacks:
+            if hasattr(c, "state_dict") and hasattr(c, "load_state_dict"):
+                name = type(c).__name__
+                keyed[f"{name}:{seen.get(name, 0)}"] = c
+                seen[name] = seen.get(name, 0) + 1
+        return keyed
 
     def save_checkpoint(self) -> None:
         if self.run_dir is not None:
             ckpt.save_state(self.run_dir / "checkpoints" / "last.safetensors", self.state_dict())
+        elif self.config.on_nonfinite == "rollback":
+            self._good_state = ckpt.dumps_state(self.state_dict())
 
     def _resume(self) -> bool:
         """Continue from run_dir's last checkpoint when there is one (T8: resume automatically)."""
         if self.run_dir is None or not (self.run_dir / "checkpoints" / "last.safetensors").exists():
             return False
-        state = ckpt.load_state(self.run_dir / "checkpoints" / "last.safetensors")
-        self.load_state_dict(state)
-        best = self.run_dir / "checkpoints" / "best.safetensors"
-        if self.best_epoch is not None and best.exists():
-            self._best_state = ckpt.load_state(best)["model"]
+        self.load_state_dict(ckpt.load_state(self.run_dir / "checkpoints" / "last.safetensors"))
         # metrics.jsonl may hold an epoch the checkpoint does not: rewrite it from the checkpoint's history
         ckpt.atomic_write(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
         log.info("resumed from %s at epoch %d, batch %d", self.run_dir, self.epoch + 1, self.batch_in_epoch)

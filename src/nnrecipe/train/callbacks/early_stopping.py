@@ -44,7 +44,7 @@ class EarlyStopping(Callback):
         else:
             self.wait += 1
         if self.criterion == "patience":
-            stop = self.wait >= self.patience
+            stop = self.wait > 0 and self.wait >= self.patience  # patience 0: the first epoch without gain
         else:
             gl = 100.0 * (value / self.best - 1.0) if self.best > 0 else 0.0
             logs["gl"] = gl
@@ -55,7 +55,8 @@ class EarlyStopping(Callback):
                 k = len(self.train_strip)
                 progress = 1000.0 * (sum(self.train_strip) / (k * min(self.train_strip)) - 1.0)
                 logs["pq"] = gl / progress if progress > 0 else 0.0
-                stop = k == self.strip and progress > 0 and logs["pq"] > self.alpha
+                # Prechelt checks PQ only at the end of each strip of k epochs
+                stop = k == self.strip and logs["epoch"] % self.strip == 0 and progress > 0 and logs["pq"] > self.alpha
         if stop:
             self.stopped_epoch = logs["epoch"]
             trainer.stop_training = True
