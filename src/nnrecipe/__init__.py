@@ -3,11 +3,21 @@
 from .checks import Verdict, check_init_loss, check_overfit_batch
 from .config import DataConfig, ModelConfig, TrainConfig
 from .errors import CheckpointError, ConfigError, DataError, NNRecipeError, TrainingError
-from .recipe import TableRun, predict_table, train_table
 from .repro import seed_everything
 from .train import Callback, EarlyStopping, ProgressBar, Trainer
 
 __version__ = "0.1.0"
+
+# pandas, pyarrow and scikit-learn load on first use of the table recipe, so `import nnrecipe` stays light
+_LAZY = {"TableRun": "recipe", "predict_table": "recipe", "train_table": "recipe"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'nnrecipe' has no attribute '{name}'")
 
 __all__ = [
     "Callback", "CheckpointError", "ConfigError", "DataConfig", "DataError", "EarlyStopping", "ModelConfig",

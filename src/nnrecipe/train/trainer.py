@@ -154,7 +154,7 @@ class Trainer:
             with self._autocast():
                 out = model(*inputs)
             loss = self.loss_fn(out.float(), target)  # the loss in float32 whatever the autocast (T9)
-            if not bool(torch.isfinite(loss)):
+            if not math.isfinite(loss.item()):  # one read; torch.isfinite would add ops to every step
                 self._nonfinite(inputs, target, "loss")
             if cfg.l1:
                 loss = loss + cfg.l1 * sum(p.abs().sum() for n, p in model.named_parameters() if n.endswith("weight"))
@@ -168,7 +168,7 @@ class Trainer:
             if self.batch_in_epoch % cfg.accumulate == 0 or self.batch_in_epoch == last:
                 self._optimizer_step(inputs, target)
             n = len(target)
-            acc["loss_sum"] += loss.detach() * n
+            acc["loss_sum"].add_(loss.detach(), alpha=n)
             acc["count"] += n
             if self.train_metrics:
                 for name, fn in self.metrics.items():
@@ -194,11 +194,13 @@ class Trainer:
         if cfg.clip_value is not None:
             torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
         # one foreach norm per step: it is the logged gradient norm (T6), the clip, and the NaN guard
-        norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm if cfg.clip_norm is not None else math.inf)
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        if cfg.clip_norm is not None:
+            torch.nn.utils.clip_grads_with_norm_(params, cfg.clip_norm, norm)
         if self.scaler:
             self.scaler.step(opt)  # skips the step itself when fp16 gradients overflowed
             self.scaler.update()
-        elif not bool(torch.isfinite(norm)):
+        elif not math.isfinite(norm.item()):
             self._nonfinite(inputs, target, "gradient")
         else:
             opt.step()
