@@ -29,11 +29,14 @@ class DataConfig:
     categorical: tuple[str, ...] = _f((), "columns to treat as categorical whatever their values")
     numeric: tuple[str, ...] = _f((), "columns to treat as numeric")
     drop: tuple[str, ...] = _f((), "columns to leave out")
+    scaling: str = _f("standard", "numeric columns: standard (mean 0, std 1) | minmax ([-1, 1]) | robust "
+                                  "(median and IQR, for heavy outliers)")
     val_fraction: float = _f(0.15, "share of rows held out for validation (early stopping)")
     test_fraction: float = _f(0.15, "share of rows held out for the final test")
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
+        check_choice("scaling", self.scaling, ("standard", "minmax", "robust"))
         for name in ("val_fraction", "test_fraction"):
             v = getattr(self, name)
             if not 0.0 < v < 0.5:

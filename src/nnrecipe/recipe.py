@@ -74,11 +74,13 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
         df = df[y_raw.notna()]  # keeps the index, so kept rows still carry their row in the input
         y_raw = df[target]
     task, task_reason = infer_task(y_raw, dcfg.task)
-    kinds = infer_columns(df, dcfg, path)
+    schema = infer_columns(df, dcfg, path)
+    for line in schema.lines():
+        log.info("column %s", line)
     labels = label_strings(y_raw).to_numpy(dtype=object) if task != "regression" else None
     splits = split_indices(labels, len(df), dcfg.val_fraction, dcfg.test_fraction, tcfg.seed)
-    pre = TablePreprocessor.fit(df.iloc[splits["train"]], kinds)
-    X = {k: torch.from_numpy(pre.transform(df.iloc[idx])[0]) for k, idx in splits.items()}
+    pre = TablePreprocessor.fit(df.iloc[splits["train"]], schema.kinds, dcfg.scaling)
+    X = {k: _inputs(pre, df.iloc[idx])[0] for k, idx in splits.items()}  # each a tuple: features[, codes]
     classes = sorted(set(labels)) if labels is not None else []
     head = Head(task, len(classes))
     y_all, target_scale = _encode_target(y_raw, labels, classes, task, splits["train"])
@@ -86,13 +88,13 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
 
     # -- model for the task (M1, M3, M5, M6)
     seed_everything(tcfg.seed, tcfg.deterministic)
-    model = make_mlp(X["train"].shape[1], head.out_features, len(splits["train"]), mcfg, task)
+    model = make_mlp(X["train"][0].shape[1], head.out_features, len(splits["train"]), mcfg, task, pre.embeddings)
     init_weights(model, head.output_bias(y["train"]))
     loss_fn = head.loss()
 
     # -- the recipe's checks before training (C2, C1)
     sample = torch.randperm(len(y["train"]), generator=torch.Generator().manual_seed(tcfg.seed))[:1024]
-    xs, ys = X["train"][sample], y["train"][sample]
+    xs, ys = tuple(t[sample] for t in X["train"]), y["train"][sample]
     verdicts = [
         check_init_loss(model, loss_fn, xs, ys, head, y["train"]),
         check_overfit_batch(model, loss_fn, xs, ys, lambda p: make_optimizer(p, tcfg), seed=tcfg.seed),
@@ -104,7 +106,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     run_dir = Path(resume) if resume is not None else new_run_dir(out, f"{path.stem if path else 'table'}-{target}")
 
     def make_trainer(cfg: TrainConfig) -> Trainer:
-        return Trainer(model, loss_fn, (X["train"], y["train"]), (X["val"], y["val"]), cfg,
+        return Trainer(model, loss_fn, (*X["train"], y["train"]), (*X["val"], y["val"]), cfg,
                        callbacks=[*(callbacks or []), *([ProgressBar()] if progress else [])],
                        metrics=head.metrics(target_scale["std"]), run_dir=run_dir, train_metrics=True)
 
@@ -127,10 +129,11 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
         write_json(run_dir / "config.json", config)
     write_json(run_dir / "checks.json", [v.to_dict() for v in verdicts])
     write_json(run_dir / "splits.json", {k: df.index[v].tolist() for k, v in splits.items()})
+    write_json(run_dir / "schema.json", schema.to_dict())
     started = time.perf_counter()
     history = trainer.fit()
     seconds = time.perf_counter() - started
-    test = trainer.evaluate((X["test"], y["test"]))
+    test = trainer.evaluate((*X["test"], y["test"]))
 
     # -- the record (R4)
     save_model(run_dir, model, {
@@ -143,6 +146,13 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     run = TableRun(run_dir, task, test, verdicts, history)
     (run_dir / "summary.txt").write_text(_summary(run, config, results))
     return run
+
+
+def _inputs(pre: TablePreprocessor, df: pd.DataFrame) -> tuple[tuple[torch.Tensor, ...], dict[str, int]]:
+    """The model's inputs for `df`: (features,) or (features, embedding codes); and the unseen-cell counts."""
+    features, codes, unknown = pre.transform(df)
+    inputs = (torch.from_numpy(features),) + ((torch.from_numpy(codes),) if codes is not None else ())
+    return inputs, unknown
 
 
 def _recorded_config(run_dir: Path, target: str) -> tuple[DataConfig, ModelConfig, TrainConfig, str]:
@@ -183,12 +193,24 @@ def _summary(run: TableRun, config: dict[str, Any], results: dict[str, Any]) -> 
         f"training {results['epochs_run']} epochs; best epoch {results['best_epoch']} by {results['monitor']} "
         f"= {results['best_value']:.4f}; weights restored from it",
         f"test     {name} {value:.4f}, loss {run.test['loss']:.4f}",
+        "columns",
+        *[f"  {line}" for line in _schema_lines(run.run_dir)],
         "checks",
         *[f"  {v.line()}" for v in run.verdicts],
     ]
     if config["note"]:
         lines.insert(1, f"note     {config['note']}")
     return "\n".join(lines) + "\n"
+
+
+def _schema_lines(run_dir: Path) -> list[str]:
+    schema = read_json(run_dir / "schema.json")
+    by_kind: dict[str, list[str]] = {}
+    for col, kind in schema["kinds"].items():
+        by_kind.setdefault(kind, []).append(col)
+    lines = [f"{kind} ({len(cols)}): {', '.join(cols[:8])}{' ...' if len(cols) > 8 else ''}"
+             for kind, cols in by_kind.items()]
+    return lines + [f"dropped: {col} ({why})" for col, why in schema["dropped"].items()]
 
 
 def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataFrame
@@ -204,13 +226,16 @@ def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataF
         where = f"file '{path}'" if path else "the table"
         raise DataError(f"{where} lacks {len(missing)} column(s) the model needs: {', '.join(map(repr, missing))}; "
                         f"add them (the model was trained on: {', '.join(pre.columns)})")
+    extra = [c for c in df.columns if c not in pre.columns and c != meta["target"]]
+    if extra:
+        log.info("columns the model does not use are ignored: %s", ", ".join(map(str, extra)))
     numeric = [c for c, spec in pre.columns.items() if spec["kind"] == "numeric"]
     problems = numeric_problems(df, numeric, path)
     if problems:
         raise DataError(f"file '{path}': " + "; ".join(problems) if path else "; ".join(problems))
-    X, unknown = pre.transform(df)
+    inputs, unknown = _inputs(pre, df)
     with torch.no_grad():
-        outputs = model(torch.from_numpy(X))
+        outputs = model(*inputs)
     head, classes, scale = Head(meta["task"], len(meta["classes"])), meta["classes"], meta["target_scale"]
     p = head.predict(outputs).numpy()
     report: dict[str, Any] = {"rows": len(df), "unseen_cells": unknown}

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..model.heads import Head
-from .verdict import Verdict
+from .verdict import Inputs, Verdict, as_tuple
 
 # Within 10% (or 0.05 nats) of the prior's loss is the healthy start; a loss 50% above it is a fault.
 # Calibrated on our MLPs over breast cancer, digits, wine and diabetes, whose healthy starts sit within 3%.
@@ -16,14 +16,14 @@ PASS_REL, PASS_ABS, FAIL_REL = 0.10, 0.05, 0.50
 
 
 @torch.no_grad()
-def check_init_loss(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, head: Head,
+def check_init_loss(model: nn.Module, loss_fn: nn.Module, x: Inputs, y: torch.Tensor, head: Head,
                     y_prior: torch.Tensor) -> Verdict:
-    """`x, y` a sample of training rows; `y_prior` the training targets the prior comes from.
-    Runs in eval mode on the caller's model without changing it."""
+    """`x, y` a sample of training rows (x a tensor, or a tuple of the model's inputs); `y_prior` the
+    training targets the prior comes from. Runs in eval mode on the caller's model without changing it."""
     was_training = model.training
     model.eval()
     try:
-        loss = float(loss_fn(model(x).float(), y))
+        loss = float(loss_fn(model(*as_tuple(x)).float(), y))
     finally:
         model.train(was_training)
     expected = head.prior_loss(y_prior, y)

@@ -10,18 +10,18 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from .verdict import Verdict
+from .verdict import Inputs, Verdict, as_tuple
 
 ROWS = 16  # seeds 000/003: a batch of 10-20 samples
 STEPS = 1000  # step budget; healthy MLPs get there in 100-300 (measured on breast cancer, digits, diabetes)
 TARGET = 0.01  # "near zero": 1% of the loss at the start
 
 
-def check_overfit_batch(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
+def check_overfit_batch(model: nn.Module, loss_fn: nn.Module, x: Inputs, y: torch.Tensor,
                         make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
                         steps: int = STEPS, seed: int = 0) -> Verdict:
     """Train a copy of `model` on `x, y` (the first ROWS rows are used) with regularization off."""
-    x, y = x[:ROWS], y[:ROWS]  # the caller passes the rows in a seeded random order
+    x, y = tuple(t[:ROWS] for t in as_tuple(x)), y[:ROWS]  # the caller passes the rows in a seeded random order
     probe = copy.deepcopy(model)
     for m in probe.modules():
         if isinstance(m, nn.Dropout | nn.AlphaDropout):
@@ -40,13 +40,13 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y
         torch.manual_seed(seed)
         first = last = None
         for step in range(1, steps + 1):
-            loss = loss_fn(probe(x).float(), y)
+            loss = loss_fn(probe(*x).float(), y)
             if first is None:
                 first = float(loss.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            last = float(loss_fn(probe(x).float(), y).detach()) if step % 10 == 0 or step == steps else last
+            last = float(loss_fn(probe(*x).float(), y).detach()) if step % 10 == 0 or step == steps else last
             if last is not None and last <= TARGET * first:
                 break
     assert first is not None and last is not None

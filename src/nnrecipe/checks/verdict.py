@@ -7,6 +7,12 @@ from typing import Any
 
 STATUSES = ("pass", "warn", "fail", "skipped")
 
+Inputs = Any  # a tensor, or a tuple of tensors for a model that takes several
+
+
+def as_tuple(x: Inputs) -> tuple[Any, ...]:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
 
 @dataclass(frozen=True)
 class Verdict:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,46 +69,114 @@ def infer_task(y: pd.Series, requested: str = "auto") -> tuple[str, str]:
     return task, reason
 
 
-def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | None) -> dict[str, str]:
-    """'numeric' or 'categorical' for each feature column. Every problem is collected, then raised together."""
+# Column kinds (README, "How columns are read"). A categorical column with more categories than this
+# is embedded instead of one-hot encoded (D10, seed 000): past it the one-hot block outgrows the MLP's
+# narrowest default layer (32 units) and stays mostly zeros.
+ONE_HOT_MAX = 30
+# A text column whose cells hold at least this many words (median) is free text, not a category.
+TEXT_WORDS = 3
+# A column whose sampled cells parse as dates at this rate is a date column.
+DATE_SHARE = 0.95
+ID_MIN_ROWS = 20  # below this, a column unique per row is too common by chance to call it an ID
+KINDS = ("numeric", "boolean", "datetime", "categorical", "embedding")
+_ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|key)$|^id[_\s-]", re.IGNORECASE)
+
+
+@dataclass
+class Schema:
+    """What each column is; `dropped` says why a column was left out. Stored with the run (schema.json)."""
+
+    kinds: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kinds": self.kinds, "dropped": self.dropped}
+
+    def lines(self) -> list[str]:
+        out = [f"{col}: {kind}" for col, kind in self.kinds.items()]
+        return out + [f"{col}: dropped ({why})" for col, why in self.dropped.items()]
+
+
+def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | None) -> Schema:
+    """The kind of each feature column, by the rules above. Every problem is collected, then raised together."""
     problems: list[str] = []
     for flag, cols in (("--categorical", cfg.categorical), ("--numeric", cfg.numeric), ("--drop", cfg.drop)):
         problems += [f"{flag} names column '{c}', which is not in the table{did_you_mean(c, df.columns)}"
                      for c in cols if c not in df.columns]
-    kinds: dict[str, str] = {}
+    schema = Schema()
     for col in df.columns:
-        if col == cfg.target or col in cfg.drop:
+        if col == cfg.target:
+            continue
+        if col in cfg.drop:
+            schema.dropped[col] = "--drop"
             continue
         s = df[col]
-        if s.isna().all():
-            log.warning("column '%s' is empty in every row: left out", col)
-            continue
-        if col in cfg.categorical:
-            kinds[col] = "categorical"
-            continue
-        is_bool = pd.api.types.is_bool_dtype(s)
-        if pd.api.types.is_numeric_dtype(s) and not is_bool:
-            values = s
-        elif is_bool and col not in cfg.numeric:
-            kinds[col] = "categorical"
-            continue
-        else:
-            values = pd.to_numeric(s.astype("string").str.strip(), errors="coerce")
-            bad = values.isna() & s.notna()
-            filled = int(s.notna().sum())
-            if bad.any() and col not in cfg.numeric and (filled - bad.sum()) < NUMERIC_SHARE * filled:
-                kinds[col] = "categorical"  # mostly words: a category, not a number with typos
+        kind, why = _kind(s, col, cfg)
+        if kind == "numeric":
+            found = numeric_problems(df, [col], path)
+            problems += found
+            if found:
                 continue
-        found = numeric_problems(df, [col], path)
-        problems += found
-        if not found:
-            kinds[col] = "numeric"
+        if kind in KINDS:
+            schema.kinds[col] = kind
+        else:
+            schema.dropped[col] = why
+            log.warning("column '%s' is left out: %s", col, why)
     if problems:
         where = f"file '{path}'" if path is not None else "the table"
         raise DataError(f"{where}: " + "; ".join(problems))
-    if not kinds:
-        raise DataError("no feature columns are left besides the target; the model needs at least one input column")
-    return kinds
+    if not schema.kinds:
+        raise DataError("no feature columns are left besides the target; the model needs at least one input column"
+                        + (f" (left out: {', '.join(f'{c} ({w})' for c, w in schema.dropped.items())})"
+                           if schema.dropped else ""))
+    return schema
+
+
+def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
+    """(kind, reason); kind is one of KINDS, or 'drop' with the reason."""
+    filled = s.dropna()
+    if filled.empty:
+        return "drop", "empty in every row"
+    n_unique = filled.nunique()
+    if col in cfg.categorical:
+        return ("embedding" if n_unique > ONE_HOT_MAX else "categorical"), "--categorical"
+    if col in cfg.numeric:
+        return "numeric", "--numeric"
+    if n_unique == 1 and len(filled) == len(s):
+        return "drop", f"constant (every row holds {str(filled.iloc[0])!r})"
+    if pd.api.types.is_bool_dtype(s):
+        return "boolean", ""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime", ""
+    unique_per_row = n_unique == len(filled) and len(filled) >= ID_MIN_ROWS
+    if pd.api.types.is_numeric_dtype(s):
+        if unique_per_row and pd.api.types.is_integer_dtype(filled) and (
+                _ID_NAME.search(col) or int(filled.max()) - int(filled.min()) + 1 == len(filled)):
+            return "drop", "ID-like: a distinct integer in every row"
+        return "numeric", ""
+    text = filled.astype("string").str.strip()
+    sample = text.sample(min(len(text), 500), random_state=0) if len(text) > 500 else text
+    as_numbers = pd.to_numeric(sample, errors="coerce")
+    if as_numbers.notna().mean() >= NUMERIC_SHARE:
+        return "numeric", ""  # numbers with typos: numeric_problems names them
+    if set(sample.str.lower()) <= {"true", "false"}:
+        return "boolean", ""
+    if _looks_like_dates(sample):
+        return "datetime", ""
+    if sample.str.split().str.len().median() >= TEXT_WORDS:
+        return "drop", "free text (a later version embeds text; pass --categorical to treat it as categories)"
+    if unique_per_row:
+        return "drop", "ID-like: a distinct value in every row"
+    return ("embedding" if n_unique > ONE_HOT_MAX else "categorical"), ""
+
+
+def _looks_like_dates(sample: pd.Series) -> bool:
+    if not sample.str.contains(r"\d{1,4}[-/.:]\d{1,2}", regex=True).all():
+        return False
+    with warnings.catch_warnings():  # pandas warns when it has to guess the format per element
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() >= DATE_SHARE)
 
 
 def numeric_problems(df: pd.DataFrame, columns: list[str], path: str | os.PathLike | None) -> list[str]:

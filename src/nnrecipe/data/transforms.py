@@ -1,9 +1,19 @@
-"""D8/D9: preprocessing fitted on the training split only, stored as JSON with the model, applied
-identically at prediction time. Numeric columns are standardized (missing cells take the training mean,
-plus an indicator column); categorical ones are one-hot encoded (unseen categories: all zeros, counted)."""
+"""D8/D9/D10: preprocessing fitted on the training split only, stored as JSON with the model, applied
+identically at prediction time.
+
+- numeric: standardized (default), scaled to [-1, 1] ('minmax', seed 000), or centred on the median and
+  divided by the interquartile range ('robust', for heavy outliers); empty cells take the training centre
+  and, when training had any, an indicator column `COL__missing` is added.
+- boolean: 0/1 (empty cells take the training share of true).
+- datetime: year and day of month standardized, month and weekday one-hot (D9: "arbitrary indices such as
+  the weekday"), the hour when training saw times of day; an indicator when training had empty cells.
+- categorical: one-hot over the training categories (empty cells are a category); unseen: all zeros.
+- embedding: an integer code per category for a learned embedding (D10); 0 is the unseen-category code.
+Cells outside what training saw (unseen categories, empty cells without an indicator) are counted."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,16 +21,49 @@ import numpy as np
 import pandas as pd
 
 MISSING = "<missing>"
+SCALINGS = ("standard", "minmax", "robust")
 
 
 def _as_categories(s: pd.Series) -> np.ndarray:
     return s.astype("string").fillna(MISSING).to_numpy(dtype=object)
 
 
-def _as_numbers(s: pd.Series) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+def _as_numbers(s: pd.Series, boolean: bool = False) -> np.ndarray:
+    if boolean and not pd.api.types.is_bool_dtype(s):  # 'true' / 'false' text
+        lower = s.astype("string").str.strip().str.lower()
+        return np.where(lower.isna(), np.nan, (lower == "true").fillna(False).to_numpy(dtype=np.float64))
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(s):
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
     return pd.to_numeric(s.astype("string").str.strip(), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _as_dates(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.tz_localize(None) if getattr(s.dt, "tz", None) is not None else s
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pd.to_datetime(s.astype("string"), errors="coerce", format="mixed")
+
+
+def embedding_dim(n_categories: int) -> int:
+    """D10: fastai's rule of thumb (`emb_sz_rule`, fitted on many tabular tasks): min(600, 1.6 n^0.56)."""
+    return int(min(600, round(1.6 * n_categories ** 0.56)))
+
+
+def _scale(x: np.ndarray, how: str) -> tuple[float, float]:
+    """(centre, scale) of the finite values of x, so that (x - centre) / scale is the scaled feature."""
+    ok = x[~np.isnan(x)]
+    if len(ok) == 0:
+        return 0.0, 1.0
+    if how == "minmax":
+        lo, hi = float(ok.min()), float(ok.max())
+        return (lo + hi) / 2, ((hi - lo) / 2) or 1.0
+    if how == "robust":
+        q1, med, q3 = np.percentile(ok, [25, 50, 75])
+        return float(med), float(q3 - q1) or float(ok.std()) or 1.0
+    return float(ok.mean()), float(ok.std()) or 1.0
 
 
 @dataclass
@@ -28,57 +71,94 @@ class TablePreprocessor:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, df: pd.DataFrame, kinds: dict[str, str]) -> TablePreprocessor:
+    def fit(cls, df: pd.DataFrame, kinds: dict[str, str], scaling: str = "standard") -> TablePreprocessor:
         columns: dict[str, dict[str, Any]] = {}
         for col, kind in kinds.items():
-            if kind == "numeric":
-                x = _as_numbers(df[col])
-                ok = x[~np.isnan(x)]
-                mean = float(ok.mean()) if len(ok) else 0.0
-                std = float(ok.std()) if len(ok) else 1.0
-                columns[col] = {"kind": "numeric", "mean": mean, "std": std if std > 0 else 1.0,
-                                "indicator": bool(np.isnan(x).any())}
+            s = df[col]
+            if kind in ("numeric", "boolean"):
+                x = _as_numbers(s, kind == "boolean")
+                centre, scale = _scale(x, scaling if kind == "numeric" else "standard")
+                if kind == "boolean":
+                    centre, scale = (float(np.nanmean(x)) if (~np.isnan(x)).any() else 0.0), 1.0
+                columns[col] = {"kind": kind, "center": centre, "scale": scale, "indicator": bool(np.isnan(x).any())}
+            elif kind == "datetime":
+                d = _as_dates(s)
+                ok = d.dropna()
+                year = ok.dt.year.to_numpy(dtype=np.float64)
+                columns[col] = {"kind": "datetime", "year": list(_scale(year, "standard")),
+                                "hour": bool((ok.dt.hour != 0).any() or (ok.dt.minute != 0).any()),
+                                "indicator": bool(d.isna().any())}
             else:
-                cats = sorted(set(_as_categories(df[col])))
-                columns[col] = {"kind": "categorical", "categories": cats}
+                cats = sorted(set(_as_categories(s)))
+                columns[col] = {"kind": kind, "categories": cats}
+                if kind == "embedding":
+                    columns[col]["dim"] = embedding_dim(len(cats) + 1)
         return cls(columns)
+
+    @property
+    def embeddings(self) -> list[tuple[int, int]]:
+        """(number of codes, width) of each embedded column, in column order; code 0 is 'unseen'."""
+        return [(len(c["categories"]) + 1, c["dim"]) for c in self.columns.values() if c["kind"] == "embedding"]
 
     @property
     def feature_names(self) -> list[str]:
         names: list[str] = []
         for col, c in self.columns.items():
-            if c["kind"] == "numeric":
+            kind = c["kind"]
+            if kind in ("numeric", "boolean"):
                 names += [col] + ([f"{col}__missing"] if c["indicator"] else [])
-            else:
+            elif kind == "datetime":
+                names += [f"{col}__year", f"{col}__day"] + ([f"{col}__hour"] if c["hour"] else [])
+                names += [f"{col}__month={m}" for m in range(1, 13)] + [f"{col}__weekday={d}" for d in range(7)]
+                names += [f"{col}__missing"] if c["indicator"] else []
+            elif kind == "categorical":
                 names += [f"{col}={v}" for v in c["categories"]]
         return names
 
-    def transform(self, df: pd.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
-        """The (N, F) float32 features, and per column the count of cells outside what training saw
-        (missing numbers, unseen categories)."""
+    def transform(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None, dict[str, int]]:
+        """(N, F) float32 features; (N, E) int64 codes of the embedded columns (None without any); and
+        per column the count of cells outside what training saw."""
         blocks: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
         unknown: dict[str, int] = {}
+        n = len(df)
         for col, c in self.columns.items():
-            if c["kind"] == "numeric":
-                x = _as_numbers(df[col])
+            kind = c["kind"]
+            if kind in ("numeric", "boolean"):
+                x = _as_numbers(df[col], kind == "boolean")
                 miss = np.isnan(x)
-                z = (np.where(miss, c["mean"], x) - c["mean"]) / c["std"]
-                blocks.append(z[:, None])
+                blocks.append(((np.where(miss, c["center"], x) - c["center"]) / c["scale"])[:, None])
+                if c["indicator"]:
+                    blocks.append(miss[:, None].astype(np.float64))
+                elif miss.any():
+                    unknown[col] = int(miss.sum())
+            elif kind == "datetime":
+                d = _as_dates(df[col])
+                miss = d.isna().to_numpy()
+                year = (d.dt.year.to_numpy(dtype=np.float64, na_value=np.nan) - c["year"][0]) / c["year"][1]
+                day = (d.dt.day.to_numpy(dtype=np.float64, na_value=np.nan) - 16.0) / 8.8  # uniform on 1..31
+                parts = [year, day]
+                if c["hour"]:
+                    parts.append((d.dt.hour.to_numpy(dtype=np.float64, na_value=np.nan) - 11.5) / 6.9)
+                blocks.append(np.nan_to_num(np.stack(parts, axis=1)))
+                blocks.append(_one_hot(d.dt.month.to_numpy(dtype=np.float64, na_value=np.nan) - 1, 12))
+                blocks.append(_one_hot(d.dt.day_of_week.to_numpy(dtype=np.float64, na_value=np.nan), 7))
                 if c["indicator"]:
                     blocks.append(miss[:, None].astype(np.float64))
                 elif miss.any():
                     unknown[col] = int(miss.sum())
             else:
-                values = _as_categories(df[col])
                 index = {v: i for i, v in enumerate(c["categories"])}
-                codes = np.array([index.get(v, -1) for v in values], dtype=np.int64)
-                onehot = np.zeros((len(values), len(index)))
-                seen = codes >= 0
-                onehot[np.flatnonzero(seen), codes[seen]] = 1.0
-                blocks.append(onehot)
+                found = np.array([index.get(v, -1) for v in _as_categories(df[col])], dtype=np.int64)
+                seen = found >= 0
                 if (~seen).any():
                     unknown[col] = int((~seen).sum())
-        return np.hstack(blocks).astype(np.float32), unknown
+                if kind == "embedding":
+                    codes.append(found + 1)  # 0: unseen in training
+                else:
+                    blocks.append(_one_hot(np.where(seen, found, np.nan), len(index)))
+        features = np.hstack(blocks).astype(np.float32) if blocks else np.zeros((n, 0), np.float32)
+        return features, (np.stack(codes, axis=1) if codes else None), unknown
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns}
@@ -88,8 +168,17 @@ class TablePreprocessor:
         return cls(dict(d["columns"]))
 
 
+def _one_hot(index: np.ndarray, width: int) -> np.ndarray:
+    """Rows of zeros with a 1 at `index` (a float array; NaN leaves the row all zeros)."""
+    out = np.zeros((len(index), width))
+    ok = ~np.isnan(index)
+    out[np.flatnonzero(ok), index[ok].astype(np.int64)] = 1.0
+    return out
+
+
 def label_strings(y: pd.Series) -> pd.Series:
     """Class labels as the strings a prediction file will show: integer-valued floats lose their '.0'."""
     if pd.api.types.is_float_dtype(y) and np.all(np.mod(y.dropna(), 1) == 0):
         y = y.astype("Int64")
     return y.astype("string")
+

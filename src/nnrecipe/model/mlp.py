@@ -35,13 +35,16 @@ class MLP(nn.Module):
     output activation lives in the head (the losses take raw outputs)."""
 
     def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int,
-                 activation: str = "relu", dropout: float = 0.0, batchnorm: bool = False):
+                 activation: str = "relu", dropout: float = 0.0, batchnorm: bool = False,
+                 embeddings: list[tuple[int, int]] | tuple[()] = ()):
         super().__init__()
         self.spec = {"kind": "mlp", "in_features": in_features, "hidden": list(hidden),
                      "out_features": out_features, "activation": activation, "dropout": dropout,
-                     "batchnorm": batchnorm}
+                     "batchnorm": batchnorm, "embeddings": [list(e) for e in embeddings]}
+        # D10: one learned table per high-cardinality column, its rows concatenated to the features
+        self.embeddings = nn.ModuleList(nn.Embedding(n, dim) for n, dim in embeddings)
         layers: list[nn.Module] = []
-        width = in_features
+        width = in_features + sum(dim for _, dim in embeddings)
         for h in hidden:
             layers.append(nn.Linear(width, h))
             if batchnorm:
@@ -54,7 +57,10 @@ class MLP(nn.Module):
         layers.append(nn.Linear(width, out_features))
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, in) -> (N, out)
+    def forward(self, x: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, in) features and (N, E) category codes -> (N, out)."""
+        if len(self.embeddings):
+            x = torch.cat([x, *(emb(codes[:, i]) for i, emb in enumerate(self.embeddings))], dim=1)
         return self.layers(x)
 
     @property
@@ -65,7 +71,7 @@ class MLP(nn.Module):
 def build_mlp(spec: dict[str, Any]) -> MLP:
     """Rebuild an MLP from its JSON spec (model.json): no code is loaded with a model."""
     return MLP(spec["in_features"], tuple(spec["hidden"]), spec["out_features"], spec["activation"],
-               spec["dropout"], spec["batchnorm"])
+               spec["dropout"], spec["batchnorm"], [tuple(e) for e in spec.get("embeddings", [])])
 
 
 def default_dropout(task: str) -> float:
@@ -76,10 +82,12 @@ def default_dropout(task: str) -> float:
     return 0.0 if task == "regression" else 0.2
 
 
-def make_mlp(in_features: int, out_features: int, n_rows: int, cfg: ModelConfig, task: str = "binary") -> MLP:
-    hidden = tuple(cfg.hidden) if cfg.hidden else default_hidden(n_rows, in_features)
+def make_mlp(in_features: int, out_features: int, n_rows: int, cfg: ModelConfig, task: str = "binary",
+             embeddings: list[tuple[int, int]] | tuple[()] = ()) -> MLP:
+    width = in_features + sum(dim for _, dim in embeddings)
+    hidden = tuple(cfg.hidden) if cfg.hidden else default_hidden(n_rows, width)
     dropout = default_dropout(task) if cfg.dropout is None else cfg.dropout
-    return MLP(in_features, hidden, out_features, cfg.activation, dropout, cfg.batchnorm)
+    return MLP(in_features, hidden, out_features, cfg.activation, dropout, cfg.batchnorm, embeddings)
 
 
 def init_weights(model: MLP, output_bias: torch.Tensor | None = None, generator: torch.Generator | None = None
