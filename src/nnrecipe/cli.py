@@ -17,7 +17,8 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .errors import ConfigError, NNRecipeError, TrainingError
 
 # Flags that the train command takes from each config dataclass (the rest keep their defaults).
-DATA_FLAGS = ("task", "categorical", "numeric", "drop", "scaling", "val_fraction", "test_fraction")
+DATA_FLAGS = ("task", "categorical", "numeric", "drop", "scaling", "balance", "neutral_label", "val_fraction",
+              "test_fraction")
 
 
 class _Parser(argparse.ArgumentParser):

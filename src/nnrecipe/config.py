@@ -31,12 +31,17 @@ class DataConfig:
     drop: tuple[str, ...] = _f((), "columns to leave out")
     scaling: str = _f("standard", "numeric columns: standard (mean 0, std 1) | minmax ([-1, 1]) | robust "
                                   "(median and IQR, for heavy outliers)")
+    balance: str = _f("auto", "auto | none | weights | oversample | undersample (D6; auto: class weights from "
+                               "a 3:1 imbalance on)")
+    neutral_label: str | None = _f(None, "a target value meaning 'unsure' (D7): those rows stay out of training "
+                                         "and get predicted labels in review.csv")
     val_fraction: float = _f(0.15, "share of rows held out for validation (early stopping)")
     test_fraction: float = _f(0.15, "share of rows held out for the final test")
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
         check_choice("scaling", self.scaling, ("standard", "minmax", "robust"))
+        check_choice("balance", self.balance, ("auto", "none", "weights", "oversample", "undersample"))
         for name in ("val_fraction", "test_fraction"):
             v = getattr(self, name)
             if not 0.0 < v < 0.5:
@@ -50,9 +55,14 @@ class ModelConfig:
     dropout: float | None = _f(None, "dropout after each hidden layer, 0 to switch off; default: the rule "
                                      "(README: 0.2 for classes, 0 for regression)")
     batchnorm: bool = _f(False, "BatchNorm after each hidden linear layer (M7)")
+    init: str = _f("normal", "normal | uniform: the distribution of the activation's init (He, LeCun, Glorot; M5)")
+    loss: str = _f("auto", "regression loss: auto | mse | huber | mae (auto: huber when the target has heavy "
+                           "outliers, M3)")
 
     def __post_init__(self) -> None:
         check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("init", self.init, ("normal", "uniform"))
+        check_choice("loss", self.loss, ("auto", "mse", "huber", "mae"))
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} is not allowed; choose a value in [0, 1)")
         if self.hidden is not None and (not self.hidden or any(int(w) < 1 for w in self.hidden)):

@@ -20,6 +20,7 @@ from .checks import Verdict, check_init_loss, check_overfit_batch
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import TablePreprocessor, infer_columns, infer_task, read_table, split_indices
 from .data.schema import check_target, numeric_problems
+from .data.balance import class_weights, resample, resolve_balance
 from .data.transforms import label_strings
 from .errors import ConfigError, DataError, check_choice
 from .model import Head, init_weights, load_model, make_mlp, save_model
@@ -73,6 +74,13 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
         log.warning("%d rows have no value in target column '%s' and are left out", int(y_raw.isna().sum()), target)
         df = df[y_raw.notna()]  # keeps the index, so kept rows still carry their row in the input
         y_raw = df[target]
+    neutral = None
+    if dcfg.neutral_label is not None:  # D7: 'unsure' rows stay out of training, then go to review.csv
+        is_neutral = (label_strings(y_raw) == dcfg.neutral_label).to_numpy(dtype=bool)
+        if not is_neutral.any():
+            log.warning("no row of '%s' holds the neutral label %r", target, dcfg.neutral_label)
+        neutral, df = df[is_neutral], df[~is_neutral]
+        y_raw = df[target]
     task, task_reason = infer_task(y_raw, dcfg.task)
     schema = infer_columns(df, dcfg, path)
     for line in schema.lines():
@@ -82,14 +90,14 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     pre = TablePreprocessor.fit(df.iloc[splits["train"]], schema.kinds, dcfg.scaling)
     X = {k: _inputs(pre, df.iloc[idx])[0] for k, idx in splits.items()}  # each a tuple: features[, codes]
     classes = sorted(set(labels)) if labels is not None else []
-    head = Head(task, len(classes))
     y_all, target_scale = _encode_target(y_raw, labels, classes, task, splits["train"])
     y = {k: y_all[idx] for k, idx in splits.items()}
+    head, balance = _head(task, classes, y, X, dcfg, mcfg, tcfg.seed)
 
     # -- model for the task (M1, M3, M5, M6)
     seed_everything(tcfg.seed, tcfg.deterministic)
     model = make_mlp(X["train"][0].shape[1], head.out_features, len(splits["train"]), mcfg, task, pre.embeddings)
-    init_weights(model, head.output_bias(y["train"]))
+    init_weights(model, head.output_bias(y["train"]), distribution=mcfg.init)
     loss_fn = head.loss()
 
     # -- the recipe's checks before training (C2, C1)
@@ -122,7 +130,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
             trainer = make_trainer(tcfg)
     config = {"data": to_dict(dcfg),
               "model": {**to_dict(mcfg), "hidden": model.spec["hidden"], "dropout": model.spec["dropout"]},
-              "train": {**to_dict(tcfg), "batch_size": trainer.batch_size}, "task": task,
+              "train": {**to_dict(tcfg), "batch_size": trainer.batch_size}, "task": task, "head": balance,
+              "loss": type(loss_fn).__name__,
               "task_reason": task_reason, "source": str(path) if path else None, "note": note,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if resume is None:
@@ -139,6 +148,14 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     save_model(run_dir, model, {
         "task": task, "target": target, "classes": classes, "target_scale": target_scale,
         "preprocessing": pre.to_dict(), "feature_names": pre.feature_names, "output_activation": head.activation})
+    if neutral is not None and len(neutral):
+        review, _ = predict_table(run_dir, neutral)
+        probs = review.filter(like="p_")
+        review.insert(0, "row", neutral.index.to_numpy())
+        review.insert(2, "confidence", probs.max(axis=1).to_numpy() if probs.shape[1] else np.nan)
+        review.sort_values("confidence").to_csv(run_dir / "review.csv", index=False)
+        log.info("%d rows labelled %r are pre-labelled for review in %s", len(neutral), dcfg.neutral_label,
+                 run_dir / "review.csv")
     results = {"test": test, "best_epoch": trainer.best_epoch, "monitor": trainer.monitor,
                "best_value": trainer.best_value, "epochs_run": len(history), "train_seconds": round(seconds, 2),
                "rows": {k: len(v) for k, v in splits.items()}, "environment": environment()}
@@ -165,6 +182,34 @@ def _recorded_config(run_dir: Path, target: str) -> tuple[DataConfig, ModelConfi
     log.info("resuming %s with the config it recorded", run_dir)
     return (from_dict(DataConfig, rec["data"]), from_dict(ModelConfig, rec["model"]),
             from_dict(TrainConfig, rec["train"]), rec.get("note", ""))
+
+
+def _head(task: str, classes: list[str], y: dict[str, torch.Tensor], X: dict[str, tuple[torch.Tensor, ...]],
+          dcfg: DataConfig, mcfg: ModelConfig, seed: int) -> tuple[Head, str]:
+    """The head with its loss: D6 rebalancing for classes (resampling rewrites the training split in
+    place), M3's robust loss for a regression target with heavy outliers. Returns the head and why."""
+    if task == "regression":
+        loss = mcfg.loss if mcfg.loss != "auto" else ("huber" if heavy_tailed(y["train"]) else "mse")
+        return Head(task, regression_loss="mse" if loss == "auto" else loss), f"regression loss {loss}"
+    codes = y["train"].view(-1).long().numpy()
+    method, why = resolve_balance(dcfg.balance, codes, len(classes))
+    log.info("class balance: %s (%s)", method, why)
+    if method == "weights":
+        return Head(task, len(classes), class_weights(codes, len(classes))), f"{method}: {why}"
+    if method in ("oversample", "undersample"):
+        rows = torch.from_numpy(resample(codes, method, seed))
+        X["train"] = tuple(t[rows] for t in X["train"])
+        y["train"] = y["train"][rows]
+    return Head(task, len(classes)), f"{method}: {why}"
+
+
+# M3: a standardized target with more than 0.5% of its values beyond 4 standard deviations is heavy-tailed
+# (a normal one has 0.006% there): its squared errors would be dominated by those few rows.
+HEAVY_TAIL_Z, HEAVY_TAIL_SHARE = 4.0, 0.005
+
+
+def heavy_tailed(y_std: torch.Tensor) -> bool:
+    return bool((y_std.abs() > HEAVY_TAIL_Z).float().mean() > HEAVY_TAIL_SHARE)
 
 
 def _encode_target(y_raw: pd.Series, labels: np.ndarray | None, classes: list[str], task: str,

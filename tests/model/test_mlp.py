@@ -32,13 +32,19 @@ def test_default_hidden_follows_the_sizing_rule():
     ("tanh", lambda fan_in, fan_out: 5 / 3 * math.sqrt(2 / (fan_in + fan_out))),  # Glorot with tanh's gain
     ("sigmoid", lambda fan_in, fan_out: math.sqrt(2 / (fan_in + fan_out))),
 ])
-def test_init_matches_the_activation(act, std):
+@pytest.mark.parametrize("distribution", ["normal", "uniform"])
+def test_init_matches_the_activation(act, std, distribution):
     torch.manual_seed(0)
     model = make_mlp(256, 1, 100_000, ModelConfig(hidden=(256, 256), activation=act, dropout=0.0))
-    init_weights(model)
+    init_weights(model, distribution=distribution)
     hidden = [m for m in model.modules() if isinstance(m, nn.Linear)][1]  # 256 -> 256
     assert hidden.weight.std().item() == pytest.approx(std(256, 256), rel=0.03)
     assert torch.count_nonzero(hidden.bias) == 0
+    bound = hidden.weight.abs().max().item()
+    if distribution == "uniform":  # a uniform on [-a, a] with the same variance: a = sqrt(3) * std
+        assert bound == pytest.approx(math.sqrt(3) * std(256, 256), rel=0.01)
+    else:
+        assert bound > 3 * std(256, 256)
 
 
 def test_output_layer_starts_small_with_the_prior_as_bias():

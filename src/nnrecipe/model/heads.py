@@ -19,6 +19,8 @@ class Head:
 
     task: str
     n_classes: int = 0  # classification only
+    class_weights: tuple[float, ...] | None = None  # D6: per-class loss weights
+    regression_loss: str = "mse"  # M3: mse | huber | mae
 
     @property
     def out_features(self) -> int:
@@ -30,23 +32,29 @@ class Head:
         that log-sum-exp stays stable (PyTorch's CrossEntropyLoss and BCEWithLogitsLoss)."""
         return {"binary": "sigmoid", "multiclass": "softmax", "regression": "none"}[self.task]
 
-    def loss(self, class_weights: torch.Tensor | None = None) -> nn.Module:
+    def loss(self) -> nn.Module:
+        w = None if self.class_weights is None else torch.tensor(self.class_weights, dtype=torch.float32)
         if self.task == "multiclass":
-            return nn.CrossEntropyLoss(weight=class_weights)
+            return nn.CrossEntropyLoss(weight=w)
         if self.task == "binary":
-            pos_weight = None if class_weights is None else class_weights[1:] / class_weights[0]
-            return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-        return nn.MSELoss()
+            return nn.BCEWithLogitsLoss(pos_weight=None if w is None else w[1:] / w[0])
+        # M3 (seed 002): MSE, or a loss that an outlier cannot dominate; Huber's delta of 1 is one
+        # standard deviation of the standardized target
+        return {"mse": nn.MSELoss, "huber": nn.HuberLoss, "mae": nn.L1Loss}[self.regression_loss]()
 
     def output_bias(self, y: torch.Tensor) -> torch.Tensor:
         """M6 (seeds 000, 003): start at the prior. Binary: log(pos/neg); multiclass: the classes'
         log-priors; regression: the target's mean."""
         if self.task == "regression":
             return y.float().mean().reshape(1)
+        # with class weights the best constant prediction is the weighted prior: start there
+        w = torch.ones(2 if self.task == "binary" else self.n_classes) if self.class_weights is None \
+            else torch.tensor(self.class_weights, dtype=torch.float32)
         if self.task == "binary":
-            p = y.float().mean().clamp(1e-6, 1 - 1e-6)
+            pos, neg = float(y.sum()) * w[1], float(len(y) - y.sum()) * w[0]
+            p = (pos / (pos + neg)).clamp(1e-6, 1 - 1e-6)
             return torch.log(p / (1 - p)).reshape(1)
-        counts = torch.bincount(y, minlength=self.n_classes).float().clamp_min(1e-6)
+        counts = (torch.bincount(y, minlength=self.n_classes).float() * w).clamp_min(1e-6)
         return torch.log(counts / counts.sum())
 
     def prior_loss(self, y_fit: torch.Tensor, y_eval: torch.Tensor) -> float:

@@ -90,23 +90,25 @@ def make_mlp(in_features: int, out_features: int, n_rows: int, cfg: ModelConfig,
     return MLP(in_features, hidden, out_features, cfg.activation, dropout, cfg.batchnorm, embeddings)
 
 
-def init_weights(model: MLP, output_bias: torch.Tensor | None = None, generator: torch.Generator | None = None
-                 ) -> None:
+def init_weights(model: MLP, output_bias: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                 distribution: str = "normal") -> None:
     """M5 (seeds 002, 003, 004): He init for the ReLU family, LeCun for SELU/ELU, Glorot for tanh and
     sigmoid; biases zero. The output layer gets Glorot scaled by 0.01, so the logits start near zero and
     the loss at init is the prior's (Karpathy, "A Recipe for Training Neural Networks": init well; the
     makemore lectures scale the last layer down for this), and its bias starts at the prior (M6)."""
     act = model.spec["activation"]
+    kaiming = nn.init.kaiming_normal_ if distribution == "normal" else nn.init.kaiming_uniform_
+    xavier = nn.init.xavier_normal_ if distribution == "normal" else nn.init.xavier_uniform_
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     for lin in linears[:-1]:
         if act in ("relu", "prelu", "rrelu", "gelu"):
-            nn.init.kaiming_normal_(lin.weight, nonlinearity="relu", generator=generator)
+            kaiming(lin.weight, nonlinearity="relu", generator=generator)
         elif act == "leaky_relu":
-            nn.init.kaiming_normal_(lin.weight, a=0.01, nonlinearity="leaky_relu", generator=generator)
+            kaiming(lin.weight, a=0.01, nonlinearity="leaky_relu", generator=generator)
         elif act in ("selu", "elu"):
-            nn.init.kaiming_normal_(lin.weight, nonlinearity="linear", generator=generator)  # LeCun normal
+            kaiming(lin.weight, nonlinearity="linear", generator=generator)  # LeCun
         else:
-            nn.init.xavier_normal_(lin.weight, gain=nn.init.calculate_gain(act), generator=generator)
+            xavier(lin.weight, gain=nn.init.calculate_gain(act), generator=generator)
         nn.init.zeros_(lin.bias)
     out = linears[-1]
     nn.init.xavier_uniform_(out.weight, generator=generator)

@@ -1,0 +1,57 @@
+"""D6: rebalancing an imbalanced classification target (seeds 000, 003): class weights in the loss,
+oversampling the minority classes, or undersampling the majority, on the training split only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import check_choice
+
+BALANCES = ("auto", "none", "weights", "oversample", "undersample")
+# auto rebalances once the largest class outnumbers the smallest 3 to 1: below it the output bias from
+# the priors (M6) is enough; past it a model drifts to the majority (doctor case 8 is 1:50)
+IMBALANCE_RATIO = 3.0
+
+
+def imbalance_ratio(codes: np.ndarray, n_classes: int) -> float:
+    counts = np.bincount(codes, minlength=n_classes)
+    counts = counts[counts > 0]
+    return float(counts.max() / counts.min())
+
+
+def resolve_balance(requested: str, codes: np.ndarray, n_classes: int) -> tuple[str, str]:
+    """The method to use and why. 'auto' picks class weights past IMBALANCE_RATIO: they keep every row
+    (oversampling repeats rows and invites overfitting; undersampling throws rows away)."""
+    check_choice("balance", requested, BALANCES)
+    ratio = imbalance_ratio(codes, n_classes)
+    if requested != "auto":
+        return requested, f"--balance {requested} (imbalance {ratio:.1f}:1)"
+    if ratio >= IMBALANCE_RATIO:
+        return "weights", f"imbalance {ratio:.1f}:1 >= {IMBALANCE_RATIO:g}:1"
+    return "none", f"imbalance {ratio:.1f}:1 < {IMBALANCE_RATIO:g}:1"
+
+
+def class_weights(codes: np.ndarray, n_classes: int) -> tuple[float, ...]:
+    """Inverse class frequency scaled to a mean of 1 over the rows (scikit-learn's 'balanced':
+    n / (k * count_c)); a class absent from training gets weight 1."""
+    counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    w = np.ones(n_classes)
+    w[present] = len(codes) / (present.sum() * counts[present])
+    return tuple(float(v) for v in w)
+
+
+def resample(codes: np.ndarray, method: str, seed: int) -> np.ndarray:
+    """Positions into `codes` after over- or undersampling every class to the largest (smallest) count."""
+    g = np.random.default_rng(seed)
+    classes, counts = np.unique(codes, return_counts=True)
+    target = counts.max() if method == "oversample" else counts.min()
+    parts = []
+    for c, n in zip(classes, counts):
+        rows = np.flatnonzero(codes == c)
+        if method == "oversample":
+            extra = g.choice(rows, size=target - n, replace=True) if target > n else np.array([], dtype=np.int64)
+            parts.append(np.concatenate([rows, extra]))
+        else:
+            parts.append(g.choice(rows, size=target, replace=False))
+    return np.sort(np.concatenate(parts))
