@@ -344,3 +344,34 @@ def test_predict_table_frame_missing_column(tiny_run):
         predict_table(tiny_run, pd.DataFrame({"a": [1.0], "color": ["red"]}))
     assert str(e.value) == ("the table lacks 1 column(s) the model needs: 'b'; add them "
                             "(the model was trained on: a, b, color)")
+
+
+# ---------------------------------------------------------------- a config file
+
+
+def test_config_file_sets_values_and_flags_win(cli, tmp_path):
+    import json
+
+    from nnrecipe.testing import small_table
+
+    data = tmp_path / "t.csv"
+    small_table(60).to_csv(data, index=False)
+    conf = tmp_path / "c.json"
+    conf.write_text(json.dumps({"data": {"drop": ["b"]}, "model": {"hidden": [16]}, "train": {"epochs": 2, "lr": 0.01}}))
+    code, out, err = cli("train", data, "--target", "y", "--out", tmp_path / "runs", "--config", conf, "--lr", "0.005")
+    assert code == 0, err
+    run = out.strip().splitlines()[-1]
+    config = json.loads((Path(run) / "config.json").read_text())
+    assert config["data"]["drop"] == ["b"] and config["model"]["hidden"] == [16]
+    assert config["train"]["epochs"] == 2 and config["train"]["lr"] == 0.005
+
+
+def test_config_file_unknown_key_gets_a_did_you_mean(cli, tmp_path):
+    import json
+
+    conf = tmp_path / "c.json"
+    conf.write_text(json.dumps({"train": {"epoch": 3}}))
+    data = write(tmp_path / "t.csv", "a,y\n1,x\n2,y\n")
+    assert_bad_input(cli("train", data, "--target", "y", "--out", tmp_path / "runs", "--config", conf),
+                     f"config file '{conf}', section 'train': unknown key 'epoch' (did you mean 'epochs'?); "
+                     "allowed keys: " + ", ".join(f.name for f in dataclasses.fields(TrainConfig)))

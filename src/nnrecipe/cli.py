@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import DataConfig, ModelConfig, TrainConfig
+from .config import DataConfig, ModelConfig, TrainConfig, read_config_file
 from .errors import ConfigError, NNRecipeError, TrainingError
 
 # Flags that the train command takes from each config dataclass (the rest keep their defaults).
@@ -78,11 +78,14 @@ def _none_or(base: type) -> Any:
     return parse
 
 
-def _config(cls: type, args: argparse.Namespace, only: Sequence[str] | None = None, **extra: Any) -> Any:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-              if (only is None or f.name in only) and getattr(args, f.name, None) is not None}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**values, **extra)
+def _config(cls: type, args: argparse.Namespace, only: Sequence[str] | None = None,
+            base: dict[str, Any] | None = None, **extra: Any) -> Any:
+    """The config from a file's section (`base`), then the flags given on the command line over it."""
+    values = dict(base or {})
+    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+                   if (only is None or f.name in only) and getattr(args, f.name, None) is not None})
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in {**values, **extra}.items()}
+    return cls(**values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--target", required=True, help="the column to predict")
     train.add_argument("--out", default="runs", help="where run folders go (default: runs)")
     train.add_argument("--note", default="", help="why this run: kept in the run's record (R4)")
+    train.add_argument("--config", metavar="FILE", default=None,
+                       help='a JSON file {"data": {...}, "model": {...}, "train": {...}} of settings; flags win')
     train.add_argument("--resume", metavar="RUN", default=None,
                        help="go on with an interrupted run from its last checkpoint, with the config it recorded")
     train.add_argument("--lr-find", choices=("off", "on", "confirm"), default="off",
@@ -139,11 +144,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .recipe import train_table
 
     _check_out(args.out, "folder")
+    file = read_config_file(args.config) if args.config else {}
     run = train_table(
         args.data, args.target, out=args.out, note=args.note, progress=sys.stdout.isatty(), lr_find=args.lr_find,
         resume=args.resume,
-        data_config=_config(DataConfig, args, only=DATA_FLAGS, target=args.target),
-        model_config=_config(ModelConfig, args), train_config=_config(TrainConfig, args))
+        data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
+        model_config=_config(ModelConfig, args, base=file.get("model")),
+        train_config=_config(TrainConfig, args, base=file.get("train")))
     print((run.run_dir / "summary.txt").read_text(), end="")
     name, value = run.metric
     print(f"test {name}: {value:.4f}")

@@ -151,5 +151,31 @@ def from_dict(cls: type[C], values: dict[str, Any], where: str = "config") -> C:
     return cls(**fixed)
 
 
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def read_config_file(path: str) -> dict[str, dict[str, Any]]:
+    """A JSON file {"data": {...}, "model": {...}, "train": {...}} of config values, each key checked
+    against its dataclass (unknown keys get a did-you-mean naming the file)."""
+    import json
+
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as e:
+        raise ConfigError(f"config file '{path}' cannot be read ({e.strerror}); check the path") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"config file '{path}' is not valid JSON (line {e.lineno}: {e.msg}); fix it") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config file '{path}' must hold an object with sections {', '.join(SECTIONS)}")
+    unknown = [k for k in doc if k not in SECTIONS]
+    if unknown:
+        raise ConfigError("; ".join(f"config file '{path}': unknown section '{k}'{did_you_mean(k, SECTIONS)}"
+                                    for k in unknown) + f"; sections: {', '.join(SECTIONS)}")
+    for name, values in doc.items():
+        from_dict(SECTIONS[name], values, where=f"config file '{path}', section '{name}'")  # validates
+    return doc
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
