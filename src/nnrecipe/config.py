@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from .errors import ConfigError, check_choice, did_you_mean
 
-TASKS = ("auto", "binary", "multiclass", "regression")
+TASKS = ("auto", "binary", "multiclass", "multilabel", "regression")
 OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adamax", "adagrad")
 SCHEDULES = ("constant", "step", "exponential", "plateau", "onecycle", "cosine")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "prelu", "rrelu", "tanh", "sigmoid")
@@ -25,7 +25,7 @@ def _f(default: Any, help: str) -> Any:
 @dataclass(frozen=True)
 class DataConfig:
     target: str = _f("", "the column to predict")
-    task: str = _f("auto", "auto | binary | multiclass | regression; auto follows the rule in the README")
+    task: str = _f("auto", "auto | binary | multiclass | multilabel | regression; auto follows the rule in the README")
     categorical: tuple[str, ...] = _f((), "columns to treat as categorical whatever their values")
     numeric: tuple[str, ...] = _f((), "columns to treat as numeric")
     drop: tuple[str, ...] = _f((), "columns to leave out")

@@ -19,7 +19,7 @@ import torch
 from .checks import Verdict, check_init_loss, check_overfit_batch
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import TablePreprocessor, infer_columns, infer_task, read_table, split_indices
-from .data.schema import check_target, numeric_problems
+from .data.schema import check_target, multilabel_frame, numeric_problems, target_columns
 from .data.balance import class_weights, resample, resolve_balance
 from .data.transforms import label_strings
 from .errors import ConfigError, DataError, check_choice
@@ -70,26 +70,27 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
 
     # -- data: target, task, columns, split, preprocessing fitted on train only (D8, D9)
     y_raw = check_target(df, target, path)
-    if y_raw.isna().any():
-        log.warning("%d rows have no value in target column '%s' and are left out", int(y_raw.isna().sum()), target)
-        df = df[y_raw.notna()]  # keeps the index, so kept rows still carry their row in the input
-        y_raw = df[target]
+    empty = y_raw.isna().to_numpy() if y_raw.ndim == 1 else y_raw.isna().any(axis=1).to_numpy()
+    if empty.any():
+        log.warning("%d rows have no value in target '%s' and are left out", int(empty.sum()), target)
+        df, y_raw = df[~empty], y_raw[~empty]  # keeps the index: kept rows still carry their row in the input
     neutral = None
+    if dcfg.neutral_label is not None and y_raw.ndim == 2:
+        raise ConfigError("--neutral-label works with a single target column, not a multi-label target")
     if dcfg.neutral_label is not None:  # D7: 'unsure' rows stay out of training, then go to review.csv
         is_neutral = (label_strings(y_raw) == dcfg.neutral_label).to_numpy(dtype=bool)
         if not is_neutral.any():
             log.warning("no row of '%s' holds the neutral label %r", target, dcfg.neutral_label)
-        neutral, df = df[is_neutral], df[~is_neutral]
-        y_raw = df[target]
+        neutral, df, y_raw = df[is_neutral], df[~is_neutral], y_raw[~is_neutral]
     task, task_reason = infer_task(y_raw, dcfg.task)
     schema = infer_columns(df, dcfg, path)
     for line in schema.lines():
         log.info("column %s", line)
-    labels = label_strings(y_raw).to_numpy(dtype=object) if task != "regression" else None
+    labels = label_strings(y_raw).to_numpy(dtype=object) if task in ("binary", "multiclass") else None
     splits = split_indices(labels, len(df), dcfg.val_fraction, dcfg.test_fraction, tcfg.seed)
     pre = TablePreprocessor.fit(df.iloc[splits["train"]], schema.kinds, dcfg.scaling)
     X = {k: _inputs(pre, df.iloc[idx])[0] for k, idx in splits.items()}  # each a tuple: features[, codes]
-    classes = sorted(set(labels)) if labels is not None else []
+    classes = sorted(set(labels)) if labels is not None else list(y_raw.columns) if task == "multilabel" else []
     y_all, target_scale = _encode_target(y_raw, labels, classes, task, splits["train"])
     y = {k: y_all[idx] for k, idx in splits.items()}
     head, balance = _head(task, classes, y, X, dcfg, mcfg, tcfg.seed)
@@ -188,6 +189,8 @@ def _head(task: str, classes: list[str], y: dict[str, torch.Tensor], X: dict[str
           dcfg: DataConfig, mcfg: ModelConfig, seed: int) -> tuple[Head, str]:
     """The head with its loss: D6 rebalancing for classes (resampling rewrites the training split in
     place), M3's robust loss for a regression target with heavy outliers. Returns the head and why."""
+    if task == "multilabel":
+        return Head(task, len(classes)), "multilabel: no rebalancing (each label's bias starts at its prior)"
     if task == "regression":
         loss = mcfg.loss if mcfg.loss != "auto" else ("huber" if heavy_tailed(y["train"]) else "mse")
         return Head(task, regression_loss="mse" if loss == "auto" else loss), f"regression loss {loss}"
@@ -219,6 +222,8 @@ def _encode_target(y_raw: pd.Series, labels: np.ndarray | None, classes: list[st
         values = y_raw.to_numpy(dtype=np.float64)
         mean, std = float(values[train_idx].mean()), float(values[train_idx].std()) or 1.0
         return torch.from_numpy(((values - mean) / std).astype(np.float32))[:, None], {"mean": mean, "std": std}
+    if task == "multilabel":
+        return torch.tensor(y_raw.to_numpy(dtype=np.float32)), {"mean": 0.0, "std": 1.0}
     index = {c: i for i, c in enumerate(classes)}
     codes = torch.tensor([index[v] for v in labels])  # type: ignore[union-attr]
     if task == "binary":
@@ -271,7 +276,8 @@ def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataF
         where = f"file '{path}'" if path else "the table"
         raise DataError(f"{where} lacks {len(missing)} column(s) the model needs: {', '.join(map(repr, missing))}; "
                         f"add them (the model was trained on: {', '.join(pre.columns)})")
-    extra = [c for c in df.columns if c not in pre.columns and c != meta["target"]]
+    targets = target_columns(meta["target"])
+    extra = [c for c in df.columns if c not in pre.columns and c not in targets]
     if extra:
         log.info("columns the model does not use are ignored: %s", ", ".join(map(str, extra)))
     numeric = [c for c, spec in pre.columns.items() if spec["kind"] == "numeric"]
@@ -287,6 +293,15 @@ def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataF
     if head.task == "regression":
         pred = p.astype(np.float64) * scale["std"] + scale["mean"]
         out = pd.DataFrame({"prediction": pred})
+    elif head.task == "multilabel":
+        on = (outputs > 0).numpy()
+        out = pd.DataFrame({"prediction": ["|".join(c for c, o in zip(classes, row) if o) for row in on],
+                            **{f"p_{c}": p[:, i] for i, c in enumerate(classes)}})
+        if all(t in df.columns for t in targets):
+            truth = multilabel_frame(df, targets, path).to_numpy()
+            if not np.isnan(truth).any():
+                report["accuracy"] = float(np.mean(on == (truth > 0.5)))
+        return out, report
     else:
         probs = np.stack([1 - p, p], axis=1) if head.task == "binary" else p
         # the decision comes from the logits, exactly as the accuracy logged in training

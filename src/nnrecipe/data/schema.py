@@ -26,10 +26,17 @@ MAX_CLASSES_FOR_INTEGERS = 20
 NUMERIC_SHARE = 0.9
 
 
+def target_columns(target: str) -> list[str]:
+    """`--target a,b,c` names several 0/1 columns: a multi-label target."""
+    return [t.strip() for t in target.split(",")] if "," in target else [target]
+
+
 def check_target(df: pd.DataFrame, target: str, path: str | os.PathLike | None) -> pd.Series:
     name = f"file '{path}'" if path is not None else "the table"
     if not target:
         raise DataError("no target column given; pass --target COLUMN")
+    if "," in target:
+        return multilabel_frame(df, target_columns(target), path)  # type: ignore[return-value]
     if target not in df.columns:
         cols = ", ".join(map(str, df.columns[:30])) + (" ..." if len(df.columns) > 30 else "")
         raise DataError(f"target column '{target}' is not in {name}{did_you_mean(target, df.columns)}; "
@@ -41,8 +48,32 @@ def check_target(df: pd.DataFrame, target: str, path: str | os.PathLike | None) 
     return y
 
 
+def multilabel_frame(df: pd.DataFrame, columns: list[str], path: str | os.PathLike | None) -> pd.DataFrame:
+    """M1 multi-label targets: several 0/1 (or true/false) columns, one per label."""
+    name = f"file '{path}'" if path is not None else "the table"
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"target columns {', '.join(repr(c) for c in missing)} are not in {name}"
+                        f"{did_you_mean(missing[0], df.columns)}; its columns are: {', '.join(map(str, df.columns[:30]))}")
+    out = {}
+    for c in columns:
+        s = df[c]
+        values = s.astype("string").str.strip().str.lower().map({"1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0,
+                                                                 "true": 1.0, "false": 0.0})
+        bad = values.isna() & s.notna()
+        if bad.any():
+            raise DataError(f"target column '{c}' of a multi-label target holds {int(bad.sum())} values that are not "
+                            f"0/1 (first: {str(s[bad].iloc[0])!r}); each label column must hold 0/1 or true/false")
+        out[c] = values.astype("float64")
+    return pd.DataFrame(out, index=df.index)
+
+
 def infer_task(y: pd.Series, requested: str = "auto") -> tuple[str, str]:
     """The task and the reason, by the rule in the README. `y` has no missing values."""
+    if isinstance(y, pd.DataFrame):
+        return "multilabel", f"{y.shape[1]} target columns, one per label"
+    if requested == "multilabel":
+        raise DataError(f"--task multilabel needs several 0/1 target columns: pass --target {y.name},other,...")
     n_unique = y.nunique()
     numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
     if requested != "auto":
@@ -105,7 +136,7 @@ def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | N
                      for c in cols if c not in df.columns]
     schema = Schema()
     for col in df.columns:
-        if col == cfg.target:
+        if col in target_columns(cfg.target):
             continue
         if col in cfg.drop:
             schema.dropped[col] = "--drop"

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-TASK_TYPES = ("binary", "multiclass", "regression")
+TASK_TYPES = ("binary", "multiclass", "multilabel", "regression")
 
 
 @dataclass(frozen=True)
 class Head:
     """Targets as the loss wants them: binary (N, 1) float 0/1; multiclass (N,) int64 class indices;
-    regression (N, 1) float, standardized by the caller (predictions are unscaled afterwards)."""
+    multilabel (N, L) float 0/1, one column per label; regression (N, 1) float, standardized by the
+    caller (predictions are unscaled afterwards)."""
 
     task: str
     n_classes: int = 0  # classification only
@@ -24,13 +25,13 @@ class Head:
 
     @property
     def out_features(self) -> int:
-        return self.n_classes if self.task == "multiclass" else 1
+        return self.n_classes if self.task in ("multiclass", "multilabel") else 1
 
     @property
     def activation(self) -> str:
         """The output activation, applied at prediction time; the loss takes raw outputs (logits) so
         that log-sum-exp stays stable (PyTorch's CrossEntropyLoss and BCEWithLogitsLoss)."""
-        return {"binary": "sigmoid", "multiclass": "softmax", "regression": "none"}[self.task]
+        return {"binary": "sigmoid", "multiclass": "softmax", "multilabel": "sigmoid", "regression": "none"}[self.task]
 
     def loss(self) -> nn.Module:
         w = None if self.class_weights is None else torch.tensor(self.class_weights, dtype=torch.float32)
@@ -38,6 +39,8 @@ class Head:
             return nn.CrossEntropyLoss(weight=w)
         if self.task == "binary":
             return nn.BCEWithLogitsLoss(pos_weight=None if w is None else w[1:] / w[0])
+        if self.task == "multilabel":  # M1 (seed 000): an independent sigmoid per label
+            return nn.BCEWithLogitsLoss()
         # M3 (seed 002): MSE, or a loss that an outlier cannot dominate; Huber's delta of 1 is one
         # standard deviation of the standardized target
         return {"mse": nn.MSELoss, "huber": nn.HuberLoss, "mae": nn.L1Loss}[self.regression_loss]()
@@ -47,6 +50,9 @@ class Head:
         log-priors; regression: the target's mean."""
         if self.task == "regression":
             return y.float().mean().reshape(1)
+        if self.task == "multilabel":  # each label's log-odds
+            p = y.float().mean(0).clamp(1e-6, 1 - 1e-6)
+            return torch.log(p / (1 - p))
         # with class weights the best constant prediction is the weighted prior: start there
         w = torch.ones(2 if self.task == "binary" else self.n_classes) if self.class_weights is None \
             else torch.tensor(self.class_weights, dtype=torch.float32)
@@ -72,13 +78,15 @@ class Head:
         values for regression, still standardized."""
         if self.task == "binary":
             return torch.sigmoid(outputs.squeeze(-1))
+        if self.task == "multilabel":
+            return torch.sigmoid(outputs)
         if self.task == "multiclass":
             return torch.softmax(outputs, dim=-1)
         return outputs.squeeze(-1)
 
     def metrics(self, y_scale: float = 1.0) -> dict[str, object]:
         """Metrics on raw outputs and loss-shaped targets: accuracy for classes; RMSE in the target's units."""
-        if self.task == "binary":
+        if self.task in ("binary", "multilabel"):  # multilabel: the share of labels right (Hamming)
             return {"accuracy": lambda out, y: float(((out > 0).float() == y).float().mean())}
         if self.task == "multiclass":
             return {"accuracy": lambda out, y: float((out.argmax(-1) == y).float().mean())}
