@@ -30,3 +30,18 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _table_cache_for_the_session(tmp_path_factory: pytest.TempPathFactory):
+    """No test writes the real ~/.cache/nnrecipe: read_table caches parsed tables (D13) under
+    $NNRECIPE_CACHE. Session-wide, for the module-scoped fixtures that train before any test runs."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NNRECIPE_CACHE", str(tmp_path_factory.mktemp("nnrecipe-cache")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _table_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own empty table cache, so no test hits a table another one cached."""
+    monkeypatch.setenv("NNRECIPE_CACHE", str(tmp_path_factory.mktemp("nnrecipe-cache")))

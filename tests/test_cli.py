@@ -59,26 +59,26 @@ def test_train_directory(cli, tmp_path):
 
 def test_train_binary_garbage(cli, tmp_path):
     data = tmp_path / "garbage.csv"
-    data.write_bytes(bytes(range(1, 256)) * 4)  # byte 127 (0x80) is the first that is not UTF-8
+    data.write_bytes(bytes(range(1, 256)) * 4)
     assert_bad_input(cli("train", data, "--target", "y", "--out", tmp_path / "runs"),
-                     f"file '{data}' is not UTF-8 text (byte 127): save it as UTF-8 CSV, or as Parquet")
+                     f"file '{data}' is not a table: it is binary data, not text; give a CSV or Parquet file")
 
 
 def test_train_binary_with_nul_bytes(cli, tmp_path):
-    # NUL is valid UTF-8: without its own check pandas read this as a header with no data rows
     data = tmp_path / "zeros.csv"
     data.write_bytes(b"\x00" * 300)
     assert_bad_input(cli("train", data, "--target", "y", "--out", tmp_path / "runs"),
-                     f"file '{data}' is not UTF-8 text (it holds NUL bytes: a binary file, or UTF-16 text): "
-                     "save it as UTF-8 CSV, or as Parquet (.parquet)")
+                     f"file '{data}' is not a table: it is binary data (it holds NUL bytes), not text; "
+                     "give a CSV or Parquet file")
 
 
-def test_train_utf16_text(cli, tmp_path):
+def test_train_utf16_text_is_decoded(cli, tmp_path):
     data = tmp_path / "excel.csv"
-    data.write_bytes("a,y\n1,no\n2,yes\n".encode("utf-16"))
-    assert_bad_input(cli("train", data, "--target", "y", "--out", tmp_path / "runs"),
-                     f"file '{data}' is not UTF-8 text (it holds NUL bytes: a binary file, or UTF-16 text): "
-                     "save it as UTF-8 CSV, or as Parquet (.parquet)")
+    rows = "".join(f"{i % 7},{'yes' if i % 7 > 3 else 'no'}\n" for i in range(40))
+    data.write_bytes(("a,y\n" + rows).encode("utf-16"))  # what Excel's 'Unicode text' saves, with a BOM
+    code, out, err = cli("train", data, "--target", "y", "--out", tmp_path / "runs", "--epochs", "1")
+    assert code == 0, err
+    assert "train 28" in out  # 40 rows split 70/15/15
 
 
 def test_train_not_a_parquet_file(cli, tmp_path):

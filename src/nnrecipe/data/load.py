@@ -1,20 +1,72 @@
-"""Reading a table from CSV or Parquet, with errors that name the file and the fix. Files are only read."""
+"""Reading a table from CSV or Parquet as people have them, with errors that name the file and the fix.
+
+CSV files may be gzip/bz2/xz-compressed or a zip holding one CSV; in UTF-8 (with or without a BOM),
+UTF-16/32 with a BOM, or, failing UTF-8, the Windows code page cp1252 (Latin-1 for its 5 undefined
+bytes), with a notice; delimited by , ; tab or |, with decimal commas after ; or tab (sniff.py). Parsed
+CSV tables are cached as Parquet keyed by the file's content hash (D13, cache.py). Files are only read."""
 
 from __future__ import annotations
 
-import csv
+import logging
+import lzma
 import os
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import DataError
+from . import cache as table_cache
+from .sniff import ENCODING_NAMES, CsvFormat, sniff_csv
+
+log = logging.getLogger("nnrecipe")
 
 PARQUET = (".parquet", ".pq")
+# Peak memory of read_table per byte of uncompressed CSV (the parse, then the cache write) and per byte of
+# a Parquet file's uncompressed column data: the worst of a numeric and a text-heavy table measured by
+# `benchmarks/load.py --memory` (pandas 3.1, pyarrow 26; 200k and 1M rows), with a margin of ~20%:
+#   CSV      1.57x, 0.96x (200k rows); 1.68x, 1.21x (1M rows)
+#   Parquet  2.20x, 3.39x (200k rows); 1.23x, 2.06x (1M rows)
+# pandas 2 keeps text as Python objects (~50 bytes a cell), several times more for text columns.
+CSV_EXPANSION = 2.0
+PARQUET_EXPANSION = 4.0
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, *, cache: bool = True,
+               cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The table in a CSV or Parquet file, its rows under a RangeIndex (the 0-based data row).
+
+    A parsed CSV is cached as Parquet in `cache_dir` (default: $NNRECIPE_CACHE/tables, else
+    ~/.cache/nnrecipe/tables), keyed by the file's content: reading the same bytes again loads it
+    without parsing. `cache=False` neither reads nor writes the cache. Raises DataError naming the file,
+    what is wrong with it and the fix."""
     path = Path(path)
+    _check_file(path)
+    if path.suffix.lower() in PARQUET:
+        return _read_parquet(path)
+    fmt = sniff_csv(path)
+    _check_names(path, fmt.header)
+    _check_memory(path, fmt.size if fmt.size is not None else path.stat().st_size, CSV_EXPANSION, "CSV")
+    file = None
+    if cache:
+        folder = table_cache.cache_folder(cache_dir)
+        file = folder / f"{table_cache.content_key(path, folder)}.parquet"
+        hit = table_cache.load(file)
+        if hit is not None:
+            df, info = hit
+            log.info("file '%s' read from the cache (%s)", path, file)
+            _tell(path, info)
+            return df
+    df, info = _read_csv(path, fmt)
+    _tell(path, info)
+    if file is not None:
+        table_cache.store(df, file, info)
+    return df
+
+
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise DataError(f"file '{path}' does not exist; check the path")
     if path.is_dir():
@@ -23,43 +75,188 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"file '{path}' cannot be read (permission denied); fix its permissions")
     if path.stat().st_size == 0:
         raise DataError(f"file '{path}' is empty; it needs a header row and data rows")
-    if path.suffix.lower() not in PARQUET:
-        with open(path, "rb") as f:
-            if b"\x00" in f.read(65536):  # text CSV never holds NUL bytes; pandas would read them as a header
-                raise DataError(f"file '{path}' is not UTF-8 text (it holds NUL bytes: a binary file, or UTF-16 "
-                                "text): save it as UTF-8 CSV, or as Parquet (.parquet)")
-    try:
-        if path.suffix.lower() in PARQUET:
-            df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, sep=sniff_delimiter(path), encoding="utf-8-sig")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"file '{path}' has no columns; it needs a header row and data rows") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"file '{path}' is not UTF-8 text (byte {e.start}): save it as UTF-8 CSV, "
-                        "or as Parquet") from None
-    except (pd.errors.ParserError, ValueError, OSError) as e:
-        kind = "Parquet" if path.suffix.lower() in PARQUET else "CSV"
-        raise DataError(f"file '{path}' cannot be read as {kind}: {str(e).strip().splitlines()[0].rstrip('.')}; "
-                        f"fix the file, or save the table again as {kind}") from None
+
+
+def _read_csv(path: Path, fmt: CsvFormat) -> tuple[pd.DataFrame, dict]:
+    encoding, not_utf8_at = fmt.encoding, fmt.not_utf8_at
+    # the C parser (the default engine): several times faster than the python one on big files;
+    # compression was found from the content, not the name (compression=None: pandas would guess by name)
+    options = dict(sep=fmt.delimiter, decimal=fmt.decimal, compression=None)
+    while True:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed chunks: _as_text mends them
+                if fmt.compression is None:
+                    df = pd.read_csv(path, encoding=encoding, **options)
+                else:
+                    with fmt.open(path) as f:
+                        df = pd.read_csv(f, encoding=encoding, **options)
+            break
+        except UnicodeDecodeError as e:
+            if encoding == "utf-8":  # the sample was UTF-8 but a later line is not: fall back as for the sample
+                encoding, not_utf8_at = "cp1252", -1
+            elif encoding == "cp1252":
+                encoding = "latin-1"  # decodes every byte
+            else:
+                name = encoding.upper().replace("-SIG", "")  # utf-8-sig: UTF-8 with a BOM
+                raise DataError(f"file '{path}' is not valid {name} text ({e.reason}); save it "
+                                "again as UTF-8 CSV, or as Parquet") from None
+        except pd.errors.EmptyDataError:
+            raise DataError(f"file '{path}' has no columns; it needs a header row and data rows") from None
+        except (pd.errors.ParserError, ValueError, OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError,
+                zlib.error) as e:
+            raise DataError(f"file '{path}' cannot be read as CSV: {_first_line(e)}; "
+                            "fix the file, or save the table again as CSV") from None
     if len(df) == 0:
         raise DataError(f"file '{path}' has a header ({len(df.columns)} columns) but no data rows; "
                         "add the rows to train or predict on")
+    if df.index.nlevels > 1 or not df.index.equals(pd.RangeIndex(len(df))):
+        n = len(df.columns)
+        raise DataError(f"file '{path}' has {n} names in its header but {n + df.index.nlevels} fields in its "
+                        "rows, so the first would be read as row labels; name every column in the header, or "
+                        "remove the extra field from the rows")
     df.columns = [str(c).strip() for c in df.columns]
+    _check_names(path, list(df.columns))  # names that differ only by spaces around them
+    _as_text(df)
+    return df, {"encoding": encoding, "not_utf8_at": not_utf8_at, "delimiter": fmt.delimiter,
+                "decimal": fmt.decimal, "compression": fmt.compression}
+
+
+def _as_text(df: pd.DataFrame) -> None:
+    """read_csv parses a big file in chunks, and a column of numbers with some words can come back as
+    ints from one chunk and text from another (pandas' DtypeWarning): 5 and '5' would be two categories,
+    and the Parquet cache refuses the column. Read it as text throughout, as a one-chunk parse does."""
+    for col in df.columns[df.dtypes == object]:
+        kinds = {type(v) for v in df[col].dropna()}
+        if str in kinds and len(kinds) > 1:
+            df[col] = df[col].map(lambda v: v if isinstance(v, str) or pd.isna(v) else str(v))
+
+
+def _tell(path: Path, info: dict) -> None:
+    """The notices a user should see about how their file was read (on a cache hit too)."""
+    if info.get("not_utf8_at") is not None:
+        where = f" (byte {info['not_utf8_at']})" if info["not_utf8_at"] >= 0 else ""
+        log.warning("file '%s' is not UTF-8 text%s: read it as %s; if accented letters look wrong, save "
+                    "it as UTF-8 CSV", path, where, ENCODING_NAMES.get(info["encoding"], info["encoding"]))
+    if info.get("decimal") == ",":
+        log.info("file '%s' has decimal commas: read '1,5' as 1.5", path)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+        names = meta.schema.to_arrow_schema().names
+    except (ValueError, OSError, TypeError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataError(f"file '{path}' cannot be read as Parquet: {_first_line(e)}; "
+                        "fix the file, or save the table again as Parquet") from None
+    if not names:
+        raise DataError(f"file '{path}' has no columns; it needs columns and rows")
+    if meta.num_rows == 0:
+        raise DataError(f"file '{path}' has {len(names)} columns but no rows; add the rows to train or predict on")
+    _check_names(path, names)
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    _check_memory(path, size, PARQUET_EXPANSION, "Parquet")
+    try:
+        df = pd.read_parquet(path)
+    except (ValueError, OSError, TypeError) as e:
+        raise DataError(f"file '{path}' cannot be read as Parquet: {_first_line(e)}; "
+                        "fix the file, or save the table again as Parquet") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    _check_names(path, list(df.columns))
     return df
 
 
-def sniff_delimiter(path: Path) -> str:
-    """The delimiter among , ; tab | that splits the first lines into the same number of fields."""
-    with open(path, "rb") as f:
-        head = f.read(65536).decode("utf-8-sig", errors="replace")
-    lines = [ln for ln in head.splitlines()[:50] if ln.strip()]
-    if len(lines) > 1 and not head.endswith("\n"):
-        lines = lines[:-1]  # the last line may be cut mid-way
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(e).__name__
+
+
+def _check_names(path: Path, names: list[str]) -> None:
+    """Raise when two columns share a name. pandas reads a repeated 'a' as 'a' and 'a.1' without a word,
+    and the second column would be trained on, or refused, under a name the user never wrote."""
+    positions: dict[str, list[int]] = {}
+    for i, name in enumerate(names, start=1):
+        name = str(name).strip()
+        if name:  # pandas names empty header cells 'Unnamed: 3', each its own
+            positions.setdefault(name, []).append(i)
+    repeated = {name: where for name, where in positions.items() if len(where) > 1}
+    if repeated:
+        listed = ", ".join(f"'{name}' (columns {_and(where)})" for name, where in repeated.items())
+        raise DataError(f"file '{path}' has duplicated column names: {listed}; rename the columns so that "
+                        "each name is used once")
+
+
+def _and(items: list[int]) -> str:
+    words = [str(i) for i in items]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _check_memory(path: Path, nbytes: int, expansion: float, kind: str) -> None:
+    """Refuse, before reading, a file whose table would not fit in memory: the alternative is the OS
+    killing the process (or swapping for hours) with no word about why."""
+    available = available_memory()
+    need = int(nbytes * expansion)
+    if available is None or need <= available:
+        return
+    if kind == "CSV":
+        fix = ("train on a sample of its rows, or save only the columns you need as Parquet "
+               "(pandas.read_csv(..., usecols=[...]).to_parquet(...))")
+    else:
+        fix = ("train on a sample of its rows, or save only the columns you need "
+               "(pandas.read_parquet(..., columns=[...]))")
+    raise DataError(f"file '{path}' is too large to load: its {_size(nbytes)} of {kind} need about {_size(need)} "
+                    f"of memory, and {_size(available)} is available; {fix}")
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} GB" if unit == "GB" else f"{nbytes / scale:.0f} {unit}"
+    return f"{nbytes} bytes"
+
+
+def available_memory() -> int | None:
+    """Bytes that can still be allocated, or None when unknown: MemAvailable (free memory plus the page
+    cache the kernel can drop; psutil's figure, read without psutil) or else free pages, capped by the
+    cgroup v2 limit a container runs under (where the OOM killer acts, whatever the host has free)."""
+    available = None
     try:
-        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024  # the kernel writes kB
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            pass
+    left = cgroup_memory_left()
+    if left is not None:
+        available = left if available is None else min(available, left)
+    return available
+
+
+def cgroup_memory_left(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The cgroup v2 limit less the memory in use that cannot be reclaimed (page cache can), or None."""
+    try:
+        limit = (root / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        used = int((root / "memory.current").read_text())
+        stat = dict(line.split() for line in (root / "memory.stat").read_text().splitlines() if line.strip())
+        return int(limit) - used + int(stat.get("file", 0))
+    except (OSError, ValueError):
+        return None
+
+
+def sniff_delimiter(path: str | os.PathLike) -> str:
+    """The delimiter among , ; tab | (kept for callers of the earlier API; read_table sniffs by itself)."""
+    return sniff_csv(Path(path)).delimiter
 
 
 def row_label(path: str | os.PathLike | None, index: int) -> str:
