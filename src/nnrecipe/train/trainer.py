@@ -194,7 +194,7 @@ class Trainer(TrainerState):
         if cfg.clip_value is not None:
             torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
         # one foreach norm per step: it is the logged gradient norm (T6), the clip, and the NaN guard
-        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        norm = _global_norm([p.grad for p in params])
         if cfg.clip_norm is not None:
             torch.nn.utils.clip_grads_with_norm_(params, cfg.clip_norm, norm)
         if self.scaler:
@@ -332,6 +332,15 @@ class Trainer(TrainerState):
     def _new_accumulators() -> dict[str, Any]:
         return {"loss_sum": torch.zeros(()), "count": 0, "norm_sum": torch.zeros(()), "norm_count": 0,
                 "metrics": {}}
+
+def _global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all gradients as one vector, as clip_grad_norm_ computes it, in one foreach kernel:
+    torch.nn.utils.get_total_norm first groups the tensors by device and dtype in Python, which cost this
+    loop 5-10% on a small MLP (benchmarks/engine.py)."""
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
 
 def _n_rows(data: Any) -> int:
     if isinstance(data, (tuple, list)):
