@@ -195,8 +195,8 @@ class Trainer(TrainerState):
             torch.nn.utils.clip_grad_value_(params, cfg.clip_value)
         # one foreach norm per step: it is the logged gradient norm (T6), the clip, and the NaN guard
         norm = _global_norm([p.grad for p in params])
-        if cfg.clip_norm is not None:
-            torch.nn.utils.clip_grads_with_norm_(params, cfg.clip_norm, norm)
+        if cfg.clip_norm is not None:  # inline, as clip_grad_norm_ does (clip_grads_with_norm_ needs torch 2.6)
+            torch._foreach_mul_([p.grad for p in params], torch.clamp(cfg.clip_norm / (norm + 1e-6), max=1.0))
         if self.scaler:
             self.scaler.step(opt)  # skips the step itself when fp16 gradients overflowed
             self.scaler.update()
@@ -339,7 +339,8 @@ def _global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     loop 5-10% on a small MLP (benchmarks/engine.py)."""
     if not grads:
         return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    device = grads[0].device  # per-tensor norms gathered on one device, for a model spread over several
+    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in torch._foreach_norm(grads)]))
 
 
 def _n_rows(data: Any) -> int:
