@@ -18,8 +18,9 @@ import torch
 
 from .checks import Verdict, check_init_loss, check_overfit_batch
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
-from .data import TablePreprocessor, infer_columns, infer_task, read_table, split_indices
-from .data.schema import check_target, multilabel_frame, numeric_problems, target_columns
+from .data import TablePreprocessor, read_table
+from .data.prepare import SPLITS, prepare_table
+from .data.schema import multilabel_frame, numeric_problems, target_columns
 from .data.balance import class_weights, resample, resolve_balance
 from .data.transforms import label_strings
 from .errors import ConfigError, DataError, check_choice
@@ -65,39 +66,17 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
         dcfg, mcfg, tcfg, note = _recorded_config(Path(resume), target)
         lr_find = "off"  # the recorded lr is the one the range test chose
     path = None if isinstance(data, pd.DataFrame) else Path(data)
-    # the index is each row's 0-based data row in the input: splits.json and error lines refer to it
-    df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
 
-    # -- data: target, task, columns, split, preprocessing fitted on train only (D8, D9)
-    y_raw = check_target(df, target, path)
-    empty = y_raw.isna().to_numpy() if y_raw.ndim == 1 else y_raw.isna().any(axis=1).to_numpy()
-    if empty.any():
-        log.warning("%d rows have no value in target '%s' and are left out", int(empty.sum()), target)
-        df, y_raw = df[~empty], y_raw[~empty]  # keeps the index: kept rows still carry their row in the input
-    neutral = None
-    if dcfg.neutral_label is not None and y_raw.ndim == 2:
-        raise ConfigError("--neutral-label works with a single target column, not a multi-label target")
-    if dcfg.neutral_label is not None:  # D7: 'unsure' rows stay out of training, then go to review.csv
-        is_neutral = (label_strings(y_raw) == dcfg.neutral_label).to_numpy(dtype=bool)
-        if not is_neutral.any():
-            log.warning("no row of '%s' holds the neutral label %r", target, dcfg.neutral_label)
-        neutral, df, y_raw = df[is_neutral], df[~is_neutral], y_raw[~is_neutral]
-    task, task_reason = infer_task(y_raw, dcfg.task)
-    schema = infer_columns(df, dcfg, path)
-    for line in schema.lines():
-        log.info("column %s", line)
-    labels = label_strings(y_raw).to_numpy(dtype=object) if task in ("binary", "multiclass") else None
-    splits = split_indices(labels, len(df), dcfg.val_fraction, dcfg.test_fraction, tcfg.seed)
-    pre = TablePreprocessor.fit(df.iloc[splits["train"]], schema.kinds, dcfg.scaling)
-    X = {k: _inputs(pre, df.iloc[idx])[0] for k, idx in splits.items()}  # each a tuple: features[, codes]
-    classes = sorted(set(labels)) if labels is not None else list(y_raw.columns) if task == "multilabel" else []
-    y_all, target_scale = _encode_target(y_raw, labels, classes, task, splits["train"])
-    y = {k: y_all[idx] for k, idx in splits.items()}
+    # -- data: target, task, columns, split, preprocessing fitted on train only (D8, D9; cached, D13)
+    prep, neutral = prepare_table(data, dcfg, tcfg.seed)
+    task, classes, target_scale, pre, schema = prep.task, prep.classes, prep.target_scale, prep.pre, prep.schema
+    X = {k: prep.inputs(k) for k in SPLITS}  # each a tuple: features[, codes]
+    y = {k: prep.target(k) for k in SPLITS}
     head, balance = _head(task, classes, y, X, dcfg, mcfg, tcfg.seed)
 
     # -- model for the task (M1, M3, M5, M6)
     seed_everything(tcfg.seed, tcfg.deterministic)
-    model = make_mlp(X["train"][0].shape[1], head.out_features, len(splits["train"]), mcfg, task, pre.embeddings)
+    model = make_mlp(X["train"][0].shape[1], head.out_features, prep.counts["train"], mcfg, task, pre.embeddings)
     init_weights(model, head.output_bias(y["train"]), distribution=mcfg.init)
     loss_fn = head.loss()
 
@@ -133,12 +112,12 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
               "model": {**to_dict(mcfg), "hidden": model.spec["hidden"], "dropout": model.spec["dropout"]},
               "train": {**to_dict(tcfg), "batch_size": trainer.batch_size}, "task": task, "head": balance,
               "loss": type(loss_fn).__name__,
-              "task_reason": task_reason, "source": str(path) if path else None, "note": note,
+              "task_reason": prep.task_reason, "source": str(path) if path else None, "note": note,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if resume is None:
         write_json(run_dir / "config.json", config)
     write_json(run_dir / "checks.json", [v.to_dict() for v in verdicts])
-    write_json(run_dir / "splits.json", {k: df.index[v].tolist() for k, v in splits.items()})
+    write_json(run_dir / "splits.json", {k: prep.data_rows(k) for k in SPLITS})
     write_json(run_dir / "schema.json", schema.to_dict())
     started = time.perf_counter()
     history = trainer.fit()
@@ -159,7 +138,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
                  run_dir / "review.csv")
     results = {"test": test, "best_epoch": trainer.best_epoch, "monitor": trainer.monitor,
                "best_value": trainer.best_value, "epochs_run": len(history), "train_seconds": round(seconds, 2),
-               "rows": {k: len(v) for k, v in splits.items()}, "environment": environment()}
+               "rows": prep.counts, "environment": environment()}
     write_json(run_dir / "results.json", results)
     run = TableRun(run_dir, task, test, verdicts, history)
     (run_dir / "summary.txt").write_text(_summary(run, config, results))
@@ -213,22 +192,6 @@ HEAVY_TAIL_Z, HEAVY_TAIL_SHARE = 4.0, 0.005
 
 def heavy_tailed(y_std: torch.Tensor) -> bool:
     return bool((y_std.abs() > HEAVY_TAIL_Z).float().mean() > HEAVY_TAIL_SHARE)
-
-
-def _encode_target(y_raw: pd.Series, labels: np.ndarray | None, classes: list[str], task: str,
-                   train_idx: np.ndarray) -> tuple[torch.Tensor, dict[str, float]]:
-    """Targets shaped for the head's loss; a regression target is standardized with train statistics."""
-    if task == "regression":
-        values = y_raw.to_numpy(dtype=np.float64)
-        mean, std = float(values[train_idx].mean()), float(values[train_idx].std()) or 1.0
-        return torch.from_numpy(((values - mean) / std).astype(np.float32))[:, None], {"mean": mean, "std": std}
-    if task == "multilabel":
-        return torch.tensor(y_raw.to_numpy(dtype=np.float32)), {"mean": 0.0, "std": 1.0}
-    index = {c: i for i, c in enumerate(classes)}
-    codes = torch.tensor([index[v] for v in labels])  # type: ignore[union-attr]
-    if task == "binary":
-        return codes.float()[:, None], {"mean": 0.0, "std": 1.0}
-    return codes, {"mean": 0.0, "std": 1.0}
 
 
 def _summary(run: TableRun, config: dict[str, Any], results: dict[str, Any]) -> str:

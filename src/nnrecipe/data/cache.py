@@ -6,7 +6,7 @@ bytes as they are on disk (compressed ones too): SHA-256 rather than BLAKE2b bec
 extensions (x86 since 2017, ARMv8) hash it twice as fast (measured here: 500 MB/s against 260 MB/s).
 Hashing still took as long as the Parquet read, so a file whose inode and timestamps are as they were
 at its last hash is not hashed again (a memo under <cache>/stat/, as git's index does).
-Writes are atomic (a temporary file, fsynced, then renamed over: timm's checkpoint pattern), and a cache
+Writes are atomic (a temporary file renamed over: timm's checkpoint pattern), and a cache
 file that cannot be read for any reason is a miss that is re-parsed and overwritten, never an error:
 the cache only ever saves time. Nothing here touches the input file."""
 
@@ -18,7 +18,9 @@ import json
 import logging
 import os
 import re
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +39,15 @@ KEY = re.compile(r"[0-9a-f]{64}\.v\d+")
 RACY_SECONDS = 2.0
 
 
-def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where parsed tables go: `cache_dir`, else $NNRECIPE_CACHE/tables, else
-    $XDG_CACHE_HOME/nnrecipe/tables (by default ~/.cache/nnrecipe/tables)."""
+def cache_folder(cache_dir: str | os.PathLike | None = None, kind: str = "tables") -> Path:
+    """Where parsed tables (kind 'tables') and prepared ones ('prepared', prepare.py) go: `cache_dir`,
+    else $NNRECIPE_CACHE/<kind>, else $XDG_CACHE_HOME/nnrecipe/<kind> (by default ~/.cache/nnrecipe)."""
     if cache_dir is not None:
         return Path(cache_dir)
     if os.environ.get("NNRECIPE_CACHE"):
-        return Path(os.environ["NNRECIPE_CACHE"]) / "tables"
+        return Path(os.environ["NNRECIPE_CACHE"]) / kind
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nnrecipe" / "tables"
+    return Path(base) / "nnrecipe" / kind
 
 
 def content_key(path: Path, folder: Path | None = None) -> str:
@@ -67,6 +69,26 @@ def content_key(path: Path, folder: Path | None = None) -> str:
             and time.time() - max(after.st_mtime, after.st_ctime) > RACY_SECONDS:
         _write_atomic(memo, key.encode())
     return key
+
+
+_pending: dict[Path, threading.Thread] = {}
+
+
+def write_behind(file: Path, write: Callable[[], None]) -> None:
+    """Run `write` (which writes `file` and never raises) in a thread, so the work that needs the data
+    goes on meanwhile; `wait(file)` before reading it. Not a daemon: the interpreter waits for it at exit."""
+    wait(file)
+    thread = threading.Thread(target=write, name=f"nnrecipe-cache-{file.name[:12]}")
+    _pending[file] = thread
+    thread.start()
+
+
+def wait(file: Path | None = None) -> None:
+    """Wait for the background write of `file` (of every file when None)."""
+    for f in [file] if file is not None else list(_pending):
+        thread = _pending.pop(f, None)  # type: ignore[arg-type]
+        if thread is not None:
+            thread.join()
 
 
 def _identity(path: Path, st: os.stat_result) -> str:
@@ -99,6 +121,7 @@ def _write_atomic(file: Path, data: bytes) -> None:
 
 def load(file: Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """The cached table and what was recorded about its source, or None on a miss or a damaged file."""
+    wait(file)
     if not file.is_file():
         return None
     import pyarrow.parquet as pq
@@ -145,8 +168,8 @@ def store(df: pd.DataFrame, file: Path, info: dict[str, Any]) -> None:
         # uncompressed: the cache trades disk for the second read's time (D13: the goal is <= 0.2x of parsing)
         pq.write_table(table.replace_schema_metadata(meta), tmp, use_dictionary=text, write_statistics=False,
                        write_page_checksum=True, compression="none")
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
+        # no fsync (it cost a third of the write): a file torn by a crash fails its page checksums or its
+        # footer on the next read, which is a miss that parses the source again
         os.replace(tmp, file)
     except Exception as e:  # the cache only saves time; the table read fine
         log.warning("could not cache the parsed table in %s (%s); the next read parses the file again",

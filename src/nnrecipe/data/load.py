@@ -35,12 +35,13 @@ PARQUET_EXPANSION = 4.0
 
 
 def read_table(path: str | os.PathLike, *, cache: bool = True,
-               cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+               cache_dir: str | os.PathLike | None = None, write_behind: bool = False) -> pd.DataFrame:
     """The table in a CSV or Parquet file, its rows under a RangeIndex (the 0-based data row).
 
     A parsed CSV is cached as Parquet in `cache_dir` (default: $NNRECIPE_CACHE/tables, else
     ~/.cache/nnrecipe/tables), keyed by the file's content: reading the same bytes again loads it
-    without parsing. `cache=False` neither reads nor writes the cache. Raises DataError naming the file,
+    without parsing. `cache=False` neither reads nor writes the cache; `write_behind` writes it in a
+    thread while the caller goes on (the frame must not be changed in place). Raises DataError naming the file,
     what is wrong with it and the fix."""
     path = Path(path)
     _check_file(path)
@@ -61,7 +62,9 @@ def read_table(path: str | os.PathLike, *, cache: bool = True,
             return df
     df, info = _read_csv(path, fmt)
     _tell(path, info)
-    if file is not None:
+    if file is not None and write_behind:
+        table_cache.write_behind(file, lambda: table_cache.store(df, file, info))
+    elif file is not None:
         table_cache.store(df, file, info)
     return df
 

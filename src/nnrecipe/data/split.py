@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
@@ -15,14 +16,21 @@ MIN_ROWS = 10  # fewer rows cannot give a training, a validation and a test spli
 
 
 def split_indices(labels: np.ndarray | None, n: int, val_fraction: float, test_fraction: float,
-                  seed: int) -> dict[str, np.ndarray]:
-    """Row positions of each split. `labels` (classification) stratifies every split."""
+                  seed: int, classes: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Row positions of each split. `labels` (classification) stratifies every split: class labels, or
+    their codes into `classes` (sorted, as pd.factorize(sort=True) gives them)."""
     if n < MIN_ROWS:
         raise DataError(f"the table has {n} usable rows; training needs at least {MIN_ROWS} to hold out "
                         "validation and test rows")
     idx = np.arange(n)
     if labels is not None:
-        values, counts = np.unique(labels, return_counts=True)
+        # integer codes in the labels' sorted order: the same split as the labels themselves (sklearn
+        # stratifies on np.unique's inverse), without sorting a million strings (6 s on 1M rows)
+        if classes is None:
+            labels, values = pd.factorize(labels, sort=True)
+        else:
+            values = classes
+        counts = np.bincount(labels, minlength=len(values))
         rare = [f"'{v}' ({c})" for v, c in zip(values, counts) if c < 3]
         if rare:
             raise DataError(f"classes {', '.join(rare)} have fewer than 3 rows, too few to appear in the "
