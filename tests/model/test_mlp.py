@@ -19,10 +19,12 @@ def test_widths_round_to_multiples_of_8_and_of_64_from_64(w, expected):
 
 
 def test_default_hidden_follows_the_sizing_rule():
-    assert default_hidden(10_000, 30) == (64, 64)  # 2 x 30 = 60 -> 64
-    assert default_hidden(10_000, 4) == (32, 32)  # at least 32
-    assert default_hidden(100_000, 500) == (256, 256)  # at most 256
-    assert default_hidden(200, 100) == (56, 56)  # a quarter of 200 rows: 50 -> 56 (multiple of 8 below 64)
+    # depth: 2 below 10,000 rows, then one more per tenfold, up to 5 from 1,000,000
+    assert [len(default_hidden(n, 30)) for n in (10, 999, 1_000, 9_999, 10_000, 100_000, 999_999, 10 ** 6, 10 ** 8)] \
+        == [2, 2, 2, 2, 3, 4, 4, 5, 5]
+    assert default_hidden(500, 30) == (128, 128)  # 2 x 30 = 60, at least 128
+    assert default_hidden(5_000, 100) == (256, 256)  # 2 x 100 = 200 -> 256 (a multiple of 64)
+    assert default_hidden(50_000, 1_000) == (512,) * 3  # at most 512
 
 
 @pytest.mark.parametrize("act, std", [
