@@ -1,6 +1,7 @@
 """nnrecipe executes the recipe for training a neural network, and verifies it."""
 
 from .checks import Verdict, check_init_loss, check_overfit_batch
+from .checks.doctor import Diagnosis, doctor
 from .config import DataConfig, ModelConfig, TrainConfig
 from .errors import CheckpointError, ConfigError, DataError, NNRecipeError, TrainingError
 from .repro import seed_everything
@@ -9,7 +10,7 @@ from .train import Callback, EarlyStopping, ProgressBar, Trainer
 __version__ = "0.1.0"
 
 # pandas, pyarrow and scikit-learn load on first use of the table recipe, so `import nnrecipe` stays light
-_LAZY = {"TableRun": "recipe", "predict_table": "recipe", "train_table": "recipe"}
+_LAZY = {"TableRun": "recipe", "doctor_table": "recipe", "predict_table": "recipe", "train_table": "recipe"}
 
 
 def __getattr__(name: str) -> object:
@@ -20,7 +21,8 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'nnrecipe' has no attribute '{name}'")
 
 __all__ = [
-    "Callback", "CheckpointError", "ConfigError", "DataConfig", "DataError", "EarlyStopping", "ModelConfig",
+    "Callback", "CheckpointError", "ConfigError", "DataConfig", "DataError", "Diagnosis", "EarlyStopping",
+    "ModelConfig", "doctor", "doctor_table",
     "NNRecipeError", "ProgressBar", "TableRun", "TrainConfig", "Trainer", "TrainingError", "Verdict",
     "check_init_loss", "check_overfit_batch", "predict_table", "seed_everything", "train_table",
 ]

@@ -88,6 +88,18 @@ def _config(cls: type, args: argparse.Namespace, only: Sequence[str] | None = No
     return cls(**values)
 
 
+def _add_table_flags(p: argparse.ArgumentParser) -> None:
+    """DATA, --target, --config and a flag for every data, model and training setting (train, doctor)."""
+    p.add_argument("data", help="a CSV or Parquet file")
+    p.add_argument("--target", required=True, help="the column to predict")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help='a JSON file {"data": {...}, "model": {...}, "train": {...}} of settings; flags win')
+    _add_config_flags(p, DataConfig, only=DATA_FLAGS)
+    _add_config_flags(p, ModelConfig)
+    _add_config_flags(p, TrainConfig, skip=("device",))
+    p.add_argument("--device", default=None, help="auto (cuda when there) | cpu | cuda | cuda:N (default: auto)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nnrecipe", description="Execute the recipe for training a neural network, and verify it.")
     parser.add_argument("--version", action="version", version=f"nnrecipe {_version()}")
@@ -97,21 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Read the table, infer the task, split, preprocess, build the model the "
                            "recipe advises, run the checks, train with early stopping and checkpoints, test, and "
                            "leave a run folder. The last line printed is the run folder.")
-    train.add_argument("data", help="a CSV or Parquet file")
-    train.add_argument("--target", required=True, help="the column to predict")
+    _add_table_flags(train)
     train.add_argument("--out", default="runs", help="where run folders go (default: runs)")
     train.add_argument("--note", default="", help="why this run: kept in the run's record (R4)")
-    train.add_argument("--config", metavar="FILE", default=None,
-                       help='a JSON file {"data": {...}, "model": {...}, "train": {...}} of settings; flags win')
     train.add_argument("--resume", metavar="RUN", default=None,
                        help="go on with an interrupted run from its last checkpoint, with the config it recorded")
     train.add_argument("--lr-find", choices=("off", "on", "confirm"), default="off",
                        help="T4 LR range test before training: on = train at its candidate (half the rate where "
                        "the loss starts to diverge), confirm = the best of short runs around it (default: off)")
-    _add_config_flags(train, DataConfig, only=DATA_FLAGS)
-    _add_config_flags(train, ModelConfig)
-    _add_config_flags(train, TrainConfig, skip=("device",))
-    train.add_argument("--device", default=None, help="auto (cuda when there) | cpu | cuda | cuda:N (default: auto)")
+    train.add_argument("--strict", action="store_true", help="stop before training when a check fails (exit 1)")
+
+    doc = sub.add_parser("doctor", help="run the recipe's checks on the model `train` would build, without training",
+                         description="Build the model `train` would train on DATA with these settings and run every "
+                         "check of the recipe on it (pass / warn / fail, the evidence, the fix). Exit 1 when a check "
+                         "fails.")
+    _add_table_flags(doc)
 
     predict = sub.add_parser("predict", help="predict with a run's model",
                              description="Load a run's model (safetensors + JSON, nothing unpickled), check that "
@@ -147,7 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     file = read_config_file(args.config) if args.config else {}
     run = train_table(
         args.data, args.target, out=args.out, note=args.note, progress=sys.stdout.isatty(), lr_find=args.lr_find,
-        resume=args.resume,
+        resume=args.resume, strict=args.strict,
         data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
         model_config=_config(ModelConfig, args, base=file.get("model")),
         train_config=_config(TrainConfig, args, base=file.get("train")))
@@ -156,6 +168,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"test {name}: {value:.4f}")
     print(run.run_dir)
     return 1 if any(v.status == "fail" for v in run.verdicts) else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .recipe import doctor_table
+
+    file = read_config_file(args.config) if args.config else {}
+    logger = logging.getLogger("nnrecipe")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # the verdicts are the output: not also a log line each
+    try:
+        diagnosis = doctor_table(
+            args.data, args.target,
+            data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
+            model_config=_config(ModelConfig, args, base=file.get("model")),
+            train_config=_config(TrainConfig, args, base=file.get("train")))
+    finally:
+        logger.setLevel(level)
+    print(diagnosis.table())
+    counts = {s: sum(v.status == s for v in diagnosis) for s in ("pass", "warn", "fail", "skipped")}
+    print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 1 if diagnosis.failed else 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -183,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        return {"train": cmd_train, "predict": cmd_predict}[args.command](args)
+        return {"train": cmd_train, "doctor": cmd_doctor, "predict": cmd_predict}[args.command](args)
     except TrainingError as e:
         print(f"nnrecipe: training stopped: {e}", file=sys.stderr)
         return 1

@@ -16,14 +16,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .checks import Verdict, check_init_loss, check_overfit_batch
+from .checks import Verdict, check_init_loss
+from .checks.curves import diagnose_curves
+from .checks.doctor import CHECKS, Diagnosis, c2_init_loss, doctor
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import TablePreprocessor, read_table
-from .data.prepare import SPLITS, prepare_table
+from .data.prepare import SPLITS, PreparedTable, prepare_table
 from .data.schema import multilabel_frame, numeric_problems, target_columns
 from .data.balance import class_weights, resample, resolve_balance
 from .data.transforms import label_strings
-from .errors import ConfigError, DataError, check_choice
+from .errors import ConfigError, DataError, TrainingError, check_choice
 from .model import Head, init_weights, load_model, make_mlp, save_model
 from .repro import environment, seed_everything
 from .track import new_run_dir, read_json, write_json
@@ -53,10 +55,11 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
                 data_config: DataConfig | None = None, model_config: ModelConfig | None = None,
                 train_config: TrainConfig | None = None, note: str = "", progress: bool = False,
                 callbacks: list[Callback] | None = None, lr_find: str = "off",
-                resume: str | os.PathLike | None = None) -> TableRun:
+                resume: str | os.PathLike | None = None, strict: bool = False) -> TableRun:
     """Train the model the recipe advises for `target` in a CSV/Parquet file or a DataFrame, and leave
     a run folder under `out`. `lr_find`: 'off', 'on' (T4: train at the range test's candidate) or
-    'confirm' (the best of short runs around it). `resume`: a run folder of an interrupted run; it goes
+    'confirm' (the best of short runs around it). `strict`: stop before training when a check fails
+    (TrainingError). `resume`: a run folder of an interrupted run; it goes
     on from its last checkpoint with the config it recorded (the configs given here are not used).
     Raises DataError/ConfigError naming the input and the fix."""
     check_choice("lr_find", lr_find, ("off", "on", "confirm"))
@@ -67,28 +70,22 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
         lr_find = "off"  # the recorded lr is the one the range test chose
     path = None if isinstance(data, pd.DataFrame) else Path(data)
 
-    # -- data: target, task, columns, split, preprocessing fitted on train only (D8, D9; cached, D13)
-    prep, neutral = prepare_table(data, dcfg, tcfg.seed)
+    prep, neutral, X, y, head, balance, model, loss_fn = _setup(data, dcfg, mcfg, tcfg)
     task, classes, target_scale, pre, schema = prep.task, prep.classes, prep.target_scale, prep.pre, prep.schema
-    X = {k: prep.inputs(k) for k in SPLITS}  # each a tuple: features[, codes]
-    y = {k: prep.target(k) for k in SPLITS}
-    head, balance = _head(task, classes, y, X, dcfg, mcfg, tcfg.seed)
 
-    # -- model for the task (M1, M3, M5, M6)
-    seed_everything(tcfg.seed, tcfg.deterministic)
-    model = make_mlp(X["train"][0].shape[1], head.out_features, prep.counts["train"], mcfg, task, pre.embeddings)
-    init_weights(model, head.output_bias(y["train"]), distribution=mcfg.init)
-    loss_fn = head.loss()
-
-    # -- the recipe's checks before training (C2, C1)
-    sample = torch.randperm(len(y["train"]), generator=torch.Generator().manual_seed(tcfg.seed))[:1024]
-    xs, ys = tuple(t[sample] for t in X["train"]), y["train"][sample]
-    verdicts = [
-        check_init_loss(model, loss_fn, xs, ys, head, y["train"]),
-        check_overfit_batch(model, loss_fn, xs, ys, lambda p: make_optimizer(p, tcfg), seed=tcfg.seed),
-    ]
-    for v in verdicts:
-        log.info("%s", v.line())
+    # -- the recipe's checks before training: the doctor (C1-C8, the setup lint)
+    # the first optimizer a process builds imports torch._dynamo (2 s here): any training pays it once,
+    # so it is paid before the doctor's clock starts
+    optimizer = make_optimizer(model.parameters(), tcfg)
+    started = time.perf_counter()
+    # C8 judges this run's own curves once it has trained (below), not a short run of its own
+    verdicts = diagnose(model, loss_fn, head, X, y, tcfg, optimizer=optimizer,
+                        checks=[c for c in CHECKS if c != "curves:check_short_run"])
+    checks_seconds = time.perf_counter() - started
+    if strict and verdicts.failed:
+        raise TrainingError("a check failed and --strict stops before training: "
+                            + "; ".join(f"{v.id} {v.name}: {v.summary} (fix: {v.fix})" for v in verdicts
+                                        if v.status == "fail"))
 
     # -- training (T1, T7, T8) and the test
     run_dir = Path(resume) if resume is not None else new_run_dir(out, f"{path.stem if path else 'table'}-{target}")
@@ -116,11 +113,16 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if resume is None:
         write_json(run_dir / "config.json", config)
-    write_json(run_dir / "checks.json", [v.to_dict() for v in verdicts])
+    write_json(run_dir / "checks.json", verdicts.to_dict())
     write_json(run_dir / "splits.json", {k: prep.data_rows(k) for k in SPLITS})
     write_json(run_dir / "schema.json", schema.to_dict())
     started = time.perf_counter()
     history = trainer.fit()
+    [c2_verdict] = verdicts.by_id("C2")
+    for v in diagnose_curves(history, baseline_loss=c2_verdict.evidence.get("expected")):  # C8 on the run
+        log.info("%s", v.line())
+        verdicts.append(v)
+    write_json(run_dir / "checks.json", verdicts.to_dict())
     seconds = time.perf_counter() - started
     test = trainer.evaluate((*X["test"], y["test"]))
 
@@ -138,11 +140,60 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
                  run_dir / "review.csv")
     results = {"test": test, "best_epoch": trainer.best_epoch, "monitor": trainer.monitor,
                "best_value": trainer.best_value, "epochs_run": len(history), "train_seconds": round(seconds, 2),
+               "checks_seconds": round(checks_seconds, 3),
+               "checks_seconds_each": {k: round(v, 3) for k, v in verdicts.seconds.items()},
                "rows": prep.counts, "environment": environment()}
     write_json(run_dir / "results.json", results)
     run = TableRun(run_dir, task, test, verdicts, history)
     (run_dir / "summary.txt").write_text(_summary(run, config, results))
     return run
+
+
+def _setup(data: str | os.PathLike | pd.DataFrame, dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig
+           ) -> tuple[PreparedTable, pd.DataFrame | None, dict[str, tuple[torch.Tensor, ...]], dict[str, torch.Tensor],
+                      Head, str, torch.nn.Module, torch.nn.Module]:
+    """The data made ready (D8-D10, D13), the head with its loss and rebalancing (D6, M1, M3), and the
+    model for the task, initialised (M2, M5, M6)."""
+    prep, neutral = prepare_table(data, dcfg, tcfg.seed)
+    X = {k: prep.inputs(k) for k in SPLITS}  # each a tuple: features[, codes]
+    y = {k: prep.target(k) for k in SPLITS}
+    head, balance = _head(prep.task, prep.classes, y, X, dcfg, mcfg, tcfg.seed)
+    seed_everything(tcfg.seed, tcfg.deterministic)
+    model = make_mlp(X["train"][0].shape[1], head.out_features, prep.counts["train"], mcfg, prep.task,
+                     prep.pre.embeddings)
+    init_weights(model, head.output_bias(y["train"]), distribution=mcfg.init)
+    return prep, neutral, X, y, head, balance, model, head.loss()
+
+
+def doctor_table(data: str | os.PathLike | pd.DataFrame, target: str, *, data_config: DataConfig | None = None,
+                 model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
+                 checks: list[Any] | None = None) -> Diagnosis:
+    """The doctor on the model `train_table` would train with these settings, without training it
+    (`checks`: a subset of the doctor's CHECKS)."""
+    dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
+    tcfg = train_config or TrainConfig()
+    _, _, X, y, head, _, model, loss_fn = _setup(data, dcfg, model_config or ModelConfig(), tcfg)
+    return diagnose(model, loss_fn, head, X, y, tcfg, checks)
+
+
+def diagnose(model: torch.nn.Module, loss_fn: torch.nn.Module, head: Head, X: dict[str, tuple[torch.Tensor, ...]],
+             y: dict[str, torch.Tensor], tcfg: TrainConfig, checks: list[Any] | None = None,
+             optimizer: torch.optim.Optimizer | None = None) -> Diagnosis:
+    """The doctor on the recipe's own setup, before training: every check, C2 against the head's prior
+    over all the training rows (class weights included) rather than the doctor's sample."""
+    sample = torch.randperm(len(y["train"]), generator=torch.Generator().manual_seed(tcfg.seed))[:1024]
+    xs, ys = tuple(t[sample] for t in X["train"]), y["train"][sample]
+
+    def c2(setup: Any) -> Verdict:
+        return check_init_loss(model, loss_fn, xs, ys, head, y["train"])
+
+    optimizer = optimizer if optimizer is not None else make_optimizer(model.parameters(), tcfg)
+    diagnosis = doctor(model, (*X["train"], y["train"]), loss_fn=loss_fn, optimizer=optimizer,
+                       val_data=(*X["val"], y["val"]), task=head.task, seed=tcfg.seed,
+                       checks=[c2 if c is c2_init_loss else c for c in (CHECKS if checks is None else checks)])
+    for v in diagnosis:
+        log.info("%s", v.line())
+    return diagnosis
 
 
 def _inputs(pre: TablePreprocessor, df: pd.DataFrame) -> tuple[tuple[torch.Tensor, ...], dict[str, int]]:

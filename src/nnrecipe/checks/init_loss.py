@@ -10,9 +10,13 @@ from torch import nn
 from ..model.heads import Head
 from .verdict import Inputs, Verdict, as_tuple
 
-# Within 10% (or 0.05 nats) of the prior's loss is the healthy start; a loss 50% above it is a fault.
-# Calibrated on our MLPs over breast cancer, digits, wine and diabetes, whose healthy starts sit within 3%.
-PASS_REL, PASS_ABS, FAIL_REL = 0.10, 0.05, 0.50
+# Within 25% (or 0.05 nats) of the prior's loss is a healthy start; more than 3x the prior's loss is a
+# fault (doctor case 23, an output bias of +10 on one class of 10, starts at about 4x). Calibrated on the
+# healthy setups of tests/checks/cases.py with PyTorch's default init: digits MLP +0.5%, moons +3.7%,
+# diabetes +1.9%, CNN +1.0%, imbalanced binary with the prior bias +1%, breast cancer standardized +13%
+# (logits spread by the default init); the recipe's own MLPs start within 1% (output layer scaled down).
+# A zero output bias on a 1:9 binary task starts 113% above the prior's loss: a warning with the M6 fix.
+PASS_REL, PASS_ABS, FAIL_REL = 0.25, 0.05, 2.0
 
 
 @torch.no_grad()

@@ -1,0 +1,328 @@
+"""C8: the learning rate and the fit judged from the curves (seed 000: "tune the learning rate", a rate
+too high does not converge; seed 002: the best rate is about half the one that diverges). `check_short_run`
+trains a copy for a few epochs on the setup's sample and hands the history to `diagnose_curves`, which
+works on any run's history, e.g. the Trainer's metrics.jsonl rows {epoch, train_loss, val_loss,
+val_accuracy, ...}: `nnrecipe train` can judge a finished run with it.
+
+Sorted batches (doctor case 9) cannot be read from the losses: the lag-1 autocorrelation of the batch
+losses is 0.82 for Adam on digits sorted by label but -0.05 for SGD on the same batches, and 0.49-0.67
+for SGD at a high rate (1) on shuffled batches. The labels of the batches tell it: `diagnose_curves(batch_labels=...)`
+and `check_batch_order(loader)` compare each batch's label entropy with the whole data's."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..model.heads import Head
+from .setup import Setup
+from .verdict import Verdict
+
+EPOCHS = 10  # the short run: 10 epochs of <= 512 rows in batches of 32, at most 160 steps
+BATCH = 32  # seed 002: mini-batches of 2-32 give the most stable convergence
+
+# Divergence: a loss non-finite, or at any epoch 3x the first one. Healthy short runs peak at <= 1.03x
+# their start; Adam at 0.1 on A (too high but recovering) at 1.23x; SGD at 10 on A at 11.7x (epoch 1: 27.0).
+DIVERGE = 3.0
+# No progress: the last training loss at or above the first while the loss moved (not flat). Healthy runs
+# end at 0.04-0.95x their start (0.95: the slow CNN D); SGD at 2, 5 and 10 on A end at 1.004-1.07x.
+NO_PROGRESS = 1.0
+# AUTOTRAINER (Zhang et al., ICSE 2021): oscillation when the accuracy swings by >= 0.03 in >= 20% of the
+# epochs. A swing counts when the accuracy drops while the loss rises: near chance the argmax flips with
+# the loss still falling (the healthy CNN D: drops of 0.14 and 0.07 with its validation loss falling). For
+# curves without accuracy a swing is a loss rise of >= 10% over the previous epoch that is also >= 5% of
+# the start (so noise at a loss near 0 is not one: B's validation loss once rises 47%, from 0.05, 3% of
+# its start). Healthy short runs: 0 swings of either kind in 10 epochs; SGD at 1 on A, which trains: 1;
+# SGD at 1 with momentum on A, stalled at 30% accuracy: 2 accuracy swings.
+SWING_ACC, SWING_LOSS, SWING_FLOOR, SWING_SHARE = 0.03, 0.10, 0.05, 0.20
+# Flat: no epoch's training loss differs from the first by 2% or more. Healthy: the slow CNN D moves 5.9%
+# in the short run, the others 58-96%; Adam at 1e-7 on A moves 0.01%, Adam at 1e-5 0.7%.
+FLAT = 0.02
+# Overfitting: the validation loss ends >= 20% above its minimum, reached >= 2 epochs before the end,
+# while the training loss kept falling. Healthy short runs end within 0.4% of their minimum (C); Adam at
+# 0.03 on A ends 24% above it, at 0.1 32%.
+OVERFIT, OVERFIT_EPOCHS = 0.20, 2
+# Underfitting: the training loss has stopped improving (no new minimum in the last third of the epochs)
+# and sits at >= 70% of the prior's loss (the loss of predicting the class priors or the mean; else the
+# first epoch's). Healthy short runs end at 0.04-0.43x the prior (C, regression, at 0.43) or are still
+# improving (D, at 0.95x); SGD at 1 with momentum on A stalls at 0.76x.
+UNDERFIT = 0.70
+# Worse than a constant: the last training loss >= 3x the prior's loss. Healthy short runs end at <= 0.95x
+# it (D); the 8-layer ReLU MLP with N(0, 10) weights ends at 1.5e14x (its loss falls, from 1e15).
+ABOVE_PRIOR = 3.0
+# Sorted batches: each batch's label entropy over the whole data's. Shuffled batches of 32 rows hold 0.92
+# of it on digits (10 classes) and on the 10%-minority binary set, 0.97 on moons; digits sorted by label
+# 0.04.
+SORTED_ENTROPY = 0.50
+
+SOURCE = "seed 000 (tune the learning rate); seed 002 (LR range test); AUTOTRAINER (Zhang et al., ICSE 2021)"
+FIX_HIGH = ("lower the learning rate: run the LR range test (T4, Trainer.lr_find) and take about half the rate "
+            "where the loss starts to diverge (seed 002); clip the gradient norm")
+FIX_LOW = ("raise the learning rate (x10), or pick it with the LR range test (T4, Trainer.lr_find); if C7 reports "
+           "missing gradients or dead units, fix those first")
+FIX_OVERFIT = ("regularize (weight decay, dropout, augmentation), stop early at the best validation epoch "
+               "(EarlyStopping), or get more data")
+FIX_UNDERFIT = ("add capacity (wider or deeper layers) and train longer; lower the regularization; check the "
+                "features and the learning rate")
+FIX_ABOVE_PRIOR = ("the model does worse than predicting the prior: fix the init and the output scale first (C2: "
+                   "loss at init; C7: exploding gradients), then tune the learning rate")
+FIX_SORTED = "shuffle the training data every epoch (DataLoader(..., shuffle=True))"
+
+
+def check_short_run(setup: Setup, epochs: int = EPOCHS, batch: int = BATCH) -> list[Verdict]:
+    """C8 on a copy: `epochs` epochs over the setup's sample in shuffled batches, evaluated on the
+    validation sample after each; the history goes to `diagnose_curves`."""
+    model, opt = setup.copies()
+    held = {id(p) for g in opt.param_groups for p in g["params"]}
+    if not any(p.requires_grad and id(p) in held for p in model.parameters()):
+        return [_skip("the optimizer holds none of the model's trainable parameters (see C7)")]
+    start = [p.detach().clone() for p in model.parameters()]
+    history = [_row(setup, model, 0, None)] if setup.loss_fn is not None else []
+    batch_losses: list[float] = []
+    gen = torch.Generator().manual_seed(setup.seed)
+    n = len(setup.y)
+    starts = list(range(0, n, batch))
+    if len(starts) > 1 and n - starts[-1] < 2:
+        starts.pop()  # a last batch of 1 row: BatchNorm cannot train on it
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(n, generator=gen)
+        losses = []
+        for i in starts:
+            rows = order[i:i + batch]
+            losses.append(setup.step(model, opt, (*(t[rows] for t in setup.x), setup.y[rows])))
+            if math.isinf(losses[-1]) or math.isnan(losses[-1]) and setup.train_step is None:
+                break
+        batch_losses += losses
+        mean = sum(losses) / len(losses)
+        if setup.train_step is not None and setup.loss_fn is not None and all(math.isnan(x) for x in losses):
+            mean = None  # the caller's step returns no loss: measure it on the training rows instead
+        history.append(_row(setup, model, epoch, mean))
+        if not math.isfinite(history[-1]["train_loss"]):
+            break
+    if setup.loss_fn is None and all(math.isnan(r["train_loss"]) for r in history):
+        return [_skip("the training step returns no loss and no loss_fn was given")]
+    if all(torch.equal(p.detach(), s) for p, s in zip(model.parameters(), start)):
+        return [_skip(f"no parameter changed in {len(batch_losses)} steps (see C7)")]
+    verdicts = diagnose_curves(history, baseline_loss=_baseline(setup))
+    if setup.loader is not None and setup.task in ("binary", "multiclass"):
+        # doctor case 9: the caller's own batches, in the order their DataLoader makes them
+        order = check_batch_order(setup.loader)
+        if order.status != "skipped":
+            verdicts.append(order)
+    return verdicts
+
+
+def diagnose_curves(history: Sequence[dict[str, Any]], *, baseline_loss: float | None = None,
+                    batch_labels: Iterable[Any] | None = None) -> list[Verdict]:
+    """Judge a run from its per-epoch rows (train_loss required; val_loss, val_accuracy or
+    train_accuracy used when present): a learning rate too high (divergence, no progress, oscillation),
+    too low (flat), overfitting, underfitting. `baseline_loss`: the loss of predicting the prior (C2's
+    expected loss), else the first epoch's loss stands for it. `batch_labels`: the labels of the training
+    batches in the order they were used, to tell batches sorted by label. Returns the problems found, or
+    one pass verdict."""
+    rows = [r for r in history if r.get("train_loss") is not None]
+    if not rows:
+        return [_skip("no epoch with a train_loss")]
+    train = [float(r["train_loss"]) for r in rows]
+    val = [float(r["val_loss"]) for r in rows] if all(r.get("val_loss") is not None for r in rows) else None
+    acc_key = next((k for k in ("val_accuracy", "train_accuracy") if all(r.get(k) is not None for r in rows)), None)
+    acc = [float(r[acc_key]) for r in rows] if acc_key else None
+    start = train[0]
+    evidence: dict[str, Any] = {"epochs": len(rows), "train_loss_first": _round(start),
+                                "train_loss_last": _round(train[-1]), "train_loss_min": _round(min(train))}
+    if val is not None:
+        evidence.update({"val_loss_last": _round(val[-1]), "val_loss_min": _round(min(val))})
+    if acc is not None:
+        evidence[f"{acc_key}_last"] = _round(acc[-1])
+    verdicts = []
+    if batch_labels is not None:
+        order = _batch_order(batch_labels)
+        if order is not None and order.status != "pass":
+            verdicts.append(order)
+        elif order is not None:
+            evidence["batch_entropy_share"] = order.evidence["batch_entropy_share"]
+    broken = _nonfinite(train, val, [r.get("epoch", i) for i, r in enumerate(rows)], evidence)
+    if broken is not None:
+        return verdicts + [broken]
+    if len(rows) < 3:
+        return verdicts + [_skip(f"{len(rows)} epochs with a train_loss: the curves need >= 3")]
+    high = _too_high(train, val, acc, evidence)
+    if high is not None:
+        return verdicts + [high]
+    if baseline_loss is not None and baseline_loss > 0 and train[-1] >= ABOVE_PRIOR * baseline_loss:
+        return verdicts + [Verdict("C8", "loss far above the prior", "fail",
+                                   f"the training loss ends at {train[-1]:.4g}, {train[-1] / baseline_loss:.3g}x the "
+                                   f"loss of predicting the prior ({baseline_loss:.4f})",
+                                   {**evidence, "baseline_loss": _round(baseline_loss)}, FIX_ABOVE_PRIOR, SOURCE)]
+    moved = max(abs(t - start) for t in train) / abs(start) if start else math.inf
+    evidence["largest_move"] = _round(moved)
+    if moved < FLAT:
+        return verdicts + [Verdict("C8", "learning rate too low", "warn",
+                                   f"the training loss stayed within {moved:.2%} of {start:.4f} for {len(rows)} "
+                                   "epochs: the curve is flat", evidence, FIX_LOW, SOURCE)]
+    if val is not None:
+        best = min(range(len(val)), key=val.__getitem__)
+        rise = val[-1] / val[best] - 1 if val[best] > 0 else 0.0
+        if rise >= OVERFIT and len(val) - 1 - best >= OVERFIT_EPOCHS and train[-1] < train[best]:
+            ev = {**evidence, "best_epoch": rows[best].get("epoch", best), "val_rise": _round(rise),
+                  "gap_at_best": _round(val[best] - train[best]), "gap_last": _round(val[-1] - train[-1])}
+            verdicts.append(Verdict("C8", "overfitting", "warn",
+                                    f"the validation loss rose {rise:.0%} above its minimum (epoch "
+                                    f"{ev['best_epoch']}) while the training loss kept falling", ev, FIX_OVERFIT,
+                                    SOURCE))
+    reference = baseline_loss if baseline_loss is not None and baseline_loss > 0 else start
+    tail = max(len(train) // 3, 2)
+    stalled = min(train[-tail:]) >= min(train[:-tail])
+    level = train[-1] / reference if reference else 0.0
+    evidence["train_loss_vs_baseline"] = _round(level)
+    if stalled and level >= UNDERFIT:
+        of = "the prior's loss" if reference != start else "the first epoch's loss"
+        ev = {**evidence, "baseline_loss": _round(reference)}
+        verdicts.append(Verdict("C8", "underfitting", "warn",
+                                f"the training loss stopped improving at {train[-1]:.4f}, {level:.0%} of {of} "
+                                f"({reference:.4f})", ev, FIX_UNDERFIT, SOURCE))
+    if verdicts:
+        return verdicts
+    return [Verdict("C8", "learning curves", "pass",
+                    f"the training loss fell from {start:.4f} to {train[-1]:.4f} in {len(rows)} epochs, steadily"
+                    + (f"; validation loss {val[-1]:.4f}" if val is not None else ""), evidence, "", SOURCE)]
+
+
+def _nonfinite(train: list[float], val: list[float] | None, epochs: list[Any],
+               evidence: dict[str, Any]) -> Verdict | None:
+    bad = [i for i in range(len(train)) if not math.isfinite(train[i]) or val is not None and not math.isfinite(val[i])]
+    if bad and bad[0] == 0 and epochs[0] == 0:
+        return Verdict("C8", "loss non-finite at init", "fail", "the loss is non-finite before the first step",
+                       {**evidence, "nonfinite_at_epoch": 0}, FIX_ABOVE_PRIOR, SOURCE)
+    if bad:
+        at = epochs[bad[0]]
+        return Verdict("C8", "learning rate too high", "fail", f"the loss became non-finite at epoch {at}",
+                       {**evidence, "nonfinite_at_epoch": at}, FIX_HIGH, SOURCE)
+    return None
+
+
+def _too_high(train: list[float], val: list[float] | None, acc: list[float] | None,
+              evidence: dict[str, Any]) -> Verdict | None:
+    """Divergence, no progress, or oscillation: the three faces of a learning rate too high."""
+    start = train[0]
+    curves = train + (val or [])
+    peak = max(curves) / start if start > 0 else 0.0
+    evidence["peak_vs_first"] = _round(peak)
+    if peak >= DIVERGE:
+        return Verdict("C8", "learning rate too high", "fail",
+                       f"the loss diverged: it reached {max(curves):.4g}, {peak:.3g}x its first value {start:.4f}",
+                       evidence, FIX_HIGH, SOURCE)
+    moved = max(abs(t - start) for t in train) / abs(start) if start else math.inf
+    if moved >= FLAT and train[-1] >= NO_PROGRESS * start:
+        return Verdict("C8", "learning rate too high", "fail",
+                       f"the training loss bounced (up to {max(train):.4f}) and ended at {train[-1]:.4f}, not below "
+                       f"its first value {start:.4f}", evidence, FIX_HIGH, SOURCE)
+    loss = val if val is not None else train
+    transitions = len(loss) - 1
+    rises = [loss[i] > loss[i - 1] for i in range(1, len(loss))]
+    if acc is not None:
+        swings = sum(1 for i in range(1, len(acc)) if acc[i - 1] - acc[i] >= SWING_ACC and rises[i - 1])
+        what = f"accuracy dropped by >= {SWING_ACC} with the loss rising"
+    else:
+        swings = sum(1 for i in range(1, len(loss)) if loss[i] - loss[i - 1] >= SWING_LOSS * loss[i - 1]
+                     and loss[i] - loss[i - 1] >= SWING_FLOOR * abs(start))
+        what = f"loss rose by >= {SWING_LOSS:.0%}"
+    evidence["swings"] = swings
+    if transitions >= 5 and swings >= SWING_SHARE * transitions:
+        return Verdict("C8", "learning rate too high", "warn",
+                       f"the curves oscillate: the {what} in {swings} of {transitions} epochs", evidence, FIX_HIGH,
+                       SOURCE)
+    return None
+
+
+def check_batch_order(batches: Iterable[Any], max_batches: int = 50) -> Verdict:
+    """Batches sorted by label (doctor case 9) from the labels of the first `max_batches` batches of a
+    DataLoader (or any iterable of (..., y) batches): their mean label entropy against the whole's."""
+    labels = []
+    for i, b in enumerate(batches):
+        if i >= max_batches:
+            break
+        labels.append(b[-1] if isinstance(b, tuple | list) else b)
+    verdict = _batch_order(labels)
+    return verdict if verdict is not None else _skip("the batches hold no class labels")
+
+
+def _batch_order(batch_labels: Iterable[Any]) -> Verdict | None:
+    batches = [torch.as_tensor(y) for y in batch_labels]
+    batches = [y.reshape(len(y), -1) if y.ndim else y.reshape(1, 1) for y in batches if y.numel()]
+    if len(batches) < 2 or any(torch.is_floating_point(y) and not bool(((y == 0) | (y == 1)).all()) for y in batches):
+        return None  # regression targets (or one batch): no classes to sort by
+    if any(y.shape[1] != 1 for y in batches):
+        return None  # multi-label rows: no single label to sort by
+    whole = _entropy(torch.cat(batches).reshape(-1))
+    if whole <= 0:
+        return None
+    share = sum(_entropy(y.reshape(-1)) for y in batches) / len(batches) / whole
+    evidence = {"batches": len(batches), "batch_entropy_share": _round(share), "data_entropy": _round(whole)}
+    if share < SORTED_ENTROPY:
+        return Verdict("C8", "batches sorted by label", "fail",
+                       f"the batches hold {share:.0%} of the data's label entropy: each batch sees few classes, and "
+                       "the model swings from class to class", evidence, FIX_SORTED, SOURCE)
+    return Verdict("C8", "batch order", "pass", f"the batches hold {share:.0%} of the data's label entropy",
+                   evidence, "", SOURCE)
+
+
+def _entropy(y: torch.Tensor) -> float:
+    p = torch.unique(y, return_counts=True)[1].double() / len(y)
+    return float(-(p * p.log()).sum())
+
+
+def _row(setup: Setup, model: nn.Module, epoch: int, train_loss: float | None) -> dict[str, Any]:
+    """An epoch's row as the Trainer logs it; with train_loss None (epoch 0: at init), the loss measured on
+    the training rows in eval mode."""
+    model.eval()
+    try:
+        row: dict[str, Any] = {"epoch": epoch}
+        with torch.no_grad():
+            row["train_loss"] = setup.loss(model, setup.x, setup.y) if train_loss is None else train_loss
+            if setup.val_x is not None and setup.val_y is not None:
+                out = model(*setup.val_x).float()
+                if setup.loss_fn is not None:
+                    row["val_loss"] = float(setup.loss_fn(out, setup.val_y))
+                accuracy = _accuracy(setup, out, setup.val_y)
+                if accuracy is not None:
+                    row["val_accuracy"] = accuracy
+    finally:
+        model.train()
+    return row
+
+
+def _accuracy(setup: Setup, out: torch.Tensor, y: torch.Tensor) -> float | None:
+    if setup.task == "multiclass" and out.ndim == 2:
+        return float((out.argmax(-1) == y).float().mean())
+    if setup.task in ("binary", "multilabel") and out.shape == y.shape:
+        cut = 0.5 if isinstance(setup.loss_fn, nn.BCELoss) else 0.0  # BCELoss takes probabilities, not logits
+        return float(((out > cut).float() == y).float().mean())
+    return None
+
+
+def _baseline(setup: Setup) -> float | None:
+    """The prior's loss (C2's expected loss) under the caller's own loss: the loss of the constant output
+    that predicts the training prior (log-priors, the prior's logit, the mean), so that a weighted loss
+    (class weights, D6) is compared with its own prior, not with the unweighted entropy."""
+    try:
+        head = Head(setup.task, max(setup.n_classes, 1))
+        if setup.loss_fn is None or not isinstance(setup.loss_fn, type(head.loss())):
+            return None
+        bias = head.output_bias(setup.y)
+        with torch.no_grad():
+            return float(setup.loss_fn(bias.expand(len(setup.y), -1).clone(), setup.y))
+    except Exception:  # unusual targets: the first epoch's loss stands in
+        return None
+
+
+def _skip(why: str) -> Verdict:
+    return Verdict("C8", "learning curves", "skipped", why, {}, "", SOURCE)
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.4g}") if math.isfinite(x) else x

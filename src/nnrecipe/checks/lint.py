@@ -1,0 +1,567 @@
+"""Setup lint: the faults that a look at the data, the model's structure and a few forward passes find
+before any training. D3: non-finite values in the data; D8: features on unequal scales; "lint": the loss
+against the model's output (softmax or sigmoid before a loss that takes logits, labels out of range, class
+labels fed to a regression loss, an output activation that cannot reach the target), two linear layers
+with no activation between them, an optimizer over other parameters, and the caller's train_step observed
+on copies (gradients never zeroed, a step before backward). Nothing here changes the caller's objects:
+forward passes run on deep copies under no_grad, the train_step on setup.copies()."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
+
+from .setup import Setup
+from .verdict import Verdict
+
+# D8: a span >= 1e3 between the largest and the smallest feature scale is a fault (doctor-cases #1). The
+# scale of a feature is its max |x| (per channel for images), not its std: sparse pixel columns of digits
+# have a std of 0.003 next to 0.40 (a std span of 146) while their max |x| spans only 16. Measured max |x|
+# spans on the healthy setups: digits 16, digits CNN 1, moons 1.6, diabetes 3.9, breast cancer
+# standardized 4.2, imbalanced 2.3; raw breast cancer 1.4e5.
+SPAN_FAIL = 1e3
+# D8: DeepDiagnosis (Wardat et al., ICSE 2022): inputs outside [-1, 1] call for normalization. Standardized
+# features reach |x| = 4-11 in their tails, so we read the rule on a feature's typical size, its RMS (1 when
+# standardized), and warn an order of magnitude above it. Healthy maximum: 2.27 (imbalanced); raw breast
+# cancer: 1046.
+RMS_WARN = 10.0
+SUM_TOL = 1e-4  # a row of probabilities sums to 1 within float32 rounding over <= 1e3 classes
+# Output-range probes: the rows as given, then scaled by +-100. A raw (linear) output grows with its input
+# and leaves any bounded range; an output behind a sigmoid/tanh/softmax cannot. On the healthy setups the
+# x100 probes reach [-75, 201] (breast cancer), [-50, 17] (imbalanced), [-37, 11] (diabetes): both signs,
+# far outside [0, 1].
+PROBE_SCALES = (1.0, 100.0, -100.0)
+STEP_CALLS, STEP_ROWS = 3, 64  # train_step observation: 3 calls on 64 rows (a second call shows stale grads)
+ROWS_SHOWN = 10
+MAX_CLASS_VALUES = 20  # an integer target with at most this many distinct values looks like class labels
+
+KARPATHY = "Karpathy (2018), 'most common neural net mistakes'"
+PASSTHROUGH = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
+               _BatchNorm, nn.Identity, nn.Flatten, nn.Unflatten)  # affine (or identity) at evaluation
+# The losses whose expected input the lint knows, as modules and as functions.
+LOSSES: list[tuple[type[nn.Module], Callable[..., Any], str]] = [
+    (nn.CrossEntropyLoss, F.cross_entropy, "ce"), (nn.NLLLoss, F.nll_loss, "nll"),
+    (nn.BCEWithLogitsLoss, F.binary_cross_entropy_with_logits, "bcel"), (nn.BCELoss, F.binary_cross_entropy, "bce"),
+    (nn.MSELoss, F.mse_loss, "regression"), (nn.L1Loss, F.l1_loss, "regression"),
+    (nn.HuberLoss, F.huber_loss, "regression"), (nn.SmoothL1Loss, F.smooth_l1_loss, "regression")]
+
+
+def check_lint(setup: Setup) -> list[Verdict]:
+    """D3 and D8 on the data, then the setup lint: one 'pass' verdict when the lint finds nothing."""
+    verdicts = [check_finite(setup), check_scales(setup)]
+    notes: dict[str, Any] = {}
+    findings = [*_optimizer_holds_model(setup), *_missing_nonlinearity(setup.model)]
+    findings += _outputs(setup, notes)
+    findings += check_train_step(setup)
+    evaluate = setup.evaluate
+    if evaluate is not None:
+        verdict = check_evaluate(setup, evaluate)
+        findings += [verdict] if verdict.status != "pass" else []
+        notes.update(verdict.evidence if verdict.status == "pass" else {})
+    else:
+        _mode_note(setup, notes)
+    if any(v.status in ("warn", "fail") for v in findings):
+        return verdicts + findings
+    summary = "the loss matches the outputs and labels; layers, optimizer and training step are consistent"
+    if "train_mode_max_diff" in notes:
+        summary += (f"; the model has Dropout/BatchNorm (two training-mode passes differ by "
+                    f"{notes['train_mode_max_diff']:.3g}): evaluate it after model.eval(), under torch.no_grad()")
+    return verdicts + [Verdict("lint", "setup lint", "pass", summary, notes, "", KARPATHY)]
+
+
+# ---------------------------------------------------------------- data: D3, D8
+def _named_tensors(setup: Setup) -> list[tuple[str, torch.Tensor]]:
+    many = len(setup.x) > 1
+    out = [(f"data x[{i}]" if many else "data x", t) for i, t in enumerate(setup.x)] + [("data y", setup.y)]
+    if setup.val_x is not None:
+        out += [(f"val_data x[{i}]" if many else "val_data x", t) for i, t in enumerate(setup.val_x)]
+    return out + ([("val_data y", setup.val_y)] if setup.val_y is not None else [])
+
+
+def check_finite(setup: Setup) -> Verdict:
+    """D3: NaN/inf anywhere in the sampled rows of data and val_data; the first tensor holding any is
+    described by column and row (rows of the doctor's seeded sample)."""
+    counts: dict[str, int] = {}
+    evidence: dict[str, Any] = {"nan": 0, "inf": 0}
+    for name, t in _named_tensors(setup):
+        if not torch.is_floating_point(t):
+            continue
+        bad = ~torch.isfinite(t)
+        n = int(bad.sum())
+        if not n:
+            continue
+        counts[name] = n
+        evidence["nan"] += int(torch.isnan(t).sum())
+        evidence["inf"] += n - int(torch.isnan(t).sum())
+        if "rows_affected" in evidence:
+            continue
+        rows = bad.reshape(len(t), -1).any(1).nonzero().flatten()
+        evidence.update(first_tensor=name, rows_affected=len(rows), rows_sampled=len(t),
+                        sample_rows=rows[:ROWS_SHOWN].tolist())
+        if t.ndim == 2:
+            per_col = bad.sum(0)
+            cols = per_col.nonzero().flatten()
+            evidence["columns"] = {int(c): int(per_col[c]) for c in cols[:ROWS_SHOWN]}
+            evidence["n_columns"] = len(cols)
+    source = "seed 003 ('detect ... instances which are corrupted'); D3"
+    if not counts:
+        return Verdict("D3", "corrupted rows", "pass", "no NaN or inf in the sampled rows", {"checked": len(setup.y)},
+                       "", source)
+    evidence["counts"] = counts
+    where = f", columns {', '.join(map(str, evidence['columns']))}" if "columns" in evidence else ""
+    more = " ..." if evidence.get("n_columns", 0) > ROWS_SHOWN else ""
+    summary = (f"{sum(counts.values())} non-finite values ({evidence['nan']} NaN, {evidence['inf']} inf) in "
+               f"{', '.join(counts)}; {evidence['first_tensor']}: {evidence['rows_affected']} of "
+               f"{evidence['rows_sampled']} sampled rows{where}{more}")
+    return Verdict("D3", "corrupted rows", "fail", summary, evidence,
+                   "clean or impute the non-finite values before step 1 (drop those rows, or fill each column "
+                   "from the training split's median): one NaN row makes the loss and every weight NaN", source)
+
+
+def _feature_view(t: torch.Tensor) -> torch.Tensor:
+    """(features, values): columns of a table, channels of an image or sequence (dim 1)."""
+    if t.ndim == 1:
+        return t[None]
+    return t.transpose(0, 1).reshape(t.shape[1], -1) if t.ndim > 2 else t.T
+
+
+def check_scales(setup: Setup) -> Verdict:
+    """D8: the span between the largest and smallest feature scale (max |x|), and the largest RMS."""
+    source = ("seed 000 ('(Re-)Scale numerical values' to [-1, 1]); DeepDiagnosis (Wardat et al., ICSE 2022); "
+              "doctor-cases #1")
+    worst: dict[str, Any] = {}
+    for i, t in enumerate(setup.x):
+        if not torch.is_floating_point(t) or not len(t):
+            continue  # integer inputs are indices (embeddings, tokens), not magnitudes
+        f = _feature_view(t.detach().float())
+        f = torch.where(torch.isfinite(f), f, 0.0)  # D3 reports non-finite values
+        scale, rms = f.abs().amax(1), f.pow(2).mean(1).sqrt()
+        live = (scale > 0).nonzero().flatten()  # an all-zero feature has no scale to compare
+        if not len(live):
+            continue
+        lo, hi = live[scale[live].argmin()], live[scale[live].argmax()]
+        span = float(scale[hi] / scale[lo])
+        if not worst or span > worst["span"]:
+            worst = {"input": i, "span": round(span, 1), "largest": {"feature": int(hi), "max_abs": float(scale[hi])},
+                     "smallest": {"feature": int(lo), "max_abs": float(scale[lo])},
+                     "max_rms": round(float(rms.max()), 4), "max_rms_feature": int(rms.argmax()),
+                     "features": len(scale), "all_zero_features": len(scale) - len(live)}
+    if not worst:
+        return Verdict("D8", "feature scales", "skipped", "no floating-point input to measure", {}, "", source)
+    fix = ("standardize each feature with the training split's mean and std (or scale it to [-1, 1]) and apply "
+           "the same transform to validation and test data")
+    lo, hi = worst["smallest"], worst["largest"]
+    if worst["span"] >= SPAN_FAIL:
+        return Verdict("D8", "feature scales", "fail",
+                       f"feature scales (max |x|) span {worst['span']:.3g}x, from {lo['max_abs']:.3g} (feature "
+                       f"{lo['feature']}) to {hi['max_abs']:.3g} (feature {hi['feature']}); >= {SPAN_FAIL:g}x",
+                       worst, fix, source)
+    if worst["max_rms"] > RMS_WARN:
+        return Verdict("D8", "feature scales", "warn",
+                       f"feature {worst['max_rms_feature']} has an RMS of {worst['max_rms']:.3g}, far outside "
+                       f"[-1, 1] (> {RMS_WARN:g})", worst, fix, source)
+    return Verdict("D8", "feature scales", "pass",
+                   f"feature scales span {worst['span']:.3g}x and the largest RMS is {worst['max_rms']:.3g}",
+                   worst, "", source)
+
+
+# ---------------------------------------------------------------- structure
+def _optimizer_holds_model(setup: Setup) -> list[Verdict]:
+    """Case 16: an optimizer built, then the model re-created, steps parameters the model does not use."""
+    if setup.optimizer is None:
+        return []
+    held = {id(p) for g in setup.optimizer.param_groups for p in g["params"]}
+    trainable = [(n, p) for n, p in setup.model.named_parameters() if p.requires_grad]
+    missing = [n for n, p in trainable if id(p) not in held]
+    if not missing:
+        return []
+    evidence = {"trainable_parameters": len(trainable), "in_optimizer": len(trainable) - len(missing),
+                "optimizer_parameters": len(held), "missing": missing[:ROWS_SHOWN]}
+    source = "doctor-cases #16; PyTorch docs (construct the optimizer on the model's parameters)"
+    if len(missing) == len(trainable):
+        return [Verdict("lint", "optimizer parameters", "fail",
+                        f"the optimizer holds none of the model's {len(trainable)} trainable parameters: "
+                        "training would not change the model", evidence,
+                        "rebuild the optimizer on model.parameters() after the model is (re-)created", source)]
+    return [Verdict("lint", "optimizer parameters", "warn",
+                    f"{len(missing)} of the model's {len(trainable)} trainable parameters are not in the optimizer: "
+                    f"{', '.join(missing[:ROWS_SHOWN])}", evidence,
+                    "add them to the optimizer, or set requires_grad=False on the ones you mean to freeze", source)]
+
+
+def _leaves(seq: nn.Sequential) -> list[nn.Module]:
+    out: list[nn.Module] = []
+    for m in seq:
+        out += _leaves(m) if isinstance(m, nn.Sequential) else [m]
+    return out
+
+
+def _missing_nonlinearity(model: nn.Module) -> list[Verdict]:
+    """Two Linear/Conv layers of an nn.Sequential (nested ones inlined) with only Dropout, BatchNorm,
+    Identity or Flatten between them: they compose to one linear map (seed 002, M4)."""
+    names = {id(m): n or "model" for n, m in model.named_modules()}
+    pairs: list[str] = []
+
+    def visit(m: nn.Module) -> None:
+        if isinstance(m, nn.Sequential):
+            prev: nn.Module | None = None
+            for leaf in _leaves(m):
+                if isinstance(leaf, nn.Linear | _ConvNd):
+                    if prev is not None:
+                        pairs.append(f"{names[id(prev)]} -> {names[id(leaf)]}")
+                    prev = leaf
+                elif not isinstance(leaf, PASSTHROUGH):
+                    prev = None
+                visit(leaf)
+        else:
+            for child in m.children():
+                visit(child)
+
+    visit(model)
+    if not pairs:
+        return []
+    return [Verdict("lint", "nonlinearity", "warn",
+                    f"no activation between {', '.join(pairs)}", {"pairs": pairs},
+                    "two linear layers in a row compose to one linear map: add an activation (ReLU) between them",
+                    "seed 002 (activations, M4)")]
+
+
+def _final_activation(model: nn.Module) -> nn.Module | None:
+    """The activation module an nn.Sequential ends with (Softmax, Sigmoid, Tanh, ReLU...); None when it
+    ends otherwise, and for other models, whose forward order is not visible."""
+    leaves = _leaves(model) if isinstance(model, nn.Sequential) else []
+    last = leaves[-1] if leaves else None
+    return last if last is not None and type(last).__module__ == nn.modules.activation.__name__ else None
+
+
+# ---------------------------------------------------------------- outputs against the loss and targets
+def _loss_kind(loss_fn: Any) -> str | None:
+    return next((kind for cls, fn, kind in LOSSES if isinstance(loss_fn, cls) or loss_fn is fn), None)
+
+
+def _finite_rows(x: tuple[torch.Tensor, ...], y: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """The rows without NaN/inf (D3 reports those), so that one bad cell does not blind the probes."""
+    keep = torch.ones(len(y), dtype=torch.bool, device=y.device)
+    for t in (*x, y):
+        if torch.is_floating_point(t):
+            keep &= torch.isfinite(t.reshape(len(t), -1)).all(1)
+    return tuple(t[keep] for t in x), y[keep]
+
+
+def _eval_rows(setup: Setup) -> tuple[torch.Tensor, ...]:
+    """Up to STEP_ROWS finite rows of val_data (else data) for the evaluation-mode probes."""
+    if setup.val_x is not None and setup.val_y is not None:
+        x, _ = _finite_rows(setup.val_x, setup.val_y)
+    else:
+        x, _ = _finite_rows(setup.x, setup.y)
+    return tuple(t[:STEP_ROWS] for t in x)
+
+
+def _probe(setup: Setup) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Outputs of an eval-mode copy on the finite rows, scaled by PROBE_SCALES; and the rows' targets."""
+    x, y = _finite_rows(setup.x, setup.y)
+    model = copy.deepcopy(setup.model).eval()
+    outs = []
+    with torch.no_grad():
+        for k in PROBE_SCALES:
+            out = model(*(t * k if torch.is_floating_point(t) else t for t in x))
+            if not isinstance(out, torch.Tensor):
+                return [], y
+            outs.append(out.detach().float())
+            if not any(torch.is_floating_point(t) for t in x):
+                break  # integer inputs cannot be scaled
+    return outs, y
+
+
+def _outputs(setup: Setup, notes: dict[str, Any]) -> list[Verdict]:
+    kind = _loss_kind(setup.loss_fn)
+    if kind is None and setup.loss_fn is None and setup.task == "multiclass":
+        kind = "classes"  # a train_step without loss_fn: the labels' range is all that can be judged
+    if kind is None or not len(setup.y):
+        return []
+    try:
+        outs, y = _probe(setup)
+    except Exception as e:  # the setup's own forward fails: say so here, the other checks will skip
+        return [Verdict("lint", "forward", "fail", f"the model raised on the data: {type(e).__name__}: {e}",
+                        {"input_shapes": [list(t.shape) for t in setup.x]},
+                        "make the model's expected input match the data's shape and dtype",
+                        "seed 003 (an end-to-end pipeline that runs)")]
+    if not outs or not len(y):
+        return []
+    out = outs[0]
+    leaf = _final_activation(setup.model)
+    ends = f"the model ends with nn.{type(leaf).__name__}" if leaf is not None else ""
+    lo, hi = min(float(o.min()) for o in outs), max(float(o.max()) for o in outs)
+    notes.update(output_shape=list(out.shape), output_range_probed=[round(lo, 4), round(hi, 4)], loss=kind)
+    evidence = {"output_min": round(lo, 4), "output_max": round(hi, 4), "probe_scales": list(PROBE_SCALES)}
+    width = out.shape[1] if out.ndim >= 2 else 1
+    source = f"PyTorch docs (the loss's expected input); {KARPATHY}"
+
+    def is_simplex(o: torch.Tensor) -> bool:
+        return o.ndim >= 2 and o.shape[1] > 1 and bool((o >= -SUM_TOL).all() and (o <= 1 + SUM_TOL).all()) \
+            and bool(((o.sum(1) - 1).abs() <= SUM_TOL).all())
+
+    def is_logprob(o: torch.Tensor) -> bool:
+        return o.ndim >= 2 and o.shape[1] > 1 and bool(((torch.logsumexp(o, 1)).abs() <= SUM_TOL).all())
+
+    found: list[Verdict] = []
+    if kind in ("ce", "nll"):
+        simplex = all(map(is_simplex, outs))
+        if simplex:
+            rows = out.sum(1)
+            evidence.update(row_sum_min=round(float(rows.min()), 6), row_sum_max=round(float(rows.max()), 6))
+            fix = ("remove the softmax: CrossEntropyLoss takes raw logits and applies log_softmax itself" if kind == "ce"
+                   else "end the model with LogSoftmax, not Softmax: NLLLoss takes log-probabilities")
+            found.append(Verdict("lint", "softmax before the loss", "fail",
+                                 f"{ends or 'the outputs are probabilities'}: every row lies in [0, 1] and sums to 1, "
+                                 f"so the loss cannot fall near 0", evidence, fix, source))
+        elif kind == "nll" and not all(map(is_logprob, outs)):
+            found.append(Verdict("lint", "logits into NLLLoss", "fail",
+                                 "the outputs are not log-probabilities (their rows' logsumexp is not 0)", evidence,
+                                 "end the model with LogSoftmax, or use CrossEntropyLoss on the raw logits", source))
+        elif kind == "ce" and all(map(is_logprob, outs)):
+            notes["output"] = "log-probabilities: harmless before CrossEntropyLoss (log_softmax is idempotent)"
+        found += _class_labels(setup, y, width)
+    elif kind in ("bcel", "bce"):
+        unit = lo >= 0 and hi <= 1
+        if kind == "bcel" and unit:
+            found.append(Verdict("lint", "sigmoid before the loss", "fail",
+                                 f"{ends or 'the outputs are confined to [0, 1]'}: BCEWithLogitsLoss applies its own "
+                                 "sigmoid, so the model's probabilities are squashed twice", evidence,
+                                 "feed raw outputs: remove the final sigmoid (BCEWithLogitsLoss takes logits)", source))
+        elif kind == "bce" and not unit:
+            found.append(Verdict("lint", "logits into BCELoss", "fail",
+                                 "the outputs leave [0, 1] but BCELoss takes probabilities", evidence,
+                                 "use BCEWithLogitsLoss on the raw outputs (or end the model with a sigmoid)", source))
+        yf = y[torch.isfinite(y)] if torch.is_floating_point(y) else y
+        if len(yf) and (float(yf.min()) < 0 or float(yf.max()) > 1):
+            found.append(Verdict("lint", "labels", "fail",
+                                 f"binary targets span [{float(yf.min()):g}, {float(yf.max()):g}]; BCE takes targets "
+                                 "in [0, 1]", {"y_min": float(yf.min()), "y_max": float(yf.max())},
+                                 "map the labels to 0 and 1 (e.g. y = (y + 1) / 2 for labels in {-1, 1})", source))
+    elif kind == "classes":
+        found += _class_labels(setup, y, width)
+    else:
+        found += _regression(y, outs, lo, hi, leaf, ends, evidence)
+    return found
+
+
+def _class_labels(setup: Setup, y: torch.Tensor, width: int) -> list[Verdict]:
+    """Class indices must lie in [0, C - 1] for C output columns (the loss's ignore_index aside)."""
+    if torch.is_floating_point(y):
+        return []  # class probabilities: CrossEntropyLoss takes them as they are
+    ignore = getattr(setup.loss_fn, "ignore_index", -100)
+    y = y[y != ignore]
+    bad = (y < 0) | (y >= width)
+    if not len(y) or not bad.any():
+        return []
+    evidence = {"y_min": int(y.min()), "y_max": int(y.max()), "output_width": width, "out_of_range": int(bad.sum())}
+    return [Verdict("lint", "labels", "fail",
+                    f"{int(bad.sum())} labels lie outside [0, {width - 1}] (labels span [{int(y.min())}, "
+                    f"{int(y.max())}]) for a model with {width} outputs", evidence,
+                    f"encode the classes as 0..{width - 1}, or give the model one output per class",
+                    "PyTorch docs (class indices in [0, C))")]
+
+
+def _regression(y: torch.Tensor, outs: list[torch.Tensor], lo: float, hi: float, leaf: nn.Module | None,
+                ends: str, evidence: dict[str, Any]) -> list[Verdict]:
+    out = outs[0]
+    source = "seed 002 / seed 000 (the output layer and loss by task, M1, M3)"
+    shape_y = list(y.shape)
+    if list(out.shape) != shape_y:
+        distinct = int(torch.unique(y).numel())
+        ev = {"output_shape": list(out.shape), "y_shape": shape_y, "y_distinct": distinct}
+        classes = not torch.is_floating_point(y) or (distinct <= max(out.shape[-1], 2) and out.ndim == 2
+                                                     and out.shape[1] > 1)
+        if classes:
+            return [Verdict("lint", "class labels in a regression loss", "fail",
+                            f"a regression loss gets outputs {list(out.shape)} and targets {shape_y} holding "
+                            f"{distinct} distinct values: class indices", ev,
+                            "use CrossEntropyLoss for class labels (one output per class, y as int64 indices)", source)]
+        return [Verdict("lint", "target shape", "fail",
+                        f"outputs {list(out.shape)} and targets {shape_y} differ: the loss broadcasts them", ev,
+                        f"reshape y to {list(out.shape)}" + (" (y[:, None] for one output)" if y.ndim == 1 else ""),
+                        source)]
+    found: list[Verdict] = []
+    if not torch.is_floating_point(y):
+        distinct = int(torch.unique(y).numel())
+        if distinct <= MAX_CLASS_VALUES:
+            found.append(Verdict("lint", "class labels in a regression loss", "warn",
+                                 f"a regression loss gets integer targets with {distinct} distinct values",
+                                 {"y_dtype": str(y.dtype), "y_distinct": distinct},
+                                 "use CrossEntropyLoss for class labels; for a count or a score, cast y to float",
+                                 source))
+    yf = y.float()
+    y_lo, y_hi = float(yf.min()), float(yf.max())
+    for name, (a, b) in (("[0, 1]", (0.0, 1.0)), ("[-1, 1]", (-1.0, 1.0)), ("[0, inf)", (0.0, float("inf")))):
+        if a <= lo and hi <= b:
+            if y_lo < a or y_hi > b:
+                found.append(Verdict("lint", "output activation", "fail",
+                                     f"{ends or f'the outputs are confined to {name}'} but the targets span "
+                                     f"[{y_lo:.4g}, {y_hi:.4g}]: part of the target is out of reach",
+                                     {**evidence, "y_min": y_lo, "y_max": y_hi, "output_range": name},
+                                     f"remove the final {type(leaf).__name__ if leaf is not None else 'activation'} "
+                                     f"(a linear output), or rescale the target into {name}", source))
+            break
+    return found
+
+
+# ---------------------------------------------------------------- the caller's train_step
+def check_train_step(setup: Setup) -> list[Verdict]:
+    """Case 20: run the caller's train_step STEP_CALLS times on copies and watch the gradients: a hook on
+    each parameter sees .grad just before a backward adds to it, and optimizer.step is wrapped on the copy's
+    optimizer. Stale gradients = a backward in a new call adds to a gradient that was already stepped with."""
+    if setup.train_step is None:
+        return []
+    model, opt = setup.copies()
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.grad = None  # the caller's model may come mid-training, with a gradient left over
+    events: list[tuple[Any, ...]] = []  # ("step", call) | ("grad", call, param, |grad| before)
+    call = [0]
+
+    def hook(i: int, p: torch.Tensor) -> Callable[[torch.Tensor], None]:
+        return lambda g: events.append(("grad", call[0], i, 0.0 if p.grad is None else float(p.grad.norm())))
+
+    handles = [p.register_hook(hook(i, p)) for i, p in enumerate(params)]
+    step = opt.step
+
+    def counted_step(*args: Any, **kwargs: Any) -> Any:
+        out = step(*args, **kwargs)
+        events.append(("step", call[0]))  # after: an LBFGS closure runs its backward inside step()
+        return out
+
+    opt.step = counted_step  # type: ignore[method-assign]  # this instance only: the copy's optimizer
+    n = min(STEP_ROWS, len(setup.y))
+    batch = (*(t[:n] for t in setup.x), setup.y[:n])
+    before = [p.detach().clone() for p in params]
+    norms_after: list[float] = []
+    try:
+        for c in range(STEP_CALLS):
+            call[0] = c
+            setup.train_step(model, opt, batch)
+            grads = [p.grad.norm() for p in params if p.grad is not None]
+            norms_after.append(round(float(torch.stack(grads).norm()), 4) if grads else 0.0)
+    except Exception as e:  # training would stop at its first step: that is the finding
+        return [Verdict("lint", "train_step", "fail", f"train_step raised on a batch of {n} rows: "
+                        f"{type(e).__name__}: {e}", {"rows": n, "call": call[0]},
+                        "make train_step(model, optimizer, batch) run on batch = (*inputs, targets); see the "
+                        "other findings for the data", "seed 003 (an end-to-end pipeline that runs)")]
+    finally:
+        for h in handles:
+            h.remove()
+    applied = [False] * len(params)
+    seen: set[tuple[int, int]] = set()
+    pre = [0.0] * STEP_CALLS
+    stale: set[int] = set()
+    early: set[int] = set()
+    backward_calls: set[int] = set()
+    for e in events:
+        if e[0] == "step":
+            if e[1] not in backward_calls:
+                early.add(e[1])
+            applied = [True] * len(params)
+            continue
+        _, c, i, norm = e
+        backward_calls.add(c)
+        if (c, i) not in seen:  # the first backward of this call reaching parameter i
+            seen.add((c, i))
+            pre[c] += norm ** 2
+            if norm > 0 and applied[i]:
+                stale.add(c)
+        applied[i] = False
+    moved = max((float((p.detach() - b).abs().max()) for p, b in zip(params, before)), default=0.0)
+    evidence = {"calls": STEP_CALLS, "grad_norm_before_backward": [round(v ** 0.5, 4) for v in pre],
+                "grad_norm_after_step": norms_after, "optimizer_steps": sum(e[0] == "step" for e in events),
+                "max_parameter_change": moved}
+    source = f"{KARPATHY} (#3: forgot .zero_grad() before .backward()); PyTorch docs (gradients accumulate)"
+    found = []
+    if stale:
+        found.append(Verdict("lint", "train_step", "fail",
+                             f"gradients already stepped with are still there when backward runs (calls "
+                             f"{sorted(stale)}): they accumulate, norm {norms_after}", evidence,
+                             "call optimizer.zero_grad() before backward, once per step", source))
+    if early:
+        found.append(Verdict("lint", "train_step", "fail",
+                             f"optimizer.step() runs before backward in calls {sorted(early)}: each step uses "
+                             "the previous (or no) gradient", evidence,
+                             "call loss.backward() before optimizer.step(): zero_grad, forward, loss, backward, step",
+                             source))
+    if not evidence["optimizer_steps"]:
+        found.append(Verdict("lint", "train_step", "warn",
+                             f"train_step never called step() on the optimizer it was given ({STEP_CALLS} calls)",
+                             evidence, "step the optimizer passed in: train_step(model, optimizer, batch) must use "
+                                       "both arguments, not objects from outside", source))
+    return found
+
+
+# ---------------------------------------------------------------- evaluation mode (case 21)
+def _has_mode_layers(model: nn.Module) -> bool:
+    return any(isinstance(m, _BatchNorm) or (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0)
+               for m in model.modules())
+
+
+def _max_diff(a: Any, b: Any) -> float:
+    return float((torch.as_tensor(a).float() - torch.as_tensor(b).float()).abs().max())
+
+
+def _mode_note(setup: Setup, notes: dict[str, Any]) -> None:
+    """Case 21 is in the caller's evaluation code, which the doctor does not see: a model handed over in
+    training mode is the normal state before training. What it can show: how far two training-mode passes
+    differ, and that two eval-mode passes agree (the pass verdict's evidence)."""
+    if not _has_mode_layers(setup.model):
+        return
+    x = _eval_rows(setup)
+    probe = copy.deepcopy(setup.model)
+    try:
+        with torch.no_grad():
+            probe.train()
+            train_diff = _max_diff(probe(*x), probe(*x))
+            probe.eval()
+            eval_diff = _max_diff(probe(*x), probe(*x))
+    except Exception:  # a forward that fails is reported by _outputs
+        return
+    notes.update(train_mode_max_diff=round(train_diff, 6), eval_mode_max_diff=round(eval_diff, 6))
+    notes["handed_over_in"] = "training mode" if setup.model.training else "eval mode"
+
+
+def check_evaluate(setup: Setup, evaluate: Callable[[nn.Module, tuple[torch.Tensor, ...]], Any]) -> Verdict:
+    """Case 21 with the caller's evaluation function `evaluate(model, x) -> outputs`: call it twice on the
+    same rows with a copy of the model as training leaves it (training mode). Outputs that differ mean
+    dropout still runs; BatchNorm statistics that move mean BatchNorm still normalizes by the batch (its
+    outputs can agree across two passes over the same rows, so the outputs alone would miss it)."""
+    x = _eval_rows(setup)
+    model, _ = setup.copies()  # training mode, as after a training step
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.num_batches_tracked is not None]
+    tracked_before = sum(int(m.num_batches_tracked) for m in norms)  # type: ignore[arg-type]
+    first = evaluate(model, x)
+    tracked = isinstance(first, torch.Tensor) and first.requires_grad
+    diff = _max_diff(first.detach() if tracked else first, torch.as_tensor(evaluate(model, x)).detach())
+    updates = sum(int(m.num_batches_tracked) for m in norms) - tracked_before  # type: ignore[arg-type]
+    reference = copy.deepcopy(setup.model).eval()
+    with torch.no_grad():
+        eval_diff = _max_diff(reference(*x), reference(*x))
+    evidence = {"two_passes_max_diff": round(diff, 6), "eval_mode_max_diff": round(eval_diff, 6),
+                "batchnorm_updates": updates, "tracks_gradients": tracked, "rows": len(x[0])}
+    source = f"{KARPATHY} (#2: forgot to toggle train/eval mode)"
+    if diff > 0 or updates:
+        seen = (f"two evaluation passes over the same {len(x[0])} rows differ by up to {diff:.3g} (in eval mode: "
+                f"{eval_diff:.3g})" if diff > 0 else f"two evaluation passes updated BatchNorm's running "
+                                                     f"statistics {updates} times")
+        return Verdict("lint", "evaluation mode", "fail", f"{seen}: dropout/BatchNorm run in training mode",
+                       evidence, "call model.eval() (and torch.no_grad()) before evaluating, model.train() before "
+                                 "training", source)
+    if tracked:
+        return Verdict("lint", "evaluation mode", "warn", "evaluation builds an autograd graph", evidence,
+                       "evaluate under torch.no_grad() (or torch.inference_mode())", source)
+    return Verdict("lint", "evaluation mode", "pass", "two evaluation passes agree", evidence, "", source)
+
+
+__all__ = ["check_evaluate", "check_finite", "check_lint", "check_scales", "check_train_step"]

@@ -1,0 +1,154 @@
+"""What the doctor examines: the caller's model, a sample of their data, their loss and optimizer or their
+own training step. Every check works on copies made here; the caller's model and optimizer are never
+changed (tests/checks/test_doctor.py holds them bit for bit)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import ConfigError
+
+TASKS = ("binary", "multiclass", "multilabel", "regression")
+ROWS = 512  # rows of the caller's data the checks see: enough for C3/C7/C8's short runs, cheap on a CPU
+
+TrainStep = Callable[[nn.Module, torch.optim.Optimizer, tuple[torch.Tensor, ...]], Any]
+Evaluate = Callable[[nn.Module, tuple[torch.Tensor, ...]], Any]
+MakeOptimizer = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+@dataclass
+class Setup:
+    model: nn.Module  # the caller's: read, never changed
+    x: tuple[torch.Tensor, ...]  # a sample of training inputs in a seeded random order
+    y: torch.Tensor
+    task: str
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
+    optimizer: torch.optim.Optimizer | None  # the caller's: read, never changed
+    train_step: TrainStep | None  # the caller's step: train_step(model, optimizer, batch) with batch = (*x, y)
+    val_x: tuple[torch.Tensor, ...] | None = None
+    val_y: torch.Tensor | None = None
+    seed: int = 0
+    evaluate: Evaluate | None = None  # the caller's evaluation: evaluate(model, x) -> outputs (doctor case 21)
+    index: torch.Tensor | None = None  # each sampled training row's position in the caller's data
+    val_index: torch.Tensor | None = None
+    loader: DataLoader | None = None  # the caller's DataLoader, when data was one: its batches as it makes them
+
+    @property
+    def n_classes(self) -> int:
+        if self.task == "multiclass":
+            return int(self.y.max()) + 1 if len(self.y) else 0
+        return self.y.shape[1] if self.task == "multilabel" else 1
+
+    def make_optimizer(self, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        """An optimizer like the caller's (its class and its first group's settings) over `params`;
+        Adam at 1e-3 when the caller gave none."""
+        if self.optimizer is None:
+            return torch.optim.Adam(params, lr=1e-3)
+        settings = {k: v for k, v in self.optimizer.param_groups[0].items() if k != "params"}
+        return type(self.optimizer)(params, **settings)
+
+    def copies(self) -> tuple[nn.Module, torch.optim.Optimizer]:
+        """A deep copy of the model in training mode, and an optimizer over the copy's parameters: the
+        caller's (its state included) mapped parameter by parameter, so that a parameter the caller's
+        optimizer does not hold is not held here either; else one from make_optimizer."""
+        model = copy.deepcopy(self.model).train()
+        if self.optimizer is None:
+            return model, self.make_optimizer(p for p in model.parameters() if p.requires_grad)
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        mine = dict(model.named_parameters())
+
+        def counterpart(p: torch.Tensor) -> torch.Tensor:  # one not in the model stays apart from it
+            return mine[names[id(p)]] if id(p) in names else p.detach().clone().requires_grad_(p.requires_grad)
+
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [counterpart(p) for p in g["params"]]}
+                  for g in self.optimizer.param_groups]
+        opt = type(self.optimizer)(groups, **self.optimizer.defaults)
+        opt.load_state_dict(copy.deepcopy(self.optimizer.state_dict()))  # moments, step counts: by position
+        return model, opt
+
+    def step(self, model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...]) -> float:
+        """One training step on `batch` = (*x, y): the caller's train_step, else zero_grad, forward, loss,
+        backward, step. Returns the loss (NaN when the caller's step returns none)."""
+        if self.train_step is not None:
+            out = self.train_step(model, opt, batch)
+            return float(out.detach() if isinstance(out, torch.Tensor) else out) if out is not None else float("nan")
+        opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(model(*batch[:-1]).float(), batch[-1])  # type: ignore[misc]
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    def loss(self, model: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor) -> float:
+        if self.loss_fn is None:
+            raise ConfigError("this check needs loss_fn=...: pass the loss your training step uses")
+        with torch.no_grad():
+            return float(self.loss_fn(model(*x).float(), y))
+
+
+def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch.optim.Optimizer | None = None,
+               train_step: TrainStep | None = None, val_data: Any = None, task: str | None = None,
+               seed: int = 0, rows: int = ROWS, evaluate: Evaluate | None = None) -> Setup:
+    """Check the arguments (errors name the argument and the fix) and sample the data."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model is a {type(model).__name__}; pass a torch.nn.Module")
+    if loss_fn is None and train_step is None:
+        raise ConfigError("pass loss_fn=... (with optimizer=..., or Adam at 1e-3 is used), or train_step=callable"
+                          "(model, optimizer, batch) -> loss")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise ConfigError(f"optimizer is a {type(optimizer).__name__}; pass a torch.optim.Optimizer")
+    x, y, index = _sample(data, "data", rows, seed)
+    val = _sample(val_data, "val_data", rows, seed) if val_data is not None else (None, None, None)
+    if task is None:
+        task = infer_task(loss_fn, y)
+    elif task not in TASKS:
+        raise ConfigError(f"task={task!r}; use one of {', '.join(TASKS)}")
+    return Setup(model, x, y, task, loss_fn, optimizer, train_step, val[0], val[1], seed, evaluate, index, val[2],
+                 data if isinstance(data, DataLoader) else None)
+
+
+def infer_task(loss_fn: Any, y: torch.Tensor) -> str:
+    """From the loss when it says (CrossEntropyLoss, NLLLoss: classes; BCE*: binary or multi-label; MSE,
+    L1, Huber: regression), else from the targets (integers: classes)."""
+    if isinstance(loss_fn, nn.CrossEntropyLoss | nn.NLLLoss):
+        return "multiclass"
+    if isinstance(loss_fn, nn.BCEWithLogitsLoss | nn.BCELoss):
+        return "multilabel" if y.ndim == 2 and y.shape[1] > 1 else "binary"
+    if isinstance(loss_fn, nn.MSELoss | nn.L1Loss | nn.HuberLoss | nn.SmoothL1Loss):
+        return "regression"
+    return "multiclass" if not torch.is_floating_point(y) else "regression"
+
+
+def _sample(data: Any, name: str, rows: int, seed: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+    """Up to `rows` rows of `data` in a seeded random order: (x tensors, y, their positions in `data`).
+    `data` is a tuple/list of
+    tensors whose last is the target, a Dataset of such tuples, or a DataLoader."""
+    if isinstance(data, DataLoader):
+        data = data.dataset
+    if isinstance(data, Sequence) and not isinstance(data, Dataset) and len(data) >= 2 \
+            and all(isinstance(t, torch.Tensor) for t in data):
+        tensors = tuple(data)
+        n = len(tensors[0])
+        if any(len(t) != n for t in tensors):
+            raise ConfigError(f"{name}: the tensors have {', '.join(str(len(t)) for t in tensors)} rows; "
+                              "give inputs and targets with the same number of rows")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows]
+        picked = tuple(t[order] for t in tensors)
+        return picked[:-1], picked[-1], order
+    if isinstance(data, Dataset):
+        n = len(data)  # type: ignore[arg-type]
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows]
+        items = [data[i] for i in order.tolist()]
+        if not items or not isinstance(items[0], tuple | list) or len(items[0]) < 2:
+            raise ConfigError(f"{name}: each item of the Dataset must be a tuple (inputs..., target)")
+        columns = list(zip(*items))
+        tensors = tuple(torch.stack([torch.as_tensor(v) for v in col]) for col in columns)
+        return tensors[:-1], tensors[-1], order
+    raise ConfigError(f"{name} is a {type(data).__name__}; pass (x, y) tensors, a Dataset of (x, y) items or a "
+                      "DataLoader")

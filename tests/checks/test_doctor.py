@@ -1,0 +1,124 @@
+"""doctor(): the API, its errors, and the promise that the caller's model and optimizer come back bit for bit."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from nnrecipe.checks.doctor import Diagnosis, doctor
+from nnrecipe.checks.setup import make_setup
+from nnrecipe.errors import ConfigError
+
+from .cases import HEALTHY, digits_bn_dropout, digits_mlp
+
+
+def _bits(t: torch.Tensor) -> bytes:
+    return t.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def snapshot(model: nn.Module, opt: torch.optim.Optimizer) -> tuple:
+    state = {k: _bits(v) for k, v in model.state_dict().items()}
+    grads = [None if p.grad is None else _bits(p.grad) for p in model.parameters()]
+    modes = [m.training for m in model.modules()]
+    opt_state = copy.deepcopy(opt.state_dict())
+    opt_bits = {k: {n: _bits(v) if isinstance(v, torch.Tensor) else v for n, v in s.items()}
+                for k, s in opt_state["state"].items()}
+    return state, grads, modes, opt_bits, repr(opt_state["param_groups"]), torch.random.get_rng_state()
+
+
+@pytest.mark.parametrize("build", [digits_mlp, digits_bn_dropout], ids=["mlp", "bn_dropout"])
+def test_the_callers_model_optimizer_and_rng_come_back_bit_for_bit(build):
+    case = build()
+    opt = case.optimizer
+    # a model mid-training: Adam moments, a gradient left on the parameters, BatchNorm statistics moved
+    loss = case.loss_fn(case.model(case.x[:64]), case.y[:64])
+    loss.backward()
+    opt.step()
+    loss = case.loss_fn(case.model(case.x[64:128]), case.y[64:128])
+    loss.backward()
+    before = snapshot(case.model, opt)
+    diagnosis = doctor(**case.kwargs())
+    assert isinstance(diagnosis, Diagnosis) and len(diagnosis) >= 2
+    after = snapshot(case.model, opt)
+    assert after[:5] == before[:5]
+    assert torch.equal(after[5], before[5])  # the caller's RNG stream: where it was
+
+
+def test_copies_hold_the_callers_optimizer_state_on_the_copy():
+    case = digits_mlp()
+    opt = case.optimizer
+    case.loss_fn(case.model(case.x[:32]), case.y[:32]).backward()
+    opt.step()
+    setup = make_setup(case.model, (case.x, case.y), loss_fn=case.loss_fn, optimizer=opt)
+    model, copy_opt = setup.copies()
+    mine = {id(p) for p in model.parameters()}
+    assert all(id(p) in mine for g in copy_opt.param_groups for p in g["params"])
+    assert not any(p is q for p, q in zip(model.parameters(), case.model.parameters()))
+    first = next(iter(model.parameters()))
+    theirs = opt.state[next(iter(case.model.parameters()))]
+    assert torch.equal(copy_opt.state[first]["exp_avg"], theirs["exp_avg"])
+    assert copy_opt.state[first]["exp_avg"].data_ptr() != theirs["exp_avg"].data_ptr()
+
+
+def test_an_optimizer_on_other_parameters_stays_apart_in_the_copy():
+    case = digits_mlp()
+    stale = torch.optim.SGD(nn.Linear(64, 10).parameters(), lr=0.1)  # built, then the model re-created
+    setup = make_setup(case.model, (case.x, case.y), loss_fn=case.loss_fn, optimizer=stale)
+    model, opt = setup.copies()
+    mine = {id(p) for p in model.parameters()}
+    assert not any(id(p) in mine for g in opt.param_groups for p in g["params"])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"model": "not a model"}, "model is a str; pass a torch.nn.Module"),
+    ({"loss_fn": None}, "pass loss_fn=..."),
+    ({"optimizer": "adam"}, "optimizer is a str; pass a torch.optim.Optimizer"),
+    ({"data": [1, 2, 3]}, "data is a list; pass (x, y) tensors, a Dataset of (x, y) items or a DataLoader"),
+    ({"data": (torch.zeros(5, 2), torch.zeros(4))}, "data: the tensors have 5, 4 rows"),
+    ({"task": "ranking"}, "task='ranking'; use one of binary, multiclass, multilabel, regression"),
+])
+def test_bad_arguments_name_the_argument_and_the_fix(kwargs, message):
+    case = digits_mlp()
+    args = {"model": case.model, "data": (case.x, case.y), "loss_fn": case.loss_fn, **kwargs}
+    with pytest.raises(ConfigError) as e:
+        doctor(**args)
+    assert message in str(e.value)
+
+
+def test_a_check_that_breaks_is_skipped_with_the_reason_and_the_others_run():
+    case = digits_mlp()
+
+    def broken(setup):
+        raise RuntimeError("boom")
+
+    diagnosis = doctor(**case.kwargs(), checks=[broken, "doctor:c2_init_loss"])
+    assert [v.status for v in diagnosis] == ["skipped", "pass"]
+    assert diagnosis[0].summary == "could not run on this setup: RuntimeError: boom"
+    assert not diagnosis.failed
+
+
+def test_a_dataloader_and_a_dataset_are_sampled_like_tensors():
+    case = digits_mlp()
+    ds = torch.utils.data.TensorDataset(case.x, case.y)
+    a = make_setup(case.model, (case.x, case.y), loss_fn=case.loss_fn)
+    b = make_setup(case.model, ds, loss_fn=case.loss_fn)
+    c = make_setup(case.model, torch.utils.data.DataLoader(ds, batch_size=7), loss_fn=case.loss_fn)
+    for s in (b, c):
+        assert torch.equal(s.x[0], a.x[0]) and torch.equal(s.y, a.y)
+    assert a.task == "multiclass" and len(a.y) == 512
+
+
+@pytest.mark.parametrize("name", sorted(HEALTHY))
+def test_nothing_warns_or_fails_on_a_healthy_setup(name):
+    diagnosis = doctor(**HEALTHY[name]().kwargs())
+    loud = [v.line() for v in diagnosis if v.status in ("warn", "fail")]
+    assert loud == []
+
+
+def test_the_doctor_is_reachable_from_the_package():
+    import nnrecipe
+
+    assert nnrecipe.doctor is doctor and nnrecipe.Diagnosis is Diagnosis
