@@ -424,3 +424,13 @@ def test_doctor_evaluate_argument_catches_case_21_and_leaves_the_model_as_it_was
     assert case.model.training  # the caller's model: still in the mode it was handed over in
     good = doctor(**case.kwargs(), evaluate=evaluate_properly, checks=["lint:check_lint"])
     assert not loud(good)
+
+
+def test_d3_names_the_callers_rows():
+    case = digits_mlp()
+    x = case.x.clone()
+    x[[7, 300, 1000], 5] = float("nan")
+    [v] = [v for v in doctor(**{**case.kwargs(), "data": (x, case.y)}, rows=len(x), checks=["lint:check_lint"])
+           if v.id == "D3"]
+    assert v.status == "fail" and v.evidence["rows"] == [7, 300, 1000]
+    assert "3 of 1347 sampled rows (rows 7, 300, 1000), columns 5" in v.summary

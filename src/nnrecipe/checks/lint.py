@@ -87,7 +87,7 @@ def _named_tensors(setup: Setup) -> list[tuple[str, torch.Tensor]]:
 
 def check_finite(setup: Setup) -> Verdict:
     """D3: NaN/inf anywhere in the sampled rows of data and val_data; the first tensor holding any is
-    described by column and row (rows of the doctor's seeded sample)."""
+    described by column and row (the caller's row numbers, and the positions in the doctor's sample)."""
     counts: dict[str, int] = {}
     evidence: dict[str, Any] = {"nan": 0, "inf": 0}
     for name, t in _named_tensors(setup):
@@ -105,6 +105,9 @@ def check_finite(setup: Setup) -> Verdict:
         rows = bad.reshape(len(t), -1).any(1).nonzero().flatten()
         evidence.update(first_tensor=name, rows_affected=len(rows), rows_sampled=len(t),
                         sample_rows=rows[:ROWS_SHOWN].tolist())
+        index = setup.val_index if name.startswith("val_data") else setup.index
+        if index is not None:  # the caller's own row numbers, as their data counts them
+            evidence["rows"] = sorted(index[rows].tolist())[:ROWS_SHOWN]
         if t.ndim == 2:
             per_col = bad.sum(0)
             cols = per_col.nonzero().flatten()
@@ -117,9 +120,11 @@ def check_finite(setup: Setup) -> Verdict:
     evidence["counts"] = counts
     where = f", columns {', '.join(map(str, evidence['columns']))}" if "columns" in evidence else ""
     more = " ..." if evidence.get("n_columns", 0) > ROWS_SHOWN else ""
+    rows = f" (rows {', '.join(map(str, evidence['rows']))}{' ...' if evidence['rows_affected'] > ROWS_SHOWN else ''})" \
+        if "rows" in evidence else ""
     summary = (f"{sum(counts.values())} non-finite values ({evidence['nan']} NaN, {evidence['inf']} inf) in "
                f"{', '.join(counts)}; {evidence['first_tensor']}: {evidence['rows_affected']} of "
-               f"{evidence['rows_sampled']} sampled rows{where}{more}")
+               f"{evidence['rows_sampled']} sampled rows{rows}{where}{more}")
     return Verdict("D3", "corrupted rows", "fail", summary, evidence,
                    "clean or impute the non-finite values before step 1 (drop those rows, or fill each column "
                    "from the training split's median): one NaN row makes the loss and every weight NaN", source)
