@@ -74,8 +74,11 @@ def test_train_binary_with_nul_bytes(cli, tmp_path):
 
 def test_train_utf16_text_is_decoded(cli, tmp_path):
     data = tmp_path / "excel.csv"
-    rows = "".join(f"{i % 7},{'yes' if i % 7 > 3 else 'no'}\n" for i in range(40))
-    data.write_bytes(("a,y\n" + rows).encode("utf-16"))  # what Excel's 'Unicode text' saves, with a BOM
+    # distinct rows, y from two columns: no duplicates and no single column that is the label, which the
+    # doctor would rightly flag
+    ab = [((i * 37) % 41 / 6, (i * 13) % 17 / 4) for i in range(40)]
+    rows = "".join(f"{a:.3f},{b:.3f},{'yes' if a + b > 5 else 'no'}\n" for a, b in ab)
+    data.write_bytes(("a,b,y\n" + rows).encode("utf-16"))  # what Excel's 'Unicode text' saves, with a BOM
     code, out, err = cli("train", data, "--target", "y", "--out", tmp_path / "runs", "--epochs", "1")
     assert code == 0, err
     assert "train 28" in out  # 40 rows split 70/15/15

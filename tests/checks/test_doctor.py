@@ -122,3 +122,28 @@ def test_the_doctor_is_reachable_from_the_package():
     import nnrecipe
 
     assert nnrecipe.doctor is doctor and nnrecipe.Diagnosis is Diagnosis
+
+
+def _step(lr_scale: float = 1.0, returns_loss: bool = True):
+    def train_step(model, optimizer, batch):
+        *x, y = batch
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(*x), y)
+        loss.backward()
+        for g in optimizer.param_groups:
+            g["lr"] = g["lr"] * lr_scale
+        optimizer.step()
+        return loss if returns_loss else None
+    return train_step
+
+
+def test_c1_runs_the_callers_own_training_step():
+    case = digits_mlp()
+    kwargs = {"model": case.model, "data": (case.x, case.y), "optimizer": case.optimizer}
+    [ok] = doctor(**kwargs, train_step=_step(), checks=["doctor:c1_overfit_batch"])
+    assert ok.status == "pass" and ok.evidence["loss_end"] <= 0.01 * ok.evidence["loss_start"]
+    [stuck] = doctor(**kwargs, train_step=_step(lr_scale=0.0), checks=["doctor:c1_overfit_batch"])
+    assert stuck.status == "fail" and stuck.evidence["steps"] == 1000
+    [silent] = doctor(**kwargs, train_step=_step(returns_loss=False), checks=["doctor:c1_overfit_batch"])
+    assert (silent.status, silent.summary) == (
+        "skipped", "the training step returns no loss, and no loss_fn was given to measure it")

@@ -1,7 +1,7 @@
-"""The setup lint (nnrecipe.checks.lint): D3 (non-finite data), D8 (feature scales) and the "lint" rules,
-each on its planted fault from ../shared/doctor-cases.md (cases 1, 2, 10, 11, 16, 20, 21) or a fault of
-its own, with its evidence and fix, and quiet on the healthy twin. All run through doctor(), which also
-holds the caller's model and optimizer bit for bit."""
+"""The setup lint (nnrecipe.checks.lint): the "lint" rules, with D3 (non-finite data) and D8 (feature
+scales) of nnrecipe.checks.data_checks, each on its planted fault from ../shared/doctor-cases.md (cases
+1, 2, 10, 11, 16, 20, 21) or a fault of its own, with its evidence and fix, and quiet on the healthy twin.
+All run through doctor(), which also holds the caller's model and optimizer bit for bit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from nnrecipe.checks.doctor import doctor
+from nnrecipe.checks.doctor import Diagnosis, doctor
 from nnrecipe.checks.lint import check_evaluate, check_lint
 from nnrecipe.checks.setup import make_setup
 
@@ -27,7 +27,8 @@ SCALE_FIX = ("standardize each feature with the training split's mean and std (o
 
 def lint(case, **kwargs):
     """The lint's verdicts on a case through doctor(); kwargs override the case's arguments."""
-    return doctor(**{**case.kwargs(), **kwargs}, checks=["lint:check_lint"])
+    diagnosis = doctor(**{**case.kwargs(), **kwargs}, checks=["data_checks:check_data", "lint:check_lint"])
+    return Diagnosis(v for v in diagnosis if v.id in IDS)  # D4 and leakage: tests/checks/test_doctor_data.py
 
 
 def loud(diagnosis):
@@ -430,7 +431,7 @@ def test_d3_names_the_callers_rows():
     case = digits_mlp()
     x = case.x.clone()
     x[[7, 300, 1000], 5] = float("nan")
-    [v] = [v for v in doctor(**{**case.kwargs(), "data": (x, case.y)}, rows=len(x), checks=["lint:check_lint"])
-           if v.id == "D3"]
+    [v] = [v for v in doctor(**{**case.kwargs(), "data": (x, case.y)}, rows=len(x),
+                             checks=["data_checks:check_data"]) if v.id == "D3"]
     assert v.status == "fail" and v.evidence["rows"] == [7, 300, 1000]
     assert "3 of 1347 sampled rows (rows 7, 300, 1000), columns 5" in v.summary

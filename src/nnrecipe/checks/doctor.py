@@ -32,14 +32,16 @@ def c2_init_loss(setup: Setup) -> Verdict:
 
 
 def c1_overfit_batch(setup: Setup) -> Verdict:
-    if setup.loss_fn is None:
-        return skipped("C1", "overfit one batch", "needs loss_fn=... to compute the loss")
+    """C1 with the caller's own training step when they gave one (the loss it returns is judged)."""
+    if setup.loss_fn is None and setup.train_step is None:
+        return skipped("C1", "overfit one batch", "needs loss_fn=... or train_step=...")
     return check_overfit_batch(setup.model, setup.loss_fn, setup.x, setup.y,  # type: ignore[arg-type]
-                               setup.make_optimizer, seed=setup.seed)
+                               setup.make_optimizer, seed=setup.seed, train_step=setup.train_step)
 
 
 # The checks in the order they run: cheap, static ones first. "module:function" entries load on first use.
 CHECKS: list[Check | str] = [
+    "data_checks:check_data",  # D3, D8, D4, leakage: the sampled rows themselves
     "lint:check_lint",  # setup lint: output activations, labels, missing nonlinearity, train_step order
     c2_init_loss,
     c1_overfit_batch,

@@ -1,7 +1,7 @@
-"""Setup lint: the faults that a look at the data, the model's structure and a few forward passes find
-before any training. D3: non-finite values in the data; D8: features on unequal scales; "lint": the loss
-against the model's output (softmax or sigmoid before a loss that takes logits, labels out of range, class
-labels fed to a regression loss, an output activation that cannot reach the target), two linear layers
+"""Setup lint: the faults that a look at the model's structure and a few forward passes find before any
+training (the data's own checks, D3 and D8, are in data_checks.py). "lint": the loss against the model's
+output (softmax or sigmoid before a loss that takes logits, labels out of range, class labels fed to a
+regression loss, an output activation that cannot reach the target), two linear layers
 with no activation between them, an optimizer over other parameters, and the caller's train_step observed
 on copies (gradients never zeroed, a step before backward). Nothing here changes the caller's objects:
 forward passes run on deep copies under no_grad, the train_step on setup.copies()."""
@@ -21,17 +21,6 @@ from torch.nn.modules.conv import _ConvNd
 from .setup import Setup
 from .verdict import Verdict
 
-# D8: a span >= 1e3 between the largest and the smallest feature scale is a fault (doctor-cases #1). The
-# scale of a feature is its max |x| (per channel for images), not its std: sparse pixel columns of digits
-# have a std of 0.003 next to 0.40 (a std span of 146) while their max |x| spans only 16. Measured max |x|
-# spans on the healthy setups: digits 16, digits CNN 1, moons 1.6, diabetes 3.9, breast cancer
-# standardized 4.2, imbalanced 2.3; raw breast cancer 1.4e5.
-SPAN_FAIL = 1e3
-# D8: DeepDiagnosis (Wardat et al., ICSE 2022): inputs outside [-1, 1] call for normalization. Standardized
-# features reach |x| = 4-11 in their tails, so we read the rule on a feature's typical size, its RMS (1 when
-# standardized), and warn an order of magnitude above it. Healthy maximum: 2.27 (imbalanced); raw breast
-# cancer: 1046.
-RMS_WARN = 10.0
 SUM_TOL = 1e-4  # a row of probabilities sums to 1 within float32 rounding over <= 1e3 classes
 # Output-range probes: the rows as given, then scaled by +-100. A raw (linear) output grows with its input
 # and leaves any bounded range; an output behind a sigmoid/tanh/softmax cannot. On the healthy setups the
@@ -54,8 +43,8 @@ LOSSES: list[tuple[type[nn.Module], Callable[..., Any], str]] = [
 
 
 def check_lint(setup: Setup) -> list[Verdict]:
-    """D3 and D8 on the data, then the setup lint: one 'pass' verdict when the lint finds nothing."""
-    verdicts = [check_finite(setup), check_scales(setup)]
+    """The setup lint: one 'pass' verdict when it finds nothing (the data's D3/D8 are in data_checks)."""
+    verdicts: list[Verdict] = []
     notes: dict[str, Any] = {}
     findings = [*_optimizer_holds_model(setup), *_missing_nonlinearity(setup.model)]
     findings += _outputs(setup, notes)
@@ -74,107 +63,6 @@ def check_lint(setup: Setup) -> list[Verdict]:
         summary += (f"; the model has Dropout/BatchNorm (two training-mode passes differ by "
                     f"{notes['train_mode_max_diff']:.3g}): evaluate it after model.eval(), under torch.no_grad()")
     return verdicts + [Verdict("lint", "setup lint", "pass", summary, notes, "", KARPATHY)]
-
-
-# ---------------------------------------------------------------- data: D3, D8
-def _named_tensors(setup: Setup) -> list[tuple[str, torch.Tensor]]:
-    many = len(setup.x) > 1
-    out = [(f"data x[{i}]" if many else "data x", t) for i, t in enumerate(setup.x)] + [("data y", setup.y)]
-    if setup.val_x is not None:
-        out += [(f"val_data x[{i}]" if many else "val_data x", t) for i, t in enumerate(setup.val_x)]
-    return out + ([("val_data y", setup.val_y)] if setup.val_y is not None else [])
-
-
-def check_finite(setup: Setup) -> Verdict:
-    """D3: NaN/inf anywhere in the sampled rows of data and val_data; the first tensor holding any is
-    described by column and row (the caller's row numbers, and the positions in the doctor's sample)."""
-    counts: dict[str, int] = {}
-    evidence: dict[str, Any] = {"nan": 0, "inf": 0}
-    for name, t in _named_tensors(setup):
-        if not torch.is_floating_point(t):
-            continue
-        bad = ~torch.isfinite(t)
-        n = int(bad.sum())
-        if not n:
-            continue
-        counts[name] = n
-        evidence["nan"] += int(torch.isnan(t).sum())
-        evidence["inf"] += n - int(torch.isnan(t).sum())
-        if "rows_affected" in evidence:
-            continue
-        rows = bad.reshape(len(t), -1).any(1).nonzero().flatten()
-        evidence.update(first_tensor=name, rows_affected=len(rows), rows_sampled=len(t),
-                        sample_rows=rows[:ROWS_SHOWN].tolist())
-        index = setup.val_index if name.startswith("val_data") else setup.index
-        if index is not None:  # the caller's own row numbers, as their data counts them
-            evidence["rows"] = sorted(index[rows].tolist())[:ROWS_SHOWN]
-        if t.ndim == 2:
-            per_col = bad.sum(0)
-            cols = per_col.nonzero().flatten()
-            evidence["columns"] = {int(c): int(per_col[c]) for c in cols[:ROWS_SHOWN]}
-            evidence["n_columns"] = len(cols)
-    source = "seed 003 ('detect ... instances which are corrupted'); D3"
-    if not counts:
-        return Verdict("D3", "corrupted rows", "pass", "no NaN or inf in the sampled rows", {"checked": len(setup.y)},
-                       "", source)
-    evidence["counts"] = counts
-    where = f", columns {', '.join(map(str, evidence['columns']))}" if "columns" in evidence else ""
-    more = " ..." if evidence.get("n_columns", 0) > ROWS_SHOWN else ""
-    rows = f" (rows {', '.join(map(str, evidence['rows']))}{' ...' if evidence['rows_affected'] > ROWS_SHOWN else ''})" \
-        if "rows" in evidence else ""
-    summary = (f"{sum(counts.values())} non-finite values ({evidence['nan']} NaN, {evidence['inf']} inf) in "
-               f"{', '.join(counts)}; {evidence['first_tensor']}: {evidence['rows_affected']} of "
-               f"{evidence['rows_sampled']} sampled rows{rows}{where}{more}")
-    return Verdict("D3", "corrupted rows", "fail", summary, evidence,
-                   "clean or impute the non-finite values before step 1 (drop those rows, or fill each column "
-                   "from the training split's median): one NaN row makes the loss and every weight NaN", source)
-
-
-def _feature_view(t: torch.Tensor) -> torch.Tensor:
-    """(features, values): columns of a table, channels of an image or sequence (dim 1)."""
-    if t.ndim == 1:
-        return t[None]
-    return t.transpose(0, 1).reshape(t.shape[1], -1) if t.ndim > 2 else t.T
-
-
-def check_scales(setup: Setup) -> Verdict:
-    """D8: the span between the largest and smallest feature scale (max |x|), and the largest RMS."""
-    source = ("seed 000 ('(Re-)Scale numerical values' to [-1, 1]); DeepDiagnosis (Wardat et al., ICSE 2022); "
-              "doctor-cases #1")
-    worst: dict[str, Any] = {}
-    for i, t in enumerate(setup.x):
-        if not torch.is_floating_point(t) or not len(t):
-            continue  # integer inputs are indices (embeddings, tokens), not magnitudes
-        f = _feature_view(t.detach().float())
-        f = torch.where(torch.isfinite(f), f, 0.0)  # D3 reports non-finite values
-        scale, rms = f.abs().amax(1), f.pow(2).mean(1).sqrt()
-        live = (scale > 0).nonzero().flatten()  # an all-zero feature has no scale to compare
-        if not len(live):
-            continue
-        lo, hi = live[scale[live].argmin()], live[scale[live].argmax()]
-        span = float(scale[hi] / scale[lo])
-        if not worst or span > worst["span"]:
-            worst = {"input": i, "span": round(span, 1), "largest": {"feature": int(hi), "max_abs": float(scale[hi])},
-                     "smallest": {"feature": int(lo), "max_abs": float(scale[lo])},
-                     "max_rms": round(float(rms.max()), 4), "max_rms_feature": int(rms.argmax()),
-                     "features": len(scale), "all_zero_features": len(scale) - len(live)}
-    if not worst:
-        return Verdict("D8", "feature scales", "skipped", "no floating-point input to measure", {}, "", source)
-    fix = ("standardize each feature with the training split's mean and std (or scale it to [-1, 1]) and apply "
-           "the same transform to validation and test data")
-    lo, hi = worst["smallest"], worst["largest"]
-    if worst["span"] >= SPAN_FAIL:
-        return Verdict("D8", "feature scales", "fail",
-                       f"feature scales (max |x|) span {worst['span']:.3g}x, from {lo['max_abs']:.3g} (feature "
-                       f"{lo['feature']}) to {hi['max_abs']:.3g} (feature {hi['feature']}); >= {SPAN_FAIL:g}x",
-                       worst, fix, source)
-    if worst["max_rms"] > RMS_WARN:
-        return Verdict("D8", "feature scales", "warn",
-                       f"feature {worst['max_rms_feature']} has an RMS of {worst['max_rms']:.3g}, far outside "
-                       f"[-1, 1] (> {RMS_WARN:g})", worst, fix, source)
-    return Verdict("D8", "feature scales", "pass",
-                   f"feature scales span {worst['span']:.3g}x and the largest RMS is {worst['max_rms']:.3g}",
-                   worst, "", source)
 
 
 # ---------------------------------------------------------------- structure
@@ -569,4 +457,4 @@ def check_evaluate(setup: Setup, evaluate: Callable[[nn.Module, tuple[torch.Tens
     return Verdict("lint", "evaluation mode", "pass", "two evaluation passes agree", evidence, "", source)
 
 
-__all__ = ["check_evaluate", "check_finite", "check_lint", "check_scales", "check_train_step"]
+__all__ = ["check_evaluate", "check_lint", "check_train_step"]

@@ -12,15 +12,19 @@ from torch import nn
 
 from .verdict import Inputs, Verdict, as_tuple
 
+TrainStep = Callable[[nn.Module, torch.optim.Optimizer, tuple[torch.Tensor, ...]], object]
+
 ROWS = 16  # seeds 000/003: a batch of 10-20 samples
 STEPS = 1000  # step budget; healthy MLPs get there in 100-300 (measured on breast cancer, digits, diabetes)
 TARGET = 0.01  # "near zero": 1% of the loss at the start
 
 
-def check_overfit_batch(model: nn.Module, loss_fn: nn.Module, x: Inputs, y: torch.Tensor,
+def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, y: torch.Tensor,
                         make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-                        steps: int = STEPS, seed: int = 0) -> Verdict:
-    """Train a copy of `model` on `x, y` (the first ROWS rows are used) with regularization off."""
+                        steps: int = STEPS, seed: int = 0, train_step: TrainStep | None = None) -> Verdict:
+    """Train a copy of `model` on `x, y` (the first ROWS rows are used) with regularization off: with
+    `loss_fn` and our step, or with the caller's `train_step(model, optimizer, batch) -> loss` (the loss
+    it returns, measured before its update, is the one judged)."""
     x, y = tuple(t[:ROWS] for t in as_tuple(x)), y[:ROWS]  # the caller passes the rows in a seeded random order
     probe = copy.deepcopy(model)
     for m in probe.modules():
@@ -40,13 +44,22 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module, x: Inputs, y: torc
         torch.manual_seed(seed)
         first = last = None
         for step in range(1, steps + 1):
-            loss = loss_fn(probe(*x).float(), y)
-            if first is None:
-                first = float(loss.detach())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            last = float(loss_fn(probe(*x).float(), y).detach()) if step % 10 == 0 or step == steps else last
+            if train_step is not None:
+                out = train_step(probe, opt, (*x, y))
+                if out is None:
+                    return Verdict("C1", "overfit one batch", "skipped",
+                                   "the training step returns no loss, and no loss_fn was given to measure it",
+                                   evidence, "", source)
+                last = float(out.detach() if isinstance(out, torch.Tensor) else out)
+                first = last if first is None else first
+            else:
+                loss = loss_fn(probe(*x).float(), y)  # type: ignore[misc]
+                if first is None:
+                    first = float(loss.detach())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                last = float(loss_fn(probe(*x).float(), y).detach()) if step % 10 == 0 or step == steps else last  # type: ignore[misc]
             if last is not None and last <= TARGET * first:
                 break
     assert first is not None and last is not None

@@ -1,0 +1,297 @@
+"""The data's own checks, on the doctor's sample of rows (setup.x, setup.y, setup.val_x, setup.val_y): D3
+non-finite values, D8 feature scales, D4 conflicting duplicates (the same input under different labels),
+and "leakage": validation rows that are also training rows, and one input column that carries the label.
+Nothing here trains or runs the model; all of it is counting and sorting, a few milliseconds per check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .setup import Setup
+from .verdict import Verdict
+
+ROWS_SHOWN = 10
+
+# D8: a span >= 1e3 between the largest and the smallest feature scale is a fault (doctor-cases #1). The
+# scale of a feature is its max |x| (per channel for images), not its std: sparse pixel columns of digits
+# have a std of 0.003 next to 0.40 (a std span of 146) while their max |x| spans only 16. Measured max |x|
+# spans on the healthy setups: digits 16, digits CNN 1, moons 1.6, diabetes 3.9, breast cancer
+# standardized 4.2, imbalanced 2.3; raw breast cancer 1.4e5.
+SPAN_FAIL = 1e3
+# D8: DeepDiagnosis (Wardat et al., ICSE 2022): inputs outside [-1, 1] call for normalization. Standardized
+# features reach |x| = 4-11 in their tails, so we read the rule on a feature's typical size, its RMS (1 when
+# standardized), and warn an order of magnitude above it. Healthy maximum: 2.27 (imbalanced); raw breast
+# cancer: 1046.
+RMS_WARN = 10.0
+
+# D4: identical inputs under different labels (seed 003, 'contradictory examples'). On the 7 healthy setups
+# the sampled rows hold 0 such rows (and 0 exact duplicates at all); any conflict is worth a look (warn), and
+# 1% of the rows is a fault (fail): doctor-cases #5 plants 5%.
+CONFLICT_FAIL = 0.01
+# leakage, train/validation overlap: doctor-cases #6 (20% of the test rows copied into train). The doctor
+# sees samples of both splits, so the share of validation rows found among the sampled training rows is
+# divided by the sampling fraction (training rows sampled / the training set's size, estimated from the
+# largest row index drawn). Healthy setups: 0 shared rows. Fail at >= 5% of the validation rows, warn above 0.
+OVERLAP_FAIL = 0.05
+# leakage, a leaked target: one column that alone predicts the label. Regression: |Pearson r| >= 0.99;
+# classes: the leave-one-out 1-nearest-neighbour classifier on that single column (any one-feature rule,
+# thresholds or intervals) reaching a balanced accuracy >= 0.99 (balanced, so that the majority class of
+# an imbalanced task does not reach it by itself). Measured healthy maxima (best single column): breast
+# cancer 0.883 (column 23), moons 0.808, imbalanced 0.632, digits 0.185; diabetes |r| 0.625 (column 2);
+# the CNN's 4-D input is not judged. A leaked y + N(0, 0.1) column (doctor-cases #7) reaches 1.0.
+LEAK_MIN = 0.99
+
+
+# ---------------------------------------------------------------- data: D3, D8
+def _named_tensors(setup: Setup) -> list[tuple[str, torch.Tensor]]:
+    many = len(setup.x) > 1
+    out = [(f"data x[{i}]" if many else "data x", t) for i, t in enumerate(setup.x)] + [("data y", setup.y)]
+    if setup.val_x is not None:
+        out += [(f"val_data x[{i}]" if many else "val_data x", t) for i, t in enumerate(setup.val_x)]
+    return out + ([("val_data y", setup.val_y)] if setup.val_y is not None else [])
+
+
+def check_finite(setup: Setup) -> Verdict:
+    """D3: NaN/inf anywhere in the sampled rows of data and val_data; the first tensor holding any is
+    described by column and row (the caller's row numbers, and the positions in the doctor's sample)."""
+    counts: dict[str, int] = {}
+    evidence: dict[str, Any] = {"nan": 0, "inf": 0}
+    for name, t in _named_tensors(setup):
+        if not torch.is_floating_point(t):
+            continue
+        bad = ~torch.isfinite(t)
+        n = int(bad.sum())
+        if not n:
+            continue
+        counts[name] = n
+        evidence["nan"] += int(torch.isnan(t).sum())
+        evidence["inf"] += n - int(torch.isnan(t).sum())
+        if "rows_affected" in evidence:
+            continue
+        rows = bad.reshape(len(t), -1).any(1).nonzero().flatten()
+        evidence.update(first_tensor=name, rows_affected=len(rows), rows_sampled=len(t),
+                        sample_rows=rows[:ROWS_SHOWN].tolist())
+        index = setup.val_index if name.startswith("val_data") else setup.index
+        if index is not None:  # the caller's own row numbers, as their data counts them
+            evidence["rows"] = sorted(index[rows].tolist())[:ROWS_SHOWN]
+        if t.ndim == 2:
+            per_col = bad.sum(0)
+            cols = per_col.nonzero().flatten()
+            evidence["columns"] = {int(c): int(per_col[c]) for c in cols[:ROWS_SHOWN]}
+            evidence["n_columns"] = len(cols)
+    source = "seed 003 ('detect ... instances which are corrupted'); D3"
+    if not counts:
+        return Verdict("D3", "corrupted rows", "pass", "no NaN or inf in the sampled rows", {"checked": len(setup.y)},
+                       "", source)
+    evidence["counts"] = counts
+    where = f", columns {', '.join(map(str, evidence['columns']))}" if "columns" in evidence else ""
+    more = " ..." if evidence.get("n_columns", 0) > ROWS_SHOWN else ""
+    rows = f" (rows {', '.join(map(str, evidence['rows']))}{' ...' if evidence['rows_affected'] > ROWS_SHOWN else ''})" \
+        if "rows" in evidence else ""
+    summary = (f"{sum(counts.values())} non-finite values ({evidence['nan']} NaN, {evidence['inf']} inf) in "
+               f"{', '.join(counts)}; {evidence['first_tensor']}: {evidence['rows_affected']} of "
+               f"{evidence['rows_sampled']} sampled rows{rows}{where}{more}")
+    return Verdict("D3", "corrupted rows", "fail", summary, evidence,
+                   "clean or impute the non-finite values before step 1 (drop those rows, or fill each column "
+                   "from the training split's median): one NaN row makes the loss and every weight NaN", source)
+
+
+def _feature_view(t: torch.Tensor) -> torch.Tensor:
+    """(features, values): columns of a table, channels of an image or sequence (dim 1)."""
+    if t.ndim == 1:
+        return t[None]
+    return t.transpose(0, 1).reshape(t.shape[1], -1) if t.ndim > 2 else t.T
+
+
+def check_scales(setup: Setup) -> Verdict:
+    """D8: the span between the largest and smallest feature scale (max |x|), and the largest RMS."""
+    source = ("seed 000 ('(Re-)Scale numerical values' to [-1, 1]); DeepDiagnosis (Wardat et al., ICSE 2022); "
+              "doctor-cases #1")
+    worst: dict[str, Any] = {}
+    for i, t in enumerate(setup.x):
+        if not torch.is_floating_point(t) or not len(t):
+            continue  # integer inputs are indices (embeddings, tokens), not magnitudes
+        f = _feature_view(t.detach().float())
+        f = torch.where(torch.isfinite(f), f, 0.0)  # D3 reports non-finite values
+        scale, rms = f.abs().amax(1), f.pow(2).mean(1).sqrt()
+        live = (scale > 0).nonzero().flatten()  # an all-zero feature has no scale to compare
+        if not len(live):
+            continue
+        lo, hi = live[scale[live].argmin()], live[scale[live].argmax()]
+        span = float(scale[hi] / scale[lo])
+        if not worst or span > worst["span"]:
+            worst = {"input": i, "span": round(span, 1), "largest": {"feature": int(hi), "max_abs": float(scale[hi])},
+                     "smallest": {"feature": int(lo), "max_abs": float(scale[lo])},
+                     "max_rms": round(float(rms.max()), 4), "max_rms_feature": int(rms.argmax()),
+                     "features": len(scale), "all_zero_features": len(scale) - len(live)}
+    if not worst:
+        return Verdict("D8", "feature scales", "skipped", "no floating-point input to measure", {}, "", source)
+    fix = ("standardize each feature with the training split's mean and std (or scale it to [-1, 1]) and apply "
+           "the same transform to validation and test data")
+    lo, hi = worst["smallest"], worst["largest"]
+    if worst["span"] >= SPAN_FAIL:
+        return Verdict("D8", "feature scales", "fail",
+                       f"feature scales (max |x|) span {worst['span']:.3g}x, from {lo['max_abs']:.3g} (feature "
+                       f"{lo['feature']}) to {hi['max_abs']:.3g} (feature {hi['feature']}); >= {SPAN_FAIL:g}x",
+                       worst, fix, source)
+    if worst["max_rms"] > RMS_WARN:
+        return Verdict("D8", "feature scales", "warn",
+                       f"feature {worst['max_rms_feature']} has an RMS of {worst['max_rms']:.3g}, far outside "
+                       f"[-1, 1] (> {RMS_WARN:g})", worst, fix, source)
+    return Verdict("D8", "feature scales", "pass",
+                   f"feature scales span {worst['span']:.3g}x and the largest RMS is {worst['max_rms']:.3g}",
+                   worst, "", source)
+
+
+# ---------------------------------------------------------------- D4, leakage
+def _row_keys(xs: tuple[torch.Tensor, ...]) -> np.ndarray:
+    """One bytes key per row: the row's values over all input tensors (-0.0 read as 0.0)."""
+    parts = []
+    for t in xs:
+        t = t.detach().cpu().reshape(len(t), -1)
+        t = t + 0 if torch.is_floating_point(t) else t  # -0.0 + 0 == +0.0, bit for bit
+        parts.append(np.ascontiguousarray(t.numpy()).view(np.uint8).reshape(len(t), -1))
+    rows = np.ascontiguousarray(np.concatenate(parts, 1))
+    return rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
+
+
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the number of its group of identical rows; and each group's size."""
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return inverse.ravel(), counts
+
+
+def _callers_rows(index: torch.Tensor | None, rows: np.ndarray) -> list[int]:
+    """The caller's row numbers for positions in the doctor's sample (positions when no index is kept)."""
+    picked = index[torch.as_tensor(rows, dtype=torch.long)] if index is not None else torch.as_tensor(rows)
+    return sorted(picked.tolist())[:ROWS_SHOWN]
+
+
+def check_duplicates(setup: Setup) -> Verdict:
+    """D4: rows of the training sample whose inputs are identical but whose labels differ."""
+    source = "seed 003 (duplicates and contradictory labels); D3/D4; doctor-cases #5"
+    n = len(setup.y)
+    if not n:
+        return Verdict("D4", "conflicting duplicates", "skipped", "no rows to compare", {}, "", source)
+    group, sizes = _groups(_row_keys(setup.x))
+    labels = _groups(_row_keys((setup.y,)))[0]
+    dup_rows = int(sizes[group].__gt__(1).sum())
+    evidence: dict[str, Any] = {"rows": n, "duplicate_rows": dup_rows, "duplicate_groups": int((sizes > 1).sum())}
+    if setup.task == "regression":  # one input, several measured targets: noise, not a contradiction
+        return Verdict("D4", "conflicting duplicates", "pass",
+                       f"{dup_rows} of {n} sampled rows repeat another's inputs (regression: not judged)",
+                       evidence, "", source)
+    # a group conflicts when its rows carry more than one label
+    pairs = np.unique(np.stack([group, labels], 1), axis=0)
+    n_labels = np.bincount(pairs[:, 0], minlength=len(sizes))
+    conflicted = n_labels[group] > 1
+    rows = np.flatnonzero(conflicted)
+    evidence.update(conflicting_rows=len(rows), conflicting_groups=int((n_labels > 1).sum()),
+                    conflicting_share=round(len(rows) / n, 4))
+    if not len(rows):
+        return Verdict("D4", "conflicting duplicates", "pass",
+                       f"no two sampled rows share their inputs under different labels ({dup_rows} of {n} rows "
+                       "repeat another's inputs with its label)", evidence, "", source)
+    evidence["first_rows"] = _callers_rows(setup.index, rows)
+    status = "fail" if len(rows) / n >= CONFLICT_FAIL else "warn"
+    return Verdict("D4", "conflicting duplicates", status,
+                   f"{len(rows)} of {n} sampled rows ({len(rows) / n:.1%}) in {evidence['conflicting_groups']} "
+                   f"groups have identical inputs but different labels (rows "
+                   f"{', '.join(map(str, evidence['first_rows']))}{' ...' if len(rows) > ROWS_SHOWN else ''})",
+                   evidence, "resolve the conflicting labels (relabel, or drop the duplicates)", source)
+
+
+def _sampled_fraction(index: torch.Tensor | None, sampled: int) -> float:
+    """The share of the training set that the sample holds: k rows drawn without replacement from N, with
+    N estimated from the largest index m as m + m / k (the minimum-variance unbiased estimator)."""
+    if index is None or not len(index):
+        return 1.0
+    m = int(index.max()) + 1
+    return min(1.0, sampled / (m + (m - sampled) / sampled)) if m > sampled else 1.0
+
+
+def check_overlap(setup: Setup) -> Verdict:
+    """leakage: validation rows whose inputs are also in the training sample."""
+    source = "seed 003 (split hygiene); doctor-cases #6"
+    name = "train/validation overlap"
+    if setup.val_x is None or not len(setup.y):
+        return Verdict("leakage", name, "skipped", "no val_data to compare with", {}, "", source)
+    train = set(_row_keys(setup.x).tolist())
+    shared = np.flatnonzero([k in train for k in _row_keys(setup.val_x).tolist()])
+    m = len(setup.val_x[0])
+    fraction = _sampled_fraction(setup.index, len(setup.y))
+    ratio = min(1.0, len(shared) / m / fraction) if m else 0.0
+    evidence: dict[str, Any] = {"val_rows": m, "train_rows_sampled": len(setup.y), "shared_rows": len(shared),
+                                "train_sampled_fraction": round(fraction, 4), "overlap_ratio": round(ratio, 4)}
+    if not len(shared):
+        return Verdict("leakage", name, "pass", f"none of {m} validation rows is among {len(setup.y)} training rows",
+                       evidence, "", source)
+    evidence["val_rows_shared"] = _callers_rows(setup.val_index, shared)
+    status = "fail" if ratio >= OVERLAP_FAIL else "warn"
+    return Verdict("leakage", name, status,
+                   f"{len(shared)} of {m} sampled validation rows are also training rows; with {fraction:.0%} of "
+                   f"the training set sampled, about {ratio:.0%} of the validation set is in training: the "
+                   "validation score is inflated", evidence,
+                   "re-split so no row is in both (deduplicate first)", source)
+
+
+def _one_column_scores(x: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+    """Per column of x (N, F): |Pearson r| with y (regression), else the balanced accuracy of the
+    leave-one-out 1-nearest-neighbour rule on that column alone."""
+    x = x.double()
+    if task == "regression":
+        xc, yc = x - x.mean(0), (y.double() - y.double().mean())[:, None]
+        den = (xc.pow(2).sum(0) * yc.pow(2).sum()).sqrt()
+        return torch.where(den > 0, (xc * yc).sum(0).abs() / den.clamp_min(1e-300), 0.0)
+    values, order = x.sort(dim=0, stable=True)
+    lab = y[order]  # (N, F): the labels in each column's sorted order
+    gap_left = torch.cat([torch.full_like(values[:1], float("inf")), values[1:] - values[:-1]])
+    gap_right = torch.cat([values[1:] - values[:-1], torch.full_like(values[:1], float("inf"))])
+    left = torch.cat([lab[:1], lab[:-1]])
+    right = torch.cat([lab[1:], lab[-1:]])
+    pred = torch.where(gap_left <= gap_right, left, right)
+    classes = torch.unique(y)
+    recall = torch.stack([((pred == c) & (lab == c)).sum(0) / (lab == c).sum(0) for c in classes])
+    return recall.mean(0)
+
+
+def check_target_leak(setup: Setup) -> Verdict:
+    """leakage: one column of a 2-D floating-point input that predicts the target on its own."""
+    source = "seed 003 (leakage: a feature recorded after the label); doctor-cases #7"
+    name = "leaked target"
+    tables = [(i, t) for i, t in enumerate(setup.x) if t.ndim == 2 and torch.is_floating_point(t)]
+    y = setup.y.reshape(len(setup.y), -1)
+    if not tables or y.shape[1] != 1 or setup.task not in ("binary", "multiclass", "regression") or len(y) < 10:
+        return Verdict("leakage", name, "skipped", "needs a 2-D float input and one target per row", {}, "", source)
+    y = y[:, 0]
+    keep = torch.isfinite(y.double())
+    for _, t in tables:
+        keep &= torch.isfinite(t).all(1)  # D3 reports the non-finite rows
+    best: dict[str, Any] = {}
+    for i, t in tables:
+        scores = _one_column_scores(t[keep], y[keep], setup.task)
+        j = int(scores.argmax())
+        if not best or float(scores[j]) > best["score"]:
+            best = {"input": i, "column": j, "score": round(float(scores[j]), 4)}
+    measure = "abs_pearson_r" if setup.task == "regression" else "balanced_accuracy_1nn"
+    evidence = {"measure": measure, "best": best, "threshold": LEAK_MIN, "rows": int(keep.sum())}
+    where = f"column {best['column']}" + (f" of input {best['input']}" if len(setup.x) > 1 else "")
+    what = "|Pearson r|" if setup.task == "regression" else "balanced accuracy"
+    if best["score"] < LEAK_MIN:
+        return Verdict("leakage", name, "pass", f"the most predictive single column ({where}) reaches {what} "
+                       f"{best['score']:.3f} (< {LEAK_MIN})", evidence, "", source)
+    return Verdict("leakage", name, "fail",
+                   f"{where} alone predicts the target ({what} {best['score']:.3f} >= {LEAK_MIN})", evidence,
+                   "drop the column: it carries the label (computed from it, or recorded after it)", source)
+
+
+def check_data(setup: Setup) -> list[Verdict]:
+    """D3, D8, D4 and leakage, in that order."""
+    return [check_finite(setup), check_scales(setup), check_duplicates(setup), check_overlap(setup),
+            check_target_leak(setup)]
+
+
+__all__ = ["check_data", "check_duplicates", "check_finite", "check_overlap", "check_scales", "check_target_leak"]
