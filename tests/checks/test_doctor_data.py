@@ -30,7 +30,7 @@ def named(diagnosis, name):
 @pytest.mark.parametrize("name", sorted(HEALTHY))
 def test_healthy_setups_give_no_warning(name):
     diagnosis = data(HEALTHY[name]())
-    assert [v.id for v in diagnosis] == ["D3", "D8", "D4", "leakage", "leakage"]
+    assert [v.id for v in diagnosis] == ["D3", "D8", "D4", "D4", "leakage", "leakage"]
     assert {v.status for v in diagnosis if v.id in IDS} <= {"pass", "skipped"}, diagnosis.table()
 
 
