@@ -79,7 +79,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     optimizer = make_optimizer(model.parameters(), tcfg)
     started = time.perf_counter()
     # C8 judges this run's own curves once it has trained (below), not a short run of its own
-    verdicts = diagnose(model, loss_fn, head, X, y, tcfg, optimizer=optimizer,
+    verdicts = diagnose(model, loss_fn, head, X, y, tcfg, optimizer=optimizer, feature_names=pre.feature_names,
                         checks=[c for c in CHECKS if c != "curves:check_short_run"])
     checks_seconds = time.perf_counter() - started
     if strict and verdicts.failed:
@@ -172,13 +172,13 @@ def doctor_table(data: str | os.PathLike | pd.DataFrame, target: str, *, data_co
     (`checks`: a subset of the doctor's CHECKS)."""
     dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
     tcfg = train_config or TrainConfig()
-    _, _, X, y, head, _, model, loss_fn = _setup(data, dcfg, model_config or ModelConfig(), tcfg)
-    return diagnose(model, loss_fn, head, X, y, tcfg, checks)
+    prep, _, X, y, head, _, model, loss_fn = _setup(data, dcfg, model_config or ModelConfig(), tcfg)
+    return diagnose(model, loss_fn, head, X, y, tcfg, checks, feature_names=prep.pre.feature_names)
 
 
 def diagnose(model: torch.nn.Module, loss_fn: torch.nn.Module, head: Head, X: dict[str, tuple[torch.Tensor, ...]],
              y: dict[str, torch.Tensor], tcfg: TrainConfig, checks: list[Any] | None = None,
-             optimizer: torch.optim.Optimizer | None = None) -> Diagnosis:
+             optimizer: torch.optim.Optimizer | None = None, feature_names: list[str] | None = None) -> Diagnosis:
     """The doctor on the recipe's own setup, before training: every check, C2 against the head's prior
     over all the training rows (class weights included) rather than the doctor's sample."""
     sample = torch.randperm(len(y["train"]), generator=torch.Generator().manual_seed(tcfg.seed))[:1024]
@@ -189,7 +189,7 @@ def diagnose(model: torch.nn.Module, loss_fn: torch.nn.Module, head: Head, X: di
 
     optimizer = optimizer if optimizer is not None else make_optimizer(model.parameters(), tcfg)
     diagnosis = doctor(model, (*X["train"], y["train"]), loss_fn=loss_fn, optimizer=optimizer,
-                       val_data=(*X["val"], y["val"]), task=head.task, seed=tcfg.seed,
+                       val_data=(*X["val"], y["val"]), task=head.task, seed=tcfg.seed, feature_names=feature_names,
                        checks=[c2 if c is c2_init_loss else c for c in (CHECKS if checks is None else checks)])
     for v in diagnosis:
         log.info("%s", v.line())

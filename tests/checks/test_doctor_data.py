@@ -146,3 +146,22 @@ def test_a_leaked_multiclass_label_fails():
     case.model = torch.nn.Sequential(torch.nn.Linear(65, 10))
     v = named(data(case), "leaked target")
     assert v.status == "fail" and v.evidence["best"]["column"] == 64
+
+
+def test_feature_names_name_the_columns_in_the_findings():
+    from nnrecipe.checks.doctor import doctor
+    from nnrecipe.errors import ConfigError
+
+    case = breast_cancer_scaled()
+    names = [f"f{j}" for j in range(30)] + ["y_copy"]
+    x = torch.cat([case.x, case.y + 0.01 * torch.randn(len(case.y), 1, generator=torch.Generator().manual_seed(1))], 1)
+    x[[3, 8], 4] = float("nan")
+    kwargs = {**case.kwargs(), "data": (x, case.y), "val_data": None, "feature_names": names}
+    d = doctor(**kwargs, checks=["data_checks:check_data"])
+    [leak] = [v for v in d if v.name == "leaked target"]
+    assert leak.status == "fail" and leak.evidence["best"]["name"] == "y_copy"
+    assert leak.summary.startswith("column 30 ('y_copy') alone predicts the target")
+    [d3] = [v for v in d if v.id == "D3"]
+    assert d3.status == "fail" and "columns 'f4'" in d3.summary
+    with pytest.raises(ConfigError, match="feature_names has 3 names for inputs of shape"):
+        doctor(**{**kwargs, "feature_names": ["a", "b", "c"]}, checks=[])

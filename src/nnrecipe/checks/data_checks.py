@@ -105,7 +105,10 @@ def check_finite(setup: Setup) -> Verdict:
         return Verdict("D3", "corrupted rows", "pass", "no NaN or inf in the sampled rows", {"checked": len(setup.y)},
                        "", source)
     evidence["counts"] = counts
-    where = f", columns {', '.join(map(str, evidence['columns']))}" if "columns" in evidence else ""
+    first_input = ("data x", "data x[0]", "val_data x", "val_data x[0]")
+    names = setup.feature_names if evidence.get("first_tensor") in first_input else None
+    where = (f", columns {', '.join(repr(names[c]) if names else str(c) for c in evidence['columns'])}"
+             if "columns" in evidence else "")
     more = " ..." if evidence.get("n_columns", 0) > ROWS_SHOWN else ""
     rows = f" (rows {', '.join(map(str, evidence['rows']))}{' ...' if evidence['rows_affected'] > ROWS_SHOWN else ''})" \
         if "rows" in evidence else ""
@@ -297,6 +300,9 @@ def check_target_leak(setup: Setup) -> Verdict:
     measure = "abs_pearson_r" if setup.task == "regression" else "balanced_accuracy_1nn"
     evidence = {"measure": measure, "best": best, "threshold": LEAK_MIN, "rows": int(keep.sum())}
     where = f"column {best['column']}" + (f" of input {best['input']}" if len(setup.x) > 1 else "")
+    if setup.feature_names is not None and best["input"] == 0:
+        best["name"] = setup.feature_names[best["column"]]
+        where += f" ('{best['name']}')"
     what = "|Pearson r|" if setup.task == "regression" else "balanced accuracy"
     if best["score"] < LEAK_MIN:
         return Verdict("leakage", name, "pass", f"the most predictive single column ({where}) reaches {what} "

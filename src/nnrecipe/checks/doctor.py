@@ -80,16 +80,19 @@ class Diagnosis(list):
 
 def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch.optim.Optimizer | None = None,
            train_step: TrainStep | None = None, val_data: Any = None, task: str | None = None, seed: int = 0,
-           rows: int = ROWS, evaluate: Evaluate | None = None, checks: list[Check | str] | None = None) -> Diagnosis:
+           rows: int = ROWS, evaluate: Evaluate | None = None, feature_names: list[str] | None = None,
+           checks: list[Check | str] | None = None) -> Diagnosis:
     """Run the recipe's checks on a setup. `data` and `val_data`: (x, y) tensors (or (x1, x2, ..., y)), a
     Dataset of such tuples, or a DataLoader; up to `rows` rows are sampled. `train_step(model, optimizer,
     batch)`, when given, is run on copies and observed (it must do the whole step: zero_grad, forward,
     backward, step). `task`: binary | multiclass | multilabel | regression; by default from the loss and
     the targets. `evaluate(model, x) -> outputs`, when given, is the caller's evaluation, checked for a
     model left in training mode (doctor case 21). A check that cannot run on this setup is 'skipped' with
-    the reason."""
+    the reason. `feature_names`: one per column of the first input, so that verdicts name columns.
+    """
     setup = make_setup(model, data, loss_fn=loss_fn, optimizer=optimizer, train_step=train_step,
-                       val_data=val_data, task=task, seed=seed, rows=rows, evaluate=evaluate)
+                       val_data=val_data, task=task, seed=seed, rows=rows, evaluate=evaluate,
+                       feature_names=feature_names)
     state = _fingerprint(model, optimizer)
     diagnosis = Diagnosis()
     for check in checks if checks is not None else CHECKS:

@@ -39,6 +39,7 @@ class Setup:
     index: torch.Tensor | None = None  # each sampled training row's position in the caller's data
     val_index: torch.Tensor | None = None
     loader: DataLoader | None = None  # the caller's DataLoader, when data was one: its batches as it makes them
+    feature_names: list[str] | None = None  # the names of x[0]'s columns, for the evidence and the summaries
 
     @property
     def n_classes(self) -> int:
@@ -94,7 +95,8 @@ class Setup:
 
 def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch.optim.Optimizer | None = None,
                train_step: TrainStep | None = None, val_data: Any = None, task: str | None = None,
-               seed: int = 0, rows: int = ROWS, evaluate: Evaluate | None = None) -> Setup:
+               seed: int = 0, rows: int = ROWS, evaluate: Evaluate | None = None,
+               feature_names: Sequence[str] | None = None) -> Setup:
     """Check the arguments (errors name the argument and the fix) and sample the data."""
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model is a {type(model).__name__}; pass a torch.nn.Module")
@@ -109,8 +111,12 @@ def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: t
         task = infer_task(loss_fn, y)
     elif task not in TASKS:
         raise ConfigError(f"task={task!r}; use one of {', '.join(TASKS)}")
+    if feature_names is not None and (x[0].ndim != 2 or len(feature_names) != x[0].shape[1]):
+        raise ConfigError(f"feature_names has {len(feature_names)} names for inputs of shape {tuple(x[0].shape)}; "
+                          "give one name per column of the first input")
     return Setup(model, x, y, task, loss_fn, optimizer, train_step, val[0], val[1], seed, evaluate, index, val[2],
-                 data if isinstance(data, DataLoader) else None)
+                 data if isinstance(data, DataLoader) else None,
+                 list(feature_names) if feature_names is not None else None)
 
 
 def infer_task(loss_fn: Any, y: torch.Tensor) -> str:
