@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .setup import Setup
+from .setup import Setup, finite_rows
 from .verdict import Verdict
 
 ROWS_SHOWN = 10
@@ -288,9 +288,7 @@ def check_target_leak(setup: Setup) -> Verdict:
     if not tables or y.shape[1] != 1 or setup.task not in ("binary", "multiclass", "regression") or len(y) < 10:
         return Verdict("leakage", name, "skipped", "needs a 2-D float input and one target per row", {}, "", source)
     y = y[:, 0]
-    keep = torch.isfinite(y.double())
-    for _, t in tables:
-        keep &= torch.isfinite(t).all(1)  # D3 reports the non-finite rows
+    keep = finite_rows(y.double(), *(t for _, t in tables))
     best: dict[str, Any] = {}
     for i, t in tables:
         scores = _one_column_scores(t[keep], y[keep], setup.task)
@@ -347,7 +345,7 @@ def check_label_noise(setup: Setup) -> Verdict:
     x = torch.cat([t.detach().cpu().reshape(len(t), -1).double() for t in setup.x], 1)
     if x.shape[1] > NOISE_MAX_FEATURES:
         return skipped(f"{x.shape[1]} input features (> {NOISE_MAX_FEATURES}): too many for the simple model")
-    keep = torch.isfinite(x).all(1).numpy()  # D3 reports the non-finite rows
+    keep = finite_rows(x).numpy()
     rows = np.flatnonzero(keep)
     x, labels = x.numpy()[keep], labels[keep]
     classes, labels = np.unique(labels, return_inverse=True)  # cleanlab wants the classes as 0..K-1

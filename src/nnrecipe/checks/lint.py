@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-from .setup import Setup
+from .setup import Setup, finite_rows
 from .verdict import Verdict
 
 SUM_TOL = 1e-4  # a row of probabilities sums to 1 within float32 rounding over <= 1e3 classes
@@ -141,10 +141,7 @@ def _loss_kind(loss_fn: Any) -> str | None:
 
 def _finite_rows(x: tuple[torch.Tensor, ...], y: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
     """The rows without NaN/inf (D3 reports those), so that one bad cell does not blind the probes."""
-    keep = torch.ones(len(y), dtype=torch.bool, device=y.device)
-    for t in (*x, y):
-        if torch.is_floating_point(t):
-            keep &= torch.isfinite(t.reshape(len(t), -1)).all(1)
+    keep = finite_rows(*x, y)
     return tuple(t[keep] for t in x), y[keep]
 
 

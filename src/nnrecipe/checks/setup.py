@@ -20,7 +20,6 @@ ROWS = 512  # rows of the caller's data the checks see: enough for C3/C7/C8's sh
 
 TrainStep = Callable[[nn.Module, torch.optim.Optimizer, tuple[torch.Tensor, ...]], Any]
 Evaluate = Callable[[nn.Module, tuple[torch.Tensor, ...]], Any]
-MakeOptimizer = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
 @dataclass
@@ -158,3 +157,13 @@ def _sample(data: Any, name: str, rows: int, seed: int) -> tuple[tuple[torch.Ten
         return tensors[:-1], tensors[-1], order
     raise ConfigError(f"{name} is a {type(data).__name__}; pass (x, y) tensors, a Dataset of (x, y) items or a "
                       "DataLoader")
+
+
+def finite_rows(*tensors: torch.Tensor) -> torch.Tensor:
+    """The mask of rows with no NaN/inf in any floating-point tensor given (D3 reports the others), so that
+    one bad cell does not blind a check."""
+    keep = torch.ones(len(tensors[0]), dtype=torch.bool, device=tensors[0].device)
+    for t in tensors:
+        if torch.is_floating_point(t):
+            keep &= torch.isfinite(t.reshape(len(t), -1)).all(1)
+    return keep
