@@ -490,3 +490,14 @@ def test_an_unwritable_cache_only_warns(tmp_path, logs, monkeypatch, where):
         assert len(warned) == 1
         assert warned[0].startswith(f"could not cache the prepared table in {folder} (")
     assert blocker.read_text() == "x"
+
+
+def test_a_fresh_file_is_hashed_once_per_preparation(tmp_path, monkeypatch):
+    """A file written a moment ago is not memoized by its timestamps (cache.RACY_SECONDS): the key
+    prepare_table computed is handed to read_table rather than hashed again."""
+    hashed = []
+    real = table_cache._sha256
+    monkeypatch.setattr(table_cache, "_sha256", lambda path: hashed.append(path) or real(path))
+    csv = write_csv(tmp_path, mixed_table())
+    prepare_table(csv, DataConfig(target="y"), seed=0)
+    assert hashed == [csv]

@@ -35,13 +35,16 @@ PARQUET_EXPANSION = 4.0
 
 
 def read_table(path: str | os.PathLike, *, cache: bool = True,
-               cache_dir: str | os.PathLike | None = None, write_behind: bool = False) -> pd.DataFrame:
+               cache_dir: str | os.PathLike | None = None, write_behind: bool = False,
+               key: str | None = None) -> pd.DataFrame:
     """The table in a CSV or Parquet file, its rows under a RangeIndex (the 0-based data row).
 
     A parsed CSV is cached as Parquet in `cache_dir` (default: $NNRECIPE_CACHE/tables, else
     ~/.cache/nnrecipe/tables), keyed by the file's content: reading the same bytes again loads it
     without parsing. `cache=False` neither reads nor writes the cache; `write_behind` writes it in a
-    thread while the caller goes on (the frame must not be changed in place). Raises DataError naming the file,
+    thread while the caller goes on (the frame must not be changed in place); `key`: the file's
+    cache.content_key when the caller has it already (a file changed in the last seconds is not memoized,
+    so it would be hashed a second time). Raises DataError naming the file,
     what is wrong with it and the fix."""
     path = Path(path)
     _check_file(path)
@@ -53,7 +56,7 @@ def read_table(path: str | os.PathLike, *, cache: bool = True,
     file = None
     if cache:
         folder = table_cache.cache_folder(cache_dir)
-        file = folder / f"{table_cache.content_key(path, folder)}.parquet"
+        file = folder / f"{key or table_cache.content_key(path, folder)}.parquet"
         hit = table_cache.load(file)
         if hit is not None:
             df, info = hit

@@ -82,7 +82,7 @@ def prepare_table(data: str | os.PathLike | pd.DataFrame, cfg: DataConfig, seed:
         return prep, _neutral(prep, df)
     path = Path(data)
     _check_file(path)
-    file = None
+    file = content = None
     if cache:
         folder = table_cache.cache_folder(kind="prepared")
         content = table_cache.content_key(path, table_cache.cache_folder())
@@ -94,7 +94,7 @@ def prepare_table(data: str | os.PathLike | pd.DataFrame, cfg: DataConfig, seed:
             log.info("file '%s' prepared from the cache (%s)", path, file)
             return hit, _neutral(hit, None)
     with _recorded() as notices:
-        prep, df = _prepare(read_table(path, write_behind=True), cfg, seed, path)
+        prep, df = _prepare(read_table(path, write_behind=True, key=content), cfg, seed, path)
     if file is not None:  # written while the caller trains: 0.7 s on 1M x 50, most of it the fsync
         table_cache.write_behind(file, lambda: _store(prep, file, notices))
     return prep, _neutral(prep, df)
