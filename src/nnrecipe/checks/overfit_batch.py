@@ -53,14 +53,16 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
                 last = float(out.detach() if isinstance(out, torch.Tensor) else out)
                 first = last if first is None else first
             else:
+                # the loss this step computes anyway is the one judged: the loss after step - 1 updates,
+                # as with a caller's train_step (an extra forward per check cost C1 a third more)
                 loss = loss_fn(probe(*x).float(), y)  # type: ignore[misc]
-                if first is None:
-                    first = float(loss.detach())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                last = float(loss_fn(probe(*x).float(), y).detach()) if step % 10 == 0 or step == steps else last  # type: ignore[misc]
-            if last is not None and last <= TARGET * first:
+                last = float(loss.detach())
+                first = last if first is None else first
+                if last > TARGET * first:  # not there yet: update (no update once the target is met)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            if last <= TARGET * first:
                 break
     assert first is not None and last is not None
     evidence.update({"loss_start": round(first, 5), "loss_end": round(last, 6), "steps": step,
