@@ -65,7 +65,10 @@ def test_train_reaches_test_accuracy(bc):
 def test_every_check_passes(bc):
     checks = read_json(bc.run_dir / "checks.json")
     ids = [c["id"] for c in checks]
-    assert {"D3", "D8", "lint", "C1", "C2", "C3", "C4", "C6", "C7", "C8"} <= set(ids)
+    assert {"lint", "C1", "C2", "C3", "C4", "C6", "C7", "C8"} <= set(ids)
+    findings = read_json(bc.run_dir / "audit.json")["findings"]  # the data checks: the audit's, on every row
+    assert {"D1", "D3", "D4", "D8", "leakage"} <= {f["id"] for f in findings}
+    assert [f["status"] for f in findings] == ["pass"] * len(findings)
     assert ids.index("C2") < ids.index("C1")
     assert [c["status"] for c in checks] == ["pass"] * len(checks)
     for c in checks:

@@ -10,7 +10,8 @@ from .train import Callback, EarlyStopping, ProgressBar, Trainer
 __version__ = "0.1.0"
 
 # pandas, pyarrow and scikit-learn load on first use of the table recipe, so `import nnrecipe` stays light
-_LAZY = {"TableRun": "recipe", "doctor_table": "recipe", "predict_table": "recipe", "train_table": "recipe"}
+_LAZY = {"TableRun": "recipe", "doctor_table": "recipe", "predict_table": "recipe", "train_table": "recipe",
+         "Audit": "data.audit", "audit": "data.audit", "clean": "data.audit"}
 
 
 def __getattr__(name: str) -> object:
@@ -21,8 +22,8 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'nnrecipe' has no attribute '{name}'")
 
 __all__ = [
-    "Callback", "CheckpointError", "ConfigError", "DataConfig", "DataError", "Diagnosis", "EarlyStopping",
-    "ModelConfig", "doctor", "doctor_table",
+    "Audit", "Callback", "CheckpointError", "ConfigError", "DataConfig", "DataError", "Diagnosis", "EarlyStopping",
+    "ModelConfig", "audit", "clean", "doctor", "doctor_table",
     "NNRecipeError", "ProgressBar", "TableRun", "TrainConfig", "Trainer", "TrainingError", "Verdict",
     "check_init_loss", "check_overfit_batch", "predict_table", "seed_everything", "train_table",
 ]

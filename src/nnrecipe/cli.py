@@ -125,6 +125,40 @@ def build_parser() -> argparse.ArgumentParser:
                          "fails.")
     _add_table_flags(doc)
 
+    aud = sub.add_parser("audit", help="look at the data before training: labels, duplicates, corrupted rows, "
+                         "label noise, leakage, scales, size, clusters",
+                         description="Audit DATA as `train` would read and split it (seed 003: become one with the "
+                         "data): D1 label distribution, D2 text lengths, D3 duplicates, corrupted rows, constant and "
+                         "ID-like columns, D4 conflicting labels and label noise, leakage, D8 feature scales, D5 data "
+                         "size against the model's, D15 clusters. Prints one screen; exit 1 when a finding fails.")
+    _add_table_flags(aud)
+    aud.add_argument("--test", metavar="FILE", default=None,
+                     help="a test table to check for rows that are also in DATA")
+    aud.add_argument("--json", metavar="FILE", default=None, help="write the full findings as JSON to FILE")
+    aud.add_argument("--out", metavar="DIR", default=None,
+                     help="a folder for audit.json and the label distribution plot (label_distribution.png)")
+
+    cln = sub.add_parser("clean", help="write a cleaned copy of a table and a log of every row removed (D16)",
+                         description="Write DATA less its corrupted rows (no target; empty, infinite or unparsable "
+                         "numeric cells), exact duplicates (the first copy stays) and rows with conflicting labels, "
+                         "each rule switchable, to --out (CSV, or Parquet by the extension), and a CSV log of every "
+                         "removed row: its data row, its line in the file, the rule and the detail. DATA is only "
+                         "read; the copy is written as a plain comma-separated UTF-8 CSV.")
+    cln.add_argument("data", help="a CSV or Parquet file")
+    cln.add_argument("--target", required=True, help="the column to predict")
+    cln.add_argument("--out", required=True, help="the cleaned copy: a .csv or .parquet file (never DATA itself)")
+    cln.add_argument("--log", metavar="FILE", default=None,
+                     help="the CSV log of removed rows (default: beside --out, NAME.removed.csv)")
+    cln.add_argument("--keep-corrupted", action="store_true", help="keep rows without a target or with bad cells")
+    cln.add_argument("--keep-duplicates", action="store_true", help="keep exact duplicate rows")
+    cln.add_argument("--keep-conflicts", action="store_true",
+                     help="keep rows whose inputs repeat another row's under a different label")
+    cln.add_argument("--drop-suspicious", action="store_true",
+                     help="also drop the rows label-noise estimation flags (D4; sampled on big tables)")
+    cln.add_argument("--config", metavar="FILE", default=None, help='a JSON file with a "data" section; flags win')
+    cln.add_argument("--seed", type=int, default=0, help="the split and label-noise seed, as train's (default: 0)")
+    _add_config_flags(cln, DataConfig, only=DATA_FLAGS)
+
     predict = sub.add_parser("predict", help="predict with a run's model",
                              description="Load a run's model (safetensors + JSON, nothing unpickled), check that "
                              "DATA has the columns it needs, and write predictions (with class probabilities).")
@@ -167,7 +201,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     name, value = run.metric
     print(f"test {name}: {value:.4f}")
     print(run.run_dir)
-    return 1 if any(v.status == "fail" for v in run.verdicts) else 0
+    return 1 if any(v.status == "fail" for v in [*run.verdicts, *(run.audit or [])]) else 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -189,6 +223,51 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     counts = {s: sum(v.status == s for v in diagnosis) for s in ("pass", "warn", "fail", "skipped")}
     print(", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if diagnosis.failed else 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .data.audit import audit
+    from .track import write_json
+
+    if args.json:
+        _check_out(args.json, "file")
+    if args.out:
+        _check_out(args.out, "folder")
+    file = read_config_file(args.config) if args.config else {}
+    tcfg = _config(TrainConfig, args, base=file.get("train"))
+    logger = logging.getLogger("nnrecipe")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # the findings are the output
+    try:
+        found = audit(args.data, args.target, seed=tcfg.seed, test=args.test, out=args.out,
+                      data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
+                      model_config=_config(ModelConfig, args, base=file.get("model")))
+    finally:
+        logger.setLevel(level)
+    print(found.summary())
+    if args.json:
+        write_json(args.json, found.to_json())
+        print(f"findings: {args.json}")
+    if args.out:
+        print(f"audit.json{' and the plot' if found.info.get('plot') else ''}: {args.out}")
+    return 1 if found.failed else 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from .data.audit import clean
+
+    file = read_config_file(args.config) if args.config else {}
+    done = clean(args.data, args.target, args.out, log_file=args.log, seed=args.seed,
+                 data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
+                 corrupted=not args.keep_corrupted, duplicates=not args.keep_duplicates,
+                 conflicts=not args.keep_conflicts, suspicious=args.drop_suspicious)
+    counts = done.removed["rule"].value_counts().to_dict()
+    total = done.kept + len(done.removed)
+    print(f"kept {done.kept} of {total} rows; removed {len(done.removed)}"
+          + (f" ({', '.join(f'{n} {rule}' for rule, n in counts.items())})" if counts else ""))
+    print(f"cleaned copy: {done.out}")
+    print(f"removed rows: {done.log}")
+    return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -216,7 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        return {"train": cmd_train, "doctor": cmd_doctor, "predict": cmd_predict}[args.command](args)
+        return {"train": cmd_train, "doctor": cmd_doctor, "audit": cmd_audit, "clean": cmd_clean,
+                "predict": cmd_predict}[args.command](args)
     except TrainingError as e:
         print(f"nnrecipe: training stopped: {e}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .data.audit import audit_frame
 from .checks import Verdict, check_init_loss
 from .checks.curves import diagnose_curves
 from .checks.doctor import CHECKS, Diagnosis, c2_init_loss, doctor
@@ -43,6 +44,7 @@ class TableRun:
     test: dict[str, float]
     verdicts: list[Verdict]
     history: list[dict[str, Any]] = field(default_factory=list)
+    audit: Diagnosis | None = None  # the data audit's findings (audit.json)
 
     @property
     def metric(self) -> tuple[str, float]:
@@ -73,18 +75,27 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     prep, neutral, X, y, head, balance, model, loss_fn = _setup(data, dcfg, mcfg, tcfg)
     task, classes, target_scale, pre, schema = prep.task, prep.classes, prep.target_scale, prep.pre, prep.schema
 
+    # -- the data audit on every row (seed 003: look at the data first), on train's own preparation
+    started = time.perf_counter()
+    findings = audit_frame(_frame(data, path), dcfg, tcfg.seed, path=path, prepared=prep,
+                           params=(sum(p.numel() for p in model.parameters()), list(model.spec["hidden"])))
+    audit_seconds = time.perf_counter() - started
+    for v in findings:
+        log.info("%s", v.line())
+
     # -- the recipe's checks before training: the doctor (C1-C8, the setup lint)
     # the first optimizer a process builds imports torch._dynamo (2 s here): any training pays it once,
     # so it is paid before the doctor's clock starts
     optimizer = make_optimizer(model.parameters(), tcfg)
     started = time.perf_counter()
-    # C8 judges this run's own curves once it has trained (below), not a short run of its own
+    # C8 judges this run's own curves once it has trained (below), not a short run of its own; the data
+    # checks ran in the audit, on every row rather than the doctor's sample
     verdicts = diagnose(model, loss_fn, head, X, y, tcfg, optimizer=optimizer, feature_names=pre.feature_names,
-                        checks=[c for c in CHECKS if c != "curves:check_short_run"])
+                        checks=[c for c in CHECKS if c not in ("curves:check_short_run", "data_checks:check_data")])
     checks_seconds = time.perf_counter() - started
-    if strict and verdicts.failed:
+    if strict and (verdicts.failed or findings.failed):
         raise TrainingError("a check failed and --strict stops before training: "
-                            + "; ".join(f"{v.id} {v.name}: {v.summary} (fix: {v.fix})" for v in verdicts
+                            + "; ".join(f"{v.id} {v.name}: {v.summary} (fix: {v.fix})" for v in [*findings, *verdicts]
                                         if v.status == "fail"))
 
     # -- training (T1, T7, T8) and the test
@@ -114,6 +125,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     if resume is None:
         write_json(run_dir / "config.json", config)
     write_json(run_dir / "checks.json", verdicts.to_dict())
+    findings.save(run_dir)  # audit.json and the label distribution plot
     write_json(run_dir / "splits.json", {k: prep.data_rows(k) for k in SPLITS})
     write_json(run_dir / "schema.json", schema.to_dict())
     started = time.perf_counter()
@@ -141,13 +153,29 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
                  run_dir / "review.csv")
     results = {"test": test, "best_epoch": trainer.best_epoch, "monitor": trainer.monitor,
                "best_value": trainer.best_value, "epochs_run": len(history), "train_seconds": round(seconds, 2),
-               "checks_seconds": round(checks_seconds, 3),
+               "checks_seconds": round(checks_seconds, 3), "audit_seconds": round(audit_seconds, 3),
                "checks_seconds_each": {k: round(v, 3) for k, v in verdicts.seconds.items()},
                "rows": prep.counts, "environment": environment()}
     write_json(run_dir / "results.json", results)
-    run = TableRun(run_dir, task, test, verdicts, history)
+    run = TableRun(run_dir, task, test, verdicts, history, findings)
     (run_dir / "summary.txt").write_text(_summary(run, config, results))
     return run
+
+
+def _frame(data: str | os.PathLike | pd.DataFrame, path: Path | None) -> pd.DataFrame:
+    """The table as read, for the audit: the DataFrame, or the file from the parsed-table cache that
+    preparing it has just filled (its notices were logged once already, so they are not repeated)."""
+    if path is None:
+        return data.reset_index(drop=True)  # type: ignore[union-attr]
+
+    def quiet(record: logging.LogRecord) -> bool:
+        return False
+
+    log.addFilter(quiet)
+    try:
+        return read_table(path)
+    finally:
+        log.removeFilter(quiet)
 
 
 def _setup(data: str | os.PathLike | pd.DataFrame, dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig
@@ -260,6 +288,8 @@ def _summary(run: TableRun, config: dict[str, Any], results: dict[str, Any]) -> 
         f"test     {name} {value:.4f}, loss {run.test['loss']:.4f}",
         "columns",
         *[f"  {line}" for line in _schema_lines(run.run_dir)],
+        "data audit (audit.json)",
+        *[f"  {v.line()}" for v in (run.audit or [])],
         "checks",
         *[f"  {v.line()}" for v in run.verdicts],
     ]

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from nnrecipe import Callback, ConfigError, Trainer, TrainingError
+from nnrecipe import Callback, ConfigError, Trainer, TrainConfig, TrainingError
 
 
 def accuracy(out: torch.Tensor, y: torch.Tensor) -> float:
@@ -338,3 +338,21 @@ def test_without_validation_data_the_monitor_falls_back_to_training(make_mlp, tr
         t = Trainer(make_mlp(), nn.CrossEntropyLoss(), blob_data, config=train_config(patience=3))
     assert t.monitor == "train_loss"
     assert "no validation data: best epoch and early stopping follow train_loss" in caplog.messages
+
+
+@pytest.mark.parametrize("form", ["tensors", "dataset"])
+def test_batchnorm_model_leaves_out_a_last_batch_of_one_row(form):
+    # 65 rows in batches of 16 leave one row over: BatchNorm in training mode raises on a batch of one row
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(65, 4, generator=g), torch.randint(0, 2, (65,), generator=g)
+    data = (X, y) if form == "tensors" else RowDataset(X, y)
+
+    def model() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+
+    trainer = fit(model(), data, TrainConfig(epochs=2, batch_size=16, patience=None))
+    assert trainer.steps_per_epoch == 4 and trainer.global_step == 8
+    # without BatchNorm every row is used: the last batch of one row stays
+    plain = fit(nn.Sequential(nn.Linear(4, 2)), data, TrainConfig(epochs=1, batch_size=16, patience=None))
+    assert plain.steps_per_epoch == 5

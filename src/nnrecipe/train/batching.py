@@ -76,18 +76,24 @@ class LoaderBatches:
     """Batches from a DataLoader: one we build over a Dataset (seeded, resumable exactly), or the user's."""
 
     def __init__(self, data: Dataset | DataLoader, batch_size: int, shuffle: bool, device: torch.device,
-                 num_workers: int = 0):
+                 num_workers: int = 0, drop_single: bool = False):
         self.device = device
+        self.drop_last = False
         if isinstance(data, DataLoader):
             self.loader, self.sampler = data, None
         else:
             self.sampler = _EpochSampler(len(data), shuffle)  # type: ignore[arg-type]
+            self.drop_last = drop_single and len(data) % batch_size == 1  # type: ignore[arg-type]
             self.loader = DataLoader(data, batch_size=batch_size, sampler=self.sampler, num_workers=num_workers,
-                                     worker_init_fn=worker_init_fn, pin_memory=device.type == "cuda")
+                                     worker_init_fn=worker_init_fn, pin_memory=device.type == "cuda",
+                                     drop_last=self.drop_last)
         self.batch_size = self.loader.batch_size or batch_size
 
     def __len__(self) -> int:
-        return len(self.loader) if self.sampler is None else -(-self.sampler.n // self.batch_size)
+        if self.sampler is None:
+            return len(self.loader)
+        n = self.sampler.n
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def epoch(self, seed: int, epoch: int, start: int = 0) -> Iterator[Batch]:
         if self.sampler is not None:
@@ -104,14 +110,18 @@ class LoaderBatches:
 
 
 def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
-                 name: str = "train_data") -> TensorBatches | LoaderBatches:
-    """Accept (X, y) tensors or arrays, a bare X, a TensorDataset, any Dataset, or a DataLoader."""
+                 name: str = "train_data", drop_single: bool = False) -> TensorBatches | LoaderBatches:
+    """Accept (X, y) tensors or arrays, a bare X, a TensorDataset, any Dataset, or a DataLoader.
+    `drop_single`: leave out an epoch's last batch when it would hold a single row (BatchNorm cannot
+    normalize one row in training mode); a user's own DataLoader is taken as it is."""
     if isinstance(data, TensorDataset):
         data = data.tensors
     if isinstance(data, (torch.Tensor, np.ndarray)):
         data = (data,)
     if isinstance(data, (tuple, list)):
-        return TensorBatches([_as_tensor(t, name) for t in data], batch_size, shuffle, device)
+        tensors = [_as_tensor(t, name) for t in data]
+        single = drop_single and len(tensors[0]) % batch_size == 1
+        return TensorBatches(tensors, batch_size, shuffle, device, drop_last=single)
     if isinstance(data, (Dataset, DataLoader)):
-        return LoaderBatches(data, batch_size, shuffle, device)
+        return LoaderBatches(data, batch_size, shuffle, device, drop_single=drop_single)
     raise ConfigError(f"{name} is a {type(data).__name__}; pass (X, y) tensors or arrays, a Dataset or a DataLoader")

@@ -74,7 +74,11 @@ class Trainer(TrainerState):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         n_rows = _n_rows(train_data)
         self.batch_size = cfg.batch_size or default_batch_size(n_rows)
-        self.batches = make_batches(train_data, self.batch_size, shuffle=True, device=self.device)
+        # BatchNorm in training mode cannot normalize a batch of one row (torch raises): when the rows leave
+        # one over, each epoch leaves out its last row (a different one each epoch, the order is shuffled)
+        batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        self.batches = make_batches(train_data, self.batch_size, shuffle=True, device=self.device,
+                                    drop_single=batchnorm)
         self.val_data = val_data
         self._val_batches = None if val_data is None else make_batches(
             val_data, max(self.batch_size, 1024), shuffle=False, device=self.device, name="val_data")
