@@ -24,7 +24,8 @@ from nnrecipe.recipe import predict_table, train_table
 from nnrecipe.testing import breast_cancer_csv, small_table
 
 RUN_FILES = ("config.json", "metrics.jsonl", "checks.json", "splits.json", "model.safetensors", "model.json",
-             "results.json", "summary.txt", "checkpoints/last.safetensors", "checkpoints/best.safetensors")
+             "results.json", "summary.txt", "checkpoints/last.safetensors", "checkpoints/best.safetensors",
+             "audit.json", "journal.json", "report.html", "val_predictions.csv", "watch.json", "samples.json")
 
 
 def read_json(path: Path):

@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="T4 LR range test before training: on = train at its candidate (half the rate where "
                        "the loss starts to diverge), confirm = the best of short runs around it (default: off)")
     train.add_argument("--strict", action="store_true", help="stop before training when a check fails (exit 1)")
+    train.add_argument("--parent", metavar="RUN", default=None,
+                       help="the run this one varies: journal.json records the settings that changed (R3)")
+    train.add_argument("--export", choices=("tensorboard", "mlflow"), action="append", default=[],
+                       help="also log the run to TensorBoard (RUN/tensorboard) or MLflow (runs/mlflow.db); "
+                       "repeatable; needs pip install 'nnrecipe[export]'")
+    train.add_argument("--no-report", dest="report", action="store_false",
+                       help="skip report.html (`nnrecipe report RUN` makes it later)")
 
     doc = sub.add_parser("doctor", help="run the recipe's checks on the model `train` would build, without training",
                          description="Build the model `train` would train on DATA with these settings and run every "
@@ -159,6 +166,38 @@ def build_parser() -> argparse.ArgumentParser:
     cln.add_argument("--seed", type=int, default=0, help="the split and label-noise seed, as train's (default: 0)")
     _add_config_flags(cln, DataConfig, only=DATA_FLAGS)
 
+    runs = sub.add_parser("runs", help="list the runs in a folder: id, date, note, data, settings, best metric",
+                          description="One line per run folder under FOLDER, oldest first: its id, date, note, data, "
+                          "the settings that differ between the listed runs (else hidden, optimizer, lr, batch "
+                          "size) and the best value of the monitored metric.")
+    runs.add_argument("folder", nargs="?", default="runs", help="the folder `train --out` wrote to (default: runs)")
+    runs.add_argument("--sort", metavar="KEY", default=None,
+                      help="sort by a column (id, date, note, data, best) or a setting (lr, train.lr); "
+                      "--sort=-KEY descends")
+    runs.add_argument("--filter", metavar="KEY~TEXT|KEY=VALUE", action="append", default=[],
+                      help="keep runs whose KEY contains TEXT (note~baseline) or equals VALUE (lr=0.001); repeatable")
+
+    compare = sub.add_parser("compare", help="compare runs in one HTML page: curves overlaid, settings that differ",
+                             description="Write an HTML page with the runs' curves overlaid in one chart and their "
+                             "settings side by side; when exactly one setting differs, it is named (R3, R7).")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders, two or more")
+    compare.add_argument("--out", default="compare.html", help="the page to write (default: compare.html)")
+
+    report = sub.add_parser("report", help="make a run's report.html again",
+                            description="Write RUN/report.html from the run folder alone: verdicts, curves, labels, "
+                            "errors, worst rows, predictions over the epochs, inputs, record.")
+    report.add_argument("run", help="a run folder")
+    report.add_argument("--out", default=None, help="where to write it (default: RUN/report.html)")
+
+    export = sub.add_parser("export", help="log a run to TensorBoard or MLflow (pip install 'nnrecipe[export]')",
+                            description="Log a run folder's settings and per-epoch metrics to TensorBoard event files "
+                            "(RUN/tensorboard) or to MLflow (default store: a SQLite file beside the run folders, "
+                            "runs/mlflow.db; $MLFLOW_TRACKING_URI or --tracking-uri for another).")
+    export.add_argument("run", help="a run folder")
+    export.add_argument("--to", choices=("tensorboard", "mlflow"), required=True, help="where to log it")
+    export.add_argument("--tracking-uri", default=None,
+                        help="MLflow's tracking URI (default: sqlite:///<RUN's folder>/mlflow.db)")
+
     predict = sub.add_parser("predict", help="predict with a run's model",
                              description="Load a run's model (safetensors + JSON, nothing unpickled), check that "
                              "DATA has the columns it needs, and write predictions (with class probabilities).")
@@ -193,7 +232,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     file = read_config_file(args.config) if args.config else {}
     run = train_table(
         args.data, args.target, out=args.out, note=args.note, progress=sys.stdout.isatty(), lr_find=args.lr_find,
-        resume=args.resume, strict=args.strict,
+        resume=args.resume, strict=args.strict, parent=args.parent, config_file=args.config, report=args.report,
+        export=args.export,
         data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
         model_config=_config(ModelConfig, args, base=file.get("model")),
         train_config=_config(TrainConfig, args, base=file.get("train")))
@@ -270,6 +310,47 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .track import filter_runs, format_runs, list_runs, sort_runs
+
+    found = list_runs(args.folder)
+    runs = filter_runs(found, args.filter)
+    if args.sort:
+        runs = sort_runs(runs, args.sort)
+    if not runs:
+        print(f"no run in {args.folder}" + (f" matches {' and '.join(args.filter)} (of {len(found)})" if found else ""),
+              file=sys.stderr)
+        return 0
+    print(format_runs(runs), end="")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report import write_compare
+    from .track import compare_runs
+
+    changed = compare_runs(args.runs)
+    out = write_compare(args.runs, args.out)
+    print(f"one setting changed: {changed.changed}" if changed.changed
+          else f"{len(changed.diff)} settings changed: {', '.join(changed.diff) or 'none'}")
+    print(out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(write_report(args.run, args.out))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .track.export import export_mlflow, export_tensorboard
+
+    print(export_mlflow(args.run, args.tracking_uri) if args.to == "mlflow" else export_tensorboard(args.run))
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .recipe import predict_table
 
@@ -296,6 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return {"train": cmd_train, "doctor": cmd_doctor, "audit": cmd_audit, "clean": cmd_clean,
+                "runs": cmd_runs, "compare": cmd_compare, "report": cmd_report, "export": cmd_export,
                 "predict": cmd_predict}[args.command](args)
     except TrainingError as e:
         print(f"nnrecipe: training stopped: {e}", file=sys.stderr)

@@ -23,6 +23,10 @@ class CheckpointError(NNRecipeError, OSError):
     """A checkpoint or run folder cannot be read."""
 
 
+class MissingDependencyError(NNRecipeError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+
 class TrainingError(NNRecipeError, RuntimeError):
     """Training cannot go on (a non-finite loss, say); the message carries the diagnosis."""
 

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,10 @@ from .data.transforms import label_strings
 from .errors import ConfigError, DataError, TrainingError, check_choice
 from .model import Head, init_weights, load_model, make_mlp, save_model
 from .repro import environment, seed_everything
-from .track import new_run_dir, read_json, write_json
+from .report import write_report
+from .track import check_parent, new_run_dir, read_json, record_start, write_json
+from .track.export import export_run
+from .track.predictions import PredictionWatch, record_outputs
 from .train import Trainer
 from .train.callbacks import Callback, ProgressBar
 from .train.optim import make_optimizer
@@ -57,12 +61,17 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
                 data_config: DataConfig | None = None, model_config: ModelConfig | None = None,
                 train_config: TrainConfig | None = None, note: str = "", progress: bool = False,
                 callbacks: list[Callback] | None = None, lr_find: str = "off",
-                resume: str | os.PathLike | None = None, strict: bool = False) -> TableRun:
+                resume: str | os.PathLike | None = None, strict: bool = False,
+                parent: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None,
+                report: bool = True, export: Sequence[str] = ()) -> TableRun:
     """Train the model the recipe advises for `target` in a CSV/Parquet file or a DataFrame, and leave
     a run folder under `out`. `lr_find`: 'off', 'on' (T4: train at the range test's candidate) or
     'confirm' (the best of short runs around it). `strict`: stop before training when a check fails
     (TrainingError). `resume`: a run folder of an interrupted run; it goes
     on from its last checkpoint with the config it recorded (the configs given here are not used).
+    `parent`: the run this one varies (R3: journal.json records the settings that changed);
+    `config_file`: the --config file, copied into the run folder (R8); `report`: write report.html;
+    `export`: 'tensorboard' and/or 'mlflow' (needs the export extra).
     Raises DataError/ConfigError naming the input and the fix."""
     check_choice("lr_find", lr_find, ("off", "on", "confirm"))
     dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
@@ -71,6 +80,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
         dcfg, mcfg, tcfg, note = _recorded_config(Path(resume), target)
         lr_find = "off"  # the recorded lr is the one the range test chose
     path = None if isinstance(data, pd.DataFrame) else Path(data)
+    if parent is not None:
+        check_parent(parent)  # a wrong --parent fails before the work, not after it
 
     prep, neutral, X, y, head, balance, model, loss_fn = _setup(data, dcfg, mcfg, tcfg)
     task, classes, target_scale, pre, schema = prep.task, prep.classes, prep.target_scale, prep.pre, prep.schema
@@ -101,9 +112,11 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     # -- training (T1, T7, T8) and the test
     run_dir = Path(resume) if resume is not None else new_run_dir(out, f"{path.stem if path else 'table'}-{target}")
 
+    watch = PredictionWatch.from_prepared(prep)  # C10: fixed validation rows, predicted after every epoch
+
     def make_trainer(cfg: TrainConfig) -> Trainer:
         return Trainer(model, loss_fn, (*X["train"], y["train"]), (*X["val"], y["val"]), cfg,
-                       callbacks=[*(callbacks or []), *([ProgressBar()] if progress else [])],
+                       callbacks=[*(callbacks or []), watch, *([ProgressBar()] if progress else [])],
                        metrics=head.metrics(target_scale["std"]), run_dir=run_dir, train_metrics=True)
 
     trainer = make_trainer(tcfg)
@@ -124,6 +137,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if resume is None:
         write_json(run_dir / "config.json", config)
+        record_start(run_dir, prep, config, note=note, source=data, parent=parent, config_file=config_file,
+                     key=prep.content_key)
     write_json(run_dir / "checks.json", verdicts.to_dict())
     findings.save(run_dir)  # audit.json and the label distribution plot
     write_json(run_dir / "splits.json", {k: prep.data_rows(k) for k in SPLITS})
@@ -138,6 +153,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     write_json(run_dir / "checks.json", verdicts.to_dict())
     seconds = time.perf_counter() - started
     test = trainer.evaluate((*X["test"], y["test"]))
+    record_outputs(run_dir, trainer.predict, prep)  # C9, D14: val predictions (best weights), input samples
 
     # -- the record (R4)
     save_model(run_dir, model, {
@@ -159,6 +175,10 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     write_json(run_dir / "results.json", results)
     run = TableRun(run_dir, task, test, verdicts, history, findings)
     (run_dir / "summary.txt").write_text(_summary(run, config, results))
+    if report:
+        write_report(run_dir)
+    for to in export:
+        log.info("exported to %s: %s", to, export_run(run_dir, to))
     return run
 
 

@@ -1,3 +1,12 @@
-from .run import new_run_dir, read_json, write_json
+"""Run folders and their record (R3-R5, R7, R8). The callback and recorders of the model's outputs live in
+track.predictions, the exporters in track.export (imported on use: they pull in the training engine,
+TensorBoard or MLflow)."""
 
-__all__ = ["new_run_dir", "read_json", "write_json"]
+from .diff import config_diff, flatten, single_change
+from .journal import check_parent, git_record, record_start, write_journal
+from .run import new_run_dir, read_json, write_json
+from .runs import compare_runs, filter_runs, format_runs, list_runs, read_run, sort_runs
+
+__all__ = ["check_parent", "compare_runs", "config_diff", "filter_runs", "flatten", "format_runs", "git_record",
+           "list_runs", "new_run_dir", "read_json", "read_run", "record_start", "single_change", "sort_runs",
+           "write_journal", "write_json"]

@@ -1,0 +1,254 @@
+"""report.html: a run folder made readable in one page, from the folder alone (so `nnrecipe report RUN`
+makes it again at any time). Order: the recipe's verdicts first (what to fix), then the curves, the
+labels, the errors, the worst rows, the predictions over training, the inputs, and the record.
+
+Every section reads its own file and says what is missing when the file is not there (a run made before
+that file was recorded, or one that stopped early), so the report never fails on an older run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..track.diff import flatten, short_key
+from ..track.predictions import SAMPLES, VAL_PREDICTIONS, WATCH
+from ..track.run import read_json
+from ..track.runs import RunInfo, compare_runs, read_run
+from ..train.checkpoint import atomic_write
+from . import plots
+
+REPORT = "report.html"
+COMPARE = "compare.html"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+WORST_ROWS = 10
+EVIDENCE_CHARS = 300
+LABEL_PLOT = "label_distribution.png"  # the data audit's D1 plot (data/audit), embedded when present
+
+
+def _env() -> Any:
+    import jinja2
+
+    # autoescape: notes, column names and class labels are user text
+    return jinja2.Environment(loader=jinja2.PackageLoader("nnrecipe.report", "templates"),
+                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _common() -> dict[str, Any]:
+    from .. import __version__
+
+    return {"version": __version__, "made": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _load(path: Path) -> Any:
+    try:
+        return read_json(path)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(_fmt, v))
+    return "-" if v is None else str(v)
+
+
+def verdicts(path: Path) -> list[dict[str, Any]]:
+    """The audit's findings (audit.json) then the doctor's verdicts (checks.json), each with its origin."""
+    audit = _load(path / "audit.json") or {}
+    out = []
+    for origin, items in (("audit", audit.get("findings", [])), ("doctor", _load(path / "checks.json") or [])):
+        for v in items:
+            evidence = json.dumps(v.get("evidence", {}), default=str)
+            out.append({**v, "origin": origin, "evidence": evidence if len(evidence) <= EVIDENCE_CHARS
+                        else evidence[:EVIDENCE_CHARS] + " …"})
+    return out
+
+
+def _labels(path: Path, journal: dict[str, Any]) -> dict[str, Any]:
+    image = None
+    plot = path / LABEL_PLOT
+    if plot.is_file() and plot.read_bytes()[:8] == PNG_SIGNATURE:
+        image = plots.png_uri(plot.read_bytes())
+    labels = (journal.get("data") or {}).get("labels") or {}
+    splits = list(labels)
+    keys = list(dict.fromkeys(k for counts in labels.values() for k in counts))
+    rows = [{"label": k, **{s: _fmt(labels[s].get(k)) for s in splits}} for k in keys]
+    return {"image": image, "rows": rows, "columns": ["label", *splits]}
+
+
+def _errors(frame: pd.DataFrame | None, task: str, classes: Sequence[str]) -> dict[str, Any]:
+    if frame is None:
+        return {"title": "Errors on the validation rows", "image": None, "text": ""}
+    if task == "regression":
+        rmse = float(np.sqrt(np.mean(frame["error"] ** 2)))
+        return {"title": "Residuals on the validation rows", "image": plots.residuals(frame["prediction"].to_numpy(),
+                frame["error"].to_numpy()), "text": f"{len(frame)} rows, RMSE {rmse:.4g}"}
+    if task == "multilabel":
+        rates = {c: float(np.mean((frame[f"p_{c}"] > 0.5) != frame["target"].fillna("").str.split("|").map(
+            lambda labels, c=c: c in labels))) for c in classes}
+        return {"title": "Errors per label on the validation rows", "image": plots.label_errors(rates), "text": ""}
+    index = {c: i for i, c in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for t, p in zip(frame["target"].astype(str), frame["prediction"].astype(str)):
+        matrix[index[t], index[p]] += 1
+    right = int(np.trace(matrix))
+    return {"title": "Confusion matrix on the validation rows", "image": plots.confusion(matrix, classes),
+            "text": f"{right} of {len(frame)} right ({right / max(len(frame), 1):.1%})"}
+
+
+def _worst(frame: pd.DataFrame | None, task: str) -> dict[str, Any]:
+    if frame is None:
+        return {"rows": [], "text": ""}
+    if task == "regression":
+        wrong, what = frame, "largest absolute error first"
+    elif task == "multilabel":
+        wrong, what = frame[frame["wrong"] > 0], "a label or more wrong, highest loss first"
+    else:
+        wrong, what = frame[frame["target"].astype(str) != frame["prediction"].astype(str)], \
+            "mispredicted, most confident mistakes (highest loss) first"
+    if wrong.empty:
+        return {"rows": [], "text": f"every one of the {len(frame)} validation rows is predicted right"}
+    top = wrong.sort_values("loss", ascending=False, kind="stable").head(WORST_ROWS)
+    columns = list(top.columns)
+    rows = [{c: _fmt(v) for c, v in r.items()} for r in top.to_dict("records")]
+    return {"rows": rows, "columns": columns, "numeric": [c for c in columns if c not in ("target", "prediction")],
+            "text": f"{len(wrong)} of {len(frame)} validation rows; {what}; 'row' is the 0-based data row of the "
+                    "input file"}
+
+
+def _watch(watch: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not watch or not watch.get("epochs"):
+        return None
+    classes, task, preds = watch.get("classes") or [], watch["task"], watch["predictions"]
+    picks = sorted({0, len(preds) // 2, len(preds) - 1})
+    columns = ["row", "target", *(f"epoch {watch['epochs'][k]}" for k in picks)]
+
+    def shown(p: Any, target: Any) -> str:
+        if task == "regression":
+            return _fmt(p)
+        if task == "binary":
+            return _fmt(p if target == 1 else 1 - p)
+        if task == "multiclass":
+            return _fmt(p[target])
+        return _fmt(float(np.mean([q if t else 1 - q for q, t in zip(p, target)])))
+
+    rows = []
+    for i, (row, target) in enumerate(zip(watch["rows"], watch["targets"])):
+        label = _fmt(target) if task in ("regression", "multilabel") else classes[target]
+        rows.append({"row": row, "target": label, **{columns[2 + j]: shown(preds[k][i], target)
+                                                     for j, k in enumerate(picks)}})
+    return {"image": plots.watched(watch), "rows": rows, "columns": columns}
+
+
+def _inputs(samples: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not samples or not samples.get("features"):
+        return None
+    names, rows = samples["feature_names"], samples["rows"]
+    features = np.asarray([[np.nan if v is None else v for v in r] for r in samples["features"]], dtype=np.float64)
+    shown = names[:20]  # the table shows the first 20 features; the picture shows them all
+    table = [{"row": r, **{n: _fmt(v) for n, v in zip(shown, f)}, "target": _fmt(t),
+              **({"codes": _fmt(c)} if "codes" in samples else {})}
+             for r, f, t, c in zip(rows, features, samples["targets"], samples.get("codes") or [None] * len(rows))]
+    text = (f"{len(rows)} training rows after preprocessing: {len(names)} features"
+            + (" (the first 20 shown in the table)" if len(names) > 20 else "")
+            + (f", and the codes of the embedded columns {', '.join(samples['embedding_names'])}"
+               if "codes" in samples else "") + "; the target as the loss gets it")
+    return {"image": plots.samples_heatmap(features, rows, names), "rows": table,
+            "columns": ["row", *shown, "target", *(["codes"] if "codes" in samples else [])], "text": text}
+
+
+def _journal(journal: dict[str, Any]) -> dict[str, Any] | None:
+    if not journal:
+        return None
+    git = journal.get("git")
+    if git is None:
+        git_text = "not in a git repository (or git not installed)"
+    else:
+        git_text = (f"{git.get('commit') or '(no commit yet)'} on {git.get('branch')} in {git.get('root')}; "
+                    + (f"uncommitted changes: {git.get('diff_file', 'no diff')} ({git.get('diff_bytes', 0)} bytes), "
+                       f"{git.get('untracked_count', 0)} untracked" if git.get("dirty") else "clean"))
+    data = journal.get("data") or {}
+    parent = journal.get("parent")
+    changed = [{"setting": k, "parent": _fmt(v[0]), "this run": _fmt(v[1])}
+               for k, v in (parent or {}).get("changed", {}).items()]
+    return {"command": shlex.join(map(str, journal.get("argv") or [])), "cwd": journal.get("cwd", ""),
+            "git": git_text,
+            "data": f"{data.get('source') or 'DataFrame'}: sha256 {data.get('sha256')}, {data.get('rows')} rows, "
+                    f"{len(data.get('columns') or [])} columns",
+            "parent": f"{parent['run']} ({len(changed)} settings changed)" if parent else "none",
+            "launch": ", ".join(journal.get("launch") or []) or "nothing copied (no --config file, no .py script)",
+            "environment": ", ".join(f"{k} {v}" for k, v in (journal.get("environment") or {}).items()),
+            "changed": changed}
+
+
+def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Everything report.html shows, read from the run folder."""
+    run = read_run(run_dir)
+    path, config, results = run.path, run.config, run.results
+    model = _load(path / "model.json") or {}
+    task = config.get("task", model.get("task", ""))
+    frame = pd.read_csv(path / VAL_PREDICTIONS) if (path / VAL_PREDICTIONS).is_file() else None
+    classes = model.get("classes") or (_load(path / WATCH) or {}).get("classes") or (
+        sorted(set(frame["target"].astype(str)) | set(frame["prediction"].astype(str))) if frame is not None else [])
+    found = _load(path / "lr_find.json")
+    all_verdicts = verdicts(path)
+    return {
+        "run": {"id": run.id, "note": run.note, "data": run.data, "target": config.get("data", {}).get("target"),
+                "task": task, "date": run.date, "test": {k: _fmt(v) for k, v in (results.get("test") or {}).items()},
+                "best": f"{results['best_epoch']} of {results.get('epochs_run')} by {run.monitor} = {_fmt(run.best)}"
+                if results.get("best_epoch") else ""},
+        "verdicts": all_verdicts,
+        "verdict_counts": {s: n for s in ("fail", "warn", "pass", "skipped")
+                           if (n := sum(v["status"] == s for v in all_verdicts))},
+        "curves": plots.curves(run.history, results.get("best_epoch")) if run.history else None,
+        "lr_find": {**found, "image": plots.lr_range(found), "suggestion": _fmt(found.get("suggestion"))}
+        if found and found.get("lrs") else None,
+        "labels": _labels(path, run.journal),
+        "errors": _errors(frame, task, classes),
+        "worst": _worst(frame, task),
+        "watch": _watch(_load(path / WATCH)),
+        "inputs": _inputs(_load(path / SAMPLES)),
+        "journal": _journal(run.journal),
+        "config": [{"setting": k, "value": _fmt(v)} for k, v in flatten(config).items()],
+    }
+
+
+def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Write run_dir/report.html (or `out`) and return its path: `nnrecipe report RUN`."""
+    context = report_context(run_dir)
+    out = Path(out) if out is not None else Path(run_dir) / REPORT
+    atomic_write(out, _env().get_template("report.html.j2").render(**context, **_common()))
+    return out
+
+
+def compare_context(run_dirs: Sequence[str | os.PathLike]) -> dict[str, Any]:
+    comparison = compare_runs(run_dirs)
+    runs: list[RunInfo] = comparison.runs
+    keys = sorted({k for r in runs for k in r.flat()})
+    names = ["loss", *dict.fromkeys(m for r in runs for m in plots.metric_names(r.history))]
+    histories = {r.id: r.history for r in runs}
+    rows = [{"id": r.id, "date": r.date, "note": r.note, "data": r.data,
+             "best": "-" if r.best is None else f"{r.monitor} {r.best:.4g}"} for r in runs]
+    return {"runs": runs, "diff": {k: [_fmt(v) for v in vals] for k, vals in comparison.diff.items()},
+            "changed": comparison.changed, "changed_short": short_key(comparison.changed, keys)
+            if comparison.changed else None, "rows": rows, "columns": ["id", "date", "note", "data", "best"],
+            "curves": plots.overlay(histories, names)}
+
+
+def write_compare(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike = COMPARE) -> Path:
+    """R7: one HTML page with the runs' curves overlaid and their differing settings, the single changed
+    one highlighted (R3): `nnrecipe compare RUN RUN ... [--out compare.html]`."""
+    context = compare_context(run_dirs)
+    out = Path(out)
+    atomic_write(out, _env().get_template("compare.html.j2").render(**context, **_common()))
+    return out

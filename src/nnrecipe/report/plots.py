@@ -1,0 +1,214 @@
+"""The report's figures, each returned as a PNG data URI (`data:image/png;base64,...`) so the HTML holds
+its images and needs no network and no side files. matplotlib's object API (Figure, no pyplot): no
+global figure state, no display, nothing to close, safe in a thread; PNG needs only the Agg renderer.
+matplotlib is imported here, when a report is made (`import nnrecipe` stays light)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+DPI = 80  # 8 x 3 inches -> 640 x 240 pixels: readable, and a report of ten figures stays under 1 MB
+WIDE = (8.0, 3.0)
+
+
+def _figure(size: tuple[float, float] = WIDE, panels: int = 1, left: float = 0.6, bottom: float = 0.5,
+            right: float = 0.15) -> tuple[Any, list[Any]]:
+    """A figure with `panels` axes side by side and fixed margins in inches: matplotlib's layout engines
+    ('constrained', bbox 'tight') measure every text and cost a third of a figure's time."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=DPI)
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    w, h = size
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - 0.3 / h,
+                        wspace=0.3 if panels > 1 else 0.2)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return fig, list(axes)
+
+
+def _log(axis: Any) -> None:
+    """A log axis labelled '0.001' rather than with mathtext powers of ten (their typesetting is slow)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def to_uri(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})  # no version stamp: same bytes each time
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _finite(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    pairs = [(int(r["epoch"]), float(r[key])) for r in rows if isinstance(r.get(key), (int, float))
+             and math.isfinite(r[key])]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def metric_names(history: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The metrics logged for train and/or validation besides the loss: 'accuracy', 'rmse', ..."""
+    names: dict[str, None] = {}
+    for row in history:
+        for key in row:
+            for prefix in ("train_", "val_"):
+                if key.startswith(prefix) and key != f"{prefix}loss":
+                    names[key.removeprefix(prefix)] = None
+    return list(names)
+
+
+def curves(history: Sequence[Mapping[str, Any]], best_epoch: int | None = None) -> str:
+    """R5: loss, the other metrics, and the learning rate per epoch (train dashed, validation solid)."""
+    metrics = metric_names(history)
+    has_lr = any("lr" in r for r in history)
+    fig, axes = _figure((4.0 * (1 + len(metrics) + has_lr), 3.0), 1 + len(metrics) + has_lr)
+    for ax, name in zip(axes, ["loss", *metrics]):
+        for prefix, style in (("train_", "--"), ("val_", "-")):
+            x, y = _finite(history, prefix + name)
+            if x:
+                ax.plot(x, y, style, marker="." if len(x) < 30 else None, label=prefix.rstrip("_"))
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", lw=0.8, ls=":", label=f"best epoch {best_epoch}")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+    if has_lr:
+        x, y = _finite(history, "lr")
+        axes[-1].plot(x, y, color="tab:green")
+        if y and min(y) > 0 and max(y) / min(y) > 10:
+            axes[-1].set_yscale("log")
+            _log(axes[-1].yaxis)
+        axes[-1].set_title("learning rate (after the epoch)")
+        axes[-1].set_xlabel("epoch")
+    return to_uri(fig)
+
+
+def lr_range(found: Mapping[str, Any]) -> str:
+    """T4's range test: raw and smoothed loss against the rate, the diverging rate and the candidate."""
+    fig, (ax,) = _figure()
+    ax.plot(found["lrs"][: len(found["raw_losses"])], found["raw_losses"], color="0.7", lw=0.8, label="loss")
+    ax.plot(found["lrs"][: len(found["losses"])], found["losses"], label="smoothed")
+    if found.get("diverge_lr"):
+        ax.axvline(found["diverge_lr"], color="tab:red", ls=":", label=f"diverges {found['diverge_lr']:.3g}")
+    if found.get("suggestion"):
+        ax.axvline(found["suggestion"], color="tab:green", ls="--", label=f"candidate {found['suggestion']:.3g}")
+    ax.set_xscale("log")
+    _log(ax.xaxis)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    finite = [v for v in found["losses"] if math.isfinite(v)]
+    if finite:  # the end of the sweep explodes: keep the axis on the part worth reading
+        lo, hi = min(finite), sorted(finite)[len(finite) // 2]
+        ax.set_ylim(lo - 0.1 * abs(lo), max(hi * 1.5, lo + 1e-9) if hi > 0 else hi + abs(hi) + 1e-9)
+    ax.legend(fontsize=8)
+    return to_uri(fig)
+
+
+def confusion(matrix: np.ndarray, classes: Sequence[str]) -> str:
+    """Rows: the true class; columns: the predicted one; counts in the cells."""
+    n = len(classes)
+    side = min(2.5 + 0.45 * n, 9.0)
+    fig, (ax,) = _figure((side, side), left=0.4 + 0.07 * max(map(len, map(str, classes)), default=1),
+                         bottom=0.5 + (0.07 * max(map(len, map(str, classes)), default=1) if n > 3 else 0))
+    ax.grid(False)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), [str(c) for c in classes], rotation=45 if n > 3 else 0, ha="right" if n > 3 else "center")
+    ax.set_yticks(range(n), [str(c) for c in classes])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = matrix.max() if matrix.size else 0
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center",
+                        color="white" if matrix[i, j] > top / 2 else "black", fontsize=8)
+    return to_uri(fig)
+
+
+def residuals(prediction: np.ndarray, error: np.ndarray) -> str:
+    """Regression: prediction minus target against the prediction; a pattern means a missed trend."""
+    fig, (ax,) = _figure()
+    ax.scatter(prediction, error, s=8, alpha=0.6)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("prediction - target")
+    return to_uri(fig)
+
+
+def label_errors(error_rate: Mapping[str, float]) -> str:
+    """Multi-label: the share of validation rows each label is wrong on."""
+    fig, (ax,) = _figure()
+    ax.bar(list(error_rate), list(error_rate.values()))
+    ax.set_ylabel("error rate (validation)")
+    return to_uri(fig)
+
+
+def watched(watch: Mapping[str, Any]) -> str:
+    """C10: each watched row's prediction over the epochs: the probability of its true class (labels
+    named in the legend), or the predicted value with the target as a dotted line of the same colour."""
+    fig, (ax,) = _figure((8.0, 3.5))
+    epochs, preds, task = watch["epochs"], np.asarray(watch["predictions"], dtype=np.float64), watch["task"]
+    classes = watch.get("classes") or []
+    for i, (row, target) in enumerate(zip(watch["rows"], watch["targets"])):
+        color = f"C{i % 10}"
+        series = preds[:, i]
+        if task == "regression":
+            ax.plot(epochs, series, color=color, label=f"row {row}")
+            ax.axhline(target, color=color, ls=":", lw=0.8)
+        elif task == "binary":
+            ax.plot(epochs, series if target == 1 else 1 - series, color=color, label=f"row {row} ({classes[target]})")
+        elif task == "multiclass":
+            ax.plot(epochs, series[:, target], color=color, label=f"row {row} ({classes[target]})")
+        else:  # multilabel: the mean probability given to each label's true value
+            t = np.asarray(target, dtype=np.float64)
+            ax.plot(epochs, (series * t + (1 - series) * (1 - t)).mean(axis=1), color=color, label=f"row {row}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("prediction" if task == "regression" else "P(true label)")
+    if task != "regression":
+        ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    return to_uri(fig)
+
+
+def samples_heatmap(features: np.ndarray, rows: Sequence[int], names: Sequence[str]) -> str:
+    """D14: the feature values the network gets, a row per sample; scaled features sit in a few units
+    of 0, so a column far out (or constant) stands out."""
+    n_features = features.shape[1] if features.ndim == 2 else 0
+    long = max(map(len, map(str, names)), default=1) if n_features <= 30 else 0
+    fig, (ax,) = _figure((8.0, 1.0 + 0.3 * len(rows) + 0.06 * long), left=0.8, bottom=0.3 + 0.06 * long, right=0.5)
+    ax.grid(False)
+    image = ax.imshow(features, aspect="auto", cmap="coolwarm", vmin=-3, vmax=3, interpolation="nearest")
+    ax.set_yticks(range(len(rows)), [f"row {r}" for r in rows])
+    if n_features <= 30:
+        ax.set_xticks(range(n_features), list(names), rotation=60, ha="right", fontsize=8)
+    else:
+        ax.set_xlabel(f"{n_features} features")
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+    return to_uri(fig)
+
+
+def overlay(histories: Mapping[str, Sequence[Mapping[str, Any]]], names: Sequence[str]) -> str:
+    """R7: several runs' curves in one chart, a panel per metric (loss first), a colour per run; train
+    dashed, validation solid."""
+    fig, axes = _figure((4.5 * len(names), 3.5), len(names))
+    for ax, name in zip(axes, names):
+        for i, (run, history) in enumerate(histories.items()):
+            for prefix, style in (("train_", "--"), ("val_", "-")):
+                x, y = _finite(history, prefix + name)
+                if x:
+                    ax.plot(x, y, style, color=f"C{i % 10}", label=f"{run} {prefix.rstrip('_')}")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+    axes[0].legend(fontsize=7)
+    return to_uri(fig)

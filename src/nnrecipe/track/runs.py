@@ -1,0 +1,245 @@
+"""R4, R7: run folders read back, listed (`nnrecipe runs`) and compared (`nnrecipe compare`).
+
+A run folder is any folder holding config.json; results.json (written at the end) and metrics.jsonl (one
+line per epoch) are read when present, so a run still training, or one that crashed, is listed too."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError, ConfigError, did_you_mean
+from .diff import MISSING, config_diff, flatten, short_key, single_change
+from .run import read_json
+
+log = logging.getLogger("nnrecipe")
+
+# The settings `runs` shows when every listed run has the same ones (otherwise: those that differ).
+KEY_PARAMS = ("model.hidden", "train.optimizer", "train.lr", "train.batch_size")
+COLUMNS = ("id", "date", "note", "data", "best")
+
+
+@dataclass
+class RunInfo:
+    path: Path
+    config: dict[str, Any]
+    results: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    journal: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def date(self) -> str:
+        return str(self.config.get("created", ""))[:19].replace("T", " ")
+
+    @property
+    def note(self) -> str:
+        return str(self.config.get("note") or self.journal.get("note") or "")
+
+    @property
+    def data(self) -> str:
+        source = self.config.get("source")
+        return Path(source).name if source else "DataFrame"
+
+    @property
+    def monitor(self) -> str:
+        return str(self.results.get("monitor") or self.config.get("train", {}).get("monitor", "val_loss"))
+
+    @property
+    def best(self) -> float | None:
+        """The best value of the monitored metric: results.json's, else the best epoch so far."""
+        if self.results.get("best_value") is not None:
+            return float(self.results["best_value"])
+        values = [r[self.monitor] for r in self.history if isinstance(r.get(self.monitor), (int, float))
+                  and math.isfinite(r[self.monitor])]
+        if not values:
+            return None
+        return min(values) if _minimized(self.monitor, self.config) else max(values)
+
+    def flat(self) -> dict[str, Any]:
+        """The flattened config (R3's unit of comparison), with the data's fingerprint when journalled."""
+        flat = flatten(self.config)
+        sha = (self.journal.get("data") or {}).get("sha256")
+        if sha:
+            flat["data.sha256"] = sha[:12]
+        return flat
+
+
+def _minimized(monitor: str, config: dict[str, Any]) -> bool:
+    mode = config.get("train", {}).get("mode", "auto")
+    return mode == "min" if mode != "auto" else not monitor.endswith(("accuracy", "r2", "auc", "f1"))
+
+
+def read_run(path: str | os.PathLike) -> RunInfo:
+    """A run folder's record. A missing or torn results.json, metrics.jsonl or journal.json reads as empty
+    (a run still training, or killed); config.json is required."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"{path}: no config.json there; give a run folder that `nnrecipe train` made "
+                          "(`nnrecipe runs DIR` lists them)")
+    config = _optional_json(path / "config.json")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path / 'config.json'} cannot be read as a JSON object; the run folder is "
+                              "damaged: restore the file or remove the folder")
+    return RunInfo(path, config, _optional_json(path / "results.json") or {}, read_metrics(path),
+                   _optional_json(path / "journal.json") or {})
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """metrics.jsonl as a list of epoch dicts; a torn last line (a run killed mid-write) is skipped."""
+    file = Path(path) / "metrics.jsonl"
+    if not file.is_file():
+        return []
+    rows = []
+    for line in file.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _optional_json(file: Path) -> Any:
+    try:
+        return read_json(file)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def list_runs(folder: str | os.PathLike = "runs") -> list[RunInfo]:
+    """The run folders directly under `folder` (or `folder` itself when it is one), oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such folder; give the folder `nnrecipe train --out` wrote runs to "
+                          "(default: runs)")
+    if (folder / "config.json").is_file():
+        return [read_run(folder)]
+    runs = []
+    for p in sorted(folder.iterdir()):
+        if (p / "config.json").is_file():
+            try:
+                runs.append(read_run(p))
+            except CheckpointError as e:  # one damaged folder does not hide the others
+                log.warning("%s", e)
+    return sorted(runs, key=lambda r: (r.date, r.id))
+
+
+def varying_params(runs: Sequence[RunInfo]) -> list[str]:
+    """The settings that differ between the runs, else KEY_PARAMS: what tells the runs apart."""
+    keys = list(config_diff([r.flat() for r in runs])) if len(runs) > 1 else []
+    keys = [k for k in keys if k not in ("source", "data.sha256")]
+    return keys or [k for k in KEY_PARAMS if any(k in r.flat() for r in runs)]
+
+
+def resolve_key(name: str, keys: Sequence[str]) -> str:
+    """A column or a setting named in full ('train.lr') or by its last part ('lr') when that is unique."""
+    if name in keys or name in COLUMNS:
+        return name
+    matches = [k for k in keys if k.rsplit(".", 1)[-1] == name]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ConfigError(f"'{name}' names several settings ({', '.join(matches)}); give one in full")
+    raise ConfigError(f"'{name}' is neither a column ({', '.join(COLUMNS)}) nor a setting of these runs"
+                      f"{did_you_mean(name, [*COLUMNS, *keys, *(k.rsplit('.', 1)[-1] for k in keys)])}")
+
+
+def _value(run: RunInfo, key: str) -> Any:
+    return getattr(run, key) if key in COLUMNS else run.flat().get(key)
+
+
+_FILTER = re.compile(r"^(?P<key>[^~=]+?)(?P<op>~|=)(?P<value>.*)$")
+
+
+def filter_runs(runs: Sequence[RunInfo], filters: Sequence[str]) -> list[RunInfo]:
+    """Keep the runs matching every filter: 'KEY~text' (contains, any case) or 'KEY=value' (equal; numbers
+    compared as numbers, so lr=0.001 matches 1e-3). KEY: note, id, data, date or a setting ('lr')."""
+    keys = sorted({k for r in runs for k in r.flat()})
+    kept = list(runs)
+    for text in filters:
+        m = _FILTER.match(text)
+        if not m:
+            raise ConfigError(f"--filter {text!r}: write KEY~text (contains) or KEY=value (equals), "
+                              "e.g. note~baseline or lr=0.001")
+        key = resolve_key(m["key"].strip(), keys)
+        want = m["value"].strip()
+        kept = [r for r in kept if _matches(_value(r, key), m["op"], want)]
+    return kept
+
+
+def _matches(value: Any, op: str, want: str) -> bool:
+    if op == "~":
+        return want.lower() in _text(value).lower()
+    try:
+        return math.isclose(float(value), float(want), rel_tol=1e-9)
+    except (TypeError, ValueError):
+        return _text(value) == want
+
+
+def sort_runs(runs: Sequence[RunInfo], key: str) -> list[RunInfo]:
+    """Sorted by a column or a setting; '-KEY' for descending. Runs without the value go last."""
+    descending = key.startswith("-")
+    name = resolve_key(key.lstrip("-"), sorted({k for r in runs for k in r.flat()}))
+    present = [r for r in runs if _value(r, name) not in (None, "")]
+    missing = [r for r in runs if _value(r, name) in (None, "")]
+
+    def order(r: RunInfo) -> tuple[int, Any]:
+        v = _value(r, name)
+        return (0, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, _text(v))
+
+    return sorted(present, key=order, reverse=descending) + missing
+
+
+def format_runs(runs: Sequence[RunInfo], params: Sequence[str] | None = None) -> str:
+    """The runs as a text table: id, date, note, data, the settings that tell them apart, best metric."""
+    params = list(params) if params is not None else varying_params(runs)
+    keys = sorted({k for r in runs for k in r.flat()})
+    header = ["id", "date", "note", "data", *(short_key(p, keys) for p in params), "best"]
+    lines = [[r.id, r.date, _cut(r.note, 40), r.data, *(_text(r.flat().get(p)) for p in params),
+              "-" if r.best is None else f"{r.monitor} {r.best:.4g}"] for r in runs]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip()
+                     for row in [header, *lines]) + "\n"
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v))
+    return str(v)
+
+
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+@dataclass
+class Comparison:
+    runs: list[RunInfo]
+    diff: dict[str, list[Any]]  # the settings that differ, {key: [value per run]}
+    changed: str | None  # R3: the single setting that differs, when there is exactly one
+
+
+def compare_runs(paths: Sequence[str | os.PathLike]) -> Comparison:
+    """R3, R7: the runs' settings side by side and the one that changed."""
+    if len(paths) < 2:
+        raise ConfigError(f"compare needs two run folders or more, got {len(paths)}; e.g. "
+                          "nnrecipe compare runs/A runs/B")
+    runs = [read_run(p) for p in paths]
+    diff = config_diff([r.flat() for r in runs])
+    if MISSING in diff.get("data.sha256", ()):  # a run without a journal: the data's identity is unknown
+        del diff["data.sha256"]
+    return Comparison(runs, diff, single_change(diff))
