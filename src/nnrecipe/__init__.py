@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 # pandas, pyarrow and scikit-learn load on first use of the table recipe, so `import nnrecipe` stays light
 _LAZY = {"TableRun": "recipe", "doctor_table": "recipe", "predict_table": "recipe", "train_table": "recipe",
-         "Audit": "data.audit", "audit": "data.audit", "clean": "data.audit"}
+         "Audit": "data.audit", "audit": "data.audit", "clean": "data.audit", "tune_table": "tune", "ablate": "tune"}
 
 
 def __getattr__(name: str) -> object:
@@ -25,5 +25,6 @@ __all__ = [
     "Audit", "Callback", "CheckpointError", "ConfigError", "DataConfig", "DataError", "Diagnosis", "EarlyStopping",
     "ModelConfig", "audit", "clean", "doctor", "doctor_table",
     "NNRecipeError", "ProgressBar", "TableRun", "TrainConfig", "Trainer", "TrainingError", "Verdict",
-    "check_init_loss", "check_overfit_batch", "predict_table", "seed_everything", "train_table",
+    "ablate", "check_init_loss", "check_overfit_batch", "predict_table", "seed_everything", "train_table",
+    "tune_table",
 ]

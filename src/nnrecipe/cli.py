@@ -198,6 +198,49 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--tracking-uri", default=None,
                         help="MLflow's tracking URI (default: sqlite:///<RUN's folder>/mlflow.db)")
 
+    from .tune.study import PRUNERS, SAMPLERS
+
+    tune = sub.add_parser("tune", help="search hyperparameters with optuna, then retrain the best (R1, R2)",
+                          description="Random search (or TPE) over a search space for --trials trials of `train` on "
+                          "DATA, each scored on the validation split, with pruning on that score each epoch; "
+                          "--workers processes share one study in --storage (default: a SQLite file in the study "
+                          "folder), and running the same command again resumes it. Then the best configuration is "
+                          "retrained on train+validation for its best epoch count (a run folder `predict` takes) "
+                          "and report.html shows the trials, the parameter importances, the optimization history "
+                          "and the retrained model's test score. The last line printed is the retrained run.")
+    _add_table_flags(tune)
+    tune.add_argument("--trials", type=int, default=20, help="trials in the study, all workers together (default: 20)")
+    tune.add_argument("--space", metavar="FILE", default=None,
+                      help="a YAML search space (default: the documented one, nnrecipe/tune/default_space.yaml)")
+    tune.add_argument("--sampler", choices=SAMPLERS, default="random",
+                      help="random (seed 001; Bergstra & Bengio 2012) or tpe (default: random)")
+    tune.add_argument("--sampler-seed", type=int, default=0, help="seeds the sampler (--seed seeds training "
+                      "and the split, which every trial shares) (default: 0)")
+    tune.add_argument("--pruner", choices=PRUNERS, default="median",
+                      help="stop trials behind the others on the validation score (default: median)")
+    tune.add_argument("--storage", metavar="URL", default=None,
+                      help="a database URL optuna accepts, for several machines: postgresql://user@host/db "
+                      "(pip install nnrecipe[tune-postgres]), mysql://... (default: STUDY/study.db, SQLite)")
+    tune.add_argument("--study", default=None, help="the study's name; the same name resumes it "
+                      "(default: DATA's file name and the target)")
+    tune.add_argument("--workers", type=int, default=1, help="processes on this machine sharing the study (default: 1)")
+    tune.add_argument("--timeout", type=float, default=None, metavar="S",
+                      help="start no trial after S seconds; what is left waits for a resume (default: none)")
+    tune.add_argument("--out", default="studies", help="where study folders go (default: studies)")
+    tune.add_argument("--no-refit", action="store_true", help="skip retraining the best on train+validation")
+
+    abl = sub.add_parser("ablate", help="change one setting at a time from a run and compare (R3)",
+                         description="Train RUN's configuration with one setting changed at a time, for each "
+                         "value and --seeds seeds (the base value too: the control), each run naming RUN as its "
+                         "parent, and print the runs side by side (mean +- std over the seeds).")
+    abl.add_argument("run", help="the base run folder")
+    abl.add_argument("--vary", action="append", required=True, metavar="SETTING=V1,V2",
+                     help="a setting and its values, as lr=1e-2,1e-3,1e-4 (widths: hidden=64;128,64); repeat "
+                     "the flag to vary several settings, each on its own")
+    abl.add_argument("--seeds", type=int, default=1, help="seeds per value: RUN's seed, +1, ... (default: 1)")
+    abl.add_argument("--data", default=None, help="the table, when RUN's config names no file")
+    abl.add_argument("--out", default=None, help="where the ablation folder goes (default: beside RUN)")
+
     predict = sub.add_parser("predict", help="predict with a run's model",
                              description="Load a run's model (safetensors + JSON, nothing unpickled), check that "
                              "DATA has the columns it needs, and write predictions (with class probabilities).")
@@ -351,6 +394,40 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tune import tune_table
+
+    _check_out(args.out, "folder")
+    file = read_config_file(args.config) if args.config else {}
+    result = tune_table(
+        args.data, args.target, trials=args.trials, space=args.space, sampler=args.sampler, pruner=args.pruner,
+        storage=args.storage, study=args.study, workers=args.workers, timeout=args.timeout, out=args.out,
+        seed=args.sampler_seed, refit=not args.no_refit,
+        data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
+        model_config=_config(ModelConfig, args, base=file.get("model")),
+        train_config=_config(TrainConfig, args, base=file.get("train")))
+    print(f"study {result.study}: {', '.join(f'{n} {s.lower()}' for s, n in result.counts.items())}")
+    print(f"best trial {result.best_trial}: {result.metric} {result.best_value:.4f} {result.best_params}")
+    print(f"report: {result.report}")
+    if result.refit is not None:
+        name, value = result.refit.metric
+        print(f"retrained on train+validation: test {name} {value:.4f}")
+        print(result.refit.run_dir)
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from .tune import ablate
+    from .tune.ablate import parse_vary
+
+    if args.out:
+        _check_out(args.out, "folder")
+    result = ablate(args.run, parse_vary(args.vary), seeds=args.seeds, data=args.data, out=args.out)
+    print(result.table, end="")
+    print(result.folder)
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .recipe import predict_table
 
@@ -378,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"train": cmd_train, "doctor": cmd_doctor, "audit": cmd_audit, "clean": cmd_clean,
                 "runs": cmd_runs, "compare": cmd_compare, "report": cmd_report, "export": cmd_export,
+                "tune": cmd_tune, "ablate": cmd_ablate,
                 "predict": cmd_predict}[args.command](args)
     except TrainingError as e:
         print(f"nnrecipe: training stopped: {e}", file=sys.stderr)

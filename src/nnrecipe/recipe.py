@@ -63,7 +63,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
                 callbacks: list[Callback] | None = None, lr_find: str = "off",
                 resume: str | os.PathLike | None = None, strict: bool = False,
                 parent: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None,
-                report: bool = True, export: Sequence[str] = ()) -> TableRun:
+                report: bool = True, export: Sequence[str] = (), checks: Sequence[Any] | None = None,
+                refit: dict[str, Any] | None = None) -> TableRun:
     """Train the model the recipe advises for `target` in a CSV/Parquet file or a DataFrame, and leave
     a run folder under `out`. `lr_find`: 'off', 'on' (T4: train at the range test's candidate) or
     'confirm' (the best of short runs around it). `strict`: stop before training when a check fails
@@ -71,7 +72,10 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     on from its last checkpoint with the config it recorded (the configs given here are not used).
     `parent`: the run this one varies (R3: journal.json records the settings that changed);
     `config_file`: the --config file, copied into the run folder (R8); `report`: write report.html;
-    `export`: 'tensorboard' and/or 'mlflow' (needs the export extra).
+    `export`: 'tensorboard' and/or 'mlflow' (needs the export extra). `checks`: the doctor's checks to run
+    before training (None: all of them; () none, as a search's trials do). `refit` (R2): train on the
+    training and validation rows together for refit["epochs"] epochs, no early stopping, the last
+    weights kept; the dict (the trial it retrains, say) is recorded in config.json.
     Raises DataError/ConfigError naming the input and the fix."""
     check_choice("lr_find", lr_find, ("off", "on", "confirm"))
     dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
@@ -79,6 +83,9 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     if resume is not None:
         dcfg, mcfg, tcfg, note = _recorded_config(Path(resume), target)
         lr_find = "off"  # the recorded lr is the one the range test chose
+    if refit is not None:  # R2 (seed 001: retrain the best on all the data): nothing held out to stop on
+        tcfg = dataclasses.replace(tcfg, epochs=int(refit["epochs"]), patience=None, restore_best=False,
+                                   monitor="train_loss", swa_start=None)
     path = None if isinstance(data, pd.DataFrame) else Path(data)
     if parent is not None:
         check_parent(parent)  # a wrong --parent fails before the work, not after it
@@ -102,7 +109,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     # C8 judges this run's own curves once it has trained (below), not a short run of its own; the data
     # checks ran in the audit, on every row rather than the doctor's sample
     verdicts = diagnose(model, loss_fn, head, X, y, tcfg, optimizer=optimizer, feature_names=pre.feature_names,
-                        checks=[c for c in CHECKS if c not in ("curves:check_short_run", "data_checks:check_data")])
+                        checks=[c for c in (CHECKS if checks is None else checks)
+                                if c not in ("curves:check_short_run", "data_checks:check_data")])
     checks_seconds = time.perf_counter() - started
     if strict and (verdicts.failed or findings.failed):
         raise TrainingError("a check failed and --strict stops before training: "
@@ -112,11 +120,15 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     # -- training (T1, T7, T8) and the test
     run_dir = Path(resume) if resume is not None else new_run_dir(out, f"{path.stem if path else 'table'}-{target}")
 
-    watch = PredictionWatch.from_prepared(prep)  # C10: fixed validation rows, predicted after every epoch
+    # C10: fixed validation rows, predicted after every epoch (none when they are trained on: R2)
+    watch = [PredictionWatch.from_prepared(prep)] if refit is None else []
+    fit_rows: tuple[torch.Tensor, ...] = (*X["train"], y["train"])
+    if refit is not None:
+        fit_rows = tuple(torch.cat([a, b]) for a, b in zip(fit_rows, (*X["val"], y["val"])))
 
     def make_trainer(cfg: TrainConfig) -> Trainer:
-        return Trainer(model, loss_fn, (*X["train"], y["train"]), (*X["val"], y["val"]), cfg,
-                       callbacks=[*(callbacks or []), watch, *([ProgressBar()] if progress else [])],
+        return Trainer(model, loss_fn, fit_rows, (*X["val"], y["val"]) if refit is None else None, cfg,
+                       callbacks=[*(callbacks or []), *watch, *([ProgressBar()] if progress else [])],
                        metrics=head.metrics(target_scale["std"]), run_dir=run_dir, train_metrics=True)
 
     trainer = make_trainer(tcfg)
@@ -135,6 +147,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
               "loss": type(loss_fn).__name__,
               "task_reason": prep.task_reason, "source": str(path) if path else None, "note": note,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if refit is not None:
+        config["refit"] = {"trained_on": ["train", "val"], **refit}
     if resume is None:
         write_json(run_dir / "config.json", config)
         record_start(run_dir, prep, config, note=note, source=data, parent=parent, config_file=config_file,
@@ -145,15 +159,17 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     write_json(run_dir / "schema.json", schema.to_dict())
     started = time.perf_counter()
     history = trainer.fit()
-    # C8 on the run, against C2's prior loss (absent when C2 could not run: the first epoch stands in)
+    # C8 on the run, against C2's prior loss (absent when C2 could not run: the first epoch stands in);
+    # a refit has no validation curve to judge
     prior = next((v.evidence.get("expected") for v in verdicts.by_id("C2")), None)
-    for v in diagnose_curves(history, baseline_loss=prior):
+    for v in (diagnose_curves(history, baseline_loss=prior) if refit is None else []):
         log.info("%s", v.line())
         verdicts.append(v)
     write_json(run_dir / "checks.json", verdicts.to_dict())
     seconds = time.perf_counter() - started
     test = trainer.evaluate((*X["test"], y["test"]))
-    record_outputs(run_dir, trainer.predict, prep)  # C9, D14: val predictions (best weights), input samples
+    if refit is None:  # a refit has trained on the validation rows: their predictions say nothing
+        record_outputs(run_dir, trainer.predict, prep)  # C9, D14: val predictions (best weights), input samples
 
     # -- the record (R4)
     save_model(run_dir, model, {
@@ -171,7 +187,9 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
                "best_value": trainer.best_value, "epochs_run": len(history), "train_seconds": round(seconds, 2),
                "checks_seconds": round(checks_seconds, 3), "audit_seconds": round(audit_seconds, 3),
                "checks_seconds_each": {k: round(v, 3) for k, v in verdicts.seconds.items()},
-               "rows": prep.counts, "environment": environment()}
+               "rows": prep.counts if refit is None else
+               {**prep.counts, "train": prep.counts["train"] + prep.counts["val"], "val": 0},
+               "environment": environment()}
     write_json(run_dir / "results.json", results)
     run = TableRun(run_dir, task, test, verdicts, history, findings)
     (run_dir / "summary.txt").write_text(_summary(run, config, results))
@@ -303,6 +321,8 @@ def _summary(run: TableRun, config: dict[str, Any], results: dict[str, Any]) -> 
         f"rows     train {results['rows']['train']}, validation {results['rows']['val']}, test {results['rows']['test']}",
         f"model    MLP hidden {config['model']['hidden']}, {config['model']['activation']}; "
         f"{config['train']['optimizer']} lr {config['train']['lr']}, batch {config['train']['batch_size']}",
+        f"training {results['epochs_run']} epochs on the training and validation rows (R2 refit); the last "
+        "epoch's weights kept" if config.get("refit") else
         f"training {results['epochs_run']} epochs; best epoch {results['best_epoch']} by {results['monitor']} "
         f"= {results['best_value']:.4f}; weights restored from it",
         f"test     {name} {value:.4f}, loss {run.test['loss']:.4f}",

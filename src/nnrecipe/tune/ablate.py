@@ -1,0 +1,157 @@
+"""R3 (seed 003: "carry out many controlled experiments"; "fix the random seed"): from a base run, change
+one setting at a time, train each value (and the base's own value, the control) over the same seeds,
+and compare them side by side. Each run records its parent, the base, and what changed from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import SECTIONS, from_dict
+from ..errors import ConfigError, did_you_mean
+from ..track import new_run_dir, read_json, write_json
+from .objective import quiet
+from .space import convert_value
+
+log = logging.getLogger("nnrecipe")
+
+NOT_VARIED = ("target", "seed")  # the target defines the task; the seeds are the repetitions (--seeds)
+
+
+@dataclass
+class AblationResult:
+    base: Path
+    folder: Path  # holds the runs, ablation.json and ablation.txt
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per run: variable, value, seed, run_dir, scores
+    table: str = ""  # the side-by-side comparison, mean +- std over the seeds
+
+
+def ablate(run_dir: str | os.PathLike, vary: dict[str, list[Any]], *, seeds: int = 1,
+           data: str | os.PathLike | pd.DataFrame | None = None, out: str | os.PathLike | None = None) -> AblationResult:
+    """For each setting in `vary` ({"lr": [1e-2, 1e-3]}, values as Python values or strings), train the
+    base run's configuration with that one setting changed, for each value and `seeds` seeds (the base's
+    seed, +1, ...). The base's own value is the control: its seed is the base run itself. `data`: the
+    table when the base run was trained on a DataFrame (its config names no file)."""
+    from ..recipe import train_table
+
+    base = Path(run_dir)
+    if not (base / "config.json").is_file() or not (base / "results.json").is_file():
+        raise ConfigError(f"ablate {base}: not a finished run folder (config.json and results.json); give a "
+                          "folder that `nnrecipe train` printed")
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds={seeds!r} is not allowed; choose a whole number of 1 or more")
+    if not vary:
+        raise ConfigError("ablate needs a setting to vary, as --vary lr=1e-2,1e-3")
+    rec = read_json(base / "config.json")
+    configs = {name: from_dict(cls, _known(cls, rec[name]), where=f"{base}/config.json, section '{name}'")
+               for name, cls in SECTIONS.items()}
+    source = data if data is not None else rec.get("source")
+    if source is None:
+        raise ConfigError(f"ablate {base}: the base run was trained on a DataFrame; pass its table as data=")
+    plan = dict(_values(key, values, configs) for key, values in vary.items())
+    folder = new_run_dir(out if out is not None else base.parent, f"ablate-{base.name}")
+    base_seed = configs["train"].seed
+    rows = []
+    for (section, name), values in plan.items():
+        control = getattr(configs[section], name)
+        for value in [control, *[v for v in values if v != control]]:
+            for seed in range(base_seed, base_seed + seeds):
+                if value == control and seed == base_seed:
+                    rows.append(_row(name, value, seed, base, control=True))
+                    continue
+                changed = {**configs, section: dataclasses.replace(configs[section], **{name: value})}
+                changed["train"] = dataclasses.replace(changed["train"], seed=seed)
+                with quiet():  # each run keeps its full record; the log gets a line per run
+                    run = train_table(source, configs["data"].target, out=folder, data_config=changed["data"],
+                                      model_config=changed["model"], train_config=changed["train"],
+                                      note=f"R3 ablation of {base.name}: {name}={value}, seed {seed}",
+                                      parent=base)  # journal.json: the parent and what changed from it
+                log.info("ablation of %s: %s=%s, seed %d: test %s", base.name, name, value, seed,
+                         {k: round(v, 4) for k, v in run.test.items()})
+                rows.append(_row(name, value, seed, run.run_dir, control=value == control))
+    table = _table(rows)
+    write_json(folder / "ablation.json", {"base": str(base.resolve()), "vary": {n: v for (_, n), v in plan.items()},
+                                          "seeds": seeds, "runs": rows})
+    (folder / "ablation.txt").write_text(table)
+    return AblationResult(base, folder, rows, table)
+
+
+def parse_vary(texts: list[str]) -> dict[str, list[str]]:
+    """--vary lr=1e-2,1e-3 --vary dropout=0,0.2 -> {"lr": ["1e-2", "1e-3"], "dropout": ["0", "0.2"]}.
+    Widths hold commas themselves: give them with ';' between values (hidden=64;128,64)."""
+    vary: dict[str, list[str]] = {}
+    for text in texts:
+        name, sep, values = text.partition("=")
+        if not sep or not name.strip() or not values.strip():
+            raise ConfigError(f"--vary {text!r}: give SETTING=V1,V2, as --vary lr=1e-2,1e-3")
+        vary[name.strip()] = values.split(";") if ";" in values else values.split(",")
+    return vary
+
+
+def _values(key: str, values: list[Any], configs: dict[str, Any]) -> tuple[tuple[str, str], list[Any]]:
+    """((section, name), values converted to the setting's type and checked by its config)."""
+    section, _, name = key.rpartition(".")
+    sections = [section] if section else [s for s, cfg in configs.items()
+                                          if name in {f.name for f in dataclasses.fields(cfg)}]
+    names = sorted({f.name for cfg in configs.values() for f in dataclasses.fields(cfg)} - set(NOT_VARIED))
+    if name in NOT_VARIED or len(sections) != 1 or section and section not in configs:
+        raise ConfigError(f"--vary {key}: not a setting that can be varied{did_you_mean(name, names)}; "
+                          f"allowed: {', '.join(names)} (seeds repeat with --seeds)")
+    section = sections[0]
+    cls = type(configs[section])
+    converted = []
+    for value in values:
+        v = convert_value(cls, name, value, f"--vary {key}")
+        try:
+            dataclasses.replace(configs[section], **{name: v})
+        except ConfigError as e:
+            raise ConfigError(f"--vary {key}: the value {value!r} is not allowed ({e})") from None
+        converted.append(v)
+    return (section, name), converted
+
+
+def _known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """A recorded section's settings that the config class knows (a record may carry more keys)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in values.items() if k in names}
+
+
+def _row(name: str, value: Any, seed: int, run_dir: Path, control: bool) -> dict[str, Any]:
+    results = read_json(run_dir / "results.json")
+    test = results["test"]
+    metric = "rmse" if "rmse" in test else "accuracy"
+    return {"variable": name, "value": value, "seed": seed, "control": control, "run_dir": str(run_dir),
+            "monitor": results["monitor"], "best_value": results["best_value"], "test_metric": metric,
+            "test": test[metric]}
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    """One line per (variable, value): runs, the monitor's best value and the test metric, mean +- std."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["variable"], repr(r["value"])), []).append(r)
+    first = rows[0]
+    lines = [f"{'setting':<16}{'value':<20}{'runs':>5}  {first['monitor'] + ' (best)':<22}test {first['test_metric']}"]
+    for (name, _), group in groups.items():
+        shown = group[0]["value"]
+        value = f"{f'{shown:.4g}' if isinstance(shown, float) else shown}{' (base)' if group[0]['control'] else ''}"
+        lines.append(f"{name:<16}{value:<20}{len(group):>5}  {_mean_std([g['best_value'] for g in group]):<22}"
+                     f"{_mean_std([g['test'] for g in group])}")
+    return "\n".join(lines) + "\n"
+
+
+def _mean_std(values: list[float]) -> str:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return "-"
+    if len(finite) == 1:
+        return f"{finite[0]:.4f}"
+    return f"{statistics.mean(finite):.4f} +- {statistics.stdev(finite):.4f}"

@@ -1,0 +1,108 @@
+"""One trial: the space's values for it, `train_table` with them and a pruning callback, and the score
+(R1: the objective is on the validation split, seed 001's "highest validation accuracy")."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import DataConfig, ModelConfig, TrainConfig
+from ..train.callbacks import Callback
+from .space import SearchSpace
+
+log = logging.getLogger("nnrecipe")
+
+
+class PruningCallback(Callback):
+    """Reports the trial's metric after each epoch (optuna's intermediate values, step = epoch) and, when
+    the pruner says the trial is behind, stops training by the trainer's flag (STYLE 2: no exception out
+    of a hook). The objective then tells optuna the trial was pruned (`pruned_at` is the epoch)."""
+
+    def __init__(self, trial: Any, metric: str):
+        self.trial, self.metric = trial, metric
+        self.pruned_at: int | None = None
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        value = logs.get(self.metric)
+        if value is None or not math.isfinite(value):
+            return  # a non-finite loss stops training on its own (TrainingError), with the diagnosis
+        self.trial.report(float(value), step=int(logs["epoch"]))
+        if self.trial.should_prune():
+            self.pruned_at = int(logs["epoch"])
+            trainer.stop_training = True
+
+
+@dataclass(frozen=True)
+class Job:
+    """All a worker needs to run trials; picklable, so a spawned worker process gets it whole."""
+    data: str | pd.DataFrame
+    target: str
+    space: SearchSpace
+    metric: str  # the logged validation metric the study optimizes: val_accuracy or val_rmse
+    out: Path  # the study folder; each trial's run folder goes under out/trials
+    data_config: DataConfig = field(default_factory=DataConfig)
+    model_config: ModelConfig = field(default_factory=ModelConfig)
+    train_config: TrainConfig = field(default_factory=TrainConfig)
+    callbacks: tuple[Callback, ...] = ()  # extra callbacks for every trial's training (tests script them)
+
+
+def run_trial(job: Job, trial: Any) -> float:
+    """Train the trial's configuration and return its score: the metric at the run's best epoch (the
+    epoch whose weights the run keeps, chosen by the training monitor). Raises optuna.TrialPruned when
+    the pruner stopped it."""
+    import optuna
+
+    values = job.space.suggest(trial)
+    model_config, train_config = job.space.apply(values, job.model_config, job.train_config)
+    pruning = PruningCallback(trial, job.metric)
+    from ..recipe import train_table
+
+    with quiet():
+        run = train_table(job.data, job.target, out=job.out / "trials", data_config=job.data_config,
+                          model_config=model_config, train_config=train_config,
+                          note=f"trial {trial.number} of the study in {job.out}",
+                          callbacks=[*job.callbacks, pruning],  # the job's first: they may edit the logs
+                          # the doctor's short runs (C1, C3) cost a trial several times its training on small
+                          # tables; the retrained best gets them (refit), and `nnrecipe doctor` checks a setup
+                          checks=(), report=False)
+    best = next((row for row in run.history if row["epoch"] == trial_best_epoch(run)), run.history[-1])
+    trial.set_user_attr("run_dir", str(run.run_dir))
+    trial.set_user_attr("best_epoch", int(best["epoch"]))
+    trial.set_user_attr("epochs_run", len(run.history))
+    trial.set_user_attr("test", run.test)
+    if pruning.pruned_at is not None:
+        raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at}: {job.metric} behind the other trials'")
+    return float(best[job.metric])
+
+
+def trial_best_epoch(run: Any) -> int:
+    from ..recipe import read_results
+
+    return int(read_results(run.run_dir)["best_epoch"] or len(run.history))
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Each trial's own notices (columns, checks) below WARNING stay out of the log: a study logs a line
+    per trial instead; every trial's run folder keeps its full record."""
+    logger = logging.getLogger("nnrecipe")
+    level = logger.level
+    logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def worker_name() -> str:
+    """host:pid, recorded on each trial a worker claims: a later run on this host fails the trials of a
+    worker that is gone and queues their parameters again."""
+    return f"{os.uname().nodename}:{os.getpid()}"

@@ -1,0 +1,45 @@
+"""R2 (seed 001): "to get the best performance you should retrain your model with the best
+hyperparameters you get on the full dataset". The best trial's configuration trains again on the
+training and validation rows together, for the best trial's best epoch count (there is no validation
+split left to stop on), and is tested on the test split the search never saw. It leaves a normal run
+folder: `nnrecipe predict` takes it. The preprocessing stays fitted on the training rows, as in the trial,
+so the refit changes the weights' data only."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..config import DataConfig, ModelConfig, TrainConfig
+from .objective import Job
+
+log = logging.getLogger("nnrecipe")
+
+
+def refit_best(study: Any, job: Job) -> Any:
+    """The study's best trial retrained on train+validation (a TableRun), in the study folder."""
+    best = study.best_trial
+    model_config, train_config = job.space.apply(best.params, job.model_config, job.train_config)
+    epochs = int(best.user_attrs.get("best_epoch") or train_config.epochs)
+    run = refit(job.data, job.target, epochs, out=job.out / "best", data_config=job.data_config,
+                model_config=model_config, train_config=train_config,
+                note=f"R2: trial {best.number} of study '{study.study_name}' ({job.metric} {best.value:.4f}) "
+                     f"retrained on train+validation for {epochs} epochs",
+                origin={"study": study.study_name, "trial": best.number, "search_value": best.value,
+                        "metric": job.metric, "trial_run": best.user_attrs.get("run_dir")})
+    log.info("R2: best trial %d retrained on train+validation for %d epochs: test %s, in %s", best.number,
+             epochs, {k: round(v, 4) for k, v in run.test.items()}, run.run_dir)
+    return run
+
+
+def refit(data: Any, target: str, epochs: int, *, out: str | Path, data_config: DataConfig | None = None,
+          model_config: ModelConfig | None = None, train_config: TrainConfig | None = None, note: str = "",
+          origin: dict[str, Any] | None = None) -> Any:
+    """Train the recipe's model on the train and validation splits together for `epochs` epochs (no
+    early stopping: patience off, the last epoch's weights kept), test it, and leave a run folder:
+    train_table's R2 mode, with the doctor's checks (the trials ran without them)."""
+    from ..recipe import train_table
+
+    return train_table(data, target, out=out, data_config=data_config, model_config=model_config,
+                       train_config=train_config, note=note, refit={"epochs": int(epochs), **(origin or {})})

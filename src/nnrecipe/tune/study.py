@@ -1,0 +1,373 @@
+"""R1, R2: a study over a search space with optuna, on a storage that several worker processes (and
+machines) share, then the best configuration retrained on train+validation.
+
+The budget of N trials is queued in the storage as N waiting trials when the study is made; a worker
+claims one at a time with the storage's atomic WAITING -> RUNNING update and stops when none is left, so
+N trials run whatever the number of workers: none lost, none run twice. A worker that dies leaves its
+trial RUNNING: the next worker on its host that finds the process gone (or, on another machine, once the
+trial's heartbeat is older than GRACE_S) fails it and queues its parameters again, so a killed study
+resumes, by running the same command, with the trials it had left."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import DataConfig, ModelConfig, TrainConfig
+from ..errors import ConfigError, NNRecipeError, TrainingError, check_choice
+from .objective import Job, run_trial, worker_name
+from .space import SearchSpace, read_space
+
+log = logging.getLogger("nnrecipe")
+
+SAMPLERS = ("random", "tpe")
+PRUNERS = ("median", "hyperband", "none")
+HEARTBEAT_S = 20  # a running trial's heartbeat period, in seconds
+GRACE_S = 120  # a trial whose heartbeat is older is taken for dead (another machine's worker died)
+# optuna's MedianPruner default of 5 start-up trials, and 5 warmup epochs (our choice): a trial's first
+# epochs say little about where it ends, as curves still cross there (warmup, an lr schedule's start)
+MEDIAN_STARTUP_TRIALS, MEDIAN_WARMUP_EPOCHS = 5, 5
+
+
+@dataclass
+class TuneResult:
+    study: str
+    storage: str
+    study_dir: Path
+    metric: str
+    direction: str
+    best_trial: int
+    best_value: float
+    best_params: dict[str, Any]
+    counts: dict[str, int]  # trials per state: COMPLETE, PRUNED, FAIL, WAITING, ...
+    refit: Any = None  # the TableRun of the best configuration retrained on train+validation (R2)
+    report: Path | None = None
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+
+def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: int = 20,
+               space: str | os.PathLike | SearchSpace | None = None, sampler: Any = "random", pruner: Any = "median",
+               storage: str | None = None, study: str | None = None, workers: int = 1, timeout: float | None = None,
+               out: str | os.PathLike = "studies", seed: int = 0, data_config: DataConfig | None = None,
+               model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
+               refit: bool = True, callbacks: tuple[Any, ...] = ()) -> TuneResult:
+    """Search `space` (a YAML file, a SearchSpace, or None for the default space) for `trials` trials
+    of `train_table` on `data`, with `workers` processes sharing `storage` (default: a SQLite file in
+    the study folder `out/<study>`); then retrain the best on train+validation (R2) and write the
+    report. Running it again with the same study resumes it. `seed` seeds the sampler (random search
+    draws trial k's values from the seed and k alone, whatever the workers); the train config's seed
+    makes the split, which all trials share. `timeout`: seconds after which no new trial starts.
+    `sampler` and `pruner` also take optuna's objects (a worker process gets a pickled copy)."""
+    import optuna
+
+    for argument, value, names in (("sampler", sampler, SAMPLERS), ("pruner", pruner, PRUNERS)):
+        if isinstance(value, str):
+            check_choice(argument, value, names)
+    for name, value in (("trials", trials), ("workers", workers)):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name}={value!r} is not allowed; choose a whole number of 1 or more")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"timeout={timeout!r} is not allowed; give seconds > 0, or none")
+    space = space if isinstance(space, SearchSpace) else read_space(space)
+    dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
+    tcfg = train_config or TrainConfig()
+    metric = _metric(data, dcfg, tcfg.seed)
+    direction = "maximize" if TrainConfig(monitor=metric).monitor_mode == "max" else "minimize"
+    name = study or _study_name(data, target)
+    study_dir = Path(out) / name
+    study_dir.mkdir(parents=True, exist_ok=True)
+    url = storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    job = Job(data, target, space, metric, study_dir, dcfg, model_config or ModelConfig(), tcfg, tuple(callbacks))
+    # as the storage gives them back (JSON: tuples become lists), so that a resumed study compares them
+    settings = json.loads(json.dumps({"target": target, "metric": metric, "space": space.to_dict()["params"]}))
+
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial comes from nnrecipe instead
+    try:
+        the_study = _open_study(url, name, direction, settings, sampler, pruner, seed, tcfg.epochs, 0)
+        _top_up(the_study, trials)
+        deadline = None if timeout is None else time.time() + timeout
+        args = (job, url, name, direction, settings, sampler, pruner, seed, deadline, workers)
+        procs = _start_workers(study_dir, args, workers)
+        try:
+            _work(the_study, job, deadline, workers)
+        except BaseException:
+            for p in procs:  # their trials are lost with them: a resumed study queues them again
+                p.kill()
+            raise
+        finally:
+            crashed = [f"worker {i} (exit code {p.wait()})" for i, p in enumerate(procs, 1) if p.wait()]
+            (study_dir / f".job-{os.getpid()}.pickle").unlink(missing_ok=True)
+        if crashed:
+            log.warning("%s ended early; this process ran what they left", ", ".join(crashed))
+            _work(the_study, job, deadline, workers)  # their trials, now that their processes are reaped
+        result = _result(the_study, name, url, study_dir, metric, direction)
+        if result.counts.get("WAITING"):
+            log.warning("study '%s': %d trials still wait (--timeout); the same command goes on with them",
+                        name, result.counts["WAITING"])
+        if refit:
+            from .refit import refit_best
+
+            result.refit = refit_best(the_study, job)
+        from .report import write_report
+
+        result.report = write_report(the_study, result)
+    finally:
+        optuna.logging.set_verbosity(previous)
+    return result
+
+
+def make_sampler(name: Any, seed: int, worker: int = 0) -> Any:
+    """random (the default: Bergstra & Bengio 2012, random search beats grid search when few of the
+    parameters matter; seed 001) or TPE (Bergstra et al. 2011), seeded per worker so workers differ."""
+    import optuna
+
+    if not isinstance(name, str):
+        return name
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed + worker)
+    from .sampler import TrialSeededRandomSampler  # imports optuna: here, when a study runs
+
+    return TrialSeededRandomSampler(seed)
+
+
+def make_pruner(name: Any, epochs: int) -> Any:
+    """median: stop a trial whose metric is worse than the median of the earlier trials' at the same
+    epoch (optuna's MedianPruner); hyperband (Li et al. 2018) over 1..epochs; none."""
+    import optuna
+
+    if not isinstance(name, str):
+        return name
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_WARMUP_EPOCHS)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def make_storage(url: str) -> Any:
+    """optuna's RDBStorage on `url` with heartbeats; SQLite waits up to 60 s for a lock that another
+    worker holds (its default, 5 s, is short for several workers writing one file)."""
+    import optuna
+
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        with warnings.catch_warnings():  # heartbeats are marked experimental in optuna 5.0
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=GRACE_S)
+    except ImportError as e:
+        raise ConfigError(f"--storage {url}: its database driver is not installed ({e}); for PostgreSQL "
+                          "install nnrecipe[tune-postgres] (psycopg 3)") from None
+    except Exception as e:  # sqlalchemy's errors: a bad URL, a server that does not answer
+        raise ConfigError(f"--storage {url} cannot be opened ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                          "give a URL optuna accepts, such as sqlite:///study.db or "
+                          "postgresql://user@host/db") from None
+
+
+def _open_study(url: str, name: str, direction: str, settings: dict[str, Any], sampler: Any, pruner: Any,
+                seed: int, epochs: int, worker: int) -> Any:
+    """The study, made on first use with the settings recorded; a later run must search the same thing."""
+    import optuna
+
+    storage = make_storage(url)
+    kwargs = {"storage": storage, "sampler": make_sampler(sampler, seed, worker),
+              "pruner": make_pruner(pruner, epochs), "study_name": name}
+    try:
+        study = optuna.create_study(direction=direction, **kwargs)
+        for key, value in settings.items():
+            study.set_user_attr(key, value)
+        return study
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(**kwargs)
+    recorded = {k: study.user_attrs.get(k) for k in settings}
+    if None not in recorded.values() and recorded != settings:
+        differ = ", ".join(k for k in settings if recorded[k] != settings[k])
+        raise ConfigError(f"study '{name}' in {url} was made with another {differ}; resume it with the same "
+                          "target and space, or give a new --study name")
+    return study
+
+
+def _top_up(study: Any, trials: int) -> None:
+    """Queue waiting trials until the study holds `trials` that count: all but those lost with their
+    worker (which were queued again when found)."""
+    counted = [t for t in study.get_trials(deepcopy=False) if "lost" not in t.user_attrs]
+    for _ in range(trials - len(counted)):
+        study.enqueue_trial({}, skip_if_exists=False)
+    if trials < len(counted):
+        log.warning("study '%s' already holds %d trials; --trials %d adds none", study.study_name, len(counted), trials)
+
+
+def _start_workers(study_dir: Path, args: tuple[Any, ...], workers: int) -> list[subprocess.Popen[bytes]]:
+    """workers - 1 processes beside this one, each `python -m nnrecipe.tune.worker JOB INDEX`: a fresh
+    interpreter (forking after torch started its threads is unsafe, and multiprocessing's spawn would
+    import the caller's main script again). JOB is this study's arguments, pickled by this process for
+    its own children, in the study folder."""
+    if workers == 1:
+        return []
+    job_file = study_dir / f".job-{os.getpid()}.pickle"
+    job_file.write_bytes(pickle.dumps(args))
+    return [subprocess.Popen([sys.executable, "-m", "nnrecipe.tune.worker", str(job_file), str(i)])
+            for i in range(1, workers)]
+
+
+def work_from_file(job_file: str, index: int) -> None:
+    """A worker process: its own connection to the storage, its own sampler seed (tune/worker.py)."""
+    import optuna
+
+    job, url, name, direction, settings, sampler, pruner, seed, deadline, workers = pickle.loads(
+        Path(job_file).read_bytes())
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = _open_study(url, name, direction, settings, sampler, pruner, seed, job.train_config.epochs, index)
+    _work(study, job, deadline, workers)
+
+
+def _work(study: Any, job: Job, deadline: float | None, workers: int) -> None:
+    """Claim waiting trials one at a time and run them until none is left or the deadline passed."""
+    import optuna
+    import torch
+
+    from optuna.trial import TrialState
+
+    # the workers of one machine share its cores (the tests' 1 thread stays when it is fewer)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) // workers)))
+    storage = study._storage  # noqa: SLF001 (the claim and the heartbeat are storage operations)
+    while deadline is None or time.time() < deadline:
+        _reclaim(study)
+        trial_id = _claim(study)
+        if trial_id is None:
+            return
+        storage.record_heartbeat(trial_id)
+        trial = optuna.Trial(study, trial_id)
+        trial.set_user_attr("worker", worker_name())
+        stop = threading.Event()
+        beat = threading.Thread(target=_beat, args=(storage, trial_id, stop), daemon=True)
+        beat.start()
+        try:
+            value = run_trial(job, trial)
+        except optuna.TrialPruned as e:
+            study.tell(trial, state=TrialState.PRUNED)
+            log.info("trial %d pruned (%s)", trial.number, e)
+        except NNRecipeError as e:  # a configuration that cannot train (a diverging rate): a failed trial
+            trial.set_user_attr("error", str(e))
+            study.tell(trial, state=TrialState.FAIL)
+            log.warning("trial %d failed: %s", trial.number, e)
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        else:
+            study.tell(trial, value)
+            log.info("trial %d: %s %.4f %s", trial.number, job.metric, value, trial.params)
+        finally:
+            stop.set()
+            beat.join()
+
+
+def _beat(storage: Any, trial_id: int, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        storage.record_heartbeat(trial_id)
+
+
+def _claim(study: Any) -> int | None:
+    """A waiting trial's id, set RUNNING by this worker; None when none is waiting. The storage's
+    update refuses a trial that is no longer waiting (optuna's own queue does the same in Study.ask,
+    which would then make a new trial: here the budget stays the queue's)."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage = study._storage  # noqa: SLF001
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            if storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):  # noqa: SLF001
+                return trial._trial_id  # noqa: SLF001
+        except UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def _reclaim(study: Any) -> None:
+    """Fail the running trials whose worker is gone and queue their parameters again, once each: the
+    storage lets one process only move a trial out of RUNNING. Gone: a worker of this host whose process
+    has ended, or any worker whose heartbeat is older than GRACE_S."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage = study._storage  # noqa: SLF001
+    host = os.uname().nodename
+    stale = set(storage._get_stale_trial_ids(study._study_id))  # noqa: SLF001 (optuna's heartbeat check)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker", "")
+        where, _, pid = worker.rpartition(":")
+        if trial._trial_id not in stale and not (where == host and pid.isdigit() and not _alive(int(pid))):  # noqa: SLF001
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "lost", f"worker {worker or '?'} is gone")  # noqa: SLF001
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):  # noqa: SLF001
+                continue
+        except UpdateFinishedTrialError:
+            continue  # another worker got there first
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+        log.warning("trial %d was left running by worker %s, which is gone: its parameters are queued again",
+                    trial.number, worker or "?")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, killed but not yet reaped by its parent, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _metric(data: str | os.PathLike | pd.DataFrame, dcfg: DataConfig, seed: int) -> str:
+    """The validation metric of the table's task: accuracy for classes, RMSE for regression (the
+    headline metric of a run); reading the table here also fails early on bad data, before any worker."""
+    from ..data.prepare import prepare_table
+
+    prep, _ = prepare_table(data, dcfg, seed)
+    return "val_rmse" if prep.task == "regression" else "val_accuracy"
+
+
+def _study_name(data: str | os.PathLike | pd.DataFrame, target: str) -> str:
+    stem = "table" if isinstance(data, pd.DataFrame) else Path(data).stem
+    return f"{stem}-{target}"
+
+
+def _result(study: Any, name: str, url: str, study_dir: Path, metric: str, direction: str) -> TuneResult:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    if not any(t.state == TrialState.COMPLETE for t in trials):
+        raise TrainingError(f"study '{name}' has no completed trial ({counts}); see the trials' run folders "
+                            f"in {study_dir / 'trials'}, or run it again to go on")
+    best = study.best_trial
+    rows = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
+             **{k: t.user_attrs.get(k) for k in ("best_epoch", "epochs_run", "run_dir", "retry_of", "lost", "error")}}
+            for t in trials]
+    return TuneResult(name, url, study_dir, metric, direction, best.number, float(best.value), dict(best.params),
+                      counts, trials=rows)

@@ -1,0 +1,190 @@
+"""Studies on a real storage: two worker processes share one study (SQLite; PostgreSQL when
+NNRECIPE_TEST_POSTGRES names a server: .ci/run starts one), a killed study resumes, pruning stops a
+planted bad curve, the best is retrained on train+validation (R2) and predicts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nnrecipe.config import TrainConfig
+from nnrecipe.errors import ConfigError
+from nnrecipe.recipe import predict_table
+from nnrecipe.testing import small_table
+from nnrecipe.tune import PruningCallback, make_pruner, tune_table
+from nnrecipe.track import read_json
+
+from .scripted import BlockAtFit, PlantedCurve, WaitForWorkers
+
+TESTS = Path(__file__).resolve().parents[1]
+TINY = TrainConfig(epochs=4, device="cpu")
+# a continuous rate: every trial's parameters differ, so a trial run twice would show
+SPACE = "model:\n  layers: 1\n  units: {int: [8, 32], step: 8}\ntrain:\n  lr: {loguniform: [1.0e-3, 3.0e-2]}\n"
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> tuple[Path, Path]:
+    """(the CSV, the space file)."""
+    csv, space = tmp_path / "small.csv", tmp_path / "space.yaml"
+    small_table(200).to_csv(csv, index=False)
+    space.write_text(SPACE)
+    return csv, space
+
+
+@pytest.fixture
+def workers_import_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker process unpickles the tests' callbacks: it needs this folder on its path."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+
+
+def _trials(name: str, url: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=url).get_trials()
+
+
+def _two_workers_share_one_study(table: tuple[Path, Path], out: Path, url: str, storage: str | None) -> None:
+    csv, space = table
+    name = f"two-{uuid.uuid4().hex[:8]}"
+    result = tune_table(csv, "y", trials=4, space=space, pruner="none", workers=2, out=out, study=name,
+                        storage=storage, train_config=TINY, callbacks=(WaitForWorkers(url.format(name=name), name),))
+    trials = _trials(name, url.format(name=name))
+    assert sorted(t.number for t in trials) == list(range(4))  # none lost, none extra
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4  # none run twice
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes ran trials
+    runs = {t.user_attrs["run_dir"] for t in trials}
+    assert len(runs) == 4 and all((Path(r) / "model.safetensors").is_file() for r in runs)
+    assert result.counts == {"COMPLETE": 4}
+    best = max(trials, key=lambda t: t.value)
+    assert (result.best_trial, result.best_params) == (best.number, best.params)
+
+    # R2: the best retrained on train+validation for its best epoch count, a normal run that predicts
+    refit = result.refit.run_dir
+    config, results = read_json(refit / "config.json"), read_json(refit / "results.json")
+    assert config["refit"]["epochs"] == best.user_attrs["best_epoch"] == results["epochs_run"]
+    assert config["refit"]["trial"] == best.number and config["model"]["hidden"] == [best.params["units"]]
+    trial_rows = read_json(Path(best.user_attrs["run_dir"]) / "results.json")["rows"]
+    assert results["rows"]["train"] == trial_rows["train"] + trial_rows["val"]
+    preds, report = predict_table(refit, small_table(200))
+    assert len(preds) == 200 and report["accuracy"] > 0.6
+
+    page = result.report.read_text()
+    for part in ("<h2>trials</h2>", "<h2>parameter importances</h2>", "data:image/png;base64,",
+                 f"{result.refit.test['accuracy']:.4f}", f"{result.best_value:.4f}"):
+        assert part in page
+    assert read_json(out / name / "study.json")["refit"]["test"] == result.refit.test
+
+
+def test_two_workers_share_one_sqlite_study(table, tmp_path: Path, workers_import_tests):
+    out = tmp_path / "studies"
+    url = f"sqlite:///{out.resolve()}/{{name}}/study.db"  # the default storage: a file in the study folder
+    _two_workers_share_one_study(table, out, url, storage=None)
+
+
+@pytest.mark.skipif(not os.environ.get("NNRECIPE_TEST_POSTGRES"),
+                    reason="no PostgreSQL server: NNRECIPE_TEST_POSTGRES is unset (`eval \"$(scripts/postgres.sh "
+                           "start)\"` starts one; .ci/run does)")
+def test_two_workers_share_one_postgresql_study(table, tmp_path: Path, workers_import_tests):
+    url = os.environ["NNRECIPE_TEST_POSTGRES"]
+    _two_workers_share_one_study(table, tmp_path / "studies", url, storage=url)
+
+
+def test_a_killed_study_resumes_and_runs_the_trials_it_had_left(table, tmp_path: Path):
+    csv, space = table
+    out, marker = tmp_path / "studies", tmp_path / "blocked"
+    url = f"sqlite:///{(out / 'kill' / 'study.db').resolve()}"
+    script = (f"import sys; sys.path.insert(0, {str(TESTS)!r})\n"
+              "import torch; torch.set_num_threads(1)\n"
+              "from nnrecipe.config import TrainConfig\nfrom nnrecipe.tune import tune_table\n"
+              "from tune.scripted import BlockAtFit\n"
+              f"tune_table({str(csv)!r}, 'y', trials=4, space={str(space)!r}, pruner='none', out={str(out)!r}, "
+              f"study='kill', train_config=TrainConfig(epochs=4, device='cpu'), refit=False, "
+              f"callbacks=(BlockAtFit(2, {str(marker)!r}),))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # waits for the worker's state, bounded: no timing is asserted
+        assert marker.exists(), proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no marker"
+        # mid-way, as the storage has it: one trial done, the second running, two waiting
+        assert [t.state for t in _trials("kill", url)] == [TrialState.COMPLETE, TrialState.RUNNING] + \
+            [TrialState.WAITING] * 2
+    finally:
+        proc.kill()
+        proc.wait()
+
+    result = tune_table(csv, "y", trials=4, space=space, pruner="none", out=out, study="kill", train_config=TINY)
+    trials = _trials("kill", url)
+    lost = trials[1]
+    assert lost.state == TrialState.FAIL and lost.user_attrs["lost"].startswith("worker ")
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == 1]
+    assert len(retry) == 1 and retry[0].params == lost.params and retry[0].state == TrialState.COMPLETE
+    assert [t.number for t in trials if t.state == TrialState.COMPLETE] == [0, 2, 3, 4]
+    assert result.counts == {"COMPLETE": 4, "FAIL": 1} and result.refit is not None
+
+
+class _Trainer:
+    stop_training = False
+
+
+def test_the_median_pruner_stops_a_planted_bad_curve_and_not_a_good_one():
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median", epochs=10))
+    good, bad = [0.5 + 0.04 * e for e in range(10)], [0.1] * 10
+
+    def run(curve: list[float]) -> int | None:
+        trial, trainer = study.ask(), _Trainer()
+        callback = PruningCallback(trial, "val_accuracy")
+        for epoch, value in enumerate(curve, 1):
+            callback.on_epoch_end(trainer, {"epoch": epoch, "val_accuracy": value})
+            if trainer.stop_training:
+                break
+        study.tell(trial, curve[-1] if callback.pruned_at is None else None,
+                   state=TrialState.COMPLETE if callback.pruned_at is None else TrialState.PRUNED)
+        return callback.pruned_at
+
+    assert [run(good) for _ in range(5)] == [None] * 5  # optuna's 5 start-up trials are never pruned
+    assert run(bad) == 5  # at the first epoch after the warmup (epochs 1-4 say little)
+    assert run(good) is None
+
+
+def test_a_trial_with_a_bad_validation_curve_is_pruned_in_a_study(table, tmp_path: Path):
+    csv, space = table
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)  # the default's rule, sooner
+    result = tune_table(csv, "y", trials=4, space=space, pruner=pruner, out=tmp_path, study="prune",
+                        train_config=TrainConfig(epochs=4, device="cpu", patience=None), refit=False,
+                        callbacks=(PlantedCurve(bad={3}),))
+    trials = _trials("prune", f"sqlite:///{(tmp_path / 'prune' / 'study.db').resolve()}")
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]
+    assert max(trials[2].intermediate_values) == 2 and trials[2].user_attrs["epochs_run"] == 2
+    assert result.counts == {"COMPLETE": 3, "PRUNED": 1}
+
+
+def test_tune_refuses_bad_arguments_with_the_fix(table, tmp_path: Path):
+    csv, space = table
+    with pytest.raises(ConfigError) as e:
+        tune_table(csv, "y", sampler="grid", out=tmp_path)
+    assert str(e.value) == "sampler='grid' is not allowed; choose one of: random, tpe"
+    with pytest.raises(ConfigError) as e:
+        tune_table(csv, "y", workers=0, out=tmp_path)
+    assert str(e.value) == "workers=0 is not allowed; choose a whole number of 1 or more"
+    with pytest.raises(ConfigError, match=r"^--storage mysql://nobody@127.0.0.1:1/x cannot be opened|"
+                                          r"^--storage mysql://nobody@127.0.0.1:1/x: its database driver"):
+        tune_table(csv, "y", trials=1, space=space, storage="mysql://nobody@127.0.0.1:1/x", out=tmp_path)
+
+
+def test_a_study_resumed_with_another_space_is_refused(table, tmp_path: Path):
+    csv, space = table
+    tune_table(csv, "y", trials=1, space=space, out=tmp_path, study="s", train_config=TINY, refit=False)
+    other = tmp_path / "other.yaml"
+    other.write_text(SPACE.replace("[8, 32]", "[8, 64]"))
+    with pytest.raises(ConfigError) as e:
+        tune_table(csv, "y", trials=1, space=other, out=tmp_path, study="s", train_config=TINY, refit=False)
+    assert str(e.value) == (f"study 's' in sqlite:///{(tmp_path / 's' / 'study.db').resolve()} was made with "
+                            "another space; resume it with the same target and space, or give a new --study name")
