@@ -129,7 +129,7 @@ def test_a_constant_column_is_reported_and_passes():
     df["const"] = 7.0
     v = finding(audit(df, "y"), "constant and ID-like columns")
     assert v.status == "pass" and v.evidence["constant"] == ["const"] and v.evidence["id_like"] == []
-    assert v.summary == "train leaves out 1 columns; constant: 'const'"
+    assert v.summary == "train leaves out 1 column; constant: 'const'"
     assert v.fix == "nothing is needed (train leaves constant columns out); to silence the notice, pass --drop const"
 
 

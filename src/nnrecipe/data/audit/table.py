@@ -277,7 +277,8 @@ def left_out_columns(schema: Schema) -> Verdict:
            f"{first} or --categorical {first}; to say it is an ID, pass --drop {first}" if ids else
            f"nothing is needed (train leaves constant columns out); to silence the notice, pass --drop {first}")
     return Verdict("D3", "constant and ID-like columns", "warn" if ids else "pass",
-                   f"train leaves out {len(constant) + len(ids)} columns; {'; '.join(parts)}", ev, fix, source)
+                   f"train leaves out {len(constant) + len(ids)} column{'s' if len(constant) + len(ids) > 1 else ''}; "
+                   f"{'; '.join(parts)}", ev, fix, source)
 
 
 # ---------------------------------------------------------------- D8
