@@ -62,7 +62,9 @@ def _two_workers_share_one_study(table: tuple[Path, Path], out: Path, url: str, 
     runs = {t.user_attrs["run_dir"] for t in trials}
     assert len(runs) == 4 and all((Path(r) / "model.safetensors").is_file() for r in runs)
     assert result.counts == {"COMPLETE": 4}
-    best = max(trials, key=lambda t: t.value)
+    # the best score; among trials tied on it, the lowest validation loss (then the earliest)
+    top = max(t.value for t in trials)
+    best = min((t for t in trials if t.value == top), key=lambda t: (t.user_attrs["val_loss"], t.number))
     assert (result.best_trial, result.best_params) == (best.number, best.params)
 
     # R2: the best retrained on train+validation for its best epoch count, a normal run that predicts

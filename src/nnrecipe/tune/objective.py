@@ -76,6 +76,8 @@ def run_trial(job: Job, trial: Any) -> float:
     best = next((row for row in run.history if row["epoch"] == trial_best_epoch(run)), run.history[-1])
     trial.set_user_attr("run_dir", str(run.run_dir))
     trial.set_user_attr("best_epoch", int(best["epoch"]))
+    if best.get("val_loss") is not None:  # breaks ties of the score (an accuracy saturates on small splits)
+        trial.set_user_attr("val_loss", float(best["val_loss"]))
     trial.set_user_attr("epochs_run", len(run.history))
     trial.set_user_attr("test", run.test)
     if pruning.pruned_at is not None:

@@ -21,7 +21,9 @@ def write_report(study: Any, result: Any) -> Path:
     refit = None
     if result.refit is not None:
         refit = {"run_dir": str(result.refit.run_dir), "test": result.refit.test}
-    best_trial = study.best_trial
+    from .study import best_trial as pick_best
+
+    best_trial = pick_best(study)
     summary = {"study": result.study, "storage": result.storage, "metric": result.metric,
                "direction": result.direction, "counts": result.counts, "best_trial": result.best_trial,
                "best_value": result.best_value, "best_params": result.best_params,
