@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -18,6 +19,13 @@ def test_tune_and_ablate_from_the_command_line(cli, tmp_path):
     assert (refit / "model.safetensors").is_file()
     code, out, err = cli("ablate", refit, "--vary", "lr=1e-2")
     assert code == 0 and out.splitlines()[0].split()[:3] == ["setting", "value", "runs"]
+    # the base was retrained on train+validation (R2): its variant is retrained the same way
+    (variant,) = [p for p in Path(out.splitlines()[-1]).iterdir() if (p / "config.json").is_file()]
+    config = json.loads((variant / "config.json").read_text())
+    assert config["refit"]["epochs"] == json.loads((refit / "config.json").read_text())["refit"]["epochs"]
+    assert config["train"]["lr"] == 1e-2
+    results = json.loads((variant / "results.json").read_text())
+    assert results["rows"]["val"] == 0 and results["epochs_run"] == config["refit"]["epochs"]
     code, out, err = cli("ablate", refit, "--vary", "lrr=1")
     assert code == 2 and err.startswith("nnrecipe: error: --vary lrr: not a setting that can be varied (did you mean 'lr'?)")
     for command in ("tune", "ablate"):

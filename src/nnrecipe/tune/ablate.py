@@ -73,7 +73,8 @@ def ablate(run_dir: str | os.PathLike, vary: dict[str, list[Any]], *, seeds: int
                     run = train_table(source, configs["data"].target, out=folder, data_config=changed["data"],
                                       model_config=changed["model"], train_config=changed["train"],
                                       note=f"R3 ablation of {base.name}: {name}={value}, seed {seed}",
-                                      parent=base)  # journal.json: the parent and what changed from it
+                                      parent=base,  # journal.json: the parent and what changed from it
+                                      refit=rec.get("refit"))  # a retrained base (R2): its variants retrain too
                 log.info("ablation of %s: %s=%s, seed %d: test %s", base.name, name, value, seed,
                          {k: round(v, 4) for k, v in run.test.items()})
                 rows.append(_row(name, value, seed, run.run_dir, control=value == control))
