@@ -53,7 +53,8 @@ def test_each_rule_can_be_switched(dirty, tmp_path):
     assert len(pd.read_parquet(tmp_path / "c.parquet")) == 413
     done = clean(dirty, "y", tmp_path / "c.csv", corrupted=False, duplicates=False, conflicts=False,
                  suspicious=True)
-    assert set(done.removed["rule"]) <= {"suspicious"}
+    assert set(done.removed["rule"]) == {"suspicious"}
+    assert sorted(done.removed["row"]) == sorted(done.audit.rows["suspicious"])
 
 
 def test_clean_refuses_to_write_over_its_input(dirty):

@@ -1,6 +1,6 @@
-"""Run folders as `nnrecipe train` will leave them once issue 7 is wired into recipe.train_table
-(INTEGRATION-issue7.md): train_table with the prediction watch, then the journal, the validation
-predictions and samples, and the report. Plus an HTML reader built on the standard library's parser."""
+"""Run folders as `nnrecipe train` leaves them (train_table writes the journal, the prediction watch,
+the validation predictions and samples, and the report), plus an HTML reader built on the standard
+library's parser."""
 
 from __future__ import annotations
 
@@ -14,29 +14,14 @@ import pytest
 import torch
 
 from nnrecipe import TrainConfig, train_table
-from nnrecipe.config import DataConfig
-from nnrecipe.data.prepare import prepare_table
-from nnrecipe.model import load_model
-from nnrecipe.report import write_report
 from nnrecipe.testing import small_table
-from nnrecipe.track import read_json, record_start
-from nnrecipe.track.predictions import PredictionWatch, record_outputs
 
 
 def integrated_run(out: Path, df: pd.DataFrame, *, note: str = "", parent: Path | None = None,
                    lr_find: str = "off", **train: object) -> Path:
-    """What the integration does inside train_table, done around it (the Trainer is internal there; the
-    saved model, which holds the best weights, stands in for it)."""
+    """train_table's own run folder, report included."""
     tcfg = TrainConfig(**{"seed": 0, "epochs": 4, **train})
-    prep, _ = prepare_table(df, DataConfig(target="y"), tcfg.seed)
-    watch = PredictionWatch.from_prepared(prep)
-    run = train_table(df, "y", out=out, train_config=tcfg, note=note, callbacks=[watch], lr_find=lr_find)
-    record_start(run.run_dir, prep, read_json(run.run_dir / "config.json"), note=note, source=df, parent=parent)
-    model, _ = load_model(run.run_dir)
-    model.eval()
-    record_outputs(run.run_dir, lambda data: model(*data[:-1]), prep)
-    write_report(run.run_dir)
-    return run.run_dir
+    return train_table(df, "y", out=out, train_config=tcfg, note=note, lr_find=lr_find, parent=parent).run_dir
 
 
 @pytest.fixture(scope="session")

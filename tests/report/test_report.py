@@ -30,8 +30,8 @@ def test_the_verdict_table_comes_first_with_every_check_of_the_run(classificatio
     p = page(classification_run / "report.html")
     checks = json.loads((classification_run / "checks.json").read_text())
     rows = [a for t, a in p.tags if t == "tr" and a.get("class") in ("pass", "warn", "fail", "skipped")]
-    audit = classification_run / "audit.json"
-    findings = json.loads(audit.read_text())["findings"] if audit.exists() else []
+    findings = json.loads((classification_run / "audit.json").read_text())["findings"]
+    assert findings and checks
     assert [r["class"] for r in rows] == [v["status"] for v in [*findings, *checks]]
     text = "".join(p.text)
     assert text.index("The recipe's verdicts") < text.index("Curves (R5)")

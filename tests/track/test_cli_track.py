@@ -50,7 +50,7 @@ def two_runs(project):
             with contextlib.redirect_stdout(out):
                 code = main(["train", "table.csv", "--target", "y", "--out", str(project / "runs"),
                              "--config", "settings.json", "--lr", "0.001", *extra])
-            assert code in (0, 1)
+            assert code == 0  # healthy runs: no check fails
             paths.append(Path(out.getvalue().splitlines()[-1]))
     finally:
         os.chdir(cwd)
