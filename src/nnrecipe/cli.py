@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import DataConfig, ModelConfig, TrainConfig, read_config_file
 from .errors import ConfigError, NNRecipeError, TrainingError
+from .logs import quiet
 
 # Flags that the train command takes from each config dataclass (the rest keep their defaults).
 DATA_FLAGS = ("task", "categorical", "numeric", "drop", "scaling", "balance", "neutral_label", "val_fraction",
@@ -291,17 +292,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from .recipe import doctor_table
 
     file = read_config_file(args.config) if args.config else {}
-    logger = logging.getLogger("nnrecipe")
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # the verdicts are the output: not also a log line each
-    try:
+    with quiet():  # the verdicts are the output: not also a log line each
         diagnosis = doctor_table(
             args.data, args.target,
             data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
             model_config=_config(ModelConfig, args, base=file.get("model")),
             train_config=_config(TrainConfig, args, base=file.get("train")))
-    finally:
-        logger.setLevel(level)
     print(diagnosis.table())
     counts = {s: sum(v.status == s for v in diagnosis) for s in ("pass", "warn", "fail", "skipped")}
     print(", ".join(f"{n} {s}" for s, n in counts.items()))
@@ -318,15 +314,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         _check_out(args.out, "folder")
     file = read_config_file(args.config) if args.config else {}
     tcfg = _config(TrainConfig, args, base=file.get("train"))
-    logger = logging.getLogger("nnrecipe")
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # the findings are the output
-    try:
+    with quiet():  # the findings are the output
         found = audit(args.data, args.target, seed=tcfg.seed, test=args.test, out=args.out,
                       data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
                       model_config=_config(ModelConfig, args, base=file.get("model")))
-    finally:
-        logger.setLevel(level)
     print(found.summary())
     if args.json:
         write_json(args.json, found.to_json())

@@ -44,7 +44,7 @@ def _log(axis: Any) -> None:
 def to_uri(fig: Any) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})  # no version stamp: same bytes each time
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_uri(buffer.getvalue())
 
 
 def png_uri(data: bytes) -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 from ..config import SECTIONS, from_dict
 from ..errors import ConfigError, did_you_mean
 from ..track import new_run_dir, read_json, write_json
-from .objective import quiet
+from ..logs import quiet
 from .space import convert_value
 
 log = logging.getLogger("nnrecipe")

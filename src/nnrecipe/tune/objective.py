@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +12,10 @@ from typing import Any
 import pandas as pd
 
 from ..config import DataConfig, ModelConfig, TrainConfig
+from ..logs import quiet
 from ..train.callbacks import Callback
 from .space import SearchSpace
 
-log = logging.getLogger("nnrecipe")
 
 
 class PruningCallback(Callback):
@@ -89,19 +86,6 @@ def trial_best_epoch(run: Any) -> int:
     from ..recipe import read_results
 
     return int(read_results(run.run_dir)["best_epoch"] or len(run.history))
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Each trial's own notices (columns, checks) below WARNING stay out of the log: a study logs a line
-    per trial instead; every trial's run folder keeps its full record."""
-    logger = logging.getLogger("nnrecipe")
-    level = logger.level
-    logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def worker_name() -> str:

@@ -4,16 +4,12 @@ test score beside the search's best validation score (R2); study.json holds the 
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import logging
 from pathlib import Path
 from typing import Any
 
+from ..report.plots import to_uri
 from ..track import write_json
-
-log = logging.getLogger("nnrecipe")
 
 
 def write_report(study: Any, result: Any) -> Path:
@@ -49,7 +45,7 @@ def _importances(study: Any) -> dict[str, float] | str:
 
 
 def _history_png(study: Any, metric: str) -> str:
-    """The optimization history as a base64 PNG: each completed trial's score, and the best so far."""
+    """The optimization history as a PNG data URI: each completed trial's score, and the best so far."""
     from matplotlib.figure import Figure  # no pyplot: the caller's backend and figures stay as they are
     from matplotlib.ticker import MaxNLocator
     from optuna.trial import TrialState
@@ -68,9 +64,7 @@ def _history_png(study: Any, metric: str) -> str:
     ax.set_title("optimization history")
     ax.legend(loc="best")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return base64.b64encode(buf.getvalue()).decode()
+    return to_uri(fig)
 
 
 def _html(s: dict[str, Any], png: str) -> str:
@@ -104,7 +98,7 @@ padding:2px 6px;text-align:right}}</style></head><body>
 <h2>scores</h2><table><tr><th></th><th>{e(metric)}</th><th>test {test_name}</th><th></th></tr>{scores}</table>
 <p>best parameters: {e(str(s['best_params']))}</p>
 <h2>parameter importances</h2><table><tr><th>parameter</th><th>importance</th></tr>{importances}</table>
-<h2>optimization history</h2><img alt="optimization history" src="data:image/png;base64,{png}">
+<h2>optimization history</h2><img alt="optimization history" src="{png}">
 <h2>trials</h2><table><tr>{head}</tr>{rows}</table>
 </body></html>
 """
