@@ -50,7 +50,7 @@ def _split(x: np.ndarray, y: np.ndarray, seed: int, val: float = 0.25):
     return x[tr], y[tr], x[va], y[va]
 
 
-def _mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+def mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-2], sizes[1:-1]):
         layers += [nn.Linear(a, b), act()]
@@ -69,7 +69,7 @@ def digits_mlp(seed: int = 0, hidden: tuple[int, ...] = (128,), act: type[nn.Mod
     d = load_digits()
     xtr, ytr, xva, yva = _split(d.data / 16.0, d.target, seed)
     torch.manual_seed(seed)
-    return Case(_mlp([64, *hidden, 10], act), torch.tensor(xtr, dtype=torch.float32), torch.tensor(ytr),
+    return Case(mlp([64, *hidden, 10], act), torch.tensor(xtr, dtype=torch.float32), torch.tensor(ytr),
                 nn.CrossEntropyLoss(), adam(), torch.tensor(xva, dtype=torch.float32), torch.tensor(yva))
 
 
@@ -80,7 +80,7 @@ def moons_mlp(seed: int = 0) -> Case:
     x, y = make_moons(600, noise=0.15, random_state=seed)
     xtr, ytr, xva, yva = _split(x, y, seed)
     torch.manual_seed(seed)
-    return Case(_mlp([2, 32, 32, 1]), torch.tensor(xtr, dtype=torch.float32),
+    return Case(mlp([2, 32, 32, 1]), torch.tensor(xtr, dtype=torch.float32),
                 torch.tensor(ytr, dtype=torch.float32)[:, None], nn.BCEWithLogitsLoss(), adam(1e-2),
                 torch.tensor(xva, dtype=torch.float32), torch.tensor(yva, dtype=torch.float32)[:, None], "binary")
 
@@ -94,7 +94,7 @@ def diabetes_mlp(seed: int = 0) -> Case:
     x = (d.data - d.data.mean(0)) / d.data.std(0)
     xtr, ytr, xva, yva = _split(x, y, seed)
     torch.manual_seed(seed)
-    return Case(_mlp([10, 64, 64, 1]), torch.tensor(xtr, dtype=torch.float32),
+    return Case(mlp([10, 64, 64, 1]), torch.tensor(xtr, dtype=torch.float32),
                 torch.tensor(ytr, dtype=torch.float32)[:, None], nn.MSELoss(), adam(),
                 torch.tensor(xva, dtype=torch.float32), torch.tensor(yva, dtype=torch.float32)[:, None], "regression")
 
@@ -130,7 +130,7 @@ def breast_cancer_raw(seed: int = 0) -> Case:
     d = load_breast_cancer()
     xtr, ytr, xva, yva = _split(d.data, d.target, seed)
     torch.manual_seed(seed)
-    return Case(_mlp([30, 64, 1]), torch.tensor(xtr, dtype=torch.float32),
+    return Case(mlp([30, 64, 1]), torch.tensor(xtr, dtype=torch.float32),
                 torch.tensor(ytr, dtype=torch.float32)[:, None], nn.BCEWithLogitsLoss(), adam(),
                 torch.tensor(xva, dtype=torch.float32), torch.tensor(yva, dtype=torch.float32)[:, None], "binary")
 
@@ -151,7 +151,7 @@ def imbalanced_binary(seed: int = 0, weights: tuple[float, float] = (0.9, 0.1)) 
     x, y = make_classification(1200, 10, n_informative=5, weights=list(weights), random_state=seed)
     xtr, ytr, xva, yva = _split(x, y, seed)
     torch.manual_seed(seed)
-    model = _mlp([10, 64, 64, 1])
+    model = mlp([10, 64, 64, 1])
     p = float(ytr.mean())
     with torch.no_grad():
         model[-1].bias.fill_(float(np.log(p / (1 - p))))

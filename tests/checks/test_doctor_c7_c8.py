@@ -15,7 +15,7 @@ from nnrecipe.checks.curves import check_batch_order, diagnose_curves
 from nnrecipe.checks.doctor import doctor
 from nnrecipe.checks.verdict import Verdict
 
-from .cases import HEALTHY, Case, breast_cancer_raw, digits_mlp
+from .cases import HEALTHY, Case, breast_cancer_raw, digits_mlp, mlp
 
 C7_C8 = ["gradient_flow:check_gradient_flow", "curves:check_short_run"]
 
@@ -61,13 +61,6 @@ def named(verdicts: list[Verdict], id: str, name: str) -> Verdict:
 
 def statuses(verdicts: list[Verdict], id: str) -> list[tuple[str, str]]:
     return [(v.name, v.status) for v in verdicts if v.id == id]
-
-
-def mlp(sizes: list[int], act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
-        layers += [nn.Linear(a, b), act()]
-    return nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
 
 
 def with_optimizer(case: Case, make: object) -> Case:

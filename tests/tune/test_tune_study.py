@@ -22,7 +22,7 @@ from nnrecipe.testing import small_table
 from nnrecipe.tune import PruningCallback, make_pruner, tune_table
 from nnrecipe.track import read_json
 
-from .scripted import BlockAtFit, PlantedCurve, WaitForWorkers
+from .scripted import PlantedCurve, WaitForWorkers
 
 TESTS = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(epochs=4, device="cpu")

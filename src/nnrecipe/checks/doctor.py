@@ -110,7 +110,7 @@ def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch
                 out = skipped(name, name, f"could not run on this setup: {type(e).__name__}: {e}")
         diagnosis.extend(out if isinstance(out, list) else [out])
         diagnosis.seconds[getattr(fn, "__name__", str(check))] = time.perf_counter() - started
-    if _fingerprint(model, optimizer) != state:  # a check that touched the caller's objects is our bug
+    if _fingerprint(model, optimizer, clone=False) != state:  # a check that touched the caller's objects is our bug
         raise AssertionError("the doctor changed the caller's model or optimizer: please report this")
     return diagnosis
 
@@ -129,8 +129,9 @@ def _resolve(check: Check | str) -> Check | None:
         return None
 
 
-def _fingerprint(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> list[Any]:
-    """Bytes of every parameter, buffer and optimizer state tensor, the modes and requires_grad flags."""
+def _fingerprint(model: nn.Module, optimizer: torch.optim.Optimizer | None, clone: bool = True) -> list[Any]:
+    """Bytes of every parameter, buffer and optimizer state tensor, the modes and requires_grad flags.
+    `clone=False` for the fingerprint compared at once: the live tensors, not a second copy of them."""
     tensors = [*model.state_dict().values()]
     flags = [(p.requires_grad, p.grad is None) for p in model.parameters()]
     modes = [m.training for m in model.modules()]
@@ -138,9 +139,9 @@ def _fingerprint(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> l
     if optimizer is not None:
         sd = optimizer.state_dict()
         for st in sd["state"].values():
-            opt += [v.clone() if isinstance(v, torch.Tensor) else v for v in st.values()]
+            opt += [v.clone() if clone and isinstance(v, torch.Tensor) else v for v in st.values()]
         opt.append(repr([{k: v for k, v in g.items() if k != "params"} for g in sd["param_groups"]]))
-    return _Bits([*(t.detach().clone() for t in tensors), *flags, *modes, *opt])
+    return _Bits([*(t.clone() if clone else t for t in tensors), *flags, *modes, *opt])
 
 
 class _Bits(list):

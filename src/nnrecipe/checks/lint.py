@@ -44,7 +44,6 @@ LOSSES: list[tuple[type[nn.Module], Callable[..., Any], str]] = [
 
 def check_lint(setup: Setup) -> list[Verdict]:
     """The setup lint: one 'pass' verdict when it finds nothing (the data's D3/D8 are in data_checks)."""
-    verdicts: list[Verdict] = []
     notes: dict[str, Any] = {}
     findings = [*_optimizer_holds_model(setup), *_missing_nonlinearity(setup.model)]
     findings += _outputs(setup, notes)
@@ -57,12 +56,12 @@ def check_lint(setup: Setup) -> list[Verdict]:
     else:
         _mode_note(setup, notes)
     if any(v.status in ("warn", "fail") for v in findings):
-        return verdicts + findings
+        return findings
     summary = "the loss matches the outputs and labels; layers, optimizer and training step are consistent"
     if "train_mode_max_diff" in notes:
         summary += (f"; the model has Dropout/BatchNorm (two training-mode passes differ by "
                     f"{notes['train_mode_max_diff']:.3g}): evaluate it after model.eval(), under torch.no_grad()")
-    return verdicts + [Verdict("lint", "setup lint", "pass", summary, notes, "", KARPATHY)]
+    return [Verdict("lint", "setup lint", "pass", summary, notes, "", KARPATHY)]
 
 
 # ---------------------------------------------------------------- structure
@@ -428,7 +427,7 @@ def check_evaluate(setup: Setup, evaluate: Callable[[nn.Module, tuple[torch.Tens
     dropout still runs; BatchNorm statistics that move mean BatchNorm still normalizes by the batch (its
     outputs can agree across two passes over the same rows, so the outputs alone would miss it)."""
     x = _eval_rows(setup)
-    model, _ = setup.copies()  # training mode, as after a training step
+    model = copy.deepcopy(setup.model).train()  # training mode, as after a training step
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.num_batches_tracked is not None]
     tracked_before = sum(int(m.num_batches_tracked) for m in norms)  # type: ignore[arg-type]
     first = evaluate(model, x)

@@ -76,17 +76,15 @@ class LoaderBatches:
     """Batches from a DataLoader: one we build over a Dataset (seeded, resumable exactly), or the user's."""
 
     def __init__(self, data: Dataset | DataLoader, batch_size: int, shuffle: bool, device: torch.device,
-                 num_workers: int = 0, drop_single: bool = False):
-        self.device = device
-        self.drop_last = False
+                 num_workers: int = 0, drop_last: bool = False):
+        self.device, self.drop_last = device, drop_last
         if isinstance(data, DataLoader):
             self.loader, self.sampler = data, None
         else:
             self.sampler = _EpochSampler(len(data), shuffle)  # type: ignore[arg-type]
-            self.drop_last = drop_single and len(data) % batch_size == 1  # type: ignore[arg-type]
             self.loader = DataLoader(data, batch_size=batch_size, sampler=self.sampler, num_workers=num_workers,
                                      worker_init_fn=worker_init_fn, pin_memory=device.type == "cuda",
-                                     drop_last=self.drop_last)
+                                     drop_last=drop_last)
         self.batch_size = self.loader.batch_size or batch_size
 
     def __len__(self) -> int:
@@ -118,10 +116,14 @@ def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device
         data = data.tensors
     if isinstance(data, (torch.Tensor, np.ndarray)):
         data = (data,)
+    if isinstance(data, DataLoader):
+        return LoaderBatches(data, batch_size, shuffle, device)
     if isinstance(data, (tuple, list)):
-        tensors = [_as_tensor(t, name) for t in data]
-        single = drop_single and len(tensors[0]) % batch_size == 1
-        return TensorBatches(tensors, batch_size, shuffle, device, drop_last=single)
-    if isinstance(data, (Dataset, DataLoader)):
-        return LoaderBatches(data, batch_size, shuffle, device, drop_single=drop_single)
-    raise ConfigError(f"{name} is a {type(data).__name__}; pass (X, y) tensors or arrays, a Dataset or a DataLoader")
+        data = [_as_tensor(t, name) for t in data]
+    elif not isinstance(data, Dataset):
+        raise ConfigError(f"{name} is a {type(data).__name__}; pass (X, y) tensors or arrays, a Dataset or a DataLoader")
+    n = len(data[0]) if isinstance(data, list) else len(data)  # type: ignore[arg-type]
+    single = drop_single and n % batch_size == 1
+    if isinstance(data, list):
+        return TensorBatches(data, batch_size, shuffle, device, drop_last=single)
+    return LoaderBatches(data, batch_size, shuffle, device, drop_last=single)
