@@ -95,7 +95,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
 
     # -- the data audit on every row (seed 003: look at the data first), on train's own preparation
     started = time.perf_counter()
-    findings = audit_frame(_frame(data, path), dcfg, tcfg.seed, path=path, prepared=prep,
+    frame, prep.frame = (prep.frame if prep.frame is not None else _frame(data, path)), None  # not kept in training
+    findings = audit_frame(frame, dcfg, tcfg.seed, path=path, prepared=prep,
                            params=(sum(p.numel() for p in model.parameters()), list(model.spec["hidden"])))
     audit_seconds = time.perf_counter() - started
     for v in findings:
@@ -201,8 +202,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
 
 
 def _frame(data: str | os.PathLike | pd.DataFrame, path: Path | None) -> pd.DataFrame:
-    """The table as read, for the audit: the DataFrame, or the file from the parsed-table cache that
-    preparing it has just filled (its notices were logged once already, so they are not repeated)."""
+    """The table as read, for the audit, when the preparation came from its cache: the DataFrame, or
+    the file from the parsed-table cache (its notices were logged once already, so they are not repeated)."""
     if path is None:
         return data.reset_index(drop=True)  # type: ignore[union-attr]
 

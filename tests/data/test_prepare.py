@@ -501,3 +501,18 @@ def test_a_fresh_file_is_hashed_once_per_preparation(tmp_path, monkeypatch):
     csv = write_csv(tmp_path, mixed_table())
     prepare_table(csv, DataConfig(target="y"), seed=0)
     assert hashed == [csv]
+
+
+def test_train_reads_and_hashes_a_fresh_file_once(tmp_path, monkeypatch):
+    """train_table's audit takes the table its preparation read: no second read (from the parsed-table
+    cache) and no second hash of a file written a moment ago."""
+    from nnrecipe import TrainConfig, recipe, train_table
+
+    hashed, read = [], []
+    real_hash, real_read = table_cache._sha256, recipe.read_table
+    monkeypatch.setattr(table_cache, "_sha256", lambda path: hashed.append(path) or real_hash(path))
+    monkeypatch.setattr(recipe, "read_table", lambda *a, **k: read.append(a) or real_read(*a, **k))
+    csv = write_csv(tmp_path, mixed_table())
+    run = train_table(csv, "y", out=tmp_path / "runs", train_config=TrainConfig(epochs=1), checks=(), report=False)
+    assert hashed == [csv] and read == []
+    assert (run.run_dir / "audit.json").is_file()

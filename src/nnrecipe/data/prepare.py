@@ -56,6 +56,9 @@ class PreparedTable:
     neutral_rows: list[int] = field(default_factory=list)  # D7: data rows holding the neutral label
     source: Path | None = None
     content_key: str | None = None  # the file's SHA-256 (cache.content_key), for the run's record
+    # the table as read (every row), when this preparation read it (not from the cache): train's audit
+    # takes it instead of reading and hashing the file again; never stored
+    frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def _slice(self, split: str) -> slice:
         start = sum(self.counts[s] for s in SPLITS[:SPLITS.index(split)])
@@ -148,6 +151,7 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
         task, task_reason, schema, pre, classes, target_scale, df.index.to_numpy(dtype=np.int64)[order],
         {s: len(splits[s]) for s in SPLITS}, torch.from_numpy(features),
         torch.from_numpy(codes) if codes is not None else None, y_all[torch.from_numpy(order)], neutral, path)
+    prep.frame = all_rows
     return prep, all_rows
 
 
