@@ -248,3 +248,17 @@ def test_same_seed_same_run(tmp_path):
     assert a.history == b.history
     assert (a.run_dir / "model.safetensors").read_bytes() == (b.run_dir / "model.safetensors").read_bytes()
     assert read_json(a.run_dir / "splits.json") == read_json(b.run_dir / "splits.json")
+
+
+def test_resuming_a_refit_run_keeps_training_on_train_and_validation(tmp_path):
+    # R2: the refit trains on the training and validation rows together; --resume must go on that way,
+    # from the record, not rebuild a run on the training rows with a validation split
+    frame = small_table(200)
+    cfg = TrainConfig(epochs=3, seed=0)
+    run = train_table(frame, "y", out=tmp_path, train_config=cfg, refit={"epochs": 3}, checks=(), report=False)
+    first = json.loads((run.run_dir / "results.json").read_text())
+    again = train_table(frame, "y", resume=run.run_dir, checks=(), report=False)
+    second = json.loads((run.run_dir / "results.json").read_text())
+    assert first["rows"]["val"] == second["rows"]["val"] == 0
+    assert second["rows"]["train"] == first["rows"]["train"] and second["epochs_run"] == 3
+    assert again.test == run.test

@@ -69,7 +69,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     a run folder under `out`. `lr_find`: 'off', 'on' (T4: train at the range test's candidate) or
     'confirm' (the best of short runs around it). `strict`: stop before training when a check fails
     (TrainingError). `resume`: a run folder of an interrupted run; it goes
-    on from its last checkpoint with the config it recorded (the configs given here are not used).
+    on from its last checkpoint with the config it recorded (the configs and refit given here are not used).
     `parent`: the run this one varies (R3: journal.json records the settings that changed);
     `config_file`: the --config file, copied into the run folder (R8); `report`: write report.html;
     `export`: 'tensorboard' and/or 'mlflow' (needs the export extra). `checks`: the doctor's checks to run
@@ -81,7 +81,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
     mcfg, tcfg = model_config or ModelConfig(), train_config or TrainConfig()
     if resume is not None:
-        dcfg, mcfg, tcfg, note = _recorded_config(Path(resume), target)
+        dcfg, mcfg, tcfg, note, refit = _recorded_config(Path(resume), target)
         lr_find = "off"  # the recorded lr is the one the range test chose
     if refit is not None:  # R2 (seed 001: retrain the best on all the data): nothing held out to stop on
         tcfg = dataclasses.replace(tcfg, epochs=int(refit["epochs"]), patience=None, restore_best=False,
@@ -271,7 +271,9 @@ def _inputs(pre: TablePreprocessor, df: pd.DataFrame) -> tuple[tuple[torch.Tenso
     return inputs, unknown
 
 
-def _recorded_config(run_dir: Path, target: str) -> tuple[DataConfig, ModelConfig, TrainConfig, str]:
+def _recorded_config(run_dir: Path, target: str
+                     ) -> tuple[DataConfig, ModelConfig, TrainConfig, str, dict[str, Any] | None]:
+    """The configs, the note and the refit (R2) settings a run recorded, for --resume."""
     if not (run_dir / "config.json").exists():
         raise ConfigError(f"--resume {run_dir}: no config.json there; give a run folder that `nnrecipe train` made")
     rec = read_json(run_dir / "config.json")
@@ -280,7 +282,7 @@ def _recorded_config(run_dir: Path, target: str) -> tuple[DataConfig, ModelConfi
                           f"pass --target {rec['data']['target']}")
     log.info("resuming %s with the config it recorded", run_dir)
     return (from_dict(DataConfig, rec["data"]), from_dict(ModelConfig, rec["model"]),
-            from_dict(TrainConfig, rec["train"]), rec.get("note", ""))
+            from_dict(TrainConfig, rec["train"]), rec.get("note", ""), rec.get("refit"))
 
 
 def _head(task: str, classes: list[str], y: dict[str, torch.Tensor], X: dict[str, tuple[torch.Tensor, ...]],
