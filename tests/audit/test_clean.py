@@ -81,3 +81,13 @@ def test_clean_cli_refuses_its_input_as_out_with_exit_two(cli, dirty):
     code, _, err = cli("clean", dirty, "--target", "y", "--out", dirty.with_suffix(".txt"))
     assert code == 2 and err == (f"nnrecipe: error: --out {dirty.with_suffix('.txt')}: write the cleaned copy as .csv "
                                  "or .parquet (the extension decides)\n")
+
+
+def test_clean_names_the_log_flag_and_refuses_one_file_for_both(dirty, tmp_path):
+    with pytest.raises(ConfigError) as e:
+        clean(dirty, "y", tmp_path / "c.csv", log_file=tmp_path / "nowhere" / "log.csv")
+    assert str(e.value) == (f"--log {tmp_path / 'nowhere' / 'log.csv'}: folder '{tmp_path / 'nowhere'}' does not "
+                            "exist; create it, or write elsewhere")
+    with pytest.raises(ConfigError) as e:
+        clean(dirty, "y", tmp_path / "c.csv", log_file=tmp_path / "c.csv")
+    assert str(e.value) == f"--log {tmp_path / 'c.csv'} is the cleaned copy's file too; give the log another name"

@@ -61,6 +61,8 @@ def _two_workers_share_one_study(table: tuple[Path, Path], out: Path, url: str, 
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes ran trials
     runs = {t.user_attrs["run_dir"] for t in trials}
     assert len(runs) == 4 and all((Path(r) / "model.safetensors").is_file() for r in runs)
+    # a trial run twice would leave a fifth run folder (its params, drawn from its number, would match)
+    assert len([p for p in (out / name / "trials").iterdir() if p.is_dir()]) == 4
     assert result.counts == {"COMPLETE": 4}
     # the best score; among trials tied on it, the lowest validation loss (then the earliest)
     top = max(t.value for t in trials)

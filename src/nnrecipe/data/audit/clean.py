@@ -48,11 +48,12 @@ def clean(data: str | os.PathLike | pd.DataFrame, target: str, out: str | os.Pat
         if src is not None and (p.resolve() == src.resolve() or (p.exists() and os.path.samefile(p, src))):
             raise ConfigError(f"--{name} {p} is the input file; clean never overwrites its input: write the "
                               "cleaned copy to another file")
+        if not p.parent.is_dir():
+            raise ConfigError(f"--{name} {p}: folder '{p.parent}' does not exist; create it, or write elsewhere")
+    if log_path.resolve() == out.resolve():
+        raise ConfigError(f"--log {log_path} is the cleaned copy's file too; give the log another name")
     if out.suffix.lower() not in (".csv", *PARQUET):
         raise ConfigError(f"--out {out}: write the cleaned copy as .csv or .parquet (the extension decides)")
-    for p in (out, log_path):
-        if not p.parent.is_dir():
-            raise ConfigError(f"--out {p}: folder '{p.parent}' does not exist; create it, or write elsewhere")
     cfg = dataclasses.replace(data_config or DataConfig(), target=target)
     df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(src)  # type: ignore[arg-type]
     kwargs = {"noise_rows": noise_rows} if noise_rows is not None else {}
