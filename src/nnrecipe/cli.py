@@ -364,7 +364,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .track import compare_runs
 
     changed = compare_runs(args.runs)
-    out = write_compare(args.runs, args.out)
+    out = write_compare(args.runs, args.out, comparison=changed)  # the run folders are read once
     print(f"one setting changed: {changed.changed}" if changed.changed
           else f"{len(changed.diff)} settings changed: {', '.join(changed.diff) or 'none'}")
     print(out)

@@ -231,8 +231,9 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     return out
 
 
-def compare_context(run_dirs: Sequence[str | os.PathLike]) -> dict[str, Any]:
-    comparison = compare_runs(run_dirs)
+def compare_context(run_dirs: Sequence[str | os.PathLike], comparison: Any = None) -> dict[str, Any]:
+    """The compare page's content; `comparison`: compare_runs(run_dirs) when the caller has it already."""
+    comparison = comparison if comparison is not None else compare_runs(run_dirs)
     runs: list[RunInfo] = comparison.runs
     keys = sorted({k for r in runs for k in r.flat()})
     names = ["loss", *dict.fromkeys(m for r in runs for m in plots.metric_names(r.history))]
@@ -245,10 +246,11 @@ def compare_context(run_dirs: Sequence[str | os.PathLike]) -> dict[str, Any]:
             "curves": plots.overlay(histories, names)}
 
 
-def write_compare(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike = COMPARE) -> Path:
+def write_compare(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike = COMPARE,
+                  comparison: Any = None) -> Path:
     """R7: one HTML page with the runs' curves overlaid and their differing settings, the single changed
     one highlighted (R3): `nnrecipe compare RUN RUN ... [--out compare.html]`."""
-    context = compare_context(run_dirs)
+    context = compare_context(run_dirs, comparison)
     out = Path(out)
     atomic_write(out, _env().get_template("compare.html.j2").render(**context, **_common()))
     return out
