@@ -58,7 +58,8 @@ def make_table(rows: int, seed: int = 0) -> pd.DataFrame:
     cols["y"] = np.digitize(signal, [-1.2, -0.4, 0.4, 1.2])
     df = pd.DataFrame(cols)
     copies = g.choice(rows, rows // 200, replace=False)
-    df.iloc[copies[: len(copies) // 2]] = df.iloc[copies[len(copies) // 2:]].to_numpy()
+    half = len(copies) // 2  # the first half become copies of the second (an odd count crashed here)
+    df.iloc[copies[:half]] = df.iloc[copies[half:2 * half]].to_numpy()
     return df
 
 

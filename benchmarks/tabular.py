@@ -80,6 +80,8 @@ from sklearn.preprocessing import StandardScaler
 import nnrecipe
 from nnrecipe import DataConfig, ModelConfig, TrainConfig
 
+from engine import cpu_model  # noqa: E402 (the benchmarks share it; this folder is on the path)
+
 TARGET = "target"
 DATASETS = {  # name: (loader, task, metric)
     "breast_cancer": (datasets.load_breast_cancer, "binary", "accuracy"),
@@ -106,15 +108,7 @@ def load_table(name: str) -> pd.DataFrame:
 
 
 def hardware() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
+    return (f"{cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
             f"CUDA {'yes' if torch.cuda.is_available() else 'no'}")
 
 
