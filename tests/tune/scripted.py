@@ -63,3 +63,16 @@ class WaitForWorkers(Callback):
             if len(workers) >= self.n:
                 return
             time.sleep(0.1)  # a barrier on the storage's state, not a timer the test depends on
+
+
+class InterruptAtFit(Fits):
+    """Raises KeyboardInterrupt (Ctrl-C) when this process starts its `fit`-th training."""
+
+    def __init__(self, fit: int):
+        super().__init__()
+        self.fit = fit
+
+    def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
+        super().on_fit_start(trainer, logs)
+        if self.fits == self.fit:
+            raise KeyboardInterrupt

@@ -22,7 +22,7 @@ from nnrecipe.testing import small_table
 from nnrecipe.tune import PruningCallback, make_pruner, tune_table
 from nnrecipe.track import read_json
 
-from .scripted import PlantedCurve, WaitForWorkers
+from .scripted import InterruptAtFit, PlantedCurve, WaitForWorkers
 
 TESTS = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(epochs=4, device="cpu")
@@ -132,6 +132,24 @@ def test_a_killed_study_resumes_and_runs_the_trials_it_had_left(table, tmp_path:
     assert len(retry) == 1 and retry[0].params == lost.params and retry[0].state == TrialState.COMPLETE
     assert [t.number for t in trials if t.state == TrialState.COMPLETE] == [0, 2, 3, 4]
     assert result.counts == {"COMPLETE": 4, "FAIL": 1} and result.refit is not None
+
+
+
+def test_an_interrupted_study_queues_the_trial_again_and_a_resume_runs_all_trials(table, tmp_path: Path):
+    # Ctrl-C in trial 1: the trial is lost, not failed, and its parameters are queued again
+    csv, space = table
+    out = tmp_path / "studies"
+    with pytest.raises(KeyboardInterrupt):
+        tune_table(csv, "y", trials=4, space=space, pruner="none", out=out, study="ctrl-c", train_config=TINY,
+                   refit=False, callbacks=(InterruptAtFit(2),))
+    result = tune_table(csv, "y", trials=4, space=space, pruner="none", out=out, study="ctrl-c",
+                        train_config=TINY, refit=False)
+    trials = _trials("ctrl-c", f"sqlite:///{(out / 'ctrl-c' / 'study.db').resolve()}")
+    lost = trials[1]
+    assert lost.state == TrialState.FAIL and lost.user_attrs["lost"] == "interrupted (KeyboardInterrupt)"
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == 1]
+    assert len(retry) == 1 and retry[0].params == lost.params and retry[0].state == TrialState.COMPLETE
+    assert result.counts == {"COMPLETE": 4, "FAIL": 1}
 
 
 class _Trainer:

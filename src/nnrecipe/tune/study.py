@@ -265,6 +265,10 @@ def _work(study: Any, job: Job, deadline: float | None, workers: int) -> None:
             trial.set_user_attr("error", str(e))
             study.tell(trial, state=TrialState.FAIL)
             log.warning("trial %d failed: %s", trial.number, e)
+        except (KeyboardInterrupt, SystemExit) as e:  # stopped, not failed: a resume runs it again
+            if _requeue(study, trial._trial_id, trial.number, trial.params, f"interrupted ({type(e).__name__})"):  # noqa: SLF001
+                log.warning("trial %d was interrupted: its parameters are queued again", trial.number)
+            raise
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)
             raise
@@ -302,7 +306,6 @@ def _reclaim(study: Any) -> None:
     """Fail the running trials whose worker is gone and queue their parameters again, once each: the
     storage lets one process only move a trial out of RUNNING. Gone: a worker of this host whose process
     has ended, or any worker whose heartbeat is older than GRACE_S."""
-    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     storage = study._storage  # noqa: SLF001
@@ -313,15 +316,26 @@ def _reclaim(study: Any) -> None:
         where, _, pid = worker.rpartition(":")
         if trial._trial_id not in stale and not (where == host and pid.isdigit() and not _alive(int(pid))):  # noqa: SLF001
             continue
-        try:
-            storage.set_trial_user_attr(trial._trial_id, "lost", f"worker {worker or '?'} is gone")  # noqa: SLF001
-            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):  # noqa: SLF001
-                continue
-        except UpdateFinishedTrialError:
-            continue  # another worker got there first
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
-        log.warning("trial %d was left running by worker %s, which is gone: its parameters are queued again",
-                    trial.number, worker or "?")
+        if _requeue(study, trial._trial_id, trial.number, trial.params, f"worker {worker or '?'} is gone"):  # noqa: SLF001
+            log.warning("trial %d was left running by worker %s, which is gone: its parameters are queued again",
+                        trial.number, worker or "?")
+
+
+def _requeue(study: Any, trial_id: int, number: int, params: dict[str, Any], why: str) -> bool:
+    """A running trial that will not finish, marked lost (FAIL, with why) and its parameters queued again,
+    so the study still runs its N trials; False when another process moved the trial first."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage = study._storage  # noqa: SLF001
+    try:
+        storage.set_trial_user_attr(trial_id, "lost", why)
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return False
+    except UpdateFinishedTrialError:
+        return False  # another worker got there first
+    study.enqueue_trial(params, user_attrs={"retry_of": number}, skip_if_exists=False)
+    return True
 
 
 def _alive(pid: int) -> bool:
