@@ -64,7 +64,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
                 resume: str | os.PathLike | None = None, strict: bool = False,
                 parent: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None,
                 report: bool = True, export: Sequence[str] = (), checks: Sequence[Any] | None = None,
-                refit: dict[str, Any] | None = None) -> TableRun:
+                refit: dict[str, Any] | None = None, audit: bool = True) -> TableRun:
     """Train the model the recipe advises for `target` in a CSV/Parquet file or a DataFrame, and leave
     a run folder under `out`. `lr_find`: 'off', 'on' (T4: train at the range test's candidate) or
     'confirm' (the best of short runs around it). `strict`: stop before training when a check fails
@@ -75,7 +75,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     `export`: 'tensorboard' and/or 'mlflow' (needs the export extra). `checks`: the doctor's checks to run
     before training (None: all of them; () none, as a search's trials do). `refit` (R2): train on the
     training and validation rows together for refit["epochs"] epochs, no early stopping, the last
-    weights kept; the dict (the trial it retrains, say) is recorded in config.json.
+    weights kept; the dict (the trial it retrains, say) is recorded in config.json. `audit`: the data
+    audit first (a search's trials, which share one table, leave it to the retrained best).
     Raises DataError/ConfigError naming the input and the fix."""
     check_choice("lr_find", lr_find, ("off", "on", "confirm"))
     dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
@@ -95,12 +96,15 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
 
     # -- the data audit on every row (seed 003: look at the data first), on train's own preparation
     started = time.perf_counter()
-    frame, prep.frame = (prep.frame if prep.frame is not None else _frame(data, path)), None  # not kept in training
-    findings = audit_frame(frame, dcfg, tcfg.seed, path=path, prepared=prep,
-                           params=(sum(p.numel() for p in model.parameters()), list(model.spec["hidden"])))
+    frame, prep.frame = prep.frame, None  # not kept in training
+    findings = None
+    if audit:
+        findings = audit_frame(frame if frame is not None else _frame(data, path), dcfg, tcfg.seed, path=path,
+                               prepared=prep, params=(sum(p.numel() for p in model.parameters()),
+                                                      list(model.spec["hidden"])))
+        for v in findings:
+            log.info("%s", v.line())
     audit_seconds = time.perf_counter() - started
-    for v in findings:
-        log.info("%s", v.line())
 
     # -- the recipe's checks before training: the doctor (C1-C8, the setup lint)
     # the first optimizer a process builds imports torch._dynamo (2 s here): any training pays it once,
@@ -113,9 +117,9 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
                         checks=[c for c in (CHECKS if checks is None else checks)
                                 if c not in ("curves:check_short_run", "data_checks:check_data")])
     checks_seconds = time.perf_counter() - started
-    if strict and (verdicts.failed or findings.failed):
+    if strict and (verdicts.failed or (findings is not None and findings.failed)):
         raise TrainingError("a check failed and --strict stops before training: "
-                            + "; ".join(f"{v.id} {v.name}: {v.summary} (fix: {v.fix})" for v in [*findings, *verdicts]
+                            + "; ".join(f"{v.id} {v.name}: {v.summary} (fix: {v.fix})" for v in [*(findings or []), *verdicts]
                                         if v.status == "fail"))
 
     # -- training (T1, T7, T8) and the test
@@ -155,7 +159,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
         record_start(run_dir, prep, config, note=note, source=data, parent=parent, config_file=config_file,
                      key=prep.content_key)
     write_json(run_dir / "checks.json", verdicts.to_dict())
-    findings.save(run_dir)  # audit.json and the label distribution plot
+    if findings is not None:
+        findings.save(run_dir)  # audit.json and the label distribution plot
     write_json(run_dir / "splits.json", {k: prep.data_rows(k) for k in SPLITS})
     write_json(run_dir / "schema.json", schema.to_dict())
     started = time.perf_counter()

@@ -61,6 +61,7 @@ def _two_workers_share_one_study(table: tuple[Path, Path], out: Path, url: str, 
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes ran trials
     runs = {t.user_attrs["run_dir"] for t in trials}
     assert len(runs) == 4 and all((Path(r) / "model.safetensors").is_file() for r in runs)
+    assert not any((Path(r) / "audit.json").exists() for r in runs)  # the audit is the retrained best's
     # a trial run twice would leave a fifth run folder (its params, drawn from its number, would match)
     assert len([p for p in (out / name / "trials").iterdir() if p.is_dir()]) == 4
     assert result.counts == {"COMPLETE": 4}
@@ -76,6 +77,7 @@ def _two_workers_share_one_study(table: tuple[Path, Path], out: Path, url: str, 
     assert config["refit"]["trial"] == best.number and config["model"]["hidden"] == [best.params["units"]]
     trial_rows = read_json(Path(best.user_attrs["run_dir"]) / "results.json")["rows"]
     assert results["rows"]["train"] == trial_rows["train"] + trial_rows["val"]
+    assert (refit / "audit.json").is_file() and read_json(refit / "checks.json")  # audit and doctor ran here
     preds, report = predict_table(refit, small_table(200))
     assert len(preds) == 200 and report["accuracy"] > 0.6
 

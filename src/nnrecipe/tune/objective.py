@@ -68,8 +68,9 @@ def run_trial(job: Job, trial: Any) -> float:
                           note=f"trial {trial.number} of the study in {job.out}",
                           callbacks=[*job.callbacks, pruning],  # the job's first: they may edit the logs
                           # the doctor's short runs (C1, C3) cost a trial several times its training on small
-                          # tables; the retrained best gets them (refit), and `nnrecipe doctor` checks a setup
-                          checks=(), report=False)
+                          # tables; the retrained best gets them (refit), and `nnrecipe doctor` checks a setup;
+                          # the data audit, the same for every trial of one table, likewise
+                          checks=(), report=False, audit=False)
     best = next((row for row in run.history if row["epoch"] == trial_best_epoch(run)), run.history[-1])
     trial.set_user_attr("run_dir", str(run.run_dir))
     trial.set_user_attr("best_epoch", int(best["epoch"]))
