@@ -19,7 +19,6 @@ import torch
 
 from .data.audit import audit_frame
 from .checks import Verdict, check_init_loss
-from .checks.curves import diagnose_curves
 from .checks.doctor import CHECKS, Diagnosis, c2_init_loss, doctor
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import TablePreprocessor, read_table
@@ -28,14 +27,16 @@ from .data.schema import multilabel_frame, numeric_problems, target_columns
 from .data.balance import class_weights, resample, resolve_balance
 from .data.transforms import label_strings
 from .errors import ConfigError, DataError, TrainingError, check_choice
-from .model import Head, init_weights, load_model, make_mlp, save_model
+from .model import Ensemble, Head, init_weights, load_model, make_mlp, save_model
 from .repro import environment, seed_everything
 from .report import write_report
+from .report.build import ensemble_line
 from .track import check_parent, new_run_dir, read_json, record_start, write_json
 from .track.export import export_run
 from .track.predictions import PredictionWatch, record_outputs
 from .train import Trainer
 from .train.callbacks import Callback, ProgressBar
+from .train.cross_fit import CrossFit, Member, member_curves, resolve_folds
 from .train.optim import make_optimizer
 
 log = logging.getLogger("nnrecipe")
@@ -93,6 +94,11 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
 
     prep, neutral, X, y, head, balance, model, loss_fn = _setup(data, dcfg, mcfg, tcfg)
     task, classes, target_scale, pre, schema = prep.task, prep.classes, prep.target_scale, prep.pre, prep.schema
+    # T14: a cross-validation ensemble on a small table (a refit trains one model on every row)
+    if refit is not None and (tcfg.cv_folds or 1) > 1:
+        log.info("R2 refit: one model on the training and validation rows; cv_folds=%d is not used", tcfg.cv_folds)
+    folds = 1 if refit is not None else resolve_folds(tcfg.cv_folds, prep.counts["train"] + prep.counts["val"])
+    tcfg = dataclasses.replace(tcfg, cv_folds=folds)
 
     # -- the data audit on every row (seed 003: look at the data first), on train's own preparation
     started = time.perf_counter()
@@ -128,13 +134,20 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     # C10: fixed validation rows, predicted after every epoch (none when they are trained on: R2)
     watch = [PredictionWatch.from_prepared(prep)] if refit is None else []
     fit_rows: tuple[torch.Tensor, ...] = (*X["train"], y["train"])
+    val_rows: tuple[torch.Tensor, ...] | None = (*X["val"], y["val"]) if refit is None else None
     if refit is not None:
         fit_rows = tuple(torch.cat([a, b]) for a, b in zip(fit_rows, (*X["val"], y["val"])))
+    cv = CrossFit(prep, head, mcfg, tcfg, balance.split(":")[0], run_dir) if folds > 1 else None
+    members = [cv.member(k) for k in range(folds)] if cv is not None else [model]
+    if cv is not None:  # member 0 is the run's model: its curves, watch and checkpoints are the run's
+        (fit_rows, val_rows), watch = cv.split(0), [cv.watch(0)]
 
-    def make_trainer(cfg: TrainConfig) -> Trainer:
-        return Trainer(model, loss_fn, fit_rows, (*X["val"], y["val"]) if refit is None else None, cfg,
-                       callbacks=[*(callbacks or []), *watch, *([ProgressBar()] if progress else [])],
-                       metrics=head.metrics(target_scale["std"]), run_dir=run_dir, train_metrics=True)
+    def make_trainer(cfg: TrainConfig, k: int = 0) -> Trainer:
+        rows = (fit_rows, val_rows) if cv is None or k == 0 else cv.split(k)
+        return Trainer(members[k], loss_fn, *rows, cfg if cv is None else cv.config(cfg, k),
+                       callbacks=[*(callbacks or []), *(watch if k == 0 else []), *([ProgressBar()] if progress else [])],
+                       metrics=head.metrics(target_scale["std"]),
+                       run_dir=run_dir if cv is None else cv.trainer_dir(k), train_metrics=True)
 
     trainer = make_trainer(tcfg)
     if lr_find != "off":
@@ -164,21 +177,41 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     write_json(run_dir / "splits.json", {k: prep.data_rows(k) for k in SPLITS})
     write_json(run_dir / "schema.json", schema.to_dict())
     started = time.perf_counter()
-    history = trainer.fit()
-    # C8 on the run, against C2's prior loss (absent when C2 could not run: the first epoch stands in);
-    # a refit has no validation curve to judge
+    if cv is None:
+        history = trainer.fit()
+        histories = [history]
+        best_epoch, best_value = trainer.best_epoch, trainer.best_value
+    else:  # T14: the members one after the other; a resumed run loads those that finished
+        records: list[Member] = []
+        for k in range(folds):
+            record = cv.finished(k, members[k])
+            if record is None:
+                member_started = time.perf_counter()
+                fitter = trainer if k == 0 else make_trainer(tcfg, k)
+                fitter.fit()
+                record = cv.record(k, members[k], fitter, time.perf_counter() - member_started)
+            records.append(record)
+        histories = [r.history for r in records]
+        history = histories[0]
+        # member 0's record, which a resumed run that had finished it loads rather than trains
+        best_epoch, best_value = records[0].best_epoch, records[0].best_value
+    final = members[0] if cv is None else Ensemble(members, head.activation)
+    # C8 on the run (each member's), against C2's prior loss (absent when C2 could not run: the first
+    # epoch stands in); a refit has no validation curve to judge
     prior = next((v.evidence.get("expected") for v in verdicts.by_id("C2")), None)
-    for v in (diagnose_curves(history, baseline_loss=prior) if refit is None else []):
+    for v in (member_curves(histories, prior) if refit is None else []):
         log.info("%s", v.line())
         verdicts.append(v)
     write_json(run_dir / "checks.json", verdicts.to_dict())
     seconds = time.perf_counter() - started
-    test = trainer.evaluate((*X["test"], y["test"]))
+    test = trainer.evaluate((*X["test"], y["test"]), model=final)
+    held_out = None if cv is None else cv.out_of_fold(trainer, members)
     if refit is None:  # a refit has trained on the validation rows: their predictions say nothing
-        record_outputs(run_dir, trainer.predict, prep)  # C9, D14: val predictions (best weights), input samples
+        # C9, D14: val predictions (best weights; an ensemble's out of fold), input samples
+        record_outputs(run_dir, trainer.predict, prep, held_out=held_out)
 
     # -- the record (R4)
-    save_model(run_dir, model, {
+    save_model(run_dir, final, {
         "task": task, "target": target, "classes": classes, "target_scale": target_scale,
         "preprocessing": pre.to_dict(), "feature_names": pre.feature_names, "output_activation": head.activation})
     if neutral is not None and len(neutral):
@@ -189,13 +222,16 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
         review.sort_values("confidence").to_csv(run_dir / "review.csv", index=False)
         log.info("%d rows labelled %r are pre-labelled for review in %s", len(neutral), dcfg.neutral_label,
                  run_dir / "review.csv")
-    results = {"test": test, "best_epoch": trainer.best_epoch, "monitor": trainer.monitor,
-               "best_value": trainer.best_value, "epochs_run": len(history), "train_seconds": round(seconds, 2),
+    results = {"test": test, "best_epoch": best_epoch, "monitor": trainer.monitor,
+               "best_value": best_value, "epochs_run": len(history), "train_seconds": round(seconds, 2),
                "checks_seconds": round(checks_seconds, 3), "audit_seconds": round(audit_seconds, 3),
                "checks_seconds_each": {k: round(v, 3) for k, v in verdicts.seconds.items()},
                "rows": prep.counts if refit is None else
                {**prep.counts, "train": prep.counts["train"] + prep.counts["val"], "val": 0},
                "environment": environment()}
+    if cv is not None:  # T14: best_epoch, best_value and epochs_run above are member 0's
+        results["cv"] = {"folds": folds, "members": [r.summary() for r in records],
+                         "out_of_fold": trainer.score(*held_out[:2])}
     write_json(run_dir / "results.json", results)
     run = TableRun(run_dir, task, test, verdicts, history, findings)
     (run_dir / "summary.txt").write_text(_summary(run, config, results))
@@ -341,6 +377,8 @@ def _summary(run: TableRun, config: dict[str, Any], results: dict[str, Any]) -> 
         "checks",
         *[f"  {v.line()}" for v in run.verdicts],
     ]
+    if results.get("cv"):
+        lines.insert(5, f"ensemble {ensemble_line(results['cv'])}")
     if config["note"]:
         lines.insert(1, f"note     {config['note']}")
     return "\n".join(lines) + "\n"

@@ -339,6 +339,15 @@ def test_c8_overfitting_evidence():
     assert v.summary == "the validation loss rose 30% above its minimum (epoch 5) while the training loss kept falling"
 
 
+def test_c8_overfitting_needs_a_rise_that_matters_against_the_prior():
+    # a nearly perfect model: the validation loss doubles from 0.01 to 0.02 (100%), 1.5% of the prior's 0.66
+    rows = history([0.6 * 0.6 ** i for i in range(10)], [0.3, 0.1, 0.03, 0.01, 0.011, 0.013, 0.015, 0.017, 0.019, 0.02])
+    assert [(v.name, v.status) for v in diagnose_curves(rows, baseline_loss=0.66)] == [("learning curves", "pass")]
+    # the same shape ten times larger rises 15% of the prior: overfitting
+    rows = history([0.6 * 0.6 ** i for i in range(10)], [0.9, 0.5, 0.3, 0.1, 0.11, 0.13, 0.15, 0.17, 0.19, 0.2])
+    assert [(v.name, v.status) for v in diagnose_curves(rows, baseline_loss=0.66)] == [("overfitting", "warn")]
+
+
 def test_c8_underfitting_against_the_prior():
     rows = history([0.75, 0.7, 0.69, 0.69, 0.692, 0.691, 0.69])  # binary, stuck at the prior's entropy
     v, = diagnose_curves(rows, baseline_loss=0.6931)

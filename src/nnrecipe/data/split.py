@@ -1,12 +1,14 @@
-"""Seeded train/validation/test split, stratified by class for classification."""
+"""Seeded train/validation/test split, stratified by class for classification; the folds of a
+cross-validation ensemble (T14)."""
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from ..errors import DataError
 
@@ -45,3 +47,19 @@ def split_indices(labels: np.ndarray | None, n: int, val_fraction: float, test_f
         rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed)
         train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction), random_state=seed)
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def fold_indices(labels: np.ndarray | None, n: int, folds: int, seed: int) -> list[np.ndarray]:
+    """T14: the held-out positions of each of `folds` folds over n rows (every row held out once),
+    stratified by the integer class codes `labels` when given (multilabel and regression: None)."""
+    positions = np.zeros(n)
+    if labels is not None and np.bincount(labels).max() >= folds:
+        with warnings.catch_warnings():  # a class with fewer rows than folds misses some folds: logged below
+            warnings.simplefilter("ignore", UserWarning)
+            parts = [held for _, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(positions, labels)]
+        small = int(np.bincount(labels)[np.bincount(labels) > 0].min())
+        if small < folds:
+            log.info("a class has %d training and validation rows, fewer than the %d folds: some folds hold "
+                     "none of it out", small, folds)
+        return [np.sort(p) for p in parts]
+    return [np.sort(held) for _, held in KFold(folds, shuffle=True, random_state=seed).split(positions)]

@@ -11,20 +11,22 @@ from safetensors.torch import load_file, save
 
 from ..errors import CheckpointError
 from ..train.checkpoint import atomic_write
-from .mlp import MLP, build_mlp
+from torch import nn
+
+from .ensemble import build_model
 
 FORMAT = "nnrecipe-model"
 VERSION = 1
 
 
-def save_model(run_dir: Path, model: MLP, meta: dict[str, Any]) -> None:
+def save_model(run_dir: Path, model: nn.Module, meta: dict[str, Any]) -> None:
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     atomic_write(run_dir / "model.safetensors", save(state))
     doc = {"format": FORMAT, "version": VERSION, "architecture": model.spec, **meta}
     atomic_write(run_dir / "model.json", json.dumps(doc, indent=2) + "\n")
 
 
-def load_model(run_dir: str | Path) -> tuple[MLP, dict[str, Any]]:
+def load_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     run_dir = Path(run_dir)
     meta_path, weights = run_dir / "model.json", run_dir / "model.safetensors"
     if not run_dir.is_dir():
@@ -36,7 +38,7 @@ def load_model(run_dir: str | Path) -> tuple[MLP, dict[str, Any]]:
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT:
             raise ValueError("not an nnrecipe model file")
-        model = build_mlp(meta["architecture"])
+        model = build_model(meta["architecture"])
         model.load_state_dict(load_file(str(weights)))
     except (ValueError, KeyError, RuntimeError, OSError) as e:
         raise CheckpointError(f"the model in '{run_dir}' cannot be loaded ({e}); train it again") from None

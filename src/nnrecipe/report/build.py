@@ -191,6 +191,17 @@ def _journal(journal: dict[str, Any]) -> dict[str, Any] | None:
             "changed": changed}
 
 
+def ensemble_line(cv: dict[str, Any] | None) -> str:
+    """A cross-validation ensemble's members and out-of-fold scores, in words (T14); '' for one model."""
+    if not cv:
+        return ""
+    epochs = sorted(m["best_epoch"] or 0 for m in cv["members"])
+    scores = ", ".join(f"{k} {_fmt(v)}" for k, v in cv["out_of_fold"].items())
+    return (f"{cv['folds']} members, one per fold of the training and validation rows, averaged; best epochs "
+            f"{epochs[0]}-{epochs[-1]}; out of fold (each row by the member that did not train on it): {scores}; "
+            "validation predictions below are out of fold; the curves and watched rows are member 1's")
+
+
 def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Everything report.html shows, read from the run folder."""
     run = read_run(run_dir)
@@ -206,7 +217,8 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
         "run": {"id": run.id, "note": run.note, "data": run.data, "target": config.get("data", {}).get("target"),
                 "task": task, "date": run.date, "test": {k: _fmt(v) for k, v in (results.get("test") or {}).items()},
                 "best": f"{results['best_epoch']} of {results.get('epochs_run')} by {run.monitor} = {_fmt(run.best)}"
-                if results.get("best_epoch") else ""},
+                + (" (member 1's)" if results.get("cv") else "") if results.get("best_epoch") else "",
+                "ensemble": ensemble_line(results.get("cv"))},
         "verdicts": all_verdicts,
         "verdict_counts": {s: n for s in ("fail", "warn", "pass", "skipped")
                            if (n := sum(v["status"] == s for v in all_verdicts))},

@@ -162,16 +162,22 @@ def record_samples(run_dir: str | os.PathLike, inputs: Sequence[torch.Tensor], t
     return sample
 
 
-def record_outputs(run_dir: str | os.PathLike, predict: Callable[[tuple[torch.Tensor, ...]], torch.Tensor],
-                   prep: Any, split: str = "val") -> pd.DataFrame:
+def record_outputs(run_dir: str | os.PathLike, predict: Callable[[tuple[torch.Tensor, ...]], torch.Tensor] | None,
+                   prep: Any, split: str = "val",
+                   held_out: tuple[torch.Tensor, torch.Tensor, Sequence[int]] | None = None) -> pd.DataFrame:
     """record_predictions and record_samples for a `train_table` run from its PreparedTable
     (data/prepare.py). `predict`: raw outputs for (inputs..., target), e.g. Trainer.predict once fit()
-    has restored the best weights."""
-    inputs, y = prep.inputs(split), prep.target(split)
-    with torch.no_grad():
-        outputs = predict((*inputs, y))
-    frame = record_predictions(run_dir, outputs, y, prep.data_rows(split), prep.task, prep.classes,
-                               prep.target_scale)
+    has restored the best weights. `held_out`: a cross-validation ensemble's (outputs, targets, data rows)
+    of every row some member did not train on, recorded instead of the split's (T14)."""
+    if held_out is None:
+        assert predict is not None
+        inputs, y = prep.inputs(split), prep.target(split)
+        with torch.no_grad():
+            outputs = predict((*inputs, y))
+        rows: Sequence[int] = prep.data_rows(split)
+    else:
+        outputs, y, rows = held_out
+    frame = record_predictions(run_dir, outputs, y, rows, prep.task, prep.classes, prep.target_scale)
     record_samples(run_dir, prep.inputs("train"), prep.target("train"), prep.data_rows("train"),
                    prep.pre.feature_names, [c for c, s in prep.pre.columns.items() if s["kind"] == "embedding"])
     return frame

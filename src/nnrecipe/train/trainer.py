@@ -262,27 +262,36 @@ class Trainer(TrainerState):
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
-    def evaluate(self, data: Any) -> dict[str, float]:
-        """Mean loss and each metric over `data` in eval mode."""
-        outputs, targets = self._outputs(data)
+    def evaluate(self, data: Any, model: nn.Module | None = None) -> dict[str, float]:
+        """Mean loss and each metric over `data` in eval mode, of the trainer's model or `model` (an
+        ensemble of trained models, say)."""
+        outputs, targets = self._outputs(data, model=model)
+        return self.score(outputs, targets)
+
+    def score(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        """The loss and each metric of raw `outputs` against `targets`."""
+        outputs, targets = outputs.to(self.device), targets.to(self.device)
         res = {"loss": float(self.loss_fn(outputs, targets))}
         res.update({name: float(fn(outputs, targets)) for name, fn in self.metrics.items()})
         return res
 
     @torch.no_grad()
-    def predict(self, data: Any) -> torch.Tensor:
-        """The model's raw outputs for `data` (inputs only, or inputs and targets), on the CPU."""
-        return self._outputs(data, with_target=False)[0].cpu()
+    def predict(self, data: Any, model: nn.Module | None = None) -> torch.Tensor:
+        """The raw outputs of the trainer's model (or `model`) for `data` (inputs only, or inputs and
+        targets), on the CPU."""
+        return self._outputs(data, with_target=False, model=model)[0].cpu()
 
-    def _outputs(self, data: Any, with_target: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _outputs(self, data: Any, with_target: bool = True, model: nn.Module | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        model = self.model if model is None else model.to(self.device)
         batches = data if hasattr(data, "epoch") else make_batches(
             data, max(self.batch_size, 1024), shuffle=False, device=self.device, name="data")
-        self.model.eval()
+        model.eval()
         outs, targets = [], []
         for batch in batches.epoch(0, 0):
             inputs = batch[:-1] if with_target or len(batch) > 1 else batch
             with self._autocast():
-                outs.append(self.model(*inputs).float())
+                outs.append(model(*inputs).float())
             if with_target:
                 targets.append(batch[-1])
         return torch.cat(outs), (torch.cat(targets) if with_target else None)

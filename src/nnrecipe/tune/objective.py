@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ def run_trial(job: Job, trial: Any) -> float:
 
     values = job.space.suggest(trial)
     model_config, train_config = job.space.apply(values, job.model_config, job.train_config)
+    # a trial is one model scored on the validation split (R1): a T14 ensemble would cost K trainings a
+    # trial and report each member's epochs to the pruner in turn
+    train_config = dataclasses.replace(train_config, cv_folds=1)
     pruning = PruningCallback(trial, job.metric)
     from ..recipe import train_table
 

@@ -1,0 +1,52 @@
+"""T14 (seed 003, for a lack of data: "split the data several times ... use separate data to train some
+models. Then we can ensemble them to gain the final prediction"): the members of a cross-validation
+ensemble behind one module, so that evaluation, the saved model and `predict` treat it as one network."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Ensemble(nn.Module):
+    """The members' predictions averaged: their probabilities for sigmoid and softmax outputs, their
+    values for regression. The output stays in the members' raw form (logits, or standardized values),
+    so the head's loss, activation and metrics apply unchanged: log of the mean probability for softmax
+    (a valid set of logits), log-odds of the mean probability for sigmoid, both by log-sum-exp
+    (no probability is rounded to 0 or 1 on the way)."""
+
+    def __init__(self, members: list[nn.Module], activation: str):
+        super().__init__()
+        if activation not in ("sigmoid", "softmax", "none"):
+            raise ValueError(f"activation={activation!r}; allowed: sigmoid, softmax, none")
+        self.members = nn.ModuleList(members)
+        self.activation = activation
+        self.spec = {"kind": "ensemble", "activation": activation,
+                     "members": [m.spec for m in members]}  # type: ignore[attr-defined]
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        outs = torch.stack([m(*inputs) for m in self.members])
+        log_k = math.log(len(self.members))
+        if self.activation == "softmax":
+            return torch.logsumexp(torch.log_softmax(outs, dim=-1), dim=0) - log_k
+        if self.activation == "sigmoid":
+            log_p = torch.logsumexp(nn.functional.logsigmoid(outs), dim=0) - log_k
+            log_q = torch.logsumexp(nn.functional.logsigmoid(-outs), dim=0) - log_k
+            return log_p - log_q
+        return outs.mean(0)
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.members[0].output_layer  # type: ignore[no-any-return]
+
+
+def build_model(spec: dict[str, Any]) -> nn.Module:
+    """A model from its JSON spec (model.json's architecture): an MLP or an ensemble of them."""
+    from .mlp import build_mlp
+
+    if spec.get("kind") == "ensemble":
+        return Ensemble([build_mlp(s) for s in spec["members"]], spec["activation"])
+    return build_mlp(spec)

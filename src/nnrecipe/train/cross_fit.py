@@ -1,0 +1,188 @@
+"""T14 (seed 003, when data is lacking: "split the data several times. And use separate data to train
+some models. Then we can ensemble them to gain the final prediction"): a cross-validation ensemble.
+
+The training and validation rows are pooled and cut into K folds; member k trains on the other folds and
+stops early on fold k, so every pooled row trains K-1 members and is held out by one: no row is spent on
+validation alone, and each member sees (K-1)/K of them (70% + 15% of the table by default, rather than
+the 70% one model trains on). The members' predictions are averaged (model/ensemble.py), and each
+pooled row's prediction by the member that did not train on it (out of fold) stands in for the
+validation predictions.
+
+K = 10: Kohavi (1995, "A study of cross-validation and bootstrap for accuracy estimation and model
+selection") recommends stratified 10-fold; the default applies below CV_MAX_ROWS pooled rows, where
+benchmarks/tabular.py measured it (README: the T14 table). Member 0 trains in the run folder itself
+(its curves, watch and checkpoints are the run's, as a single model's are); member k > 0 in
+members/k/. A member that finished leaves members/k/model.safetensors and then members/k/member.json,
+so a resumed run loads the finished members and resumes the interrupted one from its own checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save
+from torch import nn
+
+from ..checks.curves import diagnose_curves
+from ..checks.verdict import Verdict
+from ..config import ModelConfig, TrainConfig
+from ..data.balance import resample
+from ..data.split import fold_indices
+from ..errors import ConfigError
+from ..model import Head, init_weights, make_mlp
+from ..repro import seed_everything
+from ..track.predictions import PredictionWatch, watch_rows
+from ..track.run import read_json, write_json
+from .checkpoint import atomic_write
+
+log = logging.getLogger("nnrecipe")
+
+CV_FOLDS = 10  # Kohavi 1995: stratified 10-fold
+# Measured on tables of 151 to 1,527 pooled rows (wine to digits, benchmarks/tabular.py); the ensemble
+# costs K trainings, a few seconds each below this size on 2 cores
+CV_MAX_ROWS = 2_000
+MIN_HELD_OUT = 5  # rows each fold holds out: fewer give a member nothing to stop early on
+
+
+def resolve_folds(requested: int | None, pooled: int) -> int:
+    """The number of members: `requested` (cv_folds), or the default for `pooled` training and
+    validation rows (CV_FOLDS below CV_MAX_ROWS when every fold keeps MIN_HELD_OUT rows, else 1)."""
+    if requested is None:
+        return CV_FOLDS if CV_FOLDS * MIN_HELD_OUT <= pooled < CV_MAX_ROWS else 1
+    if requested > 1 and pooled < requested * MIN_HELD_OUT:
+        raise ConfigError(f"cv_folds={requested}: the {pooled} training and validation rows leave each of "
+                          f"{requested} folds fewer than {MIN_HELD_OUT} rows to stop early on; choose at most "
+                          f"{max(1, pooled // MIN_HELD_OUT)} folds, or 1 for one model")
+    return requested
+
+
+@dataclass
+class Member:
+    """One member's record (members/k/member.json)."""
+    index: int
+    best_epoch: int | None
+    best_value: float | None
+    epochs_run: int
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"member": self.index, "best_epoch": self.best_epoch, "best_value": self.best_value,
+                "epochs_run": self.epochs_run, "seconds": self.seconds}
+
+
+class CrossFit:
+    """The folds of one run and its members' models, rows and records."""
+
+    def __init__(self, prep: Any, head: Head, model_config: ModelConfig, train_config: TrainConfig,
+                 balance: str, run_dir: Path):
+        self.prep, self.head, self.mcfg, self.run_dir = prep, head, model_config, run_dir
+        self.folds, self.seed, self.balance = int(train_config.cv_folds or 1), train_config.seed, balance
+        train = (*prep.inputs("train"), prep.target("train"))  # as prepared: resampling is per member
+        val = (*prep.inputs("val"), prep.target("val"))
+        self.rows = tuple(torch.cat([a, b]) for a, b in zip(train, val))
+        self.data_rows = [*prep.data_rows("train"), *prep.data_rows("val")]
+        self.codes = self.rows[-1].view(-1).long().numpy() if head.task in ("binary", "multiclass") else None
+        self.held_out = fold_indices(self.codes, len(self.data_rows), self.folds, self.seed)
+
+    def split(self, k: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """Member k's training rows (resampled when the run over- or undersamples, D6) and its fold."""
+        fit = np.setdiff1d(np.arange(len(self.data_rows)), self.held_out[k])
+        if self.codes is not None and self.balance in ("oversample", "undersample"):
+            fit = fit[resample(self.codes[fit], self.balance, self.seed + k)]
+        fit_t, held_t = torch.from_numpy(fit), torch.from_numpy(self.held_out[k])
+        return tuple(t[fit_t] for t in self.rows), tuple(t[held_t] for t in self.rows)
+
+    def config(self, train_config: TrainConfig, k: int) -> TrainConfig:
+        """Member k's training settings: the run's, seeded seed + k (its init and its batches' order)."""
+        return dataclasses.replace(train_config, seed=self.seed + k)
+
+    def member(self, k: int) -> nn.Module:
+        """Member k, initialized as the recipe initializes one model (M5, M6: its output bias at the
+        prior of its own training rows)."""
+        fit, _ = self.split(k)
+        seed_everything(self.seed + k)
+        model = make_mlp(fit[0].shape[1], self.head.out_features, self.prep.counts["train"], self.mcfg,
+                         self.prep.task, self.prep.pre.embeddings)
+        init_weights(model, self.head.output_bias(fit[-1]), distribution=self.mcfg.init)
+        return model
+
+    def trainer_dir(self, k: int) -> Path:
+        return self.run_dir if k == 0 else self.member_dir(k)
+
+    def member_dir(self, k: int) -> Path:
+        return self.run_dir / "members" / str(k)
+
+    def watch(self, k: int = 0) -> PredictionWatch:
+        """C10 on rows of member k's fold (rows it does not train on)."""
+        _, held = self.split(k)
+        picked = torch.tensor(watch_rows(held[-1], self.prep.task), dtype=torch.long)
+        rows = [self.data_rows[int(self.held_out[k][i])] for i in picked.tolist()]
+        return PredictionWatch([t[picked] for t in held[:-1]], held[-1][picked], rows, self.prep.task,
+                               self.prep.classes, self.prep.target_scale)
+
+    def finished(self, k: int, model: nn.Module) -> Member | None:
+        """Member k's record, its final weights loaded into `model`, when it finished before (--resume)."""
+        record = self.member_dir(k) / "member.json"
+        if not record.exists():
+            return None
+        model.load_state_dict(load_file(str(self.member_dir(k) / "model.safetensors")))
+        log.info("T14: member %d of %d finished before; its weights are loaded", k + 1, self.folds)
+        return Member(**read_json(record))
+
+    def record(self, k: int, model: nn.Module, trainer: Any, seconds: float) -> Member:
+        """Save member k's final weights (the best epoch's, restored by fit), then its record."""
+        member = Member(k, trainer.best_epoch, trainer.best_value, len(trainer.history), round(seconds, 2),
+                        list(trainer.history))
+        state = {n: v.detach().cpu().contiguous().clone() for n, v in model.state_dict().items()}
+        atomic_write(self.member_dir(k) / "model.safetensors", save(state))
+        write_json(self.member_dir(k) / "member.json", dataclasses.asdict(member))
+        log.info("T14: member %d of %d: best epoch %s of %d by %s = %.4g", k + 1, self.folds, member.best_epoch,
+                 member.epochs_run, trainer.monitor, member.best_value if member.best_value is not None else float("nan"))
+        return member
+
+    def out_of_fold(self, trainer: Any, members: list[nn.Module]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Every pooled row's raw outputs by the member that held it out, with the targets and data rows."""
+        outputs: torch.Tensor | None = None
+        for k, model in enumerate(members):
+            held = torch.from_numpy(self.held_out[k])
+            part = trainer.predict(tuple(t[held] for t in self.rows[:-1]), model=model)
+            if outputs is None:
+                outputs = torch.empty((len(self.data_rows), *part.shape[1:]), dtype=part.dtype)
+            outputs[held] = part
+        assert outputs is not None
+        return outputs, self.rows[-1], self.data_rows
+
+
+def member_curves(histories: list[list[dict[str, Any]]], baseline_loss: float | None) -> list[Verdict]:
+    """C8 on every member's curves. A failure in any member is reported; a warning when at least half the
+    members show it (a systematic problem of the setup, which every member shares: a warning in fewer is
+    one fold's noise, each member having kept its best epoch's weights, and it is named in the pass
+    verdict). Each finding once, with the members that show it."""
+    judged = [diagnose_curves(h, baseline_loss=baseline_loss) for h in histories]
+    if len(judged) == 1:
+        return judged[0]
+    found: dict[str, tuple[Verdict, list[int]]] = {}
+    for k, verdicts in enumerate(judged):
+        for v in verdicts:
+            if v.status != "pass":
+                found.setdefault(v.name, (v, []))[1].append(k + 1)
+
+    def members(ks: list[int]) -> str:
+        return f"member{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))} of {len(judged)}"
+
+    reported = [(v, ks) for v, ks in found.values() if v.status != "warn" or 2 * len(ks) >= len(judged)]
+    passed = next((v for verdicts in judged for v in verdicts if v.status == "pass"), None)
+    if reported or passed is None:  # no member passed: each minor warning is reported after all
+        return [dataclasses.replace(v, summary=f"{members(ks)}: {v.summary}", evidence={**v.evidence, "members": ks})
+                for v, ks in (reported or found.values())]
+    minor = "; ".join(f"{v.name} in {members(ks)} only" for v, ks in found.values())
+    return [dataclasses.replace(passed, summary=f"{passed.summary} (each of the {len(judged)} members"
+                                + (f"; {minor}" if minor else "") + ")",
+                                evidence={**passed.evidence, **({"minor": {v.name: ks for v, ks in found.values()}}
+                                                                if minor else {})})]
