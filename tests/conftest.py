@@ -8,9 +8,6 @@ import pytest
 import torch
 
 from nnrecipe.cli import main
-from nnrecipe.train import cross_fit
-
-USERS_CV_MAX_ROWS = cross_fit.CV_MAX_ROWS  # the T14 bound users get, before the suite lowers it
 
 # The tests train tiny models, where intra-op threads only add synchronization: on a shared 2-core machine
 # the OpenMP workers contend with other processes and a 300-row multiclass run went from 0.8 s to 14 s.
@@ -48,21 +45,3 @@ def _table_cache_for_the_session(tmp_path_factory: pytest.TempPathFactory):
 def _table_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test its own empty table cache, so no test hits a table another one cached."""
     monkeypatch.setenv("NNRECIPE_CACHE", str(tmp_path_factory.mktemp("nnrecipe-cache")))
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_model_per_run():
-    """The suite's tables are small, and below 2,000 rows `train` trains a 10-member cross-validation
-    ensemble by default (T14): each of the suite's runs would train 10 models. The tests train one model
-    per run unless they ask for the ensemble (cv_folds, or the `cv_default` fixture for the default
-    itself: tests/train/test_cross_fit.py)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cross_fit, "CV_MAX_ROWS", 0)
-        yield
-
-
-@pytest.fixture
-def cv_default(monkeypatch: pytest.MonkeyPatch) -> int:
-    """The T14 default as users get it (an ensemble below CV_MAX_ROWS rows); returns that bound."""
-    monkeypatch.setattr(cross_fit, "CV_MAX_ROWS", USERS_CV_MAX_ROWS)
-    return USERS_CV_MAX_ROWS

@@ -94,8 +94,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
 
     prep, neutral, X, y, head, balance, model, loss_fn = _setup(data, dcfg, mcfg, tcfg)
     task, classes, target_scale, pre, schema = prep.task, prep.classes, prep.target_scale, prep.pre, prep.schema
-    # T14: a cross-validation ensemble on a small table (a refit trains one model on every row)
-    if refit is not None and (tcfg.cv_folds or 1) > 1:
+    # T14: a cross-validation ensemble when asked for (a refit trains one model on every row)
+    if refit is not None and tcfg.cv_folds > 1:
         log.info("R2 refit: one model on the training and validation rows; cv_folds=%d is not used", tcfg.cv_folds)
     folds = 1 if refit is not None else resolve_folds(tcfg.cv_folds, prep.counts["train"] + prep.counts["val"])
     tcfg = dataclasses.replace(tcfg, cv_folds=folds)

@@ -1,11 +1,8 @@
-"""T14: the cross-validation ensemble. The number of folds (the default on small tables, an explicit
+"""T14: the cross-validation ensemble. The number of folds (one model by default, an explicit
 cv_folds, the errors), the folds themselves, the Ensemble module's averaging, the members a run trains and
 records (what predict and the saved model give back), a resume bit for bit mid-member, the runs that
 train one model (a refit, a tune trial), the CLI flag, C8 over the members' curves, and each member's
-rows when the run oversamples.
-
-The suite lowers CV_MAX_ROWS to 0 (tests/conftest.py) so its other runs train one model; the tests of the
-default itself take the `cv_default` fixture, which restores the bound users get."""
+rows when the run oversamples."""
 
 from __future__ import annotations
 
@@ -27,9 +24,8 @@ from nnrecipe.model import Ensemble, build_mlp, build_model
 from nnrecipe.model.mlp import MLP
 from nnrecipe.recipe import _setup, predict_table, train_table
 from nnrecipe.testing import small_table
-from nnrecipe.train import cross_fit
 from nnrecipe.train.callbacks import Callback
-from nnrecipe.train.cross_fit import CV_FOLDS, MIN_HELD_OUT, CrossFit, member_curves, resolve_folds
+from nnrecipe.train.cross_fit import MIN_HELD_OUT, CrossFit, member_curves, resolve_folds
 
 QUICK = {"checks": (), "report": False, "audit": False}  # the doctor, the report and the audit: not T14
 
@@ -47,25 +43,18 @@ def only_run(out: Path) -> Path:
 # ---------------------------------------------------------------- resolve_folds
 
 
-def test_the_default_is_10_folds_from_50_to_1999_pooled_rows(cv_default):
-    assert cv_default == cross_fit.CV_MAX_ROWS == 2000 and CV_FOLDS == 10 and MIN_HELD_OUT == 5
-    for pooled in (50, 51, 170, 1999):
-        assert resolve_folds(None, pooled) == 10, pooled
-    for pooled in (0, 10, 49, 2000, 2001, 100_000):
-        assert resolve_folds(None, pooled) == 1, pooled
+def test_the_default_is_one_model(binary_frame, tmp_path):
+    assert TrainConfig().cv_folds == 1
+    run = train_table(binary_frame, "y", out=tmp_path, train_config=TrainConfig(epochs=2, seed=0), **QUICK)
+    assert not (run.run_dir / "members").exists() and "cv" not in read_json(run.run_dir / "results.json")
+    assert read_json(run.run_dir / "model.json")["architecture"]["kind"] == "mlp"
 
 
-def test_an_explicit_number_of_folds_is_honoured(cv_default):
+def test_an_explicit_number_of_folds_is_honoured():
+    assert MIN_HELD_OUT == 5
     assert resolve_folds(3, 15) == 3  # 5 rows a fold: just enough
-    assert resolve_folds(5, 100_000) == 5  # past CV_MAX_ROWS: asked for, so given
+    assert resolve_folds(5, 100_000) == 5
     assert resolve_folds(1, 3) == 1  # one model never needs folds
-    assert resolve_folds(1, 500) == 1  # 1 overrides the default of 10
-
-
-def test_the_suite_default_trains_one_model():
-    # the session fixture in tests/conftest.py; an explicit cv_folds is untouched by it
-    assert cross_fit.CV_MAX_ROWS == 0
-    assert resolve_folds(None, 170) == 1 and resolve_folds(4, 170) == 4
 
 
 def test_too_many_folds_for_the_rows_is_a_config_error():
@@ -88,7 +77,7 @@ def test_cv_folds_below_1_is_not_allowed(folds):
     with pytest.raises(ConfigError) as e:
         TrainConfig(cv_folds=folds)
     assert str(e.value) == f"cv_folds={folds} is not allowed; choose 1 (one model) or more (an ensemble)"
-    assert TrainConfig(cv_folds=1).cv_folds == 1 and TrainConfig().cv_folds is None
+    assert TrainConfig(cv_folds=1).cv_folds == 1
 
 
 # ---------------------------------------------------------------- fold_indices
@@ -225,13 +214,12 @@ def binary_frame() -> pd.DataFrame:
     return small_table(200)
 
 
-def test_the_default_run_on_a_small_table_is_a_10_member_ensemble(binary_frame, cv_default, tmp_path):
+def test_a_10_member_ensemble_on_a_small_table(binary_frame, tmp_path):
     frame = binary_frame
-    run = train_table(frame, "y", out=tmp_path, train_config=TrainConfig(epochs=4, seed=0), **QUICK)
+    run = train_table(frame, "y", out=tmp_path, train_config=TrainConfig(epochs=4, seed=0, cv_folds=10), **QUICK)
     d = run.run_dir
     results, config, meta = read_json(d / "results.json"), read_json(d / "config.json"), read_json(d / "model.json")
     pooled = results["rows"]["train"] + results["rows"]["val"]
-    assert CV_FOLDS * MIN_HELD_OUT <= pooled < cv_default  # 170: the default applies
 
     for k in range(10):
         assert (d / "members" / str(k) / "member.json").is_file(), k
@@ -384,18 +372,17 @@ def test_a_refit_trains_one_model_whatever_cv_folds(binary_frame, tmp_path):
     assert results["rows"]["val"] == 0 and results["epochs_run"] == 3
 
 
-def test_a_tune_trial_trains_one_model_under_the_default(binary_frame, cv_default, tmp_path):
+def test_a_tune_trial_trains_one_model_whatever_cv_folds(binary_frame, tmp_path):
     from nnrecipe.tune import tune_table
 
     csv, space = tmp_path / "small.csv", tmp_path / "space.yaml"
     binary_frame.to_csv(csv, index=False)
     space.write_text("model:\n  layers: 1\n  units: {int: [8, 16], step: 8}\n")
     result = tune_table(csv, "y", trials=1, space=space, pruner="none", out=tmp_path / "studies", study="cv",
-                        train_config=TrainConfig(epochs=3, device="cpu"), refit=False)
+                        train_config=TrainConfig(epochs=3, device="cpu", cv_folds=10), refit=False)
     assert result.counts == {"COMPLETE": 1}
     trial = only_run(tmp_path / "studies" / "cv" / "trials")
     results = read_json(trial / "results.json")
-    assert results["rows"]["train"] + results["rows"]["val"] >= CV_FOLDS * MIN_HELD_OUT  # the default would be 10
     assert not (trial / "members").exists()
     assert "cv" not in results
     assert read_json(trial / "config.json")["train"]["cv_folds"] == 1

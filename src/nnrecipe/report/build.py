@@ -199,7 +199,7 @@ def ensemble_line(cv: dict[str, Any] | None) -> str:
     scores = ", ".join(f"{k} {_fmt(v)}" for k, v in cv["out_of_fold"].items())
     return (f"{cv['folds']} members, one per fold of the training and validation rows, averaged; best epochs "
             f"{epochs[0]}-{epochs[-1]}; out of fold (each row by the member that did not train on it): {scores}; "
-            "validation predictions below are out of fold; the curves and watched rows are member 1's")
+            "the validation predictions (val_predictions.csv) are out of fold; the curves and watched rows are member 1's")
 
 
 def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
