@@ -372,7 +372,7 @@ def test_a_refit_trains_one_model_whatever_cv_folds(binary_frame, tmp_path):
     assert results["rows"]["val"] == 0 and results["epochs_run"] == 3
 
 
-def test_a_tune_trial_trains_one_model_whatever_cv_folds(binary_frame, tmp_path):
+def test_a_tune_trial_trains_one_model_whatever_cv_folds(binary_frame, tmp_path, caplog):
     from nnrecipe.tune import tune_table
 
     csv, space = tmp_path / "small.csv", tmp_path / "space.yaml"
@@ -381,6 +381,7 @@ def test_a_tune_trial_trains_one_model_whatever_cv_folds(binary_frame, tmp_path)
     result = tune_table(csv, "y", trials=1, space=space, pruner="none", out=tmp_path / "studies", study="cv",
                         train_config=TrainConfig(epochs=3, device="cpu", cv_folds=10), refit=False)
     assert result.counts == {"COMPLETE": 1}
+    assert "cv_folds=10 is not used by a search: each trial and the retrained best train one model" in caplog.text
     trial = only_run(tmp_path / "studies" / "cv" / "trials")
     results = read_json(trial / "results.json")
     assert not (trial / "members").exists()
