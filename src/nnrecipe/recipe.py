@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -142,10 +143,15 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     if cv is not None:  # member 0 is the run's model: its curves, watch and checkpoints are the run's
         (fit_rows, val_rows), watch = cv.split(0), [cv.watch(0)]
 
+    # each member a fresh copy of the stateful callbacks given (an EarlyStopping, say), as they were before
+    # member 1 trained: one member's state must not carry into the next (a resumed run could not repeat it)
+    pristine = [copy.deepcopy(c) if hasattr(c, "state_dict") else c for c in (callbacks or [])] if cv else []
+
     def make_trainer(cfg: TrainConfig, k: int = 0) -> Trainer:
         rows = (fit_rows, val_rows) if cv is None or k == 0 else cv.split(k)
+        given = (callbacks or []) if k == 0 else [copy.deepcopy(c) if hasattr(c, "state_dict") else c for c in pristine]
         return Trainer(members[k], loss_fn, *rows, cfg if cv is None else cv.config(cfg, k),
-                       callbacks=[*(callbacks or []), *(watch if k == 0 else []), *([ProgressBar()] if progress else [])],
+                       callbacks=[*given, *(watch if k == 0 else []), *([ProgressBar()] if progress else [])],
                        metrics=head.metrics(target_scale["std"]),
                        run_dir=run_dir if cv is None else cv.trainer_dir(k), train_metrics=True)
 
@@ -159,6 +165,11 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
             log.info("LR range test: lr %.3g (%s)", found.suggestion, found.rule)
             tcfg = dataclasses.replace(tcfg, lr=found.suggestion)
             trainer = make_trainer(tcfg)
+    # one batch size for every member, member 1's: each member's own row count could fall on either side of
+    # a threshold of the sizing rule, and config.json (what --resume reads) records one
+    if cv is not None:
+        tcfg = dataclasses.replace(tcfg, batch_size=trainer.batch_size)
+        trainer = make_trainer(tcfg)
     config = {"data": to_dict(dcfg),
               "model": {**to_dict(mcfg), "hidden": model.spec["hidden"], "dropout": model.spec["dropout"]},
               "train": {**to_dict(tcfg), "batch_size": trainer.batch_size}, "task": task, "head": balance,

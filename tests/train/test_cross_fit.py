@@ -6,6 +6,7 @@ rows when the run oversamples."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -206,7 +207,7 @@ def test_build_model_rebuilds_an_ensemble_from_its_spec(activation, out_features
     assert isinstance(build_model(ms[0].spec), MLP)  # a single model's spec builds an MLP
 
 
-# ---------------------------------------------------------------- a run with the default (10 members)
+# ---------------------------------------------------------------- a run of 10 members
 
 
 @pytest.fixture(scope="module")
@@ -222,15 +223,15 @@ def test_a_10_member_ensemble_on_a_small_table(binary_frame, tmp_path):
     pooled = results["rows"]["train"] + results["rows"]["val"]
 
     for k in range(10):
-        assert (d / "members" / str(k) / "member.json").is_file(), k
-        assert (d / "members" / str(k) / "model.safetensors").is_file(), k
-        assert read_json(d / "members" / str(k) / "member.json")["index"] == k
-    assert sorted(p.name for p in (d / "members").iterdir()) == sorted(str(k) for k in range(10))
-    assert not (d / "members" / "0" / "checkpoints").exists()  # member 0 trains in the run folder itself
+        assert (d / "members" / str(k + 1) / "member.json").is_file(), k
+        assert (d / "members" / str(k + 1) / "model.safetensors").is_file(), k
+        assert read_json(d / "members" / str(k + 1) / "member.json")["number"] == k + 1
+    assert sorted(p.name for p in (d / "members").iterdir()) == sorted(str(k) for k in range(1, 11))
+    assert not (d / "members" / "1" / "checkpoints").exists()  # member 1 trains in the run folder itself
     assert (d / "checkpoints" / "last.safetensors").is_file()
-    assert (d / "members" / "1" / "checkpoints" / "last.safetensors").is_file()
+    assert (d / "members" / "2" / "checkpoints" / "last.safetensors").is_file()
     assert results["cv"]["folds"] == 10
-    assert [m["member"] for m in results["cv"]["members"]] == list(range(10))
+    assert [m["member"] for m in results["cv"]["members"]] == list(range(1, 11))
     assert {"loss", "accuracy"} <= set(results["cv"]["out_of_fold"])
     assert config["train"]["cv_folds"] == 10
     arch = meta["architecture"]
@@ -257,7 +258,7 @@ def test_a_10_member_ensemble_on_a_small_table(binary_frame, tmp_path):
     probs = []
     for k, spec in enumerate(arch["members"]):
         member = build_mlp(spec)
-        member.load_state_dict(load_file(str(d / "members" / str(k) / "model.safetensors")))
+        member.load_state_dict(load_file(str(d / "members" / str(k + 1) / "model.safetensors")))
         with torch.no_grad():
             probs.append(torch.sigmoid(member.eval()(*inputs)).view(-1))
     p = torch.stack(probs).mean(0).numpy()
@@ -269,7 +270,7 @@ def test_a_10_member_ensemble_on_a_small_table(binary_frame, tmp_path):
     # the ensemble's weights are the members' weights
     ens = load_file(str(d / "model.safetensors"))
     for k in (0, 9):
-        own = load_file(str(d / "members" / str(k) / "model.safetensors"))
+        own = load_file(str(d / "members" / str(k + 1) / "model.safetensors"))
         assert all(torch.equal(ens[f"members.{k}.{name}"], t) for name, t in own.items())
 
 
@@ -280,7 +281,7 @@ def test_a_regression_ensemble_run(tmp_path):
     results, meta = read_json(d / "results.json"), read_json(d / "model.json")
     assert results["cv"]["folds"] == 3 and "rmse" in results["cv"]["out_of_fold"]
     assert meta["architecture"]["kind"] == "ensemble" and meta["architecture"]["activation"] == "none"
-    assert sorted(p.name for p in (d / "members").iterdir()) == ["0", "1", "2"]
+    assert sorted(p.name for p in (d / "members").iterdir()) == ["1", "2", "3"]
     test_rows = frame.iloc[read_json(d / "splits.json")["test"]]
     _, report = predict_table(d, test_rows)
     assert report["rmse"] == pytest.approx(results["test"]["rmse"], rel=1e-5)
@@ -291,15 +292,16 @@ def test_a_regression_ensemble_run(tmp_path):
 
 
 class InterruptMember(Callback):
-    """Ctrl-C at the start of epoch `epoch` of member `member`'s training (member 0 trains in the run
-    folder itself, member k > 0 in members/k)."""
+    """Ctrl-C at the start of epoch `epoch` of the training of the member of fold `member` (0-based: the
+    member numbered member + 1, which trains in the run folder itself for fold 0, else in
+    members/<member + 1>)."""
 
     def __init__(self, member: int, epoch: int):
         self.member, self.epoch, self.fired = member, epoch, False
 
     def on_epoch_start(self, trainer, logs):
         where = trainer.run_dir
-        k = int(where.name) if where.parent.name == "members" else 0
+        k = int(where.name) - 1 if where.parent.name == "members" else 0
         if k == self.member and logs["epoch"] == self.epoch:
             self.fired = True
             raise KeyboardInterrupt
@@ -317,9 +319,9 @@ def interrupt_and_resume(frame: pd.DataFrame, tmp_path: Path, member: int):
         train_table(frame, "y", out=tmp_path / "b", train_config=RESUME_CFG, callbacks=[interrupt], **QUICK)
     assert interrupt.fired
     b = only_run(tmp_path / "b")
-    assert all((b / "members" / str(k) / "member.json").is_file() for k in range(member))
-    assert not any((b / "members" / str(k) / "member.json").exists() for k in range(member, 3))
-    where = b if member == 0 else b / "members" / str(member)
+    assert all((b / "members" / str(k + 1) / "member.json").is_file() for k in range(member))
+    assert not any((b / "members" / str(k + 1) / "member.json").exists() for k in range(member, 3))
+    where = b if member == 0 else b / "members" / str(member + 1)
     assert len((where / "metrics.jsonl").read_text().splitlines()) == 3  # 3 epochs checkpointed
     assert (where / "checkpoints" / "last.safetensors").is_file()
     assert not (b / "results.json").exists()
@@ -336,10 +338,10 @@ def assert_same_run(straight, b: Path, resumed, member: int) -> None:
     assert rb["cv"]["out_of_fold"] == ra["cv"]["out_of_fold"]
     assert (rb["best_epoch"], rb["best_value"], rb["epochs_run"]) == (ra["best_epoch"], ra["best_value"], 6)
     for k in range(3):
-        ma, mb = read_json(a / "members" / str(k) / "member.json"), read_json(b / "members" / str(k) / "member.json")
+        ma, mb = read_json(a / "members" / str(k + 1) / "member.json"), read_json(b / "members" / str(k + 1) / "member.json")
         ma.pop("seconds"), mb.pop("seconds")
         assert ma == mb, k
-    where = "" if member == 0 else f"members/{member}/"
+    where = "" if member == 0 else f"members/{member + 1}/"
     assert (a / f"{where}metrics.jsonl").read_bytes() == (b / f"{where}metrics.jsonl").read_bytes()
     assert (a / "val_predictions.csv").read_bytes() == (b / "val_predictions.csv").read_bytes()
     assert resumed.history == straight.history
@@ -401,7 +403,7 @@ def test_cli_cv_folds_trains_that_many_members(binary_frame, tmp_path, cli):
     assert code == 0, err[-2000:]
     run_dir = Path(out.splitlines()[-1])
     assert run_dir.parent == tmp_path / "runs"
-    assert sorted(p.name for p in (run_dir / "members").iterdir()) == ["0", "1", "2"]
+    assert sorted(p.name for p in (run_dir / "members").iterdir()) == ["1", "2", "3"]
     assert read_json(run_dir / "results.json")["cv"]["folds"] == 3
     assert read_json(run_dir / "config.json")["train"]["cv_folds"] == 3
     assert "ensemble" in (run_dir / "summary.txt").read_text()
@@ -477,8 +479,8 @@ def test_a_warning_in_fewer_than_half_the_members_is_named_in_the_pass_verdict()
     verdicts = member_curves([HEALTHY, HEALTHY_2, OVERFIT], None)
     assert [(v.name, v.status) for v in verdicts] == [("learning curves", "pass")]
     assert verdicts[0].summary == (diagnose_curves(HEALTHY)[0].summary
-                                   + " (each of the 3 members; overfitting in member 3 of 3 only)")
-    assert verdicts[0].evidence["minor"] == {"overfitting": [3]}
+                                   + " (each of the 3 members; overfitting (warn) in member 3 of 3 only)")
+    assert verdicts[0].evidence["minor"] == {"overfitting (warn)": [3]}
 
 
 def test_one_member_is_judged_as_one_model():
@@ -535,3 +537,70 @@ def test_each_member_oversamples_its_own_training_rows_only(tmp_path):
         fit_rows, held_rows = row_set(fit[0]), row_set(held[0])
         assert not fit_rows & held_rows
         assert fit_rows == all_rows - held_rows
+
+
+# ---------------------------------------------------------------- found in review
+
+
+def test_an_ensemble_with_an_embedded_column_trains_and_predicts(tmp_path):
+    # a 40-category column goes through an embedding (D10): the members' inputs are (features, codes)
+    g = np.random.default_rng(0)
+    city = g.integers(0, 40, 300)
+    x = g.normal(size=300)
+    frame = pd.DataFrame({"x": x, "city": [f"c{c}" for c in city],
+                          "y": np.where(x + (city % 2) > 0.5, "yes", "no")})
+    run = train_table(frame, "y", out=tmp_path, train_config=TrainConfig(epochs=3, seed=0, cv_folds=3), **QUICK)
+    meta = read_json(run.run_dir / "model.json")
+    assert all(m["embeddings"] for m in meta["architecture"]["members"])
+    test_rows = frame.iloc[read_json(run.run_dir / "splits.json")["test"]]
+    _, report = predict_table(run.run_dir, test_rows)
+    assert report["accuracy"] == pytest.approx(run.test["accuracy"], abs=1e-6)
+    assert len(pd.read_csv(run.run_dir / "val_predictions.csv")) == sum(
+        read_json(run.run_dir / "results.json")["rows"][s] for s in ("train", "val"))
+
+
+def test_every_member_trains_with_member_1s_batch_size(binary_frame, tmp_path, monkeypatch):
+    # a sizing rule under which the members' own row counts (113, 113, 114) would give other sizes
+    from nnrecipe.train import checkpoint as ckpt
+    from nnrecipe.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "default_batch_size", lambda n_rows: 8 if n_rows % 2 else 16)
+    run = train_table(binary_frame, "y", out=tmp_path, train_config=TrainConfig(epochs=2, seed=0, cv_folds=3), **QUICK)
+    d = run.run_dir
+    recorded = read_json(d / "config.json")["train"]["batch_size"]
+    sizes = [ckpt.load_state(where / "checkpoints" / "last.safetensors")["config"]["batch_size"]
+             for where in (d, d / "members" / "2", d / "members" / "3")]
+    assert sizes == [recorded] * 3
+
+
+def test_a_stateful_callback_starts_afresh_for_every_member(binary_frame, tmp_path):
+    from nnrecipe.train.callbacks import EarlyStopping
+
+    cfg = TrainConfig(epochs=30, patience=None, seed=0, cv_folds=3, lr=0.01)  # a rate at which each stops early
+    given = EarlyStopping("val_loss", "min", 2)
+    run = train_table(binary_frame, "y", out=tmp_path / "a", train_config=cfg, callbacks=[given], **QUICK)
+    # the same stopping rule from the config: each member's Trainer builds its own EarlyStopping
+    own = train_table(binary_frame, "y", out=tmp_path / "b", train_config=dataclasses.replace(cfg, patience=2), **QUICK)
+    epochs = [m["epochs_run"] for m in read_json(own.run_dir / "results.json")["cv"]["members"]]
+    assert [m["epochs_run"] for m in read_json(run.run_dir / "results.json")["cv"]["members"]] == epochs
+    assert min(epochs) > 2 and max(epochs) < 30  # each member stopped on its own curve
+
+
+def test_a_warning_and_a_failure_of_the_same_name_are_told_apart():
+    oscillating = history([1.0, 0.7, 0.9, 0.6, 0.8, 0.55, 0.75, 0.5, 0.7, 0.5], [1.0, 0.7, 0.9, 0.6, 0.8, 0.55, 0.75, 0.5, 0.7, 0.5])
+    diverged = history([2.3, 1.9, 1.7, 8.0, 3.0, 2.5], [2.3, 1.9, 1.7, 8.0, 3.0, 2.5])
+    assert [(v.name, v.status) for v in diagnose_curves(oscillating)] == [("learning rate too high", "warn")]
+    assert [(v.name, v.status) for v in diagnose_curves(diverged)] == [("learning rate too high", "fail")]
+    for order in ([oscillating, diverged, *[HEALTHY] * 8], [diverged, oscillating, *[HEALTHY] * 8]):
+        verdicts = member_curves(order, None)
+        assert [(v.name, v.status) for v in verdicts] == [("learning rate too high", "fail")]
+        assert verdicts[0].evidence["members"] == [order.index(diverged) + 1]
+        assert verdicts[0].evidence["minor"] == {"learning rate too high (warn)": [order.index(oscillating) + 1]}
+
+
+def test_a_member_that_skipped_does_not_hide_the_others():
+    short = history([2.3, 1.0], [2.3, 1.1])
+    verdicts = member_curves([short, HEALTHY, HEALTHY_2], None)
+    assert [(v.name, v.status) for v in verdicts] == [("learning curves", "pass")]
+    assert verdicts[0].evidence["minor"] == {"learning curves (skipped)": [1]}
+    assert [(v.name, v.status) for v in member_curves([short, short], None)] == [("learning curves", "skipped")]

@@ -11,10 +11,11 @@ validation predictions.
 K = 10 is the usual choice: Kohavi (1995, "A study of cross-validation and bootstrap for accuracy
 estimation and model selection") recommends stratified 10-fold. It is not the default: on the small tables
 of benchmarks/tabular.py it lifted wine, digits and diabetes but not breast cancer, for 10 times the
-training (README: the T14 table). Member 0 trains in the run folder itself
-(its curves, watch and checkpoints are the run's, as a single model's are); member k > 0 in
-members/k/. A member that finished leaves members/k/model.safetensors and then members/k/member.json,
-so a resumed run loads the finished members and resumes the interrupted one from its own checkpoint."""
+training (README: the T14 table). Members are numbered from 1, as the verdicts name them. Member 1 trains
+in the run folder itself (its curves, watch and checkpoints are the run's, as a single model's are),
+member n > 1 in members/n/. A member that finished leaves members/n/model.safetensors and then
+members/n/member.json, so a resumed run loads the finished members and resumes the interrupted one from
+its own checkpoint. (In the code, k = n - 1 indexes the folds.)"""
 
 from __future__ import annotations
 
@@ -58,8 +59,8 @@ def resolve_folds(requested: int, pooled: int) -> int:
 
 @dataclass
 class Member:
-    """One member's record (members/k/member.json)."""
-    index: int
+    """One member's record (members/n/member.json)."""
+    number: int  # 1-based
     best_epoch: int | None
     best_value: float | None
     epochs_run: int
@@ -67,7 +68,7 @@ class Member:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {"member": self.index, "best_epoch": self.best_epoch, "best_value": self.best_value,
+        return {"member": self.number, "best_epoch": self.best_epoch, "best_value": self.best_value,
                 "epochs_run": self.epochs_run, "seconds": self.seconds}
 
 
@@ -111,7 +112,7 @@ class CrossFit:
         return self.run_dir if k == 0 else self.member_dir(k)
 
     def member_dir(self, k: int) -> Path:
-        return self.run_dir / "members" / str(k)
+        return self.run_dir / "members" / str(k + 1)
 
     def watch(self, k: int = 0) -> PredictionWatch:
         """C10 on rows of member k's fold (rows it does not train on)."""
@@ -132,7 +133,7 @@ class CrossFit:
 
     def record(self, k: int, model: nn.Module, trainer: Any, seconds: float) -> Member:
         """Save member k's final weights (the best epoch's, restored by fit), then its record."""
-        member = Member(k, trainer.best_epoch, trainer.best_value, len(trainer.history), round(seconds, 2),
+        member = Member(k + 1, trainer.best_epoch, trainer.best_value, len(trainer.history), round(seconds, 2),
                         list(trainer.history))
         state = {n: v.detach().cpu().contiguous().clone() for n, v in model.state_dict().items()}
         atomic_write(self.member_dir(k) / "model.safetensors", save(state))
@@ -146,7 +147,7 @@ class CrossFit:
         outputs: torch.Tensor | None = None
         for k, model in enumerate(members):
             held = torch.from_numpy(self.held_out[k])
-            part = trainer.predict(tuple(t[held] for t in self.rows[:-1]), model=model)
+            part = trainer.predict(tuple(t[held] for t in self.rows), model=model)  # inputs and target
             if outputs is None:
                 outputs = torch.empty((len(self.data_rows), *part.shape[1:]), dtype=part.dtype)
             outputs[held] = part
@@ -155,29 +156,40 @@ class CrossFit:
 
 
 def member_curves(histories: list[list[dict[str, Any]]], baseline_loss: float | None) -> list[Verdict]:
-    """C8 on every member's curves. A failure in any member is reported; a warning when at least half the
-    members show it (a systematic problem of the setup, which every member shares: a warning in fewer is
-    one fold's noise, each member having kept its best epoch's weights, and it is named in the pass
-    verdict). Each finding once, with the members that show it."""
+    """C8 on every member's curves, each finding once with the members that show it (numbered from 1). A
+    failure in any member is reported; a warning when at least half the members show it (a problem of
+    the setup, which every member shares: in fewer it is one fold's noise, each member having kept its
+    best epoch's weights); a skip when every member skipped. What is left unreported is named in a note
+    on the first reported verdict (or on the pass verdict when nothing is reported)."""
     judged = [diagnose_curves(h, baseline_loss=baseline_loss) for h in histories]
     if len(judged) == 1:
         return judged[0]
-    found: dict[str, tuple[Verdict, list[int]]] = {}
+    n = len(judged)
+    found: dict[tuple[str, str], tuple[Verdict, list[int]]] = {}  # a name can be a warning or a failure
     for k, verdicts in enumerate(judged):
         for v in verdicts:
             if v.status != "pass":
-                found.setdefault(v.name, (v, []))[1].append(k + 1)
+                found.setdefault((v.name, v.status), (v, []))[1].append(k + 1)
 
     def members(ks: list[int]) -> str:
-        return f"member{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))} of {len(judged)}"
+        return f"member{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))} of {n}"
 
-    reported = [(v, ks) for v, ks in found.values() if v.status != "warn" or 2 * len(ks) >= len(judged)]
-    passed = next((v for verdicts in judged for v in verdicts if v.status == "pass"), None)
-    if reported or passed is None:  # no member passed: each minor warning is reported after all
-        return [dataclasses.replace(v, summary=f"{members(ks)}: {v.summary}", evidence={**v.evidence, "members": ks})
-                for v, ks in (reported or found.values())]
-    minor = "; ".join(f"{v.name} in {members(ks)} only" for v, ks in found.values())
-    return [dataclasses.replace(passed, summary=f"{passed.summary} (each of the {len(judged)} members"
-                                + (f"; {minor}" if minor else "") + ")",
-                                evidence={**passed.evidence, **({"minor": {v.name: ks for v, ks in found.values()}}
-                                                                if minor else {})})]
+    def reported(v: Verdict, ks: list[int]) -> bool:
+        return v.status == "fail" or (v.status == "warn" and 2 * len(ks) >= n) or len(ks) == n
+
+    shown = [dataclasses.replace(v, summary=f"{members(ks)}: {v.summary}", evidence={**v.evidence, "members": ks})
+             for v, ks in found.values() if reported(v, ks)]
+    minor = {f"{v.name} ({v.status})": ks for v, ks in found.values() if not reported(v, ks)}
+    if not shown:
+        passed = next((v for verdicts in judged for v in verdicts if v.status == "pass"), None)
+        if passed is None:  # every member has a finding, each in too few members to report: all of them
+            return [dataclasses.replace(v, summary=f"{members(ks)}: {v.summary}", evidence={**v.evidence, "members": ks})
+                    for v, ks in found.values()]
+        shown = [dataclasses.replace(passed, summary=f"{passed.summary} (each of the {n} members)")]
+    if minor:
+        note = "; ".join(f"{name} in {members(ks)} only" for name, ks in minor.items())
+        first = shown[0]
+        summary = (first.summary[:-1] + f"; {note})" if first.summary.endswith(f"(each of the {n} members)")
+                   else f"{first.summary} (also: {note})")
+        shown[0] = dataclasses.replace(first, summary=summary, evidence={**first.evidence, "minor": minor})
+    return shown
