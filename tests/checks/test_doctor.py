@@ -147,3 +147,10 @@ def test_c1_runs_the_callers_own_training_step():
     [silent] = doctor(**kwargs, train_step=_step(returns_loss=False), checks=["doctor:c1_overfit_batch"])
     assert (silent.status, silent.summary) == (
         "skipped", "the training step returns no loss, and no loss_fn was given to measure it")
+    # a step that returns no loss, with the loss_fn given: C1 measures the loss with it and judges
+    measured = {"checks": ["doctor:c1_overfit_batch"], "loss_fn": nn.CrossEntropyLoss()}
+    [ok] = doctor(**kwargs, train_step=_step(returns_loss=False), **measured)
+    assert ok.status == "pass" and ok.evidence["loss_end"] <= 0.01 * ok.evidence["loss_start"]
+    assert ok.evidence["measured_with"] == "loss_fn (the training step returns no loss)"
+    [stuck] = doctor(**kwargs, train_step=_step(lr_scale=0.0, returns_loss=False), **measured)
+    assert stuck.status == "fail" and stuck.evidence["steps"] == 1000

@@ -24,7 +24,8 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
                         steps: int = STEPS, seed: int = 0, train_step: TrainStep | None = None) -> Verdict:
     """Train a copy of `model` on `x, y` (the first ROWS rows are used) with regularization off: with
     `loss_fn` and our step, or with the caller's `train_step(model, optimizer, batch) -> loss` (the loss
-    it returns, measured before its update, is the one judged)."""
+    it returns, measured before its update, is the one judged; when it returns none, `loss_fn` measures
+    the loss after each step, if given)."""
     x, y = tuple(t[:ROWS] for t in as_tuple(x)), y[:ROWS]  # the caller passes the rows in a seeded random order
     probe = copy.deepcopy(model)
     for m in probe.modules():
@@ -45,13 +46,19 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
         first = last = None
         for step in range(1, steps + 1):
             if train_step is not None:
+                before = _measured(probe, loss_fn, x, y) if step == 1 and loss_fn is not None else None
                 out = train_step(probe, opt, (*x, y))
-                if out is None:
+                if out is None and loss_fn is None:
                     return Verdict("C1", "overfit one batch", "skipped",
                                    "the training step returns no loss, and no loss_fn was given to measure it",
                                    evidence, "", source)
-                last = float(out.detach() if isinstance(out, torch.Tensor) else out)
-                first = last if first is None else first
+                if out is None:  # measured with loss_fn: before the first step, then after each
+                    first = before if first is None else first
+                    last = _measured(probe, loss_fn, x, y)
+                    evidence["measured_with"] = "loss_fn (the training step returns no loss)"
+                else:
+                    last = float(out.detach() if isinstance(out, torch.Tensor) else out)
+                    first = last if first is None else first
             else:
                 # the loss this step computes anyway is the one judged: the loss after step - 1 updates,
                 # as with a caller's train_step (an extra forward per check cost C1 a third more)
@@ -82,3 +89,9 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
                    f"the loss on {len(y)} rows only went from {first:.4f} to {last:.4f} in {steps} steps ({why})",
                    evidence, "check that the learning rate is > 0 and every layer is trainable and in the optimizer, "
                    "that the loss matches the task and the targets; if all hold, add capacity", source)
+
+
+def _measured(model: nn.Module, loss_fn: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor) -> float:
+    """The loss on the batch, without a gradient (the model stays in training mode: dropout is off)."""
+    with torch.no_grad():
+        return float(loss_fn(model(*x).float(), y))
