@@ -567,3 +567,33 @@ def test_read_table_positional_call_unchanged(tmp_path):
     path = tmp_path / "t.csv"
     TABLE.to_csv(path, index=False)
     assert read_table(str(path)).equals(read_table(os.fspath(path)))
+
+
+# ---------------------------------------------------------------- where a row is in the file
+
+
+def test_row_labels_count_the_lines_a_quoted_field_spans_and_blank_lines(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text('a,note,y\n1,"two\nlines",x\n\n2,plain,y\n3,"three\nline\nnote",x\n4,ok,y\n')
+    assert len(read_table(path, cache=False)) == 4
+    assert load.row_labels(path, [0, 1, 2, 3]) == ["line 2", "line 5", "line 6", "line 9"]
+    assert load.row_label(path, 3) == "line 9"
+    gz = tmp_path / "notes.csv.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert load.row_labels(gz, [3, 1]) == ["line 9", "line 5"]  # read as read_table reads it; any order
+    parquet = tmp_path / "notes.parquet"
+    read_table(path, cache=False).to_parquet(parquet)
+    assert load.row_labels(parquet, [2]) == ["row 2"]
+
+
+def test_a_stray_value_after_a_multi_line_field_is_named_at_its_line(tmp_path, cli):
+    path = tmp_path / "ages.csv"
+    rows = [f'{20 + i},"note {i}\nsecond line",{"yes" if i % 2 else "no"}' for i in range(30)]
+    rows[12] = rows[12].replace("32,", "3x2,", 1)
+    path.write_text("age,note,y\n" + "\n".join(rows) + "\n")
+    before = path.read_bytes()
+    code, out, err = cli("train", path, "--target", "y", "--out", tmp_path / "runs")
+    assert code == 2
+    # data row 12 starts on line 2 + 2 * 12 = 26 (each row spans two lines), not on line 14
+    assert "column 'age' has 1 values that are not numbers (first at line 26: '3x2')" in err
+    assert path.read_bytes() == before

@@ -7,12 +7,15 @@ CSV tables are cached as Parquet keyed by the file's content hash (D13, cache.py
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import lzma
 import os
 import warnings
 import zipfile
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -267,6 +270,38 @@ def sniff_delimiter(path: str | os.PathLike) -> str:
 
 def row_label(path: str | os.PathLike | None, index: int) -> str:
     """How a user finds row `index` (0-based data row) in their file: the line for CSV."""
-    if path is not None and Path(path).suffix.lower() not in PARQUET:
-        return f"line {index + 2}"  # line 1 is the header
-    return f"row {index}"
+    return row_labels(path, [index])[0]
+
+
+def row_labels(path: str | os.PathLike | None, indices: Sequence[int]) -> list[str]:
+    """How a user finds each row (0-based data rows) in their file: for a CSV, the line it starts on,
+    counted as an editor counts them (a quoted field can span lines, and read_csv skips blank lines, so
+    data row i is line i + 2 only in a plain file); for Parquet or a DataFrame, 'row i'."""
+    if path is None or Path(path).suffix.lower() in PARQUET:
+        return [f"row {i}" for i in indices]
+    lines = _data_row_lines(Path(path), {int(i) for i in indices})
+    return [f"line {lines.get(int(i), int(i) + 2)}" for i in indices]  # unreadable: the plain file's line
+
+
+def _data_row_lines(path: Path, wanted: set[int]) -> dict[int, int]:
+    """The line (1-based) on which each wanted data row starts, the file read in the format read_table
+    sniffs; stops at the last one wanted. {} when the file cannot be read so."""
+    if not wanted:
+        return {}
+    found: dict[int, int] = {}
+    try:
+        fmt = sniff_csv(path)
+        with fmt.open(path) as raw, io.TextIOWrapper(raw, encoding=fmt.encoding, errors="replace", newline="") as text:
+            reader = csv.reader(text, delimiter=fmt.delimiter)
+            row, start = -2, 1  # -2: the header is still to come
+            for record in reader:
+                if record:  # a blank line is no row (read_csv's skip_blank_lines)
+                    row += 1
+                    if row in wanted:
+                        found[row] = start
+                        if row >= max(wanted):
+                            break
+                start = reader.line_num + 1
+    except (OSError, csv.Error, DataError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error):
+        return {}
+    return found

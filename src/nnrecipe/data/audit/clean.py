@@ -13,7 +13,7 @@ import pandas as pd
 
 from ...config import DataConfig
 from ...errors import ConfigError
-from ..load import PARQUET, read_table, row_label
+from ..load import PARQUET, read_table, row_labels
 from .run import Audit, audit_frame
 
 log = logging.getLogger("nnrecipe")
@@ -65,7 +65,7 @@ def clean(data: str | os.PathLike | pd.DataFrame, target: str, out: str | os.Pat
             for row, detail in sorted(found.rows[rule].items()):
                 why.setdefault(row, (rule, detail))
     rows = sorted(why)
-    removed = pd.DataFrame({"row": rows, "where": [row_label(src, r) for r in rows],
+    removed = pd.DataFrame({"row": rows, "where": row_labels(src, rows),
                             "rule": [why[r][0] for r in rows], "detail": [why[r][1] for r in rows]})
     kept = df.drop(index=rows)
     _write(kept, out)

@@ -17,7 +17,7 @@ import torch
 from ...checks.data_checks import ROWS_SHOWN, scale_stats
 from ...checks.verdict import Verdict
 from ...config import DataConfig
-from ..load import row_label
+from ..load import row_labels
 from ..schema import Schema, _kind, target_columns
 from ..transforms import _as_numbers
 
@@ -207,7 +207,7 @@ def duplicate_rows(df: pd.DataFrame, path: str | os.PathLike | None) -> tuple[Ve
     if not len(rows):
         return Verdict("D3", "duplicate rows", "pass", f"no row of {n} repeats another", ev, "", source), rows
     ev["first_rows"] = rows[:ROWS_SHOWN].tolist()
-    where = ", ".join(row_label(path, int(r)) for r in rows[:3]) + (" ..." if len(rows) > 3 else "")
+    where = ", ".join(row_labels(path, [int(r) for r in rows[:3]])) + (" ..." if len(rows) > 3 else "")
     return Verdict("D3", "duplicate rows", "warn",
                    f"{len(rows)} of {n} rows ({len(rows) / n:.1%}) repeat an earlier row exactly ({where}): they "
                    "weigh double in training and can land in both the training and the test split", ev,
@@ -247,7 +247,7 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
     parts += [f"{totals[p]} {label} cells" for p, label in (("unparsable", "unparsable"), ("inf", "infinite"),
                                                              ("nan", "empty (NaN)")) if totals[p]]
     cols = ", ".join(f"'{c}'" for c in list(columns)[:ROWS_SHOWN]) + (" ..." if len(columns) > ROWS_SHOWN else "")
-    where = ", ".join(f"{row_label(path, r)} ({why[r]})" for r in first[:3])
+    where = ", ".join(f"{label} ({why[r]})" for r, label in zip(first[:3], row_labels(path, first[:3])))
     summary = f"{len(why)} of {len(df)} rows are corrupted: {', '.join(parts)}" + (f" in {cols}" if cols else "") \
         + f"; first: {where}"
     # train stops on unparsable or infinite cells (schema.numeric_problems); it leaves out rows without a
