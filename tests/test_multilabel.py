@@ -21,7 +21,9 @@ def test_multilabel_learns_each_label_and_predicts_label_sets(tmp_path):
     frame = tagged()
     run = train_table(frame, "sport,news,local", out=tmp_path, train_config=TrainConfig(epochs=60))
     assert run.task == "multilabel"
-    assert {v.status for v in run.verdicts} <= {"pass", "skipped"} and {"C1", "C2"} <= {v.id for v in run.verdicts}
+    # T16 may say "train longer" of 60 epochs; no other check warns
+    assert {v.status for v in run.verdicts if v.id != "T16"} <= {"pass", "skipped"}
+    assert {"C1", "C2"} <= {v.id for v in run.verdicts}
     assert run.test["accuracy"] > 0.9  # share of labels right
     meta = json.loads((run.run_dir / "model.json").read_text())
     assert meta["classes"] == ["sport", "news", "local"] and meta["architecture"]["out_features"] == 3

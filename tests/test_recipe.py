@@ -66,7 +66,7 @@ def test_train_reaches_test_accuracy(bc):
 def test_every_check_passes(bc):
     checks = read_json(bc.run_dir / "checks.json")
     ids = [c["id"] for c in checks]
-    assert {"lint", "C1", "C2", "C3", "C4", "C6", "C7", "C8"} <= set(ids)
+    assert {"lint", "C1", "C2", "C3", "C4", "C6", "C7", "C8", "T16"} <= set(ids)
     findings = read_json(bc.run_dir / "audit.json")["findings"]  # the data checks: the audit's, on every row
     assert {"D1", "D3", "D4", "D8", "leakage"} <= {f["id"] for f in findings}
     assert [f["status"] for f in findings] == ["pass"] * len(findings)
@@ -200,7 +200,14 @@ def test_regression_learns_and_predict_unscales(tmp_path):
     frame = small_table(task="regression")
     run = train_table(frame, "y", out=tmp_path, train_config=TrainConfig(epochs=30))
     assert run.task == "regression"
-    assert {v.status for v in run.verdicts} <= {"pass", "skipped"} and {"C1", "C2"} <= {v.id for v in run.verdicts}
+    assert {v.status for v in run.verdicts if v.id != "T16"} <= {"pass", "skipped"}
+    assert {"C1", "C2"} <= {v.id for v in run.verdicts}
+    # 30 epochs cut it short, the validation loss still falling: T16 says so (breast cancer's run, which
+    # early stopping ends, passes it: test_every_check_passes)
+    longer, = run.verdicts.by_id("T16")
+    assert (longer.status, longer.fix) == ("warn", "train longer: --epochs 150 (early stopping ends it when it stops "
+                                                   "improving)")
+    assert longer.evidence["epochs_run"] == 30 and longer.evidence["best_epoch"] >= 27
     name, rmse = run.metric
     assert name == "rmse"
     assert rmse < 0.15 * frame["y"].std()  # std 3.5: predicting the mean would score about 3.5
@@ -217,7 +224,9 @@ def test_multiclass_learns(tmp_path):
     frame = small_table(task="multiclass")
     run = train_table(frame, "y", out=tmp_path, train_config=TrainConfig(epochs=30))
     assert run.task == "multiclass"
-    assert {v.status for v in run.verdicts} <= {"pass", "skipped"} and {"C1", "C2"} <= {v.id for v in run.verdicts}
+    # T16 may say "train longer" of 30 epochs; no other check warns
+    assert {v.status for v in run.verdicts if v.id != "T16"} <= {"pass", "skipped"}
+    assert {"C1", "C2"} <= {v.id for v in run.verdicts}
     chance = frame["y"].value_counts(normalize=True).max()  # always guessing the most common class
     assert chance < 0.35
     assert run.test["accuracy"] >= 0.85

@@ -20,6 +20,7 @@ import torch
 
 from .data.audit import audit_frame
 from .checks import Verdict, check_init_loss
+from .checks.curves import check_longer
 from .checks.doctor import CHECKS, Diagnosis, c2_init_loss, doctor
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import TablePreprocessor, read_table
@@ -37,7 +38,7 @@ from .track.export import export_run
 from .track.predictions import PredictionWatch, record_outputs
 from .train import Trainer
 from .train.callbacks import Callback, ProgressBar
-from .train.cross_fit import CrossFit, Member, member_curves, resolve_folds
+from .train.cross_fit import CrossFit, Member, member_curves, member_verdicts, resolve_folds
 from .train.optim import make_optimizer
 
 log = logging.getLogger("nnrecipe")
@@ -210,7 +211,9 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     # C8 on the run (each member's), against C2's prior loss (absent when C2 could not run: the first
     # epoch stands in); a refit has no validation curve to judge
     prior = next((v.evidence.get("expected") for v in verdicts.by_id("C2")), None)
-    for v in (member_curves(histories, prior) if refit is None else []):
+    # T16: did the epoch budget end it, the monitor still improving? (a refit trains a set number of epochs)
+    longer = member_verdicts([[check_longer(h, tcfg.epochs, trainer.monitor, trainer.mode)] for h in histories])
+    for v in ([*member_curves(histories, prior), *longer] if refit is None else []):
         log.info("%s", v.line())
         verdicts.append(v)
     write_json(run_dir / "checks.json", verdicts.to_dict())

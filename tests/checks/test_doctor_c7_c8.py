@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from nnrecipe.checks.curves import check_batch_order, diagnose_curves
+from nnrecipe.checks.curves import check_batch_order, check_longer, diagnose_curves
 from nnrecipe.checks.doctor import doctor
 from nnrecipe.checks.verdict import Verdict
 
@@ -442,3 +442,23 @@ def test_doctor_sees_batches_sorted_by_label_in_the_callers_dataloader():
                       **kwargs, checks=["curves:check_short_run"])
     [w] = [v for v in shuffled if v.name == "batch order"]
     assert w.status == "pass"
+
+
+# ---------------------------------------------------------------- T16: longer training
+
+
+def test_t16_warns_when_the_epoch_budget_cut_an_improving_run():
+    falling = history(DOWN, [d * 1.1 for d in DOWN])  # 10 epochs, the validation loss falling to the end
+    v = check_longer(falling, 10, "val_loss", "min")
+    assert (v.id, v.name, v.status) == ("T16", "longer training", "warn")
+    assert v.summary == "the run used all 10 epochs and val_loss still improved at epoch 10: it was cut short"
+    assert v.fix == "train longer: --epochs 50 (early stopping ends it when it stops improving)"
+    # the healthy twins: stopped by early stopping before its budget; or its budget ran on past its best
+    assert check_longer(falling, 200, "val_loss", "min").status == "pass"
+    overfit = SCRIPTED["overfitting"][0]  # best at epoch 5 of 10
+    v = check_longer(overfit, 10, "val_loss", "min")
+    assert (v.status, v.evidence["best_epoch"]) == ("pass", 5)
+    # a maximized monitor
+    rising = history(DOWN, [d * 1.1 for d in DOWN], [0.5 + 0.04 * i for i in range(10)])
+    assert check_longer(rising, 10, "val_accuracy", "max").status == "warn"
+    assert check_longer(rising, 10, "val_auc", "max").status == "skipped"

@@ -50,4 +50,5 @@ def test_train_stores_every_verdict_of_the_doctor(cli, bc_csv, tmp_path):
     checks = json.loads((run_dir / "checks.json").read_text())
     assert {"C1", "C2"} <= {c["id"] for c in checks}
     assert all({"id", "name", "status", "summary", "evidence", "fix", "source"} <= set(c) for c in checks)
-    assert all(c["status"] in ("pass", "skipped") for c in checks), checks
+    assert all(c["status"] in ("pass", "skipped") for c in checks if c["id"] != "T16"), checks
+    assert [c["status"] for c in checks if c["id"] == "T16"] == ["warn"]  # 2 epochs: train longer

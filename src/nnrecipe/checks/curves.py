@@ -333,3 +333,31 @@ def _skip(why: str) -> Verdict:
 
 def _round(x: float) -> float:
     return float(f"{x:.4g}") if math.isfinite(x) else x
+
+
+# T16 (seed 000: "If you can afford to run your training longer, scale the number of epochs from, e.g., 100
+# to, say, 500. If you observe a benefit from longer training times, you can begin choosing more sensible
+# values"): a run that used every epoch it was given and still improved in its last tenth was cut short.
+STILL_IMPROVING = 0.9
+LONGER = 5  # the seed's scale: 100 -> 500
+
+
+def check_longer(history: Sequence[dict[str, Any]], epochs: int, monitor: str, mode: str) -> Verdict:
+    """T16 on a run's epochs: did the epoch budget, rather than the monitor, end it?"""
+    source = "seed 000 (scale the epochs x5 when longer training helps)"
+    values = [(int(r["epoch"]), float(r[monitor])) for r in history if r.get(monitor) is not None]
+    if not values:
+        return Verdict("T16", "longer training", "skipped", f"no epoch logged {monitor}", {}, "", source)
+    best_epoch, best = (max if mode == "max" else min)(values, key=lambda v: v[1])
+    last = values[-1][0]
+    ev = {"epochs": epochs, "epochs_run": last, "monitor": monitor, "best_epoch": best_epoch, "best": _round(best)}
+    if last < epochs:
+        return Verdict("T16", "longer training", "pass", f"training stopped at epoch {last} of {epochs}, "
+                       f"{last - best_epoch} epochs after its best {monitor}: more epochs would not help", ev, "", source)
+    if best_epoch >= STILL_IMPROVING * epochs:
+        return Verdict("T16", "longer training", "warn",
+                       f"the run used all {epochs} epochs and {monitor} still improved at epoch {best_epoch}: it was "
+                       "cut short", ev, f"train longer: --epochs {LONGER * epochs} (early stopping ends it when it "
+                       "stops improving)", source)
+    return Verdict("T16", "longer training", "pass", f"the run used all {epochs} epochs; {monitor} was best at "
+                   f"epoch {best_epoch} and did not improve over the last {epochs - best_epoch}", ev, "", source)

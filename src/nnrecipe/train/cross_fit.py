@@ -156,12 +156,17 @@ class CrossFit:
 
 
 def member_curves(histories: list[list[dict[str, Any]]], baseline_loss: float | None) -> list[Verdict]:
-    """C8 on every member's curves, each finding once with the members that show it (numbered from 1). A
-    failure in any member is reported; a warning when at least half the members show it (a problem of
-    the setup, which every member shares: in fewer it is one fold's noise, each member having kept its
-    best epoch's weights); a skip when every member skipped. What is left unreported is named in a note
-    on the first reported verdict (or on the pass verdict when nothing is reported)."""
-    judged = [diagnose_curves(h, baseline_loss=baseline_loss) for h in histories]
+    """C8 on every member's curves (member_verdicts)."""
+    return member_verdicts([diagnose_curves(h, baseline_loss=baseline_loss) for h in histories])
+
+
+def member_verdicts(judged: list[list[Verdict]]) -> list[Verdict]:
+    """One check's verdicts on every member, combined: each finding once with the members that show it
+    (numbered from 1). A failure in any member is reported; a warning when at least half the members
+    show it (a problem of the setup, which every member shares: in fewer it is one fold's noise, each
+    member having kept its best epoch's weights); a skip when every member skipped. What is left
+    unreported is named in a note on the first reported verdict (or on the pass verdict when nothing is
+    reported). One member: its verdicts unchanged."""
     if len(judged) == 1:
         return judged[0]
     n = len(judged)
