@@ -139,18 +139,21 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     val_rows: tuple[torch.Tensor, ...] | None = (*X["val"], y["val"]) if refit is None else None
     if refit is not None:
         fit_rows = tuple(torch.cat([a, b]) for a, b in zip(fit_rows, (*X["val"], y["val"])))
-    cv = CrossFit(prep, head, mcfg, tcfg, balance.split(":")[0], run_dir) if folds > 1 else None
+    cv = CrossFit(prep, head, mcfg, tcfg, dcfg.balance, run_dir) if folds > 1 else None
     members = [cv.member(k) for k in range(folds)] if cv is not None else [model]
     if cv is not None:  # member 0 is the run's model: its curves, watch and checkpoints are the run's
         (fit_rows, val_rows), watch = cv.split(0), [cv.watch(0)]
 
     # each member a fresh copy of the stateful callbacks given (an EarlyStopping, say), as they were before
     # member 1 trained: one member's state must not carry into the next (a resumed run could not repeat it)
-    pristine = [copy.deepcopy(c) if hasattr(c, "state_dict") else c for c in (callbacks or [])] if cv else []
+    def fresh(given: Sequence[Callback]) -> list[Callback]:
+        return [copy.deepcopy(c) if hasattr(c, "state_dict") else c for c in given]
+
+    pristine = fresh(callbacks or []) if cv else []
 
     def make_trainer(cfg: TrainConfig, k: int = 0) -> Trainer:
         rows = (fit_rows, val_rows) if cv is None or k == 0 else cv.split(k)
-        given = (callbacks or []) if k == 0 else [copy.deepcopy(c) if hasattr(c, "state_dict") else c for c in pristine]
+        given = (callbacks or []) if k == 0 else fresh(pristine)
         return Trainer(members[k], loss_fn, *rows, cfg if cv is None else cv.config(cfg, k),
                        callbacks=[*given, *(watch if k == 0 else []), *([ProgressBar()] if progress else [])],
                        metrics=head.metrics(target_scale["std"]),
@@ -212,8 +215,9 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     # epoch stands in); a refit has no validation curve to judge
     prior = next((v.evidence.get("expected") for v in verdicts.by_id("C2")), None)
     # T16: did the epoch budget end it, the monitor still improving? (a refit trains a set number of epochs)
-    longer = member_verdicts([[check_longer(h, tcfg.epochs, trainer.monitor, trainer.mode)] for h in histories])
-    for v in ([*member_curves(histories, prior), *longer] if refit is None else []):
+    for v in ([*member_curves(histories, prior),
+               *member_verdicts([[check_longer(h, tcfg.epochs, trainer.monitor, trainer.mode)] for h in histories])]
+              if refit is None else []):
         log.info("%s", v.line())
         verdicts.append(v)
     write_json(run_dir / "checks.json", verdicts.to_dict())

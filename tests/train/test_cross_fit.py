@@ -450,20 +450,14 @@ def test_scripted_member_curves_are_what_c8_says_of_each():
 
 
 def test_healthy_members_give_one_pass_verdict():
-    verdicts = member_curves([HEALTHY, HEALTHY_2], None)
-    assert len(verdicts) == 1
-    v, = verdicts
+    v, = member_curves([HEALTHY, HEALTHY_2], None)
     assert (v.id, v.name, v.status) == ("C8", "learning curves", "pass")
-    assert v.summary.endswith("(each of the 2 members)")
     assert v.summary == diagnose_curves(HEALTHY)[0].summary + " (each of the 2 members)"  # the first member's
 
 
 def test_one_overfitting_member_gives_one_warning_naming_it():
-    verdicts = member_curves([HEALTHY, OVERFIT], None)
-    assert len(verdicts) == 1
-    v, = verdicts
+    v, = member_curves([HEALTHY, OVERFIT], None)
     assert (v.id, v.name, v.status) == ("C8", "overfitting", "warn")
-    assert v.summary.startswith("member 2 of 2: ")
     assert v.summary == "member 2 of 2: " + diagnose_curves(OVERFIT)[0].summary
     assert v.evidence["members"] == [2]
     assert v.fix == diagnose_curves(OVERFIT)[0].fix != ""

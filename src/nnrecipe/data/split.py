@@ -53,11 +53,12 @@ def fold_indices(labels: np.ndarray | None, n: int, folds: int, seed: int) -> li
     """T14: the held-out positions of each of `folds` folds over n rows (every row held out once),
     stratified by the integer class codes `labels` when given (multilabel and regression: None)."""
     positions = np.zeros(n)
-    if labels is not None and np.bincount(labels).max() >= folds:
+    counts = np.bincount(labels) if labels is not None else None
+    if counts is not None and counts.max() >= folds:
         with warnings.catch_warnings():  # a class with fewer rows than folds misses some folds: logged below
             warnings.simplefilter("ignore", UserWarning)
             parts = [held for _, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(positions, labels)]
-        small = int(np.bincount(labels)[np.bincount(labels) > 0].min())
+        small = int(counts[counts > 0].min())
         if small < folds:
             log.info("a class has %d training and validation rows, fewer than the %d folds: some folds hold "
                      "none of it out", small, folds)

@@ -9,19 +9,23 @@ from typing import Any
 
 from safetensors.torch import load_file, save
 
-from ..errors import CheckpointError
-from ..train.checkpoint import atomic_write
 from torch import nn
 
+from ..errors import CheckpointError
+from ..train.checkpoint import atomic_write
 from .ensemble import build_model
 
 FORMAT = "nnrecipe-model"
 VERSION = 1
 
 
+def save_weights(path: Path, model: nn.Module) -> None:
+    """The model's weights alone, as safetensors, written atomically."""
+    atomic_write(path, save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}))
+
+
 def save_model(run_dir: Path, model: nn.Module, meta: dict[str, Any]) -> None:
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_write(run_dir / "model.safetensors", save(state))
+    save_weights(run_dir / "model.safetensors", model)
     doc = {"format": FORMAT, "version": VERSION, "architecture": model.spec, **meta}
     atomic_write(run_dir / "model.json", json.dumps(doc, indent=2) + "\n")
 

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .mlp import build_mlp
+
 
 class Ensemble(nn.Module):
     """The members' predictions averaged: their probabilities for sigmoid and softmax outputs, their
@@ -45,8 +47,6 @@ class Ensemble(nn.Module):
 
 def build_model(spec: dict[str, Any]) -> nn.Module:
     """A model from its JSON spec (model.json's architecture): an MLP or an ensemble of them."""
-    from .mlp import build_mlp
-
     if spec.get("kind") == "ensemble":
         return Ensemble([build_mlp(s) for s in spec["members"]], spec["activation"])
     return build_mlp(spec)

@@ -162,7 +162,7 @@ def record_samples(run_dir: str | os.PathLike, inputs: Sequence[torch.Tensor], t
     return sample
 
 
-def record_outputs(run_dir: str | os.PathLike, predict: Callable[[tuple[torch.Tensor, ...]], torch.Tensor] | None,
+def record_outputs(run_dir: str | os.PathLike, predict: Callable[[tuple[torch.Tensor, ...]], torch.Tensor],
                    prep: Any, split: str = "val",
                    held_out: tuple[torch.Tensor, torch.Tensor, Sequence[int]] | None = None) -> pd.DataFrame:
     """record_predictions and record_samples for a `train_table` run from its PreparedTable
@@ -170,7 +170,6 @@ def record_outputs(run_dir: str | os.PathLike, predict: Callable[[tuple[torch.Te
     has restored the best weights. `held_out`: a cross-validation ensemble's (outputs, targets, data rows)
     of every row some member did not train on, recorded instead of the split's (T14)."""
     if held_out is None:
-        assert predict is not None
         inputs, y = prep.inputs(split), prep.target(split)
         with torch.no_grad():
             outputs = predict((*inputs, y))

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 from torch import nn
 
 from ..checks.curves import diagnose_curves
@@ -36,11 +36,10 @@ from ..config import ModelConfig, TrainConfig
 from ..data.balance import resample
 from ..data.split import fold_indices
 from ..errors import ConfigError
-from ..model import Head, init_weights, make_mlp
+from ..model import Head, init_weights, make_mlp, save_weights
 from ..repro import seed_everything
 from ..track.predictions import PredictionWatch, watch_rows
 from ..track.run import read_json, write_json
-from .checkpoint import atomic_write
 
 log = logging.getLogger("nnrecipe")
 
@@ -77,6 +76,7 @@ class CrossFit:
 
     def __init__(self, prep: Any, head: Head, model_config: ModelConfig, train_config: TrainConfig,
                  balance: str, run_dir: Path):
+        """`balance`: the data config's (D6); over- and undersampling are done per member."""
         self.prep, self.head, self.mcfg, self.run_dir = prep, head, model_config, run_dir
         self.folds, self.seed, self.balance = train_config.cv_folds, train_config.seed, balance
         train = (*prep.inputs("train"), prep.target("train"))  # as prepared: resampling is per member
@@ -135,8 +135,7 @@ class CrossFit:
         """Save member k's final weights (the best epoch's, restored by fit), then its record."""
         member = Member(k + 1, trainer.best_epoch, trainer.best_value, len(trainer.history), round(seconds, 2),
                         list(trainer.history))
-        state = {n: v.detach().cpu().contiguous().clone() for n, v in model.state_dict().items()}
-        atomic_write(self.member_dir(k) / "model.safetensors", save(state))
+        save_weights(self.member_dir(k) / "model.safetensors", model)
         write_json(self.member_dir(k) / "member.json", dataclasses.asdict(member))
         log.info("T14: member %d of %d: best epoch %s of %d by %s = %.4g", k + 1, self.folds, member.best_epoch,
                  member.epochs_run, trainer.monitor, member.best_value if member.best_value is not None else float("nan"))
@@ -182,19 +181,20 @@ def member_verdicts(judged: list[list[Verdict]]) -> list[Verdict]:
     def reported(v: Verdict, ks: list[int]) -> bool:
         return v.status == "fail" or (v.status == "warn" and 2 * len(ks) >= n) or len(ks) == n
 
-    shown = [dataclasses.replace(v, summary=f"{members(ks)}: {v.summary}", evidence={**v.evidence, "members": ks})
-             for v, ks in found.values() if reported(v, ks)]
+    def named(v: Verdict, ks: list[int]) -> Verdict:
+        return dataclasses.replace(v, summary=f"{members(ks)}: {v.summary}", evidence={**v.evidence, "members": ks})
+
+    shown = [named(v, ks) for v, ks in found.values() if reported(v, ks)]
     minor = {f"{v.name} ({v.status})": ks for v, ks in found.values() if not reported(v, ks)}
-    if not shown:
-        passed = next((v for verdicts in judged for v in verdicts if v.status == "pass"), None)
-        if passed is None:  # every member has a finding, each in too few members to report: all of them
-            return [dataclasses.replace(v, summary=f"{members(ks)}: {v.summary}", evidence={**v.evidence, "members": ks})
-                    for v, ks in found.values()]
-        shown = [dataclasses.replace(passed, summary=f"{passed.summary} (each of the {n} members)")]
-    if minor:
-        note = "; ".join(f"{name} in {members(ks)} only" for name, ks in minor.items())
-        first = shown[0]
-        summary = (first.summary[:-1] + f"; {note})" if first.summary.endswith(f"(each of the {n} members)")
-                   else f"{first.summary} (also: {note})")
-        shown[0] = dataclasses.replace(first, summary=summary, evidence={**first.evidence, "minor": minor})
-    return shown
+    note = "; ".join(f"{name} in {members(ks)} only" for name, ks in minor.items())
+    noted = {"minor": minor} if minor else {}
+    if shown:
+        if minor:
+            shown[0] = dataclasses.replace(shown[0], summary=f"{shown[0].summary} (also: {note})",
+                                           evidence={**shown[0].evidence, **noted})
+        return shown
+    passed = next((v for verdicts in judged for v in verdicts if v.status == "pass"), None)
+    if passed is None:  # every member has a finding, each in too few members to report: all of them
+        return [named(v, ks) for v, ks in found.values()]
+    return [dataclasses.replace(passed, summary=f"{passed.summary} (each of the {n} members" + (f"; {note}" if note else "")
+                                + ")", evidence={**passed.evidence, **noted})]
