@@ -19,21 +19,22 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import optuna
-import torch
 
 import nnrecipe
 from nnrecipe.config import TrainConfig
 from nnrecipe.recipe import predict_table, read_results
 from nnrecipe.testing import breast_cancer_csv
 from nnrecipe.tune import tune_table
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tabular import hardware, versions  # noqa: E402 (the benchmarks' shared lines on hardware and versions)
 
 
 def main() -> None:
@@ -47,9 +48,8 @@ def main() -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="nnrecipe-tune-"))
     out.mkdir(parents=True, exist_ok=True)
     csv = breast_cancer_csv(out / "breast_cancer.csv")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; python "
-          f"{platform.python_version()}, torch {torch.__version__}, optuna {optuna.__version__}, "
-          f"nnrecipe {nnrecipe.__version__}")
+    print(f"hardware: {hardware()}")
+    print(f"versions: {versions()}, optuna {optuna.__version__}")
 
     started = time.perf_counter()
     default = nnrecipe.train_table(csv, "diagnosis", out=out / "runs", train_config=TrainConfig(seed=0))

@@ -56,8 +56,13 @@ class TableRun:
     @property
     def metric(self) -> tuple[str, float]:
         """The headline test metric: accuracy for classes, RMSE (target units) for regression."""
-        name = "rmse" if self.task == "regression" else "accuracy"
+        name = headline_metric(self.task)
         return name, self.test[name]
+
+
+def headline_metric(task: str) -> str:
+    """The metric a run of `task` is judged by: rmse (target units) for regression, else accuracy."""
+    return "rmse" if task == "regression" else "accuracy"
 
 
 def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str | os.PathLike = "runs",
@@ -107,7 +112,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     frame, prep.frame = prep.frame, None  # not kept in training
     findings = None
     if audit:
-        findings = audit_frame(frame if frame is not None else _frame(data, path), dcfg, tcfg.seed, path=path,
+        findings = audit_frame(frame if frame is not None else _frame(data, path, prep.content_key), dcfg,
+                               tcfg.seed, path=path,
                                prepared=prep, params=(sum(p.numel() for p in model.parameters()),
                                                       list(model.spec["hidden"])))
         for v in findings:
@@ -115,15 +121,18 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     audit_seconds = time.perf_counter() - started
 
     # -- the recipe's checks before training: the doctor (C1-C8, the setup lint)
-    # the first optimizer a process builds imports torch._dynamo (2 s here): any training pays it once,
-    # so it is paid before the doctor's clock starts
-    optimizer = make_optimizer(model.parameters(), tcfg)
-    started = time.perf_counter()
     # C8 judges this run's own curves once it has trained (below), not a short run of its own; the data
     # checks ran in the audit, on every row rather than the doctor's sample
-    verdicts = diagnose(model, loss_fn, head, X, y, tcfg, optimizer=optimizer, feature_names=pre.feature_names,
-                        checks=[c for c in (CHECKS if checks is None else checks)
-                                if c not in ("curves:check_short_run", "data_checks:check_data")])
+    chosen = [c for c in (CHECKS if checks is None else checks)
+              if c not in ("curves:check_short_run", "data_checks:check_data")]
+    verdicts, started = Diagnosis(), time.perf_counter()
+    if chosen:  # a search's trials run none: no doctor's sample and setup to build for nothing
+        # the first optimizer a process builds imports torch._dynamo (2 s here): any training pays it once,
+        # so it is paid before the doctor's clock starts
+        optimizer = make_optimizer(model.parameters(), tcfg)
+        started = time.perf_counter()
+        verdicts = diagnose(model, loss_fn, head, X, y, tcfg, chosen, optimizer=optimizer,
+                            feature_names=pre.feature_names)
     checks_seconds = time.perf_counter() - started
     if strict and (verdicts.failed or (findings is not None and findings.failed)):
         raise TrainingError("a check failed and --strict stops before training: "
@@ -260,9 +269,10 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     return run
 
 
-def _frame(data: str | os.PathLike | pd.DataFrame, path: Path | None) -> pd.DataFrame:
+def _frame(data: str | os.PathLike | pd.DataFrame, path: Path | None, key: str | None) -> pd.DataFrame:
     """The table as read, for the audit, when the preparation came from its cache: the DataFrame, or
-    the file from the parsed-table cache (its notices were logged once already, so they are not repeated)."""
+    the file from the parsed-table cache (its notices were logged once already, so they are not repeated;
+    `key`: the file's content key, hashed already by the preparation)."""
     if path is None:
         return data.reset_index(drop=True)  # type: ignore[union-attr]
 
@@ -271,7 +281,7 @@ def _frame(data: str | os.PathLike | pd.DataFrame, path: Path | None) -> pd.Data
 
     log.addFilter(quiet)
     try:
-        return read_table(path)
+        return read_table(path, key=key)
     finally:
         log.removeFilter(quiet)
 

@@ -57,7 +57,7 @@ def _two_workers_share_one_study(table: tuple[Path, Path], out: Path, url: str, 
     trials = _trials(name, url.format(name=name))
     assert sorted(t.number for t in trials) == list(range(4))  # none lost, none extra
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
-    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4  # none run twice
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4  # the trials' parameters are distinct
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes ran trials
     runs = {t.user_attrs["run_dir"] for t in trials}
     assert len(runs) == 4 and all((Path(r) / "model.safetensors").is_file() for r in runs)

@@ -30,6 +30,11 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     raise ConfigError(f"{name} holds a {type(x).__name__}; pass tensors or numpy arrays, a Dataset or a DataLoader")
 
 
+def _batch_count(n: int, batch_size: int, drop_last: bool) -> int:
+    """Batches in an epoch of n rows: the full ones, plus a last short one unless drop_last."""
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
 class TensorBatches:
     """Batches sliced from tensors that share their first dimension."""
 
@@ -43,7 +48,7 @@ class TensorBatches:
         self.batch_size, self.shuffle, self.device, self.drop_last = batch_size, shuffle, device, drop_last
 
     def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        return _batch_count(self.n, self.batch_size, self.drop_last)
 
     def epoch(self, seed: int, epoch: int, start: int = 0) -> Iterator[Batch]:
         bs = self.batch_size
@@ -90,8 +95,7 @@ class LoaderBatches:
     def __len__(self) -> int:
         if self.sampler is None:
             return len(self.loader)
-        n = self.sampler.n
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return _batch_count(self.sampler.n, self.batch_size, self.drop_last)
 
     def epoch(self, seed: int, epoch: int, start: int = 0) -> Iterator[Batch]:
         if self.sampler is not None:

@@ -65,7 +65,7 @@ def ablate(run_dir: str | os.PathLike, vary: dict[str, list[Any]], *, seeds: int
         for value in [control, *[v for v in values if v != control]]:
             for seed in range(base_seed, base_seed + seeds):
                 if value == control and seed == base_seed:
-                    rows.append(_row(name, value, seed, base, control=True))
+                    rows.append(_row(name, value, seed, base, rec["task"], control=True))
                     continue
                 changed = {**configs, section: dataclasses.replace(configs[section], **{name: value})}
                 changed["train"] = dataclasses.replace(changed["train"], seed=seed)
@@ -77,7 +77,7 @@ def ablate(run_dir: str | os.PathLike, vary: dict[str, list[Any]], *, seeds: int
                                       refit=rec.get("refit"))  # a retrained base (R2): its variants retrain too
                 log.info("ablation of %s: %s=%s, seed %d: test %s", base.name, name, value, seed,
                          {k: round(v, 4) for k, v in run.test.items()})
-                rows.append(_row(name, value, seed, run.run_dir, control=value == control))
+                rows.append(_row(name, value, seed, run.run_dir, run.task, control=value == control))
     table = _table(rows)
     write_json(folder / "ablation.json", {"base": str(base.resolve()), "vary": {n: v for (_, n), v in plan.items()},
                                           "seeds": seeds, "runs": rows})
@@ -125,10 +125,13 @@ def _known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in names}
 
 
-def _row(name: str, value: Any, seed: int, run_dir: Path, control: bool) -> dict[str, Any]:
+def _row(name: str, value: Any, seed: int, run_dir: Path, task: str, control: bool) -> dict[str, Any]:
+    """One run's line: `task` is the run's own (config.json's "task"), which names its headline test metric."""
+    from ..recipe import headline_metric
+
     results = read_json(run_dir / "results.json")
     test = results["test"]
-    metric = "rmse" if "rmse" in test else "accuracy"
+    metric = headline_metric(task)
     return {"variable": name, "value": value, "seed": seed, "control": control, "run_dir": str(run_dir),
             "monitor": results["monitor"], "best_value": results["best_value"], "test_metric": metric,
             "test": test[metric]}

@@ -75,7 +75,8 @@ def run_trial(job: Job, trial: Any) -> float:
                           # tables; the retrained best gets them (refit), and `nnrecipe doctor` checks a setup;
                           # the data audit, the same for every trial of one table, likewise
                           checks=(), report=False, audit=False)
-    best = next((row for row in run.history if row["epoch"] == trial_best_epoch(run)), run.history[-1])
+    epoch = trial_best_epoch(run)
+    best = next((row for row in run.history if row["epoch"] == epoch), run.history[-1])
     trial.set_user_attr("run_dir", str(run.run_dir))
     trial.set_user_attr("best_epoch", int(best["epoch"]))
     if best.get("val_loss") is not None:  # breaks ties of the score (an accuracy saturates on small splits)

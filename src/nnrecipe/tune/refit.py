@@ -17,11 +17,13 @@ from .objective import Job
 log = logging.getLogger("nnrecipe")
 
 
-def refit_best(study: Any, job: Job) -> Any:
-    """The study's best trial retrained on train+validation (a TableRun), in the study folder."""
+def refit_best(study: Any, job: Job, best: Any = None) -> Any:
+    """The study's best trial retrained on train+validation (a TableRun), in the study folder. `best`: that
+    trial (a FrozenTrial) as the caller already picked it; None picks it now (study.best_trial)."""
     from .study import best_trial
 
-    best = best_trial(study)
+    if best is None:
+        best = best_trial(study)
     model_config, train_config = job.space.apply(best.params, job.model_config, job.train_config)
     epochs = int(best.user_attrs.get("best_epoch") or train_config.epochs)
     run = refit(job.data, job.target, epochs, out=job.out / "best", data_config=job.data_config,

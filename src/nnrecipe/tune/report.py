@@ -5,6 +5,7 @@ test score beside the search's best validation score (R2); study.json holds the 
 from __future__ import annotations
 
 import html
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,16 @@ from ..report.plots import to_uri
 from ..track import write_json
 
 
-def write_report(study: Any, result: Any) -> Path:
+def write_report(study: Any, result: Any, best: Any = None) -> Path:
+    """study.json and report.html in the study folder. `best`: the best trial (a FrozenTrial) that `result`
+    names; None picks it now (study.best_trial)."""
     importances = _importances(study)
     refit = None
     if result.refit is not None:
         refit = {"run_dir": str(result.refit.run_dir), "test": result.refit.test}
     from .study import best_trial as pick_best
 
-    best_trial = pick_best(study)
+    best_trial = pick_best(study) if best is None else best
     summary = {"study": result.study, "storage": result.storage, "metric": result.metric,
                "direction": result.direction, "counts": result.counts, "best_trial": result.best_trial,
                "best_value": result.best_value, "best_params": result.best_params,
@@ -53,7 +56,7 @@ def _history_png(study: Any, metric: str) -> str:
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     numbers, values = [t.number for t in done], [t.value for t in done]
     pick = max if study.direction.name == "MAXIMIZE" else min
-    best = [pick(values[:i + 1]) for i in range(len(values))]
+    best = list(itertools.accumulate(values, pick))  # the best so far
     fig = Figure(figsize=(6, 3.2), dpi=100)
     ax = fig.subplots()
     ax.plot(numbers, values, "o", color="#4c72b0", label="trial")
@@ -70,7 +73,7 @@ def _history_png(study: Any, metric: str) -> str:
 def _html(s: dict[str, Any], png: str) -> str:
     e = html.escape
     metric = s["metric"]
-    test_name = "rmse" if metric.endswith("rmse") else "accuracy"
+    test_name = metric.removeprefix("val_")  # val_rmse or val_accuracy (study._metric): the test metric's name
     best_test = (s["best_trial_test"] or {}).get(test_name)
     refit_test = (s["refit"] or {}).get("test", {}).get(test_name)
     fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731

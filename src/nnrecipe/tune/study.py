@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,22 +113,25 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
                 p.kill()
             raise
         finally:
-            crashed = [f"worker {i} (exit code {p.wait()})" for i, p in enumerate(procs, 1) if p.wait()]
+            codes = [p.wait() for p in procs]
+            crashed = [f"worker {i} (exit code {code})" for i, code in enumerate(codes, 1) if code]
             (study_dir / f".job-{os.getpid()}.pickle").unlink(missing_ok=True)
         if crashed:
             log.warning("%s ended early; this process ran what they left", ", ".join(crashed))
             _work(the_study, job, deadline, workers)  # their trials, now that their processes are reaped
-        result = _result(the_study, name, url, study_dir, metric, direction)
+        # the best trial once, for the result, the refit and the report alike: another process's trial that
+        # finishes in between (a shared study) cannot make them differ
+        result, best = _result(the_study, name, url, study_dir, metric, direction)
         if result.counts.get("WAITING"):
             log.warning("study '%s': %d trials still wait (--timeout); the same command goes on with them",
                         name, result.counts["WAITING"])
         if refit:
             from .refit import refit_best
 
-            result.refit = refit_best(the_study, job)
+            result.refit = refit_best(the_study, job, best=best)
         from .report import write_report
 
-        result.report = write_report(the_study, result)
+        result.report = write_report(the_study, result, best=best)
     finally:
         optuna.logging.set_verbosity(previous)
     return result
@@ -362,9 +366,10 @@ def _metric(data: str | os.PathLike | pd.DataFrame, dcfg: DataConfig, seed: int)
     """The validation metric of the table's task: accuracy for classes, RMSE for regression (the
     headline metric of a run); reading the table here also fails early on bad data, before any worker."""
     from ..data.prepare import prepare_table
+    from ..recipe import headline_metric
 
     prep, _ = prepare_table(data, dcfg, seed)
-    return "val_rmse" if prep.task == "regression" else "val_accuracy"
+    return "val_" + headline_metric(prep.task)
 
 
 def _study_name(data: str | os.PathLike | pd.DataFrame, target: str) -> str:
@@ -372,31 +377,32 @@ def _study_name(data: str | os.PathLike | pd.DataFrame, target: str) -> str:
     return f"{stem}-{target}"
 
 
-def best_trial(study: Any) -> Any:
+def best_trial(study: Any, trials: list[Any] | None = None) -> Any:
     """The best completed trial by the study's score; among trials tied on it (val_accuracy reaches 1.0 on
     breast cancer's 86 validation rows in most trials), the lowest validation loss at the same epoch, then
-    the earliest. optuna's own study.best_trial takes the first of the tied."""
+    the earliest. optuna's own study.best_trial takes the first of the tied. `trials`: the study's trials
+    as already read (default: read them now)."""
     from optuna.trial import TrialState
 
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    done = (study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if trials is None
+            else [t for t in trials if t.state == TrialState.COMPLETE])
     top = min(t.value for t in done) if study.direction.name == "MINIMIZE" else max(t.value for t in done)
     return min((t for t in done if t.value == top),
                key=lambda t: (t.user_attrs.get("val_loss", float("inf")), t.number))
 
 
-def _result(study: Any, name: str, url: str, study_dir: Path, metric: str, direction: str) -> TuneResult:
+def _result(study: Any, name: str, url: str, study_dir: Path, metric: str, direction: str) -> tuple[TuneResult, Any]:
+    """The study's result, and its best trial (a FrozenTrial), from one reading of its trials."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    counts: dict[str, int] = dict(Counter(t.state.name for t in trials))  # in the order the states first appear
     if not any(t.state == TrialState.COMPLETE for t in trials):
         raise TrainingError(f"study '{name}' has no completed trial ({counts}); see the trials' run folders "
                             f"in {study_dir / 'trials'}, or run it again to go on")
-    best = best_trial(study)
+    best = best_trial(study, trials)
     rows = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
              **{k: t.user_attrs.get(k) for k in ("best_epoch", "epochs_run", "run_dir", "retry_of", "lost", "error")}}
             for t in trials]
     return TuneResult(name, url, study_dir, metric, direction, best.number, float(best.value), dict(best.params),
-                      counts, trials=rows)
+                      counts, trials=rows), best
