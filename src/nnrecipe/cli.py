@@ -299,8 +299,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             model_config=_config(ModelConfig, args, base=file.get("model")),
             train_config=_config(TrainConfig, args, base=file.get("train")))
     print(diagnosis.table())
-    counts = {s: sum(v.status == s for v in diagnosis) for s in ("pass", "warn", "fail", "skipped")}
-    print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    print(diagnosis.counts_line())
     return 1 if diagnosis.failed else 0
 
 

@@ -20,8 +20,8 @@ def test_the_sections_come_in_the_recipes_order(classification_run, page):
 
 def test_every_image_is_an_embedded_png_and_nothing_is_loaded_from_elsewhere(classification_run, page, check_images):
     html = (classification_run / "report.html").read_text()
-    # curves, LR range test, confusion matrix, predictions over epochs, input samples (+ the audit's D1 plot)
-    check_images(page(classification_run / "report.html"), at_least=5)
+    # curves, LR range test, confusion matrix, predictions over epochs, input samples, the audit's D1 plot
+    check_images(page(classification_run / "report.html"), at_least=6)
     for needle in ("<script", "<link", "@import", "url(", "<iframe"):
         assert needle not in html.lower()
 
@@ -78,7 +78,7 @@ def test_the_report_is_made_again_from_the_run_folder_alone(classification_run, 
 
 def test_regression_shows_the_residuals_and_the_largest_errors(regression_run, page, check_images):
     p = page(regression_run / "report.html")
-    check_images(p, at_least=4)
+    check_images(p, at_least=5)
     text = "".join(p.text)
     assert "Residuals on the validation rows" in text and "largest absolute error first" in text
     assert p.sections == SECTIONS

@@ -465,7 +465,7 @@ def label_noise(setup: DataView, max_rows: int | None = None, shown: int = ROWS_
         "noise_share": round(share, 4), "rows_flagged": flagged, "rows": n, "classes": len(classes),
         "suspicious_rows": suspicious, "oof_accuracy": round(float((probs.argmax(1) == labels).mean()), 4),
         "folds": folds, "warn_at": NOISE_WARN, "fail_at": NOISE_FAIL}
-    scope = f"{setup.rows_word}"
+    scope = setup.rows_word
     if n < total:
         evidence.update(sampled=True, rows_in_table=total)
         scope = f"rows (a stratified sample of {n} of {total} rows)"

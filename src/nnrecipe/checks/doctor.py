@@ -17,7 +17,7 @@ from ..model.heads import Head
 from .init_loss import check_init_loss
 from .overfit_batch import check_overfit_batch
 from .setup import ROWS, Evaluate, Setup, TrainStep, make_setup
-from .verdict import Verdict
+from .verdict import STATUSES, Verdict
 
 log = logging.getLogger("nnrecipe")
 
@@ -73,6 +73,10 @@ class Diagnosis(list):
 
     def table(self) -> str:
         return "\n".join(v.line() for v in self)
+
+    def counts_line(self) -> str:
+        """How many verdicts have each status, e.g. '5 pass, 1 warn, 0 fail, 0 skipped'."""
+        return ", ".join(f"{sum(v.status == s for v in self)} {s}" for s in STATUSES)
 
     def __str__(self) -> str:
         return self.table()

@@ -82,8 +82,8 @@ def prepare_table(data: str | os.PathLike | pd.DataFrame, cfg: DataConfig, seed:
     """The prepared table, and the neutral rows (D7) as a frame when there are any. A file's preparation
     is cached (see the module's docstring); a DataFrame's is not."""
     if isinstance(data, pd.DataFrame):
-        prep, df = _prepare(data.reset_index(drop=True), cfg, seed, None)
-        return prep, _neutral(prep, df)
+        prep = _prepare(data.reset_index(drop=True), cfg, seed, None)
+        return prep, _neutral(prep, prep.frame)
     path = Path(data)
     _check_file(path)
     file = content = None
@@ -99,11 +99,11 @@ def prepare_table(data: str | os.PathLike | pd.DataFrame, cfg: DataConfig, seed:
             hit.content_key = content
             return hit, _neutral(hit, None)
     with _recorded() as notices:
-        prep, df = _prepare(read_table(path, write_behind=True, key=content), cfg, seed, path)
+        prep = _prepare(read_table(path, write_behind=True, key=content), cfg, seed, path)
     prep.content_key = content
     if file is not None:  # written while the caller trains: 0.7 s on 1M x 50, most of it the fsync
         table_cache.write_behind(file, lambda: _store(prep, file, notices))
-    return prep, _neutral(prep, df)
+    return prep, _neutral(prep, prep.frame)
 
 
 def _neutral(prep: PreparedTable, df: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -114,7 +114,7 @@ def _neutral(prep: PreparedTable, df: pd.DataFrame | None) -> pd.DataFrame | Non
     return df.loc[prep.neutral_rows]
 
 
-def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) -> tuple[PreparedTable, pd.DataFrame]:
+def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) -> PreparedTable:
     # the index is each row's 0-based data row in the input: splits.json and error lines refer to it
     y_raw = check_target(df, cfg.target, path)
     empty = y_raw.isna().to_numpy() if y_raw.ndim == 1 else y_raw.isna().any(axis=1).to_numpy()
@@ -152,7 +152,7 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
         {s: len(splits[s]) for s in SPLITS}, torch.from_numpy(features),
         torch.from_numpy(codes) if codes is not None else None, y_all[torch.from_numpy(order)], neutral, path)
     prep.frame = all_rows
-    return prep, all_rows
+    return prep
 
 
 def _encode_target(y_raw: pd.Series | pd.DataFrame, labels: np.ndarray | None, task: str,

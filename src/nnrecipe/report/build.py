@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..track.diff import flatten, short_key
 from ..track.predictions import SAMPLES, VAL_PREDICTIONS, WATCH
-from ..track.run import read_json
+from ..track.run import read_json_or_none
 from ..track.runs import RunInfo, compare_runs, read_run
 from ..train.checkpoint import atomic_write
 from . import plots
@@ -47,13 +47,6 @@ def _common() -> dict[str, Any]:
     return {"version": __version__, "made": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def _load(path: Path) -> Any:
-    try:
-        return read_json(path)
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -64,9 +57,10 @@ def _fmt(v: Any) -> str:
 
 def verdicts(path: Path) -> list[dict[str, Any]]:
     """The audit's findings (audit.json) then the doctor's verdicts (checks.json), each with its origin."""
-    audit = _load(path / "audit.json") or {}
+    audit = read_json_or_none(path / "audit.json") or {}
+    checks = read_json_or_none(path / "checks.json") or []
     out = []
-    for origin, items in (("audit", audit.get("findings", [])), ("doctor", _load(path / "checks.json") or [])):
+    for origin, items in (("audit", audit.get("findings", [])), ("doctor", checks)):
         for v in items:
             evidence = json.dumps(v.get("evidence", {}), default=str)
             out.append({**v, "origin": origin, "evidence": evidence if len(evidence) <= EVIDENCE_CHARS
@@ -77,8 +71,8 @@ def verdicts(path: Path) -> list[dict[str, Any]]:
 def _labels(path: Path, journal: dict[str, Any]) -> dict[str, Any]:
     image = None
     plot = path / LABEL_PLOT
-    if plot.is_file() and plot.read_bytes()[:8] == PNG_SIGNATURE:
-        image = plots.png_uri(plot.read_bytes())
+    if plot.is_file() and (data := plot.read_bytes())[:8] == PNG_SIGNATURE:
+        image = plots.png_uri(data)
     labels = (journal.get("data") or {}).get("labels") or {}
     splits = list(labels)
     keys = list(dict.fromkeys(k for counts in labels.values() for k in counts))
@@ -206,12 +200,13 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Everything report.html shows, read from the run folder."""
     run = read_run(run_dir)
     path, config, results = run.path, run.config, run.results
-    model = _load(path / "model.json") or {}
+    model = read_json_or_none(path / "model.json") or {}
     task = config.get("task", model.get("task", ""))
     frame = pd.read_csv(path / VAL_PREDICTIONS) if (path / VAL_PREDICTIONS).is_file() else None
-    classes = model.get("classes") or (_load(path / WATCH) or {}).get("classes") or (
+    watch = read_json_or_none(path / WATCH)
+    classes = model.get("classes") or (watch or {}).get("classes") or (
         sorted(set(frame["target"].astype(str)) | set(frame["prediction"].astype(str))) if frame is not None else [])
-    found = _load(path / "lr_find.json")
+    found = read_json_or_none(path / "lr_find.json")
     all_verdicts = verdicts(path)
     return {
         "run": {"id": run.id, "note": run.note, "data": run.data, "target": config.get("data", {}).get("target"),
@@ -228,8 +223,8 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
         "labels": _labels(path, run.journal),
         "errors": _errors(frame, task, classes),
         "worst": _worst(frame, task),
-        "watch": _watch(_load(path / WATCH)),
-        "inputs": _inputs(_load(path / SAMPLES)),
+        "watch": _watch(watch),
+        "inputs": _inputs(read_json_or_none(path / SAMPLES)),
         "journal": _journal(run.journal),
         "config": [{"setting": k, "value": _fmt(v)} for k, v in flatten(config).items()],
     }

@@ -33,6 +33,14 @@ def read_json(path: str | Path) -> Any:
         return json.load(f)
 
 
+def read_json_or_none(path: str | Path) -> Any:
+    """read_json, or None when the file is missing, unreadable or not JSON."""
+    try:
+        return read_json(path)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def _jsonable(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)

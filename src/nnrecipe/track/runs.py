@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import CheckpointError, ConfigError, did_you_mean
 from .diff import MISSING, config_diff, flatten, short_key, single_change
-from .run import read_json
+from .run import read_json_or_none
 
 log = logging.getLogger("nnrecipe")
 
@@ -87,12 +87,12 @@ def read_run(path: str | os.PathLike) -> RunInfo:
     if not (path / "config.json").is_file():
         raise ConfigError(f"{path}: no config.json there; give a run folder that `nnrecipe train` made "
                           "(`nnrecipe runs DIR` lists them)")
-    config = _optional_json(path / "config.json")
+    config = read_json_or_none(path / "config.json")
     if not isinstance(config, dict):
         raise CheckpointError(f"{path / 'config.json'} cannot be read as a JSON object; the run folder is "
                               "damaged: restore the file or remove the folder")
-    return RunInfo(path, config, _optional_json(path / "results.json") or {}, read_metrics(path),
-                   _optional_json(path / "journal.json") or {})
+    return RunInfo(path, config, read_json_or_none(path / "results.json") or {}, read_metrics(path),
+                   read_json_or_none(path / "journal.json") or {})
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -107,13 +107,6 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return rows
-
-
-def _optional_json(file: Path) -> Any:
-    try:
-        return read_json(file)
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def list_runs(folder: str | os.PathLike = "runs") -> list[RunInfo]:

@@ -38,10 +38,9 @@ class Audit(Diagnosis):
 
     def summary(self) -> str:
         """One screen: a line per finding (with its fix when it did not pass), then the counts."""
-        counts = {s: sum(v.status == s for v in self) for s in ("pass", "warn", "fail", "skipped")}
         head = (f"audit of {self.info.get('source') or 'the table'}: {self.info.get('rows')} rows, "
                 f"{self.info.get('columns')} columns, target '{self.info.get('target')}' ({self.info.get('task')})")
-        return "\n".join([head, self.table(), ", ".join(f"{n} {s}" for s, n in counts.items())])
+        return "\n".join([head, self.table(), self.counts_line()])
 
     def to_json(self) -> dict[str, Any]:
         return {"version": AUDIT_VERSION, **self.info, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
@@ -98,7 +97,7 @@ def audit_frame(df: pd.DataFrame, cfg: DataConfig, seed: int, *, path: Path | No
     with clock("read_cells"):
         cells = table.read_cells(df, cfg)
     with clock("prepare"):
-        prep = prepared if prepared is not None else _prepare(cells.blanked, cfg, seed, path)[0]
+        prep = prepared if prepared is not None else _prepare(cells.blanked, cfg, seed, path)
     result.info = {"source": str(path) if path else None, "target": cfg.target, "task": prep.task,
                    "rows": len(df), "columns": len(df.columns), "seed": seed,
                    "splits": dict(prep.counts), "schema": prep.schema.to_dict()}

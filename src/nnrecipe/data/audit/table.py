@@ -19,7 +19,7 @@ from ...checks.verdict import Verdict
 from ...config import DataConfig
 from ..load import row_labels
 from ..schema import Schema, _kind, target_columns
-from ..transforms import _as_numbers
+from ..transforms import _as_numbers, label_strings
 
 SEED_003 = "seed 003 ('Familiar with Data')"
 
@@ -95,8 +95,6 @@ def label_distribution(y: pd.Series | pd.DataFrame, task: str) -> tuple[Verdict,
     if task == "multilabel":
         counts = {str(c): int(y[c].sum()) for c in y.columns}
     else:
-        from ..transforms import label_strings
-
         vc = label_strings(y).value_counts()
         counts = {str(k): int(n) for k, n in vc.items()}
     ordered = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
@@ -124,32 +122,28 @@ def label_distribution(y: pd.Series | pd.DataFrame, task: str) -> tuple[Verdict,
 
 def save_plot(plot: dict[str, Any], file: str | os.PathLike, target: str) -> None:
     """The D1 plot as a PNG: class counts as bars (a log scale from 10:1), or a regression target's
-    histogram. matplotlib's Agg backend, imported here: no display needed, and `import nnrecipe` stays light."""
-    import matplotlib
+    histogram. matplotlib's object API (Figure, no pyplot), imported here: no display needed, the process's
+    backend left as it is, nothing to close, and `import nnrecipe` stays light."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    try:
-        if plot["kind"] == "bar":
-            counts = plot["counts"]
-            names = list(counts)[:50]
-            ax.bar(range(len(names)), [counts[c] for c in names], color="#4878a8")
-            ax.set_xticks(range(len(names)), names, rotation=90 if len(names) > 8 else 0, fontsize=8)
-            if max(counts.values()) >= IMBALANCE_WARN * min(counts.values()):
-                ax.set_yscale("log")
-            ax.set_ylabel("rows")
-            ax.set_title(f"'{target}': {len(counts)} classes" + (" (the 50 largest)" if len(counts) > 50 else ""))
-        else:
-            ax.hist(plot["values"], bins=50, color="#4878a8")
-            ax.set_xlabel(target)
-            ax.set_ylabel("rows")
-            ax.set_title(f"'{target}': distribution")
-        fig.tight_layout()
-        fig.savefig(file)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.subplots()
+    if plot["kind"] == "bar":
+        counts = plot["counts"]
+        names = list(counts)[:50]
+        ax.bar(range(len(names)), [counts[c] for c in names], color="#4878a8")
+        ax.set_xticks(range(len(names)), names, rotation=90 if len(names) > 8 else 0, fontsize=8)
+        if max(counts.values()) >= IMBALANCE_WARN * min(counts.values()):
+            ax.set_yscale("log")
+        ax.set_ylabel("rows")
+        ax.set_title(f"'{target}': {len(counts)} classes" + (" (the 50 largest)" if len(counts) > 50 else ""))
+    else:
+        ax.hist(plot["values"], bins=50, color="#4878a8")
+        ax.set_xlabel(target)
+        ax.set_ylabel("rows")
+        ax.set_title(f"'{target}': distribution")
+    fig.tight_layout()
+    fig.savefig(file)
 
 
 # ---------------------------------------------------------------- D2
@@ -220,9 +214,11 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
     """D3: rows with no target, numeric columns with empty (NaN), infinite or unparsable cells; and each
     such row's data row with what is wrong with it (the first problem found)."""
     source = f"{SEED_003}: 'instances which are corrupted (e.g. lack of the label)'; D3"
-    why: dict[int, str] = {}
-    for r in np.flatnonzero(y_missing)[::-1]:
-        why[int(r)] = "no target"
+    # a row keeps its first problem: no target, then the columns in order, unparsable before inf before nan;
+    # `seen` marks the rows that have one (a mask, not a loop over every bad cell: 1M rows x 3 columns with
+    # 30% empty cells took 0.67 s cell by cell)
+    seen = np.asarray(y_missing, dtype=bool).copy()
+    why: dict[int, str] = dict.fromkeys(np.flatnonzero(seen).tolist(), "no target")
     columns: dict[str, dict[str, int]] = {}
     for col in cells.numbers:
         for problem, mask in (("unparsable", cells.unparsable[col]), ("inf", cells.inf[col]),
@@ -231,10 +227,13 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
             if not k:
                 continue
             columns.setdefault(col, {})[problem] = k
-            for r in np.flatnonzero(mask):
-                if int(r) not in why:
-                    cell = str(df[col].iloc[r]) if problem == "unparsable" else problem
-                    why[int(r)] = f"column '{col}': {'not a number: ' + repr(cell) if problem == 'unparsable' else cell}"
+            new = np.flatnonzero(mask & ~seen)
+            seen[new] = True
+            if problem == "unparsable":
+                why.update(zip(new.tolist(), (f"column '{col}': not a number: {str(cell)!r}"
+                                              for cell in df[col].iloc[new].tolist())))
+            else:
+                why.update(dict.fromkeys(new.tolist(), f"column '{col}': {problem}"))
     totals = {p: sum(c.get(p, 0) for c in columns.values()) for p in ("nan", "inf", "unparsable")}
     ev: dict[str, Any] = {"rows": len(df), "rows_affected": len(why), "missing_target": int(y_missing.sum()),
                           "cells": totals, "columns": columns}
