@@ -69,6 +69,11 @@ class ModelConfig:
             raise ConfigError(f"hidden={self.hidden} is not allowed; give one or more positive widths")
 
 
+# R2 (seed 001: retrain the best on all the data): the refit trains a set number of epochs with nothing
+# held out to stop on, so it fixes these settings of the configuration it retrains
+REFIT_SETTINGS = {"patience": None, "restore_best": False, "monitor": "train_loss", "swa_start": None}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = _f(200, "upper bound on epochs; early stopping usually ends sooner")

@@ -22,7 +22,7 @@ from .data.audit import audit_frame
 from .checks import Verdict, check_init_loss
 from .checks.curves import check_longer
 from .checks.doctor import CHECKS, Diagnosis, c2_init_loss, doctor
-from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from .config import REFIT_SETTINGS, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import TablePreprocessor, read_table
 from .data.prepare import SPLITS, PreparedTable, prepare_table
 from .data.schema import multilabel_frame, numeric_problems, target_columns
@@ -93,8 +93,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
         dcfg, mcfg, tcfg, note, refit = _recorded_config(Path(resume), target)
         lr_find = "off"  # the recorded lr is the one the range test chose
     if refit is not None:  # R2 (seed 001: retrain the best on all the data): nothing held out to stop on
-        tcfg = dataclasses.replace(tcfg, epochs=int(refit["epochs"]), patience=None, restore_best=False,
-                                   monitor="train_loss", swa_start=None)
+        tcfg = dataclasses.replace(tcfg, epochs=int(refit["epochs"]), **REFIT_SETTINGS)
     path = None if isinstance(data, pd.DataFrame) else Path(data)
     if parent is not None:
         check_parent(parent)  # a wrong --parent fails before the work, not after it

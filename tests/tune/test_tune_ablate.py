@@ -65,3 +65,30 @@ def test_a_folder_that_is_no_run_is_refused(tmp_path: Path):
         ablate(tmp_path, {"lr": [1e-2]})
     assert str(e.value) == (f"ablate {tmp_path}: not a finished run folder (config.json and results.json); give "
                             "a folder that `nnrecipe train` printed")
+
+
+@pytest.fixture(scope="module")
+def refit_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A retrained (R2) run, as `tune` leaves in best/: 3 epochs on the training and validation rows."""
+    folder = tmp_path_factory.mktemp("ablate-refit")
+    small_table(200).to_csv(folder / "small.csv", index=False)
+    return train_table(folder / "small.csv", "y", out=folder / "runs", train_config=TrainConfig(device="cpu"),
+                       refit={"epochs": 3, "trial": 0}).run_dir
+
+
+def test_epochs_varied_on_a_retrained_base_are_the_ones_trained(refit_base: Path):
+    result = ablate(refit_base, {"epochs": ["6"]})
+    run = Path(result.rows[1]["run_dir"])
+    config = read_json(run / "config.json")
+    assert (config["train"]["epochs"], config["refit"]["epochs"], config["refit"]["trial"]) == (6, 6, 0)
+    assert read_json(run / "results.json")["epochs_run"] == 6
+    assert read_json(refit_base / "results.json")["epochs_run"] == 3
+
+
+def test_a_setting_a_retrained_base_fixes_is_refused(refit_base: Path):
+    with pytest.raises(ConfigError) as e:
+        ablate(refit_base, {"lr": ["1e-2"], "patience": ["5"], "swa_start": ["2"]})
+    assert str(e.value) == (
+        f"ablate {refit_base}: patience, swa_start cannot be varied on a retrained (R2) base: its variants "
+        "retrain for a set number of epochs on the training and validation rows, with no early stopping or "
+        "SWA, so the value would not be used; vary them from the search's trial run instead, or vary epochs here")

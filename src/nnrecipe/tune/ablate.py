@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import SECTIONS, from_dict
+from ..config import REFIT_SETTINGS, SECTIONS, from_dict
 from ..errors import ConfigError, did_you_mean
 from ..track import new_run_dir, read_json, write_json
 from ..logs import quiet
@@ -24,6 +24,10 @@ from .space import convert_value
 log = logging.getLogger("nnrecipe")
 
 NOT_VARIED = ("target", "seed")  # the target defines the task; the seeds are the repetitions (--seeds)
+# a retrained (R2) base's variants retrain too: the settings its refit fixes, and those that only act
+# through them (stopping, SWA, the ensemble's folds), would be overridden and change nothing
+REFIT_UNVARIED = (*REFIT_SETTINGS, "mode", "min_delta", "stop_criterion",
+                  "stop_alpha", "swa_lr", "cv_folds")
 
 
 @dataclass
@@ -57,6 +61,13 @@ def ablate(run_dir: str | os.PathLike, vary: dict[str, list[Any]], *, seeds: int
     if source is None:
         raise ConfigError(f"ablate {base}: the base run was trained on a DataFrame; pass its table as data=")
     plan = dict(_values(key, values, configs) for key, values in vary.items())
+    refit = rec.get("refit")
+    fixed = sorted(name for _, name in plan if name in REFIT_UNVARIED)
+    if refit is not None and fixed:
+        raise ConfigError(f"ablate {base}: {', '.join(fixed)} cannot be varied on a retrained (R2) base: its "
+                          f"variants retrain for a set number of epochs on the training and validation rows, with "
+                          f"no early stopping or SWA, so the value would not be used; vary them from the search's "
+                          f"trial run instead, or vary epochs here")
     folder = new_run_dir(out if out is not None else base.parent, f"ablate-{base.name}")
     base_seed = configs["train"].seed
     rows = []
@@ -74,7 +85,8 @@ def ablate(run_dir: str | os.PathLike, vary: dict[str, list[Any]], *, seeds: int
                                       model_config=changed["model"], train_config=changed["train"],
                                       note=f"R3 ablation of {base.name}: {name}={value}, seed {seed}",
                                       parent=base,  # journal.json: the parent and what changed from it
-                                      refit=rec.get("refit"))  # a retrained base (R2): its variants retrain too
+                                      # a retrained base (R2): its variants retrain too, for their own epochs
+                                      refit=None if refit is None else {**refit, "epochs": changed["train"].epochs})
                 log.info("ablation of %s: %s=%s, seed %d: test %s", base.name, name, value, seed,
                          {k: round(v, 4) for k, v in run.test.items()})
                 rows.append(_row(name, value, seed, run.run_dir, run.task, control=value == control))
