@@ -212,3 +212,17 @@ def test_a_study_resumed_with_another_space_is_refused(table, tmp_path: Path):
         tune_table(csv, "y", trials=1, space=other, out=tmp_path, study="s", train_config=TINY, refit=False)
     assert str(e.value) == (f"study 's' in sqlite:///{(tmp_path / 's' / 'study.db').resolve()} was made with "
                             "another space; resume it with the same target and space, or give a new --study name")
+
+
+def test_the_refit_keeps_its_trials_batch_size(tmp_path: Path):
+    """4,900 rows: the trial's 3,430 training rows size a default batch of 32 (under 4,000 rows); the
+    refit's 4,165 training and validation rows would size 64, and the trial's epoch count is for 32."""
+    csv, space = tmp_path / "rows.csv", tmp_path / "space.yaml"
+    small_table(4900).to_csv(csv, index=False)
+    space.write_text(SPACE)
+    result = tune_table(csv, "y", trials=1, space=space, pruner="none", out=tmp_path / "studies",
+                        train_config=TrainConfig(epochs=1, device="cpu"))
+    refit = read_json(result.refit.run_dir / "config.json")
+    trial = read_json(Path(refit["refit"]["trial_run"]) / "config.json")
+    assert trial["train"]["batch_size"] == refit["train"]["batch_size"] == 32
+    assert read_json(result.refit.run_dir / "results.json")["rows"]["train"] == 4165

@@ -7,11 +7,13 @@ so the refit changes the weights' data only."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
 
 from ..config import DataConfig, ModelConfig, TrainConfig
+from ..track.run import read_json_or_none
 from .objective import Job
 
 log = logging.getLogger("nnrecipe")
@@ -26,12 +28,18 @@ def refit_best(study: Any, job: Job, best: Any = None) -> Any:
         best = best_trial(study)
     model_config, train_config = job.space.apply(best.params, job.model_config, job.train_config)
     epochs = int(best.user_attrs.get("best_epoch") or train_config.epochs)
+    trial_run = best.user_attrs.get("run_dir")
+    recorded = read_json_or_none(Path(trial_run) / "config.json") if trial_run else None
+    if train_config.batch_size is None and recorded is not None:
+        # the trial's epoch count holds for the trial's batch size: the default sized from the training
+        # rows alone, where sizing it again from train+validation could cross a threshold (4,000 rows...)
+        train_config = dataclasses.replace(train_config, batch_size=int(recorded["train"]["batch_size"]))
     run = refit(job.data, job.target, epochs, out=job.out / "best", data_config=job.data_config,
                 model_config=model_config, train_config=train_config,
                 note=f"R2: trial {best.number} of study '{study.study_name}' ({job.metric} {best.value:.4f}) "
                      f"retrained on train+validation for {epochs} epochs",
                 origin={"study": study.study_name, "trial": best.number, "search_value": best.value,
-                        "metric": job.metric, "trial_run": best.user_attrs.get("run_dir")})
+                        "metric": job.metric, "trial_run": trial_run})
     log.info("R2: best trial %d retrained on train+validation for %d epochs: test %s, in %s", best.number,
              epochs, {k: round(v, 4) for k, v in run.test.items()}, run.run_dir)
     return run
