@@ -142,14 +142,20 @@ class TrainConfig:
 
     @property
     def monitor_mode(self) -> str:
-        if self.mode != "auto":
-            return self.mode
-        name = self.monitor.removeprefix("val_").removeprefix("train_")
-        return "max" if name in MAXIMIZED else "min"
+        return monitor_mode(self.monitor, self.mode)
 
 
 # Metrics where larger is better; everything else (losses, errors) is minimized.
 MAXIMIZED = frozenset({"accuracy", "acc", "auc", "roc_auc", "f1", "r2", "balanced_accuracy", "precision", "recall"})
+
+
+def monitor_mode(monitor: str, mode: str = "auto") -> str:
+    """'min' or 'max' for a logged metric: `mode` unless 'auto'; then 'max' for the names in MAXIMIZED, bare,
+    with a val_/train_ prefix or ending in _NAME (macro_f1, top5_accuracy), else 'min' (losses, errors)."""
+    if mode != "auto":
+        return mode
+    name = monitor.removeprefix("val_").removeprefix("train_")
+    return "max" if name in MAXIMIZED or name.endswith(tuple("_" + m for m in MAXIMIZED)) else "min"
 
 C = TypeVar("C")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nnrecipe.config import TrainConfig
 from nnrecipe.errors import ConfigError
 from nnrecipe.track import compare_runs, config_diff, filter_runs, flatten, format_runs, list_runs, single_change, \
     sort_runs
@@ -167,3 +168,15 @@ def test_a_damaged_run_folder_is_named_and_skipped_by_the_listing(tmp_path, capl
     assert [r.id for r in list_runs(tmp_path)] == ["good"]
     assert caplog.messages == [f"{tmp_path / 'torn' / 'config.json'} cannot be read as a JSON object; the run folder "
                                "is damaged: restore the file or remove the folder"]
+
+
+@pytest.mark.parametrize("monitor, mode, best", [
+    ("val_loss", "auto", 0.1), ("val_precision", "auto", 0.8), ("val_recall", "auto", 0.8),
+    ("val_acc", "auto", 0.8), ("val_macro_f1", "auto", 0.8), ("val_rmse", "auto", 0.1), ("val_recall", "min", 0.1)])
+def test_a_running_runs_best_follows_the_trainers_direction(tmp_path, monitor, mode, best):
+    """`runs` reads the best of a run still training as the Trainer picks it: one rule (config.monitor_mode)."""
+    run = make_run(tmp_path, "running", best=None, monitor=monitor, mode=mode)
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": i + 1, monitor: v}) + "\n"
+                                               for i, v in enumerate((0.5, 0.8, 0.1))))
+    assert read_run(run).best == best
+    assert TrainConfig(monitor=monitor, mode=mode).monitor_mode == ("max" if best == 0.8 else "min")

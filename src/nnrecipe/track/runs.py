@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import monitor_mode
 from ..errors import CheckpointError, ConfigError, did_you_mean
 from .diff import MISSING, config_diff, flatten, short_key, single_change
 from .run import read_json_or_none
@@ -64,7 +65,8 @@ class RunInfo:
                   and math.isfinite(r[self.monitor])]
         if not values:
             return None
-        return min(values) if _minimized(self.monitor, self.config) else max(values)
+        mode = monitor_mode(self.monitor, self.config.get("train", {}).get("mode", "auto"))
+        return min(values) if mode == "min" else max(values)
 
     def flat(self) -> dict[str, Any]:
         """The flattened config (R3's unit of comparison), with the data's fingerprint when journalled."""
@@ -73,11 +75,6 @@ class RunInfo:
         if sha:
             flat["data.sha256"] = sha[:12]
         return flat
-
-
-def _minimized(monitor: str, config: dict[str, Any]) -> bool:
-    mode = config.get("train", {}).get("mode", "auto")
-    return mode == "min" if mode != "auto" else not monitor.endswith(("accuracy", "r2", "auc", "f1"))
 
 
 def read_run(path: str | os.PathLike) -> RunInfo:

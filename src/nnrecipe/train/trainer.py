@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
-from ..config import TrainConfig
+from ..config import TrainConfig, monitor_mode
 from ..errors import ConfigError, TrainingError
 from ..repro import seed_everything
 from . import checkpoint as ckpt
@@ -87,7 +87,7 @@ class Trainer(TrainerState):
         if val_data is None and self.monitor.startswith("val_"):
             self.monitor = "train_" + self.monitor.removeprefix("val_")
             log.warning("no validation data: best epoch and early stopping follow %s", self.monitor)
-        self.mode = TrainConfig(monitor=self.monitor, mode=cfg.mode).monitor_mode
+        self.mode = monitor_mode(self.monitor, cfg.mode)
         self.callbacks = list(callbacks)
         if cfg.patience is not None and not any(isinstance(c, EarlyStopping) for c in self.callbacks):
             self.callbacks.append(EarlyStopping(self.monitor, self.mode, cfg.patience, cfg.min_delta,

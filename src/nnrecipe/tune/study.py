@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import DataConfig, ModelConfig, TrainConfig
+from ..config import DataConfig, ModelConfig, TrainConfig, monitor_mode
 from ..errors import ConfigError, NNRecipeError, TrainingError, check_choice
 from .objective import Job, run_trial, worker_name
 from .space import SearchSpace, read_space
@@ -89,7 +89,7 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
         log.warning("cv_folds=%d is not used by a search: each trial and the retrained best train one model",
                     tcfg.cv_folds)
     metric = _metric(data, dcfg, tcfg.seed)
-    direction = "maximize" if TrainConfig(monitor=metric).monitor_mode == "max" else "minimize"
+    direction = "maximize" if monitor_mode(metric) == "max" else "minimize"
     name = study or _study_name(data, target)
     study_dir = Path(out) / name
     study_dir.mkdir(parents=True, exist_ok=True)
