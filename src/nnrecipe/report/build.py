@@ -47,6 +47,12 @@ def _common() -> dict[str, Any]:
     return {"version": __version__, "made": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def render(template: str, **context: Any) -> str:
+    """One page from templates/`template` (which extends base.html.j2): the run report, the compare page,
+    the study report (tune/report.py)."""
+    return _env().get_template(template).render(**context, **_common())
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -234,7 +240,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     """Write run_dir/report.html (or `out`) and return its path: `nnrecipe report RUN`."""
     context = report_context(run_dir)
     out = Path(out) if out is not None else Path(run_dir) / REPORT
-    atomic_write(out, _env().get_template("report.html.j2").render(**context, **_common()))
+    atomic_write(out, render("report.html.j2", **context))
     return out
 
 
@@ -259,5 +265,5 @@ def write_compare(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike 
     one highlighted (R3): `nnrecipe compare RUN RUN ... [--out compare.html]`."""
     context = compare_context(run_dirs, comparison)
     out = Path(out)
-    atomic_write(out, _env().get_template("compare.html.j2").render(**context, **_common()))
+    atomic_write(out, render("compare.html.j2", **context))
     return out

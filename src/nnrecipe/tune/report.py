@@ -4,13 +4,14 @@ test score beside the search's best validation score (R2); study.json holds the 
 
 from __future__ import annotations
 
-import html
 import itertools
 from pathlib import Path
 from typing import Any
 
+from ..report.build import render
 from ..report.plots import to_uri
 from ..track import write_json
+from ..train.checkpoint import atomic_write
 
 
 def write_report(study: Any, result: Any, best: Any = None) -> Path:
@@ -30,7 +31,7 @@ def write_report(study: Any, result: Any, best: Any = None) -> Path:
                "importances": importances, "trials": result.trials}
     write_json(result.study_dir / "study.json", summary)
     path = result.study_dir / "report.html"
-    path.write_text(_html(summary, _history_png(study, result.metric)))
+    atomic_write(path, render("study.html.j2", **_context(summary, _history_png(study, result.metric))))
     return path
 
 
@@ -70,41 +71,34 @@ def _history_png(study: Any, metric: str) -> str:
     return to_uri(fig)
 
 
-def _html(s: dict[str, Any], png: str) -> str:
-    e = html.escape
+def _context(s: dict[str, Any], png: str) -> dict[str, Any]:
+    """What study.html.j2 shows, from study.json's figures (`s`) and the history plot."""
     metric = s["metric"]
     test_name = metric.removeprefix("val_")  # val_rmse or val_accuracy (study._metric): the test metric's name
     best_test = (s["best_trial_test"] or {}).get(test_name)
     refit_test = (s["refit"] or {}).get("test", {}).get(test_name)
     fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-    scores = (f"<tr><td>search: best trial {s['best_trial']}</td><td>{fmt(s['best_value'])}</td>"
-              f"<td>{fmt(best_test)}</td><td>trained on train</td></tr>"
-              f"<tr><td>R2: best retrained</td><td>-</td><td>{fmt(refit_test)}</td>"
-              f"<td>trained on train+validation: {e(str((s['refit'] or {}).get('run_dir', 'not retrained')))}</td></tr>")
-    if isinstance(s["importances"], dict):
-        importances = "".join(f"<tr><td>{e(k)}</td><td>{v:.3f}</td></tr>" for k, v in s["importances"].items())
-    else:
-        importances = f"<tr><td colspan=2>{e(s['importances'])}</td></tr>"
+    scores = ["", metric, f"test {test_name}", "model"]
+    refit = f"trained on train+validation: {s['refit']['run_dir']}" if s["refit"] else "not retrained"
+    importances = s["importances"]
+    if isinstance(importances, dict):
+        importances = [{"parameter": k, "importance": f"{v:.3f}"} for k, v in importances.items()]
     names = sorted({k for t in s["trials"] for k in t["params"]})
-    head = "".join(f"<th>{e(n)}</th>" for n in ["trial", "state", metric, "best epoch", *names])
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in [
-            t["number"], t["state"] + (f" ({t['lost']})" if t.get("lost") else ""),
-            fmt(t["value"]), t.get("best_epoch") or "-", *(_short(t["params"].get(n)) for n in names)]) + "</tr>"
-        for t in s["trials"])
-    counts = ", ".join(f"{n} {k.lower()}" for k, n in s["counts"].items())
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>study {e(s['study'])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
-padding:2px 6px;text-align:right}}</style></head><body>
-<h1>study {e(s['study'])}</h1>
-<p>{e(s['direction'])} {e(metric)} over {len(s['trials'])} trials ({e(counts)}); storage {e(s['storage'])}</p>
-<h2>scores</h2><table><tr><th></th><th>{e(metric)}</th><th>test {test_name}</th><th></th></tr>{scores}</table>
-<p>best parameters: {e(str(s['best_params']))}</p>
-<h2>parameter importances</h2><table><tr><th>parameter</th><th>importance</th></tr>{importances}</table>
-<h2>optimization history</h2><img alt="optimization history" src="{png}">
-<h2>trials</h2><table><tr>{head}</tr>{rows}</table>
-</body></html>
-"""
+    columns = ["trial", "state", metric, "best epoch", *names]
+    rows = [dict(zip(columns, [t["number"], t["state"] + (f" ({t['lost']})" if t.get("lost") else ""),
+                               fmt(t["value"]), t.get("best_epoch") or "-",
+                               *(_short(t["params"].get(n)) for n in names)])) for t in s["trials"]]
+    numeric = ["trial", metric, "best epoch", *(n for n in names if all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for t in s["trials"]
+        if (v := t["params"].get(n)) is not None))]
+    return {"study": s["study"], "direction": s["direction"], "metric": metric, "storage": s["storage"],
+            "counts": ", ".join(f"{n} {k.lower()}" for k, n in s["counts"].items()),
+            "scores": {"columns": scores, "rows": [
+                dict(zip(scores, [f"search: best trial {s['best_trial']}", fmt(s["best_value"]), fmt(best_test),
+                                  "trained on train"])),
+                dict(zip(scores, ["R2: best retrained", "-", fmt(refit_test), refit]))]},
+            "best_params": str(s["best_params"]), "importances": importances, "history": png,
+            "trials": {"columns": columns, "rows": rows, "numeric": numeric}}
 
 
 def _short(v: Any) -> str:

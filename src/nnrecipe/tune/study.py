@@ -38,9 +38,10 @@ SAMPLERS = ("random", "tpe")
 PRUNERS = ("median", "hyperband", "none")
 HEARTBEAT_S = 20  # a running trial's heartbeat period, in seconds
 GRACE_S = 120  # a trial whose heartbeat is older is taken for dead (another machine's worker died)
-# optuna's MedianPruner default of 5 start-up trials, and 5 warmup epochs (our choice): a trial's first
-# epochs say little about where it ends, as curves still cross there (warmup, an lr schedule's start)
-MEDIAN_STARTUP_TRIALS, MEDIAN_WARMUP_EPOCHS = 5, 5
+# optuna's MedianPruner default of 5 start-up trials, and no pruning before epoch 5 (our choice): a trial's
+# first epochs say little about where it ends, as curves still cross there (warmup, an lr schedule's start).
+# The steps are 1-based epochs and optuna prunes from step == n_warmup_steps: epochs 1-4 are the warmup
+MEDIAN_STARTUP_TRIALS, MEDIAN_FIRST_PRUNED_EPOCH = 5, 5
 
 
 @dataclass
@@ -159,7 +160,7 @@ def make_pruner(name: Any, epochs: int) -> Any:
     if not isinstance(name, str):
         return name
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_WARMUP_EPOCHS)
+        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=MEDIAN_FIRST_PRUNED_EPOCH)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
     return optuna.pruners.NopPruner()
