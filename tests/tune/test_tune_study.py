@@ -226,3 +226,50 @@ def test_the_refit_keeps_its_trials_batch_size(tmp_path: Path):
     trial = read_json(Path(refit["refit"]["trial_run"]) / "config.json")
     assert trial["train"]["batch_size"] == refit["train"]["batch_size"] == 32
     assert read_json(result.refit.run_dir / "results.json")["rows"]["train"] == 4165
+
+
+def test_two_launches_at_once_run_the_budget_once(table, tmp_path: Path):
+    """The same command started on two machines at once: both counted an empty study and each queued 4
+    trials (8 waiting, and a lost trial's retry). Each launch withdraws the surplus beyond its budget; the
+    second finds nothing left to withdraw; 4 fresh trials and the retry run, as one launch would have."""
+    from nnrecipe.tune.study import _withdraw_surplus
+
+    csv, space = table
+    url = f"sqlite:///{(tmp_path / 'race' / 'study.db').resolve()}"
+    (tmp_path / "race").mkdir()
+    study = optuna.create_study(study_name="race", storage=url, direction="maximize")
+    for _ in range(8):
+        study.enqueue_trial({}, skip_if_exists=False)
+    study.enqueue_trial({"layers": 1, "units": 16, "lr": 0.01}, user_attrs={"retry_of": 99}, skip_if_exists=False)
+    _withdraw_surplus(study, 5)  # launch A (its 4 fresh trials and the retry)
+    _withdraw_surplus(study, 5)  # launch B, a moment later
+    trials = _trials("race", url)
+    assert [(t.number, t.state.name, t.user_attrs.get("withdrawn")) for t in trials] == [
+        *[(n, "WAITING", None) for n in range(4)],
+        *[(n, "FAIL", "queued twice by launches at once") for n in range(4, 8)], (8, "WAITING", None)]
+
+    result = tune_table(csv, "y", trials=5, space=space, pruner="none", out=tmp_path, study="race", storage=url,
+                        train_config=TINY, refit=False)
+    assert result.counts == {"COMPLETE": 5}  # the withdrawn trials never ran and are not counted
+    assert [t["number"] for t in result.trials] == [0, 1, 2, 3, 8]
+    assert [t.state.name for t in _trials("race", url)].count("COMPLETE") == 5
+
+
+def test_a_launch_that_counted_before_another_queued_withdraws_its_surplus(tmp_path: Path, monkeypatch):
+    """Launch B counted the study before launch A's 4 trials were queued (a stale first count): B queues 4
+    more, then withdraws them, so 4 wait."""
+    from nnrecipe.tune import study as study_module
+
+    study = optuna.create_study(study_name="race", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    for _ in range(4):  # launch A's
+        study.enqueue_trial({}, skip_if_exists=False)
+    counted, calls = study_module._counted, []
+
+    def stale_first(s: optuna.Study) -> list[optuna.trial.FrozenTrial]:  # B's first count saw none of A's
+        calls.append(s)
+        return [] if len(calls) == 1 else counted(s)
+
+    monkeypatch.setattr(study_module, "_counted", stale_first)
+    study_module._top_up(study, 4)
+    states = [t.state.name for t in study.get_trials()]
+    assert states == ["WAITING"] * 4 + ["FAIL"] * 4

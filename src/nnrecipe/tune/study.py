@@ -3,10 +3,11 @@ machines) share, then the best configuration retrained on train+validation.
 
 The budget of N trials is queued in the storage as N waiting trials when the study is made; a worker
 claims one at a time with the storage's atomic WAITING -> RUNNING update and stops when none is left, so
-N trials run whatever the number of workers: none lost, none run twice. A worker that dies leaves its
-trial RUNNING: the next worker on its host that finds the process gone (or, on another machine, once the
-trial's heartbeat is older than GRACE_S) fails it and queues its parameters again, so a killed study
-resumes, by running the same command, with the trials it had left."""
+N trials run whatever the number of workers: none lost, none run twice (launches at the same moment
+that each queued N withdraw the surplus). A worker that dies leaves its trial RUNNING: the next worker on
+its host that finds the process gone (or, on another machine, once the trial's heartbeat is older than
+GRACE_S) fails it and queues its parameters again, so a killed study resumes, by running the same
+command, with the trials it had left."""
 
 from __future__ import annotations
 
@@ -209,14 +210,43 @@ def _open_study(url: str, name: str, direction: str, settings: dict[str, Any], s
     return study
 
 
+def _counted(study: Any) -> list[Any]:
+    """The trials that count toward the budget, by number: all but those lost with their worker (queued
+    again when found) and those withdrawn as surplus."""
+    return [t for t in study.get_trials(deepcopy=False) if not {"lost", "withdrawn"} & t.user_attrs.keys()]
+
+
 def _top_up(study: Any, trials: int) -> None:
-    """Queue waiting trials until the study holds `trials` that count: all but those lost with their
-    worker (which were queued again when found)."""
-    counted = [t for t in study.get_trials(deepcopy=False) if "lost" not in t.user_attrs]
-    for _ in range(trials - len(counted)):
-        study.enqueue_trial({}, skip_if_exists=False)
+    """Queue waiting trials until the study holds `trials` that count."""
+    counted = _counted(study)
     if trials < len(counted):
         log.warning("study '%s' already holds %d trials; --trials %d adds none", study.study_name, len(counted), trials)
+    if trials <= len(counted):
+        return
+    for _ in range(trials - len(counted)):
+        study.enqueue_trial({}, skip_if_exists=False)
+    _withdraw_surplus(study, trials)
+
+
+def _withdraw_surplus(study: Any, trials: int) -> None:
+    """Launches of one study at the same moment (the same command on several machines) can each count the
+    same trials and each queue the difference. Each then withdraws the waiting trials beyond its budget,
+    the last queued fresh ones: taking one is the storage's atomic WAITING -> RUNNING update, so each is
+    withdrawn once, and workers claim the lowest numbers first, so these wait behind the budget's trials."""
+    from optuna.trial import TrialState
+
+    storage = study._storage  # noqa: SLF001
+    counted = _counted(study)
+    # a lost trial's retry keeps its parameters: only the budget's fresh trials are withdrawn
+    surplus = [t for t in reversed(counted) if t.state == TrialState.WAITING
+               and "retry_of" not in t.user_attrs][:max(0, len(counted) - trials)]
+    for trial in surplus:
+        if _take(storage, trial._trial_id):  # noqa: SLF001
+            storage.set_trial_user_attr(trial._trial_id, "withdrawn", "queued twice by launches at once")  # noqa: SLF001
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)  # noqa: SLF001
+    if surplus:
+        log.info("study '%s': %d surplus waiting trials withdrawn (launched twice at once)", study.study_name,
+                 len(surplus))
 
 
 def _start_workers(study_dir: Path, args: tuple[Any, ...], workers: int) -> list[subprocess.Popen[bytes]]:
@@ -297,17 +327,24 @@ def _claim(study: Any) -> int | None:
     """A waiting trial's id, set RUNNING by this worker; None when none is waiting. The storage's
     update refuses a trial that is no longer waiting (optuna's own queue does the same in Study.ask,
     which would then make a new trial: here the budget stays the queue's)."""
-    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     storage = study._storage  # noqa: SLF001
     for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):  # noqa: SLF001
-                return trial._trial_id  # noqa: SLF001
-        except UpdateFinishedTrialError:
-            continue
+        if _take(storage, trial._trial_id):  # noqa: SLF001
+            return trial._trial_id  # noqa: SLF001
     return None
+
+
+def _take(storage: Any, trial_id: int) -> bool:
+    """Set a waiting trial RUNNING; False when another process took it first."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    try:
+        return bool(storage.set_trial_state_values(trial_id, state=TrialState.RUNNING))
+    except UpdateFinishedTrialError:
+        return False
 
 
 def _reclaim(study: Any) -> None:
@@ -396,7 +433,7 @@ def _result(study: Any, name: str, url: str, study_dir: Path, metric: str, direc
     """The study's result, and its best trial (a FrozenTrial), from one reading of its trials."""
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
+    trials = [t for t in study.get_trials(deepcopy=False) if "withdrawn" not in t.user_attrs]  # never ran
     counts: dict[str, int] = dict(Counter(t.state.name for t in trials))  # in the order the states first appear
     if not any(t.state == TrialState.COMPLETE for t in trials):
         raise TrainingError(f"study '{name}' has no completed trial ({counts}); see the trials' run folders "
