@@ -71,7 +71,8 @@ class ModelConfig:
 
 # R2 (seed 001: retrain the best on all the data): the refit trains a set number of epochs with nothing
 # held out to stop on, so it fixes these settings of the configuration it retrains
-REFIT_SETTINGS = {"patience": None, "restore_best": False, "monitor": "train_loss", "swa_start": None}
+REFIT_SETTINGS = {"patience": None, "restore_best": False, "monitor": "train_loss", "mode": "auto",
+                  "swa_start": None}
 
 
 @dataclass(frozen=True)

@@ -92,3 +92,15 @@ def test_a_setting_a_retrained_base_fixes_is_refused(refit_base: Path):
         f"ablate {refit_base}: patience, swa_start cannot be varied on a retrained (R2) base: its variants "
         "retrain for a set number of epochs on the training and validation rows, with no early stopping or "
         "SWA, so the value would not be used; vary them from the search's trial run instead, or vary epochs here")
+
+
+def test_a_refit_judges_its_epochs_by_the_training_loss_whatever_mode_it_was_given(tmp_path: Path):
+    """R2 swaps the monitor for train_loss: a mode recorded for val_accuracy ("max") would pick the epoch
+    with the highest training loss and drive ReduceLROnPlateau the wrong way."""
+    small_table(200).to_csv(tmp_path / "small.csv", index=False)
+    run = train_table(tmp_path / "small.csv", "y", out=tmp_path / "runs", refit={"epochs": 4},
+                      train_config=TrainConfig(device="cpu", monitor="val_accuracy", mode="max", schedule="plateau"))
+    config, results = read_json(run.run_dir / "config.json"), read_json(run.run_dir / "results.json")
+    assert (config["train"]["monitor"], config["train"]["mode"]) == ("train_loss", "auto")
+    losses = [row["train_loss"] for row in run.history]
+    assert results["best_epoch"] == 1 + losses.index(min(losses))

@@ -225,6 +225,9 @@ def test_the_refit_keeps_its_trials_batch_size(tmp_path: Path):
     refit = read_json(result.refit.run_dir / "config.json")
     trial = read_json(Path(refit["refit"]["trial_run"]) / "config.json")
     assert trial["train"]["batch_size"] == refit["train"]["batch_size"] == 32
+    # recorded on the trial too: on a shared study its folder may be on another machine
+    stored = optuna.load_study(study_name=result.study, storage=result.storage).trials[0]
+    assert stored.user_attrs["batch_size"] == 32
     assert read_json(result.refit.run_dir / "results.json")["rows"]["train"] == 4165
 
 
@@ -273,3 +276,20 @@ def test_a_launch_that_counted_before_another_queued_withdraws_its_surplus(tmp_p
     study_module._top_up(study, 4)
     states = [t.state.name for t in study.get_trials()]
     assert states == ["WAITING"] * 4 + ["FAIL"] * 4
+
+
+def test_a_launch_reading_the_study_mid_withdrawal_aims_at_the_same_trials(tmp_path: Path):
+    """Launch A has taken trial 7 to withdraw it when launch B reads the study: B picks the surplus by
+    position (7, 6, 5, 4), so between them they withdraw 4 and the budget's 4 wait."""
+    from nnrecipe.tune.study import _take, _withdraw_surplus
+
+    study = optuna.create_study(study_name="race", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    for _ in range(8):
+        study.enqueue_trial({}, skip_if_exists=False)
+    storage, seventh = study._storage, study.trials[7]._trial_id
+    assert _take(storage, seventh)  # A, mid-withdrawal
+    _withdraw_surplus(study, 4)  # B
+    storage.set_trial_user_attr(seventh, "withdrawn", "queued twice by launches at once")  # A goes on
+    storage.set_trial_state_values(seventh, state=TrialState.FAIL)
+    _withdraw_surplus(study, 4)  # A's pass over the rest: nothing left
+    assert [t.state.name for t in study.get_trials()] == ["WAITING"] * 4 + ["FAIL"] * 4

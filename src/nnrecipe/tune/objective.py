@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..logs import quiet
+from ..track import read_json
 from ..train.callbacks import Callback
 from .space import SearchSpace
 
@@ -82,6 +83,9 @@ def run_trial(job: Job, trial: Any) -> float:
     if best.get("val_loss") is not None:  # breaks ties of the score (an accuracy saturates on small splits)
         trial.set_user_attr("val_loss", float(best["val_loss"]))
     trial.set_user_attr("epochs_run", len(run.history))
+    # the refit (R2) trains at this batch size: its epoch count is for it, and the trial's folder may be on
+    # another machine of a shared study
+    trial.set_user_attr("batch_size", int(read_json(run.run_dir / "config.json")["train"]["batch_size"]))
     trial.set_user_attr("test", run.test)
     if pruning.pruned_at is not None:
         raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at}: {job.metric} behind the other trials'")

@@ -29,11 +29,17 @@ def refit_best(study: Any, job: Job, best: Any = None) -> Any:
     model_config, train_config = job.space.apply(best.params, job.model_config, job.train_config)
     epochs = int(best.user_attrs.get("best_epoch") or train_config.epochs)
     trial_run = best.user_attrs.get("run_dir")
-    recorded = read_json_or_none(Path(trial_run) / "config.json") if trial_run else None
-    if train_config.batch_size is None and recorded is not None:
+    if train_config.batch_size is None:
         # the trial's epoch count holds for the trial's batch size: the default sized from the training
         # rows alone, where sizing it again from train+validation could cross a threshold (4,000 rows...)
-        train_config = dataclasses.replace(train_config, batch_size=int(recorded["train"]["batch_size"]))
+        recorded = best.user_attrs.get("batch_size")
+        if recorded is None and trial_run:  # a study from before the trials recorded it
+            recorded = (read_json_or_none(Path(trial_run) / "config.json") or {}).get("train", {}).get("batch_size")
+        if recorded is None:
+            log.warning("R2: trial %d's batch size is not recorded (its folder %s is not here); the refit sizes "
+                        "its own from the training and validation rows", best.number, trial_run)
+        else:
+            train_config = dataclasses.replace(train_config, batch_size=int(recorded))
     run = refit(job.data, job.target, epochs, out=job.out / "best", data_config=job.data_config,
                 model_config=model_config, train_config=train_config,
                 note=f"R2: trial {best.number} of study '{study.study_name}' ({job.metric} {best.value:.4f}) "

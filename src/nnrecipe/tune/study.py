@@ -230,23 +230,30 @@ def _top_up(study: Any, trials: int) -> None:
 
 def _withdraw_surplus(study: Any, trials: int) -> None:
     """Launches of one study at the same moment (the same command on several machines) can each count the
-    same trials and each queue the difference. Each then withdraws the waiting trials beyond its budget,
-    the last queued fresh ones: taking one is the storage's atomic WAITING -> RUNNING update, so each is
-    withdrawn once, and workers claim the lowest numbers first, so these wait behind the budget's trials."""
+    same trials and each queue the difference. Each then withdraws the surplus beyond its budget: the
+    highest-numbered fresh trials (a lost trial's retry keeps its parameters), picked by position, so that
+    every launch aims at the same ones whatever their state mid-withdrawal. Taking one is the storage's
+    atomic WAITING -> RUNNING update, so each is withdrawn once; workers claim the lowest numbers first,
+    so the surplus waits behind the budget's trials."""
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     storage = study._storage  # noqa: SLF001
     counted = _counted(study)
-    # a lost trial's retry keeps its parameters: only the budget's fresh trials are withdrawn
-    surplus = [t for t in reversed(counted) if t.state == TrialState.WAITING
-               and "retry_of" not in t.user_attrs][:max(0, len(counted) - trials)]
+    surplus = [t for t in reversed(counted) if "retry_of" not in t.user_attrs][:max(0, len(counted) - trials)]
+    withdrawn = 0
     for trial in surplus:
-        if _take(storage, trial._trial_id):  # noqa: SLF001
+        if trial.state != TrialState.WAITING or not _take(storage, trial._trial_id):  # noqa: SLF001
+            continue  # another launch is withdrawing it (or, rarely, a worker runs it)
+        try:
             storage.set_trial_user_attr(trial._trial_id, "withdrawn", "queued twice by launches at once")  # noqa: SLF001
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)  # noqa: SLF001
-    if surplus:
+            withdrawn += 1
+        except UpdateFinishedTrialError:
+            continue
+    if withdrawn:
         log.info("study '%s': %d surplus waiting trials withdrawn (launched twice at once)", study.study_name,
-                 len(surplus))
+                 withdrawn)
 
 
 def _start_workers(study_dir: Path, args: tuple[Any, ...], workers: int) -> list[subprocess.Popen[bytes]]:
