@@ -242,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     abl.add_argument("--data", default=None, help="the table, when RUN's config names no file")
     abl.add_argument("--out", default=None, help="where the ablation folder goes (default: beside RUN)")
 
+    cache = sub.add_parser("cache", help="show the size of the parsed and prepared tables' cache (D13), or clear it",
+                           description="The cache lives in $NNRECIPE_CACHE (default ~/.cache/nnrecipe) and is "
+                           "trimmed to NNRECIPE_CACHE_MAX (default 10G; off: no limit), least recently used first.")
+    cache.add_argument("--clear", action="store_true", help="delete every cached table (they are made again "
+                       "when next read)")
+
     predict = sub.add_parser("predict", help="predict with a run's model",
                              description="Load a run's model (safetensors + JSON, nothing unpickled), check that "
                              "DATA has the columns it needs, and write predictions (with class probabilities).")
@@ -418,6 +424,35 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .data import cache
+
+    root, limit = cache.cache_root(), cache.cache_limit()
+    kinds = {kind: cache.cache_folder(kind=kind) for kind in ("tables", "prepared")}
+    if args.clear:
+        files, size = map(sum, zip(*(cache.usage(folder) for folder in kinds.values())))
+        for folder in kinds.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        print(f"removed {files} files ({_size(size)}) from {root}")
+        return 0
+    shown = "off" if limit is None else _size(limit)
+    print(f"cache {root} (limit {shown}, NNRECIPE_CACHE_MAX)")
+    for kind, folder in kinds.items():
+        files, size = cache.usage(folder)
+        print(f"  {kind}: {files} files, {_size(size)}")
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .recipe import predict_table
 
@@ -445,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"train": cmd_train, "doctor": cmd_doctor, "audit": cmd_audit, "clean": cmd_clean,
                 "runs": cmd_runs, "compare": cmd_compare, "report": cmd_report, "export": cmd_export,
-                "tune": cmd_tune, "ablate": cmd_ablate,
+                "tune": cmd_tune, "ablate": cmd_ablate, "cache": cmd_cache,
                 "predict": cmd_predict}[args.command](args)
     except TrainingError as e:
         print(f"nnrecipe: training stopped: {e}", file=sys.stderr)

@@ -27,8 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
+
 log = logging.getLogger("nnrecipe")
 
+# The cache's default size limit: ccache's default is 5 GB; a 1M-row x 50-column CSV caches as about
+# 0.4 GB parsed plus 0.2 GB prepared, so 10 GB keeps some fifteen such tables (NNRECIPE_CACHE_MAX)
+DEFAULT_LIMIT = "10G"
+SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?")
 # Bump when read_table's parsing changes what a file reads as, so that older cache files miss.
 CACHE_VERSION = 1
 CHUNK_BYTES = 1 << 20  # hashing reads 1 MiB at a time: memory stays flat whatever the file's size
@@ -41,13 +47,69 @@ RACY_SECONDS = 2.0
 
 def cache_folder(cache_dir: str | os.PathLike | None = None, kind: str = "tables") -> Path:
     """Where parsed tables (kind 'tables') and prepared ones ('prepared', prepare.py) go: `cache_dir`,
-    else $NNRECIPE_CACHE/<kind>, else $XDG_CACHE_HOME/nnrecipe/<kind> (by default ~/.cache/nnrecipe)."""
-    if cache_dir is not None:
-        return Path(cache_dir)
+    else <cache_root()>/<kind>. Checks NNRECIPE_CACHE_MAX here, before any work (the trim runs in the
+    background writer, where an error could not reach the user)."""
+    cache_limit()
+    return Path(cache_dir) if cache_dir is not None else cache_root() / kind
+
+
+def cache_root() -> Path:
+    """$NNRECIPE_CACHE, else $XDG_CACHE_HOME/nnrecipe (by default ~/.cache/nnrecipe)."""
     if os.environ.get("NNRECIPE_CACHE"):
-        return Path(os.environ["NNRECIPE_CACHE"]) / kind
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nnrecipe" / kind
+        return Path(os.environ["NNRECIPE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nnrecipe"
+
+
+def cache_limit() -> int | None:
+    """The cache's size limit in bytes from NNRECIPE_CACHE_MAX (DEFAULT_LIMIT when unset); None: 'off'."""
+    text = os.environ.get("NNRECIPE_CACHE_MAX", DEFAULT_LIMIT).strip()
+    if text.lower() == "off":
+        return None
+    match = SIZE.fullmatch(text)
+    if match is None:
+        raise ConfigError(f"NNRECIPE_CACHE_MAX={text!r} is not a size; give bytes with an optional K, M, G or T "
+                          f"(such as 10G, the default), or off for no limit")
+    return int(float(match[1]) * 1024 ** " KMGT".index((match[2] or " ").upper()))
+
+
+def trim(keep: Path) -> None:
+    """Delete the least recently used cache files until the cache holds at most cache_limit() bytes, never
+    `keep` (the file just written). A hit touches its file (`touch`), so the order is last use. Scans the
+    cache root when `keep` lies under it (both kinds share the limit), else `keep`'s own folder (a
+    cache_dir given to read_table). Files another process deletes meanwhile are skipped; temporary files
+    (a leading '.') are left to their writers."""
+    limit = cache_limit()
+    if limit is None:
+        return
+    root = cache_root()
+    folder = root if keep.resolve().is_relative_to(root.resolve()) else keep.parent
+    entries = []
+    for file in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            st = file.stat()
+            if file.is_file() and not file.name.startswith(".") and file != keep:
+                entries.append((st.st_mtime, st.st_size, file))
+    total = sum(size for _, size, _ in entries) + (keep.stat().st_size if keep.exists() else 0)
+    for _, size, file in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        with contextlib.suppress(OSError):
+            file.unlink()
+            total -= size
+            log.info("cache: removed %s (least recently used; NNRECIPE_CACHE_MAX=%s)", file,
+                     os.environ.get("NNRECIPE_CACHE_MAX", DEFAULT_LIMIT))
+
+
+def touch(file: Path) -> None:
+    """Mark a cache file used now (its mtime: entries are never rewritten, and atime is often off)."""
+    with contextlib.suppress(OSError):
+        os.utime(file)
+
+
+def usage(folder: Path) -> tuple[int, int]:
+    """(files, bytes) under `folder`."""
+    sizes = [f.stat().st_size for f in folder.rglob("*") if f.is_file()] if folder.is_dir() else []
+    return len(sizes), sum(sizes)
 
 
 def content_key(path: Path, folder: Path | None = None) -> str:
@@ -138,6 +200,7 @@ def load(file: Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
         log.warning("cached table %s cannot be read (%s): reading the source file again", file,
                     str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
         return None
+    touch(file)
     for col in df.columns[df.dtypes == object]:
         # Arrow has one null; read_csv marks a missing cell in an object column (booleans with gaps,
         # strings under pandas 2) with NaN, and None is what comes back: put NaN back so both reads match
@@ -171,6 +234,7 @@ def store(df: pd.DataFrame, file: Path, info: dict[str, Any]) -> None:
         # no fsync (it cost a third of the write): a file torn by a crash fails its page checksums or its
         # footer on the next read, which is a miss that parses the source again
         os.replace(tmp, file)
+        trim(keep=file)
     except Exception as e:  # the cache only saves time; the table read fine
         log.warning("could not cache the parsed table in %s (%s); the next read parses the file again",
                     file.parent, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)

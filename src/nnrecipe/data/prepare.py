@@ -215,6 +215,7 @@ def _store(prep: PreparedTable, file: Path, notices: list[tuple[int, str]]) -> N
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())  # on disk before the rename makes it visible: a crash leaves no torn file
         os.replace(tmp, file)
+        table_cache.trim(keep=file)
     except Exception as e:
         log.warning("could not cache the prepared table in %s (%s)", file.parent, str(e).strip() or type(e).__name__)
         with contextlib.suppress(OSError):
@@ -244,6 +245,7 @@ def _load(file: Path, path: Path) -> PreparedTable | None:
         log.warning("cached preparation %s cannot be read (%s): preparing the table again", file,
                     str(e).strip() or type(e).__name__)
         return None
+    table_cache.touch(file)
     for level, message in meta["notices"]:  # about this path, if the same bytes were prepared under another
         log.log(level, "%s", message.replace(meta["source"], str(path)))
     return prep
