@@ -19,13 +19,9 @@ from .objective import Job
 log = logging.getLogger("nnrecipe")
 
 
-def refit_best(study: Any, job: Job, best: Any = None) -> Any:
+def refit_best(study: Any, job: Job, best: Any) -> Any:
     """The study's best trial retrained on train+validation (a TableRun), in the study folder. `best`: that
-    trial (a FrozenTrial) as the caller already picked it; None picks it now (study.best_trial)."""
-    from .study import best_trial
-
-    if best is None:
-        best = best_trial(study)
+    trial (a FrozenTrial), as study.best_trial picked it for the result and the report alike."""
     model_config, train_config = job.space.apply(best.params, job.model_config, job.train_config)
     epochs = int(best.user_attrs.get("best_epoch") or train_config.epochs)
     trial_run = best.user_attrs.get("run_dir")

@@ -14,20 +14,17 @@ from ..track import write_json
 from ..train.checkpoint import atomic_write
 
 
-def write_report(study: Any, result: Any, best: Any = None) -> Path:
+def write_report(study: Any, result: Any, best: Any) -> Path:
     """study.json and report.html in the study folder. `best`: the best trial (a FrozenTrial) that `result`
-    names; None picks it now (study.best_trial)."""
+    names."""
     importances = _importances(study)
     refit = None
     if result.refit is not None:
         refit = {"run_dir": str(result.refit.run_dir), "test": result.refit.test}
-    from .study import best_trial as pick_best
-
-    best_trial = pick_best(study) if best is None else best
     summary = {"study": result.study, "storage": result.storage, "metric": result.metric,
                "direction": result.direction, "counts": result.counts, "best_trial": result.best_trial,
                "best_value": result.best_value, "best_params": result.best_params,
-               "best_trial_test": best_trial.user_attrs.get("test"), "refit": refit,
+               "best_trial_test": best.user_attrs.get("test"), "refit": refit,
                "importances": importances, "trials": result.trials}
     write_json(result.study_dir / "study.json", summary)
     path = result.study_dir / "report.html"
