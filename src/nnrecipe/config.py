@@ -69,10 +69,10 @@ class ModelConfig:
             raise ConfigError(f"hidden={self.hidden} is not allowed; give one or more positive widths")
 
 
-# R2 (seed 001: retrain the best on all the data): the refit trains a set number of epochs with nothing
-# held out to stop on, so it fixes these settings of the configuration it retrains
+# R2 (seed 001: retrain the best on all the data): the refit trains one model for a set number of epochs
+# with nothing held out to stop on, so it fixes these settings of the configuration it retrains
 REFIT_SETTINGS = {"patience": None, "restore_best": False, "monitor": "train_loss", "mode": "auto",
-                  "swa_start": None}
+                  "swa_start": None, "cv_folds": 1}
 
 
 @dataclass(frozen=True)

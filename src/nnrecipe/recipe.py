@@ -93,6 +93,8 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
         dcfg, mcfg, tcfg, note, refit = _recorded_config(Path(resume), target)
         lr_find = "off"  # the recorded lr is the one the range test chose
     if refit is not None:  # R2 (seed 001: retrain the best on all the data): nothing held out to stop on
+        if tcfg.cv_folds > 1:
+            log.info("R2 refit: one model on the training and validation rows; cv_folds=%d is not used", tcfg.cv_folds)
         tcfg = dataclasses.replace(tcfg, epochs=int(refit["epochs"]), **REFIT_SETTINGS)
     path = None if isinstance(data, pd.DataFrame) else Path(data)
     if parent is not None:
@@ -101,10 +103,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     prep, neutral, X, y, head, balance, model, loss_fn = _setup(data, dcfg, mcfg, tcfg)
     task, classes, target_scale, pre, schema = prep.task, prep.classes, prep.target_scale, prep.pre, prep.schema
     # T14: a cross-validation ensemble when asked for (a refit trains one model on every row)
-    if refit is not None and tcfg.cv_folds > 1:
-        log.info("R2 refit: one model on the training and validation rows; cv_folds=%d is not used", tcfg.cv_folds)
-    folds = 1 if refit is not None else resolve_folds(tcfg.cv_folds, prep.counts["train"] + prep.counts["val"])
-    tcfg = dataclasses.replace(tcfg, cv_folds=folds)
+    folds = resolve_folds(tcfg.cv_folds, prep.counts["train"] + prep.counts["val"])
 
     # -- the data audit on every row (seed 003: look at the data first), on train's own preparation
     started = time.perf_counter()

@@ -577,7 +577,6 @@ def test_row_labels_count_the_lines_a_quoted_field_spans_and_blank_lines(tmp_pat
     path.write_text('a,note,y\n1,"two\nlines",x\n\n2,plain,y\n3,"three\nline\nnote",x\n4,ok,y\n')
     assert len(read_table(path, cache=False)) == 4
     assert load.row_labels(path, [0, 1, 2, 3]) == ["line 2", "line 5", "line 6", "line 9"]
-    assert load.row_label(path, 3) == "line 9"
     gz = tmp_path / "notes.csv.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     assert load.row_labels(gz, [3, 1]) == ["line 9", "line 5"]  # read as read_table reads it; any order

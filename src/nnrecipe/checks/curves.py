@@ -169,11 +169,13 @@ def diagnose_curves(history: Sequence[dict[str, Any]], *, baseline_loss: float |
         return verdicts + [Verdict("C8", "learning rate too low", "warn",
                                    f"the training loss stayed within {moved:.2%} of {start:.4f} for {len(rows)} "
                                    "epochs: the curve is flat", evidence, FIX_LOW, SOURCE)]
+    # the loss the overfitting rise and the underfitting level are measured against: the prior's, else the
+    # first epoch's
+    reference = baseline_loss if baseline_loss is not None and baseline_loss > 0 else start
     if val is not None:
         best = min(range(len(val)), key=val.__getitem__)
         rise = val[-1] / val[best] - 1 if val[best] > 0 else 0.0
-        scale = baseline_loss if baseline_loss is not None and baseline_loss > 0 else start
-        if (rise >= OVERFIT and val[-1] - val[best] >= OVERFIT_SHARE * scale and len(val) - 1 - best >= OVERFIT_EPOCHS
+        if (rise >= OVERFIT and val[-1] - val[best] >= OVERFIT_SHARE * reference and len(val) - 1 - best >= OVERFIT_EPOCHS
                 and train[-1] < train[best]):
             ev = {**evidence, "best_epoch": rows[best].get("epoch", best), "val_rise": _round(rise),
                   "gap_at_best": _round(val[best] - train[best]), "gap_last": _round(val[-1] - train[-1])}
@@ -181,7 +183,6 @@ def diagnose_curves(history: Sequence[dict[str, Any]], *, baseline_loss: float |
                                     f"the validation loss rose {rise:.0%} above its minimum (epoch "
                                     f"{ev['best_epoch']}) while the training loss kept falling", ev, FIX_OVERFIT,
                                     SOURCE))
-    reference = baseline_loss if baseline_loss is not None and baseline_loss > 0 else start
     tail = max(len(train) // 3, 2)
     stalled = min(train[-tail:]) >= min(train[:-tail])
     level = train[-1] / reference if reference else 0.0

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from .setup import measured_loss
 from .verdict import Inputs, Verdict, as_tuple
 
 TrainStep = Callable[[nn.Module, torch.optim.Optimizer, tuple[torch.Tensor, ...]], object]
@@ -46,7 +47,7 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
         first = last = None
         for step in range(1, steps + 1):
             if train_step is not None:
-                before = _measured(probe, loss_fn, x, y) if step == 1 and loss_fn is not None else None
+                before = measured_loss(probe, loss_fn, x, y) if step == 1 and loss_fn is not None else None
                 out = train_step(probe, opt, (*x, y))
                 if out is None and loss_fn is None:
                     return Verdict("C1", "overfit one batch", "skipped",
@@ -54,7 +55,7 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
                                    evidence, "", source)
                 if out is None:  # measured with loss_fn: before the first step, then after each
                     first = before if first is None else first
-                    last = _measured(probe, loss_fn, x, y)
+                    last = measured_loss(probe, loss_fn, x, y)
                     evidence["measured_with"] = "loss_fn (the training step returns no loss)"
                 else:
                     last = float(out.detach() if isinstance(out, torch.Tensor) else out)
@@ -89,9 +90,3 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
                    f"the loss on {len(y)} rows only went from {first:.4f} to {last:.4f} in {steps} steps ({why})",
                    evidence, "check that the learning rate is > 0 and every layer is trainable and in the optimizer, "
                    "that the loss matches the task and the targets; if all hold, add capacity", source)
-
-
-def _measured(model: nn.Module, loss_fn: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor) -> float:
-    """The loss on the batch, without a gradient (the model stays in training mode: dropout is off)."""
-    with torch.no_grad():
-        return float(loss_fn(model(*x).float(), y))

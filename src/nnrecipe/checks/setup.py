@@ -88,8 +88,7 @@ class Setup:
     def loss(self, model: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor) -> float:
         if self.loss_fn is None:
             raise ConfigError("this check needs loss_fn=...: pass the loss your training step uses")
-        with torch.no_grad():
-            return float(self.loss_fn(model(*x).float(), y))
+        return measured_loss(model, self.loss_fn, x, y)
 
 
 def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch.optim.Optimizer | None = None,
@@ -167,3 +166,9 @@ def finite_rows(*tensors: torch.Tensor) -> torch.Tensor:
         if torch.is_floating_point(t):
             keep &= torch.isfinite(t.reshape(len(t), -1)).all(1)
     return keep
+
+
+def measured_loss(model: nn.Module, loss_fn: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor) -> float:
+    """The loss on a batch, without a gradient, in the mode the model is in."""
+    with torch.no_grad():
+        return float(loss_fn(model(*x).float(), y))

@@ -268,11 +268,6 @@ def sniff_delimiter(path: str | os.PathLike) -> str:
     return sniff_csv(Path(path)).delimiter
 
 
-def row_label(path: str | os.PathLike | None, index: int) -> str:
-    """How a user finds row `index` (0-based data row) in their file: the line for CSV."""
-    return row_labels(path, [index])[0]
-
-
 def row_labels(path: str | os.PathLike | None, indices: Sequence[int]) -> list[str]:
     """How a user finds each row (0-based data rows) in their file: for a CSV, the line it starts on,
     counted as an editor counts them (a quoted field can span lines, and read_csv skips blank lines, so

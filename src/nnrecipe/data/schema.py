@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..config import DataConfig
 from ..errors import DataError, did_you_mean
-from .load import row_label
+from .load import row_labels
 
 log = logging.getLogger("nnrecipe")
 
@@ -222,7 +222,7 @@ def numeric_problems(df: pd.DataFrame, columns: list[str], path: str | os.PathLi
     """For each column that must hold numbers: the cells that are not numbers, or are infinite. Rows are
     named by `df`'s integer index, the 0-based data row in the file (read_table's RangeIndex; train_table
     keeps it when it leaves out rows without a target), else by position."""
-    problems = []
+    found = []  # (column, kind, count, the first bad cell's position)
     for col in columns:
         s = df[col]
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
@@ -231,18 +231,19 @@ def numeric_problems(df: pd.DataFrame, columns: list[str], path: str | os.PathLi
         else:
             values = pd.to_numeric(s.astype("string").str.strip(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             bad = np.isnan(values) & s.notna().to_numpy()
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            where = row_label(path, _row(s, first))
+        mask, kind = (bad, "text") if bad.any() else (np.isinf(values), "inf")
+        if mask.any():
+            found.append((col, kind, int(mask.sum()), int(np.flatnonzero(mask)[0])))
+    # one scan of the file finds the lines of every column's first bad row
+    lines = row_labels(path, [_row(df[col], first) for col, _, _, first in found])
+    problems = []
+    for (col, kind, count, first), where in zip(found, lines):
+        if kind == "text":
             problems.append(
-                f"column '{col}' has {int(bad.sum())} values that are not numbers (first at {where}: "
-                f"{str(s.iloc[first])!r}); fix them, leave them empty to impute, or pass --categorical {col}")
-            continue
-        inf = np.isinf(values)
-        if inf.any():
-            first = int(np.flatnonzero(inf)[0])
-            where = row_label(path, _row(s, first))
-            problems.append(f"column '{col}' has {int(inf.sum())} infinite values (first at {where}); "
+                f"column '{col}' has {count} values that are not numbers (first at {where}: "
+                f"{str(df[col].iloc[first])!r}); fix them, leave them empty to impute, or pass --categorical {col}")
+        else:
+            problems.append(f"column '{col}' has {count} infinite values (first at {where}); "
                             "replace them with finite numbers, or leave the cells empty to impute")
     return problems
 

@@ -40,10 +40,6 @@ class Ensemble(nn.Module):
             return log_p - log_q
         return outs.mean(0)
 
-    @property
-    def output_layer(self) -> nn.Linear:
-        return self.members[0].output_layer  # type: ignore[no-any-return]
-
 
 def build_model(spec: dict[str, Any]) -> nn.Module:
     """A model from its JSON spec (model.json's architecture): an MLP or an ensemble of them."""

@@ -85,11 +85,15 @@ class PredictionWatch(Callback):
     @classmethod
     def from_prepared(cls, prep: Any, split: str = "val", n: int = WATCH_ROWS) -> PredictionWatch:
         """Watch n rows of a PreparedTable's split (data/prepare.py)."""
-        y = prep.target(split)
+        return cls.of_rows(prep.inputs(split), prep.target(split), prep.data_rows(split), prep, n)
+
+    @classmethod
+    def of_rows(cls, inputs: Sequence[torch.Tensor], y: torch.Tensor, data_rows: Sequence[int], prep: Any,
+                n: int = WATCH_ROWS) -> PredictionWatch:
+        """Watch n of these rows (inputs, target and their data rows) of a PreparedTable."""
         picked = torch.tensor(watch_rows(y, prep.task, n), dtype=torch.long)
-        rows = [prep.data_rows(split)[i] for i in picked.tolist()]
-        return cls([t[picked] for t in prep.inputs(split)], y[picked], rows, prep.task, prep.classes,
-                   prep.target_scale)
+        return cls([t[picked] for t in inputs], y[picked], [int(data_rows[i]) for i in picked.tolist()],
+                   prep.task, prep.classes, prep.target_scale)
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         outputs = trainer.predict((*self.inputs, self.target))  # the target is dropped: predict's convention

@@ -38,7 +38,7 @@ from ..data.split import fold_indices
 from ..errors import ConfigError
 from ..model import Head, init_weights, make_mlp, save_weights
 from ..repro import seed_everything
-from ..track.predictions import PredictionWatch, watch_rows
+from ..track.predictions import PredictionWatch
 from ..track.run import read_json, write_json
 
 log = logging.getLogger("nnrecipe")
@@ -88,11 +88,20 @@ class CrossFit:
 
     def split(self, k: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
         """Member k's training rows (resampled when the run over- or undersamples, D6) and its fold."""
+        fit = torch.from_numpy(self._fit_index(k))
+        return tuple(t[fit] for t in self.rows), self.held(k)
+
+    def _fit_index(self, k: int) -> np.ndarray:
+        """The pooled rows member k trains on, resampled when the run over- or undersamples (D6)."""
         fit = np.setdiff1d(np.arange(len(self.data_rows)), self.held_out[k])
         if self.codes is not None and self.balance in ("oversample", "undersample"):
             fit = fit[resample(self.codes[fit], self.balance, self.seed + k)]
-        fit_t, held_t = torch.from_numpy(fit), torch.from_numpy(self.held_out[k])
-        return tuple(t[fit_t] for t in self.rows), tuple(t[held_t] for t in self.rows)
+        return fit
+
+    def held(self, k: int) -> tuple[torch.Tensor, ...]:
+        """Fold k's rows (inputs and target), which member k stops early on."""
+        held = torch.from_numpy(self.held_out[k])
+        return tuple(t[held] for t in self.rows)
 
     def config(self, train_config: TrainConfig, k: int) -> TrainConfig:
         """Member k's training settings: the run's, seeded seed + k (its init and its batches' order)."""
@@ -101,11 +110,11 @@ class CrossFit:
     def member(self, k: int) -> nn.Module:
         """Member k, initialized as the recipe initializes one model (M5, M6: its output bias at the
         prior of its own training rows)."""
-        fit, _ = self.split(k)
         seed_everything(self.seed + k)
-        model = make_mlp(fit[0].shape[1], self.head.out_features, self.prep.counts["train"], self.mcfg,
+        model = make_mlp(self.rows[0].shape[1], self.head.out_features, self.prep.counts["train"], self.mcfg,
                          self.prep.task, self.prep.pre.embeddings)
-        init_weights(model, self.head.output_bias(fit[-1]), distribution=self.mcfg.init)
+        fit_target = self.rows[-1][torch.from_numpy(self._fit_index(k))]
+        init_weights(model, self.head.output_bias(fit_target), distribution=self.mcfg.init)
         return model
 
     def trainer_dir(self, k: int) -> Path:
@@ -116,11 +125,8 @@ class CrossFit:
 
     def watch(self, k: int = 0) -> PredictionWatch:
         """C10 on rows of member k's fold (rows it does not train on)."""
-        _, held = self.split(k)
-        picked = torch.tensor(watch_rows(held[-1], self.prep.task), dtype=torch.long)
-        rows = [self.data_rows[int(self.held_out[k][i])] for i in picked.tolist()]
-        return PredictionWatch([t[picked] for t in held[:-1]], held[-1][picked], rows, self.prep.task,
-                               self.prep.classes, self.prep.target_scale)
+        *inputs, y = self.held(k)
+        return PredictionWatch.of_rows(inputs, y, [self.data_rows[i] for i in self.held_out[k]], self.prep)
 
     def finished(self, k: int, model: nn.Module) -> Member | None:
         """Member k's record, its final weights loaded into `model`, when it finished before (--resume)."""
@@ -145,11 +151,10 @@ class CrossFit:
         """Every pooled row's raw outputs by the member that held it out, with the targets and data rows."""
         outputs: torch.Tensor | None = None
         for k, model in enumerate(members):
-            held = torch.from_numpy(self.held_out[k])
-            part = trainer.predict(tuple(t[held] for t in self.rows), model=model)  # inputs and target
+            part = trainer.predict(self.held(k), model=model)  # inputs and target
             if outputs is None:
                 outputs = torch.empty((len(self.data_rows), *part.shape[1:]), dtype=part.dtype)
-            outputs[held] = part
+            outputs[torch.from_numpy(self.held_out[k])] = part
         assert outputs is not None
         return outputs, self.rows[-1], self.data_rows
 

@@ -26,7 +26,7 @@ log = logging.getLogger("nnrecipe")
 NOT_VARIED = ("target", "seed")  # the target defines the task; the seeds are the repetitions (--seeds)
 # a retrained (R2) base's variants retrain too: the settings its refit fixes, and those that only act
 # through them (stopping, SWA, the ensemble's folds), would be overridden and change nothing
-REFIT_UNVARIED = (*REFIT_SETTINGS, "min_delta", "stop_criterion", "stop_alpha", "swa_lr", "cv_folds")
+REFIT_UNVARIED = (*REFIT_SETTINGS, "min_delta", "stop_criterion", "stop_alpha", "swa_lr")
 
 
 @dataclass

@@ -240,7 +240,7 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
     if not why:
         return Verdict("D3", "corrupted rows", "pass", f"every row of {len(df)} has its target and finite numbers",
                        ev, "", source), why
-    first = sorted(why)[:ROWS_SHOWN]
+    first = np.flatnonzero(seen)[:ROWS_SHOWN].tolist()  # `seen` marks exactly the rows of `why`
     ev["first_rows"] = first
     parts = [f"{ev['missing_target']} with no target"] if ev["missing_target"] else []
     parts += [f"{totals[p]} {label} cells" for p, label in (("unparsable", "unparsable"), ("inf", "infinite"),
