@@ -54,18 +54,25 @@ def test_the_file_just_written_stays_whatever_the_limit(tmp_path, monkeypatch):
     assert sorted(_parquet(root)) == ["b", "c"]
 
 
-def test_parsed_and_prepared_tables_share_the_limit(tmp_path, monkeypatch):
+def _trimmed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mtimes: dict[str, int], keep: str) -> dict[str, bool]:
+    """Cache files of 100 bytes last used at `mtimes` (paths under the cache root), trimmed to 150 bytes
+    after `keep` was written: which of them are left."""
     root = tmp_path / "cache"
     monkeypatch.setenv("NNRECIPE_CACHE", str(root))
-    old, other = root / "tables" / "old.parquet", root / "tables" / ".tmp-writing"
-    new = root / "prepared" / "new.safetensors"
-    for file, mtime in ((old, 1000), (other, 1000), (new, 3000)):
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_bytes(b"x" * 100)
-        os.utime(file, (mtime, mtime))
+    for name, mtime in mtimes.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x" * 100)
+        os.utime(root / name, (mtime, mtime))
     monkeypatch.setenv("NNRECIPE_CACHE_MAX", "150")
-    trim(keep=new)
-    assert (not old.exists(), other.exists(), new.exists()) == (True, True, True)  # a writer's temp file stays
+    trim(keep=root / keep)
+    return {name: (root / name).exists() for name in mtimes}
+
+
+def test_parsed_and_prepared_tables_share_the_limit(tmp_path, monkeypatch):
+    left = _trimmed(tmp_path, monkeypatch, {"tables/old.parquet": 1000, "tables/.tmp-writing": 1000,
+                                            "prepared/new.safetensors": 3000}, keep="prepared/new.safetensors")
+    assert left == {"tables/old.parquet": False, "tables/.tmp-writing": True,  # a writer's temp file stays
+                    "prepared/new.safetensors": True}
 
 
 def test_a_bad_limit_is_an_error_naming_the_variable_and_the_fix(tmp_path, monkeypatch):
@@ -95,3 +102,11 @@ def test_the_cache_command_shows_and_clears_the_cache(tmp_path, monkeypatch, cli
     monkeypatch.setenv("NNRECIPE_CACHE_MAX", "2 lots")
     code, out, err = cli("cache")
     assert code == 2 and err.startswith("nnrecipe: error: NNRECIPE_CACHE_MAX='2 lots' is not a size")
+
+
+def test_the_hash_memos_stay_when_tables_go(tmp_path, monkeypatch):
+    """A memo (tables/stat/) spares hashing a source file again; it is never touched by a hit, so were it
+    counted it would be the oldest file and go first, leaving its table cached but its source rehashed."""
+    left = _trimmed(tmp_path, monkeypatch, {"tables/stat/0123abcd": 1000, "tables/a.parquet": 2000,
+                                            "tables/b.parquet": 3000}, keep="tables/b.parquet")
+    assert left == {"tables/stat/0123abcd": True, "tables/a.parquet": False, "tables/b.parquet": True}

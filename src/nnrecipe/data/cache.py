@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -85,19 +86,27 @@ def trim(keep: Path) -> None:
     folder = root if keep.resolve().is_relative_to(root.resolve()) else keep.parent
     entries = []
     for file in folder.rglob("*"):
+        # the hash memos (stat/) are a few bytes each and are never touched by a hit: as the oldest files
+        # they would go first and make every cached table's source be hashed again
+        if file.name.startswith(".") or file == keep or file.parent.name == "stat":
+            continue
         with contextlib.suppress(OSError):
             st = file.stat()
-            if file.is_file() and not file.name.startswith(".") and file != keep:
+            if stat.S_ISREG(st.st_mode):
                 entries.append((st.st_mtime, st.st_size, file))
     total = sum(size for _, size, _ in entries) + (keep.stat().st_size if keep.exists() else 0)
     for _, size, file in sorted(entries, key=lambda e: e[0]):
         if total <= limit:
             break
-        with contextlib.suppress(OSError):
+        try:
             file.unlink()
-            total -= size
             log.info("cache: removed %s (least recently used; NNRECIPE_CACHE_MAX=%s)", file,
                      os.environ.get("NNRECIPE_CACHE_MAX", DEFAULT_LIMIT))
+        except FileNotFoundError:
+            pass  # another writer's trim removed it: freed all the same
+        except OSError:
+            continue  # still there (no permission): it counts
+        total -= size
 
 
 def touch(file: Path) -> None:
