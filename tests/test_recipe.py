@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from nnrecipe.cli import main
 from nnrecipe.config import TrainConfig
 from nnrecipe.recipe import predict_table, train_table
 from nnrecipe.testing import breast_cancer_csv, small_table
+from nnrecipe.train.callbacks import Callback
 
 RUN_FILES = ("config.json", "metrics.jsonl", "checks.json", "splits.json", "model.safetensors", "model.json",
              "results.json", "summary.txt", "checkpoints/last.safetensors", "checkpoints/best.safetensors",
@@ -259,15 +261,82 @@ def test_same_seed_same_run(tmp_path):
     assert read_json(a.run_dir / "splits.json") == read_json(b.run_dir / "splits.json")
 
 
+class InterruptAtEpoch(Callback):
+    """Ctrl-C at the start of epoch `epoch` (1-based): the epochs before it have finished and are checkpointed."""
+
+    def __init__(self, epoch: int):
+        self.epoch, self.fired = epoch, False
+
+    def on_epoch_start(self, trainer, logs):
+        if logs["epoch"] == self.epoch:
+            self.fired = True
+            raise KeyboardInterrupt
+
+
+class RecordFit(Callback):
+    """What a fit trained on and how: whether it resumed, its training rows (the tensors it batches from),
+    its validation data, and the epochs it ran."""
+
+    def __init__(self):
+        self.resumed, self.inputs, self.val_data, self.epochs = None, None, "unset", []
+
+    def on_fit_start(self, trainer, logs):
+        self.resumed, self.val_data = logs["resumed"], trainer.val_data
+        self.inputs = tuple(t.detach().clone() for t in trainer.batches.tensors)
+
+    def on_epoch_start(self, trainer, logs):
+        self.epochs.append(logs["epoch"])
+
+
 def test_resuming_a_refit_run_keeps_training_on_train_and_validation(tmp_path):
     # R2: the refit trains on the training and validation rows together; --resume must go on that way,
-    # from the record, not rebuild a run on the training rows with a validation split
+    # from the record, not rebuild a run on the training rows with a validation split (nor start over):
+    # a refit interrupted after 2 of its 4 epochs, resumed, ends bit for bit as one run straight through
     frame = small_table(200)
-    cfg = TrainConfig(epochs=3, seed=0)
-    run = train_table(frame, "y", out=tmp_path, train_config=cfg, refit={"epochs": 3}, checks=(), report=False)
+    cfg = TrainConfig(epochs=3, seed=0, device="cpu")
+    quick = {"checks": (), "report": False, "audit": False}
+    straight_fit = RecordFit()
+    run = train_table(frame, "y", out=tmp_path / "a", train_config=cfg, refit={"epochs": 4},
+                      callbacks=[straight_fit], **quick)
     first = json.loads((run.run_dir / "results.json").read_text())
-    again = train_table(frame, "y", resume=run.run_dir, checks=(), report=False)
-    second = json.loads((run.run_dir / "results.json").read_text())
+    splits = read_json(run.run_dir / "splits.json")
+    n_fit = len(splits["train"]) + len(splits["val"])
+    assert len(splits["val"]) > 0 and first["rows"]["train"] == n_fit  # the validation rows trained on
+    assert straight_fit.resumed is False and straight_fit.epochs == [1, 2, 3, 4] and straight_fit.val_data is None
+    assert len(straight_fit.inputs[-1]) == n_fit
+
+    interrupt = InterruptAtEpoch(3)
+    with pytest.raises(KeyboardInterrupt):
+        train_table(frame, "y", out=tmp_path / "b", train_config=cfg, refit={"epochs": 4}, callbacks=[interrupt],
+                    **quick)
+    assert interrupt.fired
+    b, = (tmp_path / "b").iterdir()
+    assert read_json(b / "config.json")["refit"] == {"trained_on": ["train", "val"], "epochs": 4}
+    assert len((b / "metrics.jsonl").read_text().splitlines()) == 2  # 2 epochs checkpointed
+    assert (b / "checkpoints" / "last.safetensors").is_file()
+    assert not (b / "results.json").exists() and not (b / "model.safetensors").exists()
+
+    resumed_fit = RecordFit()
+    again = train_table(frame, "y", resume=b, callbacks=[resumed_fit], **quick)
+    second = json.loads((b / "results.json").read_text())
+    # the resumed run went on from epoch 3, on the training and validation rows, with no validation split
+    assert resumed_fit.resumed is True and resumed_fit.epochs == [3, 4] and resumed_fit.val_data is None
+    assert len(resumed_fit.inputs) == len(straight_fit.inputs)
+    assert all(torch.equal(r, s) for r, s in zip(resumed_fit.inputs, straight_fit.inputs))
     assert first["rows"]["val"] == second["rows"]["val"] == 0
-    assert second["rows"]["train"] == first["rows"]["train"] and second["epochs_run"] == 3
+    assert second["rows"]["train"] == first["rows"]["train"] and second["epochs_run"] == first["epochs_run"] == 4
     assert again.test == run.test
+    assert second["test"] == first["test"]
+    assert again.history == run.history and [r["epoch"] for r in again.history] == [1, 2, 3, 4]
+    assert (b / "metrics.jsonl").read_bytes() == (run.run_dir / "metrics.jsonl").read_bytes()
+    wa, wb = load_file(str(run.run_dir / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    # a finished refit run resumed trains nothing more and keeps its record
+    finished = RecordFit()
+    once_more = train_table(frame, "y", resume=b, callbacks=[finished], **quick)
+    third = read_json(b / "results.json")
+    assert finished.resumed is True and finished.epochs == []
+    assert third["rows"] == second["rows"] and third["epochs_run"] == 4 and once_more.test == again.test
+    wc = load_file(str(b / "model.safetensors"))
+    assert wc.keys() == wa.keys() and all(torch.equal(wa[k], wc[k]) for k in wa)

@@ -163,8 +163,10 @@ def test_thirty_percent_flipped_labels_fail_and_the_flagged_rows_are_the_flipped
     assert v.status == "fail" and v.evidence["noise_share"] >= 0.25
     assert v.fix.startswith("relabel or prune the suspicious rows")
     flagged = set(result.rows["suspicious"])
+    assert len(flagged) == v.evidence["rows_flagged"]  # every flagged row, not only the 50 the evidence shows
     precision = len(flagged & truth) / len(flagged)
     assert precision >= 0.6, precision
+    assert v.evidence["suspicious_rows"][:10] == list(result.rows["suspicious"])[:10]  # ranked alike
 
 
 def test_label_noise_on_a_sample_says_so():
