@@ -10,7 +10,7 @@ torch._dynamo (about 2 s here), which any training pays once: train_table pays i
 clock starts.
 
 CALIBRATION (`--calibrate`). The doctor on the healthy setups of tests/checks/cases.py (the base setups of
-../shared/doctor-cases.md without their faults, plus an imbalanced binary task and an MLP with BatchNorm
+the doctor's planted-fault cases without their faults, plus an imbalanced binary task and an MLP with BatchNorm
 and dropout), each over several seeds (the seed changes the data split, the init and the sampled rows).
 Printed: per check id, how many verdicts warned or failed out of how many ran: the false-alarm rate the
 thresholds in nnrecipe/checks were calibrated against (every alarm is listed).
@@ -41,15 +41,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cost(seeds: list[int]) -> None:
-    from nnrecipe.recipe import read_results
-
     with tempfile.TemporaryDirectory(prefix="nnrecipe-doctor-") as tmp:
         csv = breast_cancer_csv(Path(tmp) / "breast_cancer.csv")
         totals: collections.Counter[str] = collections.Counter()
         each: collections.Counter[str] = collections.Counter()
         for seed in seeds:
             run = nnrecipe.train_table(csv, "diagnosis", out=Path(tmp) / "runs", train_config=TrainConfig(seed=seed))
-            res = read_results(run.run_dir)
+            res = run.results
             totals["checks"] += res["checks_seconds"]
             totals["audit"] += res["audit_seconds"]
             each.update(res["checks_seconds_each"])

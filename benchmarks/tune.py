@@ -29,7 +29,8 @@ import optuna
 
 import nnrecipe
 from nnrecipe.config import TrainConfig
-from nnrecipe.recipe import predict_table, read_results
+from nnrecipe.io import read_json
+from nnrecipe.recipes import predict_table
 from nnrecipe.testing import breast_cancer_csv
 from nnrecipe.tune import tune_table
 
@@ -53,7 +54,7 @@ def main() -> None:
 
     started = time.perf_counter()
     default = nnrecipe.train_table(csv, "diagnosis", out=out / "runs", train_config=TrainConfig(seed=0))
-    results = read_results(default.run_dir)
+    results = default.results
     default_val = next(r["val_accuracy"] for r in default.history if r["epoch"] == results["best_epoch"])
     print(f"default run: val_accuracy {default_val:.4f}, test accuracy {default.test['accuracy']:.4f} "
           f"({time.perf_counter() - started:.0f} s)")
@@ -65,7 +66,7 @@ def main() -> None:
                             out=out / "studies", study=f"breast-cancer-seed{seed}")
         seconds = time.perf_counter() - started
         best_run = Path(next(t["run_dir"] for t in result.trials if t["number"] == result.best_trial))
-        best_test = read_results(best_run)["test"]["accuracy"]
+        best_test = read_json(best_run / "results.json")["test"]["accuracy"]
         preds, report = predict_table(result.refit.run_dir, csv)
         tuned_vals.append(result.best_value)
         refit_tests.append(result.refit.test["accuracy"])

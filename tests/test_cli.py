@@ -14,7 +14,7 @@ import pytest
 from nnrecipe import config
 from nnrecipe.cli import DATA_FLAGS
 from nnrecipe.config import DataConfig, ModelConfig, TrainConfig
-from nnrecipe.recipe import train_table
+from nnrecipe.recipes import train_table
 from nnrecipe.testing import small_table
 
 
@@ -341,7 +341,7 @@ def test_no_subcommand_is_a_usage_error(cli):
 def test_predict_table_frame_missing_column(tiny_run):
     # predict_table also takes a DataFrame; a missing column is the same DataError, naming 'the table'
     from nnrecipe.errors import DataError
-    from nnrecipe.recipe import predict_table
+    from nnrecipe.recipes import predict_table
 
     with pytest.raises(DataError) as e:
         predict_table(tiny_run, pd.DataFrame({"a": [1.0], "color": ["red"]}))

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from nnrecipe.cli import main
 from nnrecipe.config import TrainConfig
-from nnrecipe.recipe import predict_table, train_table
+from nnrecipe.recipes import predict_table, train_table
 from nnrecipe.testing import breast_cancer_csv, small_table
 from nnrecipe.train.callbacks import Callback
 

@@ -10,7 +10,7 @@ from .train import Callback, EarlyStopping, ProgressBar, Trainer
 __version__ = "0.1.0"
 
 # pandas, pyarrow and scikit-learn load on first use of the table recipe, so `import nnrecipe` stays light
-_LAZY = {"TableRun": "recipe", "doctor_table": "recipe", "predict_table": "recipe", "train_table": "recipe",
+_LAZY = {"TableRun": "recipes", "doctor_table": "recipes", "predict_table": "recipes", "train_table": "recipes",
          "Audit": "data.audit", "audit": "data.audit", "clean": "data.audit", "tune_table": "tune", "ablate": "tune"}
 
 

@@ -135,10 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     aud = sub.add_parser("audit", help="look at the data before training: labels, duplicates, corrupted rows, "
                          "label noise, leakage, scales, size, clusters",
-                         description="Audit DATA as `train` would read and split it (seed 003: become one with the "
-                         "data): D1 label distribution, D2 text lengths, D3 duplicates, corrupted rows, constant and "
-                         "ID-like columns, D4 conflicting labels and label noise, leakage, D8 feature scales, D5 data "
-                         "size against the model's, D15 clusters. Prints one screen; exit 1 when a finding fails.")
+                         description="Audit DATA as `train` would read and split it (Karpathy's recipe: become "
+                         "one with the data): D1 label distribution, D2 text lengths, D3 duplicates, corrupted rows, "
+                         "constant and ID-like columns, D4 conflicting labels and label noise, leakage, D8 feature "
+                         "scales, D5 data size against the model's, D15 clusters. Prints one screen; exit 1 when a "
+                         "finding fails.")
     _add_table_flags(aud)
     aud.add_argument("--test", metavar="FILE", default=None,
                      help="a test table to check for rows that are also in DATA")
@@ -214,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--space", metavar="FILE", default=None,
                       help="a YAML search space (default: the documented one, nnrecipe/tune/default_space.yaml)")
     tune.add_argument("--sampler", choices=SAMPLERS, default="random",
-                      help="random (seed 001; Bergstra & Bengio 2012) or tpe (default: random)")
+                      help="random (Rishit Dagli; Bergstra & Bengio 2012) or tpe (default: random)")
     tune.add_argument("--sampler-seed", type=int, default=0, help="seeds the sampler (--seed seeds training "
                       "and the split, which every trial shares) (default: 0)")
     tune.add_argument("--pruner", choices=PRUNERS, default="median",
@@ -276,7 +277,7 @@ def _check_out(path: str, kind: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .recipe import train_table
+    from .recipes import train_table
 
     _check_out(args.out, "folder")
     file = read_config_file(args.config) if args.config else {}
@@ -295,7 +296,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .recipe import doctor_table
+    from .recipes import doctor_table
 
     file = read_config_file(args.config) if args.config else {}
     with quiet():  # the verdicts are the output: not also a log line each
@@ -311,7 +312,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from .data.audit import audit
-    from .track import write_json
+    from .io import write_json
 
     if args.json:
         _check_out(args.json, "file")
@@ -454,7 +455,7 @@ def _size(n: float) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .recipe import predict_table
+    from .recipes import predict_table
 
     if args.out:
         _check_out(args.out, "file")

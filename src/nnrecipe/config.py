@@ -69,10 +69,10 @@ class ModelConfig:
             raise ConfigError(f"hidden={self.hidden} is not allowed; give one or more positive widths")
 
 
-# R2 (seed 001: retrain the best on all the data): the refit trains one model for a set number of epochs
+# R2 (Rishit Dagli: retrain the best on all the data): the refit trains one model for a set number of epochs
 # with nothing held out to stop on, so it fixes these settings of the configuration it retrains
 REFIT_SETTINGS = {"patience": None, "restore_best": False, "monitor": "train_loss", "mode": "auto",
-                  "swa_start": None, "cv_folds": 1}
+                  "swa_start": None, "cv_folds": 1, "metric": None}
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ class TrainConfig:
     # over 10 seeds, it raised test accuracy on breast cancer 0.9779 -> 0.9814 and digits 0.9744 -> 0.9752,
     # and diabetes' R^2 0.428 -> 0.454
     lr: float = _f(3e-4, "learning rate (Adam at 3e-4: the README says why)")
-    weight_decay: float = _f(0.0, "L2 penalty / decoupled decay for adamw (M9)")
+    weight_decay: float = _f(0.0, "L2 penalty / decoupled decay for adamw (M9), on weights of 2+ dimensions only "
+                                  "(no decay on biases and norm layers: He et al. 2019)")
+    decay_all: bool = _f(False, "also decay biases and normalization layers (default: weights of 2+ dimensions only)")
     momentum: float = _f(0.9, "momentum for sgd and rmsprop")
     nesterov: bool = _f(False, "Nesterov momentum for sgd")
     l1: float = _f(0.0, "L1 penalty on weights, added to the loss (M9)")
@@ -99,6 +101,10 @@ class TrainConfig:
     accumulate: int = _f(1, "batches whose gradients are summed before one optimizer step")
     monitor: str = _f("val_loss", "the logged metric that picks the best epoch and drives early stopping")
     mode: str = _f("auto", "min | max | auto (max for accuracy-like names, else min)")
+    metric: str | None = _f(None, "the validation metric early stopping, the best epoch, the search and `runs --sort` "
+                                  "follow: accuracy, balanced_accuracy, macro_f1, roc_auc, log_loss (classes); rmse, "
+                                  "mae, r2 (regression); default: stopping on the validation loss, the search on "
+                                  "accuracy (rmse for regression)")
     patience: int | None = _f(20, "epochs without improvement before stopping (T7: 5-20; dropout makes the val loss noisy); none: off")
     min_delta: float = _f(0.0, "smallest change of the monitor that counts as an improvement")
     stop_criterion: str = _f("patience", "patience | gl | pq: Prechelt's GL_alpha or PQ_alpha stop on a "
@@ -138,6 +144,9 @@ class TrainConfig:
             raise ConfigError(f"cv_folds={self.cv_folds} is not allowed; choose 1 (one model) or more (an ensemble)")
         if self.accumulate < 1:
             raise ConfigError(f"accumulate={self.accumulate} is not allowed; choose 1 or more")
+        if self.metric is not None and self.monitor not in ("val_loss", f"val_{self.metric}"):
+            raise ConfigError(f"metric={self.metric!r} and monitor={self.monitor!r} disagree: metric sets the monitor "
+                              f"(val_{self.metric}); give one of them")
         if self.patience is not None and self.patience < 0:
             raise ConfigError(f"patience={self.patience} is not allowed; choose 0 or more, or None")
 

@@ -214,7 +214,7 @@ def test_data_size_against_the_model():
     assert "fewer training rows than parameters" in v.summary
     tiny = finding(audit(healthy(60), "y"), "data size")
     assert tiny.status == "warn" and tiny.evidence["held_out"] == {"val": 9, "test": 9}
-    assert tiny.fix.startswith("collect more rows (seed 003: 'more data is better')")
+    assert tiny.fix.startswith("collect more rows (Karpathy's recipe: 'more data is better')")
 
 
 def test_clusters_report_size_and_label_mix():

@@ -1,4 +1,4 @@
-"""The base setups of ../shared/doctor-cases.md, seeded and small: each returns a Case that the doctor
+"""The base setups of the doctor's planted-fault cases, seeded and small: each returns a Case that the doctor
 tests plant one fault in (and leave healthy for the twin).
 
 A = MLP 64-128-10 on scikit-learn's digits (inputs scaled to [0, 1]); B = MLP on make_moons (binary);

@@ -12,8 +12,9 @@ import torch
 
 from nnrecipe.checks import check_init_loss, check_overfit_batch
 from nnrecipe.config import ModelConfig, TrainConfig
-from nnrecipe.model import Head, init_weights, make_mlp
-from nnrecipe.model.mlp import MLP
+from nnrecipe.models import init_weights, make_mlp
+from nnrecipe.tasks import Task, create_task
+from nnrecipe.models.mlp import MLP
 from nnrecipe.testing import blobs
 from nnrecipe.train.optim import make_optimizer
 
@@ -25,7 +26,7 @@ C1_FIX = ("check that the learning rate is > 0 and every layer is trainable and 
           "matches the task and the targets; if all hold, add capacity")
 
 
-def recipe_model(head: Head, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> MLP:
+def recipe_model(head: Task, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> MLP:
     """The model train_table builds: the sizing rule's MLP, the recipe's init, the output bias from y."""
     torch.manual_seed(seed)
     model = make_mlp(x.shape[1], head.out_features, len(x), ModelConfig(dropout=0.0))  # layer names below assume no dropout layers
@@ -40,9 +41,9 @@ def standardized_blobs(n: int = 512, classes: int = 3, seed: int = 0) -> tuple[t
     return (x - x.mean(0)) / x.std(0), y
 
 
-def multiclass_setup(seed: int = 0) -> tuple[MLP, Head, torch.Tensor, torch.Tensor]:
+def multiclass_setup(seed: int = 0) -> tuple[MLP, Task, torch.Tensor, torch.Tensor]:
     x, y = standardized_blobs(seed=seed)
-    head = Head("multiclass", 3)
+    head = create_task("multiclass", n_classes=3)
     return recipe_model(head, x, y, seed), head, x, y
 
 
@@ -60,7 +61,7 @@ def assert_same_state(model: torch.nn.Module, before: dict[str, torch.Tensor]) -
 # ---------------------------------------------------------------- C2: loss at init
 
 
-def c2(model: MLP, head: Head, x: torch.Tensor, y: torch.Tensor):
+def c2(model: MLP, head: Task, x: torch.Tensor, y: torch.Tensor):
     return check_init_loss(model, head.loss(), x, y, head, y)
 
 
@@ -102,7 +103,7 @@ def test_c2_fails_on_output_bias_plus_10_with_the_class_prior_fix():
 def test_c2_binary_balanced_expects_ln_2():
     x, _ = standardized_blobs(classes=2, seed=1)
     y = (torch.arange(512) % 2).float()[:, None]  # exactly balanced
-    head = Head("binary", 2)
+    head = create_task("binary", n_classes=2)
     assert head.prior_loss(y, y) == pytest.approx(math.log(2), abs=1e-6)
     assert head.uniform_loss() == pytest.approx(math.log(2))
     v = c2(recipe_model(head, x, y), head, x, y)
@@ -114,7 +115,7 @@ def test_c2_binary_balanced_expects_ln_2():
 def test_c2_binary_imbalanced_expects_the_prior_entropy():
     x, _ = standardized_blobs(n=400, classes=2, seed=1)
     y = (torch.arange(400) % 10 == 0).float()[:, None]  # 10% positive
-    head = Head("binary", 2)
+    head = create_task("binary", n_classes=2)
     entropy = -(0.1 * math.log(0.1) + 0.9 * math.log(0.9))  # 0.3251, below ln 2
     assert head.prior_loss(y, y) == pytest.approx(entropy, abs=1e-6)
     healthy = recipe_model(head, x, y)
@@ -132,7 +133,7 @@ def test_c2_binary_imbalanced_expects_the_prior_entropy():
 def test_c2_regression_expects_the_target_variance():
     x, _ = standardized_blobs(seed=2)
     y = 5.0 + 2.0 * torch.randn(512, 1, generator=torch.Generator().manual_seed(0))  # not standardized
-    head = Head("regression")
+    head = create_task("regression")
     variance = float(y.var(unbiased=False))
     assert head.prior_loss(y, y) == pytest.approx(variance, rel=1e-5)
     v = c2(recipe_model(head, x, y), head, x, y)
@@ -144,7 +145,7 @@ def test_c2_regression_expects_the_target_variance():
 def test_c2_regression_fails_without_the_mean_as_output_bias():
     x, _ = standardized_blobs(seed=2)
     y = 5.0 + 2.0 * torch.randn(512, 1, generator=torch.Generator().manual_seed(0))
-    head = Head("regression")
+    head = create_task("regression")
     model = recipe_model(head, x, y)
     with torch.no_grad():
         model.output_layer.bias.zero_()  # starts at 0: the loss is var(y) + mean(y)^2, about 29 against 4
@@ -165,7 +166,7 @@ def test_c2_fails_on_non_finite_outputs():
 # ---------------------------------------------------------------- C1: overfit one batch
 
 
-def c1(model: MLP, head: Head, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, **kwargs):
+def c1(model: MLP, head: Task, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, **kwargs):
     return check_overfit_batch(model, head.loss(), x, y, lambda params: make_optimizer(params, cfg), **kwargs)
 
 
@@ -222,7 +223,7 @@ def test_c1_names_the_frozen_parameters_when_only_the_output_bias_learns():
 
 def test_c1_turns_dropout_off_in_its_copy():
     x, y = standardized_blobs()
-    head = Head("multiclass", 3)
+    head = create_task("multiclass", n_classes=3)
     torch.manual_seed(0)
     model = make_mlp(8, 3, 512, ModelConfig(dropout=0.5))
     init_weights(model, head.output_bias(y))

@@ -94,7 +94,7 @@ def test_a_check_that_breaks_is_skipped_with_the_reason_and_the_others_run():
     def broken(setup):
         raise RuntimeError("boom")
 
-    diagnosis = doctor(**case.kwargs(), checks=[broken, "doctor:c2_init_loss"])
+    diagnosis = doctor(**case.kwargs(), checks=[broken, "C2"])
     assert [v.status for v in diagnosis] == ["skipped", "pass"]
     assert diagnosis[0].summary == "could not run on this setup: RuntimeError: boom"
     assert not diagnosis.failed
@@ -140,15 +140,15 @@ def _step(lr_scale: float = 1.0, returns_loss: bool = True):
 def test_c1_runs_the_callers_own_training_step():
     case = digits_mlp()
     kwargs = {"model": case.model, "data": (case.x, case.y), "optimizer": case.optimizer}
-    [ok] = doctor(**kwargs, train_step=_step(), checks=["doctor:c1_overfit_batch"])
+    [ok] = doctor(**kwargs, train_step=_step(), checks=["C1"])
     assert ok.status == "pass" and ok.evidence["loss_end"] <= 0.01 * ok.evidence["loss_start"]
-    [stuck] = doctor(**kwargs, train_step=_step(lr_scale=0.0), checks=["doctor:c1_overfit_batch"])
+    [stuck] = doctor(**kwargs, train_step=_step(lr_scale=0.0), checks=["C1"])
     assert stuck.status == "fail" and stuck.evidence["steps"] == 1000
-    [silent] = doctor(**kwargs, train_step=_step(returns_loss=False), checks=["doctor:c1_overfit_batch"])
+    [silent] = doctor(**kwargs, train_step=_step(returns_loss=False), checks=["C1"])
     assert (silent.status, silent.summary) == (
         "skipped", "the training step returns no loss, and no loss_fn was given to measure it")
     # a step that returns no loss, with the loss_fn given: C1 measures the loss with it and judges
-    measured = {"checks": ["doctor:c1_overfit_batch"], "loss_fn": nn.CrossEntropyLoss()}
+    measured = {"checks": ["C1"], "loss_fn": nn.CrossEntropyLoss()}
     [ok] = doctor(**kwargs, train_step=_step(returns_loss=False), **measured)
     assert ok.status == "pass" and ok.evidence["loss_end"] <= 0.01 * ok.evidence["loss_start"]
     assert ok.evidence["measured_with"] == "loss_fn (the training step returns no loss)"

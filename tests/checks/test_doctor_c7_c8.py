@@ -1,6 +1,6 @@
-"""C7 (gradient flow per layer) and C8 (the curves of a short run): each fires on its planted fault of
-../shared/doctor-cases.md with its evidence and fix, and stays quiet on the healthy setups. The checks run
-through doctor(), which also asserts that the caller's model and optimizer come back bit for bit."""
+"""C7 (gradient flow per layer) and C8 (the curves of a short run): each fires on its planted fault with its
+evidence and fix, and stays quiet on the healthy setups. The checks run through doctor(), which also asserts
+that the caller's model and optimizer come back bit for bit."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from nnrecipe.checks.verdict import Verdict
 
 from .cases import HEALTHY, Case, breast_cancer_raw, digits_mlp, mlp
 
-C7_C8 = ["gradient_flow:check_gradient_flow", "curves:check_short_run"]
+C7_C8 = ["C7", "C8"]
 
 FIX_VANISH = ("use ReLU-family activations in the hidden layers instead of sigmoid/tanh, He (Kaiming) init, and "
               "BatchNorm (or residual connections) so the gradient reaches the first layers")
@@ -37,7 +37,7 @@ FIX_UNCHANGED = ("check that the training step calls optimizer.step() on an opti
 FIX_RATIO_LOW = "raise the learning rate (run the LR range test, T4: nnrecipe's Trainer.lr_find)"
 FIX_RATIO_HIGH = "lower the learning rate (run the LR range test, T4: nnrecipe's Trainer.lr_find)"
 FIX_HIGH = ("lower the learning rate: run the LR range test (T4, Trainer.lr_find) and take about half the rate "
-            "where the loss starts to diverge (seed 002); clip the gradient norm")
+            "where the loss starts to diverge (Lavanya Shukla); clip the gradient norm")
 FIX_LOW = ("raise the learning rate (x10), or pick it with the LR range test (T4, Trainer.lr_find); if C7 reports "
            "missing gradients or dead units, fix those first")
 FIX_OVERFIT = ("regularize (weight decay, dropout, augmentation), stop early at the best validation epoch "
@@ -87,7 +87,7 @@ def test_c7_c8_stay_quiet_on_the_healthy_setups(name: str):
 # ---------------------------------------------------------------- C7: gradient flow
 
 
-def test_c7_vanishing_gradients_in_a_10_layer_sigmoid_mlp():  # case 12
+def test_c7_vanishing_gradients_in_a_10_layer_sigmoid_mlp():
     case = digits_mlp(hidden=(128,) * 9, act=nn.Sigmoid)
     v = named(run(case), "C7", "vanishing gradients")
     ev = v.evidence
@@ -98,7 +98,7 @@ def test_c7_vanishing_gradients_in_a_10_layer_sigmoid_mlp():  # case 12
     assert v.summary.startswith("the first layer's gradient (1.5e-08) is 2.5e-08 times the last layer's")
 
 
-def test_c7_dead_relu_units_with_hidden_biases_at_minus_5():  # case 13
+def test_c7_dead_relu_units_with_hidden_biases_at_minus_5():
     case = digits_mlp()
     with torch.no_grad():
         case.model[0].bias.fill_(-5.0)
@@ -145,7 +145,7 @@ def exploding_case(std: float) -> Case:
     return case
 
 
-def test_c7_exploding_init_shows_in_the_gradient_at_the_layer_outputs():  # case 14
+def test_c7_exploding_init_shows_in_the_gradient_at_the_layer_outputs():
     verdicts = run(exploding_case(10.0))
     v = named(verdicts, "C7", "exploding gradients")
     assert v.status == "fail" and v.fix == FIX_EXPLODE
@@ -171,7 +171,7 @@ def test_c7_non_finite_gradients_end_the_run_and_say_where():
     assert c8.status == "fail" and c8.fix == FIX_ABOVE_PRIOR
 
 
-def test_c7_frozen_first_layer():  # case 15, requires_grad=False
+def test_c7_frozen_first_layer():  # requires_grad=False
     case = digits_mlp()
     case.model[0].requires_grad_(False)
     verdicts = run(case)
@@ -200,7 +200,7 @@ class Detached(nn.Module):
         return self.l2(torch.relu(self.l1(x)).detach())  # the planted fault: l1 never learns
 
 
-def test_c7_a_detach_mid_network_leaves_the_first_layer_without_gradient():  # case 15, .detach()
+def test_c7_a_detach_mid_network_leaves_the_first_layer_without_gradient():  # a .detach()
     case = digits_mlp()
     torch.manual_seed(0)
     case.model = Detached()
@@ -211,7 +211,7 @@ def test_c7_a_detach_mid_network_leaves_the_first_layer_without_gradient():  # c
     assert v.summary == "2 of 4 parameters get no gradient: they are cut from the loss (l1.weight, l1.bias)"
 
 
-def test_c7_an_optimizer_built_on_a_model_since_replaced():  # case 16
+def test_c7_an_optimizer_built_on_a_model_since_replaced():
     case = digits_mlp()
     case.optimizer  # built over the first model...
     torch.manual_seed(1)
@@ -259,7 +259,7 @@ def test_c7_saturated_tanh_units_on_raw_features():
     assert v.summary.endswith("of the inputs to '1' (Tanh) have |z| >= 5, where its gradient is near 0")
 
 
-def test_c7_and_c8_learning_rate_too_low():  # case 19
+def test_c7_and_c8_learning_rate_too_low():
     verdicts = run(with_optimizer(digits_mlp(), lambda p: torch.optim.Adam(p, lr=1e-7)))
     c7 = named(verdicts, "C7", "update/weight ratio")
     assert c7.status == "fail" and c7.fix == FIX_RATIO_LOW
@@ -271,7 +271,7 @@ def test_c7_and_c8_learning_rate_too_low():  # case 19
     assert statuses(verdicts, "C7") == [("update/weight ratio", "fail")]
 
 
-def test_c7_and_c8_learning_rate_too_high():  # case 18
+def test_c7_and_c8_learning_rate_too_high():
     verdicts = run(with_optimizer(digits_mlp(), lambda p: torch.optim.SGD(p, lr=10.0)))
     c8 = named(verdicts, "C8", "learning rate too high")
     assert c8.status == "fail" and c8.fix == FIX_HIGH
@@ -364,7 +364,7 @@ def test_c8_non_finite_and_divergence_evidence():
     assert v.evidence["peak_vs_first"] == pytest.approx(8.0 / 2.3, rel=1e-3)
 
 
-# ---------------------------------------------------------------- C8: batches sorted by label (case 9)
+# ---------------------------------------------------------------- C8: batches sorted by label
 
 
 def train_in_batches(shuffle: bool, epochs: int = 3, batch: int = 32) -> tuple[list[dict], list[torch.Tensor],
@@ -426,7 +426,7 @@ def test_c8_batch_order_needs_class_labels():
 
 
 def test_doctor_sees_batches_sorted_by_label_in_the_callers_dataloader():
-    """Doctor case 9 through doctor(): a DataLoader over digits sorted by label, without shuffling, fails
+    """Batches sorted by label, through doctor(): a DataLoader over digits sorted by label, without shuffling, fails
     'batches sorted by label'; the same data with shuffle=True passes."""
     from nnrecipe.checks.doctor import doctor
 
@@ -434,12 +434,12 @@ def test_doctor_sees_batches_sorted_by_label_in_the_callers_dataloader():
     order = torch.argsort(case.y, stable=True)
     ds = torch.utils.data.TensorDataset(case.x[order], case.y[order])
     kwargs = {k: v for k, v in case.kwargs().items() if k != "data"}
-    sorted_ = doctor(data=torch.utils.data.DataLoader(ds, batch_size=32), **kwargs, checks=["curves:check_short_run"])
+    sorted_ = doctor(data=torch.utils.data.DataLoader(ds, batch_size=32), **kwargs, checks=["C8"])
     [v] = [v for v in sorted_ if v.name == "batches sorted by label"]
     assert v.status == "fail" and v.evidence["batch_entropy_share"] < 0.1
     shuffled = doctor(data=torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True,
                                                        generator=torch.Generator().manual_seed(0)),
-                      **kwargs, checks=["curves:check_short_run"])
+                      **kwargs, checks=["C8"])
     [w] = [v for v in shuffled if v.name == "batch order"]
     assert w.status == "pass"
 

@@ -1,6 +1,6 @@
 """The data checks of nnrecipe.checks.data_checks beyond D3/D8 (those are in test_doctor_lint.py): D4
-conflicting duplicates (doctor-cases #5), leakage by train/validation overlap (#6) and by a leaked target
-column (#7), each on its planted fault and quiet on the healthy setups. All run through doctor()."""
+conflicting duplicates, leakage by train/validation overlap and by a leaked target column, each on its
+planted fault and quiet on the healthy setups. All run through doctor()."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from nnrecipe.checks.doctor import doctor
 
 from .cases import HEALTHY, breast_cancer_scaled, diabetes_mlp, digits_mlp
 
-DATA = ["data_checks:check_data"]
+DATA = ["data"]
 IDS = ("D4", "leakage")
 CONFLICT_FIX = "resolve the conflicting labels (relabel, or drop the duplicates)"
 OVERLAP_FIX = "re-split so no row is in both (deduplicate first)"
@@ -34,7 +34,7 @@ def test_healthy_setups_give_no_warning(name):
     assert {v.status for v in diagnosis if v.id in IDS} <= {"pass", "skipped"}, diagnosis.table()
 
 
-# ---------------------------------------------------------------- D4: case 5
+# ---------------------------------------------------------------- D4: conflicting duplicates
 def case_5():
     """T with 5% of its rows duplicated and the copies' labels flipped."""
     case = breast_cancer_scaled()
@@ -76,7 +76,7 @@ def test_regression_duplicates_are_not_judged():
     assert v.status == "pass" and v.evidence["duplicate_groups"] == 20
 
 
-# ---------------------------------------------------------------- leakage: case 6
+# ---------------------------------------------------------------- leakage: train/validation overlap
 def case_6():
     """A with 20% of the validation rows copied into train."""
     case = digits_mlp()
@@ -112,7 +112,7 @@ def test_one_shared_row_warns_and_no_val_data_skips():
     assert v.status == "skipped"
 
 
-# ---------------------------------------------------------------- leakage: case 7
+# ---------------------------------------------------------------- leakage: a leaked target
 def with_leak(case, scale: float = 0.1):
     """The case plus a last column y + N(0, scale^2)."""
     g = torch.Generator().manual_seed(0)
@@ -157,7 +157,7 @@ def test_feature_names_name_the_columns_in_the_findings():
     x = torch.cat([case.x, case.y + 0.01 * torch.randn(len(case.y), 1, generator=torch.Generator().manual_seed(1))], 1)
     x[[3, 8], 4] = float("nan")
     kwargs = {**case.kwargs(), "data": (x, case.y), "val_data": None, "feature_names": names}
-    d = doctor(**kwargs, checks=["data_checks:check_data"])
+    d = doctor(**kwargs, checks=["data"])
     [leak] = [v for v in d if v.name == "leaked target"]
     assert leak.status == "fail" and leak.evidence["best"]["name"] == "y_copy"
     assert leak.summary.startswith("column 30 ('y_copy') alone predicts the target")

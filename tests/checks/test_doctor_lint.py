@@ -1,6 +1,7 @@
 """The setup lint (nnrecipe.checks.lint): the "lint" rules, with D3 (non-finite data) and D8 (feature
-scales) of nnrecipe.checks.data_checks, each on its planted fault from ../shared/doctor-cases.md (cases
-1, 2, 10, 11, 16, 20, 21) or a fault of its own, with its evidence and fix, and quiet on the healthy twin.
+scales) of nnrecipe.checks.data_checks, each on a planted fault (unnormalized inputs, NaN cells, a softmax
+or sigmoid before the loss, an optimizer on a replaced model, a missing zero_grad, evaluation in training
+mode) or a fault of its own, with its evidence and fix, and quiet on the healthy twin.
 All run through doctor(), which also holds the caller's model and optimizer bit for bit."""
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ SCALE_FIX = ("standardize each feature with the training split's mean and std (o
 
 def lint(case, **kwargs):
     """The lint's verdicts on a case through doctor(); kwargs override the case's arguments."""
-    diagnosis = doctor(**{**case.kwargs(), **kwargs}, checks=["data_checks:check_data", "lint:check_lint"])
+    diagnosis = doctor(**{**case.kwargs(), **kwargs}, checks=["data", "lint"])
     return Diagnosis(v for v in diagnosis if v.id in IDS)  # D4 and leakage: tests/checks/test_doctor_data.py
 
 
@@ -48,7 +49,7 @@ def test_healthy_setups_pass_with_one_verdict_per_family(name):
     assert [v.status for v in diagnosis] == ["pass"] * 3, diagnosis.table()
 
 
-# ---------------------------------------------------------------- D8: case 1
+# ---------------------------------------------------------------- D8: unnormalized inputs
 def test_raw_feature_scales_fail_and_the_standardized_twin_passes():
     d8 = lint(breast_cancer_raw()).by_id("D8")[0]
     assert d8.status == "fail" and d8.fix == SCALE_FIX
@@ -68,7 +69,7 @@ def test_pixels_left_in_0_to_255_warn_on_their_magnitude():
     assert d8.evidence["span"] == 16.0 and d8.evidence["max_rms"] > 200
 
 
-# ---------------------------------------------------------------- D3: case 2
+# ---------------------------------------------------------------- D3: NaN / inf in the data
 def test_nan_cells_fail_with_their_count_columns_and_rows():
     case = digits_mlp()
     x = case.x.clone()
@@ -100,7 +101,7 @@ def test_inf_in_a_validation_target_is_found_too():
     assert torch.isinf(setup.val_y[d3.evidence["sample_rows"][0], 0])
 
 
-# ---------------------------------------------------------------- outputs against the loss: cases 10, 11
+# ---------------------------------------------------------------- outputs against the loss
 def test_softmax_before_cross_entropy_fails():
     case = digits_mlp()
     case.model = nn.Sequential(*case.model, nn.Softmax(dim=1))
@@ -246,7 +247,7 @@ def test_two_linear_layers_in_a_row_warn_through_nesting_and_passthrough_layers(
 def test_optimizer_on_other_parameters_fails_and_a_partial_one_warns():
     case = digits_mlp()
     stale = torch.optim.Adam(nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)).parameters())
-    v = one(lint(case, optimizer=stale), "optimizer parameters")  # case 16: the model re-created after
+    v = one(lint(case, optimizer=stale), "optimizer parameters")  # the model re-created after
     assert v.status == "fail" and v.fix == "rebuild the optimizer on model.parameters() after the model is (re-)created"
     assert (v.evidence["trainable_parameters"], v.evidence["in_optimizer"]) == (4, 0)
     partial = torch.optim.Adam(case.model[2].parameters())
@@ -264,7 +265,7 @@ def test_a_forward_that_raises_is_reported():
     assert v.status == "fail" and v.fix == "make the model's expected input match the data's shape and dtype"
 
 
-# ---------------------------------------------------------------- the caller's train_step: case 20
+# ---------------------------------------------------------------- the caller's train_step: a missing zero_grad
 def steps(kind: str):
     loss_fn = nn.CrossEntropyLoss()
 
@@ -332,7 +333,7 @@ def test_a_train_step_that_ignores_the_optimizer_it_is_given_warns():
     assert v.status == "warn" and v.evidence["optimizer_steps"] == 0
 
 
-# ---------------------------------------------------------------- evaluation mode: case 21
+# ---------------------------------------------------------------- evaluation mode
 def case_21():
     """A with Dropout(0.5) and BatchNorm."""
     case = digits_mlp()
@@ -419,11 +420,11 @@ def test_batchnorm_alone_in_training_mode_is_caught_by_its_moving_statistics():
 
 def test_doctor_evaluate_argument_catches_case_21_and_leaves_the_model_as_it_was():
     case = case_21()
-    bad = doctor(**case.kwargs(), evaluate=evaluate_without_eval, checks=["lint:check_lint"])
+    bad = doctor(**case.kwargs(), evaluate=evaluate_without_eval, checks=["lint"])
     [v] = [v for v in bad if v.name == "evaluation mode"]
     assert v.status == "fail" and v.fix == EVAL_FIX
     assert case.model.training  # the caller's model: still in the mode it was handed over in
-    good = doctor(**case.kwargs(), evaluate=evaluate_properly, checks=["lint:check_lint"])
+    good = doctor(**case.kwargs(), evaluate=evaluate_properly, checks=["lint"])
     assert not loud(good)
 
 
@@ -432,6 +433,6 @@ def test_d3_names_the_callers_rows():
     x = case.x.clone()
     x[[7, 300, 1000], 5] = float("nan")
     [v] = [v for v in doctor(**{**case.kwargs(), "data": (x, case.y)}, rows=len(x),
-                             checks=["data_checks:check_data"]) if v.id == "D3"]
+                             checks=["data"]) if v.id == "D3"]
     assert v.status == "fail" and v.evidence["rows"] == [7, 300, 1000]
     assert "3 of 1347 sampled rows (rows 7, 300, 1000), columns 5" in v.summary

@@ -1,5 +1,5 @@
 """D4 label noise of nnrecipe.checks.data_checks: confident learning (cleanlab) on a logistic regression's
-out-of-fold probabilities, on its planted fault (doctor-cases #4: 30% of digits' training labels flipped at
+out-of-fold probabilities, on its planted fault (30% of digits' training labels flipped at
 random) and quiet on the healthy setups. All run through doctor()."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from nnrecipe.checks.doctor import doctor
 
 from .cases import HEALTHY, diabetes_mlp, digits_mlp, moons_mlp
 
-DATA = ["data_checks:check_data"]
+DATA = ["data"]
 NOISE_FIX = ("relabel or prune the suspicious rows (list in the evidence); a noise share this high caps the "
              "accuracy any model reaches")
 

@@ -10,8 +10,8 @@ import torch
 
 from nnrecipe import DataConfig, ModelConfig, TrainConfig, train_table
 from nnrecipe.data.balance import class_weights, imbalance_ratio, resample, resolve_balance
-from nnrecipe.model import Head
-from nnrecipe.recipe import heavy_tailed
+from nnrecipe.tasks import create_task
+from nnrecipe.recipes.tabular import heavy_tailed
 
 
 def test_auto_picks_class_weights_from_a_three_to_one_imbalance():
@@ -41,7 +41,7 @@ def test_resampling_evens_the_classes(method, count):
 def test_weighted_head_starts_at_the_weighted_prior():
     y = torch.tensor([[1.0]] * 10 + [[0.0]] * 90)
     w = class_weights(y.view(-1).long().numpy(), 2)
-    head = Head("binary", 2, w)
+    head = create_task("binary", n_classes=2, class_weights=w)
     assert head.output_bias(y).item() == pytest.approx(0.0, abs=1e-6)  # balanced by the weights: p = 0.5
     assert head.prior_loss(y, y) == pytest.approx(head.loss()(torch.zeros(100, 1), y).item())
 

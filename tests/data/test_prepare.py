@@ -25,7 +25,7 @@ from nnrecipe.data import prepare as prepare_module
 from nnrecipe.data.prepare import PreparedTable, prepare_table
 from nnrecipe.data.split import split_indices
 from nnrecipe.errors import DataError
-from nnrecipe.recipe import train_table
+from nnrecipe.recipes import train_table
 from nnrecipe.testing import small_table
 
 HIT = "prepared from the cache"
@@ -506,7 +506,8 @@ def test_a_fresh_file_is_hashed_once_per_preparation(tmp_path, monkeypatch):
 def test_train_reads_and_hashes_a_fresh_file_once(tmp_path, monkeypatch):
     """train_table's audit takes the table its preparation read: no second read (from the parsed-table
     cache) and no second hash of a file written a moment ago."""
-    from nnrecipe import TrainConfig, recipe, train_table
+    from nnrecipe import TrainConfig, train_table
+    from nnrecipe.recipes import tabular as recipe
 
     hashed, read = [], []
     real_hash, real_read = table_cache._sha256, recipe.read_table

@@ -16,7 +16,8 @@ import pytest
 from nnrecipe.data import cache
 from nnrecipe.errors import ConfigError
 from nnrecipe.track import check_parent, git_record, write_journal
-from nnrecipe.track.journal import copy_launcher, data_fingerprint, label_counts, launching_script, parent_record
+from nnrecipe.data.cache import data_fingerprint
+from nnrecipe.track.journal import copy_launcher, label_counts, launching_script, parent_record
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

@@ -12,7 +12,8 @@ from torch import nn
 
 from nnrecipe import Trainer, TrainConfig
 from nnrecipe.testing import blobs
-from nnrecipe.track.predictions import PredictionWatch, record_predictions, record_samples, watch_rows
+from nnrecipe.track.predictions import record_predictions, record_samples
+from nnrecipe.train.callbacks.watch import PredictionWatch, watch_rows
 
 
 def setup(seed: int = 0):
@@ -60,7 +61,8 @@ def test_a_resumed_run_keeps_the_epochs_watched_before_the_stop(tmp_path):
     model, train, val = setup()
     Trainer(model, nn.CrossEntropyLoss(), train, val, config(2), callbacks=[make_watch(val)], run_dir=tmp_path).fit()
     model, train, val = setup()
-    Trainer(model, nn.CrossEntropyLoss(), train, val, config(4), callbacks=[make_watch(val)], run_dir=tmp_path).fit()
+    Trainer(model, nn.CrossEntropyLoss(), train, val, config(4), callbacks=[make_watch(val)], run_dir=tmp_path,
+            resume=True).fit()
     assert json.loads((tmp_path / "watch.json").read_text())["epochs"] == [1, 2, 3, 4]
 
 

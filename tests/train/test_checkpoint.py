@@ -145,7 +145,8 @@ def test_trainer_refuses_to_resume_from_a_damaged_checkpoint(make_mlp, train_con
     Trainer(make_mlp(), nn.CrossEntropyLoss(), blob_data, config=train_config(epochs=1), run_dir=tmp_path).fit()
     last = tmp_path / "checkpoints" / "last.safetensors"
     last.write_bytes(last.read_bytes()[:-100])
-    t = Trainer(make_mlp(), nn.CrossEntropyLoss(), blob_data, config=train_config(epochs=2), run_dir=tmp_path)
+    t = Trainer(make_mlp(), nn.CrossEntropyLoss(), blob_data, config=train_config(epochs=2), run_dir=tmp_path,
+                resume=True)
     with pytest.raises(CheckpointError) as e:
         t.fit()
     assert DAMAGED.fullmatch(str(e.value)) and DAMAGED.fullmatch(str(e.value))["path"] == str(last)

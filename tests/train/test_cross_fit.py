@@ -21,12 +21,13 @@ from nnrecipe.config import DataConfig, ModelConfig, TrainConfig
 from nnrecipe.data import TablePreprocessor
 from nnrecipe.data.split import fold_indices
 from nnrecipe.errors import ConfigError
-from nnrecipe.model import Ensemble, build_mlp, build_model
-from nnrecipe.model.mlp import MLP
-from nnrecipe.recipe import _setup, predict_table, train_table
+from nnrecipe.models import Ensemble, build_model
+from nnrecipe.models.mlp import MLP
+from nnrecipe.recipes import predict_table, train_table
+from nnrecipe.recipes.tabular import TableRecipe
 from nnrecipe.testing import small_table
 from nnrecipe.train.callbacks import Callback
-from nnrecipe.train.cross_fit import MIN_HELD_OUT, CrossFit, member_curves, resolve_folds
+from nnrecipe.recipes.cross_fit import MIN_HELD_OUT, CrossFit, member_curves, resolve_folds
 
 QUICK = {"checks": (), "report": False, "audit": False}  # the doctor, the report and the audit: not T14
 
@@ -48,7 +49,7 @@ def test_the_default_is_one_model(binary_frame, tmp_path):
     assert TrainConfig().cv_folds == 1
     run = train_table(binary_frame, "y", out=tmp_path, train_config=TrainConfig(epochs=2, seed=0), **QUICK)
     assert not (run.run_dir / "members").exists() and "cv" not in read_json(run.run_dir / "results.json")
-    assert read_json(run.run_dir / "model.json")["architecture"]["kind"] == "mlp"
+    assert read_json(run.run_dir / "model.json")["architecture"]["name"] == "mlp"
 
 
 def test_an_explicit_number_of_folds_is_honoured():
@@ -193,7 +194,7 @@ def test_an_unknown_activation_is_refused():
 def test_build_model_rebuilds_an_ensemble_from_its_spec(activation, out_features):
     ms = members(out_features, embeddings=[(5, 2)])
     ens = Ensemble(ms, activation).eval()
-    assert ens.spec == {"kind": "ensemble", "activation": activation, "members": [m.spec for m in ms]}
+    assert ens.spec == {"name": "ensemble", "activation": activation, "members": [m.spec for m in ms]}
     spec = json.loads(json.dumps(ens.spec))  # as model.json holds it
     rebuilt = build_model(spec)
     assert isinstance(rebuilt, Ensemble) and rebuilt.spec == ens.spec
@@ -234,8 +235,8 @@ def test_a_10_member_ensemble_on_a_small_table(binary_frame, tmp_path):
     assert {"loss", "accuracy"} <= set(results["cv"]["out_of_fold"])
     assert config["train"]["cv_folds"] == 10
     arch = meta["architecture"]
-    assert arch["kind"] == "ensemble" and arch["activation"] == "sigmoid" and len(arch["members"]) == 10
-    assert all(m["kind"] == "mlp" for m in arch["members"])
+    assert arch["name"] == "ensemble" and arch["activation"] == "sigmoid" and len(arch["members"]) == 10
+    assert all(m["name"] == "mlp" for m in arch["members"])
 
     # predict reloads the ensemble and scores the test rows as the run did
     splits = read_json(d / "splits.json")
@@ -256,7 +257,7 @@ def test_a_10_member_ensemble_on_a_small_table(binary_frame, tmp_path):
     inputs = (torch.from_numpy(features),) + ((torch.from_numpy(codes),) if codes is not None else ())
     probs = []
     for k, spec in enumerate(arch["members"]):
-        member = build_mlp(spec)
+        member = build_model(spec)
         member.load_state_dict(load_file(str(d / "members" / str(k + 1) / "model.safetensors")))
         with torch.no_grad():
             probs.append(torch.sigmoid(member.eval()(*inputs)).view(-1))
@@ -279,7 +280,7 @@ def test_a_regression_ensemble_run(tmp_path):
     d = run.run_dir
     results, meta = read_json(d / "results.json"), read_json(d / "model.json")
     assert results["cv"]["folds"] == 3 and "rmse" in results["cv"]["out_of_fold"]
-    assert meta["architecture"]["kind"] == "ensemble" and meta["architecture"]["activation"] == "none"
+    assert meta["architecture"]["name"] == "ensemble" and meta["architecture"]["activation"] == "none"
     assert sorted(p.name for p in (d / "members").iterdir()) == ["1", "2", "3"]
     test_rows = frame.iloc[read_json(d / "splits.json")["test"]]
     _, report = predict_table(d, test_rows)
@@ -368,7 +369,7 @@ def test_a_refit_trains_one_model_whatever_cv_folds(binary_frame, tmp_path):
     results, config = read_json(d / "results.json"), read_json(d / "config.json")
     assert not (d / "members").exists()
     assert "cv" not in results
-    assert read_json(d / "model.json")["architecture"]["kind"] == "mlp"
+    assert read_json(d / "model.json")["architecture"]["name"] == "mlp"
     assert config["train"]["cv_folds"] == 1 and config["refit"]["epochs"] == 3
     assert results["rows"]["val"] == 0 and results["epochs_run"] == 3
 
@@ -388,7 +389,7 @@ def test_a_tune_trial_trains_one_model_whatever_cv_folds(binary_frame, tmp_path,
     assert not (trial / "members").exists()
     assert "cv" not in results
     assert read_json(trial / "config.json")["train"]["cv_folds"] == 1
-    assert read_json(trial / "model.json")["architecture"]["kind"] == "mlp"
+    assert read_json(trial / "model.json")["architecture"]["name"] == "mlp"
 
 
 # ---------------------------------------------------------------- CLI
@@ -505,9 +506,11 @@ def test_each_member_oversamples_its_own_training_rows_only(tmp_path):
     frame = imbalanced_frame()
     tcfg = TrainConfig(cv_folds=3, seed=0)
     mcfg = ModelConfig()
-    prep, _, _, _, head, balance, _, _ = _setup(frame, DataConfig(target="y", balance="oversample"), mcfg, tcfg)
-    assert balance.split(":")[0] == "oversample"
-    cross = CrossFit(prep, head, mcfg, tcfg, balance.split(":")[0], tmp_path)
+    dcfg, recipe = DataConfig(target="y", balance="oversample"), TableRecipe()
+    prepared = recipe.prepare(frame, dcfg, mcfg, tcfg)
+    assert prepared.head.split(":")[0] == "oversample"
+    cross = CrossFit(prepared, lambda seed, y: recipe.build(prepared, mcfg, seed, y), tcfg, dcfg.balance, tmp_path)
+    prep = prepared.data
     pooled = prep.counts["train"] + prep.counts["val"]
     codes = cross.codes
     assert len(codes) == pooled == len(cross.data_rows)

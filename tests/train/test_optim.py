@@ -66,10 +66,16 @@ def _grad(model: nn.Module, data) -> dict[str, torch.Tensor]:
     return {k: p.grad for k, p in model.named_parameters()}
 
 
-def test_weight_decay_is_an_l2_term_on_every_parameter(make_mlp, train_config, blob_data):
+def test_weight_decay_is_an_l2_term_on_weights_not_on_biases(make_mlp, train_config, blob_data):
+    """No bias decay (He et al. 2019): the L2 term on the 2-D weights only; decay_all puts it on every one."""
     model = make_mlp()
     g, w = _grad(model, blob_data), {k: v.clone() for k, v in model.state_dict().items()}
     applied = _one_sgd_step(model, blob_data, train_config, weight_decay=0.1)
+    for k in g:
+        expected = g[k] + 0.1 * w[k] if w[k].ndim >= 2 else g[k]
+        assert torch.allclose(applied[k], expected, atol=1e-6), k
+    model = make_mlp()
+    applied = _one_sgd_step(model, blob_data, train_config, weight_decay=0.1, decay_all=True)
     for k in g:
         assert torch.allclose(applied[k], g[k] + 0.1 * w[k], atol=1e-6), k
 

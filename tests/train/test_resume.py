@@ -59,7 +59,7 @@ class RowDataset(Dataset):
 def run(make_mlp, data, val, cfg, run_dir: Path, crash_after: int | None = None, **kw) -> tuple[Trainer, Probe]:
     probe = Probe(crash_after)
     trainer = Trainer(make_mlp(dropout=0.3), nn.CrossEntropyLoss(), data, val_data=val, config=cfg,
-                      run_dir=run_dir, callbacks=[probe], **kw)
+                      run_dir=run_dir, callbacks=[probe], **{"resume": "auto", **kw})
     try:
         trainer.fit()
     except Crash:
@@ -200,7 +200,7 @@ def test_callback_state_survives_a_changed_callback_list(make_mlp, train_config,
     assert isinstance(crashed.callbacks[-1], EarlyStopping) and saved["best"] < float("inf")
     # resumed without the Probe: the callbacks are [EarlyStopping]
     t = Trainer(make_mlp(dropout=0.3), nn.CrossEntropyLoss(), blob_data, val_data=blob_val, config=cfg,
-                run_dir=tmp_path)
+                run_dir=tmp_path, resume=True)
     t._resume()
     assert isinstance(t.callbacks[-1], EarlyStopping)
     assert t.callbacks[-1].state_dict() == saved
@@ -227,7 +227,8 @@ def test_a_resumed_run_is_deterministic_too(make_mlp, train_config, blob_data, t
             self.seen = torch.are_deterministic_algorithms_enabled()
 
     flag = Flag()
-    Trainer(make_mlp(), nn.CrossEntropyLoss(), blob_data, config=cfg, run_dir=tmp_path, callbacks=[flag]).fit()
+    Trainer(make_mlp(dropout=0.3), nn.CrossEntropyLoss(), blob_data, config=cfg, run_dir=tmp_path, callbacks=[flag],
+            resume=True).fit()
     assert flag.seen is True
 
 
@@ -239,7 +240,7 @@ CHILD = textwrap.dedent('''
     torch.set_num_threads(1)
     from torch import nn
     from safetensors.torch import save_file
-    import nnrecipe.train.checkpoint as ckpt
+    import nnrecipe.io as nio
     from nnrecipe import Callback, TrainConfig, Trainer
     from nnrecipe.testing import blobs
 
@@ -285,7 +286,7 @@ CHILD = textwrap.dedent('''
                     return HalfThenDie(f)
             return f
 
-        ckpt.open = open_  # atomic_write finds `open` in its module's globals before the builtin
+        nio.open = open_  # atomic_write finds `open` in its module's globals before the builtin
 
     X, y = blobs(384, 8, 3, seed=0)
     torch.manual_seed(0)
@@ -293,7 +294,7 @@ CHILD = textwrap.dedent('''
     cfg = TrainConfig(seed=0, epochs=4, batch_size=32, checkpoint_every=3, patience=3, optimizer="adamw",
                       lr=3e-3, schedule="onecycle", deterministic=True, device="cpu")
     trainer = Trainer(model, nn.CrossEntropyLoss(), (X[:320], y[:320]), val_data=(X[320:], y[320:]),
-                      config=cfg, run_dir=run_dir, callbacks=[Report()])
+                      config=cfg, run_dir=run_dir, callbacks=[Report()], resume="auto")
     trainer.fit()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, weights_out)
     emit(kind="done", epochs=len(trainer.history))

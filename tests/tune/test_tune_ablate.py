@@ -8,9 +8,9 @@ import pytest
 
 from nnrecipe.config import TrainConfig
 from nnrecipe.errors import ConfigError
-from nnrecipe.recipe import train_table
+from nnrecipe.recipes import train_table
 from nnrecipe.testing import small_table
-from nnrecipe.track import read_json
+from nnrecipe.io import read_json
 from nnrecipe.tune import ablate
 from nnrecipe.tune.ablate import parse_vary
 

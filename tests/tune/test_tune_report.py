@@ -10,7 +10,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from nnrecipe.track import read_json
+from nnrecipe.io import read_json
 from nnrecipe.tune import report
 from nnrecipe.tune.report import write_report
 from nnrecipe.tune.study import TuneResult

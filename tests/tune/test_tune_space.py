@@ -1,4 +1,5 @@
-"""The search space file: the default space follows the seeds; errors name the file, the key and the forms."""
+"""The search space file: the default space follows its sources (Rishit Dagli, Lavanya Shukla); errors name
+the file, the key and the forms."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def _by_name(space):
     return {p.name: p for p in space.params}
 
 
-def test_default_space_follows_seed_001():
+def test_default_space_follows_rishit_dagli():
     params = _by_name(default_space())
     units, lr = params["units"], params["lr"]
     assert (units.kind, units.low, units.high, units.step) == ("int", 32, 512, 32)

@@ -17,10 +17,10 @@ from optuna.trial import TrialState
 
 from nnrecipe.config import TrainConfig
 from nnrecipe.errors import ConfigError
-from nnrecipe.recipe import predict_table
+from nnrecipe.recipes import predict_table
 from nnrecipe.testing import small_table
 from nnrecipe.tune import PruningCallback, make_pruner, tune_table
-from nnrecipe.track import read_json
+from nnrecipe.io import read_json
 
 from .scripted import InterruptAtFit, PlantedCurve, WaitForWorkers
 

@@ -1,4 +1,4 @@
-"""C3: the input-independent baseline, and C4: simple baselines (seed 003, Karpathy's recipe: "set the input
+"""C3: the input-independent baseline, and C4: simple baselines (Karpathy's recipe: "set the input
 all zeros and see the performance; it should be worse than the performance of plugging in your data"; beat
 a simple baseline first). Both judge copies of the model trained briefly on the caller's rows: one on the
 real inputs, one on zeroed inputs, with the same steps in the same order. The caller's model is not used."""
@@ -18,7 +18,7 @@ from torch import nn
 from .setup import Setup
 from .verdict import Verdict
 
-SOURCE = "seed 003 (Karpathy's recipe: 'input-independent baseline', 'simple baselines')"
+SOURCE = "Karpathy's recipe ('input-independent baseline', 'simple baselines')"
 
 # The short training both checks judge: up to STEPS steps of the caller's step on BATCH rows, seeded, with
 # both copies scored on the evaluation rows every EVAL_EVERY steps. It stops early once both verdicts are
@@ -38,11 +38,11 @@ LINEAR_MAX_FEATURES = 4096  # wider inputs (images) would cost the linear model 
 # probabilities), multilabel mean ROC AUC, regression R^2. Each has a best value of 1; the "room" is 1 - the
 # baseline's value. C3 passes when the real-input copy closes MIN_GAIN of the room above the zero-input
 # copy AND (with a loss_fn) its validation loss is MIN_LOSS_GAIN below the zero-input copy's; C4 fails when
-# the network closes less than MIN_GAIN above the majority/mean. Seed 003 gives no number ("it should be
+# the network closes less than MIN_GAIN above the majority/mean. Karpathy's recipe gives no number ("it should be
 # worse"); calibrated on the 7 healthy setups x case seeds 0-4, at the stopping step: metric gains
 # 0.21-0.39 (setup D), 0.34-0.49 (diabetes), >= 0.57 (the others); loss gains 0.10-0.16 (D, which trains
 # on until it has 2 x MIN_LOSS_GAIN), 0.13-0.50 (imbalanced), >= 0.22 (the others). Labels permuted
-# against the inputs (doctor-case 3, digits, 8 permutations x 8 seeds = 64 runs of 400 steps): metric gains
+# against the inputs (digits, 8 permutations x 8 seeds = 64 runs of 400 steps): metric gains
 # -0.08..0.13, over 0.1 in 3 runs, because a network still groups the digits and a random group-to-label
 # match or two lifts accuracy (a lottery, not learning); loss gains -0.12..0.039, never over 0.05. Both
 # together flag all 64. Without a loss_fn only the metric is there to judge, and C3 is weaker.
@@ -50,11 +50,12 @@ MIN_GAIN = 0.1
 MIN_LOSS_GAIN = 0.05
 # C4 warns when the network's error (1 - metric) is more than LINEAR_RATIO times the linear model's and
 # LINEAR_MARGIN above it, and it has stopped rising (less than MIN_RISE of the room over the last
-# RISE_WINDOW steps): seed 003 asks the network to beat a simple baseline, but a short run cannot tell whether a
-# slow starter will. Healthy setups at the stopping step (case seeds 0-4): within 2x of the linear model's
-# error or less than LINEAR_MARGIN above it, except digits MLP at step 50 (4.6-9.6x, rising 0.53-0.79 of the
-# room), BN+dropout (up to 3.5x, rising 0.84) and setup D at 225-250 steps (13-19x, rising 0.10-0.28). A
-# 2-unit bottleneck (64-2-2-10) plateaus at accuracy 0.20 against the linear model's 0.96 and warns.
+# RISE_WINDOW steps): Karpathy's recipe asks the network to beat a simple baseline, but a short run cannot
+# tell whether a slow starter will. Healthy setups at the stopping step (case seeds 0-4): within 2x of the
+# linear model's error or less than LINEAR_MARGIN above it, except digits MLP at step 50 (4.6-9.6x, rising
+# 0.53-0.79 of the room), BN+dropout (up to 3.5x, rising 0.84) and setup D at 225-250 steps (13-19x, rising
+# 0.10-0.28). A 2-unit bottleneck (64-2-2-10) plateaus at accuracy 0.20 against the linear model's 0.96 and
+# warns.
 LINEAR_RATIO = 2.0
 LINEAR_MARGIN = 0.1
 MIN_RISE = 0.02
@@ -139,7 +140,7 @@ def check_zero_input(setup: Setup) -> Verdict:
     ev |= {"metric_train_rows_real_inputs": _r(run.fit_real), "metric_train_rows_zero_inputs": _r(run.fit_zero)}
     seen = (f"after {run.steps} steps the model scores {run.metric} {run.real:.3f} on {run.evaluated_on} with real "
             f"inputs, no better than {run.zero:.3f} with zeroed inputs")
-    # On its training rows, labels permuted against the inputs (doctor-case 3, digits MLP, 15 runs) still
+    # On its training rows, labels permuted against the inputs (digits MLP, 15 runs) still
     # close 0.17-0.24 of the room by memorizing; a learning rate of 1e-7 or 10, or a 1-unit bottleneck, -0.02-0.
     if _gain(run.fit_real, run.fit_zero) >= MIN_GAIN:  # it fits its rows, nothing carries over: misaligned
         return Verdict("C3", "input-independent baseline", "fail",

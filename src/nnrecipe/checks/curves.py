@@ -1,10 +1,11 @@
-"""C8: the learning rate and the fit judged from the curves (seed 000: "tune the learning rate", a rate
-too high does not converge; seed 002: the best rate is about half the one that diverges). `check_short_run`
-trains a copy for a few epochs on the setup's sample and hands the history to `diagnose_curves`, which
+"""C8: the learning rate and the fit judged from the curves (the article "Tips and tricks for Neural
+Networks": "tune the learning rate", a rate too high does not converge; Lavanya Shukla: the best rate is
+about half the one that diverges). `check_short_run` trains a copy for a few epochs on the setup's sample
+and hands the history to `diagnose_curves`, which
 works on any run's history, e.g. the Trainer's metrics.jsonl rows {epoch, train_loss, val_loss,
 val_accuracy, ...}: `nnrecipe train` can judge a finished run with it.
 
-Sorted batches (doctor case 9) cannot be read from the losses: the lag-1 autocorrelation of the batch
+Sorted batches cannot be read from the losses: the lag-1 autocorrelation of the batch
 losses is 0.82 for Adam on digits sorted by label but -0.05 for SGD on the same batches, and 0.49-0.67
 for SGD at a high rate (1) on shuffled batches. The labels of the batches tell it: `diagnose_curves(batch_labels=...)`
 and `check_batch_order(loader)` compare each batch's label entropy with the whole data's."""
@@ -18,12 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..model.heads import Head
+from ..tasks import create_task
 from .setup import Setup
 from .verdict import Verdict
 
 EPOCHS = 10  # the short run: 10 epochs of <= 512 rows in batches of 32, at most 160 steps
-BATCH = 32  # seed 002: mini-batches of 2-32 give the most stable convergence
+BATCH = 32  # Lavanya Shukla: mini-batches of 2-32 give the most stable convergence
 
 # Divergence: a loss non-finite, or at any epoch 3x the first one. Healthy short runs peak at <= 1.03x
 # their start; Adam at 0.1 on A (too high but recovering) at 1.23x; SGD at 10 on A at 11.7x (epoch 1: 27.0).
@@ -64,9 +65,10 @@ ABOVE_PRIOR = 3.0
 # 0.04.
 SORTED_ENTROPY = 0.50
 
-SOURCE = "seed 000 (tune the learning rate); seed 002 (LR range test); AUTOTRAINER (Zhang et al., ICSE 2021)"
+SOURCE = ("'Tips and tricks for Neural Networks' (tune the learning rate); Lavanya Shukla (LR range test); "
+          "AUTOTRAINER (Zhang et al., ICSE 2021)")
 FIX_HIGH = ("lower the learning rate: run the LR range test (T4, Trainer.lr_find) and take about half the rate "
-            "where the loss starts to diverge (seed 002); clip the gradient norm")
+            "where the loss starts to diverge (Lavanya Shukla); clip the gradient norm")
 FIX_LOW = ("raise the learning rate (x10), or pick it with the LR range test (T4, Trainer.lr_find); if C7 reports "
            "missing gradients or dead units, fix those first")
 FIX_OVERFIT = ("regularize (weight decay, dropout, augmentation), stop early at the best validation epoch "
@@ -114,7 +116,7 @@ def check_short_run(setup: Setup, epochs: int = EPOCHS, batch: int = BATCH) -> l
         return [_skip(f"no parameter changed in {len(batch_losses)} steps (see C7)")]
     verdicts = diagnose_curves(history, baseline_loss=_baseline(setup))
     if setup.loader is not None and setup.task in ("binary", "multiclass"):
-        # doctor case 9: the caller's own batches, in the order their DataLoader makes them
+        # batches sorted by label: the caller's own batches, in the order their DataLoader makes them
         order = check_batch_order(setup.loader)
         if order.status != "skipped":
             verdicts.append(order)
@@ -248,7 +250,7 @@ def _too_high(train: list[float], val: list[float] | None, acc: list[float] | No
 
 
 def check_batch_order(batches: Iterable[Any], max_batches: int = 50) -> Verdict:
-    """Batches sorted by label (doctor case 9) from the labels of the first `max_batches` batches of a
+    """Batches sorted by label, from the labels of the first `max_batches` batches of a
     DataLoader (or any iterable of (..., y) batches): their mean label entropy against the whole's."""
     labels = []
     for i, b in enumerate(batches):
@@ -318,7 +320,7 @@ def _baseline(setup: Setup) -> float | None:
     that predicts the training prior (log-priors, the prior's logit, the mean), so that a weighted loss
     (class weights, D6) is compared with its own prior, not with the unweighted entropy."""
     try:
-        head = Head(setup.task, max(setup.n_classes, 1))
+        head = create_task(setup.task, n_classes=max(setup.n_classes, 1))
         if setup.loss_fn is None or not isinstance(setup.loss_fn, type(head.loss())):
             return None
         bias = head.output_bias(setup.y)
@@ -336,16 +338,17 @@ def _round(x: float) -> float:
     return float(f"{x:.4g}") if math.isfinite(x) else x
 
 
-# T16 (seed 000: "If you can afford to run your training longer, scale the number of epochs from, e.g., 100
-# to, say, 500. If you observe a benefit from longer training times, you can begin choosing more sensible
-# values"): a run that used every epoch it was given and still improved in its last tenth was cut short.
+# T16 ('Tips and tricks for Neural Networks': "If you can afford to run your training longer, scale the
+# number of epochs from, e.g., 100 to, say, 500. If you observe a benefit from longer training times, you
+# can begin choosing more sensible values"): a run that used every epoch it was given and still improved in
+# its last tenth was cut short.
 STILL_IMPROVING = 0.9
-LONGER = 5  # the seed's scale: 100 -> 500
+LONGER = 5  # the article's scale: 100 -> 500
 
 
 def check_longer(history: Sequence[dict[str, Any]], epochs: int, monitor: str, mode: str) -> Verdict:
     """T16 on a run's epochs: did the epoch budget, rather than the monitor, end it?"""
-    source = "seed 000 (scale the epochs x5 when longer training helps)"
+    source = "'Tips and tricks for Neural Networks' (scale the epochs x5 when longer training helps)"
     values = [(int(r["epoch"]), float(r[monitor])) for r in history if r.get(monitor) is not None]
     if not values:
         return Verdict("T16", "longer training", "skipped", f"no epoch logged {monitor}", {}, "", source)

@@ -20,7 +20,7 @@ from .verdict import Verdict
 
 ROWS_SHOWN = 10
 
-# D8: a span >= 1e3 between the largest and the smallest feature scale is a fault (doctor-cases #1). The
+# D8: a span >= 1e3 between the largest and the smallest feature scale is a fault. The
 # scale of a feature is its max |x| (per channel for images), not its std: sparse pixel columns of digits
 # have a std of 0.003 next to 0.40 (a std span of 146) while their max |x| spans only 16. Measured max |x|
 # spans on the healthy setups: digits 16, digits CNN 1, moons 1.6, diabetes 3.9, breast cancer
@@ -32,11 +32,11 @@ SPAN_FAIL = 1e3
 # cancer: 1046.
 RMS_WARN = 10.0
 
-# D4: identical inputs under different labels (seed 003, 'contradictory examples'). On the 7 healthy setups
+# D4: identical inputs under different labels (Karpathy's recipe, 'contradictory examples'). On the 7 healthy setups
 # the sampled rows hold 0 such rows (and 0 exact duplicates at all); any conflict is worth a look (warn), and
-# 1% of the rows is a fault (fail): doctor-cases #5 plants 5%.
+# 1% of the rows is a fault (fail): a planted fault of conflicting duplicates has 5%.
 CONFLICT_FAIL = 0.01
-# leakage, train/validation overlap: doctor-cases #6 (20% of the test rows copied into train). The doctor
+# leakage, train/validation overlap (a planted fault copies 20% of the test rows into train). The doctor
 # sees samples of both splits, so the share of validation rows found among the sampled training rows is
 # divided by the sampling fraction (training rows sampled / the training set's size, estimated from the
 # largest row index drawn). Healthy setups: 0 shared rows. Fail at >= 5% of the validation rows, warn above 0.
@@ -46,15 +46,15 @@ OVERLAP_FAIL = 0.05
 # thresholds or intervals) reaching a balanced accuracy >= 0.99 (balanced, so that the majority class of
 # an imbalanced task does not reach it by itself). Measured healthy maxima (best single column): breast
 # cancer 0.883 (column 23), moons 0.808, imbalanced 0.632, digits 0.185; diabetes |r| 0.625 (column 2);
-# the CNN's 4-D input is not judged. A leaked y + N(0, 0.1) column (doctor-cases #7) reaches 1.0.
+# the CNN's 4-D input is not judged. A planted leaked y + N(0, 0.1) column reaches 1.0.
 LEAK_MIN = 0.99
 # D4 label noise: the share of the sampled training rows that cleanlab's confident learning flags (Northcutt
-# et al., JAIR 2021; seed 003: "estimate label noise"). Measured on the 7 healthy setups, seeds 0-4 (512
+# et al., JAIR 2021; Karpathy's recipe: "estimate label noise"). Measured on the 7 healthy setups, seeds 0-4 (512
 # rows): moons 1.6-4.0% (its classes overlap), imbalanced make_classification 1.4-2.7% (1% flip_y plus
 # overlap), digits (A, D, bn_dropout) 0-1.6%, breast cancer 0-0.2%; regression C is not judged. But a clean
 # table whose classes are bins of a signal (nnrecipe.testing.small_table, 4 classes) reads 13.8%: the
 # linear model is weak there and its confident mistakes look like noise. So warn at 15%, fail at 25%:
-# doctor-cases #4 (30% of digits' labels flipped at random, 27-28% of them to another class) measures
+# a planted fault (30% of digits' labels flipped at random, 27-28% of them to another class) measures
 # 28.5-29.5%, 25% flipped 22.9% (warn), 20% flipped 15.4% (warn); 15% flipped (12.3%) goes unflagged.
 NOISE_WARN = 0.15
 NOISE_FAIL = 0.25
@@ -135,7 +135,7 @@ def finite(setup: DataView) -> Verdict:
             cols = per_col.nonzero().flatten()
             evidence["columns"] = {int(c): int(per_col[c]) for c in cols[:ROWS_SHOWN]}
             evidence["n_columns"] = len(cols)
-    source = "seed 003 ('detect ... instances which are corrupted'); D3"
+    source = "Karpathy's recipe ('detect ... instances which are corrupted'); D3"
     if not counts:
         return Verdict("D3", "corrupted rows", "pass", f"no NaN or inf in the {setup.rows_word}",
                        {"checked": len(setup.y)}, "", source)
@@ -187,8 +187,8 @@ def scale_stats(xs: tuple[torch.Tensor, ...]) -> dict[str, Any]:
 
 def check_scales(setup: Setup | DataView) -> Verdict:
     """D8: the span between the largest and smallest feature scale (max |x|), and the largest RMS."""
-    source = ("seed 000 ('(Re-)Scale numerical values' to [-1, 1]); DeepDiagnosis (Wardat et al., ICSE 2022); "
-              "doctor-cases #1")
+    source = ("'Tips and tricks for Neural Networks' ('(Re-)Scale numerical values' to [-1, 1]); "
+              "DeepDiagnosis (Wardat et al., ICSE 2022)")
     worst = scale_stats(setup.x)
     if not worst:
         return Verdict("D8", "feature scales", "skipped", "no floating-point input to measure", {}, "", source)
@@ -260,7 +260,7 @@ def check_duplicates(setup: Setup) -> Verdict:
 
 def conflicts(setup: DataView, shown: int = ROWS_SHOWN) -> tuple[Verdict, np.ndarray]:
     """D4 (check_duplicates) on a DataView; also every conflicting row's position in the view."""
-    source = "seed 003 (duplicates and contradictory labels); D3/D4; doctor-cases #5"
+    source = "Karpathy's recipe (duplicates and contradictory labels); D3/D4"
     n = len(setup.y)
     none = np.zeros(0, dtype=np.int64)
     if not n:
@@ -306,7 +306,7 @@ def _sampled_fraction(index: torch.Tensor | None, sampled: int) -> float:
 def check_overlap(setup: Setup | DataView) -> Verdict:
     """leakage: validation rows whose inputs are also in the training sample."""
     setup = setup if isinstance(setup, DataView) else DataView.of(setup)
-    source = "seed 003 (split hygiene); doctor-cases #6"
+    source = "Karpathy's recipe (split hygiene)"
     name = "train/validation overlap"
     if setup.val_x is None or not len(setup.y):
         return Verdict("leakage", name, "skipped", "no val_data to compare with", {}, "", source)
@@ -351,7 +351,7 @@ def _one_column_scores(x: torch.Tensor, y: torch.Tensor, task: str) -> torch.Ten
 
 def check_target_leak(setup: Setup | DataView) -> Verdict:
     """leakage: one column of a 2-D floating-point input that predicts the target on its own."""
-    source = "seed 003 (leakage: a feature recorded after the label); doctor-cases #7"
+    source = "Karpathy's recipe (leakage: a feature recorded after the label)"
     name = "leaked target"
     tables = [(i, t) for i, t in enumerate(setup.x) if t.ndim == 2 and torch.is_floating_point(t)]
     y = setup.y.reshape(len(setup.y), -1)
@@ -419,8 +419,8 @@ def label_noise(setup: DataView, max_rows: int | None = None, shown: int = ROWS_
     """D4 label noise (check_label_noise) on a DataView; beyond `max_rows` rows on a stratified, seeded
     sample, which the summary and the evidence state. Also every flagged row's number (setup.index),
     most suspicious first."""
-    source = ("seed 003 (estimate label noise); confident learning (Northcutt, Jiang and Chuang, JAIR 2021) "
-              "with cleanlab; doctor-cases #4")
+    source = ("Karpathy's recipe (estimate label noise); confident learning (Northcutt, Jiang and Chuang, "
+              "JAIR 2021) with cleanlab")
     name = "label noise"
 
     def skipped(why: str) -> tuple[Verdict, np.ndarray]:

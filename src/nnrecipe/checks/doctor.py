@@ -4,7 +4,6 @@ train_step=step)`; the checks run on copies, so the caller's model and optimizer
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -13,11 +12,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..model.heads import Head
+from ..errors import ConfigError, did_you_mean
+from ..tasks import create_task
+from .baselines import check_baselines, check_zero_input
+from .curves import check_short_run
+from .data_checks import check_data
+from .gradcheck import check_gradients
+from .gradient_flow import check_gradient_flow
+from .independence import check_independence
 from .init_loss import check_init_loss
+from .lint import check_lint
 from .overfit_batch import check_overfit_batch
 from .setup import ROWS, Evaluate, Setup, TrainStep, make_setup
-from .verdict import STATUSES, Verdict
+from .verdict import Diagnosis, Verdict
 
 log = logging.getLogger("nnrecipe")
 
@@ -27,7 +34,7 @@ Check = Callable[[Setup], "Verdict | list[Verdict]"]
 def c2_init_loss(setup: Setup) -> Verdict:
     if setup.loss_fn is None:
         return skipped("C2", "loss at init", "needs loss_fn=... to compute the loss")
-    head = Head(setup.task, max(setup.n_classes, 1))
+    head = create_task(setup.task, n_classes=max(setup.n_classes, 1))
     return check_init_loss(setup.model, setup.loss_fn, setup.x, setup.y, head, setup.y)  # type: ignore[arg-type]
 
 
@@ -39,47 +46,37 @@ def c1_overfit_batch(setup: Setup) -> Verdict:
                                setup.make_optimizer, seed=setup.seed, train_step=setup.train_step)
 
 
-# The checks in the order they run: cheap, static ones first. "module:function" entries load on first use.
-CHECKS: list[Check | str] = [
-    "data_checks:check_data",  # D3, D8, D4, leakage: the sampled rows themselves
-    "lint:check_lint",  # setup lint: output activations, labels, missing nonlinearity, train_step order
-    c2_init_loss,
-    c1_overfit_batch,
-    "baselines:check_zero_input",  # C3
-    "baselines:check_baselines",  # C4
-    "gradcheck:check_gradients",  # C5
-    "independence:check_independence",  # C6
-    "gradient_flow:check_gradient_flow",  # C7
-    "curves:check_short_run",  # C8
-]
+# The checks by name, in the order they run: cheap, static ones first
+CHECKS: dict[str, Check] = {
+    "data": check_data,  # D3, D8, D4, leakage: the sampled rows themselves
+    "lint": check_lint,  # setup lint: output activations, labels, missing nonlinearity, train_step order
+    "C2": c2_init_loss,
+    "C1": c1_overfit_batch,
+    "C3": check_zero_input,
+    "C4": check_baselines,
+    "C5": check_gradients,
+    "C6": check_independence,
+    "C7": check_gradient_flow,
+    "C8": check_short_run,
+}
 
 
-class Diagnosis(list):
-    """The verdicts, in the order the checks ran; `seconds`: what each check cost."""
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.seconds: dict[str, float] = {}
-
-    @property
-    def failed(self) -> bool:
-        return any(v.status == "fail" for v in self)
-
-    def by_id(self, id: str) -> list[Verdict]:
-        return [v for v in self if v.id == id]
-
-    def to_dict(self) -> list[dict[str, Any]]:
-        return [v.to_dict() for v in self]
-
-    def table(self) -> str:
-        return "\n".join(v.line() for v in self)
-
-    def counts_line(self) -> str:
-        """How many verdicts have each status, e.g. '5 pass, 1 warn, 0 fail, 0 skipped'."""
-        return ", ".join(f"{sum(v.status == s for v in self)} {s}" for s in STATUSES)
-
-    def __str__(self) -> str:
-        return self.table()
+def resolve_checks(checks: list[Check | str] | None) -> list[tuple[str, Check]]:
+    """(name, function) of each check: a name of CHECKS, or a function (named by its __name__)."""
+    if checks is None:
+        return list(CHECKS.items())
+    out = []
+    for check in checks:
+        if isinstance(check, str):
+            if check not in CHECKS:
+                raise ConfigError(f"checks: {check!r} is not a check{did_you_mean(check, CHECKS)}; choose from: "
+                                  f"{', '.join(CHECKS)}")
+            out.append((check, CHECKS[check]))
+        elif callable(check):
+            out.append((getattr(check, "__name__", repr(check)), check))
+        else:
+            raise ConfigError(f"checks: {check!r} is neither a check's name nor a function of a setup")
+    return out
 
 
 def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch.optim.Optimizer | None = None,
@@ -91,7 +88,7 @@ def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch
     batch)`, when given, is run on copies and observed (it must do the whole step: zero_grad, forward,
     backward, step). `task`: binary | multiclass | multilabel | regression; by default from the loss and
     the targets. `evaluate(model, x) -> outputs`, when given, is the caller's evaluation, checked for a
-    model left in training mode (doctor case 21). A check that cannot run on this setup is 'skipped' with
+    model left in training mode. A check that cannot run on this setup is 'skipped' with
     the reason. `feature_names`: one per column of the first input, so that verdicts name columns.
     """
     setup = make_setup(model, data, loss_fn=loss_fn, optimizer=optimizer, train_step=train_step,
@@ -99,21 +96,17 @@ def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch
                        feature_names=feature_names)
     state = _fingerprint(model, optimizer)
     diagnosis = Diagnosis()
-    for check in checks if checks is not None else CHECKS:
-        fn = _resolve(check)
-        if fn is None:
-            continue
+    for name, fn in resolve_checks(checks):
         started = time.perf_counter()
         with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left where it was
             torch.manual_seed(seed)
             try:
                 out = fn(setup)
             except Exception as e:  # a check that breaks on an unusual setup says so; the others still run
-                name = getattr(fn, "__name__", str(check))
                 log.debug("check %s raised", name, exc_info=True)
                 out = skipped(name, name, f"could not run on this setup: {type(e).__name__}: {e}")
         diagnosis.extend(out if isinstance(out, list) else [out])
-        diagnosis.seconds[getattr(fn, "__name__", str(check))] = time.perf_counter() - started
+        diagnosis.seconds[name] = time.perf_counter() - started
     if _fingerprint(model, optimizer, clone=False) != state:  # a check that touched the caller's objects is our bug
         raise AssertionError("the doctor changed the caller's model or optimizer: please report this")
     return diagnosis
@@ -121,16 +114,6 @@ def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch
 
 def skipped(id: str, name: str, why: str) -> Verdict:
     return Verdict(id, name, "skipped", why)
-
-
-def _resolve(check: Check | str) -> Check | None:
-    if not isinstance(check, str):
-        return check
-    module, _, name = check.partition(":")
-    try:
-        return getattr(importlib.import_module(f".{module}", __package__), name)
-    except (ImportError, AttributeError):  # a check not written yet
-        return None
 
 
 def _fingerprint(model: nn.Module, optimizer: torch.optim.Optimizer | None, clone: bool = True) -> list[Any]:
@@ -165,4 +148,4 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-__all__ = ["CHECKS", "Diagnosis", "doctor", "skipped"]
+__all__ = ["CHECKS", "Diagnosis", "doctor", "resolve_checks", "skipped"]

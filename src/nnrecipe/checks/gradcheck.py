@@ -1,8 +1,8 @@
-"""C5: the gradient check (seed 001, "use Grad Check for backpropagation"; seed 003, "try back-propagation
-yourself"): backprop's gradients against central finite differences, in float64, on a copy of the model and
-a few rows. Autograd's own layers are trusted, so the check runs only where the caller wrote a backward or a
-forward autograd has not been tested on: a custom torch.autograd.Function, a module class or a loss from
-outside torch."""
+"""C5: the gradient check (Rishit Dagli, "use Grad Check for backpropagation"; Karpathy's recipe,
+"try back-propagation yourself"): backprop's gradients against central finite differences, in float64, on a
+copy of the model and a few rows. Autograd's own layers are trusted, so the check runs only where the caller
+wrote a backward or a forward autograd has not been tested on: a custom torch.autograd.Function, a module
+class or a loss from outside torch."""
 
 from __future__ import annotations
 
@@ -17,17 +17,18 @@ from torch import nn
 from .setup import Setup
 from .verdict import Verdict
 
-SOURCE = "seed 001 ('use Grad Check for backpropagation', its reference table); seed 003"
+SOURCE = ("Rishit Dagli, 'How to Build Better Machine Learning Models' ('use Grad Check for backpropagation', "
+          "its reference table); Karpathy's recipe")
 
 ROWS = 4  # a few rows keep each of the ~100 extra forward passes cheap
 PER_TENSOR = 8  # coordinates per parameter or input tensor: the 4 with the largest gradient, 4 at random
 EPS = 1e-6  # the step of the central difference; in float64 its truncation error is ~EPS^2 and its
 #             rounding error ~1e-16 / EPS relative to the loss, both far below FINE
-# Seed 001's reference table for the relative error |d_num - d_backprop| / (|d_num| + |d_backprop|):
+# Rishit Dagli's reference table for the relative error |d_num - d_backprop| / (|d_num| + |d_backprop|):
 # below 1e-7 the backward is fine; around 1e-5, look again; above 1e-3 it is wrong. Measured on the
 # healthy setups with custom parts (setup D's SmallCNN; digits MLP with a correct custom ReLU Function), case
 # seeds 0-4: 3e-9 to 1.6e-7 as computed, exactly 0 once the finite difference's rounding noise
-# (~1e-16 |loss| / EPS per coordinate) is taken off; the halved backward of doctor-case 22: 0.33.
+# (~1e-16 |loss| / EPS per coordinate) is taken off; a custom backward with its gradient halved: 0.33.
 FINE = 1e-7
 WRONG = 1e-3
 # A ReLU or max crossing its kink between x - EPS and x + EPS makes the central difference meaningless there
@@ -67,7 +68,7 @@ def check_gradients(setup: Setup) -> Verdict:
            ".data, in-place changes or a round trip through numpy")
     return Verdict("C5", name, status,
                    f"backprop disagrees with finite differences: relative error {worst:.1e} in "
-                   f"{next(iter(top))} (seed 001: > {WRONG:g} is wrong, around 1e-5 look again; {where})",
+                   f"{next(iter(top))} (Rishit Dagli: > {WRONG:g} is wrong, around 1e-5 look again; {where})",
                    evidence, fix, SOURCE)
 
 

@@ -1,5 +1,6 @@
-"""C7: gradient flow per layer (seeds 002, 004: vanishing and exploding gradients, dying units, a learning
-rate off by orders of magnitude). A copy of the caller's setup takes a few training steps while hooks
+"""C7: gradient flow per layer (Lavanya Shukla, "How To Design Deep Learning Architecture"; the article
+"Tips and Tricks for Deep Learning": vanishing and exploding gradients, dying units, a learning rate off by
+orders of magnitude). A copy of the caller's setup takes a few training steps while hooks
 record, layer by layer, the gradient of the weights and of the layer outputs, the activations of the ReLU
 and sigmoid/tanh modules, and how far each optimizer step moves each weight matrix. The parameters the
 optimizer does not hold, and those that get no gradient or never change, are listed by name.
@@ -50,7 +51,8 @@ SAT_Z, SAT_SHARE = 5.0, 0.50
 # SGD at 1 with momentum 0.21, and both train); C8 judges a rate that is too high from the curves.
 UPDATE_LOW, UPDATE_HIGH = 1e-5, 0.3
 
-SOURCE = "seeds 002, 004; AUTOTRAINER (Zhang et al., ICSE 2021); DeepDiagnosis (Wardat et al., ICSE 2022)"
+SOURCE = ("Lavanya Shukla, 'How To Design Deep Learning Architecture'; 'Tips and Tricks for Deep Learning' (2020); "
+          "AUTOTRAINER (Zhang et al., ICSE 2021); DeepDiagnosis (Wardat et al., ICSE 2022)")
 FIX_OPTIMIZER = ("build the optimizer after the model, over model.parameters(), and rebuild it whenever the model "
                  "is re-created or layers are added")
 FIX_DETACHED = ("fix the graph: remove the .detach(), .data, .item() or numpy round trip between these layers and "

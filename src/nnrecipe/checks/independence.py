@@ -1,4 +1,4 @@
-"""C6: samples stay independent (seed 003, "use backprop to chart dependencies"): the output of row i must
+"""C6: samples stay independent (Karpathy's recipe, "use backprop to chart dependencies"): the output of row i must
 not depend on the input of any other row j. A view or reshape that mixes the batch dimension with a feature
 dimension trains, but on a blend of samples; the gradient of output i with respect to the inputs shows it as
 non-zero rows j != i. Runs on a copy in eval mode: BatchNorm with running statistics and dropout are then
@@ -15,14 +15,14 @@ from torch import nn
 from .setup import Setup
 from .verdict import Verdict
 
-SOURCE = "seed 003 (Karpathy's recipe: 'use backprop to chart dependencies')"
+SOURCE = "Karpathy's recipe ('use backprop to chart dependencies')"
 FIX = "permute/reshape along the right dimensions; never mix the batch dimension"
 
 ROWS = 8  # one backward per row
 # In exact arithmetic the gradient of output i with respect to input j != i is zero for a per-row model, and
 # autograd computes it as exactly 0.0 (a product with zeros); TOL only leaves room for a layer that adds
 # rounding. Measured (largest cross-row gradient / largest own-row gradient, case seeds 0-4): exactly 0 on
-# the 7 healthy setups; 1.5-4.7 on the batch-mixing reshape of doctor-case 17.
+# the 7 healthy setups; 1.5-4.7 on a planted batch-mixing reshape.
 TOL = 1e-6
 # Without a float input (token ids, say) there is no input gradient: each row is run alone instead and its
 # output compared with the batched one, allowing float32 rounding that a different batch size may bring.

@@ -1,4 +1,4 @@
-"""C2: the loss at init against the loss the model should start at (seed 003: "verify loss @ init")."""
+"""C2: the loss at init against the loss the model should start at (Karpathy's recipe: "verify loss @ init")."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import math
 import torch
 from torch import nn
 
-from ..model.heads import Head
+from ..tasks import Task
 from .verdict import Inputs, Verdict, as_tuple
 
 # Within 25% (or 0.05 nats) of the prior's loss is a healthy start; more than 3x the prior's loss is a
-# fault (doctor case 23, an output bias of +10 on one class of 10, starts at about 4x). Calibrated on the
+# fault (an output bias of +10 on one class of 10 starts at about 4x). Calibrated on the
 # healthy setups of tests/checks/cases.py with PyTorch's default init: digits MLP +0.5%, moons +3.7%,
 # diabetes +1.9%, CNN +1.0%, imbalanced binary with the prior bias +1%, breast cancer standardized +13%
 # (logits spread by the default init); the recipe's own MLPs start within 1% (output layer scaled down).
@@ -20,7 +20,7 @@ PASS_REL, PASS_ABS, FAIL_REL = 0.25, 0.05, 2.0
 
 
 @torch.no_grad()
-def check_init_loss(model: nn.Module, loss_fn: nn.Module, x: Inputs, y: torch.Tensor, head: Head,
+def check_init_loss(model: nn.Module, loss_fn: nn.Module, x: Inputs, y: torch.Tensor, head: Task,
                     y_prior: torch.Tensor) -> Verdict:
     """`x, y` a sample of training rows (x a tensor, or a tuple of the model's inputs); `y_prior` the
     training targets the prior comes from. Runs in eval mode on the caller's model without changing it."""
@@ -32,10 +32,10 @@ def check_init_loss(model: nn.Module, loss_fn: nn.Module, x: Inputs, y: torch.Te
         model.train(was_training)
     expected = head.prior_loss(y_prior, y)
     evidence = {"loss_at_init": round(loss, 4), "expected": round(expected, 4), "rows": len(y)}
-    if head.task != "regression":
+    if head.name != "regression":
         evidence["uniform_loss_ln_C"] = round(head.uniform_loss(), 4)
     gap = loss - expected
-    source = "seed 003 (Karpathy, 'verify loss @ init'); seed 000 (set the output bias)"
+    source = "Karpathy's recipe ('verify loss @ init'); 'Tips and tricks for Neural Networks' (set the output bias)"
     if not math.isfinite(loss):
         return Verdict("C2", "loss at init", "fail", f"the loss at init is {loss}", evidence,
                        "the model outputs non-finite values before training: check the inputs and the init", source)
@@ -44,7 +44,7 @@ def check_init_loss(model: nn.Module, loss_fn: nn.Module, x: Inputs, y: torch.Te
                        f"the loss at init {loss:.4f} is close to the expected {expected:.4f}", evidence, "", source)
     fix = {"regression": "initialise the output bias to the target's mean and scale the output layer's weights "
                          "down (M6); standardize the target",
-           }.get(head.task, "initialise the output bias from the class priors (log p_c; log(pos/neg) for binary, "
+           }.get(head.name, "initialise the output bias from the class priors (log p_c; log(pos/neg) for binary, "
                             "M6) and scale the output layer's weights down so the logits start near zero")
     status = "warn" if gap <= FAIL_REL * expected else "fail"
     return Verdict("C2", "loss at init", status,

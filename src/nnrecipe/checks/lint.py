@@ -66,7 +66,7 @@ def check_lint(setup: Setup) -> list[Verdict]:
 
 # ---------------------------------------------------------------- structure
 def _optimizer_holds_model(setup: Setup) -> list[Verdict]:
-    """Case 16: an optimizer built, then the model re-created, steps parameters the model does not use."""
+    """An optimizer built, then the model re-created, steps parameters the model does not use."""
     if setup.optimizer is None:
         return []
     held = {id(p) for g in setup.optimizer.param_groups for p in g["params"]}
@@ -76,7 +76,7 @@ def _optimizer_holds_model(setup: Setup) -> list[Verdict]:
         return []
     evidence = {"trainable_parameters": len(trainable), "in_optimizer": len(trainable) - len(missing),
                 "optimizer_parameters": len(held), "missing": missing[:ROWS_SHOWN]}
-    source = "doctor-cases #16; PyTorch docs (construct the optimizer on the model's parameters)"
+    source = "PyTorch docs (construct the optimizer on the model's parameters)"
     if len(missing) == len(trainable):
         return [Verdict("lint", "optimizer parameters", "fail",
                         f"the optimizer holds none of the model's {len(trainable)} trainable parameters: "
@@ -97,7 +97,7 @@ def _leaves(seq: nn.Sequential) -> list[nn.Module]:
 
 def _missing_nonlinearity(model: nn.Module) -> list[Verdict]:
     """Two Linear/Conv layers of an nn.Sequential (nested ones inlined) with only Dropout, BatchNorm,
-    Identity or Flatten between them: they compose to one linear map (seed 002, M4)."""
+    Identity or Flatten between them: they compose to one linear map (Lavanya Shukla, M4)."""
     names = {id(m): n or "model" for n, m in model.named_modules()}
     pairs: list[str] = []
 
@@ -122,7 +122,7 @@ def _missing_nonlinearity(model: nn.Module) -> list[Verdict]:
     return [Verdict("lint", "nonlinearity", "warn",
                     f"no activation between {', '.join(pairs)}", {"pairs": pairs},
                     "two linear layers in a row compose to one linear map: add an activation (ReLU) between them",
-                    "seed 002 (activations, M4)")]
+                    "Lavanya Shukla, 'How To Design Deep Learning Architecture' (activations, M4)")]
 
 
 def _final_activation(model: nn.Module) -> nn.Module | None:
@@ -181,7 +181,7 @@ def _outputs(setup: Setup, notes: dict[str, Any]) -> list[Verdict]:
         return [Verdict("lint", "forward", "fail", f"the model raised on the data: {type(e).__name__}: {e}",
                         {"input_shapes": [list(t.shape) for t in setup.x]},
                         "make the model's expected input match the data's shape and dtype",
-                        "seed 003 (an end-to-end pipeline that runs)")]
+                        "Karpathy's recipe (an end-to-end pipeline that runs)")]
     if not outs or not len(y):
         return []
     out = outs[0]
@@ -262,7 +262,7 @@ def _class_labels(setup: Setup, y: torch.Tensor, width: int) -> list[Verdict]:
 def _regression(y: torch.Tensor, outs: list[torch.Tensor], lo: float, hi: float, leaf: nn.Module | None,
                 ends: str, evidence: dict[str, Any]) -> list[Verdict]:
     out = outs[0]
-    source = "seed 002 / seed 000 (the output layer and loss by task, M1, M3)"
+    source = "Lavanya Shukla / 'Tips and tricks for Neural Networks' (the output layer and loss by task, M1, M3)"
     shape_y = list(y.shape)
     if list(out.shape) != shape_y:
         distinct = int(torch.unique(y).numel())
@@ -304,9 +304,10 @@ def _regression(y: torch.Tensor, outs: list[torch.Tensor], lo: float, hi: float,
 
 # ---------------------------------------------------------------- the caller's train_step
 def check_train_step(setup: Setup) -> list[Verdict]:
-    """Case 20: run the caller's train_step STEP_CALLS times on copies and watch the gradients: a hook on
-    each parameter sees .grad just before a backward adds to it, and optimizer.step is wrapped on the copy's
-    optimizer. Stale gradients = a backward in a new call adds to a gradient that was already stepped with."""
+    """A missing zero_grad: run the caller's train_step STEP_CALLS times on copies and watch the gradients:
+    a hook on each parameter sees .grad just before a backward adds to it, and optimizer.step is wrapped on
+    the copy's optimizer. Stale gradients = a backward in a new call adds to a gradient that was already
+    stepped with."""
     if setup.train_step is None:
         return []
     model, opt = setup.copies()
@@ -342,7 +343,7 @@ def check_train_step(setup: Setup) -> list[Verdict]:
         return [Verdict("lint", "train_step", "fail", f"train_step raised on a batch of {n} rows: "
                         f"{type(e).__name__}: {e}", {"rows": n, "call": call[0]},
                         "make train_step(model, optimizer, batch) run on batch = (*inputs, targets); see the "
-                        "other findings for the data", "seed 003 (an end-to-end pipeline that runs)")]
+                        "other findings for the data", "Karpathy's recipe (an end-to-end pipeline that runs)")]
     finally:
         for h in handles:
             h.remove()
@@ -391,7 +392,7 @@ def check_train_step(setup: Setup) -> list[Verdict]:
     return found
 
 
-# ---------------------------------------------------------------- evaluation mode (case 21)
+# ---------------------------------------------------------------- evaluation mode
 def _has_mode_layers(model: nn.Module) -> bool:
     return any(isinstance(m, _BatchNorm) or (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0)
                for m in model.modules())
@@ -402,9 +403,9 @@ def _max_diff(a: Any, b: Any) -> float:
 
 
 def _mode_note(setup: Setup, notes: dict[str, Any]) -> None:
-    """Case 21 is in the caller's evaluation code, which the doctor does not see: a model handed over in
-    training mode is the normal state before training. What it can show: how far two training-mode passes
-    differ, and that two eval-mode passes agree (the pass verdict's evidence)."""
+    """A model left in training mode at evaluation is in the caller's evaluation code, which the doctor does
+    not see: a model handed over in training mode is the normal state before training. What it can show: how
+    far two training-mode passes differ, and that two eval-mode passes agree (the pass verdict's evidence)."""
     if not _has_mode_layers(setup.model):
         return
     x = _eval_rows(setup)
@@ -422,8 +423,8 @@ def _mode_note(setup: Setup, notes: dict[str, Any]) -> None:
 
 
 def check_evaluate(setup: Setup, evaluate: Callable[[nn.Module, tuple[torch.Tensor, ...]], Any]) -> Verdict:
-    """Case 21 with the caller's evaluation function `evaluate(model, x) -> outputs`: call it twice on the
-    same rows with a copy of the model as training leaves it (training mode). Outputs that differ mean
+    """Evaluation mode with the caller's evaluation function `evaluate(model, x) -> outputs`: call it twice on
+    the same rows with a copy of the model as training leaves it (training mode). Outputs that differ mean
     dropout still runs; BatchNorm statistics that move mean BatchNorm still normalizes by the batch (its
     outputs can agree across two passes over the same rows, so the outputs alone would miss it)."""
     x = _eval_rows(setup)

@@ -1,6 +1,6 @@
-"""C1: overfit one small batch (seeds 000, 003: "overfit one batch"). A model that cannot drive the loss
-on 10-20 rows near zero has a bug: a learning rate of 0, frozen parameters, a loss that does not match
-the task, or too little capacity."""
+"""C1: overfit one small batch (the article "Tips and tricks for Neural Networks"; Karpathy's recipe:
+"overfit one batch"). A model that cannot drive the loss on 10-20 rows near zero has a bug: a learning
+rate of 0, frozen parameters, a loss that does not match the task, or too little capacity."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .verdict import Inputs, Verdict, as_tuple
 
 TrainStep = Callable[[nn.Module, torch.optim.Optimizer, tuple[torch.Tensor, ...]], object]
 
-ROWS = 16  # seeds 000/003: a batch of 10-20 samples
+ROWS = 16  # 'Tips and tricks for Neural Networks', Karpathy's recipe: a batch of 10-20 samples
 STEPS = 1000  # step budget; healthy MLPs get there in 100-300 (measured on breast cancer, digits, diabetes)
 TARGET = 0.01  # "near zero": 1% of the loss at the start
 
@@ -35,7 +35,7 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
     probe.train()
     frozen = [n for n, p in probe.named_parameters() if not p.requires_grad]
     trainable = [p for p in probe.parameters() if p.requires_grad]
-    source = "seed 003 (Karpathy, 'overfit one batch'); seed 000"
+    source = "Karpathy's recipe ('overfit one batch'); 'Tips and tricks for Neural Networks'"
     evidence: dict[str, object] = {"rows": len(y), "frozen_parameters": frozen[:10], "n_frozen": len(frozen)}
     if not trainable:
         return Verdict("C1", "overfit one batch", "fail", "no parameter requires a gradient: nothing can learn",

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ConfigError
+from ..train.optim import clone_optimizer
 
 TASKS = ("binary", "multiclass", "multilabel", "regression")
 ROWS = 512  # rows of the caller's data the checks see: enough for C3/C7/C8's short runs, cheap on a CPU
@@ -34,7 +35,7 @@ class Setup:
     val_x: tuple[torch.Tensor, ...] | None = None
     val_y: torch.Tensor | None = None
     seed: int = 0
-    evaluate: Evaluate | None = None  # the caller's evaluation: evaluate(model, x) -> outputs (doctor case 21)
+    evaluate: Evaluate | None = None  # the caller's evaluation: evaluate(model, x) -> outputs
     index: torch.Tensor | None = None  # each sampled training row's position in the caller's data
     val_index: torch.Tensor | None = None
     loader: DataLoader | None = None  # the caller's DataLoader, when data was one: its batches as it makes them
@@ -51,7 +52,8 @@ class Setup:
         Adam at 1e-3 when the caller gave none."""
         if self.optimizer is None:
             return torch.optim.Adam(params, lr=1e-3)
-        settings = {k: v for k, v in self.optimizer.param_groups[0].items() if k != "params"}
+        # the constructor's settings only: a scheduler adds keys to the groups (initial_lr) that it refuses
+        settings = {k: v for k, v in self.optimizer.param_groups[0].items() if k in self.optimizer.defaults}
         return type(self.optimizer)(params, **settings)
 
     def copies(self) -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -61,17 +63,7 @@ class Setup:
         model = copy.deepcopy(self.model).train()
         if self.optimizer is None:
             return model, self.make_optimizer(p for p in model.parameters() if p.requires_grad)
-        names = {id(p): n for n, p in self.model.named_parameters()}
-        mine = dict(model.named_parameters())
-
-        def counterpart(p: torch.Tensor) -> torch.Tensor:  # one not in the model stays apart from it
-            return mine[names[id(p)]] if id(p) in names else p.detach().clone().requires_grad_(p.requires_grad)
-
-        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [counterpart(p) for p in g["params"]]}
-                  for g in self.optimizer.param_groups]
-        opt = type(self.optimizer)(groups, **self.optimizer.defaults)
-        opt.load_state_dict(copy.deepcopy(self.optimizer.state_dict()))  # moments, step counts: by position
-        return model, opt
+        return model, clone_optimizer(self.optimizer, self.model, model)
 
     def step(self, model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...]) -> float:
         """One training step on `batch` = (*x, y): the caller's train_step, else zero_grad, forward, loss,

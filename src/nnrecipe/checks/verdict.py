@@ -1,4 +1,5 @@
-"""A verdict: one step of the recipe judged, with its evidence (numbers), the fix and its source."""
+"""Leaf: the verdict types. A Verdict is one step of the recipe judged, with its evidence (numbers), the fix
+and its source; a Diagnosis is the verdicts of a run of checks (the doctor's, the audit's)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ def as_tuple(x: Inputs) -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class Verdict:
-    id: str  # the technique id of seed-features.md, e.g. "C2"
+    id: str  # the technique id (docs/techniques.md), e.g. "C2"
     name: str
     status: str
     summary: str  # one sentence: what was observed
     evidence: dict[str, Any] = field(default_factory=dict)
     fix: str = ""  # what to do; empty when the step passed
-    source: str = ""  # the seed or paper the rule comes from
+    source: str = ""  # the article or paper the rule comes from
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -34,3 +35,31 @@ class Verdict:
     def line(self) -> str:
         text = f"[{self.status.upper():4}] {self.id} {self.name}: {self.summary}"
         return text + (f"\n       fix: {self.fix}" if self.fix and self.status != "pass" else "")
+
+
+class Diagnosis(list):
+    """The verdicts, in the order the checks ran; `seconds`: what each check cost."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.seconds: dict[str, float] = {}
+
+    @property
+    def failed(self) -> bool:
+        return any(v.status == "fail" for v in self)
+
+    def by_id(self, id: str) -> list[Verdict]:
+        return [v for v in self if v.id == id]
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [v.to_dict() for v in self]
+
+    def table(self) -> str:
+        return "\n".join(v.line() for v in self)
+
+    def counts_line(self) -> str:
+        """How many verdicts have each status, e.g. '5 pass, 1 warn, 0 fail, 0 skipped'."""
+        return ", ".join(f"{sum(v.status == s for v in self)} {s}" for s in STATUSES)
+
+    def __str__(self) -> str:
+        return self.table()

@@ -1,5 +1,6 @@
-"""D6: rebalancing an imbalanced classification target (seeds 000, 003): class weights in the loss,
-oversampling the minority classes, or undersampling the majority, on the training split only."""
+"""D6: rebalancing an imbalanced classification target (the article "Tips and tricks for Neural Networks";
+Karpathy's recipe): class weights in the loss, oversampling the minority classes, or undersampling the
+majority, on the training split only."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from ..errors import check_choice
 
 BALANCES = ("auto", "none", "weights", "oversample", "undersample")
 # auto rebalances once the largest class outnumbers the smallest 3 to 1: below it the output bias from
-# the priors (M6) is enough; past it a model drifts to the majority (doctor case 8 is 1:50)
+# the priors (M6) is enough; past it a model drifts to the majority (at 1:50 its predictions collapse to it)
 IMBALANCE_RATIO = 3.0
 
 

@@ -21,7 +21,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +249,23 @@ def store(df: pd.DataFrame, file: Path, info: dict[str, Any]) -> None:
                     file.parent, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+
+
+def data_fingerprint(source: str | os.PathLike | pd.DataFrame | None, rows: int, columns: Sequence[str],
+                     key: str | None = None) -> dict[str, Any]:
+    """The data's identity: the SHA-256 of the file's bytes, its rows and columns. `key` is the content
+    key the data layer computed while reading (data.cache.content_key, '<sha256>.v<N>'); without it the
+    key is asked of the data layer again, which answers from its stat memo without hashing unless the
+    file changed in its last 2 seconds. A DataFrame is hashed by pandas' row hashes."""
+    if isinstance(source, pd.DataFrame):
+        digest = hashlib.sha256(pd.util.hash_pandas_object(source, index=False).to_numpy().tobytes())
+        digest.update("\0".join(map(str, source.columns)).encode())
+        return {"source": None, "sha256": digest.hexdigest(), "hash_of": "DataFrame rows (pandas row hashes)",
+                "rows": rows, "columns": list(columns)}
+    if source is None:
+        return {"source": None, "sha256": None, "rows": rows, "columns": list(columns)}
+    if key is None:
+        key = content_key(Path(source), cache_folder())
+    path = Path(source)
+    return {"source": str(path), "sha256": key.split(".")[0], "hash_of": "file bytes",
+            "bytes": path.stat().st_size, "rows": rows, "columns": list(columns)}

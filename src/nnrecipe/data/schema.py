@@ -101,8 +101,8 @@ def infer_task(y: pd.Series, requested: str = "auto") -> tuple[str, str]:
 
 
 # Column kinds (README, "How columns are read"). A categorical column with more categories than this
-# is embedded instead of one-hot encoded (D10, seed 000): past it the one-hot block outgrows the MLP's
-# narrowest default layer (32 units) and stays mostly zeros.
+# is embedded instead of one-hot encoded (D10, the article "Tips and tricks for Neural Networks"): past it
+# the one-hot block outgrows the MLP's narrowest default layer (32 units) and stays mostly zeros.
 ONE_HOT_MAX = 30
 # A text column whose cells hold at least this many words (median) is free text, not a category.
 TEXT_WORDS = 3

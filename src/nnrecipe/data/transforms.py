@@ -1,9 +1,10 @@
 """D8/D9/D10: preprocessing fitted on the training split only, stored as JSON with the model, applied
 identically at prediction time.
 
-- numeric: standardized (default), scaled to [-1, 1] ('minmax', seed 000), or centred on the median and
-  divided by the interquartile range ('robust', for heavy outliers); empty cells take the training centre
-  and, when training had any, an indicator column `COL__missing` is added.
+- numeric: standardized (default), scaled to [-1, 1] ('minmax', the article "Tips and tricks for Neural
+  Networks"), or centred on the median and divided by the interquartile range ('robust', for heavy
+  outliers); empty cells take the training centre and, when training had any, an indicator column
+  `COL__missing` is added.
 - boolean: 0/1 (empty cells take the training share of true).
 - datetime: year and day of month standardized, month and weekday one-hot (D9: "arbitrary indices such as
   the weekday"), the hour when training saw times of day; an indicator when training had empty cells.

@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..io import atomic_write, read_json_or_none
 from ..track.diff import flatten, short_key
 from ..track.predictions import SAMPLES, VAL_PREDICTIONS, WATCH
-from ..track.run import read_json_or_none
 from ..track.runs import RunInfo, compare_runs, read_run
-from ..train.checkpoint import atomic_write
 from . import plots
 
 REPORT = "report.html"

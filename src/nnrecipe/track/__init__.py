@@ -3,10 +3,9 @@ track.predictions, the exporters in track.export (imported on use: they pull in 
 TensorBoard or MLflow)."""
 
 from .diff import config_diff, flatten, single_change
-from .journal import check_parent, git_record, record_start, write_journal
-from .run import new_run_dir, read_json, write_json
+from .journal import check_parent, git_record, write_journal
+from .run import new_run_dir
 from .runs import compare_runs, filter_runs, format_runs, list_runs, read_run, sort_runs
 
 __all__ = ["check_parent", "compare_runs", "config_diff", "filter_runs", "flatten", "format_runs", "git_record",
-           "list_runs", "new_run_dir", "read_json", "read_run", "record_start", "single_change", "sort_runs",
-           "write_journal", "write_json"]
+           "list_runs", "new_run_dir", "read_run", "single_change", "sort_runs", "write_journal"]

@@ -1,7 +1,7 @@
 """R3: one variable at a time. Configs are flattened to dotted keys ('train.lr') and compared; the keys
 that say when and why a run was made, not how it trains, are left out of the comparison.
 
-Seed 003 (Karpathy's recipe): change one thing at a time and compare; `single_change` names that one thing
+Karpathy's recipe: change one thing at a time and compare; `single_change` names that one thing
 when two runs differ in exactly one setting, so a comparison can say "lr" instead of showing a wall of
 keys."""
 

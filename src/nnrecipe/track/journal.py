@@ -3,13 +3,12 @@ has one too: the motivation (--note), the command line, the environment, the git
 the working tree, the data's fingerprint and label counts, the parent run and what changed from it, and a
 copy of the config file or script that launched the run.
 
-Seed 003 (Karpathy's recipe) asks to record every run's parameters and motivation and to change one
-thing at a time; seed 003 also asks to back up the code of each run: the commit plus the uncommitted diff
+Karpathy's recipe asks to record every run's parameters and motivation and to change one thing at a
+time; it also asks to back up the code of each run: the commit plus the uncommitted diff
 is that backup, without copying the tree."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -21,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..errors import ConfigError
 from ..repro import environment
 from .diff import config_diff
-from .run import read_json, write_json
+from ..io import read_json, write_json
 
 log = logging.getLogger("nnrecipe")
 
@@ -83,28 +81,6 @@ def _git(where: Path, *args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):  # no git, or it hung
         return None
     return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
-
-
-def data_fingerprint(source: str | os.PathLike | pd.DataFrame | None, rows: int, columns: Sequence[str],
-                     key: str | None = None) -> dict[str, Any]:
-    """The data's identity: the SHA-256 of the file's bytes, its rows and columns. `key` is the content
-    key the data layer computed while reading (data.cache.content_key, '<sha256>.v<N>'); without it the
-    key is asked of the data layer again, which answers from its stat memo without hashing unless the
-    file changed in its last 2 seconds. A DataFrame is hashed by pandas' row hashes."""
-    if isinstance(source, pd.DataFrame):
-        digest = hashlib.sha256(pd.util.hash_pandas_object(source, index=False).to_numpy().tobytes())
-        digest.update("\0".join(map(str, source.columns)).encode())
-        return {"source": None, "sha256": digest.hexdigest(), "hash_of": "DataFrame rows (pandas row hashes)",
-                "rows": rows, "columns": list(columns)}
-    if source is None:
-        return {"source": None, "sha256": None, "rows": rows, "columns": list(columns)}
-    if key is None:
-        from ..data import cache  # here, not at the top: data.audit imports track, which imports this module
-
-        key = cache.content_key(Path(source), cache.cache_folder())
-    path = Path(source)
-    return {"source": str(path), "sha256": key.split(".")[0], "hash_of": "file bytes",
-            "bytes": path.stat().st_size, "rows": rows, "columns": list(columns)}
 
 
 def label_counts(y: np.ndarray, task: str, classes: Sequence[str], scale: Mapping[str, float]) -> dict[str, Any]:
@@ -185,21 +161,3 @@ def write_journal(run_dir: str | os.PathLike, *, config: Mapping[str, Any], data
                "launch": copy_launcher(run_dir, config_file, argv)}
     write_json(run_dir / JOURNAL, journal)
     return journal
-
-
-def record_start(run_dir: str | os.PathLike, prep: Any, config: Mapping[str, Any], *, note: str = "",
-                 source: str | os.PathLike | pd.DataFrame | None = None, key: str | None = None,
-                 parent: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None,
-                 argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """The journal of a `train_table` run from its PreparedTable (data/prepare.py): the fingerprint of
-    the rows and columns it read, and the label counts of each split."""
-    from ..data.prepare import SPLITS
-    from ..data.schema import target_columns
-
-    columns = [*prep.schema.kinds, *prep.schema.dropped, *target_columns(config["data"]["target"])]
-    rows = len(prep.rows) + len(prep.neutral_rows)
-    data = data_fingerprint(source if source is not None else prep.source, rows, columns, key)
-    data["labels"] = {s: label_counts(prep.target(s).numpy(), prep.task, prep.classes, prep.target_scale)
-                      for s in SPLITS}
-    return write_journal(run_dir, config=config, data=data, note=note, parent=parent, config_file=config_file,
-                         argv=argv)

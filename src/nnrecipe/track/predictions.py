@@ -1,13 +1,11 @@
 """What the report shows of the model's outputs, recorded in the run folder so that the report can be
-made again from the folder alone:
-- C10 `PredictionWatch`: a callback that records the predictions on a fixed set of validation rows after
-  every epoch (watch.json); seed 003: "visualize prediction dynamics ... on a fixed test batch during the
-  course of training".
+made again from the folder alone (the C10 callback that records predictions over the epochs,
+PredictionWatch, is in train/callbacks/watch.py):
 - C9 `record_predictions`: every validation row's target, prediction, confidence and loss at the end
-  (val_predictions.csv): the worst mispredicted rows first (seed 003: "visualize the misclassified
-  samples"), and the confusion matrix or the residuals.
-- D14 `record_samples`: a few training rows exactly as they enter the network (samples.json); seed 003:
-  "visualize just before the net ... the exact data that goes into your network"."""
+  (val_predictions.csv): the worst mispredicted rows first (Karpathy's recipe: "visualize the
+  misclassified samples"), and the confusion matrix or the residuals.
+- D14 `record_samples`: a few training rows exactly as they enter the network (samples.json); Karpathy's
+  recipe: "visualize just before the net ... the exact data that goes into your network"."""
 
 from __future__ import annotations
 
@@ -15,101 +13,35 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from ..model.heads import Head
-from ..train.callbacks import Callback
-from ..train.checkpoint import atomic_write
-from .run import write_json
+from ..io import atomic_write, write_json
 
-WATCH = "watch.json"
+if TYPE_CHECKING:
+    import pandas as pd
+from ..tasks import Task, create_task
+
+WATCH = "watch.json"  # written by train/callbacks/watch.py
 VAL_PREDICTIONS = "val_predictions.csv"
 SAMPLES = "samples.json"
-WATCH_ROWS = 8
 SAMPLE_ROWS = 5
 
 
-def _readable(head: Head, outputs: torch.Tensor, scale: Mapping[str, float]) -> np.ndarray:
+def readable(head: Task, outputs: torch.Tensor, scale: Mapping[str, float]) -> np.ndarray:
     """Probabilities (binary: P(class 1)), or regression values in the target's units."""
     p = head.predict(outputs.float()).numpy().astype(np.float64)
-    return p * scale["std"] + scale["mean"] if head.task == "regression" else p
+    return p * scale["std"] + scale["mean"] if head.name == "regression" else p
 
 
-def _targets(head: Head, y: torch.Tensor, scale: Mapping[str, float]) -> np.ndarray:
+def shown_targets(head: Task, y: torch.Tensor, scale: Mapping[str, float]) -> np.ndarray:
     """Targets as the report shows them: class codes, 0/1 per label, or values in the target's units."""
     y = y.numpy()
-    if head.task == "regression":
+    if head.name == "regression":
         return y.reshape(-1).astype(np.float64) * scale["std"] + scale["mean"]
-    return y.astype(np.int64).reshape(-1) if head.task != "multilabel" else y.astype(np.int64)
-
-
-def watch_rows(y: torch.Tensor, task: str, n: int = WATCH_ROWS) -> list[int]:
-    """Positions of n validation rows to watch: the classes in turn (the first rows of each), so every
-    class is seen; for regression, rows at evenly spaced quantiles of the target. Deterministic."""
-    if len(y) == 0:
-        return []
-    if task in ("binary", "multiclass"):
-        codes = y.reshape(-1).long().numpy()
-        queues = [list(np.flatnonzero(codes == c)) for c in np.unique(codes)]
-        picked: list[int] = []
-        while len(picked) < min(n, len(codes)):
-            for q in queues:
-                if q and len(picked) < n:
-                    picked.append(int(q.pop(0)))
-        return sorted(picked)
-    if task == "regression":
-        order = np.argsort(y.reshape(-1).numpy(), kind="stable")
-        return sorted({int(order[round(i)]) for i in np.linspace(0, len(order) - 1, min(n, len(order)))})
-    return list(range(min(n, len(y))))
-
-
-class PredictionWatch(Callback):
-    """C10: after each epoch, the model's predictions on fixed rows, kept in memory (state_dict, so a
-    resumed run keeps the epochs before the kill) and written to run_dir/watch.json. The forward pass is
-    Trainer.predict (eval mode, no gradient, no random numbers drawn): training is left bit-identical."""
-
-    def __init__(self, inputs: Sequence[torch.Tensor], targets: torch.Tensor, rows: Sequence[int], task: str,
-                 classes: Sequence[str] = (), target_scale: Mapping[str, float] | None = None):
-        self.inputs, self.target = tuple(inputs), targets
-        self.head = Head(task, len(classes))
-        self.scale = dict(target_scale or {"mean": 0.0, "std": 1.0})
-        self.meta = {"task": task, "classes": list(classes), "rows": [int(r) for r in rows],
-                     "targets": _targets(self.head, targets, self.scale).tolist()}
-        self.epochs: list[int] = []
-        self.predictions: list[list[Any]] = []  # per epoch, per row: probabilities or a value
-
-    @classmethod
-    def from_prepared(cls, prep: Any, split: str = "val", n: int = WATCH_ROWS) -> PredictionWatch:
-        """Watch n rows of a PreparedTable's split (data/prepare.py)."""
-        return cls.of_rows(prep.inputs(split), prep.target(split), prep.data_rows(split), prep, n)
-
-    @classmethod
-    def of_rows(cls, inputs: Sequence[torch.Tensor], y: torch.Tensor, data_rows: Sequence[int], prep: Any,
-                n: int = WATCH_ROWS) -> PredictionWatch:
-        """Watch n of these rows (inputs, target and their data rows) of a PreparedTable."""
-        picked = torch.tensor(watch_rows(y, prep.task, n), dtype=torch.long)
-        return cls([t[picked] for t in inputs], y[picked], [int(data_rows[i]) for i in picked.tolist()],
-                   prep.task, prep.classes, prep.target_scale)
-
-    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
-        outputs = trainer.predict((*self.inputs, self.target))  # the target is dropped: predict's convention
-        self.epochs.append(int(logs["epoch"]))
-        self.predictions.append(np.round(_readable(self.head, outputs, self.scale), 6).tolist())
-        if trainer.run_dir is not None:
-            self.save(trainer.run_dir)
-
-    def save(self, run_dir: str | os.PathLike) -> None:
-        write_json(Path(run_dir) / WATCH, {**self.meta, "epochs": self.epochs, "predictions": self.predictions})
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"epochs": list(self.epochs), "predictions": self.predictions}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epochs, self.predictions = list(state["epochs"]), state["predictions"]
+    return y.astype(np.int64).reshape(-1) if head.name != "multilabel" else y.astype(np.int64)
 
 
 def record_predictions(run_dir: str | os.PathLike, outputs: torch.Tensor, targets: torch.Tensor,
@@ -120,8 +52,10 @@ def record_predictions(run_dir: str | os.PathLike, outputs: torch.Tensor, target
     of the true class, or the absolute error in the target's units for regression). `outputs` are the
     model's raw outputs (logits), as Trainer.predict returns them."""
     scale = dict(target_scale or {"mean": 0.0, "std": 1.0})
-    head = Head(task, len(classes))
-    p, t = _readable(head, outputs, scale), _targets(head, targets, scale)
+    head = create_task(task, n_classes=len(classes))
+    p, t = readable(head, outputs, scale), shown_targets(head, targets, scale)
+    import pandas as pd  # on use: the Trainer's watch callback imports this module, and `import nnrecipe` stays light
+
     frame = pd.DataFrame({"row": np.asarray(rows, dtype=np.int64)})
     eps = 1e-12
     if task == "regression":

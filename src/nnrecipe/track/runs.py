@@ -18,7 +18,7 @@ from typing import Any
 from ..config import monitor_mode
 from ..errors import CheckpointError, ConfigError, did_you_mean
 from .diff import MISSING, config_diff, flatten, short_key, single_change
-from .run import read_json_or_none
+from ..io import read_json_or_none
 
 log = logging.getLogger("nnrecipe")
 

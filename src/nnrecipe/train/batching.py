@@ -2,14 +2,16 @@
 
 Fast path: data that fits in memory lives as pre-collated tensors on the training device and each batch
 is a slice through a seeded permutation: no per-sample Python, no collate, no host-to-device copy per
-step. The DataLoader path serves Datasets that are not tensors (and DataLoaders users bring).
-Each epoch's order is a pure function of (seed, epoch) (repro.epoch_generator), so resuming at batch k
-of epoch e replays exactly the batches an uninterrupted run would have seen."""
+step. The in-memory data is a tuple of tensors (the target last), or a dict of tensors (inputs by name, the
+target under its key: steps/batch.py). The DataLoader path serves Datasets that are not tensors (and
+DataLoaders users bring); their batches may be tuples or dicts. Each epoch's order is a pure function of
+(seed, epoch) (repro.epoch_generator), so resuming at batch k of epoch e replays exactly the batches an
+uninterrupted run would have seen."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,8 +20,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from ..errors import ConfigError
 from ..repro import epoch_generator, worker_init_fn
+from ..steps.batch import to_device
 
-Batch = tuple[torch.Tensor, ...]
+RawBatch = Any  # a tuple of tensors or a dict of tensors, as the data holds them
 
 
 def _as_tensor(x: Any, name: str) -> torch.Tensor:
@@ -36,30 +39,39 @@ def _batch_count(n: int, batch_size: int, drop_last: bool) -> int:
 
 
 class TensorBatches:
-    """Batches sliced from tensors that share their first dimension."""
+    """Batches sliced from tensors that share their first dimension (`keys`: the dict's keys, when the
+    data was a dict of tensors; its batches are dicts)."""
 
     def __init__(self, tensors: Sequence[torch.Tensor], batch_size: int, shuffle: bool,
-                 device: torch.device, drop_last: bool = False):
+                 device: torch.device, drop_last: bool = False, keys: Sequence[str] | None = None):
         n = {len(t) for t in tensors}
         if len(n) != 1:
             raise ConfigError(f"the data tensors have different lengths {sorted(n)}; they must have one row each per sample")
         self.n = n.pop()
         self.tensors = tuple(t.to(device) for t in tensors)
+        self.keys = tuple(keys) if keys is not None else None
         self.batch_size, self.shuffle, self.device, self.drop_last = batch_size, shuffle, device, drop_last
 
     def __len__(self) -> int:
         return _batch_count(self.n, self.batch_size, self.drop_last)
 
-    def epoch(self, seed: int, epoch: int, start: int = 0) -> Iterator[Batch]:
-        bs = self.batch_size
+    @property
+    def data(self) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
+        """The tensors in the structure they were given (a tuple, or a dict)."""
+        return self.tensors if self.keys is None else dict(zip(self.keys, self.tensors))
+
+    def epoch(self, seed: int, epoch: int, start: int = 0) -> Iterator[RawBatch]:
+        bs, keys = self.batch_size, self.keys
         if not self.shuffle:
             for i in range(start, len(self)):
-                yield tuple(t[i * bs:(i + 1) * bs] for t in self.tensors)
+                part = tuple(t[i * bs:(i + 1) * bs] for t in self.tensors)
+                yield part if keys is None else dict(zip(keys, part))
             return
         perm = torch.randperm(self.n, generator=epoch_generator(seed, epoch)).to(self.device)
         for i in range(start, len(self)):
             idx = perm[i * bs:(i + 1) * bs]
-            yield tuple(t[idx] for t in self.tensors)
+            part = tuple(t[idx] for t in self.tensors)
+            yield part if keys is None else dict(zip(keys, part))
 
 
 class _EpochSampler(Sampler[int]):
@@ -97,7 +109,7 @@ class LoaderBatches:
             return len(self.loader)
         return _batch_count(self.sampler.n, self.batch_size, self.drop_last)
 
-    def epoch(self, seed: int, epoch: int, start: int = 0) -> Iterator[Batch]:
+    def epoch(self, seed: int, epoch: int, start: int = 0) -> Iterator[RawBatch]:
         if self.sampler is not None:
             self.sampler.seed, self.sampler.epoch, self.sampler.skip = seed, epoch, start * self.batch_size
             # iter() draws the workers' base seed from loader.generator, or else from the global RNG,
@@ -107,27 +119,49 @@ class LoaderBatches:
         else:  # a user's DataLoader: its own sampler decides the order; skip what was done
             it = itertools.islice(iter(self.loader), start, None)
         for batch in it:
+            if isinstance(batch, Mapping):
+                yield to_device(batch, self.device, non_blocking=True)
+                continue
             batch = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
-            yield tuple(b.to(self.device, non_blocking=True) for b in batch)
+            yield tuple(to_device(b, self.device, non_blocking=True) for b in batch)
+
+
+def n_rows(data: Any) -> int:
+    """The rows (samples) of training data in any form make_batches accepts."""
+    if isinstance(data, TensorDataset):
+        return len(data.tensors[0])
+    if isinstance(data, Mapping):
+        return len(next(iter(data.values())))
+    if isinstance(data, (tuple, list)):
+        return len(data[0])
+    if isinstance(data, DataLoader):
+        return len(data.dataset)  # type: ignore[arg-type]
+    return len(data)
 
 
 def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
                  name: str = "train_data", drop_single: bool = False) -> TensorBatches | LoaderBatches:
-    """Accept (X, y) tensors or arrays, a bare X, a TensorDataset, any Dataset, or a DataLoader.
-    `drop_single`: leave out an epoch's last batch when it would hold a single row (BatchNorm cannot
-    normalize one row in training mode); a user's own DataLoader is taken as it is."""
+    """Accept (X, y) tensors or arrays, a bare X, a dict of tensors, a TensorDataset, any Dataset, or a
+    DataLoader. `drop_single`: leave out an epoch's last batch when it would hold a single row (BatchNorm
+    cannot normalize one row in training mode); a user's own DataLoader is taken as it is."""
     if isinstance(data, TensorDataset):
         data = data.tensors
     if isinstance(data, (torch.Tensor, np.ndarray)):
         data = (data,)
     if isinstance(data, DataLoader):
         return LoaderBatches(data, batch_size, shuffle, device)
-    if isinstance(data, (tuple, list)):
+    keys = None
+    if isinstance(data, Mapping):
+        if not data:
+            raise ConfigError(f"{name} is an empty dict; give it the input tensors and the target by name")
+        keys, data = [str(k) for k in data], [_as_tensor(t, f"{name}[{k!r}]") for k, t in data.items()]
+    elif isinstance(data, (tuple, list)):
         data = [_as_tensor(t, name) for t in data]
     elif not isinstance(data, Dataset):
-        raise ConfigError(f"{name} is a {type(data).__name__}; pass (X, y) tensors or arrays, a Dataset or a DataLoader")
+        raise ConfigError(f"{name} is a {type(data).__name__}; pass (X, y) tensors or arrays, a dict of tensors, "
+                          "a Dataset or a DataLoader")
     n = len(data[0]) if isinstance(data, list) else len(data)  # type: ignore[arg-type]
     single = drop_single and n % batch_size == 1
     if isinstance(data, list):
-        return TensorBatches(data, batch_size, shuffle, device, drop_last=single)
+        return TensorBatches(data, batch_size, shuffle, device, drop_last=single, keys=keys)
     return LoaderBatches(data, batch_size, shuffle, device, drop_last=single)

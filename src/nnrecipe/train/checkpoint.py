@@ -19,30 +19,10 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import CheckpointError
+from ..io import atomic_write
 
 FORMAT = "nnrecipe-checkpoint"
 FORMAT_VERSION = 1
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write `data` to `path` so that a crash at any moment leaves either the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # an exception (not a kill) leaves no temp file behind
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
 
 
 def _flatten(obj: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:

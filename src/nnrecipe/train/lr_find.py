@@ -1,4 +1,5 @@
-"""T4: the learning-rate range test (Smith, "Cyclical Learning Rates", 2017; seed 002).
+"""T4: the learning-rate range test (Smith, "Cyclical Learning Rates", 2017; Lavanya Shukla, "How To Design
+Deep Learning Architecture").
 
 The rate grows exponentially from `start_lr` to `end_lr` over at most `steps` optimizer steps on a copy of
 the model. The sweep stops when the smoothed loss exceeds `diverge` x its minimum or turns non-finite;
@@ -7,7 +8,7 @@ the loss so that a loss spanning orders of magnitude is smoothed by ratios, not 
 A causal average lags (about 1/(1-beta) steps), so the curve is read after the sweep with a centered
 moving average of the log loss, which does not.
 
-The rule (seed 002: "the best learning rate is usually half of the learning rate that causes the model
+The rule (Lavanya Shukla, "How To Design Deep Learning Architecture": "the best learning rate is usually half of the learning rate that causes the model
 to diverge"): the loss starts to diverge where the centered curve stops falling, at its minimum; the
 candidate is half that rate. The answer to Lightning #1767/#21141 (suggestions that jump around) is to
 record the rule, the curve and the candidate, warn when the curve cannot support a choice (flat or
@@ -24,11 +25,13 @@ from typing import Any
 
 import torch
 
-from .optim import make_optimizer
+from ..steps import as_batch
+from .optim import clone_optimizer
 
 log = logging.getLogger("nnrecipe")
 
-RULE = "half the rate at the smoothed loss's minimum, where the loss starts to diverge (seed 002)"
+RULE = ("half the rate at the smoothed loss's minimum, where the loss starts to diverge (Lavanya Shukla, "
+        "'How To Design Deep Learning Architecture')")
 FLAT = 0.05  # the smoothed loss fell by less than 5% over the whole sweep: nothing to read from it
 NOISY = 0.25  # the raw loss strays from the smoothed one by more than 25% (median): too noisy to read
 
@@ -52,9 +55,11 @@ def lr_find(trainer: Any, start_lr: float = 1e-7, end_lr: float = 10.0, steps: i
             diverge: float = 4.0, confirm: bool = False, confirm_epochs: int = 1) -> LRFindResult:
     """Run the range test for `trainer`'s model, loss, data and optimizer on copies: the trainer's model
     and optimizer, and the global RNG, are left as they were."""
-    cfg = trainer.config
     model = copy.deepcopy(trainer.model).train()
-    opt = make_optimizer(model.parameters(), dataclasses.replace(cfg, lr=start_lr))
+    # the trainer's optimizer (its class, groups and settings) on the copy, from a fresh state; each group
+    # sweeps at its share of the first group's rate, so discriminative rates keep their ratios
+    opt = clone_optimizer(trainer.optimizer, trainer.model, model, state=False)
+    shares = _shares(trainer.optimizer)
     factor = (end_lr / start_lr) ** (1.0 / max(steps - 1, 1))
     lrs: list[float] = []
     raw: list[float] = []
@@ -63,12 +68,10 @@ def lr_find(trainer: Any, start_lr: float = 1e-7, end_lr: float = 10.0, steps: i
         batches = _cycle(trainer)
         for i in range(steps):
             lr = start_lr * factor ** i
-            for group in opt.param_groups:
-                group["lr"] = lr
-            *inputs, target = next(batches)
+            for group, share in zip(opt.param_groups, shares):
+                group["lr"] = lr * share
             with trainer._autocast():
-                out = model(*inputs)
-            loss = trainer.loss_fn(out.float(), target)
+                loss, _ = trainer.step.loss(model, as_batch(next(batches)))
             value = float(loss.detach())
             if not math.isfinite(value):
                 break
@@ -86,6 +89,12 @@ def lr_find(trainer: Any, start_lr: float = 1e-7, end_lr: float = 10.0, steps: i
     if confirm and result.suggestion is not None:
         _confirm(trainer, result, confirm_epochs)
     return result
+
+
+def _shares(optimizer: torch.optim.Optimizer) -> list[float]:
+    """Each group's rate as a share of the first group's (1.0 each when the first is 0)."""
+    first = optimizer.param_groups[0]["lr"]
+    return [g["lr"] / first if first else 1.0 for g in optimizer.param_groups]
 
 
 def _cycle(trainer: Any) -> Any:
@@ -129,13 +138,17 @@ def _confirm(trainer: Any, result: LRFindResult, epochs: int) -> None:
     """Short runs at candidate/3, candidate and 3 x candidate; the best by the monitored loss wins."""
     from .trainer import Trainer
 
-    data = (trainer.batches.tensors if hasattr(trainer.batches, "tensors") else trainer.batches.loader)
+    data = trainer.batches.data if hasattr(trainer.batches, "data") else trainer.batches.loader
     for lr in (result.suggestion / 3, result.suggestion, result.suggestion * 3):  # type: ignore[operator]
         cfg = dataclasses.replace(trainer.config, lr=lr, epochs=epochs, patience=None, restore_best=False,
                                   schedule="constant")
         with torch.random.fork_rng(devices=[]):
-            probe = Trainer(copy.deepcopy(trainer.model), trainer.loss_fn, data, trainer.val_data, cfg,
-                            metrics=trainer.metrics)
+            model = copy.deepcopy(trainer.model)
+            opt = clone_optimizer(trainer.optimizer, trainer.model, model, state=False)
+            for group, share in zip(opt.param_groups, _shares(trainer.optimizer)):
+                group["lr"] = lr * share
+            probe = Trainer(model, trainer.loss_fn, data, trainer.val_data, cfg, metrics=trainer.metrics,
+                            step=trainer._full_step or trainer.step, optimizer=opt, task=trainer.task)
             history = probe.fit()
         score = history[-1].get(probe.monitor, math.inf)
         result.confirmation.append({"lr": lr, probe.monitor: score})

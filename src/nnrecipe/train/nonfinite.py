@@ -4,28 +4,37 @@ the forward pass, or the first whose gradient did in the backward pass (observed
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..steps import Batch, Step
+
 
 def _bad(t: Any) -> bool:
     if isinstance(t, torch.Tensor):
         return t.is_floating_point() and not bool(torch.isfinite(t).all())
+    if isinstance(t, Mapping):
+        return any(_bad(x) for x in t.values())
     if isinstance(t, (tuple, list)):
         return any(_bad(x) for x in t)
     return False
 
 
-def locate_nonfinite(model: nn.Module, loss_fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...],
-                     target: torch.Tensor) -> str:
-    """Re-run one batch with hooks and say where the first non-finite value appears."""
-    bad_inputs = [i for i, x in enumerate(inputs) if _bad(x)]
-    if bad_inputs:
-        n = sum(int((~torch.isfinite(inputs[i])).sum()) for i in bad_inputs)
-        return f"the input batch itself holds {n} NaN/inf values: clean or impute the data before training"
+def _count(t: Any) -> int:
+    if isinstance(t, torch.Tensor):
+        return int((~torch.isfinite(t)).sum()) if t.is_floating_point() else 0
+    values = t.values() if isinstance(t, Mapping) else t if isinstance(t, (tuple, list)) else ()
+    return sum(_count(x) for x in values)
+
+
+def locate_nonfinite(model: nn.Module, step: Step, batch: Batch) -> str:
+    """Re-run one batch's loss (the step's) with hooks and say where the first non-finite value appears."""
+    if _bad(batch.inputs):
+        return (f"the input batch itself holds {_count(batch.inputs)} NaN/inf values: clean or impute the data "
+                "before training")
     bad_params = [name for name, p in model.named_parameters() if _bad(p)]
     if bad_params:
         return (f"parameters are already non-finite ({', '.join(bad_params[:3])}): an earlier update blew up; "
@@ -48,8 +57,7 @@ def locate_nonfinite(model: nn.Module, loss_fn: Callable[..., torch.Tensor], inp
     try:
         with warnings.catch_warnings():  # torch warns that full backward hooks see no input gradients here
             warnings.simplefilter("ignore", UserWarning)
-            out = model(*inputs)
-            loss = loss_fn(out.float(), target)
+            loss, _ = step.loss(model, batch)
             if "forward" not in first and loss.requires_grad and bool(torch.isfinite(loss)):
                 loss.backward()
     finally:

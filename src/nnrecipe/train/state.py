@@ -1,23 +1,32 @@
 """T8: the Trainer's whole state, as one tree for the checkpoint, and the resume that reads it back.
-Kept apart from the loop (trainer.py) so that the loop reads in one sitting; `Trainer` inherits this."""
+Kept apart from the loop (trainer.py) so that the loop reads in one sitting; `Trainer` inherits this.
+
+Resuming is something the caller asks for and sees: a run folder that already holds a run is refused
+unless resume=True (or "auto"), and a resume whose model or settings differ from the checkpoint's is
+refused with the differences named (never a raw state_dict error); a resume is logged as a warning."""
 
 from __future__ import annotations
 
-import json
+import difflib
 import logging
 from typing import Any
 
 from ..config import to_dict
+from ..errors import CheckpointError, ConfigError
 from ..repro import get_rng_state, set_rng_state
 from . import checkpoint as ckpt
 from .callbacks import Callback
 
 log = logging.getLogger("nnrecipe")
 
+# settings a resume may change: a longer budget (T16: train longer), another device
+RESUMABLE_CHANGES = ("epochs", "device")
+
 
 class TrainerState:
     """What a checkpoint holds: model, optimizer, scheduler, grad scaler, SWA, every RNG state, the position
-    in the data order, the epoch accumulators, history, best epoch and weights, callback states, config."""
+    in the data order, the epoch accumulators, history, best epoch and weights, callback and step states,
+    the config, and the model's architecture (to refuse a resume on another one)."""
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -36,7 +45,9 @@ class TrainerState:
             # the best weights ride in the same atomic file, so the best epoch and its weights never disagree
             "best": {"epoch": self.best_epoch, "value": self.best_value, "model": self._best_state},
             "callbacks": {key: c.state_dict() for key, c in self._stateful_callbacks().items()},
-            "config": to_dict(self.config),
+            "step": self._step_state(),
+            "config": self._config_record(),
+            "architecture": repr(self.model),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -60,7 +71,16 @@ class TrainerState:
         for key, c in self._stateful_callbacks().items():
             if key in state["callbacks"]:
                 c.load_state_dict(state["callbacks"][key])
+        if state.get("step") is not None and hasattr(self.step, "load_state_dict"):
+            self.step.load_state_dict(state["step"])
         set_rng_state(state["rng"])
+
+    def _step_state(self) -> Any:
+        return self.step.state_dict() if hasattr(self.step, "state_dict") else None
+
+    def _config_record(self) -> dict[str, Any]:
+        """The config as the run trains it: the batch size resolved."""
+        return {**to_dict(self.config), "batch_size": self.batch_size}
 
     def _stateful_callbacks(self) -> dict[str, Callback]:
         """Stateful callbacks keyed by class name and occurrence ('EarlyStopping:0'), so a resumed run
@@ -80,20 +100,65 @@ class TrainerState:
             self._good_state = ckpt.dumps_state(self.state_dict())
 
     def _resume(self) -> bool:
-        """Continue from run_dir's last checkpoint when there is one (T8: resume automatically)."""
-        if self.run_dir is None or not (self.run_dir / "checkpoints" / "last.safetensors").exists():
+        """Continue from run_dir's last checkpoint when asked to (T8); refuse a used folder otherwise."""
+        if self.run_dir is None:
             return False
-        self.load_state_dict(ckpt.load_state(self.run_dir / "checkpoints" / "last.safetensors"))
+        used = self.recorder.used()
+        if not used:
+            if self.resume is True:
+                raise CheckpointError(f"resume=True, but run folder '{self.run_dir}' holds no checkpoint to resume; "
+                                      "give the folder of the interrupted run, or resume='auto' (resume when "
+                                      "there is one, else start)")
+            return False
+        if not self.resume:
+            raise CheckpointError(
+                f"run folder '{self.run_dir}' already holds a run ({', '.join(used)}); to go on with it, pass "
+                f"resume=True (CLI: --resume {self.run_dir}); to start a new run, give a new run_dir")
+        last = self.run_dir / "checkpoints" / "last.safetensors"
+        if not last.exists():  # killed before its first checkpoint: nothing to resume, start again
+            log.warning("run folder %s holds no checkpoint (the run stopped before its first one): starting "
+                        "it from the beginning", self.run_dir)
+            self.recorder.history([])
+            return False
+        state = ckpt.load_state(last)
+        self._check_resumable(state)
+        try:
+            self.load_state_dict(state)
+        except (RuntimeError, ValueError, KeyError) as e:  # what the comparison above cannot see
+            raise ConfigError(f"cannot resume {last}: the model or optimizer differs from the one that saved it "
+                              f"({str(e).splitlines()[0]}); resume with the same model and optimizer, or start a "
+                              "new run_dir") from None
         # metrics.jsonl may hold an epoch the checkpoint does not: rewrite it from the checkpoint's history
-        ckpt.atomic_write(self.run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
-        log.info("resumed from %s at epoch %d, batch %d", self.run_dir, self.epoch + 1, self.batch_in_epoch)
+        self.recorder.history(self.history)
+        log.warning("resuming the run in %s from its checkpoint at epoch %d, batch %d", self.run_dir, self.epoch + 1,
+                    self.batch_in_epoch)
         return True
 
-    def _append_metrics(self, logs: dict[str, Any]) -> None:
-        if self.run_dir is None:
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(logs) + "\n")
+    def _check_resumable(self, state: dict[str, Any]) -> None:
+        """Refuse, naming every difference, a resume whose model or settings are not the checkpoint's."""
+        problems = []
+        saved = {k: tuple(v.shape) for k, v in state["model"].items()}
+        mine = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        for k in sorted(saved.keys() | mine.keys()):
+            if saved.get(k) != mine.get(k):
+                problems.append(f"{k}: {_shape(saved.get(k))} in the checkpoint, {_shape(mine.get(k))} now")
+        arch = state.get("architecture")
+        if arch is not None and arch != repr(self.model) and not problems:
+            lines = [ln for ln in difflib.unified_diff(arch.splitlines(), repr(self.model).splitlines(), lineterm="", n=0)
+                     if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+            problems.append("the architecture differs: " + "; ".join(ln.strip() for ln in lines[:6]))
+        recorded, now = state.get("config") or {}, self._config_record()
+        changed = [k for k in sorted(recorded.keys() | now.keys())
+                   if k in recorded and recorded.get(k) != now.get(k) and k not in RESUMABLE_CHANGES]
+        problems += [f"{k}: {recorded.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in changed]
+        if problems:
+            raise ConfigError(f"cannot resume the run in '{self.run_dir}': the model or settings differ from the "
+                              f"recorded ones: {'; '.join(problems)}. Resume with the recorded model and settings, "
+                              "or start a new run_dir")
+        for k in RESUMABLE_CHANGES:
+            if k in recorded and recorded[k] != now.get(k):
+                log.warning("resuming with %s=%r (the run was started with %r)", k, now.get(k), recorded[k])
 
 
+def _shape(s: tuple[int, ...] | None) -> str:
+    return "absent" if s is None else str(list(s))

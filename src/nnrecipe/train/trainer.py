@@ -1,13 +1,17 @@
 """The training engine. `Trainer.fit` reads top to bottom: resume or seed, then per epoch the train
 pass, validation, history, callbacks, best weights, checkpoint, stop check. Everything a resumed run
-needs is in the checkpoint, so a run killed at any moment resumes bit for bit (T8)."""
+needs is in the checkpoint, so a run killed at any moment resumes bit for bit (T8). The step is open
+(steps/step.py): `step=` a Step whose `loss` the loop backpropagates, or a subclass that overrides
+`train_step`; the default step is `loss_fn(model(*inputs), target)`."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +22,14 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from ..config import TrainConfig, monitor_mode
 from ..errors import ConfigError, TrainingError
 from ..repro import seed_everything
+from ..steps import Batch, Step, as_batch, call_model, main_output
+from ..tasks import Task, create_task, infer_task
+from ..track.recorder import RunRecorder, model_record
 from . import checkpoint as ckpt
-from .batching import make_batches
+from .batching import make_batches, n_rows
 from .callbacks import Callback, EarlyStopping
 from .nonfinite import locate_nonfinite
-from .optim import make_optimizer, make_scheduler
+from .optim import check_optimizer, make_optimizer, make_scheduler, optimizer_record
 from .state import TrainerState
 
 log = logging.getLogger("nnrecipe")
@@ -35,6 +42,7 @@ class _Rollback(Exception):
     """Raised inside an epoch to unwind to fit(), which reloads the last good state."""
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
+FullStep = Callable[[nn.Module, torch.optim.Optimizer, Any], Any]  # the doctor's train_step: a whole step
 
 
 def resolve_device(name: str) -> torch.device:
@@ -46,8 +54,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def default_batch_size(n_rows: int) -> int:
-    """Seed 002 advises starting small (Masters & Luschi 2018: 2-32 generalize best) and growing for
-    throughput; sizes stay multiples of 8 (M10)."""
+    """Lavanya Shukla ("How To Design Deep Learning Architecture") advises starting small (Masters &
+    Luschi 2018: 2-32 generalize best) and growing for throughput; sizes stay multiples of 8 (M10)."""
     for limit, size in ((4_000, 32), (16_000, 64), (64_000, 128)):
         if n_rows < limit:
             return size
@@ -55,35 +63,74 @@ def default_batch_size(n_rows: int) -> int:
 
 
 class Trainer(TrainerState):
-    """Trains any `nn.Module` whose forward takes the batch's inputs (all but the last tensor, the target).
+    """Trains any `nn.Module` on batches of inputs, an optional target and optional sample weights
+    (steps/batch.py: tuples with the target last, dicts, bare inputs).
+
+    `loss_fn(outputs, target)`: the loss (None when the step brings its own). `step`: a Step (its `loss`
+    is backpropagated by the loop, with AMP, accumulation and clipping), or a callable doing a whole
+    step, `step(model, optimizer, batch) -> loss` (the doctor's train_step). `optimizer`: a name, parameter
+    groups (dicts, each with its own lr), or a torch optimizer built on this model's parameters; default
+    config.optimizer. `metrics`: names (["accuracy", "f1"], for the task given or inferred from the loss)
+    or {name: fn(outputs, target) -> float}. `run_dir`: checkpoints and metrics.jsonl there; with `record`
+    (the default) also config.json, results.json and report.html, so `nnrecipe report`, `runs` and
+    `compare` read it. `resume`: a run_dir that holds a run is refused unless True (go on from its
+    checkpoint) or "auto" (go on when there is one).
 
     At the end of `fit()` the model holds the weights of the best epoch by `config.monitor` when
     `config.restore_best` is on (the default), whatever stopped training; the last epoch's weights stay
     in `run_dir/checkpoints/last.safetensors`."""
 
-    def __init__(self, model: nn.Module, loss_fn: Callable[..., torch.Tensor], train_data: Any,
+    def __init__(self, model: nn.Module, loss_fn: Callable[..., torch.Tensor] | None, train_data: Any,
                  val_data: Any = None, config: TrainConfig | None = None, callbacks: Iterable[Callback] = (),
-                 metrics: Mapping[str, Metric] | None = None, run_dir: str | Path | None = None,
-                 train_metrics: bool = False):
+                 metrics: Mapping[str, Metric | str] | Sequence[str] | None = None,
+                 run_dir: str | Path | None = None, train_metrics: bool = False, *,
+                 step: Step | FullStep | None = None, optimizer: Any = None, task: str | Task | None = None,
+                 resume: bool | str = False, record: bool = True, report: bool = True, note: str = ""):
+        if resume not in (True, False, "auto"):
+            raise ConfigError(f"resume={resume!r}; choose False (refuse a used run_dir), True or 'auto'")
+        if isinstance(optimizer, str):
+            config = dataclasses.replace(config or TrainConfig(), optimizer=optimizer)
         self.config = cfg = config or TrainConfig()
         self.device = resolve_device(cfg.device)
         self.model = model.to(self.device)
         self.loss_fn = loss_fn.to(self.device) if isinstance(loss_fn, nn.Module) else loss_fn
-        self.metrics = dict(metrics or {})
+        # the step the loop backpropagates, and the one validation measures the loss with
+        self._full_step: FullStep | None = None
+        if isinstance(step, Step):
+            if step.loss_fn is None:
+                step.loss_fn = self.loss_fn
+            self.step = step
+        elif step is None:
+            self.step = Step(self.loss_fn)
+        elif callable(step):
+            self._full_step, self.step = step, Step(self.loss_fn)
+            _check_full_step(cfg)
+        else:
+            raise ConfigError(f"step is a {type(step).__name__}; give an nnrecipe Step, or a callable "
+                              "step(model, optimizer, batch) -> loss that does the whole step")
+        self.task = create_task(task) if task is not None else None
+        # metrics by name ({name: name}) or as functions ({name: fn}); config.metric is always among them
+        self.metrics: dict[str, Metric | str] = dict(metrics) if isinstance(metrics, Mapping) else \
+            {name: name for name in (metrics or ())}
+        if cfg.metric is not None and cfg.metric not in self.metrics:
+            self.metrics[cfg.metric] = cfg.metric
+        self._metric_fns: dict[str, Metric] | None = None
         self.train_metrics = train_metrics
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        n_rows = _n_rows(train_data)
-        self.batch_size = cfg.batch_size or default_batch_size(n_rows)
+        self.resume, self.record, self.report, self.note = resume, record, report, note
+        self.recorder = RunRecorder(self.run_dir) if self.run_dir is not None else None
+        self.batch_size = cfg.batch_size or default_batch_size(n_rows(train_data))
         # BatchNorm in training mode cannot normalize a batch of one row (torch raises): when the rows leave
         # one over, each epoch leaves out its last row (a different one each epoch, the order is shuffled)
         batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        self.train_data = train_data
         self.batches = make_batches(train_data, self.batch_size, shuffle=True, device=self.device,
                                     drop_single=batchnorm)
         self.val_data = val_data
         self._val_batches = None if val_data is None else make_batches(
             val_data, max(self.batch_size, 1024), shuffle=False, device=self.device, name="val_data")
         self.steps_per_epoch = len(self.batches)
-        self.monitor = cfg.monitor
+        self.monitor = f"val_{cfg.metric}" if cfg.metric is not None else cfg.monitor
         if val_data is None and self.monitor.startswith("val_"):
             self.monitor = "train_" + self.monitor.removeprefix("val_")
             log.warning("no validation data: best epoch and early stopping follow %s", self.monitor)
@@ -92,7 +139,16 @@ class Trainer(TrainerState):
         if cfg.patience is not None and not any(isinstance(c, EarlyStopping) for c in self.callbacks):
             self.callbacks.append(EarlyStopping(self.monitor, self.mode, cfg.patience, cfg.min_delta,
                                                 cfg.stop_criterion, cfg.stop_alpha))
-        self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        if isinstance(optimizer, torch.optim.Optimizer):
+            check_optimizer(optimizer, self.model)
+            self.optimizer = optimizer
+        elif optimizer is None or isinstance(optimizer, str):
+            self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        elif isinstance(optimizer, (list, tuple)):
+            self.optimizer = make_optimizer(optimizer, cfg)
+        else:
+            raise ConfigError(f"optimizer is a {type(optimizer).__name__}; give a name ({cfg.optimizer!r}), "
+                              "parameter groups (a list of dicts with 'params') or a torch.optim.Optimizer")
         self.scheduler, self.schedule_interval = make_scheduler(
             self.optimizer, cfg, math.ceil(self.steps_per_epoch / cfg.accumulate))
         self.amp_dtype = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
@@ -124,6 +180,9 @@ class Trainer(TrainerState):
         if not resumed:
             if cfg.on_nonfinite == "rollback":
                 self._good_state = ckpt.dumps_state(self.state_dict())  # the start is the first good state
+        if self.record and self.recorder is not None and (not resumed or self.recorder.recorded_config() is None):
+            self.recorder.start(self.run_config())
+        started = time.perf_counter()
         self._call("on_fit_start", {"resumed": resumed})
         while self.epoch < cfg.epochs and not self.stop_training:
             self._call("on_epoch_start", {"epoch": self.epoch + 1})
@@ -139,48 +198,37 @@ class Trainer(TrainerState):
             self.history.append(logs)
             self._track_best(logs)
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-            self._append_metrics(logs)
+            if self.recorder is not None:
+                self.recorder.epoch(logs)
             self.save_checkpoint()
         if self.swa_model is not None:
             self._finish_swa()
         elif cfg.restore_best and self._best_state is not None:
             self.model.load_state_dict(self._best_state)
         self._call("on_fit_end", {"best_epoch": self.best_epoch, "best_value": self.best_value})
+        if self.record and self.recorder is not None:
+            self._record_end(time.perf_counter() - started)
         return self.history
 
     def _train_epoch(self) -> dict[str, float]:
-        cfg, model, acc = self.config, self.model, self._acc
-        model.train()
+        cfg, acc = self.config, self._acc
+        self.model.train()
         batch_hooks = [c for c in self.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
-        last = self.steps_per_epoch
-        for batch in self.batches.epoch(cfg.seed, self.epoch, start=self.batch_in_epoch):
-            *inputs, target = batch
-            with self._autocast():
-                out = model(*inputs)
-            loss = self.loss_fn(out.float(), target)  # the loss in float32 whatever the autocast (T9)
-            if not math.isfinite(loss.item()):  # one read; torch.isfinite would add ops to every step
-                self._nonfinite(inputs, target, "loss")
-            if cfg.l1:
-                loss = loss + cfg.l1 * sum(p.abs().sum() for n, p in model.named_parameters() if n.endswith("weight"))
-            if cfg.accumulate > 1:  # each group's mean; the epoch's last group may hold fewer batches
-                group_start = self.batch_in_epoch - self.batch_in_epoch % cfg.accumulate
-                scaled = loss / min(cfg.accumulate, last - group_start)
-            else:
-                scaled = loss
-            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+        for raw in self.batches.epoch(cfg.seed, self.epoch, start=self.batch_in_epoch):
+            batch = as_batch(raw)
+            loss, outputs = self.train_step(batch)
             self.batch_in_epoch += 1
-            if self.batch_in_epoch % cfg.accumulate == 0 or self.batch_in_epoch == last:
-                self._optimizer_step(inputs, target)
-            n = len(target)
+            n = batch.rows
             acc["loss_sum"].add_(loss.detach(), alpha=n)
             acc["count"] += n
-            if self.train_metrics:
-                for name, fn in self.metrics.items():
-                    acc["metrics"][name] = acc["metrics"].get(name, 0.0) + fn(out.detach().float(), target) * n
+            if self.train_metrics and outputs is not None:
+                out, target = main_output(outputs).detach().float(), self.step.target(batch)
+                for name, fn in self._metrics_for(target, batchable=True).items():
+                    acc["metrics"][name] = acc["metrics"].get(name, 0.0) + fn(out, target) * n
             for c in batch_hooks:
                 c.on_batch_end(self, {"loss": loss.detach(), "batch": self.batch_in_epoch})
             if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 \
-                    and self.batch_in_epoch % cfg.accumulate == 0 and self.batch_in_epoch < last:
+                    and self.batch_in_epoch % cfg.accumulate == 0 and self.batch_in_epoch < self.steps_per_epoch:
                 self.save_checkpoint()
         logs = {"train_loss": float(acc["loss_sum"] / acc["count"])}
         logs.update({f"train_{k}": v / acc["count"] for k, v in acc["metrics"].items()})
@@ -190,7 +238,32 @@ class Trainer(TrainerState):
         self._acc = self._new_accumulators()
         return logs
 
-    def _optimizer_step(self, inputs: tuple[torch.Tensor, ...], target: torch.Tensor) -> None:
+    def train_step(self, batch: Batch) -> tuple[torch.Tensor, Any]:
+        """One training step on `batch`: the step's loss, backward, and the optimizer step at the end of
+        each accumulation group. Returns the loss (with the L1 term, before accumulation scaling) and the outputs.
+        A subclass may override it (Keras's train_step): do the backward pass and call
+        `self.optimizer_step(batch)` at the group's end to keep AMP, accumulation and clipping."""
+        cfg = self.config
+        if self._full_step is not None:
+            return self._call_full_step(batch)
+        with self._autocast():
+            loss, outputs = self.step.loss(self.model, batch)
+        if not math.isfinite(loss.item()):  # one read; torch.isfinite would add ops to every step
+            self._nonfinite(batch, "loss")
+        if cfg.l1:  # M9: on the weights, logged with the loss
+            loss = loss + cfg.l1 * sum(p.abs().sum() for n, p in self.model.named_parameters() if n.endswith("weight"))
+        position, last = self.batch_in_epoch + 1, self.steps_per_epoch  # this batch's 1-based place in the epoch
+        scaled = loss
+        if cfg.accumulate > 1:  # each group's mean; the epoch's last group may hold fewer batches
+            group_start = self.batch_in_epoch - self.batch_in_epoch % cfg.accumulate
+            scaled = loss / min(cfg.accumulate, last - group_start)
+        (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+        if position % cfg.accumulate == 0 or position == last:
+            self.optimizer_step(batch)
+        return loss, outputs
+
+    def optimizer_step(self, batch: Batch | None = None) -> None:
+        """Clip, step (through the grad scaler under fp16), zero the gradients, step a per-step schedule."""
         cfg, opt = self.config, self.optimizer
         if self.scaler:
             self.scaler.unscale_(opt)
@@ -205,20 +278,41 @@ class Trainer(TrainerState):
             self.scaler.step(opt)  # skips the step itself when fp16 gradients overflowed
             self.scaler.update()
         elif not math.isfinite(norm.item()):
-            self._nonfinite(inputs, target, "gradient")
+            self._nonfinite(batch, "gradient")
         else:
             opt.step()
         opt.zero_grad(set_to_none=True)
-        if self.scheduler is not None and self.schedule_interval == "step" and not self._in_swa():
-            self.scheduler.step()
-        self.global_step += 1
+        self._after_optimizer_step()
         self._acc["norm_sum"] += norm.detach()
         self._acc["norm_count"] += 1
 
-    def _nonfinite(self, inputs: tuple[torch.Tensor, ...], target: torch.Tensor, what: str) -> None:
+    def _after_optimizer_step(self) -> None:
+        if self.scheduler is not None and self.schedule_interval == "step" and not self._in_swa():
+            self.scheduler.step()
+        self.global_step += 1
+
+    def _call_full_step(self, batch: Batch) -> tuple[torch.Tensor, Any]:
+        """The caller's whole step (the doctor's train_step signature): it does backward and the optimizer
+        step itself; the loop keeps the schedule, the counts and the record."""
+        with self._autocast():
+            out = self._full_step(self.model, self.optimizer, _user_batch(batch))  # type: ignore[misc]
+        loss, outputs = (out if isinstance(out, tuple) else (out, None))
+        if loss is None:
+            raise ConfigError("the step returned no loss; return the batch's loss (a tensor or a float), or "
+                              "(loss, outputs) for the metrics")
+        loss = loss.detach().float() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+        if not math.isfinite(loss.item()):
+            self._nonfinite(batch, "loss")
+        self._after_optimizer_step()
+        return loss, outputs
+
+    def _nonfinite(self, batch: Batch | None, what: str) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        where = locate_nonfinite(self.model, self.loss_fn, inputs, target)
-        at = (f"non-finite {what} at epoch {self.epoch + 1}, batch {self.batch_in_epoch + (what == 'loss')} "
+        if batch is None or self.step.loss_fn is None and self._full_step is not None:
+            where = "the step gave no loss function to re-run the batch with"
+        else:
+            where = locate_nonfinite(self.model, self.step, batch)
+        at = (f"non-finite {what} at epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1} "
               f"(optimizer step {self.global_step}); the step was skipped")
         if self.config.on_nonfinite == "rollback" and self.rollbacks < MAX_ROLLBACKS:
             log.warning("%s: %s; rolling back to the last good state at %g x the learning rate",
@@ -257,44 +351,53 @@ class Trainer(TrainerState):
         if self.swa_model.n_averaged.item() == 0:
             return
         with torch.random.fork_rng(devices=[]):
-            update_bn(self.batches.epoch(self.config.seed, 0), self.swa_model, self.device)
+            # update_bn calls model(x) with the batch's first item: hand it the inputs whole, any structure
+            batches = ([as_batch(b).inputs] for b in self.batches.epoch(self.config.seed, 0))
+            update_bn(batches, _CallWith(self.swa_model), device=None)
         self.model.load_state_dict(self.swa_model.module.state_dict())
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
     def evaluate(self, data: Any, model: nn.Module | None = None) -> dict[str, float]:
         """Mean loss and each metric over `data` in eval mode, of the trainer's model or `model` (an
-        ensemble of trained models, say)."""
-        outputs, targets = self._outputs(data, model=model)
-        return self.score(outputs, targets)
+        ensemble of trained models, say). The loss is the step's plain loss (compute_loss)."""
+        outputs, targets, weights = self._outputs(data, model=model)
+        return self.score(outputs, targets, weights)
 
-    def score(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    def score(self, outputs: torch.Tensor, targets: torch.Tensor | None,
+              weights: torch.Tensor | None = None) -> dict[str, float]:
         """The loss and each metric of raw `outputs` against `targets`."""
-        outputs, targets = outputs.to(self.device), targets.to(self.device)
-        res = {"loss": float(self.loss_fn(outputs, targets))}
-        res.update({name: float(fn(outputs, targets)) for name, fn in self.metrics.items()})
+        outputs = outputs.to(self.device)
+        targets = targets.to(self.device) if targets is not None else None
+        weights = weights.to(self.device) if weights is not None else None
+        res = {"loss": float(self.step.compute_loss(outputs, targets, weights))}
+        if targets is not None:
+            res.update({name: float(fn(outputs, targets)) for name, fn in self._metrics_for(targets).items()})
         return res
 
     @torch.no_grad()
     def predict(self, data: Any, model: nn.Module | None = None) -> torch.Tensor:
-        """The raw outputs of the trainer's model (or `model`) for `data` (inputs only, or inputs and
-        targets), on the CPU."""
+        """The raw outputs (the main output, steps/batch.py) of the trainer's model (or `model`) for `data`
+        (inputs only, or inputs and targets), on the CPU."""
         return self._outputs(data, with_target=False, model=model)[0].cpu()
 
     def _outputs(self, data: Any, with_target: bool = True, model: nn.Module | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         model = self.model if model is None else model.to(self.device)
         batches = data if hasattr(data, "epoch") else make_batches(
             data, max(self.batch_size, 1024), shuffle=False, device=self.device, name="data")
         model.eval()
-        outs, targets = [], []
-        for batch in batches.epoch(0, 0):
-            inputs = batch[:-1] if with_target or len(batch) > 1 else batch
+        outs, targets, weights = [], [], []
+        for raw in batches.epoch(0, 0):
+            batch = as_batch(raw)
             with self._autocast():
-                outs.append(model(*inputs).float())
+                outs.append(main_output(call_model(model, batch.inputs)).float())
             if with_target:
-                targets.append(batch[-1])
-        return torch.cat(outs), (torch.cat(targets) if with_target else None)
+                targets.append(self.step.target(batch))
+                weights.append(batch.weight)
+        target = torch.cat(targets) if with_target and all(t is not None for t in targets) and targets else None
+        weight = torch.cat(weights) if with_target and all(w is not None for w in weights) and weights else None
+        return torch.cat(outs), target, weight
 
     def lr_find(self, **kwargs: Any) -> Any:
         """T4: the learning-rate range test on a copy of the model (see train.lr_find)."""
@@ -302,7 +405,42 @@ class Trainer(TrainerState):
 
         return lr_find(self, **kwargs)
 
+    # ---------------------------------------------------------------- the record
+    def run_config(self) -> dict[str, Any]:
+        """config.json of a bare Trainer's run: the settings, the model, the loss, optimizer and step."""
+        return {"kind": "trainer", "task": self.task.name if self.task is not None else None,
+                "source": None, "data_name": type(self.train_data).__name__, "note": self.note,
+                "train": self._config_record(), "model": model_record(self.model),
+                "loss": type(self.loss_fn).__name__ if self.loss_fn is not None else None,
+                "optimizer": optimizer_record(self.optimizer), "step": type(self._full_step or self.step).__name__,
+                "metrics": list(self.metrics)}
+
+    def _record_end(self, seconds: float) -> None:
+        """results.json and report.html of a bare Trainer's run."""
+        assert self.recorder is not None
+        self.recorder.finish({"best_epoch": self.best_epoch, "monitor": self.monitor, "best_value": self.best_value,
+                              "epochs_run": len(self.history), "train_seconds": round(seconds, 2),
+                              "last": self.history[-1] if self.history else None})
+        if self.report:
+            from ..report import write_report
+
+            write_report(self.run_dir)
+
     # ---------------------------------------------------------------- helpers
+    def _metrics_for(self, target: torch.Tensor, batchable: bool = False) -> dict[str, Metric]:
+        """The metrics as functions, names resolved for the task (given, or inferred from the loss and the
+        target the first time they are needed); `batchable`: only those that are a mean over rows."""
+        if self._metric_fns is None:
+            named = {k: v for k, v in self.metrics.items() if isinstance(v, str)}
+            task = self.task
+            if named and task is None:
+                task = create_task(infer_task(self.loss_fn, target), n_classes=0 if target.ndim < 2 else target.shape[1])
+            bound = {k: task.metrics([v])[v] for k, v in named.items()}
+            self._metric_fns = {k: bound[k] if isinstance(v, str) else v for k, v in self.metrics.items()}
+        if not batchable:
+            return self._metric_fns
+        return {k: f for k, f in self._metric_fns.items() if getattr(f, "batchable", True)}
+
     def _autocast(self) -> Any:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
@@ -346,6 +484,38 @@ class Trainer(TrainerState):
         return {"loss_sum": torch.zeros(()), "count": 0, "norm_sum": torch.zeros(()), "norm_count": 0,
                 "metrics": {}}
 
+
+class _CallWith(nn.Module):
+    """A module whose forward takes a batch's inputs whole (a tuple or a dict) and calls `module` on them."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, inputs: Any) -> Any:
+        return call_model(self.module, inputs)
+
+
+def _user_batch(batch: Batch) -> Any:
+    """The batch as a caller's own step expects it: (*inputs, target) or a dict with its target."""
+    if isinstance(batch.inputs, Mapping):
+        extra = {"target": batch.target} if batch.target is not None else {}
+        return {**batch.inputs, **extra, **({"sample_weight": batch.weight} if batch.weight is not None else {})}
+    return (*batch.inputs, *(() if batch.target is None else (batch.target,)))
+
+
+def _check_full_step(cfg: TrainConfig) -> None:
+    """A callable that does the whole step leaves the loop nothing to clip, scale or accumulate."""
+    given = [f"{k}={getattr(cfg, k)!r}" for k, off in (("clip_norm", None), ("clip_value", None), ("accumulate", 1),
+                                                      ("l1", 0.0)) if getattr(cfg, k) != off]
+    if cfg.precision == "fp16":
+        given.append("precision='fp16'")
+    if given:
+        raise ConfigError(f"{', '.join(given)} cannot apply to a step that does the optimizer step itself; "
+                          "subclass nnrecipe.Step and override loss(model, batch) -> (loss, outputs), so that the "
+                          "loop does backward and the step, or do it inside your step")
+
+
 def _global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     """The 2-norm of all gradients as one vector, as clip_grad_norm_ computes it, in one foreach kernel:
     torch.nn.utils.get_total_norm first groups the tensors by device and dtype in Python, which cost this
@@ -354,11 +524,3 @@ def _global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
         return torch.zeros(())
     device = grads[0].device  # per-tensor norms gathered on one device, for a model spread over several
     return torch.linalg.vector_norm(torch.stack([n.to(device) for n in torch._foreach_norm(grads)]))
-
-
-def _n_rows(data: Any) -> int:
-    if isinstance(data, (tuple, list)):
-        return len(data[0])
-    if isinstance(data, torch.utils.data.DataLoader):
-        return len(data.dataset)  # type: ignore[arg-type]
-    return len(data)

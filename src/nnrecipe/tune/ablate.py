@@ -1,4 +1,4 @@
-"""R3 (seed 003: "carry out many controlled experiments"; "fix the random seed"): from a base run, change
+"""R3 (Karpathy's recipe: "carry out many controlled experiments"; "fix the random seed"): from a base run, change
 one setting at a time, train each value (and the base's own value, the control) over the same seeds,
 and compare them side by side. Each run records its parent, the base, and what changed from it."""
 
@@ -17,7 +17,8 @@ import pandas as pd
 
 from ..config import REFIT_SETTINGS, SECTIONS, from_dict
 from ..errors import ConfigError, did_you_mean
-from ..track import new_run_dir, read_json, write_json
+from ..io import read_json, write_json
+from ..track import new_run_dir
 from ..logs import quiet
 from .space import convert_value
 
@@ -43,7 +44,7 @@ def ablate(run_dir: str | os.PathLike, vary: dict[str, list[Any]], *, seeds: int
     base run's configuration with that one setting changed, for each value and `seeds` seeds (the base's
     seed, +1, ...). The base's own value is the control: its seed is the base run itself. `data`: the
     table when the base run was trained on a DataFrame (its config names no file)."""
-    from ..recipe import train_table
+    from ..recipes import train_table
 
     base = Path(run_dir)
     if not (base / "config.json").is_file() or not (base / "results.json").is_file():
@@ -138,7 +139,7 @@ def _known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
 
 def _row(name: str, value: Any, seed: int, run_dir: Path, task: str, control: bool) -> dict[str, Any]:
     """One run's line: `task` is the run's own (config.json's "task"), which names its headline test metric."""
-    from ..recipe import headline_metric
+    from ..recipes import headline_metric
 
     results = read_json(run_dir / "results.json")
     test = results["test"]

@@ -1,5 +1,5 @@
 """One trial: the space's values for it, `train_table` with them and a pruning callback, and the score
-(R1: the objective is on the validation split, seed 001's "highest validation accuracy")."""
+(R1: the objective is on the validation split, Rishit Dagli's "highest validation accuracy")."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pandas as pd
 
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..logs import quiet
-from ..track import read_json
 from ..train.callbacks import Callback
 from .space import SearchSpace
 
@@ -65,7 +64,7 @@ def run_trial(job: Job, trial: Any) -> float:
     # trial and report each member's epochs to the pruner in turn
     train_config = dataclasses.replace(train_config, cv_folds=1)
     pruning = PruningCallback(trial, job.metric)
-    from ..recipe import train_table
+    from ..recipes import train_table
 
     with quiet():
         run = train_table(job.data, job.target, out=job.out / "trials", data_config=job.data_config,
@@ -76,7 +75,7 @@ def run_trial(job: Job, trial: Any) -> float:
                           # tables; the retrained best gets them (refit), and `nnrecipe doctor` checks a setup;
                           # the data audit, the same for every trial of one table, likewise
                           checks=(), report=False, audit=False)
-    epoch = trial_best_epoch(run)
+    epoch = run.best_epoch or len(run.history)
     best = next((row for row in run.history if row["epoch"] == epoch), run.history[-1])
     trial.set_user_attr("run_dir", str(run.run_dir))
     trial.set_user_attr("best_epoch", int(best["epoch"]))
@@ -85,17 +84,11 @@ def run_trial(job: Job, trial: Any) -> float:
     trial.set_user_attr("epochs_run", len(run.history))
     # the refit (R2) trains at this batch size: its epoch count is for it, and the trial's folder may be on
     # another machine of a shared study
-    trial.set_user_attr("batch_size", int(read_json(run.run_dir / "config.json")["train"]["batch_size"]))
+    trial.set_user_attr("batch_size", run.batch_size)
     trial.set_user_attr("test", run.test)
     if pruning.pruned_at is not None:
         raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at}: {job.metric} behind the other trials'")
     return float(best[job.metric])
-
-
-def trial_best_epoch(run: Any) -> int:
-    from ..recipe import read_results
-
-    return int(read_results(run.run_dir)["best_epoch"] or len(run.history))
 
 
 def worker_name() -> str:

@@ -1,4 +1,4 @@
-"""R2 (seed 001): "to get the best performance you should retrain your model with the best
+"""R2 (Rishit Dagli): "to get the best performance you should retrain your model with the best
 hyperparameters you get on the full dataset". The best trial's configuration trains again on the
 training and validation rows together, for the best trial's best epoch count (there is no validation
 split left to stop on), and is tested on the test split the search never saw. It leaves a normal run
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DataConfig, ModelConfig, TrainConfig
-from ..track.run import read_json_or_none
+from ..io import read_json_or_none
 from .objective import Job
 
 log = logging.getLogger("nnrecipe")
@@ -53,7 +53,7 @@ def refit(data: Any, target: str, epochs: int, *, out: str | Path, data_config: 
     """Train the recipe's model on the train and validation splits together for `epochs` epochs (no
     early stopping: patience off, the last epoch's weights kept), test it, and leave a run folder:
     train_table's R2 mode, with the doctor's checks (the trials ran without them)."""
-    from ..recipe import train_table
+    from ..recipes import train_table
 
     return train_table(data, target, out=out, data_config=data_config, model_config=model_config,
                        train_config=train_config, note=note, refit={"epochs": int(epochs), **(origin or {})})

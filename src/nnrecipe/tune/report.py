@@ -10,8 +10,7 @@ from typing import Any
 
 from ..report.build import render
 from ..report.plots import to_uri
-from ..track import write_json
-from ..train.checkpoint import atomic_write
+from ..io import atomic_write, write_json
 
 
 def write_report(study: Any, result: Any, best: Any) -> Path:

@@ -1,4 +1,4 @@
-"""Random search (Bergstra & Bengio 2012; seed 001) that a study's workers cannot make differ: trial k's
+"""Random search (Bergstra & Bengio 2012; Rishit Dagli) that a study's workers cannot make differ: trial k's
 draws depend on the seed, k and the parameter's name alone, not on which worker claims it or when."""
 
 from __future__ import annotations

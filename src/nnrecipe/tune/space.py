@@ -1,7 +1,7 @@
 """R1: the search space, read from a YAML file. Sections `model` and `train` name settings of ModelConfig and
 TrainConfig; each takes one of the forms below. `layers` and `units` build `hidden`: `layers` layers of
-`units` each (seed 002: "the same number of neurons for all hidden layers will suffice"). The default space
-ships with the package (default_space.yaml) and cites the seed of every range."""
+`units` each (Lavanya Shukla: "the same number of neurons for all hidden layers will suffice"). The default space
+ships with the package (default_space.yaml) and cites the source of every range."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def default_space_text() -> str:
 
 
 def default_space() -> SearchSpace:
-    """The documented default space (default_space.yaml, ranges from seeds 001 and 002)."""
+    """The documented default space (default_space.yaml, ranges from Rishit Dagli and Lavanya Shukla)."""
     return parse_space(default_space_text(), "the default space (nnrecipe/tune/default_space.yaml)")
 
 

@@ -148,7 +148,7 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
 
 def make_sampler(name: Any, seed: int, worker: int = 0) -> Any:
     """random (the default: Bergstra & Bengio 2012, random search beats grid search when few of the
-    parameters matter; seed 001) or TPE (Bergstra et al. 2011), seeded per worker so workers differ."""
+    parameters matter; Rishit Dagli) or TPE (Bergstra et al. 2011), seeded per worker so workers differ."""
     import optuna
 
     if not isinstance(name, str):
@@ -440,7 +440,7 @@ def _metric(data: str | os.PathLike | pd.DataFrame, dcfg: DataConfig, seed: int)
     """The validation metric of the table's task: accuracy for classes, RMSE for regression (the
     headline metric of a run); reading the table here also fails early on bad data, before any worker."""
     from ..data.prepare import prepare_table
-    from ..recipe import headline_metric
+    from ..recipes import headline_metric
 
     prep, _ = prepare_table(data, dcfg, seed)
     return "val_" + headline_metric(prep.task)

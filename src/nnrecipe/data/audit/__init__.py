@@ -1,4 +1,4 @@
-"""The data audit (D1-D5, D8, D15, leakage) and the cleaned copy it advises (D16): seed 003's "become one
+"""The data audit (D1-D5, D8, D15, leakage) and the cleaned copy it advises (D16): Karpathy's "become one
 with the data", run before training (`nnrecipe audit`, `nnrecipe clean`, and first thing in `train`)."""
 
 from .clean import clean

@@ -1,4 +1,4 @@
-"""D16 (seed 003, "Filter / Sort / Clean"): a cleaned copy of a table, by the audit's findings, and a log of
+"""D16 (Karpathy's recipe, "Filter / Sort / Clean"): a cleaned copy of a table, by the audit's findings, and a log of
 every row removed and why. The input is only read; the copy and the log are written atomically."""
 
 from __future__ import annotations

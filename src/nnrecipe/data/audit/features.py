@@ -40,7 +40,8 @@ CLUSTERS_MAX, CLUSTERS_REGRESSION = 10, 5
 # binomial standard error above 11 points at 50%: runs cannot be compared on it. The clean tables of
 # tests/audit hold at least 27 rows per held-out split (wine).
 MIN_HELD_OUT = 20
-SEEDS_D5 = "seed 002 (start big, then let dropout and early stopping size it down); seed 003 ('more data is better'); D5"
+SOURCE_D5 = ("Lavanya Shukla (start big, then let dropout and early stopping size it down); Karpathy's recipe "
+             "('more data is better'); D5")
 
 
 def full_view(prep: PreparedTable, seed: int, floats_only: bool = False) -> DataView:
@@ -73,7 +74,7 @@ def _keys(prep: PreparedTable) -> np.ndarray:
 
 def split_overlap(prep: PreparedTable) -> Verdict:
     """leakage: rows (inputs and target identical) that the split train_table makes puts in two splits."""
-    source = "seed 003 (split hygiene); doctor-cases #6; D3 duplicates"
+    source = "Karpathy's recipe (split hygiene); D3 duplicates"
     group, _ = groups(_keys(prep))
     bounds = np.cumsum([0] + [prep.counts[s] for s in SPLITS])
     part = {s: group[bounds[i]:bounds[i + 1]] for i, s in enumerate(SPLITS)}
@@ -101,7 +102,7 @@ def split_overlap(prep: PreparedTable) -> Verdict:
 
 def test_overlap(prep: PreparedTable, test: pd.DataFrame, target: str, name: str) -> Verdict:
     """leakage: rows of an external test table that are also in the training table (inputs and target)."""
-    source = "seed 003 (split hygiene); a test set must hold rows the model never saw"
+    source = "Karpathy's recipe (split hygiene); a test set must hold rows the model never saw"
     cols = [c for c in prep.pre.columns if c not in test.columns]
     if cols:
         raise DataError(f"{name} lacks {len(cols)} column(s) of the training table: {', '.join(map(repr, cols))}; "
@@ -154,14 +155,14 @@ def one_column_leak(prep: PreparedTable, seed: int) -> Verdict:
 
 # ---------------------------------------------------------------- D5
 def size_advice(prep: PreparedTable, params: int, hidden: list[int]) -> Verdict:
-    """D5: training rows against the parameters of the model train builds, with the seeds' advice."""
+    """D5: training rows against the parameters of the model train builds, with the articles' advice."""
     rows = prep.counts["train"]
     ratio = rows / max(params, 1)
     ev = {"train_rows": rows, "parameters": params, "hidden": hidden, "rows_per_parameter": round(ratio, 4),
           "held_out": {"val": prep.counts["val"], "test": prep.counts["test"]}, "min_held_out": MIN_HELD_OUT}
     if ratio < 1:
-        advice = ("fewer training rows than parameters: the model can overfit them, as seed 003 wants of a first "
-                  "model; dropout and early stopping then size it down, and more rows are the best regularizer")
+        advice = ("fewer training rows than parameters: the model can overfit them, as Karpathy's recipe wants of a "
+                  "first model; dropout and early stopping then size it down, and more rows are the best regularizer")
     else:
         advice = ("more training rows than parameters: if the training loss stays high, a wider or deeper model "
                   "(--hidden) has room to help before it overfits")
@@ -169,20 +170,21 @@ def size_advice(prep: PreparedTable, params: int, hidden: list[int]) -> Verdict:
                f"{ratio:.3g} rows per parameter): {advice}")
     small = min(prep.counts["val"], prep.counts["test"])
     if small >= MIN_HELD_OUT:
-        return Verdict("D5", "data size", "pass", summary, ev, "", SEEDS_D5)
+        return Verdict("D5", "data size", "pass", summary, ev, "", SOURCE_D5)
     return Verdict("D5", "data size", "warn",
                    f"{summary}; but the validation and test splits hold {prep.counts['val']} and "
                    f"{prep.counts['test']} rows (< {MIN_HELD_OUT}): their scores move in steps of "
                    f"{100 / max(small, 1):.0f} points", ev,
-                   "collect more rows (seed 003: 'more data is better'); meanwhile compare runs over several seeds "
-                   "(--seed) rather than on one split, and keep the model small (--hidden 32)", SEEDS_D5)
+                   "collect more rows (Karpathy's recipe: 'more data is better'); meanwhile compare runs over several "
+                   "seeds (--seed) rather than on one split, and keep the model small (--hidden 32)", SOURCE_D5)
 
 
 def count_parameters(prep: PreparedTable, model_config: Any) -> tuple[int, list[int]]:
     """The parameter count and hidden widths of the model train would build for this table."""
-    from ...model import Head, make_mlp
+    from ...models import make_mlp
+    from ...tasks import create_task
 
-    head = Head(prep.task, max(len(prep.classes), 1))
+    head = create_task(prep.task, n_classes=max(len(prep.classes), 1))
     model = make_mlp(prep.features.shape[1], head.out_features, prep.counts["train"], model_config, prep.task,
                      prep.pre.embeddings)
     return sum(p.numel() for p in model.parameters()), list(model.spec["hidden"])
@@ -193,7 +195,7 @@ def clusters(prep: PreparedTable, seed: int) -> Verdict:
     """D15: k-means on the prepared features (numeric columns standardized by train's own preprocessing,
     categories one-hot), each cluster's size and label mix; the purity (the share of each cluster's majority
     class, weighted by size) against the largest class's share, what clusters blind to the labels reach."""
-    source = "seed 003 ('gain their representation. Then you can cluster them'); D15"
+    source = "Karpathy's recipe ('gain their representation. Then you can cluster them'); D15"
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     x = prep.features.numpy()

@@ -1,4 +1,4 @@
-"""`audit(data, target)`: look at the data before training (seed 003, "become one with the data"). Every
+"""`audit(data, target)`: look at the data before training (Karpathy's recipe, "become one with the data"). Every
 finding is a Verdict like the doctor's (status, summary, evidence, fix, source), in an `Audit`, the
 doctor's Diagnosis with what the audit found row by row (for `nnrecipe clean`) and the plot's data."""
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from ...checks.doctor import Diagnosis
+from ...checks.verdict import Diagnosis
 from ...config import DataConfig, ModelConfig
-from ...track import write_json
+from ...io import write_json
 from ..load import read_table
 from ..prepare import PreparedTable, _prepare
 from ..schema import check_target

@@ -21,13 +21,13 @@ from ..load import row_labels
 from ..schema import Schema, _kind, target_columns
 from ..transforms import _as_numbers, label_strings
 
-SEED_003 = "seed 003 ('Familiar with Data')"
+KARPATHY_DATA = "Karpathy's recipe ('Familiar with Data')"
 
-# D1: seed 003's long tail is "900 instances of good emotion against 10 of bad" (90:1) and its imbalanced
-# init example 1:10. From 10:1 the smallest class is a tail worth a warning; below it `train`'s class
+# D1: the long tail in Karpathy's recipe is "900 instances of good emotion against 10 of bad" (90:1) and
+# its imbalanced init example 1:10. From 10:1 the smallest class is a tail worth a warning; below it `train`'s class
 # weights (D6, from 3:1) handle it quietly. The clean tables of tests/audit read at most 1.7:1 (breast cancer).
 IMBALANCE_WARN = 10.0
-# D2: the seed's "set the appropriate maximum sequence length": the length that covers 95% of the rows.
+# D2: Karpathy's recipe, "set the appropriate maximum sequence length": the length that covers 95% of the rows.
 LENGTH_COVER = 95
 # D8: a column with a cell this many interquartile ranges from its median has outliers heavy enough that
 # the default standardization squeezes the bulk of the column into a sliver (one such cell sets the std).
@@ -80,7 +80,7 @@ def read_cells(df: pd.DataFrame, cfg: DataConfig) -> Cells:
 def label_distribution(y: pd.Series | pd.DataFrame, task: str) -> tuple[Verdict, dict[str, Any]]:
     """D1: the class counts (or the target's quantiles), the imbalance ratio and the long tail; and what
     the plot draws."""
-    source = f"{SEED_003}: 'know the label distribution ... and visualize it'; D1"
+    source = f"{KARPATHY_DATA}: 'know the label distribution ... and visualize it'; D1"
     name = "label distribution"
     if task == "regression":
         v = y.to_numpy(dtype=np.float64)
@@ -150,7 +150,7 @@ def save_plot(plot: dict[str, Any], file: str | os.PathLike, target: str) -> Non
 def text_lengths(df: pd.DataFrame, cells: Cells) -> Verdict:
     """D2: per text column (categorical, embedded, free text, ID-like text), the length of its cells in
     characters and in words: percentiles, and the maximum length that covers 95% of the rows."""
-    source = f"{SEED_003}: 'the distribution of the length of sequence ... set the appropriate maximum length'; D2"
+    source = f"{KARPATHY_DATA}: 'the distribution of the length of sequence ... set the appropriate maximum length'; D2"
     out: dict[str, Any] = {}
     for col, kind in cells.kinds.items():
         s = df[col]
@@ -193,7 +193,7 @@ def _weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: list[floa
 # ---------------------------------------------------------------- D3
 def duplicate_rows(df: pd.DataFrame, path: str | os.PathLike | None) -> tuple[Verdict, np.ndarray]:
     """D3: rows that repeat an earlier row in every column (target included); their data rows."""
-    source = f"{SEED_003}: 'detecting the duplicate instances'; D3"
+    source = f"{KARPATHY_DATA}: 'detecting the duplicate instances'; D3"
     dup = df.duplicated(keep="first").to_numpy()
     rows = np.flatnonzero(dup)
     n = len(df)
@@ -213,7 +213,7 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
                    ) -> tuple[Verdict, dict[int, str]]:
     """D3: rows with no target, numeric columns with empty (NaN), infinite or unparsable cells; and each
     such row's data row with what is wrong with it (the first problem found)."""
-    source = f"{SEED_003}: 'instances which are corrupted (e.g. lack of the label)'; D3"
+    source = f"{KARPATHY_DATA}: 'instances which are corrupted (e.g. lack of the label)'; D3"
     # a row keeps its first problem: no target, then the columns in order, unparsable before inf before nan;
     # `seen` marks the rows that have one (a mask, not a loop over every bad cell: 1M rows x 3 columns with
     # 30% empty cells took 0.67 s cell by cell)
@@ -263,7 +263,7 @@ def left_out_columns(schema: Schema) -> Verdict:
     """D3: the columns train leaves out as constant or ID-like (the schema's rule, data/schema.py). An
     ID-like column warns: the rule is a guess (a distinct integer or text in every row), and a real
     feature it takes for an ID would be lost; a constant column carries nothing and only passes."""
-    source = f"{SEED_003}: 'understand the data'; the schema's rules (README, 'How columns are read'); D3"
+    source = f"{KARPATHY_DATA}: 'understand the data'; the schema's rules (README, 'How columns are read'); D3"
     constant = {c: why for c, why in schema.dropped.items() if why.startswith("constant")}
     ids = {c: why for c, why in schema.dropped.items() if why.startswith("ID-like")}
     ev = {"constant": list(constant), "id_like": list(ids), "reasons": {**constant, **ids}}
@@ -284,8 +284,8 @@ def left_out_columns(schema: Schema) -> Verdict:
 def feature_scales(cells: Cells, scaling: str) -> Verdict:
     """D8: each raw numeric column's min, max, mean, std and outlier share (beyond Tukey's 1.5 IQR fences),
     the span of their scales (the doctor's measure, checks/data_checks.scale_stats), and the advice."""
-    source = ("seed 000 ('(Re-)Scale numerical values'); Tukey's fences (1.5 IQR); robust scaling for heavy "
-              "outliers; D8")
+    source = ("'Tips and tricks for Neural Networks' ('(Re-)Scale numerical values'); Tukey's fences (1.5 IQR); "
+              "robust scaling for heavy outliers; D8")
     stats: dict[str, Any] = {}
     heavy: dict[str, float] = {}
     for col, v in cells.numbers.items():

@@ -1,5 +1,6 @@
 from .base import Callback
 from .early_stopping import EarlyStopping
 from .progress import ProgressBar
+from .watch import PredictionWatch
 
-__all__ = ["Callback", "EarlyStopping", "ProgressBar"]
+__all__ = ["Callback", "EarlyStopping", "PredictionWatch", "ProgressBar"]

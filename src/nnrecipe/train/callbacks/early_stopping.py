@@ -1,7 +1,7 @@
 """T7: early stopping on any logged metric.
 
-`patience` epochs without an improvement larger than `min_delta` stop training (the seeds advise a
-patience of 5-20). Prechelt's criteria ("Early Stopping - But When?", 1998) are options for a
+`patience` epochs without an improvement larger than `min_delta` stop training (T7's sources in docs/techniques.md
+advise a patience of 5-20). Prechelt's criteria ("Early Stopping - But When?", 1998) are options for a
 validation loss: GL_alpha stops when the generalization loss 100 * (E_va / E_opt - 1) exceeds alpha;
 PQ_alpha when GL divided by the training progress P_k = 1000 * (sum / (k * min) - 1) over a strip of
 k epochs exceeds alpha. Which weights the model ends with is the Trainer's job (restore_best)."""

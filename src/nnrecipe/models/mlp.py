@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from .registry import register_model
 
 ACTIVATION_LAYERS = {
     "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "selu": nn.SELU, "gelu": nn.GELU,
@@ -17,16 +18,16 @@ ACTIVATION_LAYERS = {
 
 
 def round_width(w: float) -> int:
-    """M10 (seed 000): widths in multiples of 8, and of 64 from 64 up, fit the hardware's tiles."""
+    """M10 (the article "Tips and tricks for Neural Networks"): widths in multiples of 8, and of 64 from 64 up, fit the hardware's tiles."""
     step = 64 if w >= 64 else 8
     return max(8, int(math.ceil(w / step)) * step)
 
 
 def default_hidden(n_rows: int, n_features: int) -> tuple[int, ...]:
-    """M2 (seed 002): "1-5 hidden layers will serve you well", of equal width; "start with a huge number
-    of hidden layers + hidden neurons, then use dropout and early stopping to let the network size itself
-    down". Depth: 2 below 10,000 training rows, then one layer more per tenfold, up to 5 from 1,000,000.
-    Width: twice the input width, clipped to [128, 512] (the seed starts from up to 100 units and grows;
+    """M2 (Lavanya Shukla, "How To Design Deep Learning Architecture"): "1-5 hidden layers will serve you
+    well", of equal width; "start with a huge number of hidden layers + hidden neurons, then use dropout
+    and early stopping to let the network size itself down". Depth: 2 below 10,000 training rows, then one layer more per tenfold, up to 5 from 1,000,000.
+    Width: twice the input width, clipped to [128, 512] (the article starts from up to 100 units and grows;
     scikit-learn's default MLP has one layer of 100), rounded up to a multiple of 64 (M10). Two layers
     rather than one on small tables: on breast cancer (20 splits) and wine (10) one layer of 128 lost
     0.6 and 1.1 points of test accuracy to two (benchmarks/tabular.py's tables; the issue-4 notes)."""
@@ -34,6 +35,7 @@ def default_hidden(n_rows: int, n_features: int) -> tuple[int, ...]:
     return (round_width(min(512, max(128, 2 * n_features))),) * depth
 
 
+@register_model("mlp")
 class MLP(nn.Module):
     """Linear -> [BatchNorm] -> activation -> [Dropout], repeated, then a linear output layer. The
     output activation lives in the head (the losses take raw outputs)."""
@@ -42,7 +44,9 @@ class MLP(nn.Module):
                  activation: str = "relu", dropout: float = 0.0, batchnorm: bool = False,
                  embeddings: list[tuple[int, int]] | tuple[()] = ()):
         super().__init__()
-        self.spec = {"kind": "mlp", "in_features": in_features, "hidden": list(hidden),
+        hidden = tuple(int(h) for h in hidden)
+        embeddings = [tuple(int(v) for v in e) for e in embeddings]
+        self.spec = {"name": "mlp", "in_features": in_features, "hidden": list(hidden),
                      "out_features": out_features, "activation": activation, "dropout": dropout,
                      "batchnorm": batchnorm, "embeddings": [list(e) for e in embeddings]}
         # D10: one learned table per high-cardinality column, its rows concatenated to the features
@@ -55,7 +59,7 @@ class MLP(nn.Module):
                 layers.append(nn.BatchNorm1d(h))
             layers.append(ACTIVATION_LAYERS[activation]())
             if dropout > 0:
-                # M8 (seed 002): SELU keeps its self-normalization only with AlphaDropout
+                # M8 (Lavanya Shukla): SELU keeps its self-normalization only with AlphaDropout
                 layers.append(nn.AlphaDropout(dropout) if activation == "selu" else nn.Dropout(dropout))
             width = h
         layers.append(nn.Linear(width, out_features))
@@ -72,14 +76,9 @@ class MLP(nn.Module):
         return self.layers[-1]  # type: ignore[return-value]
 
 
-def build_mlp(spec: dict[str, Any]) -> MLP:
-    """Rebuild an MLP from its JSON spec (model.json): no code is loaded with a model."""
-    return MLP(spec["in_features"], tuple(spec["hidden"]), spec["out_features"], spec["activation"],
-               spec["dropout"], spec["batchnorm"], [tuple(e) for e in spec.get("embeddings", [])])
-
-
 def default_dropout(task: str) -> float:
-    """M8 (seeds 001, 002: 0.1-0.5, never on the output): 0.2 for classification. None for regression:
+    """M8 (Rishit Dagli, "How to Build Better Machine Learning Models"; Lavanya Shukla: 0.1-0.5, never on
+    the output): 0.2 for classification. None for regression:
     dropout changes the units' variance between training and inference (the 'variance shift' of Li et
     al., CVPR 2019), which a regression output reads directly; on our regression tables 0.2 tripled the
     test RMSE (tests/model/test_mlp.py measures it)."""
@@ -96,8 +95,8 @@ def make_mlp(in_features: int, out_features: int, n_rows: int, cfg: ModelConfig,
 
 def init_weights(model: MLP, output_bias: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  distribution: str = "normal") -> None:
-    """M5 (seeds 002, 003, 004): He init for the ReLU family, LeCun for SELU/ELU, Glorot for tanh and
-    sigmoid; biases zero. The output layer gets Glorot scaled by 0.01, so the logits start near zero and
+    """M5 (Lavanya Shukla; Karpathy's recipe; "Tips and Tricks for Deep Learning"): He init for the ReLU
+    family, LeCun for SELU/ELU, Glorot for tanh and sigmoid; biases zero. The output layer gets Glorot scaled by 0.01, so the logits start near zero and
     the loss at init is the prior's (Karpathy, "A Recipe for Training Neural Networks": init well; the
     makemore lectures scale the last layer down for this), and its bias starts at the prior (M6)."""
     act = model.spec["activation"]

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from nnrecipe import ModelConfig, TrainConfig, train_table
-from nnrecipe.model import Head, init_weights, make_mlp
-from nnrecipe.model.mlp import ACTIVATION_LAYERS, default_dropout, default_hidden, round_width
+from nnrecipe.models import init_weights, make_mlp
+from nnrecipe.tasks import Task, create_task
+from nnrecipe.models.mlp import ACTIVATION_LAYERS, default_dropout, default_hidden, round_width
 from nnrecipe.testing import small_table
 
 
@@ -50,13 +51,13 @@ def test_init_matches_the_activation(act, std, distribution):
 
 
 def test_output_layer_starts_small_with_the_prior_as_bias():
-    head = Head("multiclass", 3)
+    head = create_task("multiclass", n_classes=3)
     y = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
     model = make_mlp(8, 3, 100, ModelConfig(dropout=0.0))
     init_weights(model, head.output_bias(y))
     assert torch.allclose(model.output_layer.bias, torch.log(torch.tensor([0.6, 0.3, 0.1])))
     assert model.output_layer.weight.abs().max() < 0.01
-    binary = Head("binary")
+    binary = create_task("binary")
     assert binary.output_bias(torch.tensor([[1.0]] * 20 + [[0.0]] * 80)).item() == pytest.approx(math.log(20 / 80))
 
 

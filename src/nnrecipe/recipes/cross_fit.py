@@ -1,4 +1,4 @@
-"""T14 (seed 003, when data is lacking: "split the data several times. And use separate data to train
+"""T14 (Karpathy's recipe, when data is lacking: "split the data several times. And use separate data to train
 some models. Then we can ensemble them to gain the final prediction"): a cross-validation ensemble.
 
 The training and validation rows are pooled and cut into K folds; member k trains on the other folds and
@@ -23,23 +23,21 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from ..checks.curves import diagnose_curves
 from ..checks.verdict import Verdict
-from ..config import ModelConfig, TrainConfig
+from ..config import TrainConfig
 from ..data.balance import resample
 from ..data.split import fold_indices
 from ..errors import ConfigError
-from ..model import Head, init_weights, make_mlp, save_weights
-from ..repro import seed_everything
-from ..track.predictions import PredictionWatch
-from ..track.run import read_json, write_json
+from ..io import load_tensors, read_json, save_weights, write_json
+from ..train.callbacks import PredictionWatch
 
 log = logging.getLogger("nnrecipe")
 
@@ -74,16 +72,17 @@ class Member:
 class CrossFit:
     """The folds of one run and its members' models, rows and records."""
 
-    def __init__(self, prep: Any, head: Head, model_config: ModelConfig, train_config: TrainConfig,
+    def __init__(self, prepared: Any, build: Callable[[int, torch.Tensor], nn.Module], train_config: TrainConfig,
                  balance: str, run_dir: Path):
-        """`balance`: the data config's (D6); over- and undersampling are done per member."""
-        self.prep, self.head, self.mcfg, self.run_dir = prep, head, model_config, run_dir
+        """`prepared`: the pipeline's Prepared; `build(seed, y_fit)`: a member, initialised with its output
+        bias at y_fit's prior; `balance`: the data config's (D6): over- and undersampling are per member."""
+        self.prepared, self.build, self.run_dir = prepared, build, run_dir
         self.folds, self.seed, self.balance = train_config.cv_folds, train_config.seed, balance
-        train = (*prep.inputs("train"), prep.target("train"))  # as prepared: resampling is per member
-        val = (*prep.inputs("val"), prep.target("val"))
-        self.rows = tuple(torch.cat([a, b]) for a, b in zip(train, val))
-        self.data_rows = [*prep.data_rows("train"), *prep.data_rows("val")]
-        self.codes = self.rows[-1].view(-1).long().numpy() if head.task in ("binary", "multiclass") else None
+        train = prepared.unbalanced or prepared.split("train")  # as prepared: resampling is per member
+        self.rows = tuple(torch.cat([a, b]) for a, b in zip(train, prepared.split("val")))
+        self.data_rows = [*prepared.rows["train"], *prepared.rows["val"]]
+        task = prepared.task.name
+        self.codes = self.rows[-1].view(-1).long().numpy() if task in ("binary", "multiclass") else None
         self.held_out = fold_indices(self.codes, len(self.data_rows), self.folds, self.seed)
 
     def split(self, k: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
@@ -108,14 +107,9 @@ class CrossFit:
         return dataclasses.replace(train_config, seed=self.seed + k)
 
     def member(self, k: int) -> nn.Module:
-        """Member k, initialized as the recipe initializes one model (M5, M6: its output bias at the
-        prior of its own training rows)."""
-        seed_everything(self.seed + k)
-        model = make_mlp(self.rows[0].shape[1], self.head.out_features, self.prep.counts["train"], self.mcfg,
-                         self.prep.task, self.prep.pre.embeddings)
-        fit_target = self.rows[-1][torch.from_numpy(self._fit_index(k))]
-        init_weights(model, self.head.output_bias(fit_target), distribution=self.mcfg.init)
-        return model
+        """Member k, built as the recipe builds one model (M5, M6: its output bias at the prior of its own
+        training rows), seeded seed + k."""
+        return self.build(self.seed + k, self.rows[-1][torch.from_numpy(self._fit_index(k))])
 
     def trainer_dir(self, k: int) -> Path:
         return self.run_dir if k == 0 else self.member_dir(k)
@@ -126,14 +120,16 @@ class CrossFit:
     def watch(self, k: int = 0) -> PredictionWatch:
         """C10 on rows of member k's fold (rows it does not train on)."""
         *inputs, y = self.held(k)
-        return PredictionWatch.of_rows(inputs, y, [self.data_rows[i] for i in self.held_out[k]], self.prep)
+        p = self.prepared
+        return PredictionWatch.of_rows(inputs, y, [self.data_rows[i] for i in self.held_out[k]], p.task.name,
+                                       p.classes, p.task.target_scale)
 
     def finished(self, k: int, model: nn.Module) -> Member | None:
         """Member k's record, its final weights loaded into `model`, when it finished before (--resume)."""
         record = self.member_dir(k) / "member.json"
         if not record.exists():
             return None
-        model.load_state_dict(load_file(str(self.member_dir(k) / "model.safetensors")))
+        model.load_state_dict(load_tensors(self.member_dir(k) / "model.safetensors"))
         log.info("T14: member %d of %d finished before; its weights are loaded", k + 1, self.folds)
         return Member(**read_json(record))
 

@@ -1,6 +1,6 @@
-"""T14 (seed 003, for a lack of data: "split the data several times ... use separate data to train some
-models. Then we can ensemble them to gain the final prediction"): the members of a cross-validation
-ensemble behind one module, so that evaluation, the saved model and `predict` treat it as one network."""
+"""T14 (Karpathy's recipe, for a lack of data: "split the data several times ... use separate data to
+train some models. Then we can ensemble them to gain the final prediction"): the members of a
+cross-validation ensemble behind one module, so that evaluation, the saved model and `predict` treat it as one network."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .mlp import build_mlp
+from .registry import build_model, register_model
 
 
+@register_model("ensemble")
 class Ensemble(nn.Module):
     """The members' predictions averaged: their probabilities for sigmoid and softmax outputs, their
     values for regression. The output stays in the members' raw form (logits, or standardized values),
@@ -20,13 +21,15 @@ class Ensemble(nn.Module):
     (a valid set of logits), log-odds of the mean probability for sigmoid, both by log-sum-exp
     (no probability is rounded to 0 or 1 on the way)."""
 
-    def __init__(self, members: list[nn.Module], activation: str):
+    def __init__(self, members: list[Any], activation: str):
+        """`members`: modules, or their specs (a saved ensemble built again)."""
         super().__init__()
+        members = [build_model(m) if isinstance(m, dict) else m for m in members]
         if activation not in ("sigmoid", "softmax", "none"):
             raise ValueError(f"activation={activation!r}; allowed: sigmoid, softmax, none")
         self.members = nn.ModuleList(members)
         self.activation = activation
-        self.spec = {"kind": "ensemble", "activation": activation,
+        self.spec = {"name": "ensemble", "activation": activation,
                      "members": [m.spec for m in members]}  # type: ignore[attr-defined]
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -39,10 +42,3 @@ class Ensemble(nn.Module):
             log_q = torch.logsumexp(nn.functional.logsigmoid(-outs), dim=0) - log_k
             return log_p - log_q
         return outs.mean(0)
-
-
-def build_model(spec: dict[str, Any]) -> nn.Module:
-    """A model from its JSON spec (model.json's architecture): an MLP or an ensemble of them."""
-    if spec.get("kind") == "ensemble":
-        return Ensemble([build_mlp(s) for s in spec["members"]], spec["activation"])
-    return build_mlp(spec)

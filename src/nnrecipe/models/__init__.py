@@ -1,0 +1,10 @@
+"""Models by name: the registry (create_model, list_models), the recipe's MLP for tables and the T14
+cross-validation ensemble, their init, and the shareable artifact (safetensors + JSON)."""
+
+from .artifact import load_model, save_model
+from .ensemble import Ensemble
+from .mlp import MLP, default_hidden, init_weights, make_mlp
+from .registry import build_model, create_model, list_models, register_model
+
+__all__ = ["MLP", "Ensemble", "build_model", "create_model", "default_hidden", "init_weights", "list_models",
+           "load_model", "make_mlp", "register_model", "save_model"]

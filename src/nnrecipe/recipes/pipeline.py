@@ -1,0 +1,459 @@
+"""The recipe as one pipeline: prepare -> build -> check -> fit -> evaluate -> record.
+
+A kind of data plugs in as a Recipe (recipes/tabular.py for tables): it supplies its reader and
+preprocessing (`prepare`), its audit, its default model (`build`), its previews for the report and what a
+saved model needs to predict. The pipeline does the rest the same way for every kind: the doctor's checks
+before training (Karpathy's recipe: verify the setup before you train), the Trainer with early stopping
+and checkpoints, or a T14 cross-validation ensemble, or the R2 refit; the curves judged after training
+(C8, T16); the test metrics; and the record of the run folder. `run()` returns everything the tuner and
+the refit need in memory: nothing is written to be read back."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checks import Diagnosis, Verdict, check_init_loss
+from ..checks.curves import check_longer
+from ..checks.doctor import c2_init_loss, doctor, resolve_checks
+from ..config import REFIT_SETTINGS, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from ..errors import ConfigError, TrainingError, check_choice
+from ..io import read_json, write_json
+from ..models import Ensemble, save_model
+from ..repro import environment
+from ..tasks import Task, classification_report
+from ..track import check_parent, new_run_dir
+from ..track.journal import write_journal
+from ..track.recorder import RunRecorder, now
+from ..train import Trainer
+from ..train.callbacks import Callback, PredictionWatch, ProgressBar
+from ..train.optim import make_optimizer
+from ..train.trainer import default_batch_size
+from .cross_fit import CrossFit, Member, member_curves, member_verdicts, resolve_folds
+
+log = logging.getLogger("nnrecipe")
+
+SPLITS = ("train", "val", "test")
+# C8 judges the run's own curves after training, not a short run of its own; the data checks run in the
+# audit, on every row rather than the doctor's sample
+SKIPPED_BEFORE_TRAINING = ("C8", "data")
+
+
+@dataclass
+class Prepared:
+    """What a kind of data hands the pipeline: the task (its loss set: class weights, M3's robust loss), the
+    model's inputs and the loss-shaped targets of each split, each split's data rows, and the modality's own
+    preparation (a PreparedTable for tables)."""
+    task: Task
+    target: str  # what is predicted: a column, or several joined by commas (multi-label)
+    inputs: dict[str, tuple[torch.Tensor, ...]]
+    targets: dict[str, torch.Tensor]
+    rows: dict[str, list[int]]
+    classes: list[str]
+    head: str  # how the task's loss was chosen: D6 rebalancing, M3's regression loss
+    data: Any
+    feature_names: list[str] | None = None
+    # the training split before D6's over- or undersampling, when it was resampled (T14 resamples per member)
+    unbalanced: tuple[torch.Tensor, ...] | None = None
+    held_back: Any = None  # rows kept out of training to be predicted for review (D7's neutral rows)
+
+    def split(self, name: str) -> tuple[torch.Tensor, ...]:
+        """A split's inputs and target, as the Trainer takes them."""
+        return (*self.inputs[name], self.targets[name])
+
+
+@dataclass
+class Run:
+    """A finished run: its folder and what it recorded there, in memory."""
+    run_dir: Path
+    task: str
+    test: dict[str, float]
+    verdicts: Diagnosis
+    history: list[dict[str, Any]] = field(default_factory=list)
+    audit: Diagnosis | None = None  # the data audit's findings (audit.json)
+    config: dict[str, Any] = field(default_factory=dict)  # config.json
+    results: dict[str, Any] = field(default_factory=dict)  # results.json
+
+    @property
+    def metric(self) -> tuple[str, float]:
+        """The headline test metric: accuracy for classes, RMSE (target units) for regression."""
+        name = headline_metric(self.task)
+        return name, self.test[name]
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.results.get("best_epoch")
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.config["train"]["batch_size"])
+
+
+def headline_metric(task: str) -> str:
+    """The metric a run of `task` is judged by: rmse (target units) for regression, else accuracy."""
+    return "rmse" if task in ("regression", "reconstruction") else "accuracy"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How one run goes, beside its data, model and training settings (train_table's keywords)."""
+    out: str | os.PathLike = "runs"
+    note: str = ""
+    progress: bool = False
+    callbacks: tuple[Callback, ...] = ()
+    lr_find: str = "off"  # off | on | confirm (T4)
+    resume: str | os.PathLike | None = None  # a run folder to go on with (T8)
+    strict: bool = False  # stop before training when a check fails
+    parent: str | os.PathLike | None = None  # R3
+    config_file: str | os.PathLike | None = None  # R8
+    report: bool = True
+    export: tuple[str, ...] = ()
+    checks: tuple[Any, ...] | None = None  # the doctor's checks before training (None: all; (): none)
+    refit: dict[str, Any] | None = None  # R2: {"epochs": N, ...the trial it retrains}
+    audit: bool = True
+
+    def __post_init__(self) -> None:
+        check_choice("lr_find", self.lr_find, ("off", "on", "confirm"))
+
+
+class Recipe:
+    """One kind of data on the pipeline. Subclasses supply these; the pipeline calls them in order."""
+
+    kind = "data"
+
+    def prepare(self, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig) -> Prepared:
+        raise NotImplementedError
+
+    def build(self, prepared: Prepared, mcfg: ModelConfig, seed: int, y_fit: torch.Tensor,
+              deterministic: bool = False) -> nn.Module:
+        """The default model for the data, initialised (M5, M6: the output bias at y_fit's prior)."""
+        raise NotImplementedError
+
+    def audit(self, data: Any, prepared: Prepared, dcfg: DataConfig, tcfg: TrainConfig,
+              model: nn.Module) -> Diagnosis | None:
+        return None
+
+    def name(self, data: Any, dcfg: DataConfig) -> str:
+        """The run folder's name after its timestamp."""
+        return self.kind
+
+    def describe(self, data: Any, prepared: Prepared) -> dict[str, Any]:
+        """config.json's entries about the data (source, why this task)."""
+        return {}
+
+    def journal(self, data: Any, prepared: Prepared, dcfg: DataConfig) -> dict[str, Any]:
+        """journal.json's data entry: the data's fingerprint and label counts."""
+        return {}
+
+    def record(self, run_dir: Path, prepared: Prepared) -> None:
+        """Files of the run folder that describe the data (splits, schema)."""
+
+    def previews(self, run_dir: Path, prepared: Prepared, predict: Any,
+                 held_out: tuple[torch.Tensor, torch.Tensor, Sequence[int]] | None) -> None:
+        """C9, D14: what the report shows of the validation predictions and the inputs."""
+
+    def artifact(self, prepared: Prepared) -> dict[str, Any]:
+        """model.json's entries beside the architecture: what predict needs."""
+        return {}
+
+    def finish(self, run_dir: Path, model: nn.Module, prepared: Prepared, meta: dict[str, Any]) -> None:
+        """Anything left once the model is saved (D7's review of the neutral rows)."""
+
+    def summary(self, run_dir: Path, prepared: Prepared) -> list[str]:
+        """summary.txt's lines about the data."""
+        return []
+
+
+def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig, opts: Options) -> Run:
+    """Train the recipe's model on `data` and leave a run folder under opts.out (see the module's docstring).
+    Raises DataError/ConfigError naming the input and the fix, TrainingError when --strict stops it."""
+    lr_find, note, refit = opts.lr_find, opts.note, opts.refit
+    if opts.resume is not None:
+        dcfg, mcfg, tcfg, note, refit = recorded_config(Path(opts.resume), dcfg.target)
+        lr_find = "off"  # the recorded lr is the one the range test chose
+    if refit is not None:  # R2 (Rishit Dagli: retrain the best on all the data): nothing held out to stop on
+        if tcfg.cv_folds > 1:
+            log.info("R2 refit: one model on the training and validation rows; cv_folds=%d is not used", tcfg.cv_folds)
+        tcfg = dataclasses.replace(tcfg, epochs=int(refit["epochs"]), **REFIT_SETTINGS)
+    if opts.parent is not None:
+        check_parent(opts.parent)  # a wrong --parent fails before the work, not after it
+
+    # -- prepare and build
+    prepared = recipe.prepare(data, dcfg, mcfg, tcfg)
+    task = prepared.task
+    if tcfg.metric is not None:
+        task.metrics([tcfg.metric])  # a metric that does not apply to the task fails here, naming both
+    model = recipe.build(prepared, mcfg, tcfg.seed, prepared.targets["train"], tcfg.deterministic)
+    # T14: a cross-validation ensemble when asked for (a refit trains one model on every row)
+    folds = resolve_folds(tcfg.cv_folds, len(prepared.rows["train"]) + len(prepared.rows["val"]))
+
+    # -- the data audit (Karpathy's recipe: become one with the data), then the doctor's checks
+    started = time.perf_counter()
+    findings = recipe.audit(data, prepared, dcfg, tcfg, model) if opts.audit else None
+    for v in findings or []:
+        log.info("%s", v.line())
+    audit_seconds = time.perf_counter() - started
+    chosen = [c for c in resolve_checks(None if opts.checks is None else list(opts.checks))
+              if c[0] not in SKIPPED_BEFORE_TRAINING]
+    verdicts, started = Diagnosis(), time.perf_counter()
+    if chosen:  # a search's trials run none: no doctor's sample and setup to build for nothing
+        # the first optimizer a process builds imports torch._dynamo (2 s here): any training pays it once,
+        # so it is paid before the doctor's clock starts
+        optimizer = make_optimizer(model.parameters(), tcfg)
+        started = time.perf_counter()
+        verdicts = diagnose(model, prepared, tcfg, [fn for _, fn in chosen], optimizer=optimizer)
+    checks_seconds = time.perf_counter() - started
+    if opts.strict and (verdicts.failed or (findings is not None and findings.failed)):
+        raise TrainingError("a check failed and --strict stops before training: "
+                            + "; ".join(f"{v.id} {v.name}: {v.summary} (fix: {v.fix})"
+                                        for v in [*(findings or []), *verdicts] if v.status == "fail"))
+
+    # -- fit (T1, T7, T8; T14, R2)
+    run_dir = Path(opts.resume) if opts.resume is not None else new_run_dir(opts.out, recipe.name(data, dcfg))
+    recorder = RunRecorder(run_dir)
+    fit = Fit(recipe, prepared, model, mcfg, tcfg, opts, run_dir, folds, refit, dcfg.balance)
+    if lr_find != "off":
+        fit.find_lr(confirm=lr_find == "confirm")
+    tcfg = fit.tcfg
+    config = {"data": to_dict(dcfg),
+              "model": {**to_dict(mcfg), **_model_shape(model)},
+              "train": {**to_dict(tcfg), "batch_size": fit.trainer.batch_size}, "task": task.name,
+              "head": prepared.head, "loss": type(task.loss()).__name__, **recipe.describe(data, prepared),
+              "note": note, "kind": recipe.kind, "created": now()}
+    if refit is not None:
+        config["refit"] = {"trained_on": ["train", "val"], **refit}
+    if opts.resume is None:
+        config = recorder.start(config)
+        write_journal(run_dir, config=config, data=recipe.journal(data, prepared, dcfg), note=note,
+                      parent=opts.parent, config_file=opts.config_file)
+    else:
+        config = {**config, "created": (recorder.recorded_config() or {}).get("created", config["created"])}
+    if findings is not None:
+        findings.save(run_dir)  # audit.json and the label distribution plot
+    recipe.record(run_dir, prepared)
+    started = time.perf_counter()
+    final, histories, best_epoch, best_value, members = fit.train()
+    seconds = time.perf_counter() - started
+    trainer, history = fit.trainer, histories[0]
+
+    # C8 on the run (each member's), against C2's prior loss (absent when C2 could not run: the first epoch
+    # stands in); T16: did the epoch budget end it, the monitor still improving? A refit has no validation
+    # curve to judge and trains a set number of epochs
+    prior = next((v.evidence.get("expected") for v in verdicts.by_id("C2")), None)
+    if refit is None:
+        for v in [*member_curves(histories, prior),
+                  *member_verdicts([[check_longer(h, tcfg.epochs, trainer.monitor, trainer.mode)] for h in histories])]:
+            log.info("%s", v.line())
+            verdicts.append(v)
+    recorder.checks(verdicts)
+
+    # -- evaluate: every metric of the task on the test rows (and per class)
+    test_outputs = trainer.predict(prepared.split("test"), model=final)
+    y_test = prepared.targets["test"]
+    test = trainer.score(test_outputs, y_test)
+    test.update(_finite({k: fn(test_outputs, y_test) for k, fn in task.metrics(task.test_metrics).items()
+                         if k not in test}))
+    held_out = fit.out_of_fold(members) if fit.cv is not None else None
+    if refit is None:  # a refit has trained on the validation rows: their predictions say nothing
+        recipe.previews(run_dir, prepared, trainer.predict, held_out)
+
+    # -- the record (R4)
+    meta = {"task": task.name, "target": prepared.target, "classes": prepared.classes,
+            "target_scale": task.target_scale, "output_activation": task.activation, **recipe.artifact(prepared)}
+    save_model(run_dir, final, meta)
+    recipe.finish(run_dir, final, prepared, meta)
+    results = {"test": test, "best_epoch": best_epoch, "monitor": trainer.monitor,
+               "best_value": best_value, "epochs_run": len(history), "train_seconds": round(seconds, 2),
+               "checks_seconds": round(checks_seconds, 3), "audit_seconds": round(audit_seconds, 3),
+               "checks_seconds_each": {k: round(v, 3) for k, v in verdicts.seconds.items()},
+               "rows": {s: len(prepared.rows[s]) for s in SPLITS} if refit is None else
+               {"train": len(prepared.rows["train"]) + len(prepared.rows["val"]), "val": 0,
+                "test": len(prepared.rows["test"])},
+               "environment": environment()}
+    if task.name in ("binary", "multiclass", "multilabel"):
+        results["test_report"] = classification_report(task, test_outputs, y_test, prepared.classes)
+    if fit.cv is not None:  # T14: best_epoch, best_value and epochs_run above are member 1's
+        results["cv"] = {"folds": folds, "members": [m.summary() for m in members],
+                         "out_of_fold": trainer.score(*held_out[:2])}  # type: ignore[index]
+    results = recorder.finish(results)
+    done = Run(run_dir, task.name, test, verdicts, history, findings, config, results)
+    (run_dir / "summary.txt").write_text(summary(done, recipe.summary(run_dir, prepared)))
+    if opts.report:
+        from ..report import write_report
+
+        write_report(run_dir)
+    for to in opts.export:
+        from ..track.export import export_run
+
+        log.info("exported to %s: %s", to, export_run(run_dir, to))
+    return done
+
+
+class Fit:
+    """Training for one run: one model, or a T14 ensemble's members one after the other (member 1 in the
+    run folder itself), or the R2 refit on the training and validation rows together."""
+
+    def __init__(self, recipe: Recipe, prepared: Prepared, model: nn.Module, mcfg: ModelConfig, tcfg: TrainConfig,
+                 opts: Options, run_dir: Path, folds: int, refit: dict[str, Any] | None, balance: str):
+        self.prepared, self.opts, self.run_dir = prepared, opts, run_dir
+        self.fit_rows: tuple[torch.Tensor, ...] = prepared.split("train")
+        self.val_rows: tuple[torch.Tensor, ...] | None = prepared.split("val")
+        self.watch: list[Callback] = []
+        if refit is None:  # C10: fixed validation rows, predicted after every epoch
+            self.watch = [PredictionWatch.of_rows(prepared.inputs["val"], prepared.targets["val"], prepared.rows["val"],
+                                                  prepared.task.name, prepared.classes, prepared.task.target_scale)]
+        else:  # R2: the validation rows join the training rows; nothing is held out to watch
+            self.fit_rows = tuple(torch.cat([a, b]) for a, b in zip(self.fit_rows, self.val_rows))
+            self.val_rows = None
+        self.cv: CrossFit | None = None
+        self.members = [model]
+        if folds > 1:
+            self.cv = CrossFit(prepared, lambda seed, y: recipe.build(prepared, mcfg, seed, y), tcfg, balance, run_dir)
+            self.members = [self.cv.member(k) for k in range(folds)]
+            (self.fit_rows, self.val_rows), self.watch = self.cv.split(0), [self.cv.watch(0)]
+            # one batch size for every member, member 1's: each member's own row count could fall on either
+            # side of a threshold of the sizing rule, and config.json (what --resume reads) records one
+            tcfg = dataclasses.replace(tcfg, batch_size=tcfg.batch_size or default_batch_size(len(self.fit_rows[0])))
+        # each member a fresh copy of the stateful callbacks given (an EarlyStopping, say), as they were before
+        # member 1 trained: one member's state must not carry into the next (a resumed run could not repeat it)
+        self.pristine = _fresh(opts.callbacks) if self.cv is not None else []
+        self.tcfg = tcfg
+        self.trainer = self._trainer(0)
+
+    def _trainer(self, k: int) -> Trainer:
+        cv, opts = self.cv, self.opts
+        rows = (self.fit_rows, self.val_rows) if cv is None or k == 0 else cv.split(k)
+        given = list(opts.callbacks) if k == 0 else _fresh(self.pristine)
+        return Trainer(self.members[k], self.prepared.task.loss(), *rows, self.tcfg if cv is None else cv.config(self.tcfg, k),
+                       callbacks=[*given, *(self.watch if k == 0 else []), *([ProgressBar()] if opts.progress else [])],
+                       metrics=self.prepared.task.metrics(), train_metrics=True, task=self.prepared.task,
+                       run_dir=self.run_dir if cv is None else cv.trainer_dir(k),
+                       record=False, resume="auto" if opts.resume is not None else False)
+
+    def find_lr(self, confirm: bool) -> None:
+        """T4: the range test on member 1's trainer; its candidate becomes the run's rate."""
+        found = self.trainer.lr_find(confirm=confirm)
+        write_json(self.run_dir / "lr_find.json", found.to_dict())
+        for warning in found.warnings:
+            log.warning("LR range test: %s", warning)
+        if found.suggestion is not None:
+            log.info("LR range test: lr %.3g (%s)", found.suggestion, found.rule)
+            self.tcfg = dataclasses.replace(self.tcfg, lr=found.suggestion)
+            self.trainer = self._trainer(0)
+
+    def train(self) -> tuple[nn.Module, list[list[dict[str, Any]]], int | None, float | None, list[Member]]:
+        """The final model (the ensemble of the members), every member's history, and member 1's best."""
+        if self.cv is None:
+            history = self.trainer.fit()
+            return self.members[0], [history], self.trainer.best_epoch, self.trainer.best_value, []
+        records: list[Member] = []
+        for k in range(len(self.members)):  # a resumed run loads the members that finished
+            record = self.cv.finished(k, self.members[k])
+            if record is None:
+                started = time.perf_counter()
+                fitter = self.trainer if k == 0 else self._trainer(k)
+                fitter.fit()
+                record = self.cv.record(k, self.members[k], fitter, time.perf_counter() - started)
+            records.append(record)
+        final = Ensemble(self.members, self.prepared.task.activation)
+        return final, [r.history for r in records], records[0].best_epoch, records[0].best_value, records
+
+    def out_of_fold(self, members: list[Member]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        assert self.cv is not None
+        return self.cv.out_of_fold(self.trainer, self.members)
+
+
+def diagnose(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, checks: list[Any] | None = None,
+             optimizer: torch.optim.Optimizer | None = None) -> Diagnosis:
+    """The doctor on the recipe's own setup, before training: every check, C2 against the task's prior over
+    all the training rows (class weights included) rather than the doctor's sample."""
+    task, X, y = prepared.task, prepared.inputs, prepared.targets
+    sample = torch.randperm(len(y["train"]), generator=torch.Generator().manual_seed(tcfg.seed))[:1024]
+    xs, ys = tuple(t[sample] for t in X["train"]), y["train"][sample]
+    loss_fn = task.loss()
+
+    def c2(setup: Any) -> Verdict:
+        return check_init_loss(model, loss_fn, xs, ys, task, y["train"])
+
+    optimizer = optimizer if optimizer is not None else make_optimizer(model.parameters(), tcfg)
+    chosen = [fn for _, fn in resolve_checks(checks)]
+    diagnosis = doctor(model, prepared.split("train"), loss_fn=loss_fn, optimizer=optimizer,
+                       val_data=prepared.split("val"), task=task.name, seed=tcfg.seed,
+                       feature_names=prepared.feature_names,
+                       checks=[c2 if c is c2_init_loss else c for c in chosen])
+    for v in diagnosis:
+        log.info("%s", v.line())
+    return diagnosis
+
+
+def recorded_config(run_dir: Path, target: str
+                    ) -> tuple[DataConfig, ModelConfig, TrainConfig, str, dict[str, Any] | None]:
+    """The configs, the note and the refit (R2) settings a run recorded, for --resume."""
+    if not (run_dir / "config.json").exists():
+        raise ConfigError(f"--resume {run_dir}: no config.json there; give a run folder that `nnrecipe train` made")
+    rec = read_json(run_dir / "config.json")
+    if rec["data"]["target"] != target:
+        raise ConfigError(f"--resume {run_dir}: that run predicts '{rec['data']['target']}', not '{target}'; "
+                          f"pass --target {rec['data']['target']}")
+    log.warning("resuming %s with the config it recorded", run_dir)
+    model = {k: v for k, v in rec["model"].items() if k in {f.name for f in dataclasses.fields(ModelConfig)}}
+    return (from_dict(DataConfig, rec["data"]), from_dict(ModelConfig, model),
+            from_dict(TrainConfig, rec["train"]), rec.get("note", ""), rec.get("refit"))
+
+
+def summary(run: Run, data_lines: list[str]) -> str:
+    """summary.txt: the run in a dozen lines."""
+    config, results = run.config, run.results
+    name, value = run.metric
+    model = config["model"]
+    lines = [
+        f"nnrecipe run {run.run_dir.name}",
+        f"data     {config.get('source') or 'DataFrame'} -> target '{config['data']['target']}', "
+        f"task {run.task} ({config.get('task_reason', '')})",
+        f"rows     train {results['rows']['train']}, validation {results['rows']['val']}, test {results['rows']['test']}",
+        f"model    {model.get('name', 'mlp').upper()} hidden {model.get('hidden')}, {model.get('activation')}; "
+        f"{config['train']['optimizer']} lr {config['train']['lr']}, batch {config['train']['batch_size']}",
+        f"training {results['epochs_run']} epochs on the training and validation rows (R2 refit); the last "
+        "epoch's weights kept" if config.get("refit") else
+        f"training {results['epochs_run']} epochs; best epoch {results['best_epoch']} by {results['monitor']} "
+        f"= {results['best_value']:.4f}; weights restored from it",
+        f"test     {name} {value:.4f}, loss {run.test['loss']:.4f}",
+        *data_lines,
+        "data audit (audit.json)",
+        *[f"  {v.line()}" for v in (run.audit or [])],
+        "checks",
+        *[f"  {v.line()}" for v in run.verdicts],
+    ]
+    if results.get("cv"):
+        from ..report.build import ensemble_line
+
+        lines.insert(5, f"ensemble {ensemble_line(results['cv'])}")
+    if config["note"]:
+        lines.insert(1, f"note     {config['note']}")
+    return "\n".join(lines) + "\n"
+
+
+def _model_shape(model: nn.Module) -> dict[str, Any]:
+    """config.json's record of the model built: its registry name and the settings the rules chose."""
+    spec = getattr(model, "spec", {})
+    return {"name": spec.get("name"), **{k: spec[k] for k in ("hidden", "dropout") if k in spec}}
+
+
+def _fresh(given: Sequence[Callback]) -> list[Callback]:
+    return [copy.deepcopy(c) if hasattr(c, "state_dict") else c for c in given]
+
+
+def _finite(values: dict[str, float]) -> dict[str, float | None]:
+    """NaN (a metric undefined on these rows: ROC AUC with one class) as None, which JSON can hold."""
+    return {k: (float(v) if math.isfinite(v) else None) for k, v in values.items()}

@@ -1,0 +1,299 @@
+"""Tables on the pipeline: read -> schema and task -> split -> preprocess (fitted on train) -> the MLP the
+rules size -> the pipeline's checks, training, test and record. `nnrecipe train`, `doctor` and `predict`
+on a CSV or Parquet file are thin layers over `train_table`, `doctor_table` and `predict_table`."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..checks import Diagnosis
+from ..config import DataConfig, ModelConfig, TrainConfig
+from ..data import TablePreprocessor, read_table
+from ..data.audit import audit_frame
+from ..data.balance import class_weights, resample, resolve_balance
+from ..data.cache import data_fingerprint
+from ..data.prepare import SPLITS, PreparedTable, prepare_table
+from ..data.schema import multilabel_frame, numeric_problems, target_columns
+from ..data.transforms import label_strings
+from ..errors import DataError
+from ..io import write_json
+from ..models import init_weights, load_model, make_mlp
+from ..repro import seed_everything
+from ..tasks import Task, create_task
+from ..track.journal import label_counts
+from ..track.predictions import record_outputs
+from ..train.callbacks import Callback
+from .pipeline import Options, Prepared, Recipe, Run, diagnose, headline_metric, run
+
+log = logging.getLogger("nnrecipe")
+
+TableRun = Run  # the name train_table's result had before the pipeline served every kind of data
+
+__all__ = ["TableRecipe", "TableRun", "doctor_table", "headline_metric", "heavy_tailed", "predict_table",
+           "train_table"]
+
+# M3: a standardized target with more than 0.5% of its values beyond 4 standard deviations is heavy-tailed
+# (a normal one has 0.006% there): its squared errors would be dominated by those few rows.
+HEAVY_TAIL_Z, HEAVY_TAIL_SHARE = 4.0, 0.005
+
+
+def heavy_tailed(y_std: torch.Tensor) -> bool:
+    return bool((y_std.abs() > HEAVY_TAIL_Z).float().mean() > HEAVY_TAIL_SHARE)
+
+
+class TableRecipe(Recipe):
+    """A CSV or Parquet file, or a DataFrame, with a target column (or several 0/1 columns: multi-label)."""
+
+    kind = "table"
+
+    def prepare(self, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig) -> Prepared:
+        """The table made ready (D8-D10, D13), and the task with its loss and rebalancing (D6, M1, M3)."""
+        prep, neutral = prepare_table(data, dcfg, tcfg.seed)
+        X = {k: prep.inputs(k) for k in SPLITS}  # each a tuple: features[, codes]
+        y = {k: prep.target(k) for k in SPLITS}
+        task, head, unbalanced = self._task(prep, y, X, dcfg, mcfg, tcfg.seed)
+        return Prepared(task, dcfg.target, X, y, {k: prep.data_rows(k) for k in SPLITS}, prep.classes, head, prep,
+                        prep.pre.feature_names, unbalanced, neutral)
+
+    @staticmethod
+    def _task(prep: PreparedTable, y: dict[str, torch.Tensor], X: dict[str, tuple[torch.Tensor, ...]],
+              dcfg: DataConfig, mcfg: ModelConfig, seed: int) -> tuple[Task, str, tuple[torch.Tensor, ...] | None]:
+        """The task with its loss: D6 rebalancing for classes (resampling rewrites the training split),
+        M3's robust loss for a regression target with heavy outliers. Returns the task, why, and the
+        training split as it was before resampling (None when it was not resampled)."""
+        name, n = prep.task, len(prep.classes)
+        if name == "multilabel":
+            return (create_task(name, n_classes=n), "multilabel: no rebalancing (each label's bias starts at its "
+                    "prior)", None)
+        if name == "regression":
+            loss = mcfg.loss if mcfg.loss != "auto" else ("huber" if heavy_tailed(y["train"]) else "mse")
+            return create_task(name, loss=loss, target_scale=prep.target_scale), f"regression loss {loss}", None
+        codes = y["train"].view(-1).long().numpy()
+        method, why = resolve_balance(dcfg.balance, codes, n)
+        log.info("class balance: %s (%s)", method, why)
+        if method == "weights":
+            return create_task(name, n_classes=n, class_weights=class_weights(codes, n)), f"{method}: {why}", None
+        unbalanced = None
+        if method in ("oversample", "undersample"):
+            unbalanced = (*X["train"], y["train"])
+            rows = torch.from_numpy(resample(codes, method, seed))
+            X["train"] = tuple(t[rows] for t in X["train"])
+            y["train"] = y["train"][rows]
+        return create_task(name, n_classes=n), f"{method}: {why}", unbalanced
+
+    def build(self, prepared: Prepared, mcfg: ModelConfig, seed: int, y_fit: torch.Tensor,
+              deterministic: bool = False) -> nn.Module:
+        """The MLP the rules size for the table (M2, M10), initialised (M5; M6: the output bias at y_fit's
+        prior)."""
+        prep: PreparedTable = prepared.data
+        seed_everything(seed, deterministic)
+        model = make_mlp(prep.features.shape[1], prepared.task.out_features, prep.counts["train"], mcfg, prep.task,
+                         prep.pre.embeddings)
+        init_weights(model, prepared.task.output_bias(y_fit), distribution=mcfg.init)
+        return model
+
+    def audit(self, data: Any, prepared: Prepared, dcfg: DataConfig, tcfg: TrainConfig,
+              model: nn.Module) -> Diagnosis | None:
+        """The data audit on every row, on train's own preparation."""
+        prep: PreparedTable = prepared.data
+        frame, prep.frame = prep.frame, None  # not kept in training
+        path = _path(data)
+        return audit_frame(frame if frame is not None else _frame(data, path, prep.content_key), dcfg, tcfg.seed,
+                           path=path, prepared=prep,
+                           params=(sum(p.numel() for p in model.parameters()), list(model.spec["hidden"])))
+
+    def name(self, data: Any, dcfg: DataConfig) -> str:
+        path = _path(data)
+        return f"{path.stem if path else 'table'}-{dcfg.target}"
+
+    def describe(self, data: Any, prepared: Prepared) -> dict[str, Any]:
+        path = _path(data)
+        return {"task_reason": prepared.data.task_reason, "source": str(path) if path else None}
+
+    def journal(self, data: Any, prepared: Prepared, dcfg: DataConfig) -> dict[str, Any]:
+        """The fingerprint of the rows and columns read, and the label counts of each split."""
+        prep: PreparedTable = prepared.data
+        columns = [*prep.schema.kinds, *prep.schema.dropped, *target_columns(dcfg.target)]
+        rows = len(prep.rows) + len(prep.neutral_rows)
+        found = data_fingerprint(data if isinstance(data, pd.DataFrame) else prep.source, rows, columns,
+                                 prep.content_key)
+        found["labels"] = {s: label_counts(prep.target(s).numpy(), prep.task, prep.classes, prep.target_scale)
+                           for s in SPLITS}
+        return found
+
+    def record(self, run_dir: Path, prepared: Prepared) -> None:
+        prep: PreparedTable = prepared.data
+        write_json(run_dir / "splits.json", {k: prep.data_rows(k) for k in SPLITS})
+        write_json(run_dir / "schema.json", prep.schema.to_dict())
+
+    def previews(self, run_dir: Path, prepared: Prepared, predict: Any,
+                 held_out: tuple[torch.Tensor, torch.Tensor, Sequence[int]] | None) -> None:
+        """C9 (val predictions, best weights; an ensemble's out of fold) and D14 (input samples)."""
+        record_outputs(run_dir, predict, prepared.data, held_out=held_out)
+
+    def artifact(self, prepared: Prepared) -> dict[str, Any]:
+        pre = prepared.data.pre
+        return {"preprocessing": pre.to_dict(), "feature_names": pre.feature_names}
+
+    def finish(self, run_dir: Path, model: nn.Module, prepared: Prepared, meta: dict[str, Any]) -> None:
+        """D7: the rows labelled neutral, predicted and sorted least confident first, in review.csv."""
+        neutral = prepared.held_back
+        if neutral is None or not len(neutral):
+            return
+        review, _ = predict_frame(model, meta, neutral)
+        probs = review.filter(like="p_")
+        review.insert(0, "row", neutral.index.to_numpy())
+        review.insert(2, "confidence", probs.max(axis=1).to_numpy() if probs.shape[1] else np.nan)
+        review.sort_values("confidence").to_csv(run_dir / "review.csv", index=False)
+        log.info("%d rows with the neutral label are pre-labelled for review in %s", len(neutral),
+                 run_dir / "review.csv")
+
+    def summary(self, run_dir: Path, prepared: Prepared) -> list[str]:
+        schema = prepared.data.schema.to_dict()
+        by_kind: dict[str, list[str]] = {}
+        for col, kind in schema["kinds"].items():
+            by_kind.setdefault(kind, []).append(col)
+        lines = [f"{kind} ({len(cols)}): {', '.join(cols[:8])}{' ...' if len(cols) > 8 else ''}"
+                 for kind, cols in by_kind.items()]
+        lines += [f"dropped: {col} ({why})" for col, why in schema["dropped"].items()]
+        return ["columns", *[f"  {line}" for line in lines]]
+
+
+def _path(data: Any) -> Path | None:
+    return None if isinstance(data, pd.DataFrame) else Path(data)
+
+
+def _frame(data: str | os.PathLike | pd.DataFrame, path: Path | None, key: str | None) -> pd.DataFrame:
+    """The table as read, for the audit, when the preparation came from its cache: the DataFrame, or
+    the file from the parsed-table cache (its notices were logged once already, so they are not repeated;
+    `key`: the file's content key, hashed already by the preparation)."""
+    if path is None:
+        return data.reset_index(drop=True)  # type: ignore[union-attr]
+
+    def quiet(record: logging.LogRecord) -> bool:
+        return False
+
+    log.addFilter(quiet)
+    try:
+        return read_table(path, key=key)
+    finally:
+        log.removeFilter(quiet)
+
+
+def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str | os.PathLike = "runs",
+                data_config: DataConfig | None = None, model_config: ModelConfig | None = None,
+                train_config: TrainConfig | None = None, note: str = "", progress: bool = False,
+                callbacks: Sequence[Callback] | None = None, lr_find: str = "off",
+                resume: str | os.PathLike | None = None, strict: bool = False,
+                parent: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None,
+                report: bool = True, export: Sequence[str] = (), checks: Sequence[Any] | None = None,
+                refit: dict[str, Any] | None = None, audit: bool = True) -> Run:
+    """Train the model the recipe advises for `target` in a CSV/Parquet file or a DataFrame, and leave
+    a run folder under `out`. `lr_find`: 'off', 'on' (T4: train at the range test's candidate) or
+    'confirm' (the best of short runs around it). `strict`: stop before training when a check fails
+    (TrainingError). `resume`: a run folder of an interrupted run; it goes on from its last checkpoint
+    with the config it recorded (the configs and refit given here are not used). `parent`: the run this
+    one varies (R3: journal.json records the settings that changed); `config_file`: the --config file,
+    copied into the run folder (R8); `report`: write report.html; `export`: 'tensorboard' and/or 'mlflow'
+    (needs the export extra). `checks`: names of the doctor's checks to run before training (None: all
+    of them; () none, as a search's trials do). `refit` (R2): train on the training and validation rows
+    together for refit["epochs"] epochs, no early stopping, the last weights kept; the dict (the trial it
+    retrains, say) is recorded in config.json. `audit`: the data audit first (a search's trials, which
+    share one table, leave it to the retrained best). Returns the Run, with its config and results.
+    Raises DataError/ConfigError naming the input and the fix."""
+    dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
+    opts = Options(out=out, note=note, progress=progress, callbacks=tuple(callbacks or ()), lr_find=lr_find,
+                   resume=resume, strict=strict, parent=parent, config_file=config_file, report=report,
+                   export=tuple(export), checks=None if checks is None else tuple(checks), refit=refit, audit=audit)
+    return run(TableRecipe(), data, dcfg, model_config or ModelConfig(), train_config or TrainConfig(), opts)
+
+
+def doctor_table(data: str | os.PathLike | pd.DataFrame, target: str, *, data_config: DataConfig | None = None,
+                 model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
+                 checks: list[Any] | None = None) -> Diagnosis:
+    """The doctor on the model `train_table` would train with these settings, without training it
+    (`checks`: names of the doctor's checks, a subset of checks.doctor.CHECKS)."""
+    dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
+    mcfg, tcfg = model_config or ModelConfig(), train_config or TrainConfig()
+    recipe = TableRecipe()
+    prepared = recipe.prepare(data, dcfg, mcfg, tcfg)
+    model = recipe.build(prepared, mcfg, tcfg.seed, prepared.targets["train"], tcfg.deterministic)
+    return diagnose(model, prepared, tcfg, checks)
+
+
+def _inputs(pre: TablePreprocessor, df: pd.DataFrame) -> tuple[tuple[torch.Tensor, ...], dict[str, int]]:
+    """The model's inputs for `df`: (features,) or (features, embedding codes); and the unseen-cell counts."""
+    features, codes, unknown = pre.transform(df)
+    inputs = (torch.from_numpy(features),) + ((torch.from_numpy(codes),) if codes is not None else ())
+    return inputs, unknown
+
+
+def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataFrame
+                  ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Predictions for every row of `data` with the run's model, and a report: the metric when `data`
+    holds the target column, and the count of cells the model had not seen in training."""
+    model, meta = load_model(run_dir)
+    path = _path(data)
+    df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
+    return predict_frame(model, meta, df, path)
+
+
+def predict_frame(model: nn.Module, meta: dict[str, Any], df: pd.DataFrame, path: Path | None = None
+                  ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """predict_table on a table already read, with a model in memory and its model.json (`meta`)."""
+    pre = TablePreprocessor.from_dict(meta["preprocessing"])
+    missing = [c for c in pre.columns if c not in df.columns]
+    if missing:
+        where = f"file '{path}'" if path else "the table"
+        raise DataError(f"{where} lacks {len(missing)} column(s) the model needs: {', '.join(map(repr, missing))}; "
+                        f"add them (the model was trained on: {', '.join(pre.columns)})")
+    targets = target_columns(meta["target"])
+    extra = [c for c in df.columns if c not in pre.columns and c not in targets]
+    if extra:
+        log.info("columns the model does not use are ignored: %s", ", ".join(map(str, extra)))
+    numeric = [c for c, spec in pre.columns.items() if spec["kind"] == "numeric"]
+    problems = numeric_problems(df, numeric, path)
+    if problems:
+        raise DataError(f"file '{path}': " + "; ".join(problems) if path else "; ".join(problems))
+    inputs, unknown = _inputs(pre, df)
+    model.eval()
+    with torch.no_grad():
+        outputs = model(*inputs)
+    classes = meta["classes"]
+    task = create_task(meta["task"], n_classes=len(classes), target_scale=meta["target_scale"])
+    p = task.predict(outputs).numpy()
+    report: dict[str, Any] = {"rows": len(df), "unseen_cells": unknown}
+    if task.name == "regression":
+        pred = task.unscale(p.astype(np.float64))
+        out = pd.DataFrame({"prediction": pred})
+    elif task.name == "multilabel":
+        on = task.decide(outputs).numpy().astype(bool)
+        out = pd.DataFrame({"prediction": ["|".join(c for c, o in zip(classes, row) if o) for row in on],
+                            **{f"p_{c}": p[:, i] for i, c in enumerate(classes)}})
+        if all(t in df.columns for t in targets):
+            truth = multilabel_frame(df, targets, path).to_numpy()
+            if not np.isnan(truth).any():
+                report["accuracy"] = float(np.mean(on == (truth > 0.5)))
+        return out, report
+    else:
+        probs = np.stack([1 - p, p], axis=1) if task.name == "binary" else p
+        pred = np.asarray(classes, dtype=object)[task.decide(outputs).numpy()]
+        out = pd.DataFrame({"prediction": pred, **{f"p_{c}": probs[:, i] for i, c in enumerate(classes)}})
+    target = meta["target"]
+    if target in df.columns and df[target].notna().all():
+        if task.name == "regression":
+            err = pred - df[target].to_numpy(dtype=np.float64)
+            report["rmse"] = float(np.sqrt(np.mean(err ** 2)))
+        else:
+            report["accuracy"] = float(np.mean(pred == label_strings(df[target]).to_numpy(dtype=object)))
+    return out, report

@@ -1,0 +1,107 @@
+"""The batch contract: what a training step receives, whatever the data looked like.
+
+A batch has inputs, an optional target and optional per-row sample weights:
+- a tensor, or a tuple/list of one tensor: inputs only (no target: an autoencoder's batch);
+- a tuple/list of two tensors or more: the inputs, then the target last, `(x, y)` or `(x1, x2, y)`;
+- a dict of tensors: the target under one of TARGET_KEYS ("target", "labels", "y", ...), the sample weights
+  under one of WEIGHT_KEYS ("sample_weight", "weight"), every other key an input passed to the model by
+  name (`model(**inputs)`, the way Hugging Face models take their batches);
+- a Batch, as it is.
+Model outputs may be a tensor, a tuple (the first is the prediction) or a dict (its "logits", "output" or
+"prediction", or its only tensor): `main_output` picks what the loss and the metrics read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import torch
+
+from ..errors import ConfigError
+
+TARGET_KEYS = ("target", "targets", "labels", "label", "y")
+WEIGHT_KEYS = ("sample_weight", "sample_weights", "weight", "weights")
+OUTPUT_KEYS = ("logits", "output", "outputs", "prediction", "predictions")
+
+Inputs = Any  # tuple[torch.Tensor, ...] | dict[str, torch.Tensor]
+
+
+class Batch(NamedTuple):
+    inputs: Inputs  # a tuple of tensors (positional) or a dict of tensors (by name)
+    target: torch.Tensor | None = None
+    weight: torch.Tensor | None = None  # (N,) per-row sample weights
+
+    @property
+    def rows(self) -> int:
+        if self.target is not None:
+            return len(self.target)
+        first = next(iter(self.inputs.values())) if isinstance(self.inputs, Mapping) else self.inputs[0]
+        return len(first)
+
+
+def as_batch(raw: Any) -> Batch:
+    """A Batch from what a batcher or a DataLoader yields (see the module's docstring)."""
+    if isinstance(raw, Batch):
+        return raw
+    if isinstance(raw, torch.Tensor):
+        return Batch((raw,))
+    if isinstance(raw, Mapping):
+        return _from_dict(raw)
+    if isinstance(raw, (tuple, list)):
+        if len(raw) == 0:
+            raise ConfigError("a batch is an empty tuple; give (inputs..., target), a tensor or a dict of tensors")
+        if len(raw) == 1:
+            return Batch(tuple(raw))
+        return Batch(tuple(raw[:-1]), raw[-1])
+    raise ConfigError(f"a batch is a {type(raw).__name__}; give a tensor, a tuple (inputs..., target) or a dict "
+                      f"of tensors (the target under one of: {', '.join(TARGET_KEYS)})")
+
+
+def _from_dict(raw: Mapping[str, Any]) -> Batch:
+    targets = [k for k in TARGET_KEYS if k in raw]
+    weights = [k for k in WEIGHT_KEYS if k in raw]
+    if len(targets) > 1 or len(weights) > 1:
+        both = targets if len(targets) > 1 else weights
+        raise ConfigError(f"a dict batch holds {', '.join(map(repr, both))}: keep one target key and one "
+                          f"weight key (the others are taken as the target or the weights)")
+    inputs = {k: v for k, v in raw.items() if k not in targets and k not in weights}
+    if not inputs:
+        raise ConfigError(f"a dict batch holds no input: its keys {', '.join(map(repr, raw))} are all target or "
+                          "weight keys")
+    return Batch(inputs, raw[targets[0]] if targets else None, raw[weights[0]] if weights else None)
+
+
+def call_model(model: torch.nn.Module, inputs: Inputs) -> Any:
+    """The model on a batch's inputs: positionally, or by name for a dict."""
+    return model(**inputs) if isinstance(inputs, Mapping) else model(*inputs)
+
+
+def main_output(outputs: Any) -> torch.Tensor:
+    """The tensor the loss and the metrics read from a model's outputs (see the module's docstring)."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if isinstance(outputs, Mapping):
+        for key in OUTPUT_KEYS:
+            if key in outputs:
+                return outputs[key]
+        tensors = [v for v in outputs.values() if isinstance(v, torch.Tensor)]
+        if len(tensors) == 1:
+            return tensors[0]
+        raise ConfigError(f"the model returns a dict with keys {', '.join(map(repr, outputs))}: name its prediction "
+                          f"one of {', '.join(OUTPUT_KEYS)}, or give a step that reads it (subclass nnrecipe.Step)")
+    if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], torch.Tensor):
+        return outputs[0]
+    raise ConfigError(f"the model returns a {type(outputs).__name__}; return a tensor, a tuple whose first item is "
+                      "the prediction, or a dict of tensors")
+
+
+def to_device(obj: Any, device: torch.device, non_blocking: bool = False) -> Any:
+    """Tensors moved to `device` inside a tensor, tuple, list or dict (a batch as a DataLoader yields it)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=non_blocking)
+    if isinstance(obj, Mapping):
+        return {k: to_device(v, device, non_blocking) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(v, device, non_blocking) for v in obj) if not isinstance(obj, Batch) \
+            else Batch(*(to_device(v, device, non_blocking) for v in obj))
+    return obj
