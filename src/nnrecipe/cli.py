@@ -57,24 +57,42 @@ def _add_config_flags(p: argparse.ArgumentParser, cls: type, only: Sequence[str]
                                action="append" if base is str else "store", metavar="X" if base is str else "N,N",
                                help=helptext)
         else:
-            group.add_argument(flag, dest=f.name, type=_none_or(base), default=None, help=helptext)
+            optional = type(None) in typing.get_args(hints[f.name])
+            group.add_argument(flag, dest=f.name, type=_parser(base, optional), default=None, help=helptext)
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+class _NoneGiven:
+    """A flag given as `none` where the setting may be None (patience none: no early stopping): told apart
+    from a flag not given at all (argparse's None), so that it overrides a default or a --config file."""
+
+    def __repr__(self) -> str:
+        return "none"
+
+
+NONE = _NoneGiven()
+
+
+def _int_list(text: str) -> tuple[int, ...] | _NoneGiven:
+    if text.lower() == "none":
+        return NONE
     try:
         return tuple(int(w) for w in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected widths like 128,64, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected widths like 128,64 (or none: the sizing rule), got {text!r}") \
+            from None
 
 
-def _none_or(base: type) -> Any:
+def _parser(base: type, optional: bool) -> Any:
+    """The flag's value as its field's type; `none` for a setting that may be None (off, or the rule). A
+    setting that cannot be None keeps the word (--balance none is a method)."""
     def parse(text: str) -> Any:
-        if text.lower() == "none":
-            return None
+        if optional and text.lower() == "none":
+            return NONE
         try:
             return base(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {base.__name__}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {base.__name__}{' or none' if optional else ''}, got {text!r}") \
+                from None
     parse.__name__ = base.__name__
     return parse
 
@@ -85,7 +103,7 @@ def _config(cls: type, args: argparse.Namespace, only: Sequence[str] | None = No
     values = dict(base or {})
     values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
                    if (only is None or f.name in only) and getattr(args, f.name, None) is not None})
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in {**values, **extra}.items()}
+    values = {k: None if v is NONE else tuple(v) if isinstance(v, list) else v for k, v in {**values, **extra}.items()}
     return cls(**values)
 
 

@@ -4,7 +4,9 @@ that catch ValueError or OSError keep working. Messages name the input, what was
 from __future__ import annotations
 
 import difflib
+import shlex
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class NNRecipeError(Exception):
@@ -35,6 +37,21 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' when a close match exists, else ''."""
     match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def flag(name: str, value: object) -> str:
+    """A command-line flag with the user's own value, shell-quoted: flag('--drop', 'my id') -> --drop 'my id'."""
+    return f"{name} {shlex.quote(str(value))}"
+
+
+def clean_command(path: str | Path | None, target: str) -> str:
+    """The `nnrecipe clean` command for the user's own file and target, shell-quoted, writing the cleaned
+    copy beside it; for a DataFrame, the Python call."""
+    if path is None:
+        return f"nnrecipe.clean(frame, {target!r}, 'clean.csv')"
+    path = Path(path)
+    out = path.with_name(f"{path.name.split('.')[0]}.clean.csv")
+    return shlex.join(["nnrecipe", "clean", str(path), "--target", target, "--out", str(out)])
 
 
 def check_choice(argument: str, value: object, allowed: Iterable[str]) -> None:

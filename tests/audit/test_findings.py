@@ -11,7 +11,7 @@ from nnrecipe import DataConfig, audit
 
 from .tables import flipped, healthy, imbalanced
 
-CLEAN_HINT = "nnrecipe clean DATA --target Y --out clean.csv"
+CLEAN_HINT = "nnrecipe.clean(frame, 'y', 'clean.csv')"  # the fix for a DataFrame: the Python call
 
 
 def finding(result, name):
@@ -86,6 +86,16 @@ def test_duplicates_warn_with_their_rows_and_leak_into_the_splits():
     assert split.status == "fail" and split.fix == f"remove the duplicate rows before splitting: {CLEAN_HINT}"
     assert sum(p["rows"] for p in split.evidence["shared"].values()) >= 10
     assert sorted(result.rows["duplicates"]) == list(range(400, 420))
+
+
+def test_the_fix_names_the_users_own_file_and_target_shell_quoted(tmp_path):
+    df = healthy().rename(columns={"y": "my label"})
+    path = tmp_path / "my data.csv"
+    pd.concat([df, df.iloc[:20]], ignore_index=True).to_csv(path, index=False)
+    v = finding(audit(path, "my label"), "duplicate rows")
+    clean = tmp_path / "my data.clean.csv"
+    assert v.fix == (f"remove them: nnrecipe clean '{path}' --target 'my label' --out '{clean}' "
+                     "(keeps each row's first copy)")
 
 
 def test_nan_and_inf_cells_fail_naming_rows_and_columns():

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import DataConfig
-from ..errors import DataError, did_you_mean
+from ..errors import DataError, did_you_mean, flag
 from .load import row_labels
 
 log = logging.getLogger("nnrecipe")
@@ -241,7 +241,7 @@ def numeric_problems(df: pd.DataFrame, columns: list[str], path: str | os.PathLi
         if kind == "text":
             problems.append(
                 f"column '{col}' has {count} values that are not numbers (first at {where}: "
-                f"{str(df[col].iloc[first])!r}); fix them, leave them empty to impute, or pass --categorical {col}")
+                f"{str(df[col].iloc[first])!r}); fix them, leave them empty to impute, or pass {flag('--categorical', col)}")
         else:
             problems.append(f"column '{col}' has {count} infinite values (first at {where}); "
                             "replace them with finite numbers, or leave the cells empty to impute")

@@ -97,7 +97,7 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
     if tcfg.cv_folds > 1:  # objective.run_trial: a trial is one model scored on the validation split
         log.warning("cv_folds=%d is not used by a search: each trial and the retrained best train one model",
                     tcfg.cv_folds)
-    metric = _metric(data, dcfg, tcfg.seed)
+    metric = _metric(data, dcfg, tcfg)
     direction = "maximize" if monitor_mode(metric) == "max" else "minimize"
     name = study or _study_name(data, target)
     study_dir = Path(out) / name
@@ -436,13 +436,18 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _metric(data: str | os.PathLike | pd.DataFrame, dcfg: DataConfig, seed: int) -> str:
-    """The validation metric of the table's task: accuracy for classes, RMSE for regression (the
-    headline metric of a run); reading the table here also fails early on bad data, before any worker."""
+def _metric(data: str | os.PathLike | pd.DataFrame, dcfg: DataConfig, tcfg: TrainConfig) -> str:
+    """The validation metric the study optimizes: --metric when given (checked against the table's task),
+    else the headline metric of a run: accuracy for classes, RMSE for regression. Reading the table here
+    also fails early on bad data, before any worker."""
     from ..data.prepare import prepare_table
     from ..recipes import headline_metric
+    from ..tasks import get_metric
 
-    prep, _ = prepare_table(data, dcfg, seed)
+    prep, _ = prepare_table(data, dcfg, tcfg.seed)
+    if tcfg.metric is not None:
+        get_metric(tcfg.metric, prep.task)
+        return f"val_{tcfg.metric}"
     return "val_" + headline_metric(prep.task)
 
 

@@ -16,7 +16,7 @@ import torch
 from ...checks.data_checks import (OVERLAP_FAIL, ROWS_SHOWN, DataView, check_target_leak, conflicts, groups,
                                   label_noise, row_keys)
 from ...checks.verdict import Verdict
-from ...errors import DataError
+from ...errors import DataError, clean_command
 from ..prepare import SPLITS, PreparedTable
 from ..schema import multilabel_frame, target_columns
 from ..transforms import label_strings
@@ -72,7 +72,7 @@ def _keys(prep: PreparedTable) -> np.ndarray:
     return row_keys(xs)
 
 
-def split_overlap(prep: PreparedTable) -> Verdict:
+def split_overlap(prep: PreparedTable, target: str) -> Verdict:
     """leakage: rows (inputs and target identical) that the split train_table makes puts in two splits."""
     source = "Karpathy's recipe (split hygiene); D3 duplicates"
     group, _ = groups(_keys(prep))
@@ -96,7 +96,7 @@ def split_overlap(prep: PreparedTable) -> Verdict:
     return Verdict("leakage", "rows shared between splits", "fail" if worst >= OVERLAP_FAIL else "warn",
                    f"duplicated rows put the same row in two splits ({told}); up to {worst:.1%} of a held-out split "
                    "is also in an earlier one: its score is inflated", ev,
-                   "remove the duplicate rows before splitting: nnrecipe clean DATA --target Y --out clean.csv",
+                   f"remove the duplicate rows before splitting: {clean_command(prep.source, target)}",
                    source)
 
 

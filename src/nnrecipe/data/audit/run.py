@@ -108,10 +108,10 @@ def audit_frame(df: pd.DataFrame, cfg: DataConfig, seed: int, *, path: Path | No
     with clock("D2"):
         result.append(table.text_lengths(df, cells))
     with clock("D3 duplicates"):
-        dup, dup_rows = table.duplicate_rows(df, path)
+        dup, dup_rows = table.duplicate_rows(df, path, cfg.target)
     result.append(dup)
     with clock("D3 corrupted"):
-        bad, bad_rows = table.corrupted_rows(df, y_missing, cells, path)
+        bad, bad_rows = table.corrupted_rows(df, y_missing, cells, path, cfg.target)
     result.append(bad)
     result.append(table.left_out_columns(prep.schema))
     with clock("D8"):
@@ -120,7 +120,7 @@ def audit_frame(df: pd.DataFrame, cfg: DataConfig, seed: int, *, path: Path | No
         d4, flagged = features.label_checks(prep, seed, noise_rows)
     result.extend(d4)
     with clock("leakage splits"):
-        result.append(features.split_overlap(prep))
+        result.append(features.split_overlap(prep, cfg.target))
     if test is not None:
         with clock("leakage test table"):
             result.append(features.test_overlap(prep, test[0], cfg.target, test[1]))

@@ -17,6 +17,7 @@ import torch
 from ...checks.data_checks import ROWS_SHOWN, scale_stats
 from ...checks.verdict import Verdict
 from ...config import DataConfig
+from ...errors import clean_command, flag
 from ..load import row_labels
 from ..schema import Schema, _kind, target_columns
 from ..transforms import _as_numbers, label_strings
@@ -191,7 +192,7 @@ def _weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: list[floa
 
 
 # ---------------------------------------------------------------- D3
-def duplicate_rows(df: pd.DataFrame, path: str | os.PathLike | None) -> tuple[Verdict, np.ndarray]:
+def duplicate_rows(df: pd.DataFrame, path: str | os.PathLike | None, target: str) -> tuple[Verdict, np.ndarray]:
     """D3: rows that repeat an earlier row in every column (target included); their data rows."""
     source = f"{KARPATHY_DATA}: 'detecting the duplicate instances'; D3"
     dup = df.duplicated(keep="first").to_numpy()
@@ -205,12 +206,12 @@ def duplicate_rows(df: pd.DataFrame, path: str | os.PathLike | None) -> tuple[Ve
     return Verdict("D3", "duplicate rows", "warn",
                    f"{len(rows)} of {n} rows ({len(rows) / n:.1%}) repeat an earlier row exactly ({where}): they "
                    "weigh double in training and can land in both the training and the test split", ev,
-                   "remove them: nnrecipe clean DATA --target Y --out clean.csv (keeps each row's first copy)",
+                   f"remove them: {clean_command(path, target)} (keeps each row's first copy)",
                    source), rows
 
 
-def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: str | os.PathLike | None
-                   ) -> tuple[Verdict, dict[int, str]]:
+def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: str | os.PathLike | None,
+                   target: str) -> tuple[Verdict, dict[int, str]]:
     """D3: rows with no target, numeric columns with empty (NaN), infinite or unparsable cells; and each
     such row's data row with what is wrong with it (the first problem found)."""
     source = f"{KARPATHY_DATA}: 'instances which are corrupted (e.g. lack of the label)'; D3"
@@ -252,10 +253,12 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
     # train stops on unparsable or infinite cells (schema.numeric_problems); it leaves out rows without a
     # target and imputes empty cells, so those two only warn
     status = "fail" if totals["unparsable"] or totals["inf"] else "warn"
-    fix = ("fix or empty the unparsable and infinite cells (train stops on them), or drop the rows: nnrecipe "
-           "clean DATA --target Y --out clean.csv" if status == "fail" else
-           "train leaves out rows without a target and fills empty cells with the training split's centre, plus a "
-           "COL__missing indicator column; to drop those rows instead: nnrecipe clean DATA --target Y --out clean.csv")
+    empty = next((c for c, found in columns.items() if found.get("nan")), None)
+    fix = (f"fix or empty the unparsable and infinite cells (train stops on them), or drop the rows: "
+           f"{clean_command(path, target)}" if status == "fail" else
+           "train leaves out rows without a target and fills empty cells with the training split's centre"
+           + (f", plus an indicator column ('{empty}__missing')" if empty else "")
+           + f"; to drop those rows instead: {clean_command(path, target)}")
     return Verdict("D3", "corrupted rows", status, summary, ev, fix, source), why
 
 
@@ -272,9 +275,10 @@ def left_out_columns(schema: Schema) -> Verdict:
     parts = [f"constant: {', '.join(map(repr, constant))}"] if constant else []
     parts += [f"ID-like (a distinct value in every row): {', '.join(map(repr, ids))}"] if ids else []
     first = next(iter(ids or constant))
-    fix = (f"check that '{first}' is a row identifier: train leaves it out; if it is a real feature, pass --numeric "
-           f"{first} or --categorical {first}; to say it is an ID, pass --drop {first}" if ids else
-           f"nothing is needed (train leaves constant columns out); to silence the notice, pass --drop {first}")
+    fix = (f"check that '{first}' is a row identifier: train leaves it out; if it is a real feature, pass "
+           f"{flag('--numeric', first)} or {flag('--categorical', first)}; to say it is an ID, pass "
+           f"{flag('--drop', first)}" if ids else
+           f"nothing is needed (train leaves constant columns out); to silence the notice, pass {flag('--drop', first)}")
     return Verdict("D3", "constant and ID-like columns", "warn" if ids else "pass",
                    f"train leaves out {len(constant) + len(ids)} column{'s' if len(constant) + len(ids) > 1 else ''}; "
                    f"{'; '.join(parts)}", ev, fix, source)

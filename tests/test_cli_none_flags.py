@@ -1,0 +1,82 @@
+"""Every flag whose values include a word for "off" (none, off) works through `main([...])`: it changes what
+config.json records, over a --config file that set something else (issue 15: `--balance none` and
+`--patience none` were accepted and silently ignored)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+
+import pytest
+
+from nnrecipe.cli import DATA_FLAGS
+from nnrecipe.config import DataConfig, ModelConfig, TrainConfig
+from nnrecipe.io import read_json
+from nnrecipe.testing import small_table
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+# a value other than None for each setting that may be None: the --config file sets it, `--flag none` undoes it
+SET = {"neutral_label": "maybe", "hidden": [16], "dropout": 0.1, "batch_size": 16, "patience": 5, "swa_start": 1,
+       "swa_lr": 0.01, "clip_norm": 1.0, "clip_value": 1.0, "metric": "accuracy"}
+RESOLVED = ("hidden", "dropout", "batch_size")  # None means the sizing rule, whose choice is recorded
+
+
+def optional_settings() -> list[tuple[str, str]]:
+    """(section, name) of every setting the train command takes that may be None."""
+    found = []
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if (cls is DataConfig and f.name not in DATA_FLAGS) or f.name == "device":
+                continue
+            if type(None) in typing.get_args(hints[f.name]):
+                found.append((section, f.name))
+    return found
+
+
+def test_every_optional_setting_has_a_value_here():
+    assert {name for _, name in optional_settings()} == set(SET)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    path = tmp_path_factory.mktemp("none") / "t.csv"
+    small_table(80, seed=0).to_csv(path, index=False)
+    return path
+
+
+def train(cli, table, tmp_path, file: dict, *flags: str) -> dict:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(file))
+    code, out, err = cli("train", table, "--target", "y", "--epochs", "2", "--config", config, "--out",
+                         tmp_path / "runs", "--no-report", *flags)
+    assert code in (0, 1), err
+    return read_json(next((tmp_path / "runs").iterdir()) / "config.json")
+
+
+@pytest.mark.parametrize("section,name", optional_settings())
+def test_none_undoes_a_setting(cli, table, tmp_path, section, name):
+    flag = "--" + name.replace("_", "-")
+    recorded = train(cli, table, tmp_path, {section: {name: SET[name]}}, flag, "none")
+    if name in RESOLVED:  # None is the rule, and config.json records what the rule chose
+        assert recorded[section][name] is not None and recorded[section][name] != SET[name]
+    else:
+        assert recorded[section][name] is None
+
+
+def test_balance_none_is_the_method_none(cli, table, tmp_path):
+    recorded = train(cli, table, tmp_path, {"data": {"balance": "weights"}}, "--balance", "none")
+    assert recorded["data"]["balance"] == "none" and recorded["head"].startswith("none")
+
+
+def test_patience_none_trains_every_epoch(cli, table, tmp_path):
+    recorded = train(cli, table, tmp_path, {"train": {"patience": 0}}, "--patience", "none")
+    assert recorded["train"]["patience"] is None
+    run = next((tmp_path / "runs").iterdir())
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # patience 0 would stop after epoch 2 too
+
+
+def test_lr_find_off_takes_no_range_test(cli, table, tmp_path):
+    train(cli, table, tmp_path, {}, "--lr-find", "off")
+    assert not (next((tmp_path / "runs").iterdir()) / "lr_find.json").exists()
