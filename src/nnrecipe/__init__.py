@@ -5,6 +5,7 @@ from .checks.doctor import Diagnosis, doctor
 from .config import DataConfig, ModelConfig, TrainConfig
 from .errors import CheckpointError, ConfigError, DataError, NNRecipeError, TrainingError
 from .repro import seed_everything
+from .steps import Reconstruction, Step
 from .train import Callback, EarlyStopping, ProgressBar, Trainer
 
 __version__ = "0.1.0"
@@ -24,7 +25,8 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "Audit", "Callback", "CheckpointError", "ConfigError", "DataConfig", "DataError", "Diagnosis", "EarlyStopping",
     "ModelConfig", "audit", "clean", "doctor", "doctor_table",
-    "NNRecipeError", "ProgressBar", "TableRun", "TrainConfig", "Trainer", "TrainingError", "Verdict",
+    "NNRecipeError", "ProgressBar", "Reconstruction", "Step", "TableRun", "TrainConfig", "Trainer", "TrainingError",
+    "Verdict",
     "ablate", "check_init_loss", "check_overfit_batch", "predict_table", "seed_everything", "train_table",
     "tune_table",
 ]

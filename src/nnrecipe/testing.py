@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,3 +45,32 @@ def small_table(n: int = 300, seed: int = 0, task: str = "binary") -> pd.DataFra
     else:
         frame["y"] = np.where(signal > 0.3, "yes", "no")
     return frame
+
+
+def states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """Bit for bit: same keys, dtypes, shapes and values."""
+    return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+
+
+def _bits(t: torch.Tensor) -> bytes:
+    return t.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+
+
+def assert_identical(a: Any, b: Any, where: str = "state") -> None:
+    """Same types all the way down (int keys stay ints, tuples stay tuples), tensors bit for bit."""
+    assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(a, torch.Tensor):
+        assert (a.dtype, a.shape, a.device.type) == (b.dtype, b.shape, "cpu"), where
+        assert _bits(a) == _bits(b), where
+    elif isinstance(a, dict):
+        assert list(a) == list(b), where  # keys, their types and their order
+        for k in a:
+            assert_identical(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{where}[{i}]")
+    elif isinstance(a, float):
+        assert struct.pack("<d", a) == struct.pack("<d", b), f"{where}: {a!r} != {b!r}"  # -0.0, inf
+    else:
+        assert a == b, where

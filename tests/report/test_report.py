@@ -15,7 +15,14 @@ SECTIONS = ["verdicts", "curves", "labels", "errors", "worst", "watch", "inputs"
 
 
 def test_the_sections_come_in_the_recipes_order(classification_run, page):
-    assert page(classification_run / "report.html").sections == SECTIONS
+    assert page(classification_run / "report.html").sections == ["test", *SECTIONS]  # classes: the test rows first
+
+
+def test_the_test_rows_per_class_are_results_jsons(classification_run, page):
+    report = json.loads((classification_run / "results.json").read_text())["test_report"]
+    text = " ".join(page(classification_run / "report.html").text)
+    assert "The test rows, per class" in text and all(c in text for c in report["classes"])
+    assert sum(map(sum, report["confusion"])) == sum(report["support"])  # every test row, once
 
 
 def test_every_image_is_an_embedded_png_and_nothing_is_loaded_from_elsewhere(classification_run, page, check_images):
@@ -72,7 +79,7 @@ def test_the_report_is_made_again_from_the_run_folder_alone(classification_run, 
     (copy / "report.html").unlink()
     assert write_report(copy) == copy / "report.html"
     again, first = page(copy / "report.html"), page(classification_run / "report.html")
-    assert again.sections == SECTIONS
+    assert again.sections == ["test", *SECTIONS]
     assert again.images == first.images  # the same figures, byte for byte
 
 

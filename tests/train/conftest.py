@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ import torch
 from torch import nn
 
 from nnrecipe import TrainConfig
-from nnrecipe.testing import blobs
+from nnrecipe.testing import assert_identical, blobs, states_equal
 
 
 def _mlp(seed: int = 0, dropout: float = 0.0, features: int = 8, hidden: int = 16, classes: int = 3) -> nn.Module:
@@ -54,38 +53,9 @@ def blob_val(_blobs384: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor
     return X[256:], y[256:]
 
 
-def states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    """Bit for bit: same keys, dtypes, shapes and values."""
-    return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
-
-
 @pytest.fixture
 def same_state() -> Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], bool]:
     return states_equal
-
-
-def _bits(t: torch.Tensor) -> bytes:
-    return t.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-
-
-def assert_identical(a: Any, b: Any, where: str = "state") -> None:
-    """Same types all the way down (int keys stay ints, tuples stay tuples), tensors bit for bit."""
-    assert type(a) is type(b), f"{where}: {type(a).__name__} != {type(b).__name__}"
-    if isinstance(a, torch.Tensor):
-        assert (a.dtype, a.shape, a.device.type) == (b.dtype, b.shape, "cpu"), where
-        assert _bits(a) == _bits(b), where
-    elif isinstance(a, dict):
-        assert list(a) == list(b), where  # keys, their types and their order
-        for k in a:
-            assert_identical(a[k], b[k], f"{where}[{k!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_identical(x, y, f"{where}[{i}]")
-    elif isinstance(a, float):
-        assert struct.pack("<d", a) == struct.pack("<d", b), f"{where}: {a!r} != {b!r}"  # -0.0, inf
-    else:
-        assert a == b, where
 
 
 @pytest.fixture

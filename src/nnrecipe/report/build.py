@@ -105,6 +105,17 @@ def _errors(frame: pd.DataFrame | None, task: str, classes: Sequence[str]) -> di
             "text": f"{right} of {len(frame)} right ({right / max(len(frame), 1):.1%})"}
 
 
+def _per_class(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """results.json's test_report: each class's precision, recall, F1 and support on the test rows, and the
+    confusion matrix (one label per row)."""
+    if not report or not report.get("classes"):
+        return None
+    columns = ["class", "precision", "recall", "f1", "support"]
+    rows = [{"class": c, **{k: _fmt(report[k][i]) for k in columns[1:]}} for i, c in enumerate(report["classes"])]
+    image = plots.confusion(np.asarray(report["confusion"]), report["classes"]) if report.get("confusion") else None
+    return {"rows": rows, "columns": columns, "image": image}
+
+
 def _worst(frame: pd.DataFrame | None, task: str) -> dict[str, Any]:
     if frame is None:
         return {"rows": [], "text": ""}
@@ -227,6 +238,7 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
         if found and found.get("lrs") else None,
         "labels": _labels(path, run.journal),
         "errors": _errors(frame, task, classes),
+        "per_class": _per_class(results.get("test_report")),
         "worst": _worst(frame, task),
         "watch": _watch(watch),
         "inputs": _inputs(read_json_or_none(path / SAMPLES)),

@@ -26,13 +26,12 @@ def now() -> str:
 
 
 def model_record(model: nn.Module) -> dict[str, Any]:
-    """What a run records of its model: the class, the parameter counts, the architecture as torch prints
-    it (the layers and their settings, activations included), and the spec when the model has one (the
-    registry's models: enough to build it again)."""
+    """What a run records of its model: the class, the parameter counts, and the spec when the model has one
+    (the registry's models: enough to build it again). The architecture as torch prints it rides in the
+    checkpoint, which a resume compares."""
     record = {"class": type(model).__name__,
               "parameters": sum(p.numel() for p in model.parameters()),
-              "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-              "repr": repr(model)}
+              "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
     spec = getattr(model, "spec", None)
     if isinstance(spec, Mapping):
         record["spec"] = dict(spec)

@@ -50,7 +50,7 @@ class RunInfo:
     @property
     def data(self) -> str:
         source = self.config.get("source")
-        return Path(source).name if source else "DataFrame"
+        return Path(source).name if source else str(self.config.get("data_name") or "DataFrame")
 
     @property
     def monitor(self) -> str:

@@ -103,10 +103,14 @@ def clone_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, copy_mod
 
 
 def optimizer_record(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """What a run records of its optimizer: the class and each group's settings and size."""
-    return {"class": type(optimizer).__name__,
-            "groups": [{**{k: v for k, v in g.items() if k != "params" and isinstance(v, (int, float, str, bool))},
-                        "parameters": sum(p.numel() for p in g["params"])} for g in optimizer.param_groups]}
+    """What a run records of its optimizer beside the config: the class, and when the groups train at rates
+    of their own, each one's size, rate and decay (otherwise the config's lr and weight_decay say it all;
+    recording every group setting again would make `compare` count one changed lr twice)."""
+    record: dict[str, Any] = {"class": type(optimizer).__name__}
+    if len({g["lr"] for g in optimizer.param_groups}) > 1:
+        record["groups"] = [{"parameters": sum(p.numel() for p in g["params"]), "lr": g["lr"],
+                             "weight_decay": g.get("weight_decay", 0.0)} for g in optimizer.param_groups]
+    return record
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int

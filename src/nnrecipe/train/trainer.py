@@ -409,7 +409,7 @@ class Trainer(TrainerState):
     def run_config(self) -> dict[str, Any]:
         """config.json of a bare Trainer's run: the settings, the model, the loss, optimizer and step."""
         return {"kind": "trainer", "task": self.task.name if self.task is not None else None,
-                "source": None, "data_name": type(self.train_data).__name__, "note": self.note,
+                "source": None, "data_name": _data_name(self.train_data), "note": self.note,
                 "train": self._config_record(), "model": model_record(self.model),
                 "loss": type(self.loss_fn).__name__ if self.loss_fn is not None else None,
                 "optimizer": optimizer_record(self.optimizer), "step": type(self._full_step or self.step).__name__,
@@ -494,6 +494,13 @@ class _CallWith(nn.Module):
 
     def forward(self, inputs: Any) -> Any:
         return call_model(self.module, inputs)
+
+
+def _data_name(data: Any) -> str:
+    """How `runs` names a bare Trainer's data: tensors held in memory, or the Dataset's or loader's class."""
+    if isinstance(data, (torch.Tensor, tuple, list, Mapping)):
+        return "tensors"
+    return type(data).__name__
 
 
 def _user_batch(batch: Batch) -> Any:

@@ -1,4 +1,4 @@
-"""R6: a tqdm bar with the live loss and the epoch's metrics, shown only when the stream is a terminal."""
+"""R6: a tqdm bar with the live loss and the epoch's metrics (the CLI adds it when stdout is a terminal)."""
 
 from __future__ import annotations
 
