@@ -131,8 +131,8 @@ class Schema:
 def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | None) -> Schema:
     """The kind of each feature column, by the rules above. Every problem is collected, then raised together."""
     problems: list[str] = []
-    for flag, cols in (("--categorical", cfg.categorical), ("--numeric", cfg.numeric), ("--drop", cfg.drop)):
-        problems += [f"{flag} names column '{c}', which is not in the table{did_you_mean(c, df.columns)}"
+    for option, cols in (("--categorical", cfg.categorical), ("--numeric", cfg.numeric), ("--drop", cfg.drop)):
+        problems += [f"{option} names column '{c}', which is not in the table{did_you_mean(c, df.columns)}"
                      for c in cols if c not in df.columns]
     schema = Schema()
     for col in df.columns:
