@@ -138,6 +138,8 @@ class BoundMetric:
         self.batchable = metric.batchable
 
     def __call__(self, outputs: torch.Tensor, target: torch.Tensor) -> float:
+        if not self.batchable:  # scikit-learn's: numpy arrays, from tensors on the CPU
+            outputs, target = outputs.detach().cpu(), target.detach().cpu()
         return self.metric.fn(self.task, outputs, target)
 
     def __repr__(self) -> str:
@@ -155,7 +157,7 @@ def classification_report(task: Task, outputs: torch.Tensor, y: torch.Tensor,
     the confusion matrix (rows: the true class, columns: the predicted one), as scikit-learn computes them."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-    true, pred = _codes(task, outputs, y)
+    true, pred = _codes(task, outputs.detach().cpu(), y.detach().cpu())
     labels = None if task.name == "multilabel" else list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(true, pred, labels=labels, zero_division=0)
     report: dict[str, Any] = {"classes": list(classes), "precision": [round(float(v), 6) for v in precision],

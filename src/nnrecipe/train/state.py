@@ -11,6 +11,8 @@ import difflib
 import logging
 from typing import Any
 
+import torch
+
 from ..config import to_dict
 from ..errors import CheckpointError, ConfigError
 from ..repro import get_rng_state, set_rng_state
@@ -64,7 +66,8 @@ class TrainerState:
         self.epoch, self.batch_in_epoch = pos["epoch"], pos["batch_in_epoch"]
         self.global_step, self.stop_training = pos["global_step"], pos["stop_training"]
         self.rollbacks = pos.get("rollbacks", 0)
-        self._acc = state["accumulators"]
+        self._acc = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v  # saved on the CPU
+                     for k, v in state["accumulators"].items()}
         self.history = state["history"]
         self.best_epoch, self.best_value = state["best"]["epoch"], state["best"]["value"]
         self._best_state = state["best"]["model"]

@@ -479,10 +479,11 @@ class Trainer(TrainerState):
     def _in_swa(self) -> bool:
         return self.swa_model is not None and self.epoch + 1 >= self.config.swa_start
 
-    @staticmethod
-    def _new_accumulators() -> dict[str, Any]:
-        return {"loss_sum": torch.zeros(()), "count": 0, "norm_sum": torch.zeros(()), "norm_count": 0,
-                "metrics": {}}
+    def _new_accumulators(self) -> dict[str, Any]:
+        """The epoch's sums, on the training device: the batch losses and gradient norms are added in place
+        without a sync, and torch refuses to add a CUDA tensor into a CPU one."""
+        return {"loss_sum": torch.zeros((), device=self.device), "count": 0,
+                "norm_sum": torch.zeros((), device=self.device), "norm_count": 0, "metrics": {}}
 
 
 class _CallWith(nn.Module):
