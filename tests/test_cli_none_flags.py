@@ -51,7 +51,7 @@ def train(cli, table, tmp_path, file: dict, *flags: str) -> dict:
     config.write_text(json.dumps(file))
     code, out, err = cli("train", table, "--target", "y", "--epochs", "2", "--config", config, "--out",
                          tmp_path / "runs", "--no-report", *flags)
-    assert code in (0, 1), err
+    assert code == 0 or (code == 1 and "training stopped" not in err), err  # 1: a verdict failed, not an error
     return read_json(next((tmp_path / "runs").iterdir()) / "config.json")
 
 
@@ -70,13 +70,11 @@ def test_balance_none_is_the_method_none(cli, table, tmp_path):
     assert recorded["data"]["balance"] == "none" and recorded["head"].startswith("none")
 
 
-def test_patience_none_trains_every_epoch(cli, table, tmp_path):
-    recorded = train(cli, table, tmp_path, {"train": {"patience": 0}}, "--patience", "none")
-    assert recorded["train"]["patience"] is None
+@pytest.mark.parametrize("patience,epochs", [("0", 2), ("none", 4)])
+def test_patience_none_trains_every_epoch(cli, table, tmp_path, patience, epochs):
+    """With no epoch counting as an improvement after the first (min_delta 1e9), patience 0 stops after
+    epoch 2; none trains all 4."""
+    train(cli, table, tmp_path, {"train": {"patience": 5}}, "--patience", patience, "--epochs", "4",
+          "--min-delta", "1e9")
     run = next((tmp_path / "runs").iterdir())
-    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # patience 0 would stop after epoch 2 too
-
-
-def test_lr_find_off_takes_no_range_test(cli, table, tmp_path):
-    train(cli, table, tmp_path, {}, "--lr-find", "off")
-    assert not (next((tmp_path / "runs").iterdir()) / "lr_find.json").exists()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == epochs

@@ -8,6 +8,7 @@ import json
 import shutil
 
 import pandas as pd
+import pytest
 
 from nnrecipe.report import write_report
 
@@ -19,10 +20,18 @@ def test_the_sections_come_in_the_recipes_order(classification_run, page):
 
 
 def test_the_test_rows_per_class_are_results_jsons(classification_run, page):
-    report = json.loads((classification_run / "results.json").read_text())["test_report"]
-    text = " ".join(page(classification_run / "report.html").text)
-    assert "The test rows, per class" in text and all(c in text for c in report["classes"])
-    assert sum(map(sum, report["confusion"])) == sum(report["support"])  # every test row, once
+    results = json.loads((classification_run / "results.json").read_text())
+    report = results["test_report"]
+    p = page(classification_run / "report.html")
+    section = p.text[p.text.index("The test rows, per class"):]
+    for i, name in enumerate(report["classes"]):  # the row of each class: its name, precision, recall, F1, support
+        at = section.index(name)
+        assert section[at + 1:at + 5] == [f"{report[k][i]:.4g}" for k in ("precision", "recall", "f1")] + \
+            [str(report["support"][i])]
+    matrix = report["confusion"]
+    assert sum(map(sum, matrix)) == results["rows"]["test"]  # every test row once
+    right = sum(matrix[i][i] for i in range(len(matrix)))
+    assert right / results["rows"]["test"] == pytest.approx(results["test"]["accuracy"])
 
 
 def test_every_image_is_an_embedded_png_and_nothing_is_loaded_from_elsewhere(classification_run, page, check_images):

@@ -169,6 +169,8 @@ class Masked(nn.Module):
         self.net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not ((mask == 0) | (mask == 1)).all():  # the features came as the mask: passed by position
+            raise ValueError("forward got the features as its mask")
         return self.net(x * mask)
 
 
@@ -186,7 +188,7 @@ class DictRows(Dataset):
 @pytest.mark.parametrize("path", ["memory", "dataset"])
 def test_a_dict_batch_model_trains(path):
     mask = (torch.arange(8) % 4 != 3).float().expand(len(X), 8).contiguous()
-    data = {"x": X, "mask": mask, "target": Y}
+    data = {"target": Y, "mask": mask, "x": X}  # not forward's order: only a call by name fits
     t = Trainer(Masked(), nn.CrossEntropyLoss(), data if path == "memory" else DictRows(data),
                 config=config(epochs=4, lr=1e-2))
     before = t.evaluate(data)["loss"]
@@ -256,15 +258,33 @@ def full_step(model, optimizer, batch):
     return loss
 
 
+class CountedStep(Step):
+    calls = 0
+
+    def __call__(self, model, optimizer, batch):
+        CountedStep.calls += 1
+        return super().__call__(model, optimizer, batch)
+
+
+def counted_full_step(model, optimizer, batch):
+    counted_full_step.calls += 1
+    return full_step(model, optimizer, batch)
+
+
+counted_full_step.calls = 0
+
+
 @pytest.mark.parametrize("kind", ["callable", "Step"])
 def test_one_step_serves_the_trainer_and_the_doctor(kind):
-    step = full_step if kind == "callable" else Step(nn.CrossEntropyLoss())
+    step = counted_full_step if kind == "callable" else CountedStep(nn.CrossEntropyLoss())
     t = Trainer(mlp(dropout=0.0), nn.CrossEntropyLoss(), (X, Y), config=config(epochs=3), step=step)
     history = t.fit()
     assert history[-1]["train_loss"] < history[0]["train_loss"] / 2
     assert t.global_step == 3 * 8
+    before = step.calls
     [c1] = doctor(mlp(dropout=0.0), (X, Y), train_step=step, loss_fn=nn.CrossEntropyLoss(), checks=["C1"])
     assert c1.id == "C1" and c1.status == "pass", c1
+    assert step.calls > before  # C1 ran the step itself, not a step of its own
 
 
 def test_a_whole_step_with_clipping_is_refused():

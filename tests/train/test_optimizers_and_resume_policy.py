@@ -247,5 +247,5 @@ def test_compare_names_the_one_changed_setting(two_runs, tmp_path, capsys):
     assert main(["compare", str(tmp_path / "runs" / "a"), str(tmp_path / "runs" / "b"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert out.is_file() and "train.lr" in out.read_text()
-    # the runs differ in lr alone; the optimizer's record repeats each group's lr, which must not count twice
+    # the runs differ in lr alone: nothing else of the record (the optimizer's among it) may differ with it
     assert printed == ["one setting changed: train.lr", str(out)]

@@ -14,9 +14,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ConfigError
+from ..steps import Step, bind_step
+from ..tasks import TASK_NAMES, infer_task
 from ..train.optim import clone_optimizer
 
-TASKS = ("binary", "multiclass", "multilabel", "regression")
 ROWS = 512  # rows of the caller's data the checks see: enough for C3/C7/C8's short runs, cheap on a CPU
 
 TrainStep = Callable[[nn.Module, torch.optim.Optimizer, tuple[torch.Tensor, ...]], Any]
@@ -90,6 +91,9 @@ def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: t
     """Check the arguments (errors name the argument and the fix) and sample the data."""
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model is a {type(model).__name__}; pass a torch.nn.Module")
+    if isinstance(train_step, Step):  # the Trainer's step object: its loss resolved the Trainer's way
+        train_step = bind_step(train_step, loss_fn)
+        loss_fn = train_step.loss_fn
     if loss_fn is None and train_step is None:
         raise ConfigError("pass loss_fn=... (with optimizer=..., or Adam at 1e-3 is used), or train_step=callable"
                           "(model, optimizer, batch) -> loss")
@@ -99,26 +103,14 @@ def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: t
     val = _sample(val_data, "val_data", rows, seed) if val_data is not None else (None, None, None)
     if task is None:
         task = infer_task(loss_fn, y)
-    elif task not in TASKS:
-        raise ConfigError(f"task={task!r}; use one of {', '.join(TASKS)}")
+    elif task not in TASK_NAMES:
+        raise ConfigError(f"task={task!r}; use one of {', '.join(TASK_NAMES)}")
     if feature_names is not None and (x[0].ndim != 2 or len(feature_names) != x[0].shape[1]):
         raise ConfigError(f"feature_names has {len(feature_names)} names for inputs of shape {tuple(x[0].shape)}; "
                           "give one name per column of the first input")
     return Setup(model, x, y, task, loss_fn, optimizer, train_step, val[0], val[1], seed, evaluate, index, val[2],
                  data if isinstance(data, DataLoader) else None,
                  list(feature_names) if feature_names is not None else None)
-
-
-def infer_task(loss_fn: Any, y: torch.Tensor) -> str:
-    """From the loss when it says (CrossEntropyLoss, NLLLoss: classes; BCE*: binary or multi-label; MSE,
-    L1, Huber: regression), else from the targets (integers: classes)."""
-    if isinstance(loss_fn, nn.CrossEntropyLoss | nn.NLLLoss):
-        return "multiclass"
-    if isinstance(loss_fn, nn.BCEWithLogitsLoss | nn.BCELoss):
-        return "multilabel" if y.ndim == 2 and y.shape[1] > 1 else "binary"
-    if isinstance(loss_fn, nn.MSELoss | nn.L1Loss | nn.HuberLoss | nn.SmoothL1Loss):
-        return "regression"
-    return "multiclass" if not torch.is_floating_point(y) else "regression"
 
 
 def _sample(data: Any, name: str, rows: int, seed: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:

@@ -32,7 +32,8 @@ from ..errors import ConfigError, TrainingError, check_choice
 from ..io import read_json, write_json
 from ..models import Ensemble, save_model
 from ..repro import environment
-from ..tasks import Task, classification_report
+from ..data.prepare import SPLITS
+from ..tasks import Task, classification_report, create_task
 from ..track import check_parent, new_run_dir
 from ..track.journal import write_journal
 from ..track.recorder import RunRecorder, now
@@ -44,7 +45,6 @@ from .cross_fit import CrossFit, Member, member_curves, member_verdicts, resolve
 
 log = logging.getLogger("nnrecipe")
 
-SPLITS = ("train", "val", "test")
 # C8 judges the run's own curves after training, not a short run of its own; the data checks run in the
 # audit, on every row rather than the doctor's sample
 SKIPPED_BEFORE_TRAINING = ("C8", "data")
@@ -102,7 +102,7 @@ class Run:
 
 def headline_metric(task: str) -> str:
     """The metric a run of `task` is judged by: rmse (target units) for regression, else accuracy."""
-    return "rmse" if task in ("regression", "reconstruction") else "accuracy"
+    return create_task(task).headline
 
 
 @dataclass(frozen=True)
@@ -241,6 +241,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         config = {**config, "created": (recorder.recorded_config() or {}).get("created", config["created"])}
     if findings is not None:
         findings.save(run_dir)  # audit.json and the label distribution plot
+    recorder.checks(verdicts)  # now, so that a run that crashes or is still training shows them; again below
     recipe.record(run_dir, prepared)
     started = time.perf_counter()
     final, histories, best_epoch, best_value, members = fit.train()
@@ -262,9 +263,9 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     test_outputs = trainer.predict(prepared.split("test"), model=final)
     y_test = prepared.targets["test"]
     test = trainer.score(test_outputs, y_test)
-    test.update(_finite({k: fn(test_outputs, y_test) for k, fn in task.metrics(task.test_metrics).items()
-                         if k not in test}))
-    held_out = fit.out_of_fold(members) if fit.cv is not None else None
+    test = _finite({**test, **{k: fn(test_outputs, y_test) for k, fn in task.metrics(task.test_metrics).items()
+                               if k not in test}})
+    held_out = fit.out_of_fold() if fit.cv is not None else None
     if refit is None:  # a refit has trained on the validation rows: their predictions say nothing
         recipe.previews(run_dir, prepared, trainer.predict, held_out)
 
@@ -369,7 +370,8 @@ class Fit:
         final = Ensemble(self.members, self.prepared.task.activation)
         return final, [r.history for r in records], records[0].best_epoch, records[0].best_value, records
 
-    def out_of_fold(self, members: list[Member]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    def out_of_fold(self) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Every pooled row's raw outputs by the member that held it out, with the targets and data rows."""
         assert self.cv is not None
         return self.cv.out_of_fold(self.trainer, self.members)
 

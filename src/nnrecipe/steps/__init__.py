@@ -2,6 +2,6 @@
 they all read."""
 
 from .batch import Batch, as_batch, call_model, main_output, to_device
-from .step import Reconstruction, Step
+from .step import Reconstruction, Step, bind_step
 
-__all__ = ["Batch", "Reconstruction", "Step", "as_batch", "call_model", "main_output", "to_device"]
+__all__ = ["Batch", "Reconstruction", "Step", "as_batch", "bind_step", "call_model", "main_output", "to_device"]

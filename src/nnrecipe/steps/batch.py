@@ -77,7 +77,19 @@ def call_model(model: torch.nn.Module, inputs: Inputs) -> Any:
     """The model on a batch's inputs: positionally, or by name for a dict."""
     if type(inputs) is tuple:  # the common case first: an abstract-class check costs a microsecond a step
         return model(*inputs)
-    return model(**inputs) if isinstance(inputs, Mapping) else model(*inputs)
+    if not isinstance(inputs, Mapping):
+        return model(*inputs)
+    try:
+        return model(**inputs)
+    except TypeError as e:  # the dict's keys are not forward's parameters: say which, and the convention
+        if "argument" not in str(e):
+            raise
+        import inspect
+
+        params = ", ".join(inspect.signature(model.forward).parameters)
+        raise ConfigError(f"the batch's inputs {', '.join(map(repr, inputs))} do not fit the model's forward({params}) "
+                          f"({e}); name the dict's keys after forward's parameters, the target under 'target' and "
+                          "the sample weights under 'sample_weight'") from None
 
 
 def main_output(outputs: Any) -> torch.Tensor:

@@ -6,6 +6,8 @@ step), so a step that only changes the loss keeps every safeguard. Override `los
 penalty on the outputs), to read a teacher (distillation) or to perturb the inputs (adversarial
 training); override `target` to train toward something other than the batch's target (Reconstruction).
 Validation uses the plain loss of `forward` against `target` (`compute_loss`), with no extra term.
+A step's loss is its own `loss_fn`, else the Trainer's (or the doctor's) `loss_fn`, else its default;
+the Trainer binds it to a copy of the step (`bind_step`), so the caller's step is never changed.
 
 Called as `step(model, optimizer, batch)` a Step does a whole step (zero_grad, loss, backward, step) and
 returns the loss: the signature of the doctor's `train_step`, so one step object serves both. A step with
@@ -32,8 +34,9 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 class Step:
     """The supervised step: `loss_fn(main_output(model(inputs)), target)`, weighted by the batch's sample
-    weights when it has them. `loss_fn`: any callable (outputs, target) -> loss; None lets the Trainer
-    give its own."""
+    weights when it has them. `loss_fn`: any callable (outputs, target) -> loss; None takes the Trainer's."""
+
+    default_loss: Callable[[], LossFn] | None = None  # the loss when neither the step nor the Trainer has one
 
     def __init__(self, loss_fn: LossFn | None = None):
         self.loss_fn = loss_fn
@@ -54,24 +57,34 @@ class Step:
 
     def compute_loss(self, outputs: Any, target: torch.Tensor | None, weight: torch.Tensor | None = None
                      ) -> torch.Tensor:
-        """The loss of `outputs` against `target`, in float32 whatever the autocast (T9). A dict output that
-        carries its own "loss" (a Hugging Face model given its labels) is taken when no loss_fn is set."""
+        """The loss of `outputs` against `target`, in float32 and outside any autocast (T9: the loss and
+        its reduction in full precision, whatever precision the forward pass ran in)."""
         if self.loss_fn is None:
-            if isinstance(outputs, dict) and "loss" in outputs:
-                return outputs["loss"]
             raise ConfigError("the step has no loss function: pass loss_fn=... to the Trainer or to the step")
         if target is None:
             raise ConfigError("the batch has no target: give (inputs..., target) or a dict with a 'target' key, "
                               "or a step that needs none (nnrecipe.steps.Reconstruction for an autoencoder)")
         out = main_output(outputs).float()
-        if weight is None:
-            return self.loss_fn(out, target)
-        per_row = self._row_losses(out, target)
-        weight = weight.to(per_row.dtype).reshape(-1)
-        return (per_row * weight).sum() / weight.sum().clamp_min(torch.finfo(per_row.dtype).tiny)
+        if torch.is_autocast_enabled(out.device.type):
+            with torch.autocast(out.device.type, enabled=False):
+                return self._loss(out, target, weight)
+        return self._loss(out, target, weight)
 
-    def _row_losses(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """One loss per row, for sample weights: the loss module with reduction='none', each row's mean."""
+    def _loss(self, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        if weight is None:
+            return self.loss_fn(out, target)  # type: ignore[misc]
+        losses, counts = self._row_losses(out, target)
+        weight = weight.to(losses.dtype).reshape(-1)
+        if weight.numel() != losses.numel():
+            raise ConfigError(f"the batch's sample weights hold {weight.numel()} values for {losses.numel()} rows; "
+                              "give one weight per row")
+        # the weighted mean the loss itself would take: a class-weighted cross-entropy divides by the class
+        # weights of the rows, and leaves out the rows of its ignore_index
+        return (losses * weight).sum() / (counts * weight).sum().clamp_min(torch.finfo(losses.dtype).tiny)
+
+    def _row_losses(self, out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One loss per row (the loss module with reduction='none', each row's mean) and what each row counts
+        for in the loss's own mean: its class weight, 0 for an ignored row, else 1."""
         if self._per_row is None:
             if not isinstance(self.loss_fn, nn.Module) or not hasattr(self.loss_fn, "reduction"):
                 raise ConfigError("sample weights need a loss that can give one loss per row: a torch loss module "
@@ -79,7 +92,15 @@ class Step:
             self._per_row = copy.copy(self.loss_fn)
             self._per_row.reduction = "none"
         losses = self._per_row(out, target)
-        return losses.reshape(len(losses), -1).mean(1) if losses.ndim > 1 else losses
+        losses = losses.reshape(len(losses), -1).mean(1) if losses.ndim > 1 else losses
+        counts = torch.ones_like(losses)
+        if isinstance(self.loss_fn, nn.CrossEntropyLoss | nn.NLLLoss) and not torch.is_floating_point(target):
+            y = target.reshape(-1)
+            kept = y != self.loss_fn.ignore_index
+            if self.loss_fn.weight is not None:
+                counts = self.loss_fn.weight.to(losses.dtype)[y.clamp_min(0)]
+            counts = counts * kept
+        return losses, counts
 
     def __call__(self, model: nn.Module, optimizer: torch.optim.Optimizer, batch: Any) -> torch.Tensor:
         """A whole training step on `batch` (the doctor's train_step signature); returns the loss."""
@@ -90,12 +111,46 @@ class Step:
         return loss.detach()
 
 
+def bind_step(step: Step | None, loss_fn: LossFn | None, device: torch.device | None = None) -> Step:
+    """The step a Trainer (or the doctor) trains with: `step` (default: a supervised Step) with its loss
+    resolved: the step's own, else `loss_fn`, else the step's default. When the loss is filled in, the
+    step is a shallow copy: the caller's object is never changed. A step with a loss of its own and a
+    different `loss_fn` beside it is refused (one of them would be ignored)."""
+    step = step if step is not None else Step()
+    own = step.loss_fn
+    if own is not None and loss_fn is not None and not _same_loss(own, loss_fn):
+        raise ConfigError(f"the step brings its own loss ({type(own).__name__}) and loss_fn={type(loss_fn).__name__} "
+                          "was given too: give the loss to one of them")
+    chosen = own if own is not None else loss_fn if loss_fn is not None else \
+        (step.default_loss() if step.default_loss is not None else None)
+    if chosen is not own:
+        step = copy.copy(step)
+        step.loss_fn, step._per_row = chosen, None
+    if device is not None and isinstance(chosen, nn.Module):
+        chosen.to(device)  # its buffers (class weights) beside the model's outputs
+    return step
+
+
+def _same_loss(a: LossFn, b: LossFn) -> bool:
+    """The same loss: one object, or two modules of one class with the same settings and buffers (two
+    nn.CrossEntropyLoss() given to the step and to the Trainer)."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or not isinstance(a, nn.Module):
+        return False
+    simple = (int, float, str, bool, type(None))
+    settings = [{k: v for k, v in vars(m).items() if isinstance(v, simple)} for m in (a, b)]
+    buffers = [dict(m.named_buffers()) for m in (a, b)]  # type: ignore[union-attr]
+    return settings[0] == settings[1] and buffers[0].keys() == buffers[1].keys() and all(
+        torch.equal(buffers[0][k].cpu(), buffers[1][k].cpu()) for k in buffers[0])
+
+
 class Reconstruction(Step):
     """M13 (an autoencoder on unlabelled data): the outputs are trained toward the inputs, so a batch needs
-    no target. The target is the first input (or the only one of a dict); MSE unless a loss is given."""
+    no target. The target is the first input (or the only one of a dict); MSE unless a loss is given (to
+    the step, or to the Trainer)."""
 
-    def __init__(self, loss_fn: LossFn | None = None):
-        super().__init__(loss_fn if loss_fn is not None else nn.MSELoss())
+    default_loss = nn.MSELoss
 
     def target(self, batch: Batch) -> torch.Tensor:
         inputs = batch.inputs

@@ -55,11 +55,9 @@ def lr_find(trainer: Any, start_lr: float = 1e-7, end_lr: float = 10.0, steps: i
             diverge: float = 4.0, confirm: bool = False, confirm_epochs: int = 1) -> LRFindResult:
     """Run the range test for `trainer`'s model, loss, data and optimizer on copies: the trainer's model
     and optimizer, and the global RNG, are left as they were."""
-    model = copy.deepcopy(trainer.model).train()
-    # the trainer's optimizer (its class, groups and settings) on the copy, from a fresh state; each group
-    # sweeps at its share of the first group's rate, so discriminative rates keep their ratios
-    opt = clone_optimizer(trainer.optimizer, trainer.model, model, state=False)
-    shares = _shares(trainer.optimizer)
+    model, opt, step = _copies(trainer)
+    model.train()
+    shares = _shares(trainer)
     factor = (end_lr / start_lr) ** (1.0 / max(steps - 1, 1))
     lrs: list[float] = []
     raw: list[float] = []
@@ -71,7 +69,7 @@ def lr_find(trainer: Any, start_lr: float = 1e-7, end_lr: float = 10.0, steps: i
             for group, share in zip(opt.param_groups, shares):
                 group["lr"] = lr * share
             with trainer._autocast():
-                loss, _ = trainer.step.loss(model, as_batch(next(batches)))
+                loss, _ = step.loss(model, as_batch(next(batches)))
             value = float(loss.detach())
             if not math.isfinite(value):
                 break
@@ -91,10 +89,20 @@ def lr_find(trainer: Any, start_lr: float = 1e-7, end_lr: float = 10.0, steps: i
     return result
 
 
-def _shares(optimizer: torch.optim.Optimizer) -> list[float]:
-    """Each group's rate as a share of the first group's (1.0 each when the first is 0)."""
-    first = optimizer.param_groups[0]["lr"]
-    return [g["lr"] / first if first else 1.0 for g in optimizer.param_groups]
+def _copies(trainer: Any) -> tuple[torch.nn.Module, torch.optim.Optimizer, Any]:
+    """A copy of the trainer's model, its optimizer on the copy (its class and its groups' settings as
+    they were before a schedule moved them, from a fresh state) and a copy of its step (a stateful step
+    must not count the sweep's batches): the trainer's own are left as they were."""
+    model = copy.deepcopy(trainer.model)
+    opt = clone_optimizer(trainer.optimizer, trainer.model, model, state=False, settings=trainer.group_settings)
+    return model, opt, copy.deepcopy(trainer._full_step or trainer.step)
+
+
+def _shares(trainer: Any) -> list[float]:
+    """Each group's rate as a share of the first group's (1.0 each when the first is 0): discriminative
+    rates keep their ratios while the rate sweeps."""
+    first = trainer.group_settings[0]["lr"]
+    return [g["lr"] / first if first else 1.0 for g in trainer.group_settings]
 
 
 def _cycle(trainer: Any) -> Any:
@@ -143,12 +151,11 @@ def _confirm(trainer: Any, result: LRFindResult, epochs: int) -> None:
         cfg = dataclasses.replace(trainer.config, lr=lr, epochs=epochs, patience=None, restore_best=False,
                                   schedule="constant")
         with torch.random.fork_rng(devices=[]):
-            model = copy.deepcopy(trainer.model)
-            opt = clone_optimizer(trainer.optimizer, trainer.model, model, state=False)
-            for group, share in zip(opt.param_groups, _shares(trainer.optimizer)):
+            model, opt, step = _copies(trainer)
+            for group, share in zip(opt.param_groups, _shares(trainer)):
                 group["lr"] = lr * share
-            probe = Trainer(model, trainer.loss_fn, data, trainer.val_data, cfg, metrics=trainer.metrics,
-                            step=trainer._full_step or trainer.step, optimizer=opt, task=trainer.task)
+            probe = Trainer(model, None, data, trainer.val_data, cfg, metrics=trainer.metrics, step=step,
+                            optimizer=opt, task=trainer.task)
             history = probe.fit()
         score = history[-1].get(probe.monitor, math.inf)
         result.confirmation.append({"lr": lr, probe.monitor: score})

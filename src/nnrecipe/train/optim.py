@@ -83,34 +83,26 @@ def check_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
 
 
 def clone_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, copy_model: nn.Module,
-                    state: bool = True) -> torch.optim.Optimizer:
+                    state: bool = True, settings: list[dict[str, Any]] | None = None) -> torch.optim.Optimizer:
     """An optimizer like `optimizer` (its class, its groups' settings, its state when `state`) over the
     parameters of `copy_model`, a deep copy of `model`, mapped parameter by parameter. A parameter the
     optimizer holds that is not the model's stays apart from the copy (a fresh leaf). The settings a
-    scheduler added to the groups (initial_lr, ...) ride in the groups, never in the constructor."""
+    scheduler added to the groups (initial_lr, ...) ride in the groups, never in the constructor.
+    `settings`: each group's settings to start from instead of its live ones (before a schedule moved
+    them: Trainer.group_settings)."""
     names = {id(p): n for n, p in model.named_parameters()}
     mine = dict(copy_model.named_parameters())
 
     def counterpart(p: torch.Tensor) -> torch.Tensor:
         return mine[names[id(p)]] if id(p) in names else p.detach().clone().requires_grad_(p.requires_grad)
 
-    groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [counterpart(p) for p in g["params"]]}
-              for g in optimizer.param_groups]
+    live = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    groups = [{**copy.deepcopy(s), "params": [counterpart(p) for p in g["params"]]}
+              for s, g in zip(settings or live, optimizer.param_groups)]
     clone = type(optimizer)(groups, **optimizer.defaults)
     if state:
         clone.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # moments, step counts: by position
     return clone
-
-
-def optimizer_record(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """What a run records of its optimizer beside the config: the class, and when the groups train at rates
-    of their own, each one's size, rate and decay (otherwise the config's lr and weight_decay say it all;
-    recording every group setting again would make `compare` count one changed lr twice)."""
-    record: dict[str, Any] = {"class": type(optimizer).__name__}
-    if len({g["lr"] for g in optimizer.param_groups}) > 1:
-        record["groups"] = [{"parameters": sum(p.numel() for p in g["params"]), "lr": g["lr"],
-                             "weight_decay": g.get("weight_decay", 0.0)} for g in optimizer.param_groups]
-    return record
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int

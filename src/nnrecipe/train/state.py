@@ -74,16 +74,27 @@ class TrainerState:
         for key, c in self._stateful_callbacks().items():
             if key in state["callbacks"]:
                 c.load_state_dict(state["callbacks"][key])
-        if state.get("step") is not None and hasattr(self.step, "load_state_dict"):
-            self.step.load_state_dict(state["step"])
+        step = self._full_step or self.step
+        if state.get("step") is not None and hasattr(step, "load_state_dict"):
+            step.load_state_dict(state["step"])
         set_rng_state(state["rng"])
 
     def _step_state(self) -> Any:
-        return self.step.state_dict() if hasattr(self.step, "state_dict") else None
+        step = self._full_step or self.step
+        return step.state_dict() if hasattr(step, "state_dict") else None
 
     def _config_record(self) -> dict[str, Any]:
-        """The config as the run trains it: the batch size resolved."""
-        return {**to_dict(self.config), "batch_size": self.batch_size}
+        """The config as the run trains it: the batch size resolved, and a caller's own optimizer as it is (its
+        class, its first group's rate and decay, each group's rate when they differ), not the config's
+        unused defaults."""
+        record = {**to_dict(self.config), "batch_size": self.batch_size}
+        groups = self.group_settings
+        if self._optimizer_given:
+            record.update(optimizer=type(self.optimizer).__name__.lower(), lr=groups[0]["lr"],
+                          weight_decay=groups[0].get("weight_decay", 0.0))
+        if len({g["lr"] for g in groups}) > 1:
+            record["group_lrs"] = [g["lr"] for g in groups]
+        return record
 
     def _stateful_callbacks(self) -> dict[str, Callback]:
         """Stateful callbacks keyed by class name and occurrence ('EarlyStopping:0'), so a resumed run
@@ -152,7 +163,8 @@ class TrainerState:
             problems.append("the architecture differs: " + "; ".join(ln.strip() for ln in lines[:6]))
         recorded, now = state.get("config") or {}, self._config_record()
         changed = [k for k in sorted(recorded.keys() | now.keys())
-                   if k in recorded and recorded.get(k) != now.get(k) and k not in RESUMABLE_CHANGES]
+                   if k in recorded and recorded.get(k) != now.get(k) and k not in RESUMABLE_CHANGES
+                   and not (k == "batch_size" and recorded.get(k) is None)]  # None: the rule, as it resolved now
         problems += [f"{k}: {recorded.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in changed]
         if problems:
             raise ConfigError(f"cannot resume the run in '{self.run_dir}': the model or settings differ from the "

@@ -7,6 +7,7 @@ needs is in the checkpoint, so a run killed at any moment resumes bit for bit (T
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import math
@@ -20,16 +21,16 @@ from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
 from ..config import TrainConfig, monitor_mode
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, TrainingError, did_you_mean
 from ..repro import seed_everything
-from ..steps import Batch, Step, as_batch, call_model, main_output
+from ..steps import Batch, Step, as_batch, bind_step, call_model, main_output
 from ..tasks import Task, create_task, infer_task
 from ..track.recorder import RunRecorder, model_record
 from . import checkpoint as ckpt
 from .batching import make_batches, n_rows
 from .callbacks import Callback, EarlyStopping
 from .nonfinite import locate_nonfinite
-from .optim import check_optimizer, make_optimizer, make_scheduler, optimizer_record
+from .optim import check_optimizer, make_optimizer, make_scheduler
 from .state import TrainerState
 
 log = logging.getLogger("nnrecipe")
@@ -93,28 +94,25 @@ class Trainer(TrainerState):
         self.config = cfg = config or TrainConfig()
         self.device = resolve_device(cfg.device)
         self.model = model.to(self.device)
-        self.loss_fn = loss_fn.to(self.device) if isinstance(loss_fn, nn.Module) else loss_fn
-        # the step the loop backpropagates, and the one validation measures the loss with
+        self.loss_fn = loss_fn
+        # the step the loop backpropagates (its loss resolved: bind_step), and the one validation measures
+        # the loss with; a callable doing the whole step is the caller's, kept apart
         self._full_step: FullStep | None = None
-        if isinstance(step, Step):
-            if step.loss_fn is None:
-                step.loss_fn = self.loss_fn
-            self.step = step
-        elif step is None:
-            self.step = Step(self.loss_fn)
+        if step is None or isinstance(step, Step):
+            self.step = bind_step(step, loss_fn, self.device)
         elif callable(step):
-            self._full_step, self.step = step, Step(self.loss_fn)
+            self._full_step, self.step = step, bind_step(None, loss_fn, self.device)
             _check_full_step(cfg)
         else:
             raise ConfigError(f"step is a {type(step).__name__}; give an nnrecipe Step, or a callable "
                               "step(model, optimizer, batch) -> loss that does the whole step")
         self.task = create_task(task) if task is not None else None
         # metrics by name ({name: name}) or as functions ({name: fn}); config.metric is always among them
-        self.metrics: dict[str, Metric | str] = dict(metrics) if isinstance(metrics, Mapping) else \
-            {name: name for name in (metrics or ())}
+        self.metrics = _metric_spec(metrics)
         if cfg.metric is not None and cfg.metric not in self.metrics:
             self.metrics[cfg.metric] = cfg.metric
         self._metric_fns: dict[str, Metric] | None = None
+        self._batch_metric_fns: dict[str, Metric] | None = None
         self.train_metrics = train_metrics
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume, self.record, self.report, self.note = resume, record, report, note
@@ -139,6 +137,7 @@ class Trainer(TrainerState):
         if cfg.patience is not None and not any(isinstance(c, EarlyStopping) for c in self.callbacks):
             self.callbacks.append(EarlyStopping(self.monitor, self.mode, cfg.patience, cfg.min_delta,
                                                 cfg.stop_criterion, cfg.stop_alpha))
+        self._optimizer_given = isinstance(optimizer, torch.optim.Optimizer)
         if isinstance(optimizer, torch.optim.Optimizer):
             check_optimizer(optimizer, self.model)
             self.optimizer = optimizer
@@ -149,6 +148,10 @@ class Trainer(TrainerState):
         else:
             raise ConfigError(f"optimizer is a {type(optimizer).__name__}; give a name ({cfg.optimizer!r}), "
                               "parameter groups (a list of dicts with 'params') or a torch.optim.Optimizer")
+        # the groups' settings before a schedule moves them (OneCycleLR sets the rate and the momentum): what
+        # the LR range test starts its copies from, and what the run records
+        self.group_settings = [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
+                               for g in self.optimizer.param_groups]
         self.scheduler, self.schedule_interval = make_scheduler(
             self.optimizer, cfg, math.ceil(self.steps_per_epoch / cfg.accumulate))
         self.amp_dtype = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
@@ -216,15 +219,18 @@ class Trainer(TrainerState):
         batch_hooks = [c for c in self.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
         for raw in self.batches.epoch(cfg.seed, self.epoch, start=self.batch_in_epoch):
             batch = as_batch(raw)
-            loss, outputs = self.train_step(batch)
+            loss, outputs = self._call_full_step(raw, batch) if self._full_step is not None else self.train_step(batch)
             self.batch_in_epoch += 1
             n = batch.rows
             acc["loss_sum"].add_(loss.detach(), alpha=n)
             acc["count"] += n
             if self.train_metrics and outputs is not None:
-                out, target = main_output(outputs).detach().float(), self.step.target(batch)
-                for name, fn in self._metrics_for(target, batchable=True).items():
-                    acc["metrics"][name] = acc["metrics"].get(name, 0.0) + fn(out, target) * n
+                target = self.step.target(batch)
+                fns = self._metrics_for(target, batchable=True)
+                if fns:
+                    out = main_output(outputs).detach().float()
+                    for name, fn in fns.items():
+                        acc["metrics"][name] = acc["metrics"].get(name, 0.0) + fn(out, target) * n
             for c in batch_hooks:
                 c.on_batch_end(self, {"loss": loss.detach(), "batch": self.batch_in_epoch})
             if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 \
@@ -244,10 +250,15 @@ class Trainer(TrainerState):
         A subclass may override it (Keras's train_step): do the backward pass and call
         `self.optimizer_step(batch)` at the group's end to keep AMP, accumulation and clipping."""
         cfg = self.config
-        if self._full_step is not None:
-            return self._call_full_step(batch)
         with self._autocast():
-            loss, outputs = self.step.loss(self.model, batch)
+            result = self.step.loss(self.model, batch)
+        if not (type(result) is tuple and len(result) == 2):
+            raise ConfigError(f"{type(self.step).__name__}.loss returned a {type(result).__name__}; return "
+                              "(loss, outputs): the batch's loss as one number, and the model's outputs")
+        loss, outputs = result
+        if loss.ndim:
+            raise ConfigError(f"{type(self.step).__name__}.loss returned a loss of shape {tuple(loss.shape)}; "
+                              "reduce it to one number (its mean over the batch)")
         if not math.isfinite(loss.item()):  # one read; torch.isfinite would add ops to every step
             self._nonfinite(batch, "loss")
         if cfg.l1:  # M9: on the weights, logged with the loss
@@ -291,16 +302,21 @@ class Trainer(TrainerState):
             self.scheduler.step()
         self.global_step += 1
 
-    def _call_full_step(self, batch: Batch) -> tuple[torch.Tensor, Any]:
-        """The caller's whole step (the doctor's train_step signature): it does backward and the optimizer
-        step itself; the loop keeps the schedule, the counts and the record."""
+    def _call_full_step(self, raw: Any, batch: Batch) -> tuple[torch.Tensor, Any]:
+        """The caller's whole step (the doctor's train_step signature), given the batch as the data holds
+        it: it does backward and the optimizer step itself; the loop keeps the schedule, the counts and the
+        record."""
         with self._autocast():
-            out = self._full_step(self.model, self.optimizer, _user_batch(batch))  # type: ignore[misc]
-        loss, outputs = (out if isinstance(out, tuple) else (out, None))
-        if loss is None:
-            raise ConfigError("the step returned no loss; return the batch's loss (a tensor or a float), or "
-                              "(loss, outputs) for the metrics")
-        loss = loss.detach().float() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+            out = self._full_step(self.model, self.optimizer, raw)  # type: ignore[misc]
+        loss, outputs = (out if isinstance(out, tuple) and len(out) == 2 else (out, None))
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            loss = loss.detach().float().reshape(())
+        elif isinstance(loss, (int, float)) and not isinstance(loss, bool):
+            loss = torch.tensor(float(loss), device=self.device)
+        else:
+            raise ConfigError(f"the step returned {type(out).__name__ if loss is None else repr(loss)[:80]}; return "
+                              "the batch's loss (a tensor of one number, or a float), or (loss, outputs) for the "
+                              "metrics")
         if not math.isfinite(loss.item()):
             self._nonfinite(batch, "loss")
         self._after_optimizer_step()
@@ -308,18 +324,19 @@ class Trainer(TrainerState):
 
     def _nonfinite(self, batch: Batch | None, what: str) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        if batch is None or self.step.loss_fn is None and self._full_step is not None:
-            where = "the step gave no loss function to re-run the batch with"
-        else:
-            where = locate_nonfinite(self.model, self.step, batch)
+        full = self._full_step is not None  # the caller's step has updated the weights already
+        where = "the batch is gone" if batch is None else \
+            locate_nonfinite(self.model, self.step if self.step.loss_fn is not None else None, batch)
         at = (f"non-finite {what} at epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1} "
-              f"(optimizer step {self.global_step}); the step was skipped")
+              f"(optimizer step {self.global_step}); "
+              + ("your step had already updated the weights" if full else "the step was skipped"))
         if self.config.on_nonfinite == "rollback" and self.rollbacks < MAX_ROLLBACKS:
             log.warning("%s: %s; rolling back to the last good state at %g x the learning rate",
                         at, where, ROLLBACK_FACTOR)
             raise _Rollback()
+        clip = "clip the gradients inside your step" if full else "clip gradients (clip_norm)"
         raise TrainingError(
-            f"{at} and training stopped: {where}. Fix: lower the learning rate, clip gradients (clip_norm), "
+            f"{at} and training stopped: {where}. Fix: lower the learning rate, {clip}, "
             "or guard the operation named; the last checkpoint holds the last good weights"
             + (f" (after {self.rollbacks} rollbacks)" if self.rollbacks else ""))
 
@@ -411,8 +428,8 @@ class Trainer(TrainerState):
         return {"kind": "trainer", "task": self.task.name if self.task is not None else None,
                 "source": None, "data_name": _data_name(self.train_data), "note": self.note,
                 "train": self._config_record(), "model": model_record(self.model),
-                "loss": type(self.loss_fn).__name__ if self.loss_fn is not None else None,
-                "optimizer": optimizer_record(self.optimizer), "step": type(self._full_step or self.step).__name__,
+                "loss": type(self.step.loss_fn).__name__ if self.step.loss_fn is not None else None,
+                "step": type(self._full_step or self.step).__name__,
                 "metrics": list(self.metrics)}
 
     def _record_end(self, seconds: float) -> None:
@@ -432,14 +449,20 @@ class Trainer(TrainerState):
         target the first time they are needed); `batchable`: only those that are a mean over rows."""
         if self._metric_fns is None:
             named = {k: v for k, v in self.metrics.items() if isinstance(v, str)}
-            task = self.task
-            if named and task is None:
-                task = create_task(infer_task(self.loss_fn, target), n_classes=0 if target.ndim < 2 else target.shape[1])
-            bound = {k: task.metrics([v])[v] for k, v in named.items()}
+            task, inferred = self.task, self.task is None and bool(named)
+            if inferred:
+                task = create_task(infer_task(self.step.loss_fn, target),
+                                   n_classes=0 if target.ndim < 2 else target.shape[1])
+            try:
+                bound = {k: task.metrics([v])[v] for k, v in named.items()}  # type: ignore[union-attr]
+            except ConfigError as e:
+                if not inferred:
+                    raise
+                raise ConfigError(f"{e} (the task was inferred as {task.name} from the loss and the targets; "  # type: ignore[union-attr]
+                                  "pass task=... to the Trainer)") from None
             self._metric_fns = {k: bound[k] if isinstance(v, str) else v for k, v in self.metrics.items()}
-        if not batchable:
-            return self._metric_fns
-        return {k: f for k, f in self._metric_fns.items() if getattr(f, "batchable", True)}
+            self._batch_metric_fns = {k: f for k, f in self._metric_fns.items() if getattr(f, "batchable", True)}
+        return self._batch_metric_fns if batchable else self._metric_fns  # type: ignore[return-value]
 
     def _autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -504,12 +527,25 @@ def _data_name(data: Any) -> str:
     return type(data).__name__
 
 
-def _user_batch(batch: Batch) -> Any:
-    """The batch as a caller's own step expects it: (*inputs, target) or a dict with its target."""
-    if isinstance(batch.inputs, Mapping):
-        extra = {"target": batch.target} if batch.target is not None else {}
-        return {**batch.inputs, **extra, **({"sample_weight": batch.weight} if batch.weight is not None else {})}
-    return (*batch.inputs, *(() if batch.target is None else (batch.target,)))
+def _metric_spec(metrics: Any) -> dict[str, Metric | str]:
+    """{name: metric name or function} from names, a dict, or None; names checked now, not an epoch later."""
+    from ..tasks.metrics import ALIASES, METRICS
+
+    if metrics is None:
+        return {}
+    if isinstance(metrics, str) or not isinstance(metrics, (Mapping, list, tuple)):
+        raise ConfigError(f"metrics={metrics!r}; give metric names (['accuracy', 'f1']) or a dict "
+                          "{name: fn(outputs, target) -> float}")
+    spec = dict(metrics) if isinstance(metrics, Mapping) else {name: name for name in metrics}
+    for key, value in spec.items():
+        if isinstance(value, str):
+            if value not in METRICS and value not in ALIASES:
+                raise ConfigError(f"metrics: {value!r} is not a metric{did_you_mean(value, [*METRICS, *ALIASES])}; "
+                                  f"choose from: {', '.join(METRICS)}")
+        elif not callable(value):
+            raise ConfigError(f"metrics[{key!r}] is a {type(value).__name__}; give a metric's name or a function "
+                              "fn(outputs, target) -> float")
+    return spec
 
 
 def _check_full_step(cfg: TrainConfig) -> None:
