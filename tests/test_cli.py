@@ -138,7 +138,7 @@ def test_train_target_missing_lists_columns_and_suggests(cli, tmp_path):
     data = write(tmp_path / "cells.csv", "radius,texture,diagnosis\n1,2,m\n3,4,b\n")
     assert_bad_input(cli("train", data, "--target", "diagnosys", "--out", tmp_path / "runs"),
                      f"target column 'diagnosys' is not in file '{data}' (did you mean 'diagnosis'?); "
-                     "its columns are: radius, texture, diagnosis")
+                     "its columns are: radius, texture, diagnosis; pass one of them with --target")
     assert not (tmp_path / "runs").exists()
 
 
@@ -152,7 +152,8 @@ def test_train_target_all_empty(cli, tmp_path):
 def test_train_single_class(cli, tmp_path):
     data = write(tmp_path / "cells.csv", "radius,diagnosis\n1,benign\n2,benign\n3,\n4,benign\n")
     assert_bad_input(cli("train", data, "--target", "diagnosis", "--out", tmp_path / "runs"),
-                     "target column 'diagnosis' has a single class ('benign') in all 3 rows; a classifier needs "
+                     f"target column 'diagnosis' in file '{data}' has a single class ('benign') in all 3 rows; "
+                     "a classifier needs "
                      "at least two: check the target column, or choose another --target")
 
 
@@ -160,7 +161,8 @@ def test_train_single_integer_class(cli, tmp_path):
     # a numeric target with one value reads as one class label (README rule 3), not as a regression
     data = write(tmp_path / "cells.csv", "radius,label\n1,1\n2,1\n3,1\n")
     assert_bad_input(cli("train", data, "--target", "label", "--out", tmp_path / "runs"),
-                     "target column 'label' has a single class ('1') in all 3 rows; a classifier needs "
+                     f"target column 'label' in file '{data}' has a single class ('1') in all 3 rows; "
+                     "a classifier needs "
                      "at least two: check the target column, or choose another --target")
 
 

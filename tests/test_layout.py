@@ -124,3 +124,56 @@ def test_import_nnrecipe_stays_light():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+# ---------------------------------------------------------------- nothing nnrecipe loads runs code
+CODE_LOADERS = {"pickle", "cPickle", "dill", "cloudpickle", "shelve", "marshal", "joblib"}
+
+
+def code_loading_calls(path: Path) -> Iterator[str]:
+    """The places in a file that could run code from what they read: a pickle-like module imported,
+    torch.load without weights_only=True, yaml.load/unsafe_load/full_load, numpy's allow_pickle=True,
+    pandas.read_pickle, eval/exec/compile, subprocess with shell=True."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Import):
+            yield from (f"{where} imports {a.name}" for a in node.names if a.name.split(".")[0] in CODE_LOADERS)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in CODE_LOADERS:
+            yield f"{where} imports from {node.module}"
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            owner = func.value.id if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else ""
+            keywords = {k.arg: k.value for k in node.keywords}
+            constant = {k: v.value for k, v in keywords.items() if isinstance(v, ast.Constant)}
+            if isinstance(func, ast.Name) and name in ("eval", "exec", "compile", "__import__"):
+                yield f"{where} calls {name}()"
+            elif owner == "torch" and name == "load" and constant.get("weights_only") is not True:
+                yield f"{where} calls torch.load without weights_only=True"
+            elif owner == "yaml" and name in ("load", "unsafe_load", "full_load", "load_all"):
+                yield f"{where} calls yaml.{name} (yaml.safe_load reads data only)"
+            elif constant.get("allow_pickle") is True:
+                yield f"{where} passes allow_pickle=True"
+            elif name == "read_pickle":
+                yield f"{where} calls read_pickle"
+            elif constant.get("shell") is True:
+                yield f"{where} runs a shell (shell=True)"
+
+
+def test_nothing_nnrecipe_writes_or_reads_can_run_code():
+    found = [hit for path in sorted(ROOT.rglob("*.py")) for hit in code_loading_calls(path)]
+    assert found == []
+
+
+def test_the_code_loading_scan_finds_what_it_looks_for(tmp_path, monkeypatch):
+    """The scan above on planted lines: it must see each kind (a scan that finds nothing proves nothing)."""
+    planted = tmp_path / "planted.py"
+    planted.write_text("import pickle\nimport torch, yaml, subprocess, numpy as np, pandas as pd\n"
+                       "torch.load('m.pt')\ntorch.load('m.pt', weights_only=True)\nyaml.load(t)\nyaml.safe_load(t)\n"
+                       "np.load('a.npy', allow_pickle=True)\npd.read_pickle('x')\neval('1')\nmodel.eval()\n"
+                       "subprocess.run('ls', shell=True)\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert [hit.split(" ", 1)[1] for hit in code_loading_calls(planted)] == [
+        "imports pickle", "calls torch.load without weights_only=True", "calls yaml.load (yaml.safe_load reads data "
+        "only)", "passes allow_pickle=True", "calls read_pickle", "calls eval()", "runs a shell (shell=True)"]

@@ -39,6 +39,7 @@ def test_multilabel_learns_each_label_and_predicts_label_sets(tmp_path):
 
 def test_multilabel_column_that_is_not_zero_one_is_named(tmp_path):
     frame = tagged().assign(news=lambda f: np.where(f["news"] == 1, "yes", "maybe"))
-    with pytest.raises(DataError, match=r"^target column 'news' of a multi-label target holds 600 values that are "
+    with pytest.raises(DataError, match=r"^target column 'news' of a multi-label target in the table holds 600 "
+                                        r"values that are "
                                         r"not 0/1 \(first: '.*'\); each label column must hold 0/1 or true/false$"):
         train_table(frame, "sport,news", out=tmp_path)

@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "--sort=-KEY descends")
     runs.add_argument("--filter", metavar="KEY~TEXT|KEY=VALUE", action="append", default=[],
                       help="keep runs whose KEY contains TEXT (note~baseline) or equals VALUE (lr=0.001); repeatable")
+    runs.add_argument("--clean", action="store_true",
+                      help="first delete the temporary files that killed runs left under FOLDER (a resume does it "
+                      "for its own run)")
 
     compare = sub.add_parser("compare", help="compare runs in one HTML page: curves overlaid, settings that differ",
                              description="Write an HTML page with the runs' curves overlaid in one chart and their "
@@ -308,7 +311,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_config=_config(TrainConfig, args, base=file.get("train")))
     print((run.run_dir / "summary.txt").read_text(), end="")
     name, value = run.metric
-    print(f"test {name}: {value:.4f}")
+    print(f"test {name}: {value:.4f}" if abs(value) < 1e6 else f"test {name}: {value:.4g}")
     print(run.run_dir)
     return 1 if any(v.status == "fail" for v in [*run.verdicts, *(run.audit or [])]) else 0
 
@@ -369,8 +372,13 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from .io import sweep_temp
     from .track import filter_runs, format_runs, list_runs, sort_runs
 
+    if args.clean and Path(args.folder).is_dir():
+        removed = sweep_temp(args.folder)
+        print(f"removed {len(removed)} temporary files left by killed runs ({_size(sum(s for _, s in removed))})"
+              + "".join(f"\n  {path}" for path, _ in removed), file=sys.stderr)
     found = list_runs(args.folder)
     runs = filter_runs(found, args.filter)
     if args.sort:
@@ -473,13 +481,17 @@ def _size(n: float) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .io import atomic_write
     from .recipes import predict_table
 
     if args.out:
         _check_out(args.out, "file")
+        if Path(args.out).resolve() == Path(args.data).resolve():
+            raise ConfigError(f"--out {args.out} is the input file; predict never overwrites its input: write the "
+                              "predictions to another file")
     preds, report = predict_table(args.run, args.data)
     if args.out:
-        preds.to_csv(args.out, index=False)
+        atomic_write(args.out, preds.to_csv(index=False))
         print(f"wrote {len(preds)} predictions to {args.out}")
     else:
         preds.to_csv(sys.stdout, index=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -171,15 +172,50 @@ C = TypeVar("C")
 
 
 def from_dict(cls: type[C], values: dict[str, Any], where: str = "config") -> C:
-    """Build a config dataclass from a dict, naming any unknown key with a did-you-mean."""
+    """Build a config dataclass from a dict, naming any unknown key with a did-you-mean and any value of the
+    wrong type with what the key takes; every problem at once."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be an object of settings (such as {{\"lr\": 0.001}}), got a "
+                          f"{type(values).__name__}; fix it")
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     unknown = [k for k in values if k not in names]
     if unknown:
         raise ConfigError("; ".join(
             f"{where}: unknown key '{k}'{did_you_mean(k, names)}" for k in unknown
         ) + f"; allowed keys: {', '.join(names)}")
+    hints = typing.get_type_hints(cls)
+    wrong = [f"{where}: key '{k}' takes {takes}, got {v!r}" for k, v in values.items()
+             if (takes := _mistyped(v, hints[k])) is not None]
+    if wrong:
+        raise ConfigError("; ".join(wrong) + "; fix the values")
     fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     return cls(**fixed)
+
+
+def _mistyped(value: Any, hint: Any) -> str | None:
+    """What a setting of type `hint` takes, when `value` is not one of it (JSON: lists for tuples); else None."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    words = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        fits = isinstance(value, (list, tuple)) and all(_mistyped(v, item) is None for v in value)
+        takes = {int: "a list of whole numbers", str: "a list of names"}.get(item, "a list")
+    elif hint is bool:
+        fits, takes = isinstance(value, bool), words[bool]
+    elif hint is int:
+        fits, takes = isinstance(value, int) and not isinstance(value, bool), words[int]
+    elif hint is float:
+        fits, takes = isinstance(value, (int, float)) and not isinstance(value, bool), words[float]
+    elif hint is str:
+        fits, takes = isinstance(value, str), words[str]
+    else:
+        return None
+    return None if fits else takes + (" or null" if optional else "")
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

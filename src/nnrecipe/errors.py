@@ -39,6 +39,26 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
+def did_you_mean_column(name: str, columns: Iterable[object]) -> str:
+    """did_you_mean for a column name: a name that differs only in case ('Y' for 'y') or in the spaces
+    around it first, then a close match ignoring case, so `--target Price` finds 'price'."""
+    names = [str(c) for c in columns]
+    key = str(name).strip().casefold()
+    for c in names:
+        if c.strip().casefold() == key and c != name:
+            return f" (did you mean '{c}'?)"
+    folded = {c.casefold(): c for c in reversed(names)}  # the first column of each folded name
+    match = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.6)
+    return f" (did you mean '{folded[match[0]]}'?)" if match else ""
+
+
+def shorten(text: object, limit: int = 60) -> str:
+    """User text (a cell, a column name) cut to `limit` characters for a message or a plot label: a 10 MB
+    cell is still named, not printed whole; line breaks shown as \\n so a message stays one line."""
+    text = str(text).replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def flag(name: str, value: object) -> str:
     """A command-line flag with the user's own value, shell-quoted: flag('--drop', 'my id') -> --drop 'my id'."""
     return f"{name} {shlex.quote(str(value))}"

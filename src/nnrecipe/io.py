@@ -7,17 +7,65 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
 
+TEMP = re.compile(r"^\..+\.tmp-(\d+)$")  # what temp_path names: .NAME.tmp-PID
+
+
+def temp_path(path: str | os.PathLike) -> Path:
+    """Where `path` is written before it is renamed into place: beside it, hidden, named by this process."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def sweep_temp(folder: str | os.PathLike) -> list[tuple[Path, int]]:
+    """Delete the temp files (and staged folders) a killed writer left under `folder`: those whose process
+    is gone. A kill cannot clean up after itself, so a resume and `nnrecipe runs --clean` do. Returns each
+    removed path with its size in bytes."""
+    import shutil
+
+    removed = []
+    for found in sorted(Path(folder).rglob(".*.tmp-*")):
+        m = TEMP.match(found.name)
+        if m is None or alive(int(m.group(1))) or not found.exists():
+            continue
+        size = found.stat().st_size if found.is_file() else sum(f.stat().st_size for f in found.rglob("*") if f.is_file())
+        if found.is_dir():
+            shutil.rmtree(found, ignore_errors=True)
+        else:
+            found.unlink(missing_ok=True)
+        removed.append((found, size))
+    return removed
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (a zombie, killed but not yet reaped by its parent, does
+    not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     """Write `data` to `path` so that a crash at any moment leaves either the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,38 @@ def assert_identical(a: Any, b: Any, where: str = "state") -> None:
         assert struct.pack("<d", a) == struct.pack("<d", b), f"{where}: {a!r} != {b!r}"  # -0.0, inf
     else:
         assert a == b, where
+
+
+def run_with_kills(argv: list[str], kills: int, seed: int, low: float = 1.0, high: float = 6.0,
+                   env: dict[str, str] | None = None) -> list[str]:
+    """Run the command `argv` again and again, killing it (SIGKILL, its whole process group: the workers it
+    started too) `kills` times after seeded random delays in [low, high) seconds, then once more to its end.
+    Returns what happened to each start ('killed after 2.31 s', 'ended with 0'). For the fault tests of
+    resumable commands (tests/tune, benchmarks/tune_kills.py): the delays only pick where the kills land;
+    what a test asserts is the state after the last run, whatever they were."""
+    import random
+    import signal
+    import subprocess
+
+    draws = random.Random(seed)
+    log = []
+    for k in range(kills + 1):
+        last = k == kills  # only the last run's messages are read: a pipe no one reads could block the others
+        proc = subprocess.Popen(argv, start_new_session=True, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE if last else subprocess.DEVNULL)
+        if not last:
+            delay = draws.uniform(low, high)
+            try:
+                proc.wait(timeout=delay)
+                log.append(f"ended with {proc.returncode} before its kill at {delay:.2f} s")
+                continue
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                log.append(f"killed after {delay:.2f} s")
+                continue
+        _, err = proc.communicate()
+        log.append(f"ended with {proc.returncode}")
+        if proc.returncode != 0:
+            raise AssertionError(f"the last run of {argv} ended with {proc.returncode}:\n{err.decode()[-3000:]}")
+    return log

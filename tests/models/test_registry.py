@@ -3,11 +3,12 @@ shareable artifact (model.safetensors + model.json) built again by name, with da
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load, load_file
 from torch import nn
 
 from nnrecipe import CheckpointError, ConfigError, TrainConfig, Trainer
@@ -104,8 +105,16 @@ def test_a_truncated_model_file_is_refused_naming_the_folder(tmp_path):
     weights = tmp_path / "model.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
-    try:  # what safetensors itself says about the file, quoted in the message
-        load_file(str(weights))
+    message = (f"'{weights}' is not the weights '{tmp_path / 'model.json'}' describes (their hash differs: a run "
+               "killed while saving its model, or files from two runs); train the run again")
+    with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+        load_model(tmp_path)
+    # a model saved before the hash was recorded: safetensors' own complaint, quoted, not raised raw
+    meta = json.loads((tmp_path / "model.json").read_text())
+    del meta["weights_sha256"]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    try:
+        load(weights.read_bytes())
     except Exception as e:  # noqa: BLE001 (safetensors' own error type)
         raw = f"{type(e).__name__}: {e}"
     else:
@@ -115,6 +124,22 @@ def test_a_truncated_model_file_is_refused_naming_the_folder(tmp_path):
     with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$") as e:
         load_model(tmp_path)
     assert e.value.__cause__ is None and e.value.__suppress_context__  # no raw safetensors traceback chained
+
+
+def test_weights_from_another_run_and_a_description_lacking_an_entry_are_refused(tmp_path):
+    for name, width in (("a", 8), ("b", 8)):
+        save_model(tmp_path / name, create_model("mlp", in_features=4, hidden=[width], out_features=2),
+                   {"preprocessing": {}})
+    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="hash differs"):
+        load_model(tmp_path / "a")
+    meta = json.loads((tmp_path / "b" / "model.json").read_text())
+    del meta["preprocessing"]
+    (tmp_path / "b" / "model.json").write_text(json.dumps(meta))
+    message = (f"'{tmp_path / 'b' / 'model.json'}' lacks 'preprocessing'; the file is damaged or was edited: restore "
+               "the run folder, or train the run again")
+    with pytest.raises(CheckpointError, match=f"^{re.escape(message)}$"):
+        load_model(tmp_path / "b", required=("preprocessing",))
 
 
 def test_a_missing_folder_or_model_is_refused(tmp_path):

@@ -412,3 +412,4 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, str
     assert resumed[0] == {"kind": "start", "resumed": True, "epoch": saved_at[0], "batch": saved_at[1]}
     assert batches(resumed) == straight["batches"][saved_at[2]:]
     assert_matches_straight(again, straight, same_state, identical)
+    assert not half_written.exists() and not list((tmp_path / "run").rglob(".*.tmp-*"))  # swept by the resume

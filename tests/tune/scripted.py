@@ -1,4 +1,4 @@
-"""Callbacks the tune tests plant in trials (module level: a worker process unpickles them)."""
+"""Callbacks the tune tests plant in trials (module level: the tests' worker script imports them)."""
 
 from __future__ import annotations
 

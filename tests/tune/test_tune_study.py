@@ -41,8 +41,9 @@ def table(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def workers_import_tests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker process unpickles the tests' callbacks: it needs this folder on its path."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    """Worker processes started as the tests' worker script, which adds WaitForWorkers to its trials (a job
+    file carries no code: a study's own callbacks stay in its process)."""
+    monkeypatch.setattr("nnrecipe.tune.study.WORKER", [str(TESTS / "tune" / "worker_with_callbacks.py")])
 
 
 def _trials(name: str, url: str) -> list[optuna.trial.FrozenTrial]:
@@ -287,7 +288,7 @@ def test_a_launch_reading_the_study_mid_withdrawal_aims_at_the_same_trials(tmp_p
     for _ in range(8):
         study.enqueue_trial({}, skip_if_exists=False)
     storage, seventh = study._storage, study.trials[7]._trial_id
-    assert _take(storage, seventh)  # A, mid-withdrawal
+    assert _take(storage, seventh, "withdrawing:host:1")  # A, mid-withdrawal
     _withdraw_surplus(study, 4)  # B
     storage.set_trial_user_attr(seventh, "withdrawn", "queued twice by launches at once")  # A goes on
     storage.set_trial_state_values(seventh, state=TrialState.FAIL)
@@ -319,3 +320,24 @@ def test_two_processes_claiming_from_one_sqlite_study_never_take_the_same_trial(
     taken = [int(t) for p in procs for t in p.communicate()[0].split()]
     assert all(p.returncode == 0 for p in procs)
     assert sorted(taken) == sorted(t._trial_id for t in study.get_trials())  # each once, none left
+
+
+def test_a_trial_taken_by_a_process_killed_before_it_ran_is_found_and_run_again(tmp_path: Path):
+    """A claim names its worker before the trial is RUNNING: a kill between the claim and the trial's first
+    line leaves a RUNNING trial naming a process that is gone, which the next launch queues again (a trial
+    that named nobody stayed RUNNING for ever, and the study ended a trial short)."""
+    from nnrecipe.tune.study import _reclaim, _take, make_storage
+
+    study = optuna.create_study(study_name="killed", storage=make_storage(f"sqlite:///{tmp_path / 'study.db'}"))
+    for _ in range(2):
+        study.enqueue_trial({}, skip_if_exists=False)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = os.uname().nodename
+    assert _take(study._storage, study.trials[0]._trial_id, f"{host}:{gone.pid}")  # then the kill
+    assert _take(study._storage, study.trials[1]._trial_id, f"withdrawing:{host}:{gone.pid}")  # a withdrawal, killed
+    _reclaim(study)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "WAITING"]
+    assert trials[0].user_attrs["lost"] == f"worker {host}:{gone.pid} is gone" and trials[2].user_attrs["retry_of"] == 0
+    assert "withdrawn" in trials[1].user_attrs  # a withdrawal is finished, not queued again

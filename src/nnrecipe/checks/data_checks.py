@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import shorten
 from .setup import Setup, finite_rows
 from .verdict import Verdict
 
@@ -142,7 +143,7 @@ def finite(setup: DataView) -> Verdict:
     evidence["counts"] = counts
     first_input = ("data x", "data x[0]", "val_data x", "val_data x[0]")
     names = setup.feature_names if evidence.get("first_tensor") in first_input else None
-    where = (f", columns {', '.join(repr(names[c]) if names else str(c) for c in evidence['columns'])}"
+    where = (f", columns {', '.join(repr(shorten(names[c], 40)) if names else str(c) for c in evidence['columns'])}"
              if "columns" in evidence else "")
     more = " ..." if evidence.get("n_columns", 0) > ROWS_SHOWN else ""
     rows = f" (rows {', '.join(map(str, evidence['rows']))}{' ...' if evidence['rows_affected'] > ROWS_SHOWN else ''})" \
@@ -169,9 +170,16 @@ def scale_stats(xs: tuple[torch.Tensor, ...]) -> dict[str, Any]:
     for i, t in enumerate(xs):
         if not torch.is_floating_point(t) or not len(t):
             continue  # integer inputs are indices (embeddings, tokens), not magnitudes
-        f = _feature_view(t.detach().float())
+        t = t.detach()
+        # float64 values past float32's range (1e308) stay float64: as float32 they were inf, then zeroed
+        wide = t.dtype == torch.float64 and bool((t[torch.isfinite(t)].abs() > torch.finfo(torch.float32).max).any())
+        f = _feature_view(t.double() if wide else t.float())
         f = torch.where(torch.isfinite(f), f, 0.0)  # D3 reports non-finite values
-        scale, rms = f.abs().amax(1), f.pow(2).mean(1).sqrt()
+        scale = f.abs().amax(1)
+        if wide:  # squares of 1e308 overflow: the RMS of each feature over its own scale
+            rms = (f / scale.clamp_min(1e-300)[:, None]).pow(2).mean(1).sqrt() * scale
+        else:
+            rms = f.pow(2).mean(1).sqrt()
         live = (scale > 0).nonzero().flatten()  # an all-zero feature has no scale to compare
         if not len(live):
             continue
@@ -359,6 +367,9 @@ def check_target_leak(setup: Setup | DataView) -> Verdict:
         return Verdict("leakage", name, "skipped", "needs a 2-D float input and one target per row", {}, "", source)
     y = y[:, 0]
     keep = finite_rows(y.double(), *(t for _, t in tables))
+    if not bool(keep.any()):  # every row holds a non-finite value (D3 reports them): nothing to score
+        return Verdict("leakage", name, "skipped", "no row has finite inputs and a finite target", {"rows": 0}, "",
+                       source)
     best: dict[str, Any] = {}
     for i, t in tables:
         scores = _one_column_scores(t[keep], y[keep], setup.task)
@@ -370,7 +381,7 @@ def check_target_leak(setup: Setup | DataView) -> Verdict:
     where = f"column {best['column']}" + (f" of input {best['input']}" if len(setup.x) > 1 else "")
     if setup.feature_names is not None and best["input"] == 0:
         best["name"] = setup.feature_names[best["column"]]
-        where += f" ('{best['name']}')"
+        where += f" ('{shorten(best['name'], 40)}')"
     what = "|Pearson r|" if setup.task == "regression" else "balanced accuracy"
     if best["score"] < LEAK_MIN:
         return Verdict("leakage", name, "pass", f"the most predictive single column ({where}) reaches {what} "

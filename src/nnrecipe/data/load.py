@@ -2,8 +2,12 @@
 
 CSV files may be gzip/bz2/xz-compressed or a zip holding one CSV; in UTF-8 (with or without a BOM),
 UTF-16/32 with a BOM, or, failing UTF-8, the Windows code page cp1252 (Latin-1 for its 5 undefined
-bytes), with a notice; delimited by , ; tab or |, with decimal commas after ; or tab (sniff.py). Parsed
-CSV tables are cached as Parquet keyed by the file's content hash (D13, cache.py). Files are only read."""
+bytes), with a notice; delimited by , ; tab or |, with decimal commas after ; or tab (sniff.py). Text
+columns of numbers written as people write them (thousands separators '1,234', percentages '12%', amounts
+'$3.50') are read as numbers, with a notice (decimal commas only where the delimiter is not a comma: in a
+comma-separated file '1,5' stays text and the schema names it). Parquet columns of lists or
+records are left out, with a notice. Parsed CSV tables are cached as Parquet keyed by the file's content
+hash (D13, cache.py). Files are only read."""
 
 from __future__ import annotations
 
@@ -12,15 +16,18 @@ import io
 import logging
 import lzma
 import os
+import re
 import warnings
 import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, shorten
 from . import cache as table_cache
 from .sniff import ENCODING_NAMES, CsvFormat, sniff_csv
 
@@ -55,6 +62,8 @@ def read_table(path: str | os.PathLike, *, cache: bool = True,
         return _read_parquet(path)
     fmt = sniff_csv(path)
     _check_names(path, fmt.header)
+    if fmt.wider_rows is not None:
+        raise _header_short(path, len(fmt.header), fmt.wider_rows)
     _check_memory(path, fmt.size if fmt.size is not None else path.stat().st_size, CSV_EXPANSION, "CSV")
     file = None
     if cache:
@@ -114,21 +123,47 @@ def _read_csv(path: Path, fmt: CsvFormat) -> tuple[pd.DataFrame, dict]:
             raise DataError(f"file '{path}' has no columns; it needs a header row and data rows") from None
         except (pd.errors.ParserError, ValueError, OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError,
                 zlib.error) as e:
+            if "EOF inside string" in str(e) and (line := _unclosed_quote(path, fmt, encoding)) is not None:
+                raise DataError(f"file '{path}' has a quote (\") opened on line {line} that is never closed, so "
+                                "the rest of the file would be one cell; close the quote, or remove it") from None
             raise DataError(f"file '{path}' cannot be read as CSV: {_first_line(e)}; "
                             "fix the file, or save the table again as CSV") from None
     if len(df) == 0:
         raise DataError(f"file '{path}' has a header ({len(df.columns)} columns) but no data rows; "
                         "add the rows to train or predict on")
     if df.index.nlevels > 1 or not df.index.equals(pd.RangeIndex(len(df))):
-        n = len(df.columns)
-        raise DataError(f"file '{path}' has {n} names in its header but {n + df.index.nlevels} fields in its "
-                        "rows, so the first would be read as row labels; name every column in the header, or "
-                        "remove the extra field from the rows")
+        raise _header_short(path, len(df.columns), len(df.columns) + df.index.nlevels)
     df.columns = [str(c).strip() for c in df.columns]
     _check_names(path, list(df.columns))  # names that differ only by spaces around them
     _as_text(df)
+    unnamed = [(i, c) for i, c in enumerate(df.columns, start=1) if UNNAMED.fullmatch(c)]
     return df, {"encoding": encoding, "not_utf8_at": not_utf8_at, "delimiter": fmt.delimiter,
-                "decimal": fmt.decimal, "compression": fmt.compression}
+                "decimal": fmt.decimal, "compression": fmt.compression, "numbers": written_numbers(df),
+                "unnamed": unnamed}
+
+
+UNNAMED = re.compile(r"Unnamed: \d+")  # pandas' name for an empty header cell
+
+
+def _header_short(path: Path, names: int, fields: int) -> DataError:
+    return DataError(f"file '{path}' has {names} names in its header but {fields} fields in its rows, so the "
+                     f"first{'' if fields == names + 1 else ' ' + str(fields - names)} would be read as row labels; "
+                     "name every column in the header, or remove the extra field from the rows")
+
+
+def _unclosed_quote(path: Path, fmt: CsvFormat, encoding: str) -> int | None:
+    """The line (1-based) on which the quoted field that never closes opens, or None."""
+    opened, inside = None, False
+    try:
+        with fmt.open(path) as raw, io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="") as text:
+            for number, line in enumerate(text, start=1):
+                for _ in range(line.count('"')):  # each quote flips inside/outside ('""' flips twice)
+                    inside = not inside
+                    if inside:
+                        opened = number
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error):
+        return None
+    return opened if inside else None
 
 
 def _as_text(df: pd.DataFrame) -> None:
@@ -149,6 +184,80 @@ def _tell(path: Path, info: dict) -> None:
                     "it as UTF-8 CSV", path, where, ENCODING_NAMES.get(info["encoding"], info["encoding"]))
     if info.get("decimal") == ",":
         log.info("file '%s' has decimal commas: read '1,5' as 1.5", path)
+    for position, col in info.get("unnamed") or ():
+        log.warning("file '%s': column %d has no name in the header: read as '%s'; name it in the header "
+                    "(or pass --drop '%s')", path, position, col, col)
+    for col, what, example, value in info.get("numbers") or ():
+        log.warning("file '%s': column '%s' holds numbers written with %s (%r): read them as numbers (%s)",
+                    path, shorten(col), what, shorten(example), value)
+    for col, kind in info.get("nested") or ():
+        log.warning("file '%s': column '%s' holds %s, which the model cannot take as an input: left out; "
+                    "flatten it into columns of numbers or text to use it", path, shorten(col), kind)
+
+
+# Numbers as people write them in text cells (read_table reads a column of them as numbers):
+NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+THOUSANDS = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?"
+WRITTEN = {  # what, the pattern of a cell (the number in group 'n'), how the number is made plain
+    "thousands separators": (re.compile(rf"(?P<s>[-+]?)(?P<n>{THOUSANDS})"), lambda n: n.replace(",", "")),
+    "a percent sign": (re.compile(rf"(?P<s>[-+]?)(?P<n>{THOUSANDS}|{NUMBER})\s?%"), lambda n: n.replace(",", "")),
+    "a currency sign": (re.compile(rf"(?P<s>[-+]?)[$\u20ac\u00a3\u00a5]\s?(?P<n>{THOUSANDS}|{NUMBER})"
+                                   rf"|(?P<s2>[-+]?)(?P<n2>{THOUSANDS}|{NUMBER})\s?[$\u20ac\u00a3\u00a5]"),
+                        lambda n: n.replace(",", "")),
+}
+PLAIN_NUMBER = re.compile(rf"[-+]?{NUMBER}")
+
+
+def written_numbers(df: pd.DataFrame) -> list[tuple[str, str, str, str]]:
+    """Convert, in place, each text column whose every cell is a number written with thousands separators
+    ('1,234': groups of 3 digits), a percent sign ('12%' -> 12) or a currency sign ('$3.50', '3.50 EUR'; signs
+    $ EUR GBP JPY) into numbers; plain numbers may be mixed in. Without it '1,234' was text, and a column
+    of prices became an embedded category (or an ID). Returns (column, how they were written, an example,
+    what it reads as) for the notice."""
+    found = []
+    for col in df.columns:
+        s = df[col]
+        if not (s.dtype == object or isinstance(s.dtype, pd.StringDtype)):
+            continue
+        first = s.iloc[:1000].dropna()
+        head = [v.strip() for v in first.iloc[:200] if isinstance(v, str)]
+        if not head or len(head) < min(len(first), 200) or not any(MARKS.search(v) for v in head):
+            continue  # the common case costs a look at a few cells
+        for what, (pattern, fix) in WRITTEN.items():
+            if _numbers(head, pattern, fix) is None:
+                continue
+            cells = s.dropna().unique()
+            numbers = _numbers([str(v).strip() for v in cells], pattern, fix) \
+                if all(isinstance(v, str) for v in cells) else None
+            if numbers is None:
+                continue
+            mapping = dict(zip(cells, numbers))
+            example = next(v for v in cells if pattern.fullmatch(str(v).strip()))
+            df[col] = df[col].map(mapping).astype("float64")  # an empty cell maps to NaN
+            found.append((str(col), what, str(example).strip(), f"{mapping[example]:g}"))
+            break
+    return found
+
+
+MARKS = re.compile(r"[,%$\u20ac\u00a3\u00a5]")
+
+
+def _numbers(cells: list[str], pattern: re.Pattern[str], fix: Any) -> list[float] | None:
+    """The numbers the cells hold written in `pattern` (or plainly; '' is missing), or None when a cell
+    is neither, or none is written in `pattern`."""
+    out, marked = [], False
+    for cell in cells:
+        if not cell:
+            out.append(np.nan)
+        elif (m := pattern.fullmatch(cell)) is not None:
+            groups = m.groupdict()
+            out.append(float((groups.get("s") or groups.get("s2") or "") + fix(groups.get("n") or groups["n2"])))
+            marked = True
+        elif PLAIN_NUMBER.fullmatch(cell):
+            out.append(float(cell))
+        else:
+            return None
+    return out if marked else None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -167,14 +276,43 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     _check_names(path, names)
     size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     _check_memory(path, size, PARQUET_EXPANSION, "Parquet")
+    nested = _nested_columns(meta.schema.to_arrow_schema())
+    keep = [n for n in names if n not in dict(nested)]
+    if not keep:
+        raise DataError(f"file '{path}' holds only columns of lists or records "
+                        f"({', '.join(repr(shorten(c, 40)) for c, _ in nested[:10])}); the model takes numbers, "
+                        "text, booleans or dates: flatten them into one column per value and save the table again")
     try:
-        df = pd.read_parquet(path)
+        df = pd.read_parquet(path, columns=keep if nested else None)
     except (ValueError, OSError, TypeError) as e:
         raise DataError(f"file '{path}' cannot be read as Parquet: {_first_line(e)}; "
                         "fix the file, or save the table again as Parquet") from None
     df.columns = [str(c).strip() for c in df.columns]
     _check_names(path, list(df.columns))
+    for col in df.columns:
+        if isinstance(df[col].dtype, pd.CategoricalDtype):  # a category dtype: its values, as a CSV holds them
+            df[col] = df[col].astype(df[col].cat.categories.dtype)
+    _as_text(df)
+    info = {"nested": nested, "numbers": written_numbers(df)}
+    _tell(path, info)
+    df.attrs["left_out"] = dict(nested)
     return df
+
+
+def _nested_columns(schema: Any) -> list[tuple[str, str]]:
+    """(name, what it holds) of the Arrow columns that hold lists, records or maps."""
+    import pyarrow as pa
+
+    found = []
+    for f in schema:
+        t = f.type.value_type if pa.types.is_dictionary(f.type) else f.type  # a category dtype: its values
+        if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            found.append((f.name, "lists"))
+        elif pa.types.is_struct(t):
+            found.append((f.name, "records (a struct)"))
+        elif pa.types.is_map(t):
+            found.append((f.name, "maps"))
+    return found
 
 
 def _first_line(e: BaseException) -> str:
@@ -191,10 +329,30 @@ def _check_names(path: Path, names: list[str]) -> None:
         if name:  # pandas names empty header cells 'Unnamed: 3', each its own
             positions.setdefault(name, []).append(i)
     repeated = {name: where for name, where in positions.items() if len(where) > 1}
+    if repeated and header_is_data(names):
+        raise DataError(f"file '{path}' has no header row: its first line holds numbers "
+                        f"({header_shown(names)}), not column names; add a first line naming the columns")
     if repeated:
         listed = ", ".join(f"'{name}' (columns {_and(where)})" for name, where in repeated.items())
         raise DataError(f"file '{path}' has duplicated column names: {listed}; rename the columns so that "
                         "each name is used once")
+
+
+def header_is_data(names: Sequence[object]) -> bool:
+    """Whether a header holds only numbers (a file saved without its header row: its first data row was
+    read as the names). Column names such as '2021' occur, but not in every column."""
+    def number(name: object) -> bool:
+        try:
+            float(str(name).strip())
+        except ValueError:
+            return False
+        return bool(str(name).strip())
+
+    return bool(len(names)) and all(number(n) for n in names)
+
+
+def header_shown(names: Sequence[object], n: int = 5) -> str:
+    return ", ".join(shorten(c, 20) for c in list(names)[:n]) + (" ..." if len(names) > n else "")
 
 
 def _and(items: list[int]) -> str:

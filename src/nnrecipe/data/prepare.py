@@ -26,18 +26,18 @@ import pandas as pd
 import torch
 
 from ..config import DataConfig, to_dict
-from ..errors import ConfigError
+from ..errors import ConfigError, shorten
 from . import cache as table_cache
 from .load import _check_file, read_table
-from .schema import Schema, check_target, infer_columns, infer_task
+from .schema import Schema, check_labels, check_target, infer_columns, infer_task
 from .split import split_indices
-from .transforms import TablePreprocessor, label_strings
+from .transforms import TablePreprocessor, _scale, _scaled, label_strings
 
 log = logging.getLogger("nnrecipe")
 
 SPLITS = ("train", "val", "test")
 # Bump when preparing changes what a file prepares to (schema rules, transforms, split, target encoding)
-PREPARED_VERSION = 1
+PREPARED_VERSION = 2
 
 
 @dataclass
@@ -128,10 +128,15 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
     if cfg.neutral_label is not None:  # D7: 'unsure' rows stay out of training, then go to review.csv
         is_neutral = (label_strings(y_raw) == cfg.neutral_label).to_numpy(dtype=bool)
         if not is_neutral.any():
-            log.warning("no row of '%s' holds the neutral label %r", cfg.target, cfg.neutral_label)
+            values = label_strings(y_raw).drop_duplicates().sort_values().head(10).tolist()
+            log.warning("--neutral-label %r: no row of target column '%s'%s holds it, so every row is trained on; "
+                        "check its spelling (the column holds: %s)", cfg.neutral_label, cfg.target,
+                        f" in file '{path}'" if path is not None else "",
+                        ", ".join(shorten(v, 30) for v in values) + (" ..." if y_raw.nunique() > 10 else ""))
         neutral = df.index[is_neutral].tolist()
         df, y_raw = df[~is_neutral], y_raw[~is_neutral]
-    task, task_reason = infer_task(y_raw, cfg.task)
+    task, task_reason = infer_task(y_raw, cfg.task, path)
+    check_labels(y_raw, task, path)
     schema = infer_columns(df, cfg, path)
     for line in schema.lines():
         log.info("column %s", line)
@@ -139,7 +144,9 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
     if task in ("binary", "multiclass"):  # codes in the sorted order of the labels' strings
         labels, uniques = pd.factorize(label_strings(y_raw).to_numpy(dtype=object), sort=True)
         classes = [str(c) for c in uniques]
-    splits = split_indices(labels, len(df), cfg.val_fraction, cfg.test_fraction, seed, classes)
+    splits = split_indices(labels, len(df), cfg.val_fraction, cfg.test_fraction, seed, classes,
+                           where=f"file '{path}'" if path is not None else "the table", target=cfg.target,
+                           rows=len(all_rows))
     order = np.concatenate([splits[s] for s in SPLITS])
     pre = TablePreprocessor.fit(df.iloc[splits["train"]], schema.kinds, cfg.scaling)
     # the transform works row by row: the whole table at once, then the rows in split order, equals each
@@ -161,8 +168,8 @@ def _encode_target(y_raw: pd.Series | pd.DataFrame, labels: np.ndarray | None, t
     with train statistics."""
     if task == "regression":
         values = y_raw.to_numpy(dtype=np.float64)
-        mean, std = float(values[train_idx].mean()), float(values[train_idx].std()) or 1.0
-        return torch.from_numpy(((values - mean) / std).astype(np.float32))[:, None], {"mean": mean, "std": std}
+        mean, std = _scale(values[train_idx], "standard")  # no overflow on values near 1e308
+        return torch.from_numpy(_scaled(values, mean, std).astype(np.float32))[:, None], {"mean": mean, "std": std}
     if task == "multilabel":
         return torch.tensor(y_raw.to_numpy(dtype=np.float32)), {"mean": 0.0, "std": 1.0}
     codes = torch.from_numpy(labels.astype(np.int64))  # type: ignore[union-attr]

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import DataConfig
-from ..errors import DataError, did_you_mean, flag
-from .load import row_labels
+from ..errors import DataError, did_you_mean_column, flag, shorten
+from .load import header_is_data, header_shown, row_labels
 
 log = logging.getLogger("nnrecipe")
 
@@ -33,28 +33,59 @@ def target_columns(target: str) -> list[str]:
 
 def check_target(df: pd.DataFrame, target: str, path: str | os.PathLike | None) -> pd.Series:
     name = f"file '{path}'" if path is not None else "the table"
-    if not target:
+    if not target.strip():
         raise DataError("no target column given; pass --target COLUMN")
     if "," in target:
         return multilabel_frame(df, target_columns(target), path)  # type: ignore[return-value]
     if target not in df.columns:
-        cols = ", ".join(map(str, df.columns[:30])) + (" ..." if len(df.columns) > 30 else "")
-        raise DataError(f"target column '{target}' is not in {name}{did_you_mean(target, df.columns)}; "
-                        f"its columns are: {cols}")
+        nested = df.attrs.get("left_out") or {}  # read_table leaves out Parquet columns of lists or records
+        if target in nested:
+            raise DataError(f"target column '{target}' in {name} holds {nested[target]}, not one value per row; "
+                            "choose a column of labels or numbers with --target (for several labels per row, one "
+                            "0/1 column per label: --target a,b,c)")
+        raise DataError(missing_columns("target column", [target], df, name))
     y = df[target]
     if y.isna().all():
         raise DataError(f"target column '{target}' in {name} is empty in all {len(y)} rows; "
                         "fill it in, or choose another --target")
+    if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
+        infinite = np.isinf(y.to_numpy(dtype=float, na_value=np.nan))
+        if infinite.any():  # it went on to a non-finite loss, reported as a training failure
+            where = row_labels(path, [_row(y, int(np.flatnonzero(infinite)[0]))])[0]
+            raise DataError(f"target column '{target}' in {name} has {int(infinite.sum())} infinite values (first at "
+                            f"{where}); replace them with finite numbers, or leave the cells empty to leave those "
+                            "rows out")
+    if len(df.columns) == 1:
+        raise DataError(f"{name} holds only the target column '{target}'; the model needs at least one input "
+                        "column besides it: add the columns to learn from to the file")
     return y
+
+
+def missing_columns(what: str, missing: list[str], df: pd.DataFrame, name: str) -> str:
+    """The message for columns named by --target that the table lacks: a did-you-mean (ignoring case), the
+    table's columns, and the fix; or, when the header holds only numbers, that the file has no header."""
+    listed = ", ".join(repr(shorten(c)) for c in missing)
+    which = f"{what} {listed} {'is' if len(missing) == 1 else 'are'} not in {name}"
+    if header_is_data(list(df.columns)):
+        return (f"{which}: its first line holds numbers ({header_shown(df.columns)}), not column names, so the "
+                "file has no header row; add a first line naming the columns (the target among them)")
+    cols = ", ".join(shorten(c, 40) for c in df.columns[:30]) + (" ..." if len(df.columns) > 30 else "")
+    return (f"{which}{did_you_mean_column(missing[0], df.columns)}; its columns are: {cols}; "
+            "pass one of them with --target")
 
 
 def multilabel_frame(df: pd.DataFrame, columns: list[str], path: str | os.PathLike | None) -> pd.DataFrame:
     """M1 multi-label targets: several 0/1 (or true/false) columns, one per label."""
     name = f"file '{path}'" if path is not None else "the table"
+    if any(not c for c in columns):
+        raise DataError(f"--target {','.join(columns)!r} names an empty column; name each label column once, "
+                        "separated by commas (--target sport,news,local)")
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise DataError(f"target columns {', '.join(repr(c) for c in missing)} are not in {name}"
-                        f"{did_you_mean(missing[0], df.columns)}; its columns are: {', '.join(map(str, df.columns[:30]))}")
+        raise DataError(missing_columns("target columns" if len(missing) > 1 else "target column", missing, df,
+                                        name))
+    if len(set(columns)) < len(columns):
+        raise DataError(f"--target {','.join(columns)!r} names a column twice; name each label column once")
     out = {}
     for c in columns:
         s = df[c]
@@ -62,16 +93,19 @@ def multilabel_frame(df: pd.DataFrame, columns: list[str], path: str | os.PathLi
                                                                  "true": 1.0, "false": 0.0})
         bad = values.isna() & s.notna()
         if bad.any():
-            raise DataError(f"target column '{c}' of a multi-label target holds {int(bad.sum())} values that are not "
-                            f"0/1 (first: {str(s[bad].iloc[0])!r}); each label column must hold 0/1 or true/false")
+            raise DataError(f"target column '{c}' of a multi-label target in {name} holds {int(bad.sum())} values "
+                            f"that are not 0/1 (first: {shorten(s[bad].iloc[0])!r}); each label column must hold 0/1 "
+                            "or true/false")
         out[c] = values.astype("float64")
     return pd.DataFrame(out, index=df.index)
 
 
-def infer_task(y: pd.Series, requested: str = "auto") -> tuple[str, str]:
-    """The task and the reason, by the rule in the README. `y` has no missing values."""
+def infer_task(y: pd.Series, requested: str = "auto", path: str | os.PathLike | None = None) -> tuple[str, str]:
+    """The task and the reason, by the rule in the README. `y` has no missing values; `path` names the
+    file in the messages."""
     if isinstance(y, pd.DataFrame):
         return "multilabel", f"{y.shape[1]} target columns, one per label"
+    column = f"target column '{y.name}'" + (f" in file '{path}'" if path is not None else "")
     if requested == "multilabel":
         raise DataError(f"--task multilabel needs several 0/1 target columns: pass --target {y.name},other,...")
     n_unique = y.nunique()
@@ -89,15 +123,32 @@ def infer_task(y: pd.Series, requested: str = "auto") -> tuple[str, str]:
     else:
         task, reason = "regression", f"the target is numeric with {n_unique} distinct values"
     if task in ("binary", "multiclass") and n_unique < 2:
-        raise DataError(f"target column '{y.name}' has a single class ({str(y.iloc[0])!r}) in all {len(y)} rows; "
+        raise DataError(f"{column} has a single class ({shorten(y.iloc[0])!r}) in all {len(y)} rows; "
                         "a classifier needs at least two: check the target column, or choose another --target")
     if task == "binary" and n_unique != 2:
-        raise DataError(f"--task binary but target column '{y.name}' holds {n_unique} distinct values; "
+        raise DataError(f"--task binary but {column} holds {n_unique} distinct values; "
                         "use --task multiclass")
     if task == "regression" and not numeric:
-        raise DataError(f"--task regression but target column '{y.name}' is not numeric; "
+        raise DataError(f"--task regression but {column} is not numeric; "
                         "use --task binary or multiclass")
     return task, reason
+
+
+def check_labels(y: pd.Series | pd.DataFrame, task: str, path: str | os.PathLike | None,
+                 min_rows: int = 10) -> None:
+    """Refuse a class target that holds a different value in every row (of `min_rows` or more): an ID or
+    free text given as --target, which would be read as as many classes as rows."""
+    if task not in ("binary", "multiclass") or isinstance(y, pd.DataFrame) or len(y) < min_rows:
+        return
+    n_unique = y.nunique()
+    if n_unique < len(y):
+        return
+    name = f"file '{path}'" if path is not None else "the table"
+    shown = ", ".join(repr(shorten(v, 30)) for v in y.iloc[:3]) + " ..."
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    raise DataError(f"target column '{y.name}' in {name} holds a different value in each of its {len(y)} rows "
+                    f"({shown}): it is an ID or free text, not class labels; choose the column that holds the labels "
+                    "with --target" + (", or pass --task regression if it is a quantity" if numeric else ""))
 
 
 # Column kinds (README, "How columns are read"). A categorical column with more categories than this
@@ -124,15 +175,16 @@ class Schema:
         return {"kinds": self.kinds, "dropped": self.dropped}
 
     def lines(self) -> list[str]:
-        out = [f"{col}: {kind}" for col, kind in self.kinds.items()]
-        return out + [f"{col}: dropped ({why})" for col, why in self.dropped.items()]
+        out = [f"{shorten(col, 80)}: {kind}" for col, kind in self.kinds.items()]
+        return out + [f"{shorten(col, 80)}: dropped ({why})" for col, why in self.dropped.items()]
 
 
 def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | None) -> Schema:
     """The kind of each feature column, by the rules above. Every problem is collected, then raised together."""
     problems: list[str] = []
     for option, cols in (("--categorical", cfg.categorical), ("--numeric", cfg.numeric), ("--drop", cfg.drop)):
-        problems += [f"{option} names column '{c}', which is not in the table{did_you_mean(c, df.columns)}"
+        problems += [f"{option} names column '{shorten(c)}', which is not in the table"
+                     f"{did_you_mean_column(c, df.columns)}"
                      for c in cols if c not in df.columns]
     schema = Schema()
     for col in df.columns:
@@ -143,6 +195,12 @@ def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | N
             continue
         s = df[col]
         kind, why = _kind(s, col, cfg)
+        if kind == "decimal commas":
+            problems.append(f"column '{shorten(col)}' holds numbers with decimal commas ({why!r}) where the file's "
+                            "delimiter is a comma or its other numbers have decimal points; save the file with "
+                            "decimal points (or with ';' between the fields), or pass "
+                            f"{flag('--categorical', col)}")
+            continue
         if kind == "numeric":
             found = numeric_problems(df, [col], path)
             problems += found
@@ -152,14 +210,20 @@ def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | N
             schema.kinds[col] = kind
         else:
             schema.dropped[col] = why
-            log.warning("column '%s' is left out: %s", col, why)
+            log.warning("column '%s' is left out: %s", shorten(col, 80), why)
     if problems:
         where = f"file '{path}'" if path is not None else "the table"
         raise DataError(f"{where}: " + "; ".join(problems))
     if not schema.kinds:
-        raise DataError("no feature columns are left besides the target; the model needs at least one input column"
-                        + (f" (left out: {', '.join(f'{c} ({w})' for c, w in schema.dropped.items())})"
-                           if schema.dropped else ""))
+        where = f"file '{path}'" if path is not None else "the table"
+        if not schema.dropped:
+            raise DataError(f"{where} holds no column besides the target; the model needs at least one input "
+                            "column: add the columns to learn from to the file")
+        left = ", ".join(f"'{shorten(c, 40)}' as {w}" for c, w in list(schema.dropped.items())[:10])
+        first = next(iter(schema.dropped))
+        raise DataError(f"{where}: no input column is left besides the target (left out: {left}); the model needs "
+                        f"at least one: keep a column ({flag('--numeric', first)} or {flag('--categorical', first)}), "
+                        "or add columns to learn from")
     return schema
 
 
@@ -198,6 +262,10 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
     as_numbers = pd.to_numeric(sample, errors="coerce")
     if as_numbers.notna().mean() >= NUMERIC_SHARE:
         return "numeric", ""  # numbers with typos: numeric_problems names them
+    commas = sample.str.fullmatch(r"[-+]?\d+,\d+")
+    decimal = sample.str.fullmatch(r"[-+]?\d+,(?:\d{1,2}|\d{4,})")  # '1,5', not '1,500' (a thousands separator)
+    if decimal.any() and (commas | as_numbers.notna()).mean() >= NUMERIC_SHARE:
+        return "decimal commas", str(sample[decimal].iloc[0])  # '1,5' where ',' is not the decimal mark
     if set(sample.str.lower()) <= {"true", "false"}:
         return "boolean", ""
     if _looks_like_dates(sample):
@@ -209,8 +277,14 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
     return ("embedding" if n_unique > ONE_HOT_MAX else "categorical"), ""
 
 
+# A cell that may be a date: digits joined by - / . : ('2020-01-05', '5/1/2020', '12:30'), or a number
+# beside a month's name ('Jan 05 2020', '5 January 2020'); pandas then has to parse it.
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
+_DATE_LIKE = re.compile(rf"\d{{1,4}}[-/.:]\d{{1,2}}|(?i:\b{_MONTH}\.?,?\s*\d|\d\s*{_MONTH}\b)")
+
+
 def _looks_like_dates(sample: pd.Series) -> bool:
-    if not sample.str.contains(r"\d{1,4}[-/.:]\d{1,2}", regex=True).all():
+    if not sample.str.contains(_DATE_LIKE, regex=True).all():
         return False
     with warnings.catch_warnings():  # pandas warns when it has to guess the format per element
         warnings.simplefilter("ignore")
@@ -240,10 +314,11 @@ def numeric_problems(df: pd.DataFrame, columns: list[str], path: str | os.PathLi
     for (col, kind, count, first), where in zip(found, lines):
         if kind == "text":
             problems.append(
-                f"column '{col}' has {count} values that are not numbers (first at {where}: "
-                f"{str(df[col].iloc[first])!r}); fix them, leave them empty to impute, or pass {flag('--categorical', col)}")
+                f"column '{shorten(col)}' has {count} values that are not numbers (first at {where}: "
+                f"{shorten(df[col].iloc[first], 40)!r}); fix them, leave them empty to impute, or pass "
+                f"{flag('--categorical', col)}")
         else:
-            problems.append(f"column '{col}' has {count} infinite values (first at {where}); "
+            problems.append(f"column '{shorten(col)}' has {count} infinite values (first at {where}); "
                             "replace them with finite numbers, or leave the cells empty to impute")
     return problems
 

@@ -15,6 +15,7 @@ import io
 import lzma
 import os
 import re
+import shlex
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,9 @@ class CsvFormat:
     size: int | None  # bytes of the decompressed text, when known without reading it all
     header: list[str] = field(default_factory=list)
     not_utf8_at: int | None = None  # the first byte that is not UTF-8, when we fell back to cp1252/Latin-1
+    # the fields of the sample's data rows when every one has more than the header (None otherwise): pandas
+    # would read the first field as row labels, and when those count 0, 1, 2 ... nothing would show it
+    wider_rows: int | None = None
 
     def open(self, path: Path) -> IO[bytes]:
         """The decompressed bytes, as a binary file (the caller closes it)."""
@@ -103,8 +107,12 @@ def sniff_csv(path: Path) -> CsvFormat:
     if not whole and "\n" in text:
         text = text[: text.rindex("\n") + 1]  # the last line may be cut mid-way
     delimiter, rows = _delimiter(text)
+    widths = {len(r) for r in rows[1:]}
+    wider = None
+    if len(widths) == 1 and next(iter(widths)) > len(rows[0]):
+        wider = next(iter(widths))
     return CsvFormat(compression, member, encoding, delimiter, _decimal(delimiter, rows[1:]), size,
-                     rows[0] if rows else [], not_utf8_at)
+                     rows[0] if rows else [], not_utf8_at, wider)
 
 
 def _compression(path: Path, head: bytes) -> tuple[str | None, str | None, int | None]:
@@ -161,6 +169,7 @@ def _decode(path: Path, head: bytes, whole: bool) -> tuple[str, int | None, str]
     else:
         encoding = _utf16_without_bom(head) if b"\x00" in head else "utf-8"
         if encoding is None:
+            _check_stray_nul(path, head)
             raise not_a_table(path, "binary data (it holds NUL bytes), not text", "give a CSV or Parquet file")
     not_utf8_at = None
     try:
@@ -179,6 +188,22 @@ def _decode(path: Path, head: bytes, whole: bool) -> tuple[str, int | None, str]
             encoding = "latin-1"
             text = head.decode(encoding)
     return encoding, not_utf8_at, text
+
+
+def _check_stray_nul(path: Path, head: bytes) -> None:
+    """Raise naming the NUL bytes of a text table that holds a few of them (a damaged copy, a field padded
+    by a database export): text otherwise, so the fix is to remove them, not to find another file."""
+    nuls = head.count(0)
+    if nuls > MAX_CONTROL_SHARE * len(head):
+        return
+    text = head.replace(b"\x00", b"").decode("utf-8", errors="replace")
+    if len(CONTROLS.findall(text)) > MAX_CONTROL_SHARE * len(text) or "\n" not in text:
+        return
+    first = head.index(0)
+    line = head[:first].count(b"\n") + 1
+    raise DataError(f"file '{path}' holds NUL bytes (\\0) in its text, the first on line {line} (byte {first}), "
+                    f"which no table cell holds; remove them (tr -d '\\000' < {shlex.quote(str(path))} > "
+                    "fixed.csv), or save the table again as CSV")
 
 
 def _utf16_without_bom(head: bytes) -> str | None:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from ..errors import DataError
+from ..errors import DataError, shorten
 
 log = logging.getLogger("nnrecipe")
 
@@ -18,12 +18,17 @@ MIN_ROWS = 10  # fewer rows cannot give a training, a validation and a test spli
 
 
 def split_indices(labels: np.ndarray | None, n: int, val_fraction: float, test_fraction: float,
-                  seed: int, classes: list[str] | None = None) -> dict[str, np.ndarray]:
+                  seed: int, classes: list[str] | None = None, *, where: str = "the table",
+                  target: str | None = None, rows: int | None = None) -> dict[str, np.ndarray]:
     """Row positions of each split. `labels` (classification) stratifies every split: class labels, or
-    their codes into `classes` (sorted, as pd.factorize(sort=True) gives them)."""
+    their codes into `classes` (sorted, as pd.factorize(sort=True) gives them). `where` ("file 'x.csv'"),
+    `target` and `rows` (the table's rows before those without a target were left out) name the input in
+    the messages."""
     if n < MIN_ROWS:
-        raise DataError(f"the table has {n} usable rows; training needs at least {MIN_ROWS} to hold out "
-                        "validation and test rows")
+        left_out = f" (of {rows}: rows without a target, or with the neutral label, are left out)" \
+            if rows is not None and rows != n else ""
+        raise DataError(f"{where} has {n} usable rows{left_out}; training needs at least {MIN_ROWS} to hold out "
+                        "validation and test rows: add rows")
     idx = np.arange(n)
     if labels is not None:
         # integer codes in the labels' sorted order: the same split as the labels themselves (sklearn
@@ -33,9 +38,11 @@ def split_indices(labels: np.ndarray | None, n: int, val_fraction: float, test_f
         else:
             values = classes
         counts = np.bincount(labels, minlength=len(values))
-        rare = [f"'{v}' ({c})" for v, c in zip(values, counts) if c < 3]
+        rare = [f"'{shorten(v, 30)}' ({c})" for v, c in zip(values, counts) if c < 3]
         if rare:
-            raise DataError(f"classes {', '.join(rare)} have fewer than 3 rows, too few to appear in the "
+            listed = ", ".join(rare[:5]) + (f" and {len(rare) - 5} more" if len(rare) > 5 else "")
+            column = f"target column '{target}' in {where}: " if target is not None else ""
+            raise DataError(f"{column}classes {listed} have fewer than 3 rows, too few to appear in the "
                             "training, validation and test splits; add rows, merge or remove those classes")
     try:
         rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed,

@@ -66,10 +66,35 @@ def embedding_dim(n_categories: int) -> int:
 
 
 def _scale(x: np.ndarray, how: str) -> tuple[float, float]:
-    """(centre, scale) of the finite values of x, so that (x - centre) / scale is the scaled feature."""
-    ok = x[~np.isnan(x)]
+    """(centre, scale) of the finite values of x, so that (x - centre) / scale is the scaled feature. Values
+    near the float64 limits (1e308: their sum or square overflows, and the mean and std came out NaN, every
+    feature with them) or below its normal range (1e-320: squares underflow to 0) are scaled by the largest
+    magnitude first."""
+    ok = x[np.isfinite(x)]  # inf is refused before (schema.numeric_problems); NaN is imputed
     if len(ok) == 0:
         return 0.0, 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        centre, scale = _plain_scale(ok, how)
+    top = float(np.abs(ok).max())
+    if np.isfinite(centre) and np.isfinite(scale) and (scale != 1.0 or top == 0 or top >= 1e-150):
+        return centre, scale
+    centre, scale = _plain_scale(ok / top, how)  # in [-1, 1]: nothing overflows
+    return centre * top, min(scale * top, float(np.finfo(np.float64).max)) or 1.0
+
+
+def mean_std(x: np.ndarray) -> tuple[float, float]:
+    """The mean and std of finite values, without overflow for values near 1e308 (their sum and squares
+    pass the float64 limit): computed in units of the largest magnitude when the plain ones are not finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = float(x.mean()), float(x.std())
+    if np.isfinite(mean) and np.isfinite(std) or not len(x):
+        return mean, std
+    top = float(np.abs(x).max())
+    u = x / top
+    return float(u.mean()) * top, min(float(u.std()) * top, float(np.finfo(np.float64).max))
+
+
+def _plain_scale(ok: np.ndarray, how: str) -> tuple[float, float]:
     if how == "minmax":
         lo, hi = float(ok.min()), float(ok.max())
         return (lo + hi) / 2, ((hi - lo) / 2) or 1.0
@@ -77,6 +102,16 @@ def _scale(x: np.ndarray, how: str) -> tuple[float, float]:
         q1, med, q3 = np.percentile(ok, [25, 50, 75])
         return float(med), float(q3 - q1) or float(ok.std()) or 1.0
     return float(ok.mean()), float(ok.std()) or 1.0
+
+
+def _scaled(x: np.ndarray, centre: float, scale: float) -> np.ndarray:
+    """(x - centre) / scale, without overflow where x - centre passes the float64 limit (x near 1e308)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (x - centre) / scale
+        wrong = np.isinf(out) & np.isfinite(x)
+        if wrong.any():
+            out[wrong] = x[wrong] / scale - centre / scale
+    return out
 
 
 @dataclass
@@ -140,7 +175,7 @@ class TablePreprocessor:
             if kind in ("numeric", "boolean"):
                 x = _as_numbers(df[col], kind == "boolean")
                 miss = np.isnan(x)
-                blocks.append(((np.where(miss, c["center"], x) - c["center"]) / c["scale"])[:, None])
+                blocks.append(_scaled(np.where(miss, c["center"], x), c["center"], c["scale"])[:, None])
                 if c["indicator"]:
                     blocks.append(miss[:, None].astype(np.float64))
                 elif miss.any():
@@ -204,7 +239,7 @@ def _one_hot(index: np.ndarray, width: int) -> np.ndarray:
 
 def label_strings(y: pd.Series) -> pd.Series:
     """Class labels as the strings a prediction file will show: integer-valued floats lose their '.0'."""
-    if pd.api.types.is_float_dtype(y) and np.all(np.mod(y.dropna(), 1) == 0):
-        y = y.astype("Int64")
+    if pd.api.types.is_float_dtype(y) and np.all(np.mod(y.dropna(), 1) == 0) and np.all(np.abs(y.dropna()) < 2 ** 63):
+        y = y.astype("Int64")  # (integer-valued floats past int64, 1e308 say, keep their float spelling)
     return y.astype("string")
 

@@ -29,7 +29,7 @@ from ..checks.curves import check_longer
 from ..checks.doctor import c2_init_loss, doctor, resolve_checks
 from ..config import REFIT_SETTINGS, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..errors import ConfigError, TrainingError, check_choice
-from ..io import read_json, write_json
+from ..io import atomic_write, read_json, read_json_or_none, sweep_temp, write_json
 from ..models import Ensemble, save_model
 from ..repro import environment
 from ..data.prepare import SPLITS
@@ -179,9 +179,17 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     """Train the recipe's model on `data` and leave a run folder under opts.out (see the module's docstring).
     Raises DataError/ConfigError naming the input and the fix, TrainingError when --strict stops it."""
     lr_find, note, refit = opts.lr_find, opts.note, opts.refit
-    if opts.resume is not None:
-        dcfg, mcfg, tcfg, note, refit = recorded_config(Path(opts.resume), dcfg.target)
-        lr_find = "off"  # the recorded lr is the one the range test chose
+    resuming = opts.resume is not None
+    if resuming:
+        run_dir = Path(opts.resume)  # type: ignore[arg-type]
+        dcfg, mcfg, tcfg, note, refit, lr_find = recorded_config(run_dir, dcfg.target)
+        for path, size in sweep_temp(run_dir):  # a killed writer cannot remove its temp files itself
+            log.info("removed %s (%d bytes), left by the run's killed process", path, size)
+        found = read_json_or_none(run_dir / "lr_find.json")
+        if lr_find != "off" and found is not None:  # the range test ran before the stop: its rate, not again
+            if found.get("suggestion") is not None:
+                tcfg = dataclasses.replace(tcfg, lr=found["suggestion"])
+            lr_find = "off"
     if refit is not None:  # R2 (Rishit Dagli: retrain the best on all the data): nothing held out to stop on
         if tcfg.cv_folds > 1:
             log.info("R2 refit: one model on the training and validation rows; cv_folds=%d is not used", tcfg.cv_folds)
@@ -220,25 +228,23 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
                                         for v in [*(findings or []), *verdicts] if v.status == "fail"))
 
     # -- fit (T1, T7, T8; T14, R2)
-    run_dir = Path(opts.resume) if opts.resume is not None else new_run_dir(opts.out, recipe.name(data, dcfg))
+    config = {"data": to_dict(dcfg), "model": {**to_dict(mcfg), **_model_shape(model)}, "train": to_dict(tcfg),
+              "lr_find": lr_find, "task": task.name, "head": prepared.head, "loss": type(task.loss()).__name__,
+              **recipe.describe(data, prepared), "note": note, "kind": recipe.kind, "created": now(),
+              **({"refit": {"trained_on": ["train", "val"], **refit}} if refit is not None else {})}
+    if not resuming:  # the folder appears with the settings in it: resumable from the moment it exists
+        run_dir = new_run_dir(opts.out, recipe.name(data, dcfg), config=config)
     recorder = RunRecorder(run_dir)
     fit = Fit(recipe, prepared, model, mcfg, tcfg, opts, run_dir, folds, refit, dcfg.balance)
     if lr_find != "off":
         fit.find_lr(confirm=lr_find == "confirm")
     tcfg = fit.tcfg
-    config = {"data": to_dict(dcfg),
-              "model": {**to_dict(mcfg), **_model_shape(model)},
-              "train": {**to_dict(tcfg), "batch_size": fit.trainer.batch_size}, "task": task.name,
-              "head": prepared.head, "loss": type(task.loss()).__name__, **recipe.describe(data, prepared),
-              "note": note, "kind": recipe.kind, "created": now()}
-    if refit is not None:
-        config["refit"] = {"trained_on": ["train", "val"], **refit}
-    if opts.resume is None:
-        config = recorder.start(config)
+    recorded = recorder.recorded_config() or {}
+    config = recorder.start({**config, "train": {**to_dict(tcfg), "batch_size": fit.trainer.batch_size},
+                             "created": recorded.get("created", config["created"])})
+    if not (run_dir / "journal.json").exists():
         write_journal(run_dir, config=config, data=recipe.journal(data, prepared, dcfg), note=note,
                       parent=opts.parent, config_file=opts.config_file)
-    else:
-        config = {**config, "created": (recorder.recorded_config() or {}).get("created", config["created"])}
     if findings is not None:
         findings.save(run_dir)  # audit.json and the label distribution plot
     recorder.checks(verdicts)  # now, so that a run that crashes or is still training shows them; again below
@@ -289,7 +295,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
                          "out_of_fold": trainer.score(*held_out[:2])}  # type: ignore[index]
     results = recorder.finish(results)
     done = Run(run_dir, task.name, test, verdicts, history, findings, config, results)
-    (run_dir / "summary.txt").write_text(summary(done, recipe.summary(run_dir, prepared)))
+    atomic_write(run_dir / "summary.txt", summary(done, recipe.summary(run_dir, prepared)))
     if opts.report:
         from ..report import write_report
 
@@ -400,8 +406,8 @@ def diagnose(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, checks: li
 
 
 def recorded_config(run_dir: Path, target: str
-                    ) -> tuple[DataConfig, ModelConfig, TrainConfig, str, dict[str, Any] | None]:
-    """The configs, the note and the refit (R2) settings a run recorded, for --resume."""
+                    ) -> tuple[DataConfig, ModelConfig, TrainConfig, str, dict[str, Any] | None, str]:
+    """The configs, the note, the refit (R2) settings and the LR range test a run recorded, for --resume."""
     if not (run_dir / "config.json").exists():
         raise ConfigError(f"--resume {run_dir}: no config.json there; give a run folder that `nnrecipe train` made")
     rec = read_json(run_dir / "config.json")
@@ -411,7 +417,7 @@ def recorded_config(run_dir: Path, target: str
     log.warning("resuming %s with the config it recorded", run_dir)
     model = {k: v for k, v in rec["model"].items() if k in {f.name for f in dataclasses.fields(ModelConfig)}}
     return (from_dict(DataConfig, rec["data"]), from_dict(ModelConfig, model),
-            from_dict(TrainConfig, rec["train"]), rec.get("note", ""), rec.get("refit"))
+            from_dict(TrainConfig, rec["train"]), rec.get("note", ""), rec.get("refit"), rec.get("lr_find", "off"))
 
 
 def summary(run: Run, data_lines: list[str]) -> str:

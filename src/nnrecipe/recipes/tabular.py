@@ -22,11 +22,12 @@ from ..data import TablePreprocessor, read_table
 from ..data.audit import audit_frame
 from ..data.balance import class_weights, resample, resolve_balance
 from ..data.cache import data_fingerprint
+from ..data.load import header_is_data, header_shown
 from ..data.prepare import SPLITS, PreparedTable, prepare_table
 from ..data.schema import multilabel_frame, numeric_problems, target_columns
 from ..data.transforms import label_strings
-from ..errors import DataError
-from ..io import write_json
+from ..errors import DataError, did_you_mean_column, shorten
+from ..io import atomic_write, write_json
 from ..models import init_weights, load_model, make_mlp
 from ..repro import seed_everything
 from ..tasks import Task, create_task
@@ -37,6 +38,7 @@ from .pipeline import Options, Prepared, Recipe, Run, diagnose, headline_metric,
 
 log = logging.getLogger("nnrecipe")
 
+PREDICT_NEEDS = ("task", "target", "classes", "target_scale", "preprocessing")  # of model.json
 TableRun = Run  # the name train_table's result had before the pipeline served every kind of data
 
 __all__ = ["TableRecipe", "TableRun", "doctor_table", "headline_metric", "heavy_tailed", "predict_table",
@@ -154,7 +156,7 @@ class TableRecipe(Recipe):
         probs = review.filter(like="p_")
         review.insert(0, "row", neutral.index.to_numpy())
         review.insert(2, "confidence", probs.max(axis=1).to_numpy() if probs.shape[1] else np.nan)
-        review.sort_values("confidence").to_csv(run_dir / "review.csv", index=False)
+        atomic_write(run_dir / "review.csv", review.sort_values("confidence").to_csv(index=False))
         log.info("%d rows with the neutral label are pre-labelled for review in %s", len(neutral),
                  run_dir / "review.csv")
 
@@ -163,9 +165,9 @@ class TableRecipe(Recipe):
         by_kind: dict[str, list[str]] = {}
         for col, kind in schema["kinds"].items():
             by_kind.setdefault(kind, []).append(col)
-        lines = [f"{kind} ({len(cols)}): {', '.join(cols[:8])}{' ...' if len(cols) > 8 else ''}"
+        lines = [f"{kind} ({len(cols)}): {', '.join(shorten(c, 80) for c in cols[:8])}{' ...' if len(cols) > 8 else ''}"
                  for kind, cols in by_kind.items()]
-        lines += [f"dropped: {col} ({why})" for col, why in schema["dropped"].items()]
+        lines += [f"dropped: {shorten(col, 80)} ({why})" for col, why in schema["dropped"].items()]
         return ["columns", *[f"  {line}" for line in lines]]
 
 
@@ -242,7 +244,7 @@ def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataF
                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Predictions for every row of `data` with the run's model, and a report: the metric when `data`
     holds the target column, and the count of cells the model had not seen in training."""
-    model, meta = load_model(run_dir)
+    model, meta = load_model(run_dir, required=PREDICT_NEEDS)
     path = _path(data)
     df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
     return predict_frame(model, meta, df, path)
@@ -255,8 +257,15 @@ def predict_frame(model: nn.Module, meta: dict[str, Any], df: pd.DataFrame, path
     missing = [c for c in pre.columns if c not in df.columns]
     if missing:
         where = f"file '{path}'" if path else "the table"
-        raise DataError(f"{where} lacks {len(missing)} column(s) the model needs: {', '.join(map(repr, missing))}; "
-                        f"add them (the model was trained on: {', '.join(pre.columns)})")
+        trained = ", ".join(shorten(c, 40) for c in list(pre.columns)[:30]) + (" ..." if len(pre.columns) > 30 else "")
+        if header_is_data(list(df.columns)):
+            raise DataError(f"{where} has no header row: its first line holds numbers ({header_shown(df.columns)}), "
+                            f"not column names; add a first line naming the columns (the model was trained on: "
+                            f"{trained})")
+        listed = ", ".join(repr(shorten(c, 40)) for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise DataError(f"{where} lacks {len(missing)} column(s) the model needs: {listed}"
+                        f"{did_you_mean_column(missing[0], df.columns)}; add them (the model was trained on: "
+                        f"{trained})")
     targets = target_columns(meta["target"])
     extra = [c for c in df.columns if c not in pre.columns and c not in targets]
     if extra:

@@ -8,13 +8,24 @@ from __future__ import annotations
 import base64
 import io
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..errors import shorten
+
 DPI = 80  # 8 x 3 inches -> 640 x 240 pixels: readable, and a report of ten figures stays under 1 MB
 WIDE = (8.0, 3.0)
+# User text on an axis or in a legend (class labels, column names, run names) is cut to this many
+# characters: a 10 MB cell as a tick label asked matplotlib for an image 48 million pixels tall.
+LABEL_CHARS = 30
+
+
+def label(text: object) -> str:
+    """User text as a plot shows it: one line, at most LABEL_CHARS characters."""
+    return shorten(text, LABEL_CHARS)
 
 
 def _figure(size: tuple[float, float] = WIDE, panels: int = 1, left: float = 0.6, bottom: float = 0.5,
@@ -43,7 +54,10 @@ def _log(axis: Any) -> None:
 
 def to_uri(fig: Any) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})  # no version stamp: same bytes each time
+    # ticks over values near 1e308 overflow, harmlessly; an emoji in a label has no glyph in the font
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Glyph .* missing from", UserWarning)
+        fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})  # no version stamp: same bytes each time
     return png_uri(buffer.getvalue())
 
 
@@ -118,13 +132,14 @@ def lr_range(found: Mapping[str, Any]) -> str:
 def confusion(matrix: np.ndarray, classes: Sequence[str]) -> str:
     """Rows: the true class; columns: the predicted one; counts in the cells."""
     n = len(classes)
+    names = [label(c) for c in classes]
     side = min(2.5 + 0.45 * n, 9.0)
-    fig, (ax,) = _figure((side, side), left=0.4 + 0.07 * max(map(len, map(str, classes)), default=1),
-                         bottom=0.5 + (0.07 * max(map(len, map(str, classes)), default=1) if n > 3 else 0))
+    fig, (ax,) = _figure((side, side), left=0.4 + 0.07 * max(map(len, names), default=1),
+                         bottom=0.5 + (0.07 * max(map(len, names), default=1) if n > 3 else 0))
     ax.grid(False)
     ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(n), [str(c) for c in classes], rotation=45 if n > 3 else 0, ha="right" if n > 3 else "center")
-    ax.set_yticks(range(n), [str(c) for c in classes])
+    ax.set_xticks(range(n), names, rotation=45 if n > 3 else 0, ha="right" if n > 3 else "center")
+    ax.set_yticks(range(n), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     top = matrix.max() if matrix.size else 0
@@ -136,20 +151,33 @@ def confusion(matrix: np.ndarray, classes: Sequence[str]) -> str:
     return to_uri(fig)
 
 
+def in_units(*arrays: Any) -> tuple[list[np.ndarray], float, str]:
+    """The arrays in units of their largest finite magnitude when it is near the float64 limits (a target
+    near 1e308: matplotlib's transforms overflow and it raised 'Singular matrix') or below its normal range,
+    the unit, and the words for an axis label; non-finite values become NaN (not drawn)."""
+    out = [np.where(np.isfinite(a), a, np.nan) for a in (np.asarray(x, dtype=np.float64) for x in arrays)]
+    finite = [np.abs(a[np.isfinite(a)]) for a in out]
+    top = max((float(f.max()) for f in finite if f.size), default=0.0)
+    if top and (top > 1e300 or top < 1e-300):
+        return [a / top for a in out], top, f" (in units of {top:.3g})"
+    return out, 1.0, ""
+
+
 def residuals(prediction: np.ndarray, error: np.ndarray) -> str:
     """Regression: prediction minus target against the prediction; a pattern means a missed trend."""
     fig, (ax,) = _figure()
+    (prediction, error), _, unit = in_units(prediction, error)
     ax.scatter(prediction, error, s=8, alpha=0.6)
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("prediction")
-    ax.set_ylabel("prediction - target")
+    ax.set_xlabel("prediction" + unit)
+    ax.set_ylabel("prediction - target" + unit)
     return to_uri(fig)
 
 
 def label_errors(error_rate: Mapping[str, float]) -> str:
     """Multi-label: the share of validation rows each label is wrong on."""
     fig, (ax,) = _figure()
-    ax.bar(list(error_rate), list(error_rate.values()))
+    ax.bar([label(c) for c in error_rate], list(error_rate.values()))
     ax.set_ylabel("error rate (validation)")
     return to_uri(fig)
 
@@ -160,21 +188,27 @@ def watched(watch: Mapping[str, Any]) -> str:
     fig, (ax,) = _figure((8.0, 3.5))
     epochs, preds, task = watch["epochs"], np.asarray(watch["predictions"], dtype=np.float64), watch["task"]
     classes = watch.get("classes") or []
-    for i, (row, target) in enumerate(zip(watch["rows"], watch["targets"])):
+    targets, unit = watch["targets"], ""
+    if task == "regression":  # in units of the largest value when it is near 1e308 (see in_units)
+        (preds, values), _, unit = in_units(preds, np.asarray(targets, dtype=np.float64))
+        targets = values.tolist()
+    for i, (row, target) in enumerate(zip(watch["rows"], targets)):
         color = f"C{i % 10}"
         series = preds[:, i]
         if task == "regression":
             ax.plot(epochs, series, color=color, label=f"row {row}")
-            ax.axhline(target, color=color, ls=":", lw=0.8)
+            if np.isfinite(target):
+                ax.axhline(target, color=color, ls=":", lw=0.8)
         elif task == "binary":
-            ax.plot(epochs, series if target == 1 else 1 - series, color=color, label=f"row {row} ({classes[target]})")
+            ax.plot(epochs, series if target == 1 else 1 - series, color=color,
+                    label=f"row {row} ({label(classes[target])})")
         elif task == "multiclass":
-            ax.plot(epochs, series[:, target], color=color, label=f"row {row} ({classes[target]})")
+            ax.plot(epochs, series[:, target], color=color, label=f"row {row} ({label(classes[target])})")
         else:  # multilabel: the mean probability given to each label's true value
             t = np.asarray(target, dtype=np.float64)
             ax.plot(epochs, (series * t + (1 - series) * (1 - t)).mean(axis=1), color=color, label=f"row {row}")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("prediction" if task == "regression" else "P(true label)")
+    ax.set_ylabel("prediction" + unit if task == "regression" else "P(true label)")
     if task != "regression":
         ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7, ncol=2, loc="best")
@@ -185,7 +219,8 @@ def samples_heatmap(features: np.ndarray, rows: Sequence[int], names: Sequence[s
     """D14: the feature values the network gets, a row per sample; scaled features sit in a few units
     of 0, so a column far out (or constant) stands out."""
     n_features = features.shape[1] if features.ndim == 2 else 0
-    long = max(map(len, map(str, names)), default=1) if n_features <= 30 else 0
+    names = [label(n) for n in names]
+    long = max(map(len, names), default=1) if n_features <= 30 else 0
     fig, (ax,) = _figure((8.0, 1.0 + 0.3 * len(rows) + 0.06 * long), left=0.8, bottom=0.3 + 0.06 * long, right=0.5)
     ax.grid(False)
     image = ax.imshow(features, aspect="auto", cmap="coolwarm", vmin=-3, vmax=3, interpolation="nearest")
@@ -207,7 +242,7 @@ def overlay(histories: Mapping[str, Sequence[Mapping[str, Any]]], names: Sequenc
             for prefix, style in (("train_", "--"), ("val_", "-")):
                 x, y = _finite(history, prefix + name)
                 if x:
-                    ax.plot(x, y, style, color=f"C{i % 10}", label=f"{run} {prefix.rstrip('_')}")
+                    ax.plot(x, y, style, color=f"C{i % 10}", label=f"{label(run)} {prefix.rstrip('_')}")
         ax.set_title(name)
         ax.set_xlabel("epoch")
     axes[0].legend(fontsize=7)

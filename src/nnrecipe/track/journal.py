@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..repro import environment
 from .diff import config_diff
-from ..io import read_json, write_json
+from ..io import atomic_write, read_json, write_json
 
 log = logging.getLogger("nnrecipe")
 
@@ -92,10 +91,16 @@ def label_counts(y: np.ndarray, task: str, classes: Sequence[str], scale: Mappin
         return {c: int((codes == i).sum()) for i, c in enumerate(classes)}
     if task == "multilabel":
         return {c: int(y[:, i].sum()) for i, c in enumerate(classes)}
-    values = y.reshape(-1).astype(np.float64) * scale["std"] + scale["mean"]
-    qs = np.quantile(values, [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0]) if len(values) else [np.nan] * 7
-    return {**{name: float(q) for name, q in zip(("min", "p5", "p25", "median", "p75", "p95", "max"), qs)},
-            "mean": float(values.mean()) if len(values) else None, "std": float(values.std()) if len(values) else None}
+    # in standardized units first, then the target's: the moments of values near 1e308 overflow when summed
+    names = ("min", "p5", "p25", "median", "p75", "p95", "max")
+    z = y.reshape(-1).astype(np.float64)
+    if not len(z):
+        return dict.fromkeys((*names, "mean", "std"))
+    with np.errstate(over="ignore", invalid="ignore"):
+        found = {name: q * scale["std"] + scale["mean"]
+                 for name, q in zip(names, np.quantile(z, [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0]))}
+        found.update(mean=z.mean() * scale["std"] + scale["mean"], std=z.std() * scale["std"])
+    return {k: float(v) if np.isfinite(v) else None for k, v in found.items()}
 
 
 def launching_script(argv: Sequence[str]) -> Path | None:
@@ -127,8 +132,7 @@ def copy_launcher(run_dir: str | os.PathLike, config_file: str | os.PathLike | N
             if file.stat().st_size > MAX_COPY_BYTES:
                 log.warning("%s is larger than %d MiB: not copied into the run folder", file, MAX_COPY_BYTES >> 20)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(file, target)
+            atomic_write(target, file.read_bytes())
             copies.append(target.relative_to(run_dir).as_posix())
         except OSError as e:
             log.warning("could not copy %s into the run folder (%s)", file, e)
@@ -152,8 +156,7 @@ def write_journal(run_dir: str | os.PathLike, *, config: Mapping[str, Any], data
         if diff:
             raw = diff.encode()
             cut = len(raw) > MAX_DIFF_BYTES
-            (run_dir / GIT_DIFF).write_bytes(raw[:MAX_DIFF_BYTES]
-                                             + (b"\n# [cut by nnrecipe at 5 MiB]\n" if cut else b""))
+            atomic_write(run_dir / GIT_DIFF, raw[:MAX_DIFF_BYTES] + (b"\n# [cut by nnrecipe at 5 MiB]\n" if cut else b""))
             git["diff_file"], git["diff_bytes"] = GIT_DIFF, len(raw)
     journal = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "note": note, "argv": argv, "cwd": str(cwd),
                "environment": environment(), "git": git, "data": dict(data),

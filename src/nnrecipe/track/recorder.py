@@ -1,8 +1,8 @@
 """R4, R5: the one recorder of a run folder, for the recipe's runs and a bare Trainer's alike, so that
 `nnrecipe report`, `runs` and `compare` read both: config.json when the run starts, a line of
-metrics.jsonl per epoch, checks.json, results.json when it ends. Every file but metrics.jsonl is written
-atomically; metrics.jsonl is appended, and rewritten from the checkpoint's history on resume (a kill can
-leave an epoch there that the checkpoint does not hold)."""
+metrics.jsonl per epoch, checks.json, results.json when it ends. Every file is written atomically;
+metrics.jsonl is rewritten from the checkpoint's history on resume (a kill can leave an epoch there that
+the checkpoint does not hold)."""
 
 from __future__ import annotations
 
@@ -50,14 +50,9 @@ class RunRecorder:
         write_json(self.run_dir / CONFIG, record)
         return record
 
-    def epoch(self, logs: Mapping[str, Any]) -> None:
-        """One epoch's row of metrics.jsonl."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / METRICS, "a") as f:
-            f.write(json.dumps(logs) + "\n")
-
     def history(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """metrics.jsonl rewritten from a checkpoint's history (on resume)."""
+        """metrics.jsonl: a line per epoch, the whole file written again atomically after each epoch (a few
+        kilobytes; an appended line could be torn by a kill), and from a checkpoint's history on resume."""
         atomic_write(self.run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
 
     def checks(self, verdicts: Any) -> None:

@@ -15,6 +15,7 @@ import torch
 
 from ..config import to_dict
 from ..errors import CheckpointError, ConfigError
+from ..io import sweep_temp
 from ..repro import get_rng_state, set_rng_state
 from . import checkpoint as ckpt
 from .callbacks import Callback
@@ -117,6 +118,9 @@ class TrainerState:
         """Continue from run_dir's last checkpoint when asked to (T8); refuse a used folder otherwise."""
         if self.run_dir is None:
             return False
+        if self.resume:
+            for path, size in sweep_temp(self.run_dir):  # a killed writer's leftovers: it cannot remove them itself
+                log.info("removed %s (%d bytes), left by a process that was killed while writing it", path, size)
         used = self.recorder.used()
         if not used:
             if self.resume is True:

@@ -202,7 +202,7 @@ class Trainer(TrainerState):
             self._track_best(logs)
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
             if self.recorder is not None:
-                self.recorder.epoch(logs)
+                self.recorder.history(self.history)
             self.save_checkpoint()
         if self.swa_model is not None:
             self._finish_swa()

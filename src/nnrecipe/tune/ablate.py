@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..config import REFIT_SETTINGS, SECTIONS, from_dict
 from ..errors import ConfigError, did_you_mean
-from ..io import read_json, write_json
+from ..io import atomic_write, read_json, write_json
 from ..track import new_run_dir
 from ..logs import quiet
 from .space import convert_value
@@ -93,7 +93,7 @@ def ablate(run_dir: str | os.PathLike, vary: dict[str, list[Any]], *, seeds: int
     table = _table(rows)
     write_json(folder / "ablation.json", {"base": str(base.resolve()), "vary": {n: v for (_, n), v in plan.items()},
                                           "seeds": seeds, "runs": rows})
-    (folder / "ablation.txt").write_text(table)
+    atomic_write(folder / "ablation.txt", table)
     return AblationResult(base, folder, rows, table)
 
 

@@ -73,6 +73,12 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "params": [dataclasses.asdict(p) for p in self.params]}
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> SearchSpace:
+        """The space to_dict wrote (as JSON has it: lists for tuples)."""
+        return cls(tuple(Param(**{**p, "choices": tuple(p.get("choices", ()))}) for p in doc["params"]),
+                   doc.get("source", "default"))
+
 
 def default_space_text() -> str:
     return resources.files(__package__).joinpath("default_space.yaml").read_text()

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import logging
 import os
-import pickle
 import subprocess
 import sys
 import threading
@@ -35,8 +35,9 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-from ..config import DataConfig, ModelConfig, TrainConfig, monitor_mode
+from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, monitor_mode, to_dict
 from ..errors import ConfigError, NNRecipeError, TrainingError, check_choice
+from ..io import alive, read_json, sweep_temp, write_json
 from .objective import Job, run_trial, worker_name
 from .space import SearchSpace, read_space
 
@@ -45,6 +46,7 @@ log = logging.getLogger("nnrecipe")
 SAMPLERS = ("random", "tpe")
 PRUNERS = ("median", "hyperband", "none")
 HEARTBEAT_S = 20  # a running trial's heartbeat period, in seconds
+WITHDRAWING = "withdrawing:"  # the worker a trial names while a launch withdraws it as surplus
 GRACE_S = 120  # a trial whose heartbeat is older is taken for dead (another machine's worker died)
 # optuna's MedianPruner default of 5 start-up trials, and no pruning before epoch 5 (our choice): a trial's
 # first epochs say little about where it ends, as curves still cross there (warmup, an lr schedule's start).
@@ -80,7 +82,8 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
     report. Running it again with the same study resumes it. `seed` seeds the sampler (random search
     draws trial k's values from the seed and k alone, whatever the workers); the train config's seed
     makes the split, which all trials share. `timeout`: seconds after which no new trial starts.
-    `sampler` and `pruner` also take optuna's objects (a worker process gets a pickled copy)."""
+    `sampler` and `pruner` also take optuna's objects with one worker (worker processes get their job as
+    JSON, which names them). `callbacks` run in the trials of this process (a worker's job holds no code)."""
     import optuna
 
     for argument, value, names in (("sampler", sampler, SAMPLERS), ("pruner", pruner, PRUNERS)):
@@ -102,6 +105,7 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
     name = study or _study_name(data, target)
     study_dir = Path(out) / name
     study_dir.mkdir(parents=True, exist_ok=True)
+    _sweep(study_dir)
     url = storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
     job = Job(data, target, space, metric, study_dir, dcfg, model_config or ModelConfig(), tcfg, tuple(callbacks))
     # as the storage gives them back (JSON: tuples become lists), so that a resumed study compares them
@@ -124,7 +128,8 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
         finally:
             codes = [p.wait() for p in procs]
             crashed = [f"worker {i} (exit code {code})" for i, code in enumerate(codes, 1) if code]
-            (study_dir / f".job-{os.getpid()}.pickle").unlink(missing_ok=True)
+            for leftover in study_dir.glob(f".job-{os.getpid()}.*"):
+                leftover.unlink(missing_ok=True)
         if crashed:
             log.warning("%s ended early; this process ran what they left", ", ".join(crashed))
             _work(the_study, job, deadline, workers)  # their trials, now that their processes are reaped
@@ -242,7 +247,6 @@ def _withdraw_surplus(study: Any, trials: int) -> None:
     every launch aims at the same ones whatever their state mid-withdrawal. Taking one is the storage's
     atomic WAITING -> RUNNING update, so each is withdrawn once; workers claim the lowest numbers first,
     so the surplus waits behind the budget's trials."""
-    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     storage = study._storage  # noqa: SLF001
@@ -250,41 +254,100 @@ def _withdraw_surplus(study: Any, trials: int) -> None:
     surplus = [t for t in reversed(counted) if "retry_of" not in t.user_attrs][:max(0, len(counted) - trials)]
     withdrawn = 0
     for trial in surplus:
-        if trial.state != TrialState.WAITING or not _take(storage, trial._trial_id):  # noqa: SLF001
+        if trial.state != TrialState.WAITING or not _take(storage, trial._trial_id, f"{WITHDRAWING}{worker_name()}"):  # noqa: SLF001
             continue  # another launch is withdrawing it (or, rarely, a worker runs it)
-        try:
-            storage.set_trial_user_attr(trial._trial_id, "withdrawn", "queued twice by launches at once")  # noqa: SLF001
-            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)  # noqa: SLF001
-            withdrawn += 1
-        except UpdateFinishedTrialError:
-            continue
+        withdrawn += _withdraw(storage, trial._trial_id)  # noqa: SLF001
     if withdrawn:
         log.info("study '%s': %d surplus waiting trials withdrawn (launched twice at once)", study.study_name,
                  withdrawn)
 
 
+def _withdraw(storage: Any, trial_id: int) -> int:
+    """Mark a surplus trial this process took withdrawn (FAIL, out of the counts); 1 when it did."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    try:
+        storage.set_trial_user_attr(trial_id, "withdrawn", "queued twice by launches at once")
+        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        return 1
+    except UpdateFinishedTrialError:
+        return 0
+
+
+def _sweep(study_dir: Path) -> None:
+    """What killed launches of this study left: their workers' job files, and the temporary files of writes
+    they were in the middle of (a trial's checkpoint, say); a process that is still running keeps its own."""
+    gone = [p for p in study_dir.glob(".job-*.*") if (pid := p.name.split(".")[1].removeprefix("job-")).isdigit()
+            and not alive(int(pid))]
+    for path in gone:
+        path.unlink(missing_ok=True)
+    swept = sweep_temp(study_dir)
+    if gone or swept:
+        log.info("study folder %s: removed %d files that killed launches left", study_dir, len(gone) + len(swept))
+
+
+WORKER = ["-m", "nnrecipe.tune.worker"]  # how a worker process starts: `python -m nnrecipe.tune.worker JOB INDEX`
+
+
 def _start_workers(study_dir: Path, args: tuple[Any, ...], workers: int) -> list[subprocess.Popen[bytes]]:
     """workers - 1 processes beside this one, each `python -m nnrecipe.tune.worker JOB INDEX`: a fresh
     interpreter (forking after torch started its threads is unsafe, and multiprocessing's spawn would
-    import the caller's main script again). JOB is this study's arguments, pickled by this process for
-    its own children, in the study folder."""
+    import the caller's main script again). JOB is this study's arguments as JSON in the study folder:
+    settings and names only, so whoever can write there can change a setting but run no code (a pickle
+    there ran whatever it held)."""
     if workers == 1:
         return []
-    job_file = study_dir / f".job-{os.getpid()}.pickle"
-    job_file.write_bytes(pickle.dumps(args))
-    return [subprocess.Popen([sys.executable, "-m", "nnrecipe.tune.worker", str(job_file), str(i)])
-            for i in range(1, workers)]
+    job_file = study_dir / f".job-{os.getpid()}.json"
+    write_json(job_file, _job_document(study_dir, *args))
+    return [subprocess.Popen([sys.executable, *WORKER, str(job_file), str(i)]) for i in range(1, workers)]
 
 
-def work_from_file(job_file: str, index: int) -> None:
-    """A worker process: its own connection to the storage, its own sampler seed (tune/worker.py)."""
+def _job_document(study_dir: Path, job: Job, url: str, name: str, direction: str, settings: dict[str, Any],
+                  sampler: Any, pruner: Any, seed: int, deadline: float | None, workers: int) -> dict[str, Any]:
+    """A worker's job as JSON: a DataFrame goes as a Parquet file beside it; the sampler and the pruner by
+    their names."""
+    if not isinstance(sampler, str) or not isinstance(pruner, str):
+        raise ConfigError(f"workers={workers} runs trials in other processes, which get the sampler and the pruner by "
+                          f"name: give sampler one of {', '.join(SAMPLERS)} and pruner one of {', '.join(PRUNERS)} "
+                          "(optuna objects work with workers=1)")
+    if job.callbacks:
+        log.warning("the callbacks given run in this process's trials only: a worker's job holds no code")
+    data: dict[str, str] = {"file": str(Path(job.data).resolve())} if not isinstance(job.data, pd.DataFrame) else {}
+    if isinstance(job.data, pd.DataFrame):
+        table = study_dir / f".job-{os.getpid()}.data.parquet"
+        try:
+            job.data.to_parquet(table)
+        except (ValueError, TypeError, ImportError) as e:  # object columns of mixed types
+            raise ConfigError(f"workers={workers}: the DataFrame cannot be handed to the worker processes as Parquet "
+                              f"({e}); give the table as a file, or workers=1") from None
+        data = {"parquet": str(table.resolve())}
+    return {"format": "nnrecipe-tune-job", "version": 1, "data": data, "target": job.target,
+            "space": job.space.to_dict(), "metric": job.metric, "out": str(job.out),
+            "data_config": to_dict(job.data_config), "model_config": to_dict(job.model_config),
+            "train_config": to_dict(job.train_config), "url": url, "name": name, "direction": direction,
+            "settings": settings, "sampler": sampler, "pruner": pruner, "seed": seed, "deadline": deadline,
+            "workers": workers}
+
+
+def work_from_file(job_file: str, index: int, callbacks: tuple[Any, ...] = ()) -> None:
+    """A worker process: its own connection to the storage, its own sampler seed (tune/worker.py). The job
+    is read as JSON (no code is loaded with it); `callbacks` for its trials come from the process that
+    starts it, not from the file."""
     import optuna
 
-    job, url, name, direction, settings, sampler, pruner, seed, deadline, workers = pickle.loads(
-        Path(job_file).read_bytes())
+    doc = read_json(job_file)
+    if not isinstance(doc, dict) or doc.get("format") != "nnrecipe-tune-job":
+        raise ConfigError(f"'{job_file}' is not a worker's job of nnrecipe tune")
+    data = doc["data"]
+    table = pd.read_parquet(data["parquet"]) if "parquet" in data else data["file"]
+    job = Job(table, doc["target"], SearchSpace.from_dict(doc["space"]), doc["metric"], Path(doc["out"]),
+              from_dict(DataConfig, doc["data_config"]), from_dict(ModelConfig, doc["model_config"]),
+              from_dict(TrainConfig, doc["train_config"]), tuple(callbacks))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _open_study(url, name, direction, settings, sampler, pruner, seed, job.train_config.epochs, index)
-    _work(study, job, deadline, workers)
+    study = _open_study(doc["url"], doc["name"], doc["direction"], doc["settings"], doc["sampler"], doc["pruner"],
+                        doc["seed"], job.train_config.epochs, index)
+    _work(study, job, doc["deadline"], doc["workers"])
 
 
 def _work(study: Any, job: Job, deadline: float | None, workers: int) -> None:
@@ -304,7 +367,6 @@ def _work(study: Any, job: Job, deadline: float | None, workers: int) -> None:
             return
         storage.record_heartbeat(trial_id)
         trial = optuna.Trial(study, trial_id)
-        trial.set_user_attr("worker", worker_name())
         stop = threading.Event()
         beat = threading.Thread(target=_beat, args=(storage, trial_id, stop), daemon=True)
         beat.start()
@@ -345,19 +407,26 @@ def _claim(study: Any) -> int | None:
 
     storage = study._storage  # noqa: SLF001
     for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        if _take(storage, trial._trial_id):  # noqa: SLF001
+        if _take(storage, trial._trial_id, worker_name()):  # noqa: SLF001
             return trial._trial_id  # noqa: SLF001
     return None
 
 
-def _take(storage: Any, trial_id: int) -> bool:
-    """Set a waiting trial RUNNING; False when another process took it first."""
+def _take(storage: Any, trial_id: int, worker: str) -> bool:
+    """Set a waiting trial RUNNING, by `worker`; False when another process took it first. The worker is
+    named on the trial before it runs: a process killed between the two steps leaves a RUNNING trial that
+    names it, which _reclaim finds (one that named nobody would run for ever). Named again once taken: on a
+    database server, whose row locks cover one step only, a rival that lost the take may have named itself."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     try:
         with _exclusive(storage):
-            return bool(storage.set_trial_state_values(trial_id, state=TrialState.RUNNING))
+            storage.set_trial_user_attr(trial_id, "worker", worker)
+            taken = bool(storage.set_trial_state_values(trial_id, state=TrialState.RUNNING))
+            if taken:
+                storage.set_trial_user_attr(trial_id, "worker", worker)
+            return taken
     except UpdateFinishedTrialError:
         return False
 
@@ -391,12 +460,21 @@ def _reclaim(study: Any) -> None:
     storage = study._storage  # noqa: SLF001
     host = os.uname().nodename
     stale = set(storage._get_stale_trial_ids(study._study_id))  # noqa: SLF001 (optuna's heartbeat check)
+    now = datetime.datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker", "")
-        where, _, pid = worker.rpartition(":")
-        if trial._trial_id not in stale and not (where == host and pid.isdigit() and not _alive(int(pid))):  # noqa: SLF001
+        withdrawing = worker.startswith(WITHDRAWING)
+        where, _, pid = worker.removeprefix(WITHDRAWING).rpartition(":")
+        # a trial that names no worker (taken by an older nnrecipe, killed before it named one): gone when
+        # it has been running for longer than the heartbeat's grace
+        nameless = not worker and trial.datetime_start is not None and \
+            (now - trial.datetime_start).total_seconds() > GRACE_S
+        if trial._trial_id not in stale and not nameless and \
+                not (where == host and pid.isdigit() and not alive(int(pid))):  # noqa: SLF001
             continue
-        if _requeue(study, trial._trial_id, trial.number, trial.params, f"worker {worker or '?'} is gone"):  # noqa: SLF001
+        if withdrawing:  # a launch killed while withdrawing a surplus trial: finish the withdrawal
+            _withdraw(storage, trial._trial_id)  # noqa: SLF001
+        elif _requeue(study, trial._trial_id, trial.number, trial.params, f"worker {worker or '?'} is gone"):  # noqa: SLF001
             log.warning("trial %d was left running by worker %s, which is gone: its parameters are queued again",
                         trial.number, worker or "?")
 
@@ -417,23 +495,6 @@ def _requeue(study: Any, trial_id: int, number: int, params: dict[str, Any], why
         return False  # another worker got there first
     study.enqueue_trial(params, user_attrs={"retry_of": number}, skip_if_exists=False)
     return True
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` runs (a zombie, killed but not yet reaped by its parent, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc (macOS): ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
 
 def _metric(data: str | os.PathLike | pd.DataFrame, dcfg: DataConfig, tcfg: TrainConfig) -> str:

@@ -16,10 +16,10 @@ import torch
 from ...checks.data_checks import (OVERLAP_FAIL, ROWS_SHOWN, DataView, check_target_leak, conflicts, groups,
                                   label_noise, row_keys)
 from ...checks.verdict import Verdict
-from ...errors import DataError, clean_command
+from ...errors import DataError, clean_command, shorten
 from ..prepare import SPLITS, PreparedTable
 from ..schema import multilabel_frame, target_columns
-from ..transforms import label_strings
+from ..transforms import label_strings, mean_std
 
 # D4 label noise on a big table: a stratified, seeded sample of this many rows (the issue allows 20k-50k).
 # Five logistic regressions on 20,000 rows of benchmarks/audit.py's table (28 features, 5 classes) took
@@ -105,7 +105,8 @@ def test_overlap(prep: PreparedTable, test: pd.DataFrame, target: str, name: str
     source = "Karpathy's recipe (split hygiene); a test set must hold rows the model never saw"
     cols = [c for c in prep.pre.columns if c not in test.columns]
     if cols:
-        raise DataError(f"{name} lacks {len(cols)} column(s) of the training table: {', '.join(map(repr, cols))}; "
+        raise DataError(f"{name} lacks {len(cols)} column(s) of the training table: "
+                        f"{', '.join(repr(shorten(c, 40)) for c in cols[:10])}{' ...' if len(cols) > 10 else ''}; "
                         "give a test table with the same columns")
     features, codes, _ = prep.pre.transform(test)
     y = _encode_like(prep, test, target, name)
@@ -230,14 +231,16 @@ def clusters(prep: PreparedTable, seed: int) -> Verdict:
                                      ", the classes mix in feature space"))
         ev = {"k": k, "rows": len(x), "purity": round(purity, 4), "largest_class_share": round(base, 4), "clusters": out}
     elif prep.task == "regression":
-        t = y[:, 0] * prep.target_scale["std"] + prep.target_scale["mean"]
+        with np.errstate(over="ignore"):  # in float64: a target near 1e308 overflows float32
+            t = y[:, 0].astype(np.float64) * prep.target_scale["std"] + prep.target_scale["mean"]
         for c in range(k):
             vals = t[label == c]
-            out.append({"cluster": c, "rows": len(vals), "target_mean": float(vals.mean()) if len(vals) else None,
-                        "target_std": float(vals.std()) if len(vals) else None})
+            mean, std = mean_std(vals) if len(vals) else (None, None)
+            out.append({"cluster": c, "rows": len(vals), "target_mean": mean, "target_std": std})
         means = [c["target_mean"] for c in out if c["target_mean"] is not None]
+        overall = mean_std(t)
         summary = (f"{k} k-means clusters of {len(x)} rows: the target's mean per cluster ranges "
-                   f"{min(means):.4g} to {max(means):.4g} (overall {t.mean():.4g}, std {t.std():.4g})")
+                   f"{min(means):.4g} to {max(means):.4g} (overall {overall[0]:.4g}, std {overall[1]:.4g})")
         ev = {"k": k, "rows": len(x), "clusters": out}
     else:
         return Verdict("D15", "clusters", "skipped", f"task {prep.task}: the label mix is shown for one target",

@@ -6,7 +6,9 @@ them (data/transforms.py), so the audit and `train` never disagree on what a col
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +19,11 @@ import torch
 from ...checks.data_checks import ROWS_SHOWN, scale_stats
 from ...checks.verdict import Verdict
 from ...config import DataConfig
-from ...errors import clean_command, flag
+from ...errors import clean_command, flag, shorten
+from ...io import atomic_write
 from ..load import row_labels
 from ..schema import Schema, _kind, target_columns
-from ..transforms import _as_numbers, label_strings
+from ..transforms import _as_numbers, label_strings, mean_std
 
 KARPATHY_DATA = "Karpathy's recipe ('Familiar with Data')"
 
@@ -85,10 +88,11 @@ def label_distribution(y: pd.Series | pd.DataFrame, task: str) -> tuple[Verdict,
     name = "label distribution"
     if task == "regression":
         v = y.to_numpy(dtype=np.float64)
-        q = np.percentile(v, [0, 1, 25, 50, 75, 99, 100])
-        std = float(v.std())
-        skew = float(((v - v.mean()) ** 3).mean() / std ** 3) if std > 0 else 0.0
-        ev = {"rows": len(v), "mean": float(v.mean()), "std": std, "skew": round(skew, 3),
+        with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: see mean_std
+            q = np.percentile(v, [0, 1, 25, 50, 75, 99, 100])
+        mean, std = mean_std(v)
+        skew = float((((v - mean) / std) ** 3).mean()) if std > 0 else 0.0
+        ev = {"rows": len(v), "mean": mean, "std": std, "skew": round(skew, 3),
               "quantiles": dict(zip(("min", "p1", "p25", "median", "p75", "p99", "max"), map(float, q)))}
         return Verdict("D1", name, "pass", f"regression target over {len(v)} rows: median {q[3]:.4g}, "
                        f"[p1, p99] = [{q[1]:.4g}, {q[5]:.4g}], skew {skew:.2f}", ev, "", source), \
@@ -106,14 +110,15 @@ def label_distribution(y: pd.Series | pd.DataFrame, task: str) -> tuple[Verdict,
           "shares": {c: round(n / max(len(y), 1), 4) for c, n in ordered.items()},
           "imbalance_ratio": round(ratio, 2), "tail_classes": tail, "tail_rows": sum(ordered[c] for c in tail),
           "warn_at": IMBALANCE_WARN}
-    shown = ", ".join(f"'{c}' {n}" for c, n in list(ordered.items())[:ROWS_SHOWN])
+    shown = ", ".join(f"'{shorten(c, 40)}' {n}" for c, n in list(ordered.items())[:ROWS_SHOWN])
     more = " ..." if len(ordered) > ROWS_SHOWN else ""
     what = "labels (rows holding each)" if task == "multilabel" else "classes"
     summary = f"{len(ordered)} {what}: {shown}{more}; the largest outnumbers the smallest {ratio:.3g} to 1"
     plot = {"kind": "bar", "counts": ordered}
     if ratio < IMBALANCE_WARN:
         return Verdict("D1", name, "pass", summary, ev, "", source), plot
-    return Verdict("D1", name, "warn", f"{summary}; long tail: {', '.join(map(repr, tail[:ROWS_SHOWN]))} "
+    tail_shown = ", ".join(repr(shorten(c, 40)) for c in tail[:ROWS_SHOWN])
+    return Verdict("D1", name, "warn", f"{summary}; long tail: {tail_shown} "
                    f"({ev['tail_rows']} rows)", ev,
                    "train weights the classes by inverse frequency (--balance auto, from 3:1); collect more rows of "
                    "the tail classes, or try --balance oversample, and judge the model by per-class recall, not "
@@ -133,18 +138,31 @@ def save_plot(plot: dict[str, Any], file: str | os.PathLike, target: str) -> Non
         counts = plot["counts"]
         names = list(counts)[:50]
         ax.bar(range(len(names)), [counts[c] for c in names], color="#4878a8")
-        ax.set_xticks(range(len(names)), names, rotation=90 if len(names) > 8 else 0, fontsize=8)
+        # labels are user text: a 10 MB cell on an axis asks matplotlib for an image millions of pixels long
+        ax.set_xticks(range(len(names)), [shorten(c, 30) for c in names], rotation=90 if len(names) > 8 else 0,
+                      fontsize=8)
         if max(counts.values()) >= IMBALANCE_WARN * min(counts.values()):
             ax.set_yscale("log")
         ax.set_ylabel("rows")
-        ax.set_title(f"'{target}': {len(counts)} classes" + (" (the 50 largest)" if len(counts) > 50 else ""))
+        ax.set_title(f"'{shorten(target, 40)}': {len(counts)} classes"
+                     + (" (the 50 largest)" if len(counts) > 50 else ""))
     else:
-        ax.hist(plot["values"], bins=50, color="#4878a8")
-        ax.set_xlabel(target)
+        values = np.asarray(plot["values"], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        top = float(np.abs(values).max()) if len(values) else 0.0
+        # values near the float64 limits (1e308) or below its normal range: their range overflows (or its
+        # 50 bins underflow); histogram them in units of the largest
+        unit = top if top and (top > 1e300 or top < 1e-300) else 1.0
+        ax.hist(values / unit, bins=50, color="#4878a8")
+        ax.set_xlabel(shorten(target, 40) + (f" (in units of {unit:.3g})" if unit != 1.0 else ""))
         ax.set_ylabel("rows")
-        ax.set_title(f"'{target}': distribution")
-    fig.tight_layout()
-    fig.savefig(file)
+        ax.set_title(f"'{shorten(target, 40)}': distribution")
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # an emoji in a label or the target's name has no glyph in the font
+        warnings.filterwarnings("ignore", "Glyph .* missing from", UserWarning)
+        fig.tight_layout()
+        fig.savefig(buffer, format="png")
+    atomic_write(file, buffer.getvalue())
 
 
 # ---------------------------------------------------------------- D2
@@ -175,7 +193,8 @@ def text_lengths(df: pd.DataFrame, cells: Cells) -> Verdict:
         out[col] = stats
     if not out:
         return Verdict("D2", "text lengths", "pass", "no text columns", {}, "", source)
-    shown = "; ".join(f"'{c}' median {s['words']['p50']:.0f} words, max length {s['suggested_max_words']} words "
+    shown = "; ".join(f"'{shorten(c, 40)}' median {s['words']['p50']:.0f} words, "
+                      f"max length {s['suggested_max_words']} words "
                       f"({s['suggested_max_chars']} characters) covers {LENGTH_COVER}% of rows"
                       for c, s in list(out.items())[:4])
     more = f"; and {len(out) - 4} more" if len(out) > 4 else ""
@@ -231,10 +250,10 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
             new = np.flatnonzero(mask & ~seen)
             seen[new] = True
             if problem == "unparsable":
-                why.update(zip(new.tolist(), (f"column '{col}': not a number: {str(cell)!r}"
+                why.update(zip(new.tolist(), (f"column '{shorten(col, 40)}': not a number: {shorten(cell, 40)!r}"
                                               for cell in df[col].iloc[new].tolist())))
             else:
-                why.update(dict.fromkeys(new.tolist(), f"column '{col}': {problem}"))
+                why.update(dict.fromkeys(new.tolist(), f"column '{shorten(col, 40)}': {problem}"))
     totals = {p: sum(c.get(p, 0) for c in columns.values()) for p in ("nan", "inf", "unparsable")}
     ev: dict[str, Any] = {"rows": len(df), "rows_affected": len(why), "missing_target": int(y_missing.sum()),
                           "cells": totals, "columns": columns}
@@ -246,7 +265,8 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
     parts = [f"{ev['missing_target']} with no target"] if ev["missing_target"] else []
     parts += [f"{totals[p]} {label} cells" for p, label in (("unparsable", "unparsable"), ("inf", "infinite"),
                                                              ("nan", "empty (NaN)")) if totals[p]]
-    cols = ", ".join(f"'{c}'" for c in list(columns)[:ROWS_SHOWN]) + (" ..." if len(columns) > ROWS_SHOWN else "")
+    cols = ", ".join(f"'{shorten(c, 40)}'" for c in list(columns)[:ROWS_SHOWN]) \
+        + (" ..." if len(columns) > ROWS_SHOWN else "")
     where = ", ".join(f"{label} ({why[r]})" for r, label in zip(first[:3], row_labels(path, first[:3])))
     summary = f"{len(why)} of {len(df)} rows are corrupted: {', '.join(parts)}" + (f" in {cols}" if cols else "") \
         + f"; first: {where}"
@@ -257,7 +277,7 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
     fix = (f"fix or empty the unparsable and infinite cells (train stops on them), or drop the rows: "
            f"{clean_command(path, target)}" if status == "fail" else
            "train leaves out rows without a target and fills empty cells with the training split's centre"
-           + (f", plus an indicator column ('{empty}__missing')" if empty else "")
+           + (f", plus an indicator column ('{shorten(empty, 40)}__missing')" if empty else "")
            + f"; to drop those rows instead: {clean_command(path, target)}")
     return Verdict("D3", "corrupted rows", status, summary, ev, fix, source), why
 
@@ -272,10 +292,10 @@ def left_out_columns(schema: Schema) -> Verdict:
     ev = {"constant": list(constant), "id_like": list(ids), "reasons": {**constant, **ids}}
     if not constant and not ids:
         return Verdict("D3", "constant and ID-like columns", "pass", "no constant or ID-like column", ev, "", source)
-    parts = [f"constant: {', '.join(map(repr, constant))}"] if constant else []
-    parts += [f"ID-like (a distinct value in every row): {', '.join(map(repr, ids))}"] if ids else []
+    parts = [f"constant: {', '.join(repr(shorten(c, 40)) for c in constant)}"] if constant else []
+    parts += [f"ID-like (a distinct value in every row): {', '.join(repr(shorten(c, 40)) for c in ids)}"] if ids else []
     first = next(iter(ids or constant))
-    fix = (f"check that '{first}' is a row identifier: train leaves it out; if it is a real feature, pass "
+    fix = (f"check that '{shorten(first, 40)}' is a row identifier: train leaves it out; if it is a real feature, pass "
            f"{flag('--numeric', first)} or {flag('--categorical', first)}; to say it is an ID, pass "
            f"{flag('--drop', first)}" if ids else
            f"nothing is needed (train leaves constant columns out); to silence the notice, pass {flag('--drop', first)}")
@@ -296,13 +316,16 @@ def feature_scales(cells: Cells, scaling: str) -> Verdict:
         ok = v[np.isfinite(v)]
         if not len(ok):
             continue
-        q1, med, q3 = np.percentile(ok, [25, 50, 75])
-        iqr = q3 - q1
-        outside = float(((ok < q1 - TUKEY * iqr) | (ok > q3 + TUKEY * iqr)).mean()) if iqr > 0 else 0.0
-        spread = iqr or float(ok.std())
-        far = float(np.abs(ok - med).max() / spread) if spread > 0 else 0.0
-        stats[col] = {"min": float(ok.min()), "max": float(ok.max()), "mean": float(ok.mean()),
-                      "std": float(ok.std()), "median": float(med), "iqr": float(iqr),
+        mean, std = mean_std(ok)
+        with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: an IQR or a distance may be inf
+            q1, med, q3 = np.percentile(ok, [25, 50, 75])
+            iqr = q3 - q1
+            outside = float(((ok < q1 - TUKEY * iqr) | (ok > q3 + TUKEY * iqr)).mean()) if iqr > 0 else 0.0
+            spread = iqr or std
+            far = float(np.abs(ok - med).max() / spread) if spread > 0 else 0.0
+        far = far if np.isfinite(far) else 0.0
+        stats[col] = {"min": float(ok.min()), "max": float(ok.max()), "mean": mean,
+                      "std": std, "median": float(med), "iqr": float(iqr),
                       "outlier_share": round(outside, 4), "max_iqrs_from_median": round(far, 1)}
         if far >= OUTLIER_IQRS:
             heavy[col] = round(far, 1)
@@ -319,16 +342,17 @@ def feature_scales(cells: Cells, scaling: str) -> Verdict:
         ev["largest"] = names[span["largest"]["feature"]]
         ev["smallest"] = names[span["smallest"]["feature"]]
         scales = (f"the scales (max |x|) of {len(stats)} numeric columns span {span['span']:.3g}x "
-                  f"('{ev['smallest']}' to '{ev['largest']}')")
+                  f"('{shorten(ev['smallest'], 40)}' to '{shorten(ev['largest'], 40)}')")
     else:
         scales = f"{len(stats)} numeric columns, all zero"
     told = "train rescales them itself" + (f" (--scaling {scaling})" if scaling else "")
     if not heavy or scaling == "robust":
-        extra = f"; heavy outliers in {', '.join(map(repr, heavy))}, scaled robustly" if heavy else ""
+        extra = (f"; heavy outliers in {', '.join(repr(shorten(c, 40)) for c in heavy)}, scaled robustly"
+                 if heavy else "")
         return Verdict("D8", "feature scales", "pass", f"{scales}: {told}{extra}", ev, "", source)
     first = next(iter(heavy))
     return Verdict("D8", "feature scales", "warn",
                    f"{scales}; {len(heavy)} columns have heavy outliers (cells >= {OUTLIER_IQRS:g} IQRs from the "
-                   f"median: {', '.join(f'{c!r} {k:g}' for c, k in list(heavy.items())[:ROWS_SHOWN])}): "
-                   f"standardizing squeezes the rest of '{first}' into a sliver", ev,
+                   f"median: {', '.join(f'{shorten(c, 40)!r} {k:g}' for c, k in list(heavy.items())[:ROWS_SHOWN])}): "
+                   f"standardizing squeezes the rest of '{shorten(first, 40)}' into a sliver", ev,
                    "pass --scaling robust (median and IQR), or check those cells: a unit or entry error?", source)
