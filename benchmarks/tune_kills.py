@@ -22,6 +22,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from engine import cpu_model  # noqa: E402 (the benchmarks share it; this folder is on the path)
 from nnrecipe.io import read_json
 from nnrecipe.testing import run_with_kills, small_table
 
@@ -52,7 +53,7 @@ def one_round(folder: Path, seed: int, kills: int, trials: int, low: float, high
         if (out / "kills" / "best").is_dir() else []
     if not best or read_json(best[-1] / "config.json")["refit"]["trial"] not in {t.number for t in done}:
         problems.append("no retrained best")
-    leftovers = list(out.rglob(".job-*")) + list(out.rglob(".*.tmp-*"))
+    leftovers = list(out.rglob(".*.tmp-*"))  # a worker's job file is named as its launch's temporary file
     if leftovers:
         problems.append(f"left behind: {leftovers}")
     print(f"  seed {seed}: {', '.join(log)}; {len(done)} trials; " + ("; ".join(problems) or "ok"), flush=True)
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     print(f"tune kills: {args.rounds} studies x {args.kills} kills, {args.trials} trials, 2 workers; kills after "
           f"{args.low}-{args.high} s")
-    print(f"hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; versions: python "
+    print(f"hardware: {cpu_model()}, {os.cpu_count()} cores; versions: python "
           f"{platform.python_version()}, torch {torch.__version__}, optuna {optuna.__version__}")
     started, failed = time.perf_counter(), 0
     for seed in range(args.rounds):

@@ -396,7 +396,7 @@ def _(w: Where) -> Case:
     # they were an embedded category (or 'ID-like'), with no word
     return Case(train(w, data, *TRAIN),
                 done(f"file '{data}': column 'price' holds numbers written with thousands separators ('7,287'): "
-                     "read them as numbers (7287)",
+                     "read as numbers",
                      "column price: numeric"))
 
 
@@ -425,7 +425,7 @@ def _(w: Where) -> Case:
     frame["rate"] = [f"{v:.1f}%" for v in np.linspace(0, 100, len(frame))]
     data = write(w.tmp / "rates.csv", csv_text(frame))
     return Case(train(w, data, *TRAIN), done(f"file '{data}': column 'rate' holds numbers written with a percent "
-                                             "sign ('0.0%'): read them as numbers (0)", "column rate: numeric"))
+                                             "sign ('0.0%'): read as numbers", "column rate: numeric"))
 
 
 @kind("currency")
@@ -434,7 +434,7 @@ def _(w: Where) -> Case:
     frame["cost"] = [f"${v:,.2f}" for v in np.linspace(0.5, 2500, len(frame))]
     data = write(w.tmp / "costs.csv", csv_text(frame))
     return Case(train(w, data, *TRAIN), done(f"file '{data}': column 'cost' holds numbers written with a currency "
-                                             "sign ('$0.50'): read them as numbers (0.5)", "column cost: numeric"))
+                                             "sign ('$0.50'): read as numbers", "column cost: numeric"))
 
 
 @kind("booleans-many-spellings")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import io
+import json
 import os
 import re
 import subprocess
@@ -94,6 +95,7 @@ def test_a_stop_after_the_lr_range_test_resumes_at_its_rate(table, tmp_path, mon
     assert read_json(folder / "config.json")["train"]["lr"] == TINY.lr != found  # the stop came before the rate
     resumed = train_table(table, "y", resume=folder, report=False)
     assert read_json(folder / "config.json")["train"]["lr"] == found == straight.config["train"]["lr"]
+    assert read_json(folder / "config.json")["lr_find"] == "on" == straight.config["lr_find"]  # as asked
     assert resumed.test == straight.test
 
 
@@ -115,8 +117,12 @@ def test_runs_clean_removes_what_killed_writers_left_and_nothing_else(table, tmp
     (staged / "config.json").write_text("{}")
     live = run / f".summary.txt.tmp-{os.getpid()}"  # a writer still at work
     live.write_text("...")
+    elsewhere = run / f".metrics.jsonl.tmp-another-host-{gone}"  # another machine's writer, on a shared folder
+    elsewhere.write_text("...")
+    code, out, err = cli("runs", tmp_path / "runs")
+    assert code == 0 and staged.name not in out  # a staged folder is not a run
     code, out, err = cli("runs", tmp_path / "runs", "--clean")
-    assert code == 0 and not torn.exists() and not staged.exists() and live.exists()
+    assert code == 0 and not torn.exists() and not staged.exists() and live.exists() and elsewhere.exists()
     assert err.splitlines() == ["removed 2 temporary files left by killed runs (302 bytes)", f"  {staged}", f"  {torn}"]
     assert run.name in out
     load_model(run)  # the run itself is whole
@@ -132,3 +138,45 @@ def test_a_model_whose_weights_do_not_match_its_description_is_refused_by_predic
     assert err == (f"nnrecipe: error: '{weights}' is not the weights '{run / 'model.json'}' describes (their hash "
                    "differs: a run killed while saving its model, or files from two runs); train the run again\n")
     assert re.search("Traceback", err) is None
+
+
+def test_predict_out_writes_through_a_symlink_and_into_a_pipe(tmp_path):
+    """A rename would replace a symlink, a device or a pipe with a regular file: a symlink is written through
+    to its target, a special file into."""
+    import stat
+    import threading
+
+    from nnrecipe.io import write_output
+
+    target = tmp_path / "real.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    write_output(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_text()))
+    reader.start()
+    write_output(pipe, "rows\n")
+    reader.join()
+    assert got == ["rows\n"] and stat.S_ISFIFO(pipe.stat().st_mode)
+
+
+def test_edited_or_damaged_records_are_named_not_raised(table, tmp_path, cli):
+    run = train_table(table, "y", out=tmp_path / "runs", train_config=TrainConfig(epochs=1, device="cpu"),
+                      report=False).run_dir
+    meta = read_json(run / "model.json")
+    (run / "model.json").write_text(json.dumps({**meta, "classes": None}))
+    assert cli("predict", run, table) == (2, "", f"nnrecipe: error: '{run / 'model.json'}' holds 'classes' in a form "
+                                                 "predict cannot read; the file is damaged or was edited: restore the "
+                                                 "run folder, or train the run again\n")
+    (run / "config.json").write_text("[1, 2]")
+    assert cli("train", table, "--target", "y", "--resume", run) == (
+        2, "", f"nnrecipe: error: --resume {run}: its config.json cannot be read as a run's settings (damaged or "
+               "edited); restore the file, or train the run again without --resume\n")
+    config = tmp_path / "settings.json"
+    config.write_bytes('{"data": {"drop": ["caf\u00e9"]}}'.encode("cp1252"))
+    assert cli("train", table, "--target", "y", "--config", config, "--out", tmp_path / "x") == (
+        2, "", f"nnrecipe: error: config file '{config}' is not UTF-8 text (byte 23); save it as UTF-8\n")

@@ -481,7 +481,7 @@ def _size(n: float) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .io import atomic_write
+    from .io import write_output
     from .recipes import predict_table
 
     if args.out:
@@ -491,7 +491,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                               "predictions to another file")
     preds, report = predict_table(args.run, args.data)
     if args.out:
-        atomic_write(args.out, preds.to_csv(index=False))
+        try:
+            write_output(args.out, preds.to_csv(index=False))
+        except OSError as e:
+            raise ConfigError(f"--out {args.out} cannot be written ({e.strerror or e}); write the predictions to "
+                              "another file") from None
         print(f"wrote {len(preds)} predictions to {args.out}")
     else:
         preds.to_csv(sys.stdout, index=False)

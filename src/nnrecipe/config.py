@@ -227,10 +227,12 @@ def read_config_file(path: str) -> dict[str, dict[str, Any]]:
     import json
 
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             doc = json.load(f)
     except OSError as e:
         raise ConfigError(f"config file '{path}' cannot be read ({e.strerror}); check the path") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file '{path}' is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"config file '{path}' is not valid JSON (line {e.lineno}: {e.msg}); fix it") from None
     if not isinstance(doc, dict):

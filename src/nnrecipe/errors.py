@@ -61,7 +61,7 @@ def shorten(text: object, limit: int = 60) -> str:
 
 def flag(name: str, value: object) -> str:
     """A command-line flag with the user's own value, shell-quoted: flag('--drop', 'my id') -> --drop 'my id'."""
-    return f"{name} {shlex.quote(str(value))}"
+    return f"{name} {shlex.quote(shorten(str(value), 200))}"
 
 
 def clean_command(path: str | Path | None, target: str) -> str:

@@ -8,31 +8,36 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
 import torch
 
 
-TEMP = re.compile(r"^\..+\.tmp-(\d+)$")  # what temp_path names: .NAME.tmp-PID
+# what temp_path names: .NAME.tmp-HOST-PID (older files: .NAME.tmp-PID)
+TEMP = re.compile(r"^\..+\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
+HOST = socket.gethostname()
 
 
 def temp_path(path: str | os.PathLike) -> Path:
-    """Where `path` is written before it is renamed into place: beside it, hidden, named by this process."""
+    """Where `path` is written before it is renamed into place: beside it, hidden, named by this machine and
+    this process (a folder shared between machines is swept by each of its own files only)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    return path.with_name(f".{path.name}.tmp-{HOST}-{os.getpid()}")
 
 
 def sweep_temp(folder: str | os.PathLike) -> list[tuple[Path, int]]:
-    """Delete the temp files (and staged folders) a killed writer left under `folder`: those whose process
-    is gone. A kill cannot clean up after itself, so a resume and `nnrecipe runs --clean` do. Returns each
-    removed path with its size in bytes."""
+    """Delete the temp files (and staged folders) a killed writer left under `folder`: those this machine's
+    processes wrote and whose process is gone (another machine's live writer keeps its files). A kill
+    cannot clean up after itself, so a resume and `nnrecipe runs --clean` do. Returns each removed path
+    with its size in bytes."""
     import shutil
 
     removed = []
     for found in sorted(Path(folder).rglob(".*.tmp-*")):
         m = TEMP.match(found.name)
-        if m is None or alive(int(m.group(1))) or not found.exists():
+        if m is None or m["host"] not in (None, HOST) or alive(int(m["pid"])) or not found.exists():
             continue
         size = found.stat().st_size if found.is_file() else sum(f.stat().st_size for f in found.rglob("*") if f.is_file())
         if found.is_dir():
@@ -61,25 +66,43 @@ def alive(pid: int) -> bool:
         return True
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write `data` to `path` so that a crash at any moment leaves either the old file or the new one."""
+def atomic_write(path: str | os.PathLike, data: bytes | str, durable: bool = True) -> None:
+    """Write `data` to `path` so that a crash at any moment leaves either the old file or the new one.
+    `durable`: on disk before it returns (fsync); without, the rename is still atomic for a killed process,
+    and a file rewritten every epoch (metrics.jsonl) skips two disk syncs a time."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)  # an exception (not a kill) leaves no temp file behind
         raise
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+def write_output(path: str | os.PathLike, data: bytes | str) -> None:
+    """A file the user named (predict --out): atomically when it is a regular file or a new one (through a
+    symlink, its target); a device, a pipe or another special file (/dev/stdout, a process substitution) is
+    written into as it is: a rename would replace it with a regular file."""
+    path = Path(path)
+    target = path.resolve() if path.is_symlink() else path
+    if target.exists() and not target.is_file():
+        with open(target, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+        return
+    atomic_write(target, data)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -3,11 +3,17 @@ and signs, column-name suggestions that ignore case, and user text cut to a read
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from nnrecipe.data.load import header_is_data, written_numbers
+from nnrecipe.config import DataConfig
+from nnrecipe.errors import DataError
+from nnrecipe.data.load import header_is_data
+from nnrecipe.data.schema import infer_columns, numeric_problems
+from nnrecipe.data.transforms import to_numbers, written_as
 from nnrecipe.data.transforms import SCALINGS, TablePreprocessor, _scale, mean_std
 from nnrecipe.errors import did_you_mean_column, shorten
 
@@ -43,21 +49,41 @@ def test_mean_std_without_overflow():
 
 
 def test_written_numbers_are_read_as_numbers():
-    df = pd.DataFrame({
+    cells = {
         "price": ["1,234", "12", None, "-2,000,000.5"],
         "rate": ["12%", "3.5 %", "-1%", ""],
         "cost": ["$3.50", "-$1,200", "4 \u20ac", "7"],
-        "text": ["a, b", "1,234", "x", "y"],  # not every cell a number: text
-        "codes": ["1,5", "2,25", "3", "4"],  # a decimal comma, not a thousands separator: left to the schema
-        "plain": ["1", "2", "3", "x"],
-    })
-    found = written_numbers(df)
-    assert [(c, what) for c, what, _, _ in found] == [("price", "thousands separators"), ("rate", "a percent sign"),
-                                                      ("cost", "a currency sign")]
-    assert df["price"].tolist()[:2] == [1234.0, 12.0] and np.isnan(df["price"][2]) and df["price"][3] == -2000000.5
-    assert df["rate"].tolist()[:3] == [12.0, 3.5, -1.0] and np.isnan(df["rate"][3])
-    assert df["cost"].tolist() == [3.5, -1200.0, 4.0, 7.0]
-    assert df["text"].tolist() == ["a, b", "1,234", "x", "y"] and df["codes"].tolist()[0] == "1,5"
+    }
+    got = {k: to_numbers(pd.Series(v, dtype=object)) for k, v in cells.items()}
+    assert got["price"][[0, 1, 3]].tolist() == [1234.0, 12.0, -2000000.5] and np.isnan(got["price"][2])
+    assert got["rate"][:3].tolist() == [12.0, 3.5, -1.0] and np.isnan(got["rate"][3])
+    assert got["cost"].tolist() == [3.5, -1200.0, 4.0, 7.0]
+    assert [written_as(pd.Series(v)) for v in cells.values()] == [
+        ("thousands separators", "1,234"), ("a percent sign", "12%"), ("a currency sign", "$3.50")]
+
+
+def test_what_is_not_a_written_number_stays_unread():
+    """A decimal comma ('1,5', '0,237'), text with commas, groups not of three digits: not numbers."""
+    got = to_numbers(pd.Series(["1,5", "0,237", "a, b", "12,34", "1,2345", "1.234,5", "$", "%"], dtype=object))
+    assert np.isnan(got).all()
+
+
+def test_a_column_of_written_numbers_is_numeric_and_a_stray_cell_is_named(tmp_path):
+    frame = pd.DataFrame({"price": [f"${v:,.2f}" for v in np.linspace(900, 2100, 40)], "y": ["a", "b"] * 20})
+    assert infer_columns(frame, DataConfig(target="y"), None).kinds["price"] == "numeric"
+    frame.loc[7, "price"] = "n/a"  # a stray cell: named, as in a column of plain numbers
+    message = ("column 'price' has 1 values that are not numbers (first at row 7: 'n/a'); fix them, leave them empty "
+               "to impute, or pass --categorical price")
+    assert numeric_problems(frame, ["price"], None) == [message]
+    with pytest.raises(DataError, match=f"^{re.escape('the table: ' + message)}$"):
+        infer_columns(frame, DataConfig(target="y"), None)
+
+
+def test_an_id_written_with_thousands_separators_is_left_out_like_any_id():
+    frame = pd.DataFrame({"order": [f"{v:,}" for v in range(10_000, 10_040)], "x": np.arange(40.0) % 7,
+                          "y": ["a", "b"] * 20})
+    schema = infer_columns(frame, DataConfig(target="y"), None)
+    assert schema.dropped["order"] == "ID-like: a distinct integer in every row" and "order" not in schema.kinds
 
 
 def test_header_is_data():
@@ -98,3 +124,17 @@ def test_plots_of_values_near_the_float64_limit():
     watch = {"epochs": [1, 2], "predictions": [[1e308, -1e308], [1.5e308, -1.7e308]], "task": "regression",
              "rows": [3, 7], "targets": [1.7e308, -1.7e308]}
     assert plots.watched(watch).startswith("data:image/png;base64,")
+
+
+def test_clean_writes_the_cells_as_they_were(tmp_path):
+    """Written numbers are parsed where numbers are parsed, not when the file is read: the cleaned copy
+    keeps '$1,200.00' and '12%' as the user wrote them."""
+    from nnrecipe.data.audit import clean
+
+    path = tmp_path / "t.csv"
+    rows = [f'"${900 + 10 * i:,.2f}",{i % 9}%,{"ab"[i % 2]}' for i in range(40)]
+    path.write_text("price,rate,y\n" + "\n".join(rows) + "\n")
+    done = clean(path, "y", tmp_path / "clean.csv")
+    kept = pd.read_csv(tmp_path / "clean.csv", dtype=str)
+    assert kept["price"].tolist() == pd.read_csv(path, dtype=str)["price"].tolist() and done.kept == 40
+    assert kept["price"].iloc[12] == "$1,020.00" and kept["rate"].iloc[3] == "3%"

@@ -341,3 +341,17 @@ def test_a_trial_taken_by_a_process_killed_before_it_ran_is_found_and_run_again(
     assert [t.state.name for t in trials] == ["FAIL", "FAIL", "WAITING"]
     assert trials[0].user_attrs["lost"] == f"worker {host}:{gone.pid} is gone" and trials[2].user_attrs["retry_of"] == 0
     assert "withdrawn" in trials[1].user_attrs  # a withdrawal is finished, not queued again
+
+
+def test_a_claim_that_loses_the_race_leaves_the_running_trial_as_it_was(tmp_path: Path):
+    """A worker walking a stale list of waiting trials tries to take one another worker runs: the trial keeps
+    its runner's name (renamed, a later _reclaim would have failed the live trial and queued it again)."""
+    from nnrecipe.tune.study import _take, make_storage
+
+    study = optuna.create_study(study_name="race", storage=make_storage(f"sqlite:///{tmp_path / 'study.db'}"))
+    study.enqueue_trial({}, skip_if_exists=False)
+    trial_id = study.trials[0]._trial_id
+    assert _take(study._storage, trial_id, "host:1")
+    assert not _take(study._storage, trial_id, "host:2")
+    [trial] = study.get_trials()
+    assert trial.state == TrialState.RUNNING and trial.user_attrs == {"worker": "host:1"}

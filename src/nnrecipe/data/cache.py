@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..io import temp_path
 
 log = logging.getLogger("nnrecipe")
 
@@ -37,7 +38,7 @@ log = logging.getLogger("nnrecipe")
 DEFAULT_LIMIT = "10G"
 SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?")
 # Bump when read_table's parsing changes what a file reads as, so that older cache files miss.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 CHUNK_BYTES = 1 << 20  # hashing reads 1 MiB at a time: memory stays flat whatever the file's size
 META_KEY = b"nnrecipe"
 KEY = re.compile(r"[0-9a-f]{64}\.v\d+")
@@ -180,7 +181,7 @@ def _sha256(path: Path) -> str:
 
 def _write_atomic(file: Path, data: bytes) -> None:
     """A small file written through a temporary one and a rename; failures are ignored (a memo only)."""
-    tmp = file.with_name(f".{file.name}.tmp-{os.getpid()}")
+    tmp = temp_path(file)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
@@ -227,7 +228,7 @@ def store(df: pd.DataFrame, file: Path, info: dict[str, Any]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tmp = file.with_name(f".{file.name}.tmp-{os.getpid()}")
+    tmp = temp_path(file)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pandas(df, preserve_index=False)

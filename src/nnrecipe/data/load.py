@@ -138,7 +138,7 @@ def _read_csv(path: Path, fmt: CsvFormat) -> tuple[pd.DataFrame, dict]:
     _as_text(df)
     unnamed = [(i, c) for i, c in enumerate(df.columns, start=1) if UNNAMED.fullmatch(c)]
     return df, {"encoding": encoding, "not_utf8_at": not_utf8_at, "delimiter": fmt.delimiter,
-                "decimal": fmt.decimal, "compression": fmt.compression, "numbers": written_numbers(df),
+                "decimal": fmt.decimal, "compression": fmt.compression,
                 "unnamed": unnamed}
 
 
@@ -187,77 +187,9 @@ def _tell(path: Path, info: dict) -> None:
     for position, col in info.get("unnamed") or ():
         log.warning("file '%s': column %d has no name in the header: read as '%s'; name it in the header "
                     "(or pass --drop '%s')", path, position, col, col)
-    for col, what, example, value in info.get("numbers") or ():
-        log.warning("file '%s': column '%s' holds numbers written with %s (%r): read them as numbers (%s)",
-                    path, shorten(col), what, shorten(example), value)
     for col, kind in info.get("nested") or ():
         log.warning("file '%s': column '%s' holds %s, which the model cannot take as an input: left out; "
                     "flatten it into columns of numbers or text to use it", path, shorten(col), kind)
-
-
-# Numbers as people write them in text cells (read_table reads a column of them as numbers):
-NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-THOUSANDS = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?"
-WRITTEN = {  # what, the pattern of a cell (the number in group 'n'), how the number is made plain
-    "thousands separators": (re.compile(rf"(?P<s>[-+]?)(?P<n>{THOUSANDS})"), lambda n: n.replace(",", "")),
-    "a percent sign": (re.compile(rf"(?P<s>[-+]?)(?P<n>{THOUSANDS}|{NUMBER})\s?%"), lambda n: n.replace(",", "")),
-    "a currency sign": (re.compile(rf"(?P<s>[-+]?)[$\u20ac\u00a3\u00a5]\s?(?P<n>{THOUSANDS}|{NUMBER})"
-                                   rf"|(?P<s2>[-+]?)(?P<n2>{THOUSANDS}|{NUMBER})\s?[$\u20ac\u00a3\u00a5]"),
-                        lambda n: n.replace(",", "")),
-}
-PLAIN_NUMBER = re.compile(rf"[-+]?{NUMBER}")
-
-
-def written_numbers(df: pd.DataFrame) -> list[tuple[str, str, str, str]]:
-    """Convert, in place, each text column whose every cell is a number written with thousands separators
-    ('1,234': groups of 3 digits), a percent sign ('12%' -> 12) or a currency sign ('$3.50', '3.50 EUR'; signs
-    $ EUR GBP JPY) into numbers; plain numbers may be mixed in. Without it '1,234' was text, and a column
-    of prices became an embedded category (or an ID). Returns (column, how they were written, an example,
-    what it reads as) for the notice."""
-    found = []
-    for col in df.columns:
-        s = df[col]
-        if not (s.dtype == object or isinstance(s.dtype, pd.StringDtype)):
-            continue
-        first = s.iloc[:1000].dropna()
-        head = [v.strip() for v in first.iloc[:200] if isinstance(v, str)]
-        if not head or len(head) < min(len(first), 200) or not any(MARKS.search(v) for v in head):
-            continue  # the common case costs a look at a few cells
-        for what, (pattern, fix) in WRITTEN.items():
-            if _numbers(head, pattern, fix) is None:
-                continue
-            cells = s.dropna().unique()
-            numbers = _numbers([str(v).strip() for v in cells], pattern, fix) \
-                if all(isinstance(v, str) for v in cells) else None
-            if numbers is None:
-                continue
-            mapping = dict(zip(cells, numbers))
-            example = next(v for v in cells if pattern.fullmatch(str(v).strip()))
-            df[col] = df[col].map(mapping).astype("float64")  # an empty cell maps to NaN
-            found.append((str(col), what, str(example).strip(), f"{mapping[example]:g}"))
-            break
-    return found
-
-
-MARKS = re.compile(r"[,%$\u20ac\u00a3\u00a5]")
-
-
-def _numbers(cells: list[str], pattern: re.Pattern[str], fix: Any) -> list[float] | None:
-    """The numbers the cells hold written in `pattern` (or plainly; '' is missing), or None when a cell
-    is neither, or none is written in `pattern`."""
-    out, marked = [], False
-    for cell in cells:
-        if not cell:
-            out.append(np.nan)
-        elif (m := pattern.fullmatch(cell)) is not None:
-            groups = m.groupdict()
-            out.append(float((groups.get("s") or groups.get("s2") or "") + fix(groups.get("n") or groups["n2"])))
-            marked = True
-        elif PLAIN_NUMBER.fullmatch(cell):
-            out.append(float(cell))
-        else:
-            return None
-    return out if marked else None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -293,7 +225,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         if isinstance(df[col].dtype, pd.CategoricalDtype):  # a category dtype: its values, as a CSV holds them
             df[col] = df[col].astype(df[col].cat.categories.dtype)
     _as_text(df)
-    info = {"nested": nested, "numbers": written_numbers(df)}
+    info = {"nested": nested}
     _tell(path, info)
     df.attrs["left_out"] = dict(nested)
     return df

@@ -27,17 +27,18 @@ import torch
 
 from ..config import DataConfig, to_dict
 from ..errors import ConfigError, shorten
+from ..io import temp_path
 from . import cache as table_cache
 from .load import _check_file, read_table
 from .schema import Schema, check_labels, check_target, infer_columns, infer_task
 from .split import split_indices
-from .transforms import TablePreprocessor, _scale, _scaled, label_strings
+from .transforms import TablePreprocessor, _scale, _scaled, label_strings, to_numbers, written_as
 
 log = logging.getLogger("nnrecipe")
 
 SPLITS = ("train", "val", "test")
 # Bump when preparing changes what a file prepares to (schema rules, transforms, split, target encoding)
-PREPARED_VERSION = 2
+PREPARED_VERSION = 3
 
 
 @dataclass
@@ -135,6 +136,7 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
                         ", ".join(shorten(v, 30) for v in values) + (" ..." if y_raw.nunique() > 10 else ""))
         neutral = df.index[is_neutral].tolist()
         df, y_raw = df[~is_neutral], y_raw[~is_neutral]
+    y_raw = _written_target(y_raw)
     task, task_reason = infer_task(y_raw, cfg.task, path)
     check_labels(y_raw, task, path)
     schema = infer_columns(df, cfg, path)
@@ -160,6 +162,20 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
         torch.from_numpy(codes) if codes is not None else None, y_all[torch.from_numpy(order)], neutral, path)
     prep.frame = all_rows
     return prep
+
+
+def _written_target(y: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
+    """A target of numbers written as people write them ('$1,200', '12%': every cell) as numbers, so that
+    the task rule sees numbers; anything else as it is."""
+    if isinstance(y, pd.DataFrame) or pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return y
+    written = written_as(y.dropna().iloc[:1000])
+    values = to_numbers(y)
+    if written is None or np.isnan(values[y.notna().to_numpy()]).any():
+        return y
+    log.warning("target '%s' holds numbers written with %s (%r): read as numbers", shorten(str(y.name), 80),
+                written[0], shorten(written[1], 40))
+    return pd.Series(values, index=y.index, name=y.name)
 
 
 def _encode_target(y_raw: pd.Series | pd.DataFrame, labels: np.ndarray | None, task: str,
@@ -215,7 +231,7 @@ def _store(prep: PreparedTable, file: Path, notices: list[tuple[int, str]]) -> N
     # safetensors has no checksums: a CRC-32 per tensor (2 GB/s here, against 0.5-1 GB/s for SHA-256 and
     # BLAKE2b) makes bits damaged on disk a miss instead of wrong features
     meta["crc32"] = {k: zlib.crc32(v.numpy()) for k, v in tensors.items()}
-    tmp = file.with_name(f".{file.name}.tmp-{os.getpid()}")
+    tmp = temp_path(file)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, tmp, metadata={"nnrecipe": json.dumps(meta)})

@@ -15,6 +15,7 @@ import pandas as pd
 from ..config import DataConfig
 from ..errors import DataError, did_you_mean_column, flag, shorten
 from .load import header_is_data, header_shown, row_labels
+from .transforms import to_numbers, written_as
 
 log = logging.getLogger("nnrecipe")
 
@@ -208,6 +209,9 @@ def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | N
                 continue
         if kind in KINDS:
             schema.kinds[col] = kind
+            if why.startswith("numbers written"):
+                log.warning("%scolumn '%s' holds %s: read as numbers", f"file '{path}': " if path else "",
+                            shorten(col), why)
         else:
             schema.dropped[col] = why
             log.warning("column '%s' is left out: %s", shorten(col, 80), why)
@@ -259,9 +263,16 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
     if len(filled) > 500:  # the sample first: converting a million cells to trim 500 cost 0.1 s a column
         filled = filled.iloc[np.sort(np.random.default_rng(0).choice(len(filled), 500, replace=False))]
     sample = filled.astype("string").str.strip()
-    as_numbers = pd.to_numeric(sample, errors="coerce")
-    if as_numbers.notna().mean() >= NUMERIC_SHARE:
-        return "numeric", ""  # numbers with typos: numeric_problems names them
+    as_numbers = pd.Series(to_numbers(sample), index=sample.index)
+    if as_numbers.notna().mean() >= NUMERIC_SHARE:  # numbers with typos: numeric_problems names them
+        written = written_as(sample)
+        if written is None:
+            return "numeric", ""
+        values = to_numbers(s.dropna())  # every cell: whether they are a distinct integer a row
+        whole = np.isfinite(values).all() and (values == np.round(values)).all()
+        if unique_per_row and whole and (_ID_NAME.search(col) or values.max() - values.min() + 1 == len(values)):
+            return "drop", "ID-like: a distinct integer in every row"
+        return "numeric", f"numbers written with {written[0]} ({shorten(written[1], 40)!r})"
     commas = sample.str.fullmatch(r"[-+]?\d+,\d+")
     decimal = sample.str.fullmatch(r"[-+]?\d+,(?:\d{1,2}|\d{4,})")  # '1,5', not '1,500' (a thousands separator)
     if decimal.any() and (commas | as_numbers.notna()).mean() >= NUMERIC_SHARE:
@@ -303,8 +314,8 @@ def numeric_problems(df: pd.DataFrame, columns: list[str], path: str | os.PathLi
             values = s.to_numpy(dtype=float, na_value=np.nan)
             bad = np.zeros(len(s), dtype=bool)
         else:
-            values = pd.to_numeric(s.astype("string").str.strip(), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            bad = np.isnan(values) & s.notna().to_numpy()
+            values = to_numbers(s)
+            bad = np.isnan(values) & s.notna().to_numpy() & (s.astype("string").str.strip() != "").fillna(False).to_numpy(dtype=bool)
         mask, kind = (bad, "text") if bad.any() else (np.isinf(values), "inf")
         if mask.any():
             found.append((col, kind, int(mask.sum()), int(np.flatnonzero(mask)[0])))

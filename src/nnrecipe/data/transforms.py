@@ -10,10 +10,16 @@ identically at prediction time.
   the weekday"), the hour when training saw times of day; an indicator when training had empty cells.
 - categorical: one-hot over the training categories (empty cells are a category); unseen: all zeros.
 - embedding: an integer code per category for a learned embedding (D10); 0 is the unseen-category code.
-Cells outside what training saw (unseen categories, empty cells without an indicator) are counted."""
+Cells outside what training saw (unseen categories, empty cells without an indicator) are counted.
+
+Numbers in text cells are read as people write them too: '1,234' (thousands separators, groups of three
+digits), '12%' (read as 12) and '$3.50' or '3.50 EUR' (a currency sign), beside plain numbers. They are
+parsed where numbers are parsed (here, for training and prediction alike, and by the schema), never when the
+file is read: `clean` writes the cells as they were, and a stray cell is named like any typo."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +55,48 @@ def _as_numbers(s: pd.Series, boolean: bool = False) -> np.ndarray:
         return s.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
     if pd.api.types.is_numeric_dtype(s):
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
-    return pd.to_numeric(s.astype("string").str.strip(), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return to_numbers(s)
+
+
+# Numbers as people write them (see the module's docstring). A thousands group starts with 1-9 ('0,237' is a
+# decimal comma or a code, not 237); the sign goes before the currency sign.
+NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+THOUSANDS = r"[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?"
+CURRENCY = "$\u20ac\u00a3\u00a5"
+WRITTEN = {  # how they are written: the pattern of a whole cell
+    "thousands separators": re.compile(rf"[-+]?{THOUSANDS}"),
+    "a percent sign": re.compile(rf"[-+]?(?:{THOUSANDS}|{NUMBER})\s?%"),
+    "a currency sign": re.compile(rf"[-+]?[{CURRENCY}]\s?(?:{THOUSANDS}|{NUMBER})|[-+]?(?:{THOUSANDS}|{NUMBER})\s?[{CURRENCY}]"),
+}
+MARKS = re.compile(rf"[,%\s{CURRENCY}]")
+
+
+def to_numbers(s: pd.Series) -> np.ndarray:
+    """The numbers a column of text holds, plain or written (WRITTEN), float64; NaN where a cell is empty
+    or not a number."""
+    text = s.astype("string").str.strip()
+    values = pd.to_numeric(text, errors="coerce")
+    failed = values.isna() & text.notna() & (text != "")
+    if failed.any():
+        rest = text[failed]
+        written = np.zeros(len(rest), dtype=bool)
+        for pattern in WRITTEN.values():
+            written |= rest.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
+        if written.any():
+            plain = rest[written].str.replace(MARKS, "", regex=True)
+            values = values.astype("float64")
+            values.loc[plain.index] = pd.to_numeric(plain, errors="coerce")
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def written_as(sample: pd.Series) -> tuple[str, str] | None:
+    """How numbers are written in a sample of text cells ('thousands separators', an example), when one is."""
+    text = sample.astype("string").str.strip().dropna()
+    for what, pattern in WRITTEN.items():
+        matched = text[text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)]
+        if len(matched):
+            return what, str(matched.iloc[0])
+    return None
 
 
 def _as_dates(s: pd.Series) -> pd.Series:

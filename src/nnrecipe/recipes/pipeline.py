@@ -28,8 +28,8 @@ from ..checks import Diagnosis, Verdict, check_init_loss
 from ..checks.curves import check_longer
 from ..checks.doctor import c2_init_loss, doctor, resolve_checks
 from ..config import REFIT_SETTINGS, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
-from ..errors import ConfigError, TrainingError, check_choice
-from ..io import atomic_write, read_json, read_json_or_none, sweep_temp, write_json
+from ..errors import CheckpointError, ConfigError, TrainingError, check_choice
+from ..io import atomic_write, read_json_or_none, sweep_temp, write_json
 from ..models import Ensemble, save_model
 from ..repro import environment
 from ..data.prepare import SPLITS
@@ -180,9 +180,11 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     Raises DataError/ConfigError naming the input and the fix, TrainingError when --strict stops it."""
     lr_find, note, refit = opts.lr_find, opts.note, opts.refit
     resuming = opts.resume is not None
+    asked_lr_find = lr_find  # what the run records, whether or not the range test has still to run
     if resuming:
         run_dir = Path(opts.resume)  # type: ignore[arg-type]
         dcfg, mcfg, tcfg, note, refit, lr_find = recorded_config(run_dir, dcfg.target)
+        asked_lr_find = lr_find
         for path, size in sweep_temp(run_dir):  # a killed writer cannot remove its temp files itself
             log.info("removed %s (%d bytes), left by the run's killed process", path, size)
         found = read_json_or_none(run_dir / "lr_find.json")
@@ -229,7 +231,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
 
     # -- fit (T1, T7, T8; T14, R2)
     config = {"data": to_dict(dcfg), "model": {**to_dict(mcfg), **_model_shape(model)}, "train": to_dict(tcfg),
-              "lr_find": lr_find, "task": task.name, "head": prepared.head, "loss": type(task.loss()).__name__,
+              "lr_find": asked_lr_find, "task": task.name, "head": prepared.head, "loss": type(task.loss()).__name__,
               **recipe.describe(data, prepared), "note": note, "kind": recipe.kind, "created": now(),
               **({"refit": {"trained_on": ["train", "val"], **refit}} if refit is not None else {})}
     if not resuming:  # the folder appears with the settings in it: resumable from the moment it exists
@@ -410,7 +412,11 @@ def recorded_config(run_dir: Path, target: str
     """The configs, the note, the refit (R2) settings and the LR range test a run recorded, for --resume."""
     if not (run_dir / "config.json").exists():
         raise ConfigError(f"--resume {run_dir}: no config.json there; give a run folder that `nnrecipe train` made")
-    rec = read_json(run_dir / "config.json")
+    rec = read_json_or_none(run_dir / "config.json")
+    if not (isinstance(rec, dict) and all(isinstance(rec.get(k), dict) for k in ("data", "model", "train"))
+            and isinstance(rec["data"].get("target"), str)):
+        raise CheckpointError(f"--resume {run_dir}: its config.json cannot be read as a run's settings (damaged or "
+                              "edited); restore the file, or train the run again without --resume")
     if rec["data"]["target"] != target:
         raise ConfigError(f"--resume {run_dir}: that run predicts '{rec['data']['target']}', not '{target}'; "
                           f"pass --target {rec['data']['target']}")

@@ -26,7 +26,7 @@ from ..data.load import header_is_data, header_shown
 from ..data.prepare import SPLITS, PreparedTable, prepare_table
 from ..data.schema import multilabel_frame, numeric_problems, target_columns
 from ..data.transforms import label_strings
-from ..errors import DataError, did_you_mean_column, shorten
+from ..errors import CheckpointError, DataError, did_you_mean_column, shorten
 from ..io import atomic_write, write_json
 from ..models import init_weights, load_model, make_mlp
 from ..repro import seed_everything
@@ -245,9 +245,26 @@ def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataF
     """Predictions for every row of `data` with the run's model, and a report: the metric when `data`
     holds the target column, and the count of cells the model had not seen in training."""
     model, meta = load_model(run_dir, required=PREDICT_NEEDS)
+    _check_description(Path(run_dir) / "model.json", meta)
     path = _path(data)
     df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
     return predict_frame(model, meta, df, path)
+
+
+def _check_description(file: Path, meta: dict[str, Any]) -> None:
+    """model.json's entries predict reads, of the types it reads them as (an edited file is named, not a
+    traceback): the task's name, the target, the classes, the target's scale and the preprocessing."""
+    scale, pre = meta["target_scale"], meta["preprocessing"]
+    wrong = [key for key, ok in (
+        ("task", isinstance(meta["task"], str)),
+        ("target", isinstance(meta["target"], str)),
+        ("classes", isinstance(meta["classes"], list) and all(isinstance(c, (str, int, float)) for c in meta["classes"])),
+        ("target_scale", isinstance(scale, dict) and all(isinstance(scale.get(k), (int, float)) for k in ("mean", "std"))),
+        ("preprocessing", isinstance(pre, dict) and isinstance(pre.get("columns"), dict)),
+    ) if not ok]
+    if wrong:
+        raise CheckpointError(f"'{file}' holds {', '.join(map(repr, wrong))} in a form predict cannot read; the "
+                              "file is damaged or was edited: restore the run folder, or train the run again")
 
 
 def predict_frame(model: nn.Module, meta: dict[str, Any], df: pd.DataFrame, path: Path | None = None

@@ -53,7 +53,7 @@ class RunRecorder:
     def history(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """metrics.jsonl: a line per epoch, the whole file written again atomically after each epoch (a few
         kilobytes; an appended line could be torn by a kill), and from a checkpoint's history on resume."""
-        atomic_write(self.run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write(self.run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in rows), durable=False)
 
     def checks(self, verdicts: Any) -> None:
         """checks.json: the doctor's verdicts (a Diagnosis or a list of dicts)."""

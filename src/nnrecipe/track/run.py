@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,24 +19,44 @@ def new_run_dir(out: str | Path, name: str, config: Mapping[str, Any] | None = N
     renamed into place): a run is resumable from the moment its folder exists."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
     base = Path(out) / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
-    staged = None
-    if config is not None:
-        staged = temp_path(base)
-        staged.mkdir(parents=True)
-        write_json(staged / "config.json", config)
+    staged = _stage(base, config) if config is not None else None
     path, k = base, 2
+    try:
+        while True:
+            try:
+                if staged is None:
+                    path.mkdir(parents=True)
+                elif os.path.lexists(path):  # rename would replace an empty folder of that name: never claim one
+                    raise FileExistsError(path)
+                else:
+                    os.rename(staged, path)  # a folder of that name made meanwhile, with files in it: refused
+                    staged = None
+                return path
+            except FileExistsError:
+                path, k = base.with_name(f"{base.name}-{k}"), k + 1
+            except OSError:  # ENOTEMPTY: another run took the name between the check and the rename
+                if not path.exists():
+                    raise
+                path, k = base.with_name(f"{base.name}-{k}"), k + 1
+    finally:
+        if staged is not None:  # an error before the rename: nothing half-made is left
+            shutil.rmtree(staged, ignore_errors=True)
+
+
+def _stage(base: Path, config: Mapping[str, Any]) -> Path:
+    """A hidden folder beside the run folder to be, holding its config.json (a suffix when this process
+    stages two folders of one name at once)."""
+    k = 1
     while True:
+        staged = temp_path(base.with_name(base.name + (f"-{k}" if k > 1 else "")))
         try:
-            if staged is None:
-                path.mkdir(parents=True)
-            elif os.path.lexists(path):  # rename would replace an empty folder of that name: never claim one
-                raise FileExistsError(path)
-            else:
-                os.rename(staged, path)  # a folder of that name made meanwhile, with files in it: refused
-            return path
+            staged.mkdir(parents=True)
+            break
         except FileExistsError:
-            path, k = base.with_name(f"{base.name}-{k}"), k + 1
-        except OSError as e:  # ENOTEMPTY: another run took the name between the check and the rename
-            if not path.exists():
-                raise
-            path, k = base.with_name(f"{base.name}-{k}"), k + 1
+            k += 1
+    try:
+        write_json(staged / "config.json", config)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return staged

@@ -18,7 +18,7 @@ from typing import Any
 from ..config import monitor_mode
 from ..errors import CheckpointError, ConfigError, did_you_mean
 from .diff import MISSING, config_diff, flatten, short_key, single_change
-from ..io import read_json_or_none
+from ..io import TEMP, read_json_or_none
 
 log = logging.getLogger("nnrecipe")
 
@@ -116,7 +116,7 @@ def list_runs(folder: str | os.PathLike = "runs") -> list[RunInfo]:
         return [read_run(folder)]
     runs = []
     for p in sorted(folder.iterdir()):
-        if (p / "config.json").is_file():
+        if (p / "config.json").is_file() and not TEMP.match(p.name):  # a run folder staged, never renamed: a kill
             try:
                 runs.append(read_run(p))
             except CheckpointError as e:  # one damaged folder does not hide the others

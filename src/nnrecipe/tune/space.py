@@ -94,9 +94,11 @@ def read_space(path: str | Path | None) -> SearchSpace:
     if path is None:
         return default_space()
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"space file '{path}' cannot be read ({e.strerror}); check the path") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"space file '{path}' is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     return parse_space(text, f"space file '{path}'")
 
 

@@ -37,7 +37,7 @@ except ImportError:  # Windows
 
 from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, monitor_mode, to_dict
 from ..errors import ConfigError, NNRecipeError, TrainingError, check_choice
-from ..io import alive, read_json, sweep_temp, write_json
+from ..io import alive, read_json, sweep_temp, temp_path, write_json
 from .objective import Job, run_trial, worker_name
 from .space import SearchSpace, read_space
 
@@ -128,7 +128,7 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
         finally:
             codes = [p.wait() for p in procs]
             crashed = [f"worker {i} (exit code {code})" for i, code in enumerate(codes, 1) if code]
-            for leftover in study_dir.glob(f".job-{os.getpid()}.*"):
+            for leftover in (temp_path(study_dir / JOB), temp_path(study_dir / JOB_DATA)):
                 leftover.unlink(missing_ok=True)
         if crashed:
             log.warning("%s ended early; this process ran what they left", ", ".join(crashed))
@@ -276,18 +276,16 @@ def _withdraw(storage: Any, trial_id: int) -> int:
 
 
 def _sweep(study_dir: Path) -> None:
-    """What killed launches of this study left: their workers' job files, and the temporary files of writes
-    they were in the middle of (a trial's checkpoint, say); a process that is still running keeps its own."""
-    gone = [p for p in study_dir.glob(".job-*.*") if (pid := p.name.split(".")[1].removeprefix("job-")).isdigit()
-            and not alive(int(pid))]
-    for path in gone:
-        path.unlink(missing_ok=True)
+    """What killed launches of this study left: their workers' job files and the temporary files of writes
+    they were in the middle of (a trial's checkpoint, say), all named as temporary files of their process;
+    a process that is still running keeps its own."""
     swept = sweep_temp(study_dir)
-    if gone or swept:
-        log.info("study folder %s: removed %d files that killed launches left", study_dir, len(gone) + len(swept))
+    if swept:
+        log.info("study folder %s: removed %d files that killed launches left", study_dir, len(swept))
 
 
-WORKER = ["-m", "nnrecipe.tune.worker"]  # how a worker process starts: `python -m nnrecipe.tune.worker JOB INDEX`
+WORKER = ["-m", "nnrecipe.tune.worker"]
+JOB, JOB_DATA = "job.json", "job-data.parquet"  # a worker's job, and a DataFrame it trains on  # how a worker process starts: `python -m nnrecipe.tune.worker JOB INDEX`
 
 
 def _start_workers(study_dir: Path, args: tuple[Any, ...], workers: int) -> list[subprocess.Popen[bytes]]:
@@ -298,7 +296,7 @@ def _start_workers(study_dir: Path, args: tuple[Any, ...], workers: int) -> list
     there ran whatever it held)."""
     if workers == 1:
         return []
-    job_file = study_dir / f".job-{os.getpid()}.json"
+    job_file = temp_path(study_dir / JOB)  # it lives as long as this process: named as its temporary file
     write_json(job_file, _job_document(study_dir, *args))
     return [subprocess.Popen([sys.executable, *WORKER, str(job_file), str(i)]) for i in range(1, workers)]
 
@@ -315,7 +313,7 @@ def _job_document(study_dir: Path, job: Job, url: str, name: str, direction: str
         log.warning("the callbacks given run in this process's trials only: a worker's job holds no code")
     data: dict[str, str] = {"file": str(Path(job.data).resolve())} if not isinstance(job.data, pd.DataFrame) else {}
     if isinstance(job.data, pd.DataFrame):
-        table = study_dir / f".job-{os.getpid()}.data.parquet"
+        table = temp_path(study_dir / JOB_DATA)
         try:
             job.data.to_parquet(table)
         except (ValueError, TypeError, ImportError) as e:  # object columns of mixed types
@@ -413,18 +411,23 @@ def _claim(study: Any) -> int | None:
 
 
 def _take(storage: Any, trial_id: int, worker: str) -> bool:
-    """Set a waiting trial RUNNING, by `worker`; False when another process took it first. The worker is
-    named on the trial before it runs: a process killed between the two steps leaves a RUNNING trial that
-    names it, which _reclaim finds (one that named nobody would run for ever). Named again once taken: on a
-    database server, whose row locks cover one step only, a rival that lost the take may have named itself."""
+    """Set a waiting trial RUNNING, by `worker`; False when another process took it first. On SQLite (the
+    lock file makes the check and the writes one step) the worker is named before the trial runs, so a
+    process killed between the steps leaves a RUNNING trial that names it, which _reclaim finds at once.
+    On a database server, whose row locks cover one statement, naming a trial that another process may be
+    taking could rename a running trial: there the worker is named once the take succeeded, and a trial a
+    kill left nameless is found once it is older than the heartbeat's grace."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     try:
-        with _exclusive(storage):
-            storage.set_trial_user_attr(trial_id, "worker", worker)
+        with _exclusive(storage) as locked:
+            if locked:
+                if storage.get_trial(trial_id).state != TrialState.WAITING:
+                    return False
+                storage.set_trial_user_attr(trial_id, "worker", worker)
             taken = bool(storage.set_trial_state_values(trial_id, state=TrialState.RUNNING))
-            if taken:
+            if taken and not locked:
                 storage.set_trial_user_attr(trial_id, "worker", worker)
             return taken
     except UpdateFinishedTrialError:
@@ -432,7 +435,7 @@ def _take(storage: Any, trial_id: int, worker: str) -> bool:
 
 
 @contextlib.contextmanager
-def _exclusive(storage: Any) -> Iterator[None]:
+def _exclusive(storage: Any) -> Iterator[bool]:
     """Make a trial's check-then-write one step between the processes sharing a SQLite study. optuna reads
     the trial's state with SELECT ... FOR UPDATE, which locks the row on PostgreSQL and MySQL; SQLite has
     no row locks and pysqlite starts the transaction only at the write, so two processes can both read
@@ -441,12 +444,12 @@ def _exclusive(storage: Any) -> Iterator[None]:
     url = str(getattr(getattr(storage, "_backend", storage), "url", ""))  # optuna wraps its RDBStorage in a cache
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
     if path is None or fcntl is None:  # another database, an in-memory SQLite, or no flock (Windows)
-        yield
+        yield False
         return
     with open(path + ".lock", "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 

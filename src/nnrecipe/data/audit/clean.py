@@ -13,6 +13,7 @@ import pandas as pd
 
 from ...config import DataConfig
 from ...errors import ConfigError
+from ...io import temp_path
 from ..load import PARQUET, read_table, row_labels
 from .run import Audit, audit_frame
 
@@ -78,7 +79,7 @@ def clean(data: str | os.PathLike | pd.DataFrame, target: str, out: str | os.Pat
 
 def _write(df: pd.DataFrame, path: Path) -> None:
     """CSV or Parquet by the extension, through a temporary file and a rename: no half-written table."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_path(path)
     try:
         if path.suffix.lower() in PARQUET:
             df.to_parquet(tmp, index=False)
