@@ -75,7 +75,7 @@ def test_every_check_passes(bc):
     assert ids.index("C2") < ids.index("C1")
     assert [c["status"] for c in checks] == ["pass"] * len(checks)
     for c in checks:
-        assert set(c) == {"id", "name", "status", "summary", "evidence", "fix", "source"}
+        assert set(c) == {"id", "name", "status", "summary", "evidence", "fix", "source", "fault", "consistent_with"}
         assert c["fix"] == "" and c["summary"] and c["source"]
     c2 = checks[ids.index("C2")]["evidence"]
     assert c2["rows"] == bc.results["rows"]["train"]  # every training row, as there are fewer than 1,024

@@ -27,7 +27,7 @@ def test_audit_prints_one_screen_and_exits_zero_on_a_clean_table(cli, bc_csv, tm
     assert lines[-3] == "12 pass, 0 warn, 0 fail, 0 skipped" and len(lines) <= 25
     doc = json.loads((tmp_path / "a.json").read_text())
     assert doc["version"] == 1 and len(doc["findings"]) == 12 and doc["rows"] == 569
-    assert set(doc["findings"][0]) == {"id", "name", "status", "summary", "evidence", "fix", "source"}
+    assert set(doc["findings"][0]) == {"id", "name", "status", "summary", "evidence", "fix", "source", "fault", "consistent_with"}
     assert (tmp_path / "audit" / "audit.json").is_file()
     assert (tmp_path / "audit" / "label_distribution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

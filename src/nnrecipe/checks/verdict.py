@@ -24,13 +24,19 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)
     fix: str = ""  # what to do; empty when the step passed
     source: str = ""  # the article or paper the rule comes from
+    # the fault family it believes (checks/faults.py), for a warn or fail; "" when it names none (yet)
+    fault: str = ""
+    # a verdict that noticed something without pinning it: the families it is consistent with, most likely first
+    consistent_with: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status={self.status!r}; allowed: {', '.join(STATUSES)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["consistent_with"] = list(self.consistent_with)
+        return out
 
     def line(self) -> str:
         text = f"[{self.status.upper():4}] {self.id} {self.name}: {self.summary}"
