@@ -313,7 +313,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     name, value = run.metric
     print(f"test {name}: {value:.4f}" if abs(value) < 1e6 else f"test {name}: {value:.4g}")
     print(run.run_dir)
-    return 1 if any(v.status == "fail" for v in [*run.verdicts, *(run.audit or [])]) else 0
+    return 1 if any(v.status in ("fail", "error") for v in [*run.verdicts, *(run.audit or [])]) else 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -189,7 +189,7 @@ def test_c1_fails_with_learning_rate_zero():
     before = state(model)
     v = c1(model, head, x, y, TrainConfig(lr=0))
     ev = v.evidence
-    assert (v.status, v.fix) == ("fail", C1_FIX)
+    assert (v.status, v.fault) == ("fail", "lr-too-low") and v.fix.startswith("set a learning rate > 0")
     assert (ev["lr"], ev["steps"], ev["n_frozen"]) == (0, 1000, 0)
     assert ev["loss_end"] == pytest.approx(ev["loss_start"], abs=1e-5)  # nothing moved
     assert re.fullmatch(r"the loss on 16 rows only went from (\d+\.\d{4}) to \1 in 1000 steps "

@@ -88,16 +88,17 @@ def test_bad_arguments_name_the_argument_and_the_fix(kwargs, message):
     assert message in str(e.value)
 
 
-def test_a_check_that_breaks_is_skipped_with_the_reason_and_the_others_run():
+def test_a_check_that_crashes_is_an_error_with_where_it_raised_and_the_others_run():
     case = digits_mlp()
 
     def broken(setup):
         raise RuntimeError("boom")
 
     diagnosis = doctor(**case.kwargs(), checks=[broken, "C2"])
-    assert [v.status for v in diagnosis] == ["skipped", "pass"]
-    assert diagnosis[0].summary == "could not run on this setup: RuntimeError: boom"
-    assert not diagnosis.failed
+    assert [v.status for v in diagnosis] == ["error", "pass"]  # a crash is never a silent skip
+    assert diagnosis[0].summary.startswith("the check crashed: RuntimeError: boom (your code raised inside the check")
+    assert "test_doctor.py" in diagnosis[0].evidence["where"] and "boom" in diagnosis[0].evidence["traceback"]
+    assert diagnosis.failed and "1 error" in diagnosis.counts_line()
 
 
 def test_a_dataloader_and_a_dataset_are_sampled_like_tensors():

@@ -157,7 +157,7 @@ def test_c7_exploding_init_shows_in_the_gradient_at_the_layer_outputs():
     assert v.summary.startswith("the gradient at the layer outputs grows 2.0e+13 times")
     assert not [x for x in verdicts if x.name == "update/weight ratio"]  # huge weights, not a low rate
     c8 = named(verdicts, "C8", "loss far above the prior")  # its loss falls, from 1e15: no rate fixes that
-    assert c8.status == "fail" and c8.fix == FIX_ABOVE_PRIOR
+    assert c8.status == "fail" and c8.fault == "exploding-init" and FIX_EXPLODE in c8.fix  # C7 names the cause
     assert c8.evidence["train_loss_last"] > 1e13 * c8.evidence["baseline_loss"]
 
 
@@ -168,7 +168,7 @@ def test_c7_non_finite_gradients_end_the_run_and_say_where():
     assert v.summary == "gradients of 0.bias, 0.weight, 10.bias became non-finite at step 1"
     assert v.evidence["step"] == 1 and "0.weight" in v.evidence["nonfinite_gradients"]
     c8 = named(verdicts, "C8", "loss non-finite at init")
-    assert c8.status == "fail" and c8.fix == FIX_ABOVE_PRIOR
+    assert c8.status == "fail" and c8.fault == "exploding-init" and c8.fix == FIX_ABOVE_PRIOR
 
 
 def test_c7_frozen_first_layer():  # requires_grad=False

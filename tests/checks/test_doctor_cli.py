@@ -31,7 +31,8 @@ def test_doctor_exits_one_and_names_the_fix_when_a_check_fails(cli, bc_csv):
     assert code == 1
     [c1] = [line for line in out.splitlines() if line.startswith("[FAIL] C1 ")]
     assert "(the learning rate is 0)" in c1
-    assert "fix: check that the learning rate is > 0" in out
+    assert "fault: lr-too-low" in out  # the failure names the fault, and the fix is that fault's
+    assert "fix: set a learning rate > 0" in out
     assert re.fullmatch(r"\d+ pass, \d+ warn, [1-9]\d* fail, \d+ skipped", out.splitlines()[-1])
 
 

@@ -345,13 +345,13 @@ def case_21():
 
 def evaluate_without_eval(model, x):
     with torch.no_grad():
-        return model(*x)
+        return model(x)
 
 
 def evaluate_properly(model, x):
     model.eval()
     with torch.no_grad():
-        return model(*x)
+        return model(x)
 
 
 def test_evaluation_without_eval_fails_and_with_eval_passes():

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .setup import Setup
+from ..steps import main_output
+from .setup import Setup, zeroed
 from .verdict import Verdict
 
 SOURCE = "Karpathy's recipe ('input-independent baseline', 'simple baselines')"
@@ -145,7 +146,8 @@ def check_zero_input(setup: Setup) -> Verdict:
     if _gain(run.fit_real, run.fit_zero) >= MIN_GAIN:  # it fits its rows, nothing carries over: misaligned
         return Verdict("C3", "input-independent baseline", "fail",
                        f"{seen}, while on its training rows it scores {run.fit_real:.3f} against {run.fit_zero:.3f}: "
-                       "it memorizes its rows and learns nothing that generalizes", ev, MISALIGNED_FIX, SOURCE)
+                       "it memorizes its rows and learns nothing that generalizes", ev, MISALIGNED_FIX, SOURCE,
+                       fault="labels-misaligned")
     return Verdict("C3", "input-independent baseline", "fail",
                    f"{seen}, and no better on its training rows ({run.fit_real:.3f} against {run.fit_zero:.3f}): "
                    "it does not use its inputs", ev, UNUSED_INPUTS_FIX, SOURCE)
@@ -239,7 +241,7 @@ def _train_and_score(setup: Setup) -> _Run:
                len(y), len(val_y))
     real, real_opt = setup.copies()
     zero, zero_opt = setup.copies()
-    zeros_val = tuple(torch.zeros_like(t) for t in val_x)
+    zeros_val = zeroed(val_x)
     gen = torch.Generator().manual_seed(setup.seed)
     b, order = min(BATCH, len(y)), torch.empty(0, dtype=torch.long)
     run.history.append(_score(task, _evaluate(setup, real, val_x, val_y)[0], val_y))  # at step 0
@@ -249,7 +251,7 @@ def _train_and_score(setup: Setup) -> _Run:
         idx, order = order[:b], order[b:]
         batch = tuple(t[idx] for t in x)
         loss = setup.step(real, real_opt, (*batch, y[idx]))
-        setup.step(zero, zero_opt, (*(torch.zeros_like(t) for t in batch), y[idx]))
+        setup.step(zero, zero_opt, (*zeroed(batch), y[idx]))
         if math.isinf(loss) or (math.isnan(loss) and setup.train_step is None):  # NaN: a step returning None
             run.finite = False
         if step % EVAL_EVERY and step < STEPS and run.finite:
@@ -266,7 +268,7 @@ def _train_and_score(setup: Setup) -> _Run:
             break  # both verdicts are clear (passes either way): spare the rest of the budget
     if run.finite and not run.learns_from_inputs():  # does it at least fit its training rows from the inputs?
         run.fit_real = _score(task, _evaluate(setup, real, x, y)[0], y)
-        run.fit_zero = _score(task, _evaluate(setup, zero, tuple(torch.zeros_like(t) for t in x), y)[0], y)
+        run.fit_zero = _score(task, _evaluate(setup, zero, zeroed(x), y)[0], y)
     return run
 
 
@@ -275,7 +277,7 @@ def _evaluate(setup: Setup, model: nn.Module, x: tuple[torch.Tensor, ...],
     """The predictions (as _as_scores) and the loss on (x, y) in eval mode; the loss is None without loss_fn."""
     model.eval()
     with torch.no_grad():
-        out = model(*x)
+        out = main_output(model(*x))
         loss = float(setup.loss_fn(out.float(), y)) if setup.loss_fn is not None else None
     model.train()
     return _as_scores(setup.task, out, y), loss

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import shorten
+from .drift import SAME, more_data_checks
 from .setup import Setup, finite_rows
 from .verdict import Verdict
 
@@ -63,6 +64,18 @@ NOISE_FAIL = 0.25
 # with 64 features and ~400 rows per fold the C = 1.0 fit memorizes flipped labels, and on the planted case
 # the estimate drifts to 38-40% with a precision of 0.62-0.68 (0.84 at C = 0.1); healthy shares barely move.
 NOISE_C = 0.1
+# Confident learning reads the simple model's confident mistakes as label errors: where that model is near
+# chance (classes a linear model cannot separate: circles, XOR; 49% out of fold on such a twin), every row
+# looks mislabeled. So the check first asks whether the model is informative: its out-of-fold balanced
+# accuracy must close INFORMATIVE of the room above chance (1/K), else it abstains. Healthy setups close
+# 0.72 (moons) to 0.99 (breast cancer); planted 30% noise on digits still closes about 0.6, on breast
+# cancer about 0.4; concentric circles and XOR twins close 0.00-0.10.
+INFORMATIVE = 0.25
+# A logistic regression closing less than NONLINEAR_BELOW of the room (XOR closes 0.0-0.25 by the luck of the
+# sample) is replaced by a NOISE_NEIGHBOURS-nearest-neighbour model when that does better: it separates
+# circles and XOR (0.9 and more), and its mistakes are again the rows whose neighbours disagree with them.
+NONLINEAR_BELOW = 0.5
+NOISE_NEIGHBOURS = 15
 NOISE_FOLDS = 5
 NOISE_MAX_FEATURES = 4096  # beyond this a linear model on raw values says little and costs seconds
 
@@ -330,6 +343,13 @@ def check_overlap(setup: Setup | DataView) -> Verdict:
                        evidence, "", source)
     evidence["val_rows_shared"] = _callers_rows(setup.val_index, shared)
     status = "fail" if ratio >= OVERLAP_FAIL else "warn"
+    if ratio >= SAME:  # not an overlap: the validation data is the training data
+        return Verdict("leakage", name, "fail",
+                       f"{len(shared)} of {m} sampled validation rows are training rows (about {ratio:.0%} of the "
+                       "validation set): the validation data is the training data, and its score says nothing "
+                       "about new rows", evidence, "validate on rows held out from training (a real split: "
+                       "random_split, or the validation file), not on the training loader", source,
+                       fault="val-is-train")
     return Verdict("leakage", name, status,
                    f"{len(shared)} of {m} sampled validation rows are also training rows; with {fraction:.0%} of "
                    f"the training set sampled, about {ratio:.0%} of the validation set is in training: the "
@@ -459,13 +479,34 @@ def label_noise(setup: DataView, max_rows: int | None = None, shown: int = ROWS_
     from cleanlab.filter import find_label_issues  # heavy imports, deferred until used
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     folds = int(min(NOISE_FOLDS, counts.min()))  # every fold must hold every class
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=NOISE_C, max_iter=500))
-    probs = cross_val_predict(model, x, labels, cv=StratifiedKFold(folds, shuffle=True, random_state=setup.seed),
-                              method="predict_proba")
+    k = len(classes)
+
+    def out_of_fold(model: Any) -> tuple[np.ndarray, float]:
+        probs = cross_val_predict(make_pipeline(StandardScaler(), model), x, labels, method="predict_proba",
+                                  cv=StratifiedKFold(folds, shuffle=True, random_state=setup.seed))
+        balanced = float(np.mean([(probs[labels == c].argmax(1) == c).mean() for c in range(k)]))
+        return probs, (balanced - 1 / k) / (1 - 1 / k)
+
+    probs, closes = out_of_fold(LogisticRegression(C=NOISE_C, max_iter=500))
+    reference = "a logistic regression"
+    if closes < NONLINEAR_BELOW:  # classes a line cannot separate: a nearest-neighbour model can
+        knn_probs, knn_closes = out_of_fold(KNeighborsClassifier(min(NOISE_NEIGHBOURS, int(counts.min()))))
+        if knn_closes > closes:
+            probs, closes, reference = knn_probs, knn_closes, f"a {NOISE_NEIGHBOURS}-nearest-neighbour model"
+    balanced = closes * (1 - 1 / k) + 1 / k
+    if closes < INFORMATIVE:
+        verdict, none = skipped(
+            f"abstains: the simple model ({reference}) is near chance on these labels (out-of-fold "
+            f"balanced accuracy {balanced:.1%} against {1 / k:.1%} by chance), so its disagreements with the labels "
+            "say nothing about them; label noise is not estimated")
+        return Verdict("D4", name, "skipped", verdict.summary,
+                       {"oof_balanced_accuracy": round(balanced, 4), "chance": round(1 / k, 4),
+                        "informative_at": INFORMATIVE}, "", source), none
     ranked = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence", n_jobs=1)
     n, flagged = len(labels), len(ranked)
     share = flagged / n
@@ -475,27 +516,28 @@ def label_noise(setup: DataView, max_rows: int | None = None, shown: int = ROWS_
     evidence: dict[str, Any] = {
         "noise_share": round(share, 4), "rows_flagged": flagged, "rows": n, "classes": len(classes),
         "suspicious_rows": suspicious, "oof_accuracy": round(float((probs.argmax(1) == labels).mean()), 4),
+        "reference_model": reference, "oof_balanced_accuracy": round(balanced, 4),
         "folds": folds, "warn_at": NOISE_WARN, "fail_at": NOISE_FAIL}
     scope = setup.rows_word
     if n < total:
         evidence.update(sampled=True, rows_in_table=total)
         scope = f"rows (a stratified sample of {n} of {total} rows)"
     summary = (f"confident learning flags {flagged} of {n} {scope} ({share:.1%}) as likely mislabeled "
-               f"(out-of-fold accuracy of a logistic regression: {evidence['oof_accuracy']:.1%})")
+               f"(out-of-fold accuracy of {reference}: {evidence['oof_accuracy']:.1%})")
     if share < NOISE_WARN:
         return Verdict("D4", name, "pass", summary, evidence, "", source), every
     more = " ..." if flagged > ROWS_SHOWN else ""
     return Verdict("D4", name, "fail" if share >= NOISE_FAIL else "warn",
                    f"{summary}; most suspicious: rows {', '.join(map(str, suspicious[:ROWS_SHOWN]))}{more}",
                    evidence, "relabel or prune the suspicious rows (list in the evidence); a noise share this high "
-                   "caps the accuracy any model reaches", source), every
+                   "caps the accuracy any model reaches", source, fault="label-noise"), every
 
 
 def check_data(setup: Setup) -> list[Verdict]:
     """D3, D8, D4 (conflicting duplicates, then label noise) and leakage, in that order."""
     view = DataView.of(setup)
     return [finite(view), check_scales(view), conflicts(view)[0], label_noise(view)[0], check_overlap(view),
-            check_target_leak(view)]
+            check_target_leak(view), *more_data_checks(view)]
 
 
 __all__ = ["DataView", "check_data", "check_duplicates", "check_finite", "check_label_noise", "check_overlap",

@@ -5,10 +5,14 @@ train_step=step)`; the checks run on copies, so the caller's model and optimizer
 from __future__ import annotations
 
 import logging
+import random
 import time
+import traceback
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -17,6 +21,7 @@ from ..tasks import create_task
 from .baselines import check_baselines, check_zero_input
 from .curves import check_short_run
 from .data_checks import check_data
+from .differential import differentiate
 from .gradcheck import check_gradients
 from .gradient_flow import check_gradient_flow
 from .independence import check_independence
@@ -82,33 +87,42 @@ def resolve_checks(checks: list[Check | str] | None) -> list[tuple[str, Check]]:
 def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch.optim.Optimizer | None = None,
            train_step: TrainStep | None = None, val_data: Any = None, task: str | None = None, seed: int = 0,
            rows: int = ROWS, evaluate: Evaluate | None = None, feature_names: list[str] | None = None,
-           checks: list[Check | str] | None = None) -> Diagnosis:
+           checks: list[Check | str] | None = None, scheduler: Any = None) -> Diagnosis:
     """Run the recipe's checks on a setup. `data` and `val_data`: (x, y) tensors (or (x1, x2, ..., y)), a
     Dataset of such tuples, or a DataLoader; up to `rows` rows are sampled. `train_step(model, optimizer,
     batch)`, when given, is run on copies and observed (it must do the whole step: zero_grad, forward,
-    backward, step). `task`: binary | multiclass | multilabel | regression; by default from the loss and
+    backward, step; it may step the caller's LR scheduler too: the copies follow it). `scheduler`: the LR
+    scheduler on `optimizer` (one that holds it is found anyway), copied with it and judged. `task`: binary | multiclass | multilabel | regression; by default from the loss and
     the targets. `evaluate(model, x) -> outputs`, when given, is the caller's evaluation, checked for a
-    model left in training mode. A check that cannot run on this setup is 'skipped' with
-    the reason. `feature_names`: one per column of the first input, so that verdicts name columns.
+    model left in training mode (x: one tensor when the model takes one input, else a tuple). A check that
+    cannot run on this setup is 'skipped' with the reason; one that crashes is an 'error' (a bug, reported
+    with its traceback in the evidence). The caller's model, optimizer, scheduler and random number
+    generators (torch, numpy, Python) come back as they were. `feature_names`: one per column of the first input, so that verdicts name columns.
     """
     setup = make_setup(model, data, loss_fn=loss_fn, optimizer=optimizer, train_step=train_step,
                        val_data=val_data, task=task, seed=seed, rows=rows, evaluate=evaluate,
-                       feature_names=feature_names)
-    state = _fingerprint(model, optimizer)
+                       feature_names=feature_names, scheduler=scheduler)
+    state = _fingerprint(model, optimizer, setup.schedulers)
     diagnosis = Diagnosis()
-    for name, fn in resolve_checks(checks):
-        started = time.perf_counter()
-        with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left where it was
-            torch.manual_seed(seed)
-            try:
-                out = fn(setup)
-            except Exception as e:  # a check that breaks on an unusual setup says so; the others still run
-                log.debug("check %s raised", name, exc_info=True)
-                out = skipped(name, name, f"could not run on this setup: {type(e).__name__}: {e}")
-        diagnosis.extend(out if isinstance(out, list) else [out])
-        diagnosis.seconds[name] = time.perf_counter() - started
-    if _fingerprint(model, optimizer, clone=False) != state:  # a check that touched the caller's objects is our bug
-        raise AssertionError("the doctor changed the caller's model or optimizer: please report this")
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        for name, fn in resolve_checks(checks):
+            started = time.perf_counter()
+            with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left where it was
+                torch.manual_seed(seed)
+                try:
+                    out = fn(setup)
+                except Exception as e:  # a crash is a bug, said as one; the other checks still run
+                    log.warning("the doctor's check %s crashed: %s: %s", name, type(e).__name__, e)
+                    out = crashed(name, e)
+            diagnosis.extend(out if isinstance(out, list) else [out])
+            diagnosis.seconds[name] = time.perf_counter() - started
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    diagnosis = differentiate(diagnosis)  # each warning and failure names the fault it believes
+    if _fingerprint(model, optimizer, setup.schedulers, clone=False) != state:  # touching the caller's objects is our bug
+        raise AssertionError("the doctor changed the caller's model, optimizer or scheduler: please report this")
     return diagnosis
 
 
@@ -116,8 +130,26 @@ def skipped(id: str, name: str, why: str) -> Verdict:
     return Verdict(id, name, "skipped", why)
 
 
-def _fingerprint(model: nn.Module, optimizer: torch.optim.Optimizer | None, clone: bool = True) -> list[Any]:
-    """Bytes of every parameter, buffer and optimizer state tensor, the modes and requires_grad flags.
+def crashed(name: str, e: Exception) -> Verdict:
+    """The verdict of a check that raised: an 'error' with where it raised. The caller's own code (their
+    train_step, evaluate, model) raising inside a check is named as theirs by the frames it went through."""
+    frames = traceback.extract_tb(e.__traceback__)
+    ours = (str(Path(__file__).resolve().parent.parent), str(Path(torch.__file__).resolve().parent))
+    theirs = [f for f in frames if not str(Path(f.filename).resolve()).startswith(ours)]
+    where = f"{theirs[-1].filename}:{theirs[-1].lineno} ({theirs[-1].name})" if theirs else ""
+    who = (f"your code raised inside the check, at {where}" if where else
+           "a bug in nnrecipe: please report it with this summary and the evidence's traceback")
+    return Verdict(name, name, "error", f"the check crashed: {type(e).__name__}: {e} ({who})",
+                   {"exception": type(e).__name__, "message": str(e)[:500], "where": where,
+                    "traceback": "".join(traceback.format_exception(e))[-4000:]},
+                   "fix the code named above, then run the doctor again" if where else
+                   "report it (nnrecipe's issue tracker) with the traceback; the other checks' verdicts stand")
+
+
+def _fingerprint(model: nn.Module, optimizer: torch.optim.Optimizer | None, schedulers: list[Any],
+                 clone: bool = True) -> list[Any]:
+    """Bytes of every parameter, buffer and optimizer state tensor, the modes and requires_grad flags, the
+    schedulers' states.
     `clone=False` for the fingerprint compared at once: the live tensors, not a second copy of them."""
     tensors = [*model.state_dict().values()]
     flags = [(p.requires_grad, p.grad is None) for p in model.parameters()]
@@ -128,7 +160,8 @@ def _fingerprint(model: nn.Module, optimizer: torch.optim.Optimizer | None, clon
         for st in sd["state"].values():
             opt += [v.clone() if clone and isinstance(v, torch.Tensor) else v for v in st.values()]
         opt.append(repr([{k: v for k, v in g.items() if k != "params"} for g in sd["param_groups"]]))
-    return _Bits([*(t.clone() if clone else t for t in tensors), *flags, *modes, *opt])
+    sched = [repr(sorted(s.state_dict().items())) for s in schedulers]
+    return _Bits([*(t.clone() if clone else t for t in tensors), *flags, *modes, *opt, *sched])
 
 
 class _Bits(list):
@@ -148,4 +181,4 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-__all__ = ["CHECKS", "Diagnosis", "doctor", "resolve_checks", "skipped"]
+__all__ = ["CHECKS", "Diagnosis", "crashed", "doctor", "resolve_checks", "skipped"]

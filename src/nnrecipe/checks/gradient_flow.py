@@ -113,7 +113,7 @@ def check_gradient_flow(setup: Setup, steps: int = STEPS, batch: int = BATCH) ->
     verdicts: list[Verdict] = []
     if missing:
         verdicts.append(_not_in_optimizer(missing, len(trainable), opt))
-    verdicts += _graph(model, rec, start, held)
+    verdicts += _graph(model, rec, start, held, opt)
     layer_norms = {n: _median(rec.grad_norm[f"{n}.weight"]) for n in rec.layers if f"{n}.weight" in rec.grad_norm}
     flowing = [n for n in rec.layers if layer_norms.get(n, 0.0) > 0]  # zero-gradient layers: see dead units
     evidence = _flow_evidence(rec, flowing, layer_norms)
@@ -241,7 +241,8 @@ def _not_in_optimizer(missing: list[str], n_trainable: int, opt: torch.optim.Opt
     return Verdict("C7", "not in the optimizer", "fail", summary, evidence, FIX_OPTIMIZER, SOURCE)
 
 
-def _graph(model: nn.Module, rec: _Record, start: dict[str, torch.Tensor], held: set[int]) -> list[Verdict]:
+def _graph(model: nn.Module, rec: _Record, start: dict[str, torch.Tensor], held: set[int],
+           opt: torch.optim.Optimizer) -> list[Verdict]:
     """Parameters frozen, without gradient, or that never changed although they got one."""
     out = []
     params = dict(model.named_parameters())
@@ -269,11 +270,13 @@ def _graph(model: nn.Module, rec: _Record, start: dict[str, torch.Tensor], held:
               and max(rec.grad_norm.get(n, [0.0])) > 0]
     still = [n for n in moving if torch.equal(params[n].detach(), start[n])]
     if still:
+        # a gradient and an optimizer step, yet no change: a rate of 0, else the step is not this optimizer's
+        zero_lr = any(g.get("lr") == 0 for g in opt.param_groups)
         out.append(Verdict("C7", "parameters never change", "fail",
                            f"{len(still)} parameters got a gradient but did not change in {rec.optimizer_steps} "
                            f"optimizer steps ({', '.join(still[:4])})",
                            {"unchanged": len(still), "names": still[:10], "optimizer_steps": rec.optimizer_steps},
-                           FIX_UNCHANGED, SOURCE))
+                           FIX_UNCHANGED, SOURCE, fault="lr-too-low" if zero_lr else "optimizer-wrong-params"))
     return out
 
 
@@ -359,11 +362,11 @@ def _update(rec: _Record, ev: dict[str, Any], opt: torch.optim.Optimizer) -> lis
         return [Verdict("C7", "update/weight ratio", "fail",
                         f"each step moves the weights by {median:.1e} of their norm (median): the learning rate is "
                         f"too low to train in any reasonable time (healthy: about 1e-3 to 1e-2)", evidence,
-                        FIX_LR_LOW, SOURCE)]
+                        FIX_LR_LOW, SOURCE, fault="lr-too-low")]
     if median > UPDATE_HIGH:
         return [Verdict("C7", "update/weight ratio", "warn",
                         f"each step moves the weights by {median:.2f} of their norm (median): the learning rate is "
-                        "likely too high", evidence, FIX_LR_HIGH, SOURCE)]
+                        "likely too high", evidence, FIX_LR_HIGH, SOURCE, fault="lr-too-high")]
     return []
 
 

@@ -18,6 +18,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
+from ..steps import main_output
+from .reading import adaptive, read_setup
 from .setup import Setup, finite_rows
 from .verdict import Verdict
 
@@ -47,10 +49,21 @@ def check_lint(setup: Setup) -> list[Verdict]:
     notes: dict[str, Any] = {}
     findings = [*_optimizer_holds_model(setup), *_missing_nonlinearity(setup.model)]
     findings += _outputs(setup, notes)
+    names = {v.name for v in findings}
+    findings += [v for v in read_setup(setup) if v.name not in names]  # the setup as written (reading.py)
     findings += check_train_step(setup)
     evaluate = setup.evaluate
     if evaluate is not None:
-        verdict = check_evaluate(setup, evaluate)
+        try:
+            verdict = check_evaluate(setup, evaluate)
+        except Exception as e:  # the caller's evaluation fails: evaluation would stop there too
+            verdict = Verdict("lint", "evaluation mode", "fail",
+                              f"evaluate(model, x) raised: {type(e).__name__}: {e}",
+                              {"exception": type(e).__name__, "x": "one tensor" if len(setup.x) == 1 else
+                               f"a tuple of {len(setup.x)} tensors"},
+                              "make evaluate(model, x) -> outputs run: x is the model's input (one tensor for a "
+                              "model of one input, else the tuple the model takes as model(*x))",
+                              "Karpathy's recipe (an end-to-end pipeline that runs)", fault="unknown")
         findings += [verdict] if verdict.status != "pass" else []
         notes.update(verdict.evidence if verdict.status == "pass" else {})
     else:
@@ -333,17 +346,22 @@ def check_train_step(setup: Setup) -> list[Verdict]:
     batch = (*(t[:n] for t in setup.x), setup.y[:n])
     before = [p.detach().clone() for p in params]
     norms_after: list[float] = []
+    returned: list[float] = []
+    measured = _loss_before(setup, model, batch)
     try:
         for c in range(STEP_CALLS):
             call[0] = c
-            setup.train_step(model, opt, batch)
+            out = setup.train_step(model, opt, batch)
+            if isinstance(out, torch.Tensor) and out.numel() == 1 or isinstance(out, float | int):
+                returned.append(float(out.detach() if isinstance(out, torch.Tensor) else out))
             grads = [p.grad.norm() for p in params if p.grad is not None]
             norms_after.append(round(float(torch.stack(grads).norm()), 4) if grads else 0.0)
     except Exception as e:  # training would stop at its first step: that is the finding
         return [Verdict("lint", "train_step", "fail", f"train_step raised on a batch of {n} rows: "
                         f"{type(e).__name__}: {e}", {"rows": n, "call": call[0]},
                         "make train_step(model, optimizer, batch) run on batch = (*inputs, targets); see the "
-                        "other findings for the data", "Karpathy's recipe (an end-to-end pipeline that runs)")]
+                        "other findings for the data", "Karpathy's recipe (an end-to-end pipeline that runs)",
+                        fault="unknown")]
     finally:
         for h in handles:
             h.remove()
@@ -377,19 +395,58 @@ def check_train_step(setup: Setup) -> list[Verdict]:
         found.append(Verdict("lint", "train_step", "fail",
                              f"gradients already stepped with are still there when backward runs (calls "
                              f"{sorted(stale)}): they accumulate, norm {norms_after}", evidence,
-                             "call optimizer.zero_grad() before backward, once per step", source))
+                             "call optimizer.zero_grad() before backward, once per step", source,
+                             fault="missing-zero-grad"))
     if early:
         found.append(Verdict("lint", "train_step", "fail",
                              f"optimizer.step() runs before backward in calls {sorted(early)}: each step uses "
                              "the previous (or no) gradient", evidence,
                              "call loss.backward() before optimizer.step(): zero_grad, forward, loss, backward, step",
-                             source))
+                             source, fault="step-before-backward"))
+    found += _returned_loss(setup, measured, returned[:1], n, source)
     if not evidence["optimizer_steps"]:
         found.append(Verdict("lint", "train_step", "warn",
                              f"train_step never called step() on the optimizer it was given ({STEP_CALLS} calls)",
                              evidence, "step the optimizer passed in: train_step(model, optimizer, batch) must use "
-                                       "both arguments, not objects from outside", source))
+                                       "both arguments, not objects from outside", source,
+                             fault="optimizer-wrong-params"))
     return found
+
+
+def _loss_before(setup: Setup, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> float | None:
+    """loss_fn on the batch before the first call, in the mode the step trains in (dropout aside)."""
+    if setup.loss_fn is None:
+        return None
+    try:
+        with torch.no_grad():
+            return float(setup.loss_fn(main_output(model(*batch[:-1])).float(), batch[-1]))
+    except Exception:
+        return None
+
+
+def _returned_loss(setup: Setup, measured: float | None, returned: list[float], n: int,
+                   source: str) -> list[Verdict]:
+    """The loss the caller's step returns against loss_fn on the same batch: the opposite sign (the step
+    minimizes the loss's negative), or n times it (summed over the batch, with an optimizer that does not
+    normalize the step)."""
+    if measured is None or not returned or not (measured > 0 and abs(returned[0]) > 0):
+        return []
+    got = returned[0]
+    evidence = {"loss_fn_on_batch": round(measured, 5), "train_step_returned": round(got, 5), "rows": n}
+    if got < 0 and 1 / 3 <= -got / measured <= 3:
+        return [Verdict("lint", "loss sign", "fail",
+                        f"the training step returns {got:.4g} where loss_fn gives {measured:.4g} on the same batch: "
+                        "it minimizes the loss's negative, driving the model away from the labels", evidence,
+                        "fix the loss's sign in the training step (loss = loss_fn(out, y), not -loss_fn(...))",
+                        source, fault="flipped-loss-sign")]
+    if n >= 8 and abs(got / measured / n - 1) <= 0.25 and not adaptive(setup.optimizer):
+        return [Verdict("lint", "loss reduction", "warn",
+                        f"the training step returns {got:.4g}, {got / measured:.3g}x loss_fn's mean on the batch of "
+                        f"{n} rows: the loss is summed, so the optimizer's step is the batch size times larger "
+                        "than its learning rate says", evidence,
+                        "average the loss over the batch (reduction='mean'), or divide the learning rate by the "
+                        "batch size", source, fault="loss-sum-not-mean")]
+    return []
 
 
 # ---------------------------------------------------------------- evaluation mode
@@ -413,17 +470,19 @@ def _mode_note(setup: Setup, notes: dict[str, Any]) -> None:
     try:
         with torch.no_grad():
             probe.train()
-            train_diff = _max_diff(probe(*x), probe(*x))
+            train_diff = _max_diff(main_output(probe(*x)), main_output(probe(*x)))
             probe.eval()
-            eval_diff = _max_diff(probe(*x), probe(*x))
+            eval_diff = _max_diff(main_output(probe(*x)), main_output(probe(*x)))
     except Exception:  # a forward that fails is reported by _outputs
         return
     notes.update(train_mode_max_diff=round(train_diff, 6), eval_mode_max_diff=round(eval_diff, 6))
     notes["handed_over_in"] = "training mode" if setup.model.training else "eval mode"
 
 
-def check_evaluate(setup: Setup, evaluate: Callable[[nn.Module, tuple[torch.Tensor, ...]], Any]) -> Verdict:
-    """Evaluation mode with the caller's evaluation function `evaluate(model, x) -> outputs`: call it twice on
+def check_evaluate(setup: Setup, evaluate: Callable[[nn.Module, Any], Any]) -> Verdict:
+    """Evaluation mode with the caller's evaluation function `evaluate(model, x) -> outputs` (x: one tensor
+    for a model of one input, else the tuple of its inputs; outputs: a tensor, or a tuple or dict whose
+    prediction is read as the Trainer reads it): call it twice on
     the same rows with a copy of the model as training leaves it (training mode). Outputs that differ mean
     dropout still runs; BatchNorm statistics that move mean BatchNorm still normalizes by the batch (its
     outputs can agree across two passes over the same rows, so the outputs alone would miss it)."""
@@ -431,13 +490,14 @@ def check_evaluate(setup: Setup, evaluate: Callable[[nn.Module, tuple[torch.Tens
     model = copy.deepcopy(setup.model).train()  # training mode, as after a training step
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.num_batches_tracked is not None]
     tracked_before = sum(int(m.num_batches_tracked) for m in norms)  # type: ignore[arg-type]
-    first = evaluate(model, x)
+    given = x[0] if len(x) == 1 else x  # the model's input as the caller passes it: model(x), or model(*x)
+    first = main_output(evaluate(model, given))
     tracked = isinstance(first, torch.Tensor) and first.requires_grad
-    diff = _max_diff(first.detach() if tracked else first, torch.as_tensor(evaluate(model, x)).detach())
+    diff = _max_diff(first.detach() if tracked else first, main_output(evaluate(model, given)).detach())
     updates = sum(int(m.num_batches_tracked) for m in norms) - tracked_before  # type: ignore[arg-type]
     reference = copy.deepcopy(setup.model).eval()
     with torch.no_grad():
-        eval_diff = _max_diff(reference(*x), reference(*x))
+        eval_diff = _max_diff(main_output(reference(*x)), main_output(reference(*x)))
     evidence = {"two_passes_max_diff": round(diff, 6), "eval_mode_max_diff": round(eval_diff, 6),
                 "batchnorm_updates": updates, "tracks_gradients": tracked, "rows": len(x[0])}
     source = f"{KARPATHY} (#2: forgot to toggle train/eval mode)"

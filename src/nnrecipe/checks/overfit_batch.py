@@ -86,7 +86,10 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
     if frozen:
         reasons.append(f"{len(frozen)} parameters are frozen ({', '.join(frozen[:3])})")
     why = "; ".join(reasons) or "the model, the loss or the optimizer cannot fit these rows"
+    fault = "lr-too-low" if evidence["lr"] == 0 else "frozen-layer" if frozen else "unknown"
+    fix = ("set a learning rate > 0 (pick it with the LR range test, T4: Trainer.lr_find)" if fault == "lr-too-low"
+           else "check that the learning rate is > 0 and every layer is trainable and in the optimizer, that the loss "
+           "matches the task and the targets; if all hold, add capacity")
     return Verdict("C1", "overfit one batch", status,
                    f"the loss on {len(y)} rows only went from {first:.4f} to {last:.4f} in {steps} steps ({why})",
-                   evidence, "check that the learning rate is > 0 and every layer is trainable and in the optimizer, "
-                   "that the loss matches the task and the targets; if all hold, add capacity", source)
+                   evidence, fix, source, fault=fault)

@@ -4,13 +4,17 @@ changed (tests/checks/test_doctor.py holds them bit for bit)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+import gc
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ConfigError
@@ -21,7 +25,7 @@ from ..train.optim import clone_optimizer
 ROWS = 512  # rows of the caller's data the checks see: enough for C3/C7/C8's short runs, cheap on a CPU
 
 TrainStep = Callable[[nn.Module, torch.optim.Optimizer, tuple[torch.Tensor, ...]], Any]
-Evaluate = Callable[[nn.Module, tuple[torch.Tensor, ...]], Any]
+Evaluate = Callable[[nn.Module, Any], Any]  # evaluate(model, x): x one tensor, or a tuple for several inputs
 
 
 @dataclass
@@ -41,6 +45,8 @@ class Setup:
     val_index: torch.Tensor | None = None
     loader: DataLoader | None = None  # the caller's DataLoader, when data was one: its batches as it makes them
     feature_names: list[str] | None = None  # the names of x[0]'s columns, for the evidence and the summaries
+    # the caller's LR schedulers on their optimizer (passed, or found holding it): read, never changed
+    schedulers: list[LRScheduler] = field(default_factory=list)
 
     @property
     def n_classes(self) -> int:
@@ -55,7 +61,12 @@ class Setup:
             return torch.optim.Adam(params, lr=1e-3)
         # the constructor's settings only: a scheduler adds keys to the groups (initial_lr) that it refuses
         settings = {k: v for k, v in self.optimizer.param_groups[0].items() if k in self.optimizer.defaults}
-        return type(self.optimizer)(params, **settings)
+        opt = type(self.optimizer)(params, **settings)
+        if self.schedulers:  # the groups a schedule reads (initial_lr, ...) ride along; the schedule starts where the caller's is
+            for k, v in self.optimizer.param_groups[0].items():
+                if k != "params":
+                    opt.param_groups[0].setdefault(k, copy.deepcopy(v))
+        return opt
 
     def copies(self) -> tuple[nn.Module, torch.optim.Optimizer]:
         """A deep copy of the model in training mode, and an optimizer over the copy's parameters: the
@@ -70,7 +81,7 @@ class Setup:
         """One training step on `batch` = (*x, y): the caller's train_step, else zero_grad, forward, loss,
         backward, step. Returns the loss (NaN when the caller's step returns none)."""
         if self.train_step is not None:
-            out = self.train_step(model, opt, batch)
+            out = self.train_step(model, opt, batch)  # a Scheduled step when the caller has a schedule
             return float(out.detach() if isinstance(out, torch.Tensor) else out) if out is not None else float("nan")
         opt.zero_grad(set_to_none=True)
         loss = self.loss_fn(model(*batch[:-1]).float(), batch[-1])  # type: ignore[misc]
@@ -87,10 +98,13 @@ class Setup:
 def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch.optim.Optimizer | None = None,
                train_step: TrainStep | None = None, val_data: Any = None, task: str | None = None,
                seed: int = 0, rows: int = ROWS, evaluate: Evaluate | None = None,
-               feature_names: Sequence[str] | None = None) -> Setup:
+               feature_names: Sequence[str] | None = None, scheduler: Any = None) -> Setup:
     """Check the arguments (errors name the argument and the fix) and sample the data."""
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model is a {type(model).__name__}; pass a torch.nn.Module")
+    schedulers = _schedulers(optimizer, scheduler)
+    if train_step is not None and schedulers:
+        train_step = Scheduled(train_step, schedulers)
     if isinstance(train_step, Step):  # the Trainer's step object: its loss resolved the Trainer's way
         train_step = bind_step(train_step, loss_fn)
         loss_fn = train_step.loss_fn
@@ -110,7 +124,64 @@ def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: t
                           "give one name per column of the first input")
     return Setup(model, x, y, task, loss_fn, optimizer, train_step, val[0], val[1], seed, evaluate, index, val[2],
                  data if isinstance(data, DataLoader) else None,
-                 list(feature_names) if feature_names is not None else None)
+                 list(feature_names) if feature_names is not None else None, schedulers)
+
+
+def _schedulers(optimizer: torch.optim.Optimizer | None, given: Any) -> list[LRScheduler]:
+    """The caller's schedulers: `given` (checked against the optimizer), and any other LRScheduler that holds
+    the caller's optimizer, since a train_step may step one it closes over (found through the garbage
+    collector's referrers: the scheduler, or its __dict__, refers to the optimizer)."""
+    if given is not None:
+        if not isinstance(given, LRScheduler):
+            raise ConfigError(f"scheduler is a {type(given).__name__}; pass a torch.optim.lr_scheduler scheduler "
+                              "(LRScheduler or ReduceLROnPlateau) built on the optimizer you pass")
+        if optimizer is None or given.optimizer is not optimizer:
+            raise ConfigError("scheduler= is built on another optimizer than optimizer=...: pass the optimizer "
+                              "the scheduler steps")
+    found: list[LRScheduler] = [given] if given is not None else []
+    if optimizer is not None:
+        for ref in gc.get_referrers(optimizer):
+            owners = [ref] if isinstance(ref, LRScheduler) else \
+                [o for o in gc.get_referrers(ref) if isinstance(o, LRScheduler)] if isinstance(ref, dict) else []
+            found += [o for o in owners if o.optimizer is optimizer and all(o is not f for f in found)]
+    return found
+
+
+class Scheduled:
+    """The caller's train_step with their schedulers following the optimizer it is given. The doctor
+    trains copies; a train_step that steps the caller's scheduler (closed over) would move the caller's
+    optimizer and leave the copy's rate alone. Around each call, every scheduler is pointed at the copy's
+    optimizer with the copy's own schedule state (at first the caller's), then put back as it was."""
+
+    def __init__(self, step: TrainStep, schedulers: list[LRScheduler]) -> None:
+        self.step, self.schedulers = step, schedulers
+        self.start = [copy.deepcopy(s.state_dict()) for s in schedulers]
+
+    def __call__(self, model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...]) -> Any:
+        with follow(self.schedulers, opt, self.start):
+            return self.step(model, opt, batch)
+
+
+@contextlib.contextmanager
+def follow(schedulers: list[LRScheduler], opt: torch.optim.Optimizer, start: list[dict[str, Any]]) -> Iterator[None]:
+    """Point `schedulers` at `opt` with its schedule state (kept on the copy `opt`; `start` at first), and
+    restore their optimizer and state afterwards. Torch's warnings about the order of optimizer.step() and
+    scheduler.step() are silenced: they concern the copy, which the caller's wrapper never saw."""
+    caller = [(s.optimizer, copy.deepcopy(s.state_dict())) for s in schedulers]
+    mine = opt.__dict__.get("_nnrecipe_schedule") or copy.deepcopy(start)
+    try:
+        for s, state in zip(schedulers, mine):
+            s.optimizer = opt
+            s.load_state_dict(copy.deepcopy(state))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"(Seems like `optimizer\.step\(\)`|Detected call of `lr_sch)",
+                                    category=UserWarning)
+            yield
+    finally:
+        opt.__dict__["_nnrecipe_schedule"] = [copy.deepcopy(s.state_dict()) for s in schedulers]
+        for s, (o, state) in zip(schedulers, caller):
+            s.optimizer = o
+            s.load_state_dict(state)
 
 
 def _sample(data: Any, name: str, rows: int, seed: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
@@ -140,6 +211,20 @@ def _sample(data: Any, name: str, rows: int, seed: int) -> tuple[tuple[torch.Ten
         return tensors[:-1], tensors[-1], order
     raise ConfigError(f"{name} is a {type(data).__name__}; pass (x, y) tensors, a Dataset of (x, y) items or a "
                       "DataLoader")
+
+
+def zeroed(x: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The inputs with the features zeroed (Karpathy's input-independent baseline) and the inputs that are
+    not features left as they are: after the first input, integer vectors of one value per row (lengths,
+    offsets) and masks (bool, or integers of 0 and 1 shaped like the first input). A model taking (tokens,
+    lengths) cannot run on zero lengths, and a zeroed mask would hide the inputs rather than zero them."""
+    def aux(i: int, t: torch.Tensor) -> bool:
+        if i == 0 or torch.is_floating_point(t):
+            return False
+        if t.dtype == torch.bool or t.ndim == 1:
+            return True
+        return t.shape == x[0].shape[:t.ndim] and bool(((t == 0) | (t == 1)).all())
+    return tuple(t if aux(i, t) else torch.zeros_like(t) for i, t in enumerate(x))
 
 
 def finite_rows(*tensors: torch.Tensor) -> torch.Tensor:

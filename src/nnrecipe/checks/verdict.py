@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-STATUSES = ("pass", "warn", "fail", "skipped")
+# 'skipped': the check could not run on this setup (the summary says why; "not checked"); 'error': it crashed,
+# a bug reported as such (in nnrecipe, or in the caller's code it ran), never hidden as a skip
+STATUSES = ("pass", "warn", "fail", "skipped", "error")
 
 Inputs = Any  # a tensor, or a tuple of tensors for a model that takes several
 
@@ -40,6 +42,9 @@ class Verdict:
 
     def line(self) -> str:
         text = f"[{self.status.upper():4}] {self.id} {self.name}: {self.summary}"
+        if self.fault and self.status in ("warn", "fail"):
+            also = f"; consistent with: {', '.join(self.consistent_with)}" if self.consistent_with else ""
+            text += f"\n       fault: {self.fault}{also}"
         return text + (f"\n       fix: {self.fix}" if self.fix and self.status != "pass" else "")
 
 
@@ -52,7 +57,13 @@ class Diagnosis(list):
 
     @property
     def failed(self) -> bool:
-        return any(v.status == "fail" for v in self)
+        return any(v.status in ("fail", "error") for v in self)
+
+    def faults(self) -> list[str]:
+        """The fault families the verdicts name, most certain first: those of failures, then of warnings
+        (each once, in the order the checks ran)."""
+        named = [v.fault for s in ("fail", "warn") for v in self if v.status == s and v.fault]
+        return list(dict.fromkeys(named))
 
     def by_id(self, id: str) -> list[Verdict]:
         return [v for v in self if v.id == id]
@@ -65,7 +76,8 @@ class Diagnosis(list):
 
     def counts_line(self) -> str:
         """How many verdicts have each status, e.g. '5 pass, 1 warn, 0 fail, 0 skipped'."""
-        return ", ".join(f"{sum(v.status == s for v in self)} {s}" for s in STATUSES)
+        counts = {s: sum(v.status == s for v in self) for s in STATUSES}
+        return ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "error")  # errors named when any
 
     def __str__(self) -> str:
         return self.table()

@@ -231,7 +231,7 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
                 + (" (member 1's)" if results.get("cv") else "") if results.get("best_epoch") else "",
                 "ensemble": ensemble_line(results.get("cv"))},
         "verdicts": all_verdicts,
-        "verdict_counts": {s: n for s in ("fail", "warn", "pass", "skipped")
+        "verdict_counts": {s: n for s in ("error", "fail", "warn", "pass", "skipped")
                            if (n := sum(v["status"] == s for v in all_verdicts))},
         "curves": plots.curves(run.history, results.get("best_epoch")) if run.history else None,
         "lr_find": {**found, "image": plots.lr_range(found), "suggestion": _fmt(found.get("suggestion"))}
