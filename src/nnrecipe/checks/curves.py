@@ -52,6 +52,9 @@ OVERFIT, OVERFIT_EPOCHS = 0.20, 2
 # 48 rows) end 6-93% above minima of 0.001-0.2, a rise of 0.02-15% of the prior's 0.66, their best
 # weights kept; the scripted overfitting history of tests/checks rises 6.5% of its first loss
 OVERFIT_SHARE = 0.05
+# capacity: PER_ROW parameters per training row and a train/validation gap of GAP x the prior's loss
+PER_ROW = 50
+GAP = 0.1
 # Underfitting: the training loss has stopped improving (no new minimum in the last third of the epochs)
 # and sits at >= 70% of the prior's loss (the loss of predicting the class priors or the mean; else the
 # first epoch's). Healthy short runs end at 0.04-0.43x the prior (C, regression, at 0.43) or are still
@@ -115,12 +118,37 @@ def check_short_run(setup: Setup, epochs: int = EPOCHS, batch: int = BATCH) -> l
     if all(torch.equal(p.detach(), s) for p, s in zip(model.parameters(), start)):
         return [_skip(f"no parameter changed in {len(batch_losses)} steps (see C7)")]
     verdicts = diagnose_curves(history, baseline_loss=_baseline(setup))
+    if not any(v.name == "overfitting" for v in verdicts):
+        verdicts += _capacity(setup, model, history, _baseline(setup))
     if setup.loader is not None and setup.task in ("binary", "multiclass"):
         # batches sorted by label: the caller's own batches, in the order their DataLoader makes them
         order = check_batch_order(setup.loader)
         if order.status != "skipped":
             verdicts.append(order)
     return verdicts
+
+
+def _capacity(setup: Setup, model: nn.Module, history: list[dict[str, Any]],
+              baseline: float | None) -> list[Verdict]:
+    """Too many parameters for the rows, shown by the short run: PER_ROW parameters or more per training row
+    and a validation loss GAP (of the prior's loss) above the training loss at the end. Healthy base setups
+    have 3-15 parameters per row; a 1024-wide MLP on 100 rows has 120-760."""
+    last = history[-1] if history else {}
+    if last.get("val_loss") is None or last.get("train_loss") is None or not baseline or baseline <= 0:
+        return []
+    rows = int(setup.index.max()) + 1 if setup.index is not None and len(setup.index) else len(setup.y)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    gap = (float(last["val_loss"]) - float(last["train_loss"])) / baseline
+    if params < PER_ROW * rows or gap < GAP or not math.isfinite(gap):
+        return []
+    ev = {"parameters": params, "training_rows": rows, "parameters_per_row": round(params / rows, 1),
+          "train_loss_last": _round(float(last["train_loss"])), "val_loss_last": _round(float(last["val_loss"])),
+          "gap_of_prior_loss": _round(gap)}
+    return [Verdict("C8", "overfitting", "warn",
+                    f"{params} parameters for {rows} training rows ({params / rows:.0f} per row), and after "
+                    f"{len(history) - 1} epochs the validation loss is already {gap:.0%} of the prior's loss above "
+                    "the training loss: a long run will fit the rows, not the task", ev, FIX_OVERFIT, SOURCE,
+                    fault="overfitting")]
 
 
 def diagnose_curves(history: Sequence[dict[str, Any]], *, baseline_loss: float | None = None,

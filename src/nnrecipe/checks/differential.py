@@ -83,7 +83,7 @@ _ANY = [*_INPUTS, "double-normalization", "nonfinite-data", "labels-misaligned",
 # symptom (check id, verdict name; None: any name) -> the faults that produce it, most likely first. The
 # verdict's own family (FAULT_OF) is its answer when no other verdict names one of these.
 CAUSES: dict[tuple[str, ...] | tuple[str, None], list[str]] = {
-    ("C2", "loss at init"): ["flipped-loss-sign", *_INPUTS, "exploding-init", "wrong-init-loss"],
+    ("C2", "loss at init"): ["flipped-loss-sign", *_INPUTS, "saturated-units", "exploding-init", "wrong-init-loss"],
     ("C7", "exploding gradients"): [*_INPUTS, "loss-sum-not-mean", "exploding-init"],
     ("C7", "dead ReLU units"): [*_INPUTS, "dying-relu"],
     ("C7", "saturated units"): [*_INPUTS, "saturated-units"],
@@ -95,12 +95,18 @@ CAUSES: dict[tuple[str, ...] | tuple[str, None], list[str]] = {
     ("C7", "update/weight ratio", "lr-too-high"): [*_BLOWUP, "lr-too-high"],
     ("C8", "learning rate too low"): [*_STALL, "lr-too-low"],
     ("C8", "learning rate too high"): [*_BLOWUP, "flipped-loss-sign", "lr-too-high"],
-    ("C8", "loss far above the prior"): ["flipped-loss-sign", *_BLOWUP, "lr-too-high", "wrong-init-loss"],
+    ("C8", "loss far above the prior"): ["flipped-loss-sign", *_BLOWUP, "saturated-units", "lr-too-high",
+                                         "wrong-init-loss"],
     ("C8", "loss non-finite at init"): [*_INPUTS, "exploding-init"],
     ("C8", "underfitting"): ["over-regularization", "no-nonlinearity", "class-imbalance", *_STALL, "lr-too-low"],
     ("C8", "overfitting"): ["val-preprocessed-differently", "overfitting"],
-    ("C3", "input-independent baseline", "labels-misaligned"): ["val-preprocessed-differently", "val-is-train",
-                                                                "labels-misaligned"],
+    # memorizing the training rows without generalizing: labels apart from their inputs, or a network
+    # that trains so badly (an init, a saturation) that what it fits is noise
+    ("C3", "input-independent baseline", "labels-misaligned"): [
+        "val-preprocessed-differently", "val-is-train", *_INPUTS, "exploding-init", "vanishing-gradients",
+        "saturated-units", "dying-relu", "constant-init", "double-softmax", "sigmoid-before-logits-loss",
+        "labels-misaligned"],
+    ("C7", "exploding gradients", "lr-too-high"): [*_INPUTS, "loss-sum-not-mean", "missing-zero-grad", "lr-too-high"],
     ("C3", None): ["val-preprocessed-differently", "labels-misaligned", *_ANY],
     ("C1", None): [*_ANY],
     ("C4", None): ["class-imbalance", "label-noise", *_ANY],

@@ -298,9 +298,15 @@ def _flow_evidence(rec: _Record, flowing: list[str], layer_norms: dict[str, floa
 
 
 def _vanish_explode(rec: _Record, ev: dict[str, Any]) -> list[Verdict]:
+    # at init (the first step's gradients already out of range) the init is at fault; after updates that
+    # started sane, the steps are too large: the learning rate
+    first = _first_step_ratio(rec)
+    at_init = first is None or first > EXPLODE_RATIO
     if rec.nonfinite:
         ev = {**ev, "nonfinite_gradients": sorted(rec.nonfinite_grad)[:10], "step": len(rec.losses)}
-        return [Verdict("C7", "exploding gradients", "fail", rec.nonfinite, ev, FIX_EXPLODE, SOURCE)]
+        at_init = len(rec.losses) <= 1 or first is not None and first > EXPLODE_RATIO
+        return [Verdict("C7", "exploding gradients", "fail", rec.nonfinite, ev, FIX_EXPLODE, SOURCE,
+                        fault="exploding-init" if at_init else "lr-too-high")]
     ratio, out_ratio = ev.get("grad_ratio"), ev.get("output_grad_ratio")
     if ratio is not None and ratio < VANISH_RATIO and ev["grad_first"] < VANISH_ABS:
         return [Verdict("C7", "vanishing gradients", "fail",
@@ -310,9 +316,18 @@ def _vanish_explode(rec: _Record, ev: dict[str, Any]) -> list[Verdict]:
         which, value = ("weight gradient", ratio) if ratio is not None and ratio > EXPLODE_RATIO \
             else ("gradient at the layer outputs", out_ratio)
         return [Verdict("C7", "exploding gradients", "fail",
-                        f"the {which} grows {value:.1e} times from the last layer back to the first", ev, FIX_EXPLODE,
-                        SOURCE)]
+                        f"the {which} grows {value:.1e} times from the last layer back to the first"
+                        + ("" if at_init else f" (at the first step {first:.3g}: the updates made it grow)"), ev,
+                        FIX_EXPLODE, SOURCE, fault="exploding-init" if at_init else "lr-too-high")]
     return []
+
+
+def _first_step_ratio(rec: _Record) -> float | None:
+    """The gradient at the first layer's output over the last layer's, at the first step (None: unknown)."""
+    outs = [n for n in rec.layers if rec.out_grad.get(n)]
+    if len(outs) < 2 or rec.out_grad[outs[-1]][0] <= 0:
+        return None
+    return rec.out_grad[outs[0]][0] / rec.out_grad[outs[-1]][0]
 
 
 def _units(rec: _Record, ev: dict[str, Any]) -> list[Verdict]:

@@ -10,7 +10,9 @@ fault family (checks/faults.py). Everything runs on copies under no_grad, or on 
 - the loss's reduction: a loss summed over the batch makes plain SGD's step grow with the batch size;
 - weight decay against the data loss: a decay term larger than the loss itself pulls the weights to 0;
 - class indices as float targets of a regression loss (one output, targets 0..K-1 in whole numbers);
-- a learning-rate schedule that, stepped as written, drives the rate to nothing within a few steps."""
+- a learning-rate schedule that, stepped as written, drives the rate to nothing within a few steps;
+- tanh/sigmoid inputs saturated at init, wherever the forward calls them (a torch function mode sees
+  modules and functional calls alike)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
+from torch.overrides import TorchFunctionMode
 
 from ..steps import main_output
 from .setup import Setup, finite_rows
@@ -42,6 +45,9 @@ DECOUPLED_PER_STEP = 1e-3
 # StepLR(step_size=1, gamma=0.1) stepped per batch is at 1e-8 after 8.
 SCHEDULE_STEPS = 8
 SCHEDULE_FLOOR = 1e-4
+# saturation (DeepDiagnosis): more than SAT_SHARE of a tanh/sigmoid's inputs at |z| >= SAT_Z, at init
+SAT_Z = 5.0
+SAT_SHARE = 0.5
 # class indices as floats: at most this many whole-number target values 0..K-1
 MAX_CLASSES = 20
 
@@ -53,7 +59,7 @@ def read_setup(setup: Setup) -> list[Verdict]:
     if rows is None:
         return found
     x, y = rows
-    found += linear_chain(setup.model, x)
+    found += linear_chain(setup.model, x) + saturation(setup.model, x)
     try:
         with torch.no_grad():
             out = main_output(copy.deepcopy(setup.model).eval()(*x)).float()
@@ -134,6 +140,47 @@ def linear_chain(model: nn.Module, x: tuple[torch.Tensor, ...]) -> list[Verdict]
                     "two linear layers in a row compose to one linear map: apply an activation (F.relu, nn.ReLU) "
                     "between them", "Lavanya Shukla, 'How To Design Deep Learning Architecture' (activations, M4)",
                     fault="no-nonlinearity")]
+
+
+class _Squashes(TorchFunctionMode):
+    """Every tanh/sigmoid input of a forward, whether a module (nn.Tanh calls torch.tanh) or a call in
+    the caller's own forward (torch.tanh, F.sigmoid, x.tanh())."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, torch.Tensor]] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        name = getattr(func, "__name__", "")
+        if name in ("tanh", "sigmoid", "expit") and args and isinstance(args[0], torch.Tensor):
+            self.seen.append((name, args[0].detach()))
+        return func(*args, **(kwargs or {}))
+
+
+def saturation(model: nn.Module, x: tuple[torch.Tensor, ...]) -> list[Verdict]:
+    """DeepDiagnosis (Wardat et al., ICSE 2022): a tanh/sigmoid whose inputs have |z| >= SAT_Z for more
+    than SAT_SHARE of the entries at init passes almost no gradient."""
+    probe = copy.deepcopy(model).eval()
+    watch = _Squashes()
+    try:
+        with torch.no_grad(), watch:
+            probe(*x)
+    except Exception:
+        return []
+    shares = [(name, float((z.abs() >= SAT_Z).float().mean())) for name, z in watch.seen if z.numel()]
+    bad = [(i, name, share) for i, (name, share) in enumerate(shares) if share > SAT_SHARE]
+    if not bad:
+        return []
+    i, name, share = max(bad, key=lambda b: b[2])
+    return [Verdict("lint", "saturated units", "fail",
+                    f"{share:.0%} of the inputs to {name} call {i + 1} of {len(shares)} in the forward have |z| >= "
+                    f"{SAT_Z:g} at init, where its gradient is near 0 ({len(bad)} saturated calls)",
+                    {"saturated_share": {f"{n} call {j + 1}": round(v, 3) for j, (n, v) in enumerate(shares)},
+                     "z": SAT_Z, "seen_by": "torch function mode (module or functional calls)"},
+                    "initialise the weights smaller (Xavier/Glorot for tanh and sigmoid), standardize the inputs, or "
+                    "add normalization (BatchNorm/LayerNorm) before the activation",
+                    "DeepDiagnosis (Wardat et al., ICSE 2022): > 50% of tanh/sigmoid units with |z| >= 5",
+                    fault="saturated-units")]
 
 
 # ---------------------------------------------------------------- the loss
