@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..steps import main_output
 from ..tasks import create_task
 from .setup import Setup
 from .verdict import Verdict
@@ -54,7 +55,7 @@ OVERFIT, OVERFIT_EPOCHS = 0.20, 2
 OVERFIT_SHARE = 0.05
 # capacity: PER_ROW parameters per training row and a train/validation gap of GAP x the prior's loss
 PER_ROW = 50
-GAP = 0.1
+GAP = 0.05
 # Underfitting: the training loss has stopped improving (no new minimum in the last third of the epochs)
 # and sits at >= 70% of the prior's loss (the loss of predicting the class priors or the mean; else the
 # first epoch's). Healthy short runs end at 0.04-0.43x the prior (C, regression, at 0.43) or are still
@@ -323,7 +324,7 @@ def _row(setup: Setup, model: nn.Module, epoch: int, train_loss: float | None) -
         with torch.no_grad():
             row["train_loss"] = setup.loss(model, setup.x, setup.y) if train_loss is None else train_loss
             if setup.val_x is not None and setup.val_y is not None:
-                out = model(*setup.val_x).float()
+                out = main_output(model(*setup.val_x)).float()
                 if setup.loss_fn is not None:
                     row["val_loss"] = float(setup.loss_fn(out, setup.val_y))
                 accuracy = _accuracy(setup, out, setup.val_y)

@@ -63,7 +63,7 @@ FAULT_OF: dict[tuple[str, str], str] = {
 # How direct a check's evidence is: the data and the setup as written (0), the model's first steps
 # layer by layer (1), the curves of a short run (2), whether a short run gets anywhere at all (3). A
 # symptom takes its cause from a verdict of a lower tier only.
-TIER = {"D3": 0, "D8": 0, "D4": 0, "leakage": 0, "lint": 0, "data": 0, "C5": 1, "C6": 1, "C7": 1, "C2": 1,
+TIER = {"D3": 0, "D8": 0, "D4": 0, "leakage": 0, "lint": 0, "data": 0, "C5": 1, "C6": 1, "C7": 1, "C2": 2,
         "C8": 2, "C3": 3, "C1": 4, "C4": 4}
 SYMPTOM_TIER = {("C7", "update/weight ratio"): 2}
 
@@ -71,7 +71,7 @@ _INPUTS = ["unnormalized-inputs", "outliers", "nonfinite-data"]
 _STALL = ["double-normalization", "scheduler-misuse", "over-regularization", "constant-init", "frozen-layer",
           "optimizer-wrong-params", "step-before-backward", "vanishing-gradients", "dying-relu", "saturated-units",
           "double-softmax", "sigmoid-before-logits-loss", "regression-loss-for-classes", "output-range",
-          "flipped-loss-sign", "no-nonlinearity"]
+          "flipped-loss-sign", "no-nonlinearity", "batch-mixing"]
 _BLOWUP = ["loss-sum-not-mean", "missing-zero-grad", *_INPUTS, "exploding-init"]
 _ANY = [*_INPUTS, "double-normalization", "nonfinite-data", "labels-misaligned", "label-noise", "val-preprocessed-differently",
         "flipped-loss-sign", "double-softmax", "sigmoid-before-logits-loss", "regression-loss-for-classes",
@@ -86,6 +86,7 @@ CAUSES: dict[tuple[str, ...] | tuple[str, None], list[str]] = {
     ("C2", "loss at init"): ["flipped-loss-sign", *_INPUTS, "saturated-units", "exploding-init", "wrong-init-loss"],
     ("C7", "exploding gradients"): [*_INPUTS, "loss-sum-not-mean", "exploding-init"],
     ("C7", "dead ReLU units"): [*_INPUTS, "dying-relu"],
+    ("C7", "dead ReLU units", "lr-too-high"): [*_INPUTS, "loss-sum-not-mean", "missing-zero-grad", "lr-too-high"],
     ("C7", "saturated units"): [*_INPUTS, "saturated-units"],
     ("C7", "vanishing gradients"): ["saturated-units", "double-normalization", "vanishing-gradients"],
     ("C7", "no gradient"): ["frozen-layer"],

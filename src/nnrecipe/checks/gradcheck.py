@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..steps import main_output
 from .setup import Setup
 from .verdict import Verdict
 
@@ -79,7 +80,7 @@ def custom_parts(setup: Setup) -> tuple[list[str], list[str], str | None]:
     x = tuple(t[:2] for t in setup.x)
     found: dict[str, None] = {}
     with torch.enable_grad():
-        out = model(*x)
+        out = main_output(model(*x))
     stack = [out.grad_fn] if isinstance(out, torch.Tensor) else []
     seen: set[int] = set()
     while stack:
@@ -117,14 +118,14 @@ def _compare(setup: Setup) -> tuple[dict[str, float], float, int, int]:
                for t in setup.x)
     y = setup.y[:ROWS].double() if torch.is_floating_point(setup.y) else setup.y[:ROWS]
     with torch.no_grad():
-        out = model(*xs)
+        out = main_output(model(*xs))
     if not isinstance(out, torch.Tensor) or out.dtype != torch.float64:
         what = f"a {type(out).__name__}" if not isinstance(out, torch.Tensor) else f"{out.dtype} after .double()"
         raise TypeError(f"the model returns {what}; the check needs one float64 output tensor")
     weights = torch.randn(out.shape, generator=gen, dtype=torch.float64)  # without a loss: a random projection
 
     def f() -> torch.Tensor:
-        out = model(*xs)
+        out = main_output(model(*xs))
         return loss_fn(out, y) if loss_fn is not None else (out * weights).sum()
 
     tensors = {n: p for n, p in model.named_parameters() if p.requires_grad}

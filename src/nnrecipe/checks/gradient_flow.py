@@ -305,7 +305,8 @@ def _vanish_explode(rec: _Record, ev: dict[str, Any]) -> list[Verdict]:
     if rec.nonfinite:
         ev = {**ev, "nonfinite_gradients": sorted(rec.nonfinite_grad)[:10], "step": len(rec.losses)}
         at_init = len(rec.losses) <= 1 or first is not None and first > EXPLODE_RATIO
-        return [Verdict("C7", "exploding gradients", "fail", rec.nonfinite, ev, FIX_EXPLODE, SOURCE,
+        return [Verdict("C7", "exploding gradients", "fail", rec.nonfinite, ev,
+                        FIX_EXPLODE if at_init else FIX_LR_HIGH, SOURCE,
                         fault="exploding-init" if at_init else "lr-too-high")]
     ratio, out_ratio = ev.get("grad_ratio"), ev.get("output_grad_ratio")
     if ratio is not None and ratio < VANISH_RATIO and ev["grad_first"] < VANISH_ABS:
@@ -318,7 +319,8 @@ def _vanish_explode(rec: _Record, ev: dict[str, Any]) -> list[Verdict]:
         return [Verdict("C7", "exploding gradients", "fail",
                         f"the {which} grows {value:.1e} times from the last layer back to the first"
                         + ("" if at_init else f" (at the first step {first:.3g}: the updates made it grow)"), ev,
-                        FIX_EXPLODE, SOURCE, fault="exploding-init" if at_init else "lr-too-high")]
+                        FIX_EXPLODE if at_init else FIX_LR_HIGH, SOURCE,
+                        fault="exploding-init" if at_init else "lr-too-high")]
     return []
 
 
@@ -347,11 +349,17 @@ def _units(rec: _Record, ev: dict[str, Any]) -> list[Verdict]:
         layers = [n for n, v in dead.items() if v >= DEAD_UNITS]
         units = (f"{dead[worst]:.0%} of the units of ReLU '{worst}' are 0 on every row, and " if worst is not None
                  else "")
+        # dead from the init (biases at -5), or killed by the first updates (a rate too high)
+        zero_first = sum(rec.zero_share[n][0] * rec.grad_entries[n] for n in hidden) / total if total else 0.0
+        at_init = (max(rec.dead[worst][0], 0.0) >= DEAD_UNITS) if worst is not None else zero_first >= ZERO_GRAD
         out.append(Verdict("C7", "dead ReLU units", "fail",
-                           f"{units}{zero:.0%} of the hidden layers' weight-gradient entries are exactly 0",
+                           f"{units}{zero:.0%} of the hidden layers' weight-gradient entries are exactly 0"
+                           + ("" if at_init else " (alive at the first step: the updates killed them)"),
                            {**{k: ev[k] for k in ("dead_units_max", "zero_gradient_share") if k in ev},
-                            "dead_layers": layers, "dead_share": {n: _round(v) for n, v in dead.items()}},
-                           FIX_DEAD, SOURCE))
+                            "dead_layers": layers, "dead_share": {n: _round(v) for n, v in dead.items()},
+                            "dead_at_init": at_init},
+                           FIX_DEAD if at_init else FIX_LR_HIGH, SOURCE,
+                           fault="dying-relu" if at_init else "lr-too-high"))
     sat = {n: v[0] for n, v in rec.saturated.items()}  # at init: a confident output sigmoid later is no fault
     if sat:
         ev["saturated_share_max"] = _round(max(sat.values()))

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..steps import main_output
 from .setup import Setup
 from .verdict import Verdict
 
@@ -78,7 +79,7 @@ def _gradient_chart(model: nn.Module, xs: tuple[torch.Tensor, ...], seed: int) -
     xs = tuple(t.requires_grad_() if torch.is_floating_point(t) else t for t in xs)
     leaves = [t for t in xs if t.requires_grad]
     with torch.enable_grad():
-        out = model(*xs)
+        out = main_output(model(*xs))
         if not isinstance(out, torch.Tensor) or out.ndim == 0 or len(out) != len(xs[0]):
             return None
         r = torch.randn(out.shape[1:], generator=torch.Generator().manual_seed(seed)).to(out.dtype)
@@ -96,13 +97,13 @@ def _gradient_chart(model: nn.Module, xs: tuple[torch.Tensor, ...], seed: int) -
 def _alone_vs_batched(model: nn.Module, xs: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
     """dep[i, j] = 1 for j != i (every other row) when output i run alone differs from output i in the batch
     by more than ALONE_TOL of its size; the rows it depends on cannot be told apart this way."""
-    out = model(*xs)
+    out = main_output(model(*xs))
     n = len(xs[0])
     if not isinstance(out, torch.Tensor) or out.ndim == 0 or len(out) != n:
         return None
     dep = torch.zeros(n, n, dtype=torch.float64)
     for i in range(n):
-        alone = model(*(t[i:i + 1] for t in xs))
+        alone = main_output(model(*(t[i:i + 1] for t in xs)))
         if not torch.allclose(alone.float().reshape(-1), out[i].float().reshape(-1), rtol=ALONE_TOL,
                               atol=ALONE_TOL * float(out.float().abs().max())):
             dep[i] = 1.0

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from ..steps import main_output
 from ..tasks import Task
 from .verdict import Inputs, Verdict, as_tuple
 
@@ -27,7 +28,7 @@ def check_init_loss(model: nn.Module, loss_fn: nn.Module, x: Inputs, y: torch.Te
     was_training = model.training
     model.eval()
     try:
-        loss = float(loss_fn(model(*as_tuple(x)).float(), y))
+        loss = float(loss_fn(main_output(model(*as_tuple(x))).float(), y))
     finally:
         model.train(was_training)
     expected = head.prior_loss(y_prior, y)

@@ -173,7 +173,7 @@ def _probe(setup: Setup) -> tuple[list[torch.Tensor], torch.Tensor]:
     outs = []
     with torch.no_grad():
         for k in PROBE_SCALES:
-            out = model(*(t * k if torch.is_floating_point(t) else t for t in x))
+            out = main_output(model(*(t * k if torch.is_floating_point(t) else t for t in x)))
             if not isinstance(out, torch.Tensor):
                 return [], y
             outs.append(out.detach().float())

@@ -7,8 +7,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import inspect
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,8 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ConfigError
-from ..steps import Step, bind_step
+from ..steps import Step, as_batch, bind_step, main_output
+from ..steps.batch import TARGET_KEYS
 from ..tasks import TASK_NAMES, infer_task
 from ..train.optim import clone_optimizer
 
@@ -84,7 +86,7 @@ class Setup:
             out = self.train_step(model, opt, batch)  # a Scheduled step when the caller has a schedule
             return float(out.detach() if isinstance(out, torch.Tensor) else out) if out is not None else float("nan")
         opt.zero_grad(set_to_none=True)
-        loss = self.loss_fn(model(*batch[:-1]).float(), batch[-1])  # type: ignore[misc]
+        loss = self.loss_fn(main_output(model(*batch[:-1])).float(), batch[-1])  # type: ignore[misc]
         loss.backward()
         opt.step()
         return float(loss.detach())
@@ -113,8 +115,8 @@ def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: t
                           "(model, optimizer, batch) -> loss")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise ConfigError(f"optimizer is a {type(optimizer).__name__}; pass a torch.optim.Optimizer")
-    x, y, index = _sample(data, "data", rows, seed)
-    val = _sample(val_data, "val_data", rows, seed) if val_data is not None else (None, None, None)
+    x, y, index = _sample(data, "data", rows, seed, model)
+    val = _sample(val_data, "val_data", rows, seed, model) if val_data is not None else (None, None, None)
     if task is None:
         task = infer_task(loss_fn, y)
     elif task not in TASK_NAMES:
@@ -184,7 +186,8 @@ def follow(schedulers: list[LRScheduler], opt: torch.optim.Optimizer, start: lis
             s.load_state_dict(state)
 
 
-def _sample(data: Any, name: str, rows: int, seed: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None = None
+            ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
     """Up to `rows` rows of `data` in a seeded random order: (x tensors, y, their positions in `data`).
     `data` is a tuple/list of
     tensors whose last is the target, a Dataset of such tuples, or a DataLoader."""
@@ -204,6 +207,8 @@ def _sample(data: Any, name: str, rows: int, seed: int) -> tuple[tuple[torch.Ten
         n = len(data)  # type: ignore[arg-type]
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows]
         items = [data[i] for i in order.tolist()]
+        if items and isinstance(items[0], Mapping):
+            items = _dict_items(items, name, model)
         if not items or not isinstance(items[0], tuple | list) or len(items[0]) < 2:
             raise ConfigError(f"{name}: each item of the Dataset must be a tuple (inputs..., target)")
         columns = list(zip(*items))
@@ -227,6 +232,27 @@ def zeroed(x: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return tuple(t if aux(i, t) else torch.zeros_like(t) for i, t in enumerate(x))
 
 
+def _dict_items(items: list[Mapping[str, Any]], name: str, model: nn.Module | None) -> list[tuple[Any, ...]]:
+    """Dict items ({"input_ids": ..., "lengths": ..., "target": ...}, the Trainer's dict batches) as tuples
+    (inputs in the order of the model's forward parameters, then the target), so that every check calls
+    the model positionally as forward(**inputs) would be called."""
+    first = as_batch(dict(items[0]))
+    if first.target is None:
+        raise ConfigError(f"{name}: the Dataset's dict items hold no target; put it under one of "
+                          f"{', '.join(TARGET_KEYS)}")
+    keys = list(first.inputs)
+    params = list(inspect.signature(model.forward).parameters) if model is not None else keys
+    if set(keys) - set(params):
+        raise ConfigError(f"{name}: the dict items' inputs {', '.join(map(repr, keys))} do not match the model's "
+                          f"forward({', '.join(params)}); name the keys after forward's parameters")
+    keys.sort(key=params.index)
+    out = []
+    for item in items:
+        b = as_batch(dict(item))
+        out.append((*(b.inputs[k] for k in keys), b.target))
+    return out
+
+
 def finite_rows(*tensors: torch.Tensor) -> torch.Tensor:
     """The mask of rows with no NaN/inf in any floating-point tensor given (D3 reports the others), so that
     one bad cell does not blind a check."""
@@ -240,4 +266,4 @@ def finite_rows(*tensors: torch.Tensor) -> torch.Tensor:
 def measured_loss(model: nn.Module, loss_fn: nn.Module, x: tuple[torch.Tensor, ...], y: torch.Tensor) -> float:
     """The loss on a batch, without a gradient, in the mode the model is in."""
     with torch.no_grad():
-        return float(loss_fn(model(*x).float(), y))
+        return float(loss_fn(main_output(model(*x)).float(), y))
