@@ -385,3 +385,42 @@ def test_c8_is_quiet_on_healthy_digits_runs(opt_name, seed):
     loud = [v.line() for v in diagnosis.by_id("C8") if v.status in LOUD]
     assert not loud, loud
     assert diagnosis.by_id("C8")
+
+
+class _DictItems(torch.utils.data.Dataset):
+    """Items as the Trainer's dict batches hold them: named inputs (a mask among them) and a target."""
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(256, 6, generator=g)
+        self.y = (self.x[:, 0] + self.x[:, 1] > 0).long()
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"mask": torch.ones(6, dtype=torch.bool), "features": self.x[i], "labels": self.y[i]}
+
+
+class _NamedInputs(nn.Module):
+    """forward(features, mask) returning a dict of outputs, its prediction under 'logits'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden, self.out = nn.Linear(6, 16), nn.Linear(16, 2)
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> dict:
+        return {"logits": self.out(torch.relu(self.hidden(features * mask))), "aux": features.sum(1)}
+
+
+def test_dict_items_and_dict_outputs_run_every_check():
+    """Robustness (item 3): a Dataset of dict items (inputs named after forward's parameters, the target
+    under 'labels') and a model returning a dict: every check runs (none crashes), the mask is left alone
+    when C3 zeroes the features, and the healthy setup draws no warning or failure."""
+    torch.manual_seed(0)
+    model = _NamedInputs()
+    diagnosis = doctor(model, _DictItems(), loss_fn=nn.CrossEntropyLoss(),
+                       optimizer=torch.optim.Adam(model.parameters(), 1e-2), rows=256,
+                       checks=["lint", "C1", "C2", "C3", "C4", "C6", "C7", "C8"])
+    assert not [v for v in diagnosis if v.status in ("error", "skipped")], diagnosis.table()
+    assert not [v for v in diagnosis if v.status in LOUD], diagnosis.table()

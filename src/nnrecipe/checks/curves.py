@@ -64,10 +64,11 @@ UNDERFIT = 0.70
 # Worse than a constant: the last training loss >= 3x the prior's loss. Healthy short runs end at <= 0.95x
 # it (D); the 8-layer ReLU MLP with N(0, 10) weights ends at 1.5e14x (its loss falls, from 1e15).
 ABOVE_PRIOR = 3.0
-# Sorted batches: each batch's label entropy over the whole data's. Shuffled batches of 32 rows hold 0.92
-# of it on digits (10 classes) and on the 10%-minority binary set, 0.97 on moons; digits sorted by label
-# 0.04.
-SORTED_ENTROPY = 0.50
+# Sorted batches: each batch's label entropy over the whole data's, against the same labels shuffled into
+# batches of the same sizes. Shuffled batches of 32 rows hold 0.92 of it on digits (10 classes) and on the
+# 10%-minority binary set, 0.97 on moons; digits sorted by label 0.04; iris sorted into 2 batches of 56 rows
+# 0.56 against 0.98 shuffled. Fail below SORTED_ENTROPY of the shuffled share.
+SORTED_ENTROPY = 0.60
 
 SOURCE = ("'Tips and tricks for Neural Networks' (tune the learning rate); Lavanya Shukla (LR range test); "
           "AUTOTRAINER (Zhang et al., ICSE 2021)")
@@ -301,10 +302,17 @@ def _batch_order(batch_labels: Iterable[Any]) -> Verdict | None:
     if whole <= 0:
         return None
     share = sum(_entropy(y.reshape(-1)) for y in batches) / len(batches) / whole
-    evidence = {"batches": len(batches), "batch_entropy_share": _round(share), "data_entropy": _round(whole)}
-    if share < SORTED_ENTROPY:
+    # against the same labels shuffled into batches of the same sizes: few large batches hold much of the
+    # entropy even when sorted (iris, 3 classes in 2 batches: 56%, shuffled 98%)
+    labels, sizes, gen = torch.cat(batches).reshape(-1), [len(y) for y in batches], torch.Generator().manual_seed(0)
+    expected = sum(sum(_entropy(part) for part in torch.split(labels[torch.randperm(len(labels), generator=gen)],
+                                                              sizes)) / len(batches) / whole for _ in range(5)) / 5
+    evidence = {"batches": len(batches), "batch_entropy_share": _round(share), "data_entropy": _round(whole),
+                "shuffled_share": _round(expected)}
+    if share < SORTED_ENTROPY * expected:
         return Verdict("C8", "batches sorted by label", "fail",
-                       f"the batches hold {share:.0%} of the data's label entropy: each batch sees few classes, and "
+                       f"the batches hold {share:.0%} of the data's label entropy ({expected:.0%} when shuffled): each "
+                       "batch sees few classes, and "
                        "the model swings from class to class", evidence, FIX_SORTED, SOURCE)
     return Verdict("C8", "batch order", "pass", f"the batches hold {share:.0%} of the data's label entropy",
                    evidence, "", SOURCE)

@@ -104,7 +104,7 @@ def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: t
     """Check the arguments (errors name the argument and the fix) and sample the data."""
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model is a {type(model).__name__}; pass a torch.nn.Module")
-    schedulers = _schedulers(optimizer, scheduler)
+    schedulers = _schedulers(optimizer, scheduler, search=train_step is not None)
     if train_step is not None and schedulers:
         train_step = Scheduled(train_step, schedulers)
     if isinstance(train_step, Step):  # the Trainer's step object: its loss resolved the Trainer's way
@@ -129,10 +129,11 @@ def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: t
                  list(feature_names) if feature_names is not None else None, schedulers)
 
 
-def _schedulers(optimizer: torch.optim.Optimizer | None, given: Any) -> list[LRScheduler]:
-    """The caller's schedulers: `given` (checked against the optimizer), and any other LRScheduler that holds
-    the caller's optimizer, since a train_step may step one it closes over (found through the garbage
-    collector's referrers: the scheduler, or its __dict__, refers to the optimizer)."""
+def _schedulers(optimizer: torch.optim.Optimizer | None, given: Any, search: bool) -> list[LRScheduler]:
+    """The caller's schedulers: `given` (checked against the optimizer), and, with `search` (a train_step,
+    which may step one it closes over), any other LRScheduler that holds the caller's optimizer (found
+    through the garbage collector's referrers: the scheduler, or its __dict__, refers to the optimizer; a
+    scan of every object, 10-30 ms, spared where no code of the caller's runs)."""
     if given is not None:
         if not isinstance(given, LRScheduler):
             raise ConfigError(f"scheduler is a {type(given).__name__}; pass a torch.optim.lr_scheduler scheduler "
@@ -141,7 +142,7 @@ def _schedulers(optimizer: torch.optim.Optimizer | None, given: Any) -> list[LRS
             raise ConfigError("scheduler= is built on another optimizer than optimizer=...: pass the optimizer "
                               "the scheduler steps")
     found: list[LRScheduler] = [given] if given is not None else []
-    if optimizer is not None:
+    if optimizer is not None and search:
         for ref in gc.get_referrers(optimizer):
             owners = [ref] if isinstance(ref, LRScheduler) else \
                 [o for o in gc.get_referrers(ref) if isinstance(o, LRScheduler)] if isinstance(ref, dict) else []

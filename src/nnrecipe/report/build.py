@@ -68,7 +68,8 @@ def verdicts(path: Path) -> list[dict[str, Any]]:
     for origin, items in (("audit", audit.get("findings", [])), ("doctor", checks)):
         for v in items:
             evidence = json.dumps(v.get("evidence", {}), default=str)
-            out.append({**v, "origin": origin, "evidence": evidence if len(evidence) <= EVIDENCE_CHARS
+            out.append({"fault": "", "consistent_with": [],  # runs recorded before verdicts named faults
+                        **v, "origin": origin, "evidence": evidence if len(evidence) <= EVIDENCE_CHARS
                         else evidence[:EVIDENCE_CHARS] + " …"})
     return out
 
