@@ -424,3 +424,67 @@ def test_dict_items_and_dict_outputs_run_every_check():
                        checks=["lint", "C1", "C2", "C3", "C4", "C6", "C7", "C8"])
     assert not [v for v in diagnosis if v.status in ("error", "skipped")], diagnosis.table()
     assert not [v for v in diagnosis if v.status in LOUD], diagnosis.table()
+
+
+def _tiny():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+    return model, torch.randn(64, 3), torch.randint(0, 2, (64,))
+
+
+def test_a_sequential_schedule_passed_as_scheduler_leaves_the_callers_optimizer_alone():
+    """Review of issue 17: SequentialLR passed as scheduler= (no train_step) was simulated with its parts still
+    on the caller's optimizer; now its parts follow the copy, and it is judged once."""
+    model, x, y = _tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    first = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=5)
+    then = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.01)
+    seq = torch.optim.lr_scheduler.SequentialLR(opt, [first, then], milestones=[2])
+    lr = opt.param_groups[0]["lr"]
+    diagnosis = doctor(model, (x, y), loss_fn=nn.CrossEntropyLoss(), optimizer=opt, scheduler=seq, checks=["lint"])
+    assert opt.param_groups[0]["lr"] == lr and first.optimizer is opt and then.optimizer is opt
+    assert [v.summary.split()[0] for v in diagnosis if v.fault == "scheduler-misuse"] == ["SequentialLR"]
+
+
+def test_a_scheduler_keeps_its_attributes_objects_and_a_tensor_lr_is_not_shared():
+    """Review of issue 17: the scheduler's own attributes come back as the same objects, and a tensor
+    learning rate is copied, not stepped in place on the caller's optimizer."""
+    model, x, y = _tiny()
+    tracker = object()
+    opt = torch.optim.SGD(model.parameters(), lr=torch.tensor(0.1))
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.1)
+    sched.tracker = tracker
+    doctor(model, (x, y), loss_fn=nn.CrossEntropyLoss(), optimizer=opt, scheduler=sched, checks=["lint", "C1"])
+    assert sched.tracker is tracker and float(opt.param_groups[0]["lr"]) == pytest.approx(0.1)
+
+
+def test_a_scheduler_the_train_step_closes_over_is_followed_without_optimizer_given():
+    """Review of issue 17: with train_step and no optimizer=, the scheduler in the step's closure moved the
+    caller's real optimizer; it is found in the closure and pointed at the copies."""
+    model, x, y = _tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1, 0.5)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(model, optimizer, batch):
+        optimizer.zero_grad()
+        loss = loss_fn(model(batch[0]), batch[1])
+        loss.backward()
+        optimizer.step()
+        sched.step()
+        return loss
+
+    doctor(model, (x, y), loss_fn=loss_fn, train_step=step, checks=["lint", "C1"])
+    assert opt.param_groups[0]["lr"] == 0.1 and sched.last_epoch == 0
+
+
+def test_an_nnrecipe_step_with_a_live_scheduler_still_gets_its_loss():
+    """Review of issue 17: a Step was wrapped for the schedule before its loss was bound, and C1 crashed."""
+    from nnrecipe.steps import Step
+
+    model, x, y = _tiny()
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    torch.optim.lr_scheduler.StepLR(opt, 10)
+    diagnosis = doctor(model, (x, y), loss_fn=nn.CrossEntropyLoss(), optimizer=opt, train_step=Step(),
+                       checks=["C1"])
+    assert diagnosis[0].status == "pass", diagnosis.table()

@@ -150,7 +150,7 @@ def test_a_summed_loss_warns_with_sgd_only():
     v = fired(run(case, ["lint"], loss_fn=summed), "loss reduction")
     assert (v.status, v.fault) == ("warn", "loss-sum-not-mean")
     ev = v.evidence
-    assert ev["rows"] == 64 and ev["loss_batch"] / ev["loss_half_batch"] == pytest.approx(2.0, abs=0.1)
+    assert ev["rows"] == 64 and ev["loss_rows_twice"] / ev["loss_rows"] == pytest.approx(2.0, abs=0.1)
     assert "SGD" in v.summary
     assert_quiet(run(digits_mlp(), ["lint"], loss_fn=summed), "loss reduction")  # Adam normalizes its step
     twin = digits_mlp()

@@ -141,7 +141,10 @@ def _capacity(setup: Setup, model: nn.Module, history: list[dict[str, Any]],
     rows = int(setup.index.max()) + 1 if setup.index is not None and len(setup.index) else len(setup.y)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     gap = (float(last["val_loss"]) - float(last["train_loss"])) / baseline
-    if params < PER_ROW * rows or gap < GAP or not math.isfinite(gap):
+    middle = history[len(history) // 2]
+    earlier = (float(middle.get("val_loss", math.nan)) - float(middle.get("train_loss", math.nan))) / baseline
+    # and widening: a pretrained model's gap on a short run that stays put is no sign of memorizing
+    if params < PER_ROW * rows or gap < GAP or not math.isfinite(gap) or not gap > earlier:
         return []
     ev = {"parameters": params, "training_rows": rows, "parameters_per_row": round(params / rows, 1),
           "train_loss_last": _round(float(last["train_loss"])), "val_loss_last": _round(float(last["val_loss"])),

@@ -73,7 +73,7 @@ _STALL = ["double-normalization", "scheduler-misuse", "over-regularization", "co
           "double-softmax", "sigmoid-before-logits-loss", "regression-loss-for-classes", "output-range",
           "flipped-loss-sign", "no-nonlinearity", "batch-mixing"]
 _BLOWUP = ["loss-sum-not-mean", "missing-zero-grad", *_INPUTS, "exploding-init"]
-_ANY = [*_INPUTS, "double-normalization", "nonfinite-data", "labels-misaligned", "label-noise", "val-preprocessed-differently",
+_ANY = [*_INPUTS, "double-normalization", "labels-misaligned", "label-noise", "val-preprocessed-differently",
         "flipped-loss-sign", "double-softmax", "sigmoid-before-logits-loss", "regression-loss-for-classes",
         "output-range", "optimizer-wrong-params", "frozen-layer", "step-before-backward", "missing-zero-grad",
         "scheduler-misuse", "over-regularization", "loss-sum-not-mean", "constant-init", "exploding-init",
@@ -110,23 +110,26 @@ CAUSES: dict[tuple[str, ...] | tuple[str, None], list[str]] = {
     ("C7", "exploding gradients", "lr-too-high"): [*_INPUTS, "loss-sum-not-mean", "missing-zero-grad", "lr-too-high"],
     ("C3", None): ["val-preprocessed-differently", "labels-misaligned", *_ANY],
     ("C1", None): [*_ANY],
-    ("C4", None): ["class-imbalance", "label-noise", *_ANY],
+    ("C4", None): ["class-imbalance", *_ANY],
 }
 
 OPPOSITE = {"lr-too-low": "lr-too-high", "lr-too-high": "lr-too-low"}  # never both for one symptom
 
-# Which check rules a family out when it ran and named nothing of it.
-DETECTED_BY: dict[str, str] = {
-    "nonfinite-data": "D3", "unnormalized-inputs": "D8", "double-normalization": "D8", "outliers": "D8",
-    "conflicting-duplicates": "D4", "label-noise": "D4", "train-test-overlap": "leakage", "val-is-train": "leakage",
-    "target-leakage": "leakage", "val-preprocessed-differently": "leakage", "class-imbalance": "D4",
-    "double-softmax": "lint", "sigmoid-before-logits-loss": "lint", "regression-loss-for-classes": "lint",
-    "output-range": "lint", "no-nonlinearity": "lint", "optimizer-wrong-params": "lint", "constant-init": "lint",
-    "flipped-loss-sign": "lint", "loss-sum-not-mean": "lint", "over-regularization": "lint",
-    "scheduler-misuse": "lint", "missing-zero-grad": "lint", "step-before-backward": "lint",
-    "eval-in-train-mode": "lint", "frozen-layer": "C7", "vanishing-gradients": "C7", "dying-relu": "C7",
-    "saturated-units": "C7", "exploding-init": "C7", "batch-mixing": "C6", "wrong-custom-backward": "C5",
-    "wrong-init-loss": "C2", "labels-misaligned": "C3",
+# The passing verdict (check id, name) that rules a family out: the rule that looks for it ran and found
+# nothing (a check's single pass verdict stands for all its rules).
+_LINT, _C7 = ("lint", "setup lint"), ("C7", "gradient flow")
+DETECTED_BY: dict[str, tuple[str, str]] = {
+    "nonfinite-data": ("D3", "corrupted rows"), "unnormalized-inputs": ("D8", "feature scales"),
+    "conflicting-duplicates": ("D4", "conflicting duplicates"), "label-noise": ("D4", "label noise"),
+    "train-test-overlap": ("leakage", "train/validation overlap"),
+    "val-is-train": ("leakage", "train/validation overlap"), "target-leakage": ("leakage", "leaked target"),
+    **{f: _LINT for f in ("double-softmax", "sigmoid-before-logits-loss", "regression-loss-for-classes",
+                          "output-range", "no-nonlinearity", "optimizer-wrong-params", "constant-init",
+                          "flipped-loss-sign", "loss-sum-not-mean", "over-regularization", "scheduler-misuse",
+                          "missing-zero-grad", "step-before-backward", "eval-in-train-mode")},
+    **{f: _C7 for f in ("frozen-layer", "vanishing-gradients", "dying-relu", "saturated-units", "exploding-init")},
+    "batch-mixing": ("C6", "sample independence"), "wrong-custom-backward": ("C5", "gradient check"),
+    "wrong-init-loss": ("C2", "loss at init"), "labels-misaligned": ("C3", "input-independent baseline"),
 }
 
 
@@ -146,10 +149,10 @@ def differentiate(diagnosis: Diagnosis) -> Diagnosis:
     """The verdicts with `fault` and `consistent_with` filled in (see the module's docstring); the order,
     the statuses and every other field of a verdict that names its own cause are kept."""
     named = [v if v.status not in FIRED or v.fault else
-             dataclasses.replace(v, fault=FAULT_OF.get((v.id, v.name), "")) for v in diagnosis]
-    ran = {v.id for v in named if v.status in ("pass", *FIRED)}
+             dataclasses.replace(v, fault=FAULT_OF.get((v.id, v.name), "unknown")) for v in diagnosis]
+    passed = {(v.id, v.name) for v in named if v.status == "pass"}
     found = [v.fault for v in named if v.status in FIRED and v.fault and v.fault != "unknown"]
-    ruled_out = {f for f, by in DETECTED_BY.items() if by in ran and f not in found}
+    ruled_out = {f for f, by in DETECTED_BY.items() if by in passed and f not in found}
     final: dict[int, Verdict] = {}  # position -> the verdict as diagnosed; lower tiers first
     for i in sorted(range(len(named)), key=lambda i: _tier(named[i])):
         v = named[i]
@@ -175,8 +178,9 @@ def _explain(v: Verdict, key: tuple[str, ...] | tuple[str, None], before: list[V
         return dataclasses.replace(v, fault=root.fault, fix=fix,
                                    consistent_with=tuple(f for f in ranked if f != root.fault)[:6],
                                    evidence={**v.evidence, "explained_by": f"{root.id} {root.name}"})
+    out = list(dict.fromkeys(f for f in causes if f in ruled_out))
     return dataclasses.replace(v, fault=own, consistent_with=tuple(f for f in ranked if f != own)[:6],
-                               evidence={**v.evidence, **({"ruled_out": out} if (out := [f for f in causes if f in ruled_out]) else {})})
+                               evidence={**v.evidence, **({"ruled_out": out} if out else {})})
 
 
 __all__ = ["CAUSES", "FAULT_OF", "differentiate"]

@@ -134,8 +134,11 @@ def crashed(name: str, e: Exception) -> Verdict:
     """The verdict of a check that raised: an 'error' with where it raised. The caller's own code (their
     train_step, evaluate, model) raising inside a check is named as theirs by the frames it went through."""
     frames = traceback.extract_tb(e.__traceback__)
-    ours = (str(Path(__file__).resolve().parent.parent), str(Path(torch.__file__).resolve().parent))
-    theirs = [f for f in frames if not str(Path(f.filename).resolve()).startswith(ours)]
+    # the caller's frames: not nnrecipe's, not an installed library's (torch, scikit-learn, ...), not Python's
+    ours = (str(Path(__file__).resolve().parent.parent), str(Path(torch.__file__).resolve().parent.parent),
+            str(Path(traceback.__file__).resolve().parent))
+    theirs = [f for f in frames if not str(Path(f.filename).resolve()).startswith(ours)
+              and "site-packages" not in f.filename and "dist-packages" not in f.filename]
     where = f"{theirs[-1].filename}:{theirs[-1].lineno} ({theirs[-1].name})" if theirs else ""
     who = (f"your code raised inside the check, at {where}" if where else
            "a bug in nnrecipe: please report it with this summary and the evidence's traceback")

@@ -79,7 +79,9 @@ def check_val_drift(x: tuple[torch.Tensor, ...], val_x: tuple[torch.Tensor, ...]
     distance = ks_2samp(an, bn, axis=0, nan_policy="omit", method="asymp").statistic
     n, m = len(an), len(bn)
     critical = 1.95 * ((n + m) / (n * m)) ** 0.5  # sqrt(-ln(0.001 / 2) / 2): the 0.1% level
-    median = float(np.median(distance))
+    median = float(np.nanmedian(distance)) if np.isfinite(distance).any() else float("nan")
+    if not np.isfinite(median):
+        return None  # a column empty in one split has no distribution to compare
     evidence: dict[str, Any] = {"median_ks_distance": round(median, 3), "threshold": round(max(DRIFT, critical), 3),
                                 "features": int(live.sum()), "train_rows": n, "val_rows": m,
                                 "train_mean_abs": float(f"{float(np.nanmean(np.abs(an))):.3g}"),
@@ -162,6 +164,7 @@ def check_signal(x: tuple[torch.Tensor, ...], y: torch.Tensor, task: str, seed: 
     t = _table(x)
     if t is None or task not in ("binary", "multiclass", "regression") or len(t) < 40 or t.shape[1] > 4096:
         return None
+    y = y.detach().cpu()
     keep = torch.isfinite(t).all(1) & torch.isfinite(y.reshape(len(y), -1).double()).all(1)
     a, target = t[keep].numpy(), y[keep].reshape(int(keep.sum()), -1).double().numpy()
     if target.shape[1] != 1 or len(a) < 40:

@@ -228,21 +228,22 @@ def adaptive(opt: torch.optim.Optimizer | None) -> bool:
 
 def loss_reduction(setup: Setup, out: torch.Tensor, y: torch.Tensor) -> list[Verdict]:
     """A loss summed over the batch: its value doubles with the batch. With plain SGD the step does too."""
-    n = len(y) // 2 * 2
+    n = len(y)
     if n < 4 or adaptive(setup.optimizer) or setup.optimizer is None:
         return []
-    try:
+    try:  # the same rows twice: a mean is unchanged, a sum doubles, whatever the rows hold
         with torch.no_grad():
-            whole, half = float(setup.loss_fn(out[:n], y[:n])), float(setup.loss_fn(out[:n // 2], y[:n // 2]))  # type: ignore[misc]
+            half = float(setup.loss_fn(out, y))  # type: ignore[misc]
+            whole = float(setup.loss_fn(torch.cat([out, out]), torch.cat([y, y])))  # type: ignore[misc]
     except Exception:
         return []
-    if not (math.isfinite(whole) and math.isfinite(half)) or half <= 0 or abs(whole / half - 2) > 0.5:
+    if not (math.isfinite(whole) and math.isfinite(half)) or half <= 0 or abs(whole / half - 2) > 0.1:
         return []
     return [Verdict("lint", "loss reduction", "warn",
-                    f"the loss grows with the batch ({half:.4g} on {n // 2} rows, {whole:.4g} on {n}): it is summed, "
-                    f"not averaged, so {type(setup.optimizer).__name__}'s step is the batch size times larger than "
-                    "its learning rate says",
-                    {"loss_half_batch": round(half, 4), "loss_batch": round(whole, 4), "rows": n},
+                    f"the loss grows with the batch ({half:.4g} on {n} rows, {whole:.4g} on the same rows twice): it "
+                    f"is summed, not averaged, so {type(setup.optimizer).__name__}'s step is the batch size times "
+                    "larger than its learning rate says",
+                    {"loss_rows": round(half, 4), "loss_rows_twice": round(whole, 4), "rows": n},
                     "average the loss over the batch (reduction='mean'), or divide the learning rate by the batch size",
                     "PyTorch docs (reduction='mean' is the default); DeepCrime's mutation operators",
                     fault="loss-sum-not-mean")]
@@ -254,7 +255,7 @@ def classes_as_floats(setup: Setup, out: torch.Tensor, y: torch.Tensor) -> list[
         return []
     values = torch.unique(setup.y[torch.isfinite(setup.y)])
     k = len(values)
-    if not 3 <= k <= MAX_CLASSES or not torch.equal(values, torch.arange(k, dtype=values.dtype)):
+    if not 3 <= k <= MAX_CLASSES or not torch.equal(values, torch.arange(k, dtype=values.dtype, device=values.device)):
         return []
     return [Verdict("lint", "class labels in a regression loss", "warn",
                     f"the targets are the whole numbers 0..{k - 1} and the model has one output under a regression "
@@ -283,7 +284,7 @@ def weight_decay(setup: Setup) -> list[Verdict]:
         wd_max = max(wd_max, wd)
         term += wd / 2 * sum(float(p.detach().float().pow(2).sum()) for p in g["params"] if id(p) in held)
         per_step = max(per_step, wd * float(g.get("lr", 0.0)))
-    if wd_max < MIN_DECAY and not (decoupled and per_step >= DECOUPLED_PER_STEP):
+    if wd_max < MIN_DECAY and not (decoupled and per_step > DECOUPLED_PER_STEP):
         return []
     try:
         x, y = _rows(setup) or ((), None)
@@ -293,7 +294,7 @@ def weight_decay(setup: Setup) -> list[Verdict]:
         return []
     evidence = {"weight_decay": wd_max, "decay_term": round(term, 4), "data_loss": round(data, 4)}
     if decoupled:
-        if per_step < DECOUPLED_PER_STEP:
+        if per_step <= DECOUPLED_PER_STEP:
             return []
         seen = (f"decoupled weight decay {wd_max:g} at lr {per_step / wd_max:g} shrinks the weights by {per_step:.1%} "
                 f"every step, whatever the data says")
@@ -304,8 +305,8 @@ def weight_decay(setup: Setup) -> list[Verdict]:
     else:
         return []
     return [Verdict("lint", "weight decay", "warn", seen, evidence,
-                    "lower the weight decay (1e-4 to 1e-2 for Adam/SGD, about 0.01-0.1 for AdamW); tune it with the "
-                    "validation loss", "'Tips and tricks for Neural Networks' (regularization); Loshchilov & Hutter 2019",
+                    "lower the weight decay (1e-4 to 1e-2 for Adam/SGD; for AdamW keep lr x weight_decay well below "
+                    "1e-3 per step); tune it with the validation loss", "'Tips and tricks for Neural Networks' (regularization); Loshchilov & Hutter 2019",
                     fault="over-regularization")]
 
 
@@ -313,9 +314,10 @@ def schedule(setup: Setup) -> list[Verdict]:
     """Each of the caller's schedulers stepped SCHEDULE_STEPS times on a copy of the optimizer: the rate
     must not fall below SCHEDULE_FLOOR of where it starts (a per-epoch schedule stepped per batch)."""
     found = []
+    inner = {id(c) for s in setup.schedulers for c in getattr(s, "_schedulers", [])}
     for sched in setup.schedulers:
-        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            continue  # it moves with the monitored metric, not with the step count
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) or id(sched) in inner:
+            continue  # it moves with the monitored metric; a SequentialLR's part is judged within it
         _, opt = setup.copies()
         from .setup import follow  # the copy's own schedule state, the caller's left alone
 

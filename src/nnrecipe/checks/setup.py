@@ -62,7 +62,8 @@ class Setup:
         if self.optimizer is None:
             return torch.optim.Adam(params, lr=1e-3)
         # the constructor's settings only: a scheduler adds keys to the groups (initial_lr) that it refuses
-        settings = {k: v for k, v in self.optimizer.param_groups[0].items() if k in self.optimizer.defaults}
+        settings = {k: copy.deepcopy(v) for k, v in self.optimizer.param_groups[0].items()
+                    if k in self.optimizer.defaults}  # copies: a tensor lr would be stepped in place
         opt = type(self.optimizer)(params, **settings)
         if self.schedulers:  # the groups a schedule reads (initial_lr, ...) ride along; the schedule starts where the caller's is
             for k, v in self.optimizer.param_groups[0].items():
@@ -104,12 +105,12 @@ def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: t
     """Check the arguments (errors name the argument and the fix) and sample the data."""
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model is a {type(model).__name__}; pass a torch.nn.Module")
-    schedulers = _schedulers(optimizer, scheduler, search=train_step is not None)
-    if train_step is not None and schedulers:
-        train_step = Scheduled(train_step, schedulers)
     if isinstance(train_step, Step):  # the Trainer's step object: its loss resolved the Trainer's way
         train_step = bind_step(train_step, loss_fn)
         loss_fn = train_step.loss_fn
+    schedulers = _schedulers(optimizer, scheduler, train_step)
+    if train_step is not None and schedulers:
+        train_step = Scheduled(train_step, schedulers)
     if loss_fn is None and train_step is None:
         raise ConfigError("pass loss_fn=... (with optimizer=..., or Adam at 1e-3 is used), or train_step=callable"
                           "(model, optimizer, batch) -> loss")
@@ -129,11 +130,12 @@ def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: t
                  list(feature_names) if feature_names is not None else None, schedulers)
 
 
-def _schedulers(optimizer: torch.optim.Optimizer | None, given: Any, search: bool) -> list[LRScheduler]:
-    """The caller's schedulers: `given` (checked against the optimizer), and, with `search` (a train_step,
-    which may step one it closes over), any other LRScheduler that holds the caller's optimizer (found
-    through the garbage collector's referrers: the scheduler, or its __dict__, refers to the optimizer; a
-    scan of every object, 10-30 ms, spared where no code of the caller's runs)."""
+def _schedulers(optimizer: torch.optim.Optimizer | None, given: Any, train_step: Any) -> list[LRScheduler]:
+    """The caller's schedulers: `given` (checked against the optimizer); with a train_step (which may step
+    one it closes over), any LRScheduler that holds the caller's optimizer (found through the garbage
+    collector's referrers: the scheduler, or its __dict__, refers to the optimizer; a scan of every object,
+    10-30 ms, spared where no code of the caller's runs) and any the step's closure holds; and the
+    schedulers each of those steps itself (SequentialLR, ChainedScheduler)."""
     if given is not None:
         if not isinstance(given, LRScheduler):
             raise ConfigError(f"scheduler is a {type(given).__name__}; pass a torch.optim.lr_scheduler scheduler "
@@ -142,12 +144,21 @@ def _schedulers(optimizer: torch.optim.Optimizer | None, given: Any, search: boo
             raise ConfigError("scheduler= is built on another optimizer than optimizer=...: pass the optimizer "
                               "the scheduler steps")
     found: list[LRScheduler] = [given] if given is not None else []
-    if optimizer is not None and search:
+    if train_step is not None and optimizer is not None:
         for ref in gc.get_referrers(optimizer):
             owners = [ref] if isinstance(ref, LRScheduler) else \
                 [o for o in gc.get_referrers(ref) if isinstance(o, LRScheduler)] if isinstance(ref, dict) else []
-            found += [o for o in owners if o.optimizer is optimizer and all(o is not f for f in found)]
-    return found
+            found += [o for o in owners if o.optimizer is optimizer]
+    if train_step is not None and inspect.isfunction(train_step):
+        held = inspect.getclosurevars(train_step)
+        found += [v for v in (*held.nonlocals.values(), *held.globals.values()) if isinstance(v, LRScheduler)]
+    out: list[LRScheduler] = []
+    while found:
+        s = found.pop(0)
+        if all(s is not o for o in out):
+            out.append(s)
+            found += list(getattr(s, "_schedulers", []))
+    return out
 
 
 class Scheduled:
@@ -170,7 +181,7 @@ def follow(schedulers: list[LRScheduler], opt: torch.optim.Optimizer, start: lis
     """Point `schedulers` at `opt` with its schedule state (kept on the copy `opt`; `start` at first), and
     restore their optimizer and state afterwards. Torch's warnings about the order of optimizer.step() and
     scheduler.step() are silenced: they concern the copy, which the caller's wrapper never saw."""
-    caller = [(s.optimizer, copy.deepcopy(s.state_dict())) for s in schedulers]
+    caller = [dict(s.__dict__) for s in schedulers]  # the very objects, put back as they were
     mine = opt.__dict__.get("_nnrecipe_schedule") or copy.deepcopy(start)
     try:
         for s, state in zip(schedulers, mine):
@@ -182,9 +193,9 @@ def follow(schedulers: list[LRScheduler], opt: torch.optim.Optimizer, start: lis
             yield
     finally:
         opt.__dict__["_nnrecipe_schedule"] = [copy.deepcopy(s.state_dict()) for s in schedulers]
-        for s, (o, state) in zip(schedulers, caller):
-            s.optimizer = o
-            s.load_state_dict(state)
+        for s, attributes in zip(schedulers, caller):
+            s.__dict__.clear()
+            s.__dict__.update(attributes)
 
 
 def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None = None
@@ -227,8 +238,10 @@ def zeroed(x: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     def aux(i: int, t: torch.Tensor) -> bool:
         if i == 0 or torch.is_floating_point(t):
             return False
-        if t.dtype == torch.bool or t.ndim == 1:
+        if t.dtype == torch.bool:
             return True
+        if t.ndim == 1:  # lengths: one per row, within the first input's length (ids of a second table are features)
+            return x[0].ndim >= 2 and bool(((t >= 0) & (t <= x[0].shape[1])).all())
         return t.shape == x[0].shape[:t.ndim] and bool(((t == 0) | (t == 1)).all())
     return tuple(t if aux(i, t) else torch.zeros_like(t) for i, t in enumerate(x))
 
