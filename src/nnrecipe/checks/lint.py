@@ -20,7 +20,7 @@ from torch.nn.modules.conv import _ConvNd
 
 from ..steps import main_output
 from .reading import adaptive, read_setup
-from .setup import Setup, finite_rows
+from .setup import Setup, finite_rows, measured_loss
 from .verdict import Verdict
 
 SUM_TOL = 1e-4  # a row of probabilities sums to 1 within float32 rounding over <= 1e3 classes
@@ -418,8 +418,7 @@ def _loss_before(setup: Setup, model: nn.Module, batch: tuple[torch.Tensor, ...]
     if setup.loss_fn is None:
         return None
     try:
-        with torch.no_grad():
-            return float(setup.loss_fn(main_output(model(*batch[:-1])).float(), batch[-1]))
+        return measured_loss(model, setup.loss_fn, batch[:-1], batch[-1])
     except Exception:
         return None
 

@@ -27,7 +27,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.overrides import TorchFunctionMode
 
 from ..steps import main_output
-from .setup import Setup, finite_rows
+from .setup import Setup, finite_rows, follow
 from .verdict import Verdict
 
 ROWS = 64
@@ -87,14 +87,15 @@ def _weighted(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def constant_init(model: nn.Module) -> list[Verdict]:
     """Layers whose output units start identical: every row of the weight (one per unit) the same."""
     same = []
-    for name, m in _weighted(model):
+    layers = _weighted(model)
+    for name, m in layers:
         w = m.weight.detach().reshape(m.weight.shape[0], -1).float()
         if w.shape[0] < 2 or not bool(torch.isfinite(w).all()):
             continue
         scale = float(w.abs().max())
         if scale > 0 and float((w - w[0]).abs().max()) <= SAME_ROWS * scale:
             same.append(name)
-        elif scale == 0 and len(_weighted(model)) > 1 and m is not _weighted(model)[-1][1]:
+        elif scale == 0 and len(layers) > 1 and m is not layers[-1][1]:
             same.append(name)  # an all-zero hidden layer: every unit the same (0), every gradient the same
     if not same:
         return []
@@ -319,8 +320,6 @@ def schedule(setup: Setup) -> list[Verdict]:
         if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) or id(sched) in inner:
             continue  # it moves with the monitored metric; a SequentialLR's part is judged within it
         _, opt = setup.copies()
-        from .setup import follow  # the copy's own schedule state, the caller's left alone
-
         # all of them follow the copy: a SequentialLR steps schedulers of its own on the same optimizer
         start = [copy.deepcopy(s.state_dict()) for s in setup.schedulers]
         lr0 = float(opt.param_groups[0]["lr"])
