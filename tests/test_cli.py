@@ -222,7 +222,7 @@ def test_train_flag_value_of_wrong_type(cli, tmp_path):
     code, out, err = cli("train", tmp_path / "t.csv", "--target", "y", "--lr", "fast")
     assert (code, out) == (2, "")
     assert err.startswith("usage: nnrecipe train ")
-    assert err.endswith("\nnnrecipe: error: argument --lr: expected float, got 'fast'\n")
+    assert err.endswith("\nnnrecipe: error: argument --lr: expected float or none, got 'fast'\n")
     assert "Traceback" not in err
 
 

@@ -17,9 +17,9 @@ from nnrecipe.testing import small_table
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 # a value other than None for each setting that may be None: the --config file sets it, `--flag none` undoes it
-SET = {"neutral_label": "maybe", "hidden": [16], "dropout": 0.1, "batch_size": 16, "patience": 5, "swa_start": 1,
-       "swa_lr": 0.01, "clip_norm": 1.0, "clip_value": 1.0, "metric": "accuracy"}
-RESOLVED = ("hidden", "dropout", "batch_size")  # None means the sizing rule, whose choice is recorded
+SET = {"neutral_label": "maybe", "hidden": [16], "dropout": 0.3, "batch_size": 16, "patience": 5, "swa_start": 1,
+       "swa_lr": 0.01, "clip_norm": 1.0, "clip_value": 1.0, "metric": "accuracy", "members": 4, "lr": 0.01}
+RESOLVED = ("hidden", "dropout", "batch_size", "members", "lr")  # None: the rule, whose choice is recorded
 
 
 def optional_settings() -> list[tuple[str, str]]:

@@ -280,7 +280,7 @@ def _(w: Where) -> Case:
 
 @kind("lr-not-a-number")
 def _(w: Where) -> Case:
-    return Case(train(w, good(w), "--lr", "fast"), usage_error("argument --lr: expected float, got 'fast'"))
+    return Case(train(w, good(w), "--lr", "fast"), usage_error("argument --lr: expected float or none, got 'fast'"))
 
 
 @kind("batch-size-0")

@@ -96,7 +96,7 @@ def test_metrics_one_json_line_per_epoch(bc):
         others = set(r) - {"epoch", "lr", "grad_norm"}
         assert all(k.startswith(("train_", "val_")) for k in others), others
         assert all(math.isfinite(v) for v in r.values())
-        assert r["lr"] == TrainConfig().lr == 3e-4
+        assert r["lr"] == 2e-3  # TabM's own rate: TrainConfig().lr is None, the rule
     # the best epoch is the one with the lowest val_loss, and the results record it
     best = min(rows, key=lambda r: r["val_loss"])
     assert (bc.results["best_epoch"], bc.results["best_value"]) == (best["epoch"], best["val_loss"])
@@ -114,7 +114,7 @@ def test_splits_partition_the_data_rows(bc):
 def test_config_and_model_record(bc):
     config = read_json(bc.run_dir / "config.json")
     assert (config["task"], config["source"], config["data"]["target"]) == ("binary", str(bc.csv), "diagnosis")
-    assert config["train"]["seed"] == 0 and config["train"]["batch_size"] == 32
+    assert config["train"]["seed"] == 0 and config["train"]["batch_size"] == 64  # TabM's rule below 4,000 rows
     model = read_json(bc.run_dir / "model.json")
     assert (model["format"], model["task"], model["target"]) == ("nnrecipe-model", "binary", "diagnosis")
     assert model["classes"] == ["benign", "malignant"]

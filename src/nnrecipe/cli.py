@@ -19,7 +19,7 @@ from .logs import quiet
 
 # Flags that the train command takes from each config dataclass (the rest keep their defaults).
 DATA_FLAGS = ("task", "categorical", "numeric", "drop", "scaling", "balance", "neutral_label", "val_fraction",
-              "test_fraction")
+              "test_fraction", "split")
 
 
 class _Parser(argparse.ArgumentParser):

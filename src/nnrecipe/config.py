@@ -16,6 +16,14 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adamax", "adagrad")
 SCHEDULES = ("constant", "step", "exponential", "plateau", "onecycle", "cosine")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "prelu", "rrelu", "tanh", "sigmoid")
 PRECISIONS = ("32", "bf16", "fp16")
+TABLE_MODELS = ("auto", "mlp", "tabm")
+# 3e-4 rather than Adam's 1e-3 (Kingma & Ba 2015): Karpathy's "3e-4 is the best learning rate for Adam"
+# (2016; his recipe: "Adam with a learning rate of 3e-4 ... is safe"); on benchmarks/tabular.py's tables,
+# over 10 seeds, it raised the MLP's test accuracy on breast cancer 0.9779 -> 0.9814 and digits 0.9744 ->
+# 0.9752, and diabetes' R^2 0.428 -> 0.454. A model with its authors' rate (TabM) brings its own.
+DEFAULT_LR = 3e-4
+# DataConfig.split: COL names a column of the table (docs/recipe.md, "Splits")
+SPLIT_CHOICES = ("auto", "random", "stratified", "time:COL", "group:COL")
 
 
 def _f(default: Any, help: str) -> Any:
@@ -32,12 +40,15 @@ class DataConfig:
     drop: tuple[str, ...] = _f((), "columns to leave out")
     scaling: str = _f("standard", "numeric columns: standard (mean 0, std 1) | minmax ([-1, 1]) | robust "
                                   "(median and IQR, for heavy outliers)")
-    balance: str = _f("auto", "auto | none | weights | oversample | undersample (D6; auto: class weights from "
-                               "a 3:1 imbalance on)")
+    balance: str = _f("auto", "auto | none | weights | oversample | undersample (D6; auto follows --metric: class "
+                               "weights from a 3:1 imbalance on for balanced_accuracy and macro_f1, none otherwise)")
     neutral_label: str | None = _f(None, "a target value meaning 'unsure' (D7): those rows stay out of training "
                                          "and get predicted labels in review.csv")
     val_fraction: float = _f(0.15, "share of rows held out for validation (early stopping)")
     test_fraction: float = _f(0.15, "share of rows held out for the final test")
+    split: str = _f("auto", "how rows go to train, validation and test: auto (stratified for classes, else random) "
+                            "| random | stratified | time:COL (the earliest rows by COL train, the latest test) | "
+                            "group:COL (each value of COL, an ID such as a patient, in one split only)")
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
@@ -47,10 +58,39 @@ class DataConfig:
             v = getattr(self, name)
             if not 0.0 < v < 0.5:
                 raise ConfigError(f"{name}={v} is not allowed; choose a fraction in (0, 0.5)")
+        self._check_split()
+
+    def _check_split(self) -> None:
+        """split: one of SPLIT_CHOICES, a column named after time: and group:."""
+        if not isinstance(self.split, str):
+            raise ConfigError(f"split={self.split!r} is not allowed; choose one of: {', '.join(SPLIT_CHOICES)}")
+        kind, colon, column = self.split.partition(":")
+        if not colon and kind in ("time", "group"):
+            raise ConfigError(f"split={self.split!r} needs a column: {kind}:COL, such as {kind}:"
+                              f"{'date' if kind == 'time' else 'patient_id'}")
+        if (colon and kind not in ("time", "group")) or (not colon and kind not in ("auto", "random", "stratified")):
+            close = did_you_mean(self.split, ("auto", "random", "stratified", f"time:{column}", f"group:{column}"))
+            raise ConfigError(f"split={self.split!r} is not allowed{close}; choose one of: {', '.join(SPLIT_CHOICES)}")
+        if colon and not column.strip():
+            raise ConfigError(f"split={self.split!r} names no column; give one after the colon, such as {kind}:"
+                              f"{'date' if kind == 'time' else 'patient_id'}")
+
+    @property
+    def split_kind(self) -> str:
+        """auto | random | stratified | time | group."""
+        return self.split.partition(":")[0]
+
+    @property
+    def split_column(self) -> str | None:
+        """The column of a time: or group: split, else None."""
+        return self.split.partition(":")[2] or None
 
 
 @dataclass(frozen=True)
 class ModelConfig:
+    model: str = _f("auto", "the network for tables: auto | mlp | tabm (TabM: k MLPs sharing weights, trained as an "
+                            "ensemble; docs/recipe.md says when auto picks which)")
+    members: int | None = _f(None, "TabM's members k; default: the rule (docs/recipe.md)")
     hidden: tuple[int, ...] | None = _f(None, "hidden widths, e.g. 128,64; default: the sizing rule (README)")
     activation: str = _f("relu", "hidden activation: " + ", ".join(ACTIVATIONS))
     dropout: float | None = _f(None, "dropout after each hidden layer, 0 to switch off; default: the rule "
@@ -61,8 +101,11 @@ class ModelConfig:
                            "outliers, M3)")
 
     def __post_init__(self) -> None:
+        check_choice("model", self.model, TABLE_MODELS)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("init", self.init, ("normal", "uniform"))
+        if self.members is not None and self.members < 1:
+            raise ConfigError(f"members={self.members} is not allowed; choose 1 or more")
         check_choice("loss", self.loss, ("auto", "mse", "huber", "mae"))
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} is not allowed; choose a value in [0, 1)")
@@ -81,11 +124,8 @@ class TrainConfig:
     epochs: int = _f(200, "upper bound on epochs; early stopping usually ends sooner")
     batch_size: int | None = _f(None, "rows per step; default: the sizing rule (README)")
     optimizer: str = _f("adam", "one of: " + ", ".join(OPTIMIZERS))
-    # 3e-4 rather than Adam's 1e-3 (Kingma & Ba 2015): Karpathy's "3e-4 is the best learning rate for Adam"
-    # (2016; his recipe: "Adam with a learning rate of 3e-4 ... is safe"); on benchmarks/tabular.py's tables,
-    # over 10 seeds, it raised test accuracy on breast cancer 0.9779 -> 0.9814 and digits 0.9744 -> 0.9752,
-    # and diabetes' R^2 0.428 -> 0.454
-    lr: float = _f(3e-4, "learning rate (Adam at 3e-4: the README says why)")
+    lr: float | None = _f(None, "learning rate; default: the rule (Adam at 3e-4, TabM at its authors' 2e-3: "
+                                "docs/recipe.md says why)")
     weight_decay: float = _f(0.0, "L2 penalty / decoupled decay for adamw (M9), on weights of 2+ dimensions only "
                                   "(no decay on biases and norm layers: He et al. 2019)")
     decay_all: bool = _f(False, "also decay biases and normalization layers (default: weights of 2+ dimensions only)")
@@ -139,7 +179,7 @@ class TrainConfig:
             raise ConfigError(f"epochs={self.epochs} is not allowed; choose 1 or more")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} is not allowed; choose 1 or more")
-        if not (self.lr >= 0 and math.isfinite(self.lr)):
+        if self.lr is not None and not (self.lr >= 0 and math.isfinite(self.lr)):
             raise ConfigError(f"lr={self.lr} is not allowed; choose a finite rate >= 0")
         if self.cv_folds < 1:
             raise ConfigError(f"cv_folds={self.cv_folds} is not allowed; choose 1 (one model) or more (an ensemble)")

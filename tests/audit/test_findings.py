@@ -58,9 +58,10 @@ def test_one_to_fifty_imbalance_warns_with_the_long_tail():
     assert v.summary == ("2 classes: 'common' 1000, 'rare' 20; the largest outnumbers the smallest 50 to 1; "
                          "long tail: 'rare' (20 rows)")
     assert v.evidence["imbalance_ratio"] == 50 and v.evidence["counts"] == {"common": 1000, "rare": 20}
-    assert v.fix == ("train weights the classes by inverse frequency (--balance auto, from 3:1); collect more rows "
-                     "of the tail classes, or try --balance oversample, and judge the model by per-class recall, not "
-                     "accuracy (predicting the largest class alone scores 98.0%)")
+    assert v.fix == ("judge the model by per-class recall on the test rows (train's summary.txt shows it, and "
+                     "report.html beside this finding), not by accuracy alone (predicting the largest class alone scores 98.0%); "
+                     "when every class counts alike, train with --metric balanced_accuracy (or macro_f1), which weights "
+                     "the classes by inverse frequency (--balance auto), and collect more rows of the tail classes")
 
 
 def test_text_lengths_suggest_a_maximum_covering_95_percent():

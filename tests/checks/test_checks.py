@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nnrecipe.checks import check_init_loss, check_overfit_batch
-from nnrecipe.config import ModelConfig, TrainConfig
+from nnrecipe.config import DEFAULT_LR, ModelConfig, TrainConfig
 from nnrecipe.models import init_weights, make_mlp
 from nnrecipe.tasks import Task, create_task
 from nnrecipe.models.mlp import MLP
@@ -176,7 +176,7 @@ def test_c1_passes_on_the_healthy_model():
     v = c1(model, head, x, y, TrainConfig())
     ev = v.evidence
     assert (v.id, v.name, v.status, v.fix) == ("C1", "overfit one batch", "pass", "")
-    assert ev["rows"] == 16 and ev["lr"] == TrainConfig().lr and ev["n_frozen"] == 0
+    assert ev["rows"] == 16 and ev["lr"] == DEFAULT_LR and ev["n_frozen"] == 0
     assert ev["loss_end"] <= ev["target"] == round(0.01 * ev["loss_start"], 6)
     assert ev["steps"] < 1000
     assert re.fullmatch(rf"the loss on 16 rows fell from {ev['loss_start']:.4f} to \d\.\d\de-0\d in "

@@ -82,6 +82,6 @@ def test_default_dropout_is_off_for_regression_because_it_costs_accuracy(tmp_pat
     assert default_dropout("regression") == 0.0
     frame = small_table(task="regression")
     cfg = TrainConfig(epochs=100, patience=None)
-    rmse = {d: train_table(frame, "y", out=tmp_path, train_config=cfg, model_config=ModelConfig(dropout=d)).metric[1]
+    rmse = {d: train_table(frame, "y", out=tmp_path, train_config=cfg, model_config=ModelConfig(model="mlp", dropout=d)).metric[1]
             for d in (0.0, 0.2)}
     assert rmse[0.2] > 1.5 * rmse[0.0]

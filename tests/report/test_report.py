@@ -16,7 +16,8 @@ SECTIONS = ["verdicts", "curves", "labels", "errors", "worst", "watch", "inputs"
 
 
 def test_the_sections_come_in_the_recipes_order(classification_run, page):
-    assert page(classification_run / "report.html").sections == ["test", *SECTIONS]  # classes: the test rows first
+    # the network beside the simple models first (issue 18), then (classes) the test rows per class
+    assert page(classification_run / "report.html").sections == ["baselines", "test", *SECTIONS]
 
 
 def test_the_test_rows_per_class_are_results_jsons(classification_run, page):
@@ -88,7 +89,7 @@ def test_the_report_is_made_again_from_the_run_folder_alone(classification_run, 
     (copy / "report.html").unlink()
     assert write_report(copy) == copy / "report.html"
     again, first = page(copy / "report.html"), page(classification_run / "report.html")
-    assert again.sections == ["test", *SECTIONS]
+    assert again.sections == ["baselines", "test", *SECTIONS]
     assert again.images == first.images  # the same figures, byte for byte
 
 
@@ -97,7 +98,7 @@ def test_regression_shows_the_residuals_and_the_largest_errors(regression_run, p
     check_images(p, at_least=5)
     text = "".join(p.text)
     assert "Residuals on the validation rows" in text and "largest absolute error first" in text
-    assert p.sections == SECTIONS
+    assert p.sections == ["baselines", *SECTIONS]
 
 
 def test_a_run_folder_from_before_the_journal_still_gets_a_report(tmp_path, page, check_images):

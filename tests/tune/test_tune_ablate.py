@@ -26,21 +26,21 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_one_setting_varies_and_the_base_is_the_control(base: Path):
     result = ablate(base, parse_vary(["lr=1e-2"]), seeds=2)
     assert [(r["variable"], r["value"], r["seed"], r["control"]) for r in result.rows] == [
-        ("lr", 3e-4, 0, True), ("lr", 3e-4, 1, True), ("lr", 1e-2, 0, False), ("lr", 1e-2, 1, False)]
+        ("lr", 2e-3, 0, True), ("lr", 2e-3, 1, True), ("lr", 1e-2, 0, False), ("lr", 1e-2, 1, False)]  # TabM's rate
     assert result.rows[0]["run_dir"] == str(base)  # the base run is its own seed's control, not trained again
     for row in result.rows[1:]:
         run = Path(row["run_dir"])
         assert run.parent == result.folder
         parent = read_json(run / "journal.json")["parent"]
         assert parent["run"] == base.name
-        changed = {"train.lr": [3e-4, row["value"]]} if not row["control"] else {}
+        changed = {"train.lr": [2e-3, row["value"]]} if not row["control"] else {}
         if row["seed"] != 0:
             changed["train.seed"] = [0, row["seed"]]
         assert parent["changed"] == changed
         assert read_json(run / "config.json")["train"]["lr"] == row["value"]
     lines = result.table.splitlines()
     assert lines[0].split() == ["setting", "value", "runs", "val_loss", "(best)", "test", "accuracy"]
-    assert lines[1].startswith("lr") and "0.0003 (base)" in lines[1] and " 2 " in lines[1] and "+-" in lines[1]
+    assert lines[1].startswith("lr") and "0.002 (base)" in lines[1] and " 2 " in lines[1] and "+-" in lines[1]
     assert lines[2].split()[:3] == ["lr", "0.01", "2"]
     assert (result.folder / "ablation.txt").read_text() == result.table
     assert len(read_json(result.folder / "ablation.json")["runs"]) == 4

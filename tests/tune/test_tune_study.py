@@ -216,8 +216,8 @@ def test_a_study_resumed_with_another_space_is_refused(table, tmp_path: Path):
 
 
 def test_the_refit_keeps_its_trials_batch_size(tmp_path: Path):
-    """4,900 rows: the trial's 3,430 training rows size a default batch of 32 (under 4,000 rows); the
-    refit's 4,165 training and validation rows would size 64, and the trial's epoch count is for 32."""
+    """4,900 rows: the trial's 3,430 training rows size TabM's batch of 64 (under 4,000 rows); the
+    refit's 4,165 training and validation rows would size 256, and the trial's epoch count is for 64."""
     csv, space = tmp_path / "rows.csv", tmp_path / "space.yaml"
     small_table(4900).to_csv(csv, index=False)
     space.write_text(SPACE)
@@ -225,10 +225,10 @@ def test_the_refit_keeps_its_trials_batch_size(tmp_path: Path):
                         train_config=TrainConfig(epochs=1, device="cpu"))
     refit = read_json(result.refit.run_dir / "config.json")
     trial = read_json(Path(refit["refit"]["trial_run"]) / "config.json")
-    assert trial["train"]["batch_size"] == refit["train"]["batch_size"] == 32
+    assert trial["train"]["batch_size"] == refit["train"]["batch_size"] == 64
     # recorded on the trial too: on a shared study its folder may be on another machine
     stored = optuna.load_study(study_name=result.study, storage=result.storage).trials[0]
-    assert stored.user_attrs["batch_size"] == 32
+    assert stored.user_attrs["batch_size"] == 64
     assert read_json(result.refit.run_dir / "results.json")["rows"]["train"] == 4165
 
 

@@ -179,7 +179,37 @@ def _probe(setup: Setup) -> tuple[list[torch.Tensor], torch.Tensor]:
             outs.append(out.detach().float())
             if not any(torch.is_floating_point(t) for t in x):
                 break  # integer inputs cannot be scaled
+        outs += _last_layer_scaled(model, x)
     return outs, y
+
+
+def _last_layer_scaled(model: nn.Module, x: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    """The outputs with the output of the last layer that has weights (the last one the forward runs)
+    shifted by +-100: inputs scaled up say nothing of a model whose input encoding saturates
+    (piecewise-linear embeddings, a clamp) and whose outputs then stay small at init whatever its last
+    layer; what follows that layer (an activation, a mean of members) bounds the outputs or not (a shift,
+    not a scale: a scaled output near 0 stays near 0). Empty when no layer with weights runs."""
+    order: list[nn.Module] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: order.append(m)) for m in model.modules()
+             if any(True for _ in m.parameters(recurse=False))]
+    try:
+        model(*x)
+    finally:
+        for h in hooks:
+            h.remove()
+    if not order:
+        return []
+    outs = []
+    for shift in (100.0, -100.0):
+        hook = order[-1].register_forward_hook(
+            lambda m, i, o, shift=shift: o + shift if isinstance(o, torch.Tensor) else o)
+        try:
+            out = main_output(model(*x))
+        finally:
+            hook.remove()
+        if isinstance(out, torch.Tensor):
+            outs.append(out.detach().float())
+    return outs
 
 
 def _outputs(setup: Setup, notes: dict[str, Any]) -> list[Verdict]:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from ..steps import main_output
+from ..steps import Step, as_batch, main_output
 from .setup import measured_loss
 from .verdict import Inputs, Verdict, as_tuple
 
@@ -64,7 +64,8 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
             else:
                 # the loss this step computes anyway is the one judged: the loss after step - 1 updates,
                 # as with a caller's train_step (an extra forward per check cost C1 a third more)
-                loss = loss_fn(main_output(probe(*x)).float(), y)  # type: ignore[misc]
+                # the training step's loss (an ensemble's: its members' losses, steps/step.py)
+                loss, _ = Step(loss_fn).loss(probe, as_batch((*x, y)))
                 last = float(loss.detach())
                 first = last if first is None else first
                 if last > TARGET * first:  # not there yet: update (no update once the target is met)

@@ -87,7 +87,7 @@ class Setup:
             out = self.train_step(model, opt, batch)  # a Scheduled step when the caller has a schedule
             return float(out.detach() if isinstance(out, torch.Tensor) else out) if out is not None else float("nan")
         opt.zero_grad(set_to_none=True)
-        loss = self.loss_fn(main_output(model(*batch[:-1])).float(), batch[-1])  # type: ignore[misc]
+        loss, _ = Step(self.loss_fn).loss(model, as_batch(batch))  # an ensemble trains on its members' losses
         loss.backward()
         opt.step()
         return float(loss.detach())

@@ -31,7 +31,7 @@ from ..io import temp_path
 from . import cache as table_cache
 from .load import _check_file, read_table
 from .schema import Schema, check_labels, check_target, infer_columns, infer_task
-from .split import split_indices
+from .split import make_split
 from .transforms import TablePreprocessor, _scale, _scaled, label_strings, to_numbers, written_as
 
 log = logging.getLogger("nnrecipe")
@@ -57,6 +57,9 @@ class PreparedTable:
     neutral_rows: list[int] = field(default_factory=list)  # D7: data rows holding the neutral label
     source: Path | None = None
     content_key: str | None = None  # the file's SHA-256 (cache.content_key), for the run's record
+    # a group split (--split group:COL): each row's group code, in split order; T14's folds keep groups whole
+    groups: np.ndarray | None = None
+    split: str = "auto"  # DataConfig.split, as asked for
     # the table as read (every row), when this preparation read it (not from the cache): train's audit
     # takes it instead of reading and hashing the file again; never stored
     frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
@@ -146,9 +149,7 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
     if task in ("binary", "multiclass"):  # codes in the sorted order of the labels' strings
         labels, uniques = pd.factorize(label_strings(y_raw).to_numpy(dtype=object), sort=True)
         classes = [str(c) for c in uniques]
-    splits = split_indices(labels, len(df), cfg.val_fraction, cfg.test_fraction, seed, classes,
-                           where=f"file '{path}'" if path is not None else "the table", target=cfg.target,
-                           rows=len(all_rows))
+    splits, groups = make_split(df, cfg, task, labels, classes, seed, path, rows=len(all_rows))
     order = np.concatenate([splits[s] for s in SPLITS])
     pre = TablePreprocessor.fit(df.iloc[splits["train"]], schema.kinds, cfg.scaling)
     # the transform works row by row: the whole table at once, then the rows in split order, equals each
@@ -159,7 +160,8 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
     prep = PreparedTable(
         task, task_reason, schema, pre, classes, target_scale, df.index.to_numpy(dtype=np.int64)[order],
         {s: len(splits[s]) for s in SPLITS}, torch.from_numpy(features),
-        torch.from_numpy(codes) if codes is not None else None, y_all[torch.from_numpy(order)], neutral, path)
+        torch.from_numpy(codes) if codes is not None else None, y_all[torch.from_numpy(order)], neutral, path,
+        groups=groups[order] if groups is not None else None, split=cfg.split)
     prep.frame = all_rows
     return prep
 
@@ -222,11 +224,13 @@ def _store(prep: PreparedTable, file: Path, notices: list[tuple[int, str]]) -> N
 
     meta = {"task": prep.task, "task_reason": prep.task_reason, "schema": prep.schema.to_dict(),
             "pre": prep.pre.to_dict(), "classes": prep.classes, "target_scale": prep.target_scale,
-            "counts": prep.counts, "neutral_rows": prep.neutral_rows, "notices": notices,
+            "counts": prep.counts, "neutral_rows": prep.neutral_rows, "notices": notices, "split": prep.split,
             "source": str(prep.source)}
     tensors = {"rows": torch.from_numpy(prep.rows), "features": prep.features, "y": prep.y}
     if prep.codes is not None:
         tensors["codes"] = prep.codes
+    if prep.groups is not None:
+        tensors["groups"] = torch.from_numpy(prep.groups)
     tensors = {k: v.contiguous() for k, v in tensors.items()}
     # safetensors has no checksums: a CRC-32 per tensor (2 GB/s here, against 0.5-1 GB/s for SHA-256 and
     # BLAKE2b) makes bits damaged on disk a miss instead of wrong features
@@ -261,7 +265,8 @@ def _load(file: Path, path: Path) -> PreparedTable | None:
         schema = Schema(**meta["schema"])
         prep = PreparedTable(meta["task"], meta["task_reason"], schema, TablePreprocessor.from_dict(meta["pre"]),
                              meta["classes"], meta["target_scale"], t["rows"].numpy(), meta["counts"],
-                             t["features"], t.get("codes"), t["y"], meta["neutral_rows"], path)
+                             t["features"], t.get("codes"), t["y"], meta["neutral_rows"], path,
+                             groups=t["groups"].numpy() if "groups" in t else None, split=meta.get("split", "auto"))
         if len(prep.rows) != sum(prep.counts.values()) or len(prep.features) != len(prep.rows):
             raise ValueError("row counts disagree")
     except Exception as e:  # a damaged cache file is a miss, never an error

@@ -194,6 +194,10 @@ def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | N
         if col in cfg.drop:
             schema.dropped[col] = "--drop"
             continue
+        if cfg.split_kind == "group" and col == cfg.split_column and col not in (*cfg.numeric, *cfg.categorical):
+            # an identifier (a patient, a user): its values are never seen again in the held-out rows
+            schema.dropped[col] = "the group column of --split (an identifier); --categorical keeps it"
+            continue
         s = df[col]
         kind, why = _kind(s, col, cfg)
         if kind == "decimal commas":

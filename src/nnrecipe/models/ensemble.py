@@ -33,12 +33,18 @@ class Ensemble(nn.Module):
                      "members": [m.spec for m in members]}  # type: ignore[attr-defined]
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        outs = torch.stack([m(*inputs) for m in self.members])
-        log_k = math.log(len(self.members))
-        if self.activation == "softmax":
-            return torch.logsumexp(torch.log_softmax(outs, dim=-1), dim=0) - log_k
-        if self.activation == "sigmoid":
-            log_p = torch.logsumexp(nn.functional.logsigmoid(outs), dim=0) - log_k
-            log_q = torch.logsumexp(nn.functional.logsigmoid(-outs), dim=0) - log_k
-            return log_p - log_q
-        return outs.mean(0)
+        return mean_prediction(torch.stack([m(*inputs) for m in self.members]), self.activation)
+
+
+def mean_prediction(outs: torch.Tensor, activation: str, dim: int = 0) -> torch.Tensor:
+    """The mean prediction of members' raw outputs stacked along `dim`, in the raw form of one output:
+    log of the mean probability for softmax (a valid set of logits), log-odds of the mean probability for
+    sigmoid, both by log-sum-exp (no probability is rounded to 0 or 1 on the way); the mean value else."""
+    log_k = math.log(outs.shape[dim])
+    if activation == "softmax":
+        return torch.logsumexp(torch.log_softmax(outs, dim=-1), dim=dim) - log_k
+    if activation == "sigmoid":
+        log_p = torch.logsumexp(nn.functional.logsigmoid(outs), dim=dim) - log_k
+        log_q = torch.logsumexp(nn.functional.logsigmoid(-outs), dim=dim) - log_k
+        return log_p - log_q
+    return outs.mean(dim)

@@ -15,7 +15,10 @@ training (README: the T14 table). Members are numbered from 1, as the verdicts n
 in the run folder itself (its curves, watch and checkpoints are the run's, as a single model's are),
 member n > 1 in members/n/. A member that finished leaves members/n/model.safetensors and then
 members/n/member.json, so a resumed run loads the finished members and resumes the interrupted one from
-its own checkpoint. (In the code, k = n - 1 indexes the folds.)"""
+its own checkpoint. (In the code, k = n - 1 indexes the folds.)
+
+With --split group:COL the folds hold out whole groups, as the split does (GroupKFold; StratifiedGroupKFold
+for classes); a time split takes no folds (check_split says why)."""
 
 from __future__ import annotations
 
@@ -44,14 +47,34 @@ log = logging.getLogger("nnrecipe")
 MIN_HELD_OUT = 5  # rows each fold holds out: fewer give a member nothing to stop early on
 
 
-def resolve_folds(requested: int, pooled: int) -> int:
+def resolve_folds(requested: int, pooled: int, split: str = "auto") -> int:
     """The number of members, `requested` (cv_folds), checked against the `pooled` training and
-    validation rows: each fold must hold out MIN_HELD_OUT of them."""
+    validation rows: each fold must hold out MIN_HELD_OUT of them; and against the data's `split`
+    (DataConfig.split): a time split takes no folds (check_split)."""
+    check_split(requested, split)
     if requested > 1 and pooled < requested * MIN_HELD_OUT:
         raise ConfigError(f"cv_folds={requested}: the {pooled} training and validation rows leave each of "
                           f"{requested} folds fewer than {MIN_HELD_OUT} rows to stop early on; choose at most "
                           f"{max(1, pooled // MIN_HELD_OUT)} folds, or 1 for one model")
     return requested
+
+
+def check_split(folds: int, split: str, groups: np.ndarray | None = None) -> None:
+    """T14 with --split: a time split takes no folds (a member would train on rows later than the fold it
+    stops early on, and K-fold's promise, every pooled row held out once by a member that trained on the
+    rest, cannot hold forward in time: forward-chaining folds would hold the earliest rows out of no fold);
+    a group split needs at least `folds` groups among the pooled rows (`groups`: their codes)."""
+    if folds <= 1:
+        return
+    if split.startswith("time:"):
+        raise ConfigError(f"cv_folds={folds} does not go with --split {split}: cross-validation folds would train "
+                          "members on rows later than the rows they are judged on; pass --cv-folds 1 (the time split's "
+                          "validation rows follow its training rows), or a random or group split for the ensemble")
+    if groups is not None and len(np.unique(groups)) < folds:
+        found = len(np.unique(groups))
+        raise ConfigError(f"cv_folds={folds} with --split {split}: the training and validation rows hold {found} "
+                          f"groups, fewer than the {folds} folds that each hold out whole groups; choose at most "
+                          f"{found} folds (--cv-folds), or 1 for one model")
 
 
 @dataclass
@@ -83,7 +106,11 @@ class CrossFit:
         self.data_rows = [*prepared.rows["train"], *prepared.rows["val"]]
         task = prepared.task.name
         self.codes = self.rows[-1].view(-1).long().numpy() if task in ("binary", "multiclass") else None
-        self.held_out = fold_indices(self.codes, len(self.data_rows), self.folds, self.seed)
+        # a group split (--split group:COL): each fold holds out whole groups, as the split held them out
+        groups = getattr(prepared.data, "groups", None)
+        groups = groups[:len(self.data_rows)] if groups is not None else None  # train, then val: the pooled rows
+        check_split(self.folds, getattr(prepared.data, "split", "auto"), groups)
+        self.held_out = fold_indices(self.codes, len(self.data_rows), self.folds, self.seed, groups)
 
     def split(self, k: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
         """Member k's training rows (resampled when the run over- or undersamples, D6) and its fold."""

@@ -24,16 +24,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checks import Diagnosis, Verdict, check_init_loss
+from ..checks import Diagnosis, Verdict, check_init_loss, check_simple_models, fit_simple_models
 from ..checks.curves import check_longer
 from ..checks.doctor import c2_init_loss, doctor, resolve_checks
-from ..config import REFIT_SETTINGS, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from ..config import DEFAULT_LR, REFIT_SETTINGS, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..errors import CheckpointError, ConfigError, TrainingError, check_choice
 from ..io import atomic_write, read_json_or_none, sweep_temp, write_json
 from ..models import Ensemble, save_model
 from ..repro import environment
+from ..data.balance import BALANCED_METRICS
 from ..data.prepare import SPLITS
 from ..tasks import Task, classification_report, create_task
+from ..tasks.metrics import ALIASES
 from ..track import check_parent, new_run_dir
 from ..track.journal import write_journal
 from ..track.recorder import RunRecorder, now
@@ -67,6 +69,7 @@ class Prepared:
     # the training split before D6's over- or undersampling, when it was resampled (T14 resamples per member)
     unbalanced: tuple[torch.Tensor, ...] | None = None
     held_back: Any = None  # rows kept out of training to be predicted for review (D7's neutral rows)
+    balance: str | None = None  # the D6 method used for classes (none, weights, oversample, undersample)
 
     def split(self, name: str) -> tuple[torch.Tensor, ...]:
         """A split's inputs and target, as the Trainer takes them."""
@@ -205,8 +208,9 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     if tcfg.metric is not None:
         task.metrics([tcfg.metric])  # a metric that does not apply to the task fails here, naming both
     model = recipe.build(prepared, mcfg, tcfg.seed, prepared.targets["train"], tcfg.deterministic)
+    tcfg = model_rules(tcfg, model, len(prepared.rows["train"]))
     # T14: a cross-validation ensemble when asked for (a refit trains one model on every row)
-    folds = resolve_folds(tcfg.cv_folds, len(prepared.rows["train"]) + len(prepared.rows["val"]))
+    folds = resolve_folds(tcfg.cv_folds, len(prepared.rows["train"]) + len(prepared.rows["val"]), dcfg.split)
 
     # -- the data audit (Karpathy's recipe: become one with the data), then the doctor's checks
     started = time.perf_counter()
@@ -232,12 +236,13 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     # -- fit (T1, T7, T8; T14, R2)
     config = {"data": to_dict(dcfg), "model": {**to_dict(mcfg), **_model_shape(model)}, "train": to_dict(tcfg),
               "lr_find": asked_lr_find, "task": task.name, "head": prepared.head, "loss": type(task.loss()).__name__,
+              "optimises": optimises(task, tcfg, prepared.head),
               **recipe.describe(data, prepared), "note": note, "kind": recipe.kind, "created": now(),
               **({"refit": {"trained_on": ["train", "val"], **refit}} if refit is not None else {})}
     if not resuming:  # the folder appears with the settings in it: resumable from the moment it exists
         run_dir = new_run_dir(opts.out, recipe.name(data, dcfg), config=config)
     recorder = RunRecorder(run_dir)
-    fit = Fit(recipe, prepared, model, mcfg, tcfg, opts, run_dir, folds, refit, dcfg.balance)
+    fit = Fit(recipe, prepared, model, mcfg, tcfg, opts, run_dir, folds, refit, prepared.balance or "none")
     if lr_find != "off":
         fit.find_lr(confirm=lr_find == "confirm")
     tcfg = fit.tcfg
@@ -273,6 +278,13 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     test = trainer.score(test_outputs, y_test)
     test = _finite({**test, **{k: fn(test_outputs, y_test) for k, fn in task.metrics(task.test_metrics).items()
                                if k not in test}})
+    # C4 after training: simple models on the same split, against the network on the same test rows
+    simple, fit_on = baselines(prepared, tcfg.seed)
+    if simple is not None:
+        v = check_simple_models(task, judged_metric(task.name, tcfg.metric), test_outputs, y_test, simple)
+        log.info("%s", v.line())
+        verdicts.append(v)
+        recorder.checks(verdicts)
     held_out = fit.out_of_fold() if fit.cv is not None else None
     if refit is None:  # a refit has trained on the validation rows: their predictions say nothing
         recipe.previews(run_dir, prepared, trainer.predict, held_out)
@@ -292,6 +304,8 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
                "environment": environment()}
     if task.name in ("binary", "multiclass", "multilabel"):
         results["test_report"] = classification_report(task, test_outputs, y_test, prepared.classes)
+    if simple is not None:
+        results["baselines"] = simple.record(fit_on)
     if fit.cv is not None:  # T14: best_epoch, best_value and epochs_run above are member 1's
         results["cv"] = {"folds": folds, "members": [m.summary() for m in members],
                          "out_of_fold": trainer.score(*held_out[:2])}  # type: ignore[index]
@@ -384,6 +398,16 @@ class Fit:
         return self.cv.out_of_fold(self.trainer, self.members)
 
 
+def model_rules(tcfg: TrainConfig, model: nn.Module, n_rows: int) -> TrainConfig:
+    """The training settings left to the rule (None) filled in for the model built: the learning rate and
+    batch size its authors train it with where it has them (`train_defaults(n_rows)`: TabM's), else Adam's
+    3e-4 (config.DEFAULT_LR) and the Trainer's batch-size rule. config.json records the values used."""
+    own = getattr(model, "train_defaults", None)
+    own = own(n_rows) if callable(own) else {}
+    return dataclasses.replace(tcfg, lr=tcfg.lr if tcfg.lr is not None else own.get("lr", DEFAULT_LR),
+                               batch_size=tcfg.batch_size if tcfg.batch_size is not None else own.get("batch_size"))
+
+
 def diagnose(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, checks: list[Any] | None = None,
              optimizer: torch.optim.Optimizer | None = None) -> Diagnosis:
     """The doctor on the recipe's own setup, before training: every check, C2 against the task's prior over
@@ -407,6 +431,50 @@ def diagnose(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, checks: li
     return diagnosis
 
 
+def optimises(task: Task, tcfg: TrainConfig, head: str) -> dict[str, str]:
+    """config.json's "optimises": the metric the run follows and is judged by, and why (issue 18)."""
+    metric = ALIASES.get(tcfg.metric, tcfg.metric) if tcfg.metric is not None else task.headline
+    stop = (f"--metric {metric}: early stopping and the best epoch follow val_{metric}" if tcfg.metric is not None
+            else f"no --metric: early stopping on the validation loss, judged by {metric}")
+    how = f"class balance {head}" if task.name in ("binary", "multiclass") else head
+    return {"metric": metric, "why": f"{stop}; {how}"}
+
+
+def judged_metric(task: str, metric: str | None) -> str:
+    """What C4 compares on the test rows: RMSE for regression; balanced accuracy when the run optimises a
+    balanced metric (balanced_accuracy, macro_f1); else accuracy (the share of labels right, multi-label)."""
+    if task == "regression":
+        return "rmse"
+    balanced = task in ("binary", "multiclass") and ALIASES.get(metric, metric) in BALANCED_METRICS
+    return "balanced_accuracy" if balanced else "accuracy"
+
+
+# The simple models fit on the training and validation rows (the training rows as they came, before D6's
+# resampling): they have no use for a validation set, and the network's use of it is to stop early. A
+# model fit on them is what a user would deploy; the network's way to train on them too is the R2 refit or
+# a T14 ensemble, which the fix of C4 names. A refit and a T14 run fit on the same rows as their network.
+BASELINE_SPLITS = "training and validation"
+
+
+def baselines(prepared: Prepared, seed: int) -> tuple[Any, str]:
+    """The simple models (checks/simple_models.py) fit on the pooled training and validation rows and scored
+    on the test rows, with the rows they were fit on in words; (None, '') for a task they do not serve."""
+    task = prepared.task
+    if task.name not in ("binary", "multiclass", "multilabel", "regression") or not len(prepared.targets["test"]):
+        return None, ""
+    train = prepared.unbalanced or prepared.split("train")
+    *inputs, y = tuple(torch.cat([a, b]) for a, b in zip(train, prepared.split("val")))
+    test = prepared.inputs["test"]
+    started = time.perf_counter()
+    simple = fit_simple_models(task, inputs[0], inputs[1] if len(inputs) > 1 else None, y, test[0],
+                               test[1] if len(test) > 1 else None, prepared.targets["test"], seed=seed,
+                               balanced=prepared.balance in ("weights", "oversample", "undersample"))
+    log.info("simple models on the test rows in %.2f s: %s %s", time.perf_counter() - started, task.headline,
+             ", ".join(f"{k} {x:.4g}" if (x := v.get(task.headline)) is not None else f"{k} -"
+                       for k, v in simple.scores.items()))
+    return simple, BASELINE_SPLITS
+
+
 def recorded_config(run_dir: Path, target: str
                     ) -> tuple[DataConfig, ModelConfig, TrainConfig, str, dict[str, Any] | None, str]:
     """The configs, the note, the refit (R2) settings and the LR range test a run recorded, for --resume."""
@@ -428,6 +496,8 @@ def recorded_config(run_dir: Path, target: str
 
 def summary(run: Run, data_lines: list[str]) -> str:
     """summary.txt: the run in a dozen lines."""
+    from ..report.build import baselines_line, ensemble_line, recall_line
+
     config, results = run.config, run.results
     name, value = run.metric
     model = config["model"]
@@ -442,7 +512,13 @@ def summary(run: Run, data_lines: list[str]) -> str:
         "epoch's weights kept" if config.get("refit") else
         f"training {results['epochs_run']} epochs; best epoch {results['best_epoch']} by {results['monitor']} "
         f"= {results['best_value']:.4f}; weights restored from it",
-        f"test     {name} {value:.4f}, loss {run.test['loss']:.4f}",
+        *([f"optimises {aim['metric']}: {aim['why']}"] if (aim := config.get("optimises")) else []),
+        f"test     {name} {value:.4f}"
+        + (f", balanced_accuracy {balanced:.4f}" if (balanced := run.test.get("balanced_accuracy")) is not None
+           else "") + f", loss {run.test['loss']:.4f}",
+        *([f"baselines {line}"] if (line := baselines_line(results.get("baselines"), run.test)) else []),
+        *([f"recall   per class on the test rows: {line}"] if (line := recall_line(results.get("test_report")))
+          else []),
         *data_lines,
         "data audit (audit.json)",
         *[f"  {v.line()}" for v in (run.audit or [])],
@@ -450,8 +526,6 @@ def summary(run: Run, data_lines: list[str]) -> str:
         *[f"  {v.line()}" for v in run.verdicts],
     ]
     if results.get("cv"):
-        from ..report.build import ensemble_line
-
         lines.insert(5, f"ensemble {ensemble_line(results['cv'])}")
     if config["note"]:
         lines.insert(1, f"note     {config['note']}")
@@ -461,7 +535,8 @@ def summary(run: Run, data_lines: list[str]) -> str:
 def _model_shape(model: nn.Module) -> dict[str, Any]:
     """config.json's record of the model built: its registry name and the settings the rules chose."""
     spec = getattr(model, "spec", {})
-    return {"name": spec.get("name"), **{k: spec[k] for k in ("hidden", "dropout") if k in spec}}
+    return {"name": spec.get("name"), **{k: spec[k] for k in ("hidden", "dropout") if k in spec},
+            **({"members": spec["k"]} if "k" in spec else {})}
 
 
 def _fresh(given: Sequence[Callback]) -> list[Callback]:

@@ -28,7 +28,8 @@ from ..data.schema import multilabel_frame, numeric_problems, target_columns
 from ..data.transforms import label_strings
 from ..errors import CheckpointError, DataError, did_you_mean_column, shorten
 from ..io import atomic_write, write_json
-from ..models import init_weights, load_model, make_mlp
+from ..models import load_model
+from ..models.tables import init_table_model, make_table_model
 from ..repro import seed_everything
 from ..tasks import Task, create_task
 from ..track.journal import label_counts
@@ -63,45 +64,48 @@ class TableRecipe(Recipe):
         prep, neutral = prepare_table(data, dcfg, tcfg.seed)
         X = {k: prep.inputs(k) for k in SPLITS}  # each a tuple: features[, codes]
         y = {k: prep.target(k) for k in SPLITS}
-        task, head, unbalanced = self._task(prep, y, X, dcfg, mcfg, tcfg.seed)
+        task, head, unbalanced, balance = self._task(prep, y, X, dcfg, mcfg, tcfg.seed, tcfg.metric)
         return Prepared(task, dcfg.target, X, y, {k: prep.data_rows(k) for k in SPLITS}, prep.classes, head, prep,
-                        prep.pre.feature_names, unbalanced, neutral)
+                        prep.pre.feature_names, unbalanced, neutral, balance=balance)
 
     @staticmethod
     def _task(prep: PreparedTable, y: dict[str, torch.Tensor], X: dict[str, tuple[torch.Tensor, ...]],
-              dcfg: DataConfig, mcfg: ModelConfig, seed: int) -> tuple[Task, str, tuple[torch.Tensor, ...] | None]:
-        """The task with its loss: D6 rebalancing for classes (resampling rewrites the training split),
-        M3's robust loss for a regression target with heavy outliers. Returns the task, why, and the
-        training split as it was before resampling (None when it was not resampled)."""
+              dcfg: DataConfig, mcfg: ModelConfig, seed: int, metric: str | None = None
+              ) -> tuple[Task, str, tuple[torch.Tensor, ...] | None, str | None]:
+        """The task with its loss: D6 rebalancing for classes, following the metric the run optimises
+        (resampling rewrites the training split), M3's robust loss for a regression target with heavy
+        outliers. Returns the task, why, the training split as it was before resampling (None when it was
+        not resampled) and the D6 method (None for regression and multi-label)."""
         name, n = prep.task, len(prep.classes)
         if name == "multilabel":
             return (create_task(name, n_classes=n), "multilabel: no rebalancing (each label's bias starts at its "
-                    "prior)", None)
+                    "prior)", None, None)
         if name == "regression":
             loss = mcfg.loss if mcfg.loss != "auto" else ("huber" if heavy_tailed(y["train"]) else "mse")
-            return create_task(name, loss=loss, target_scale=prep.target_scale), f"regression loss {loss}", None
+            return create_task(name, loss=loss, target_scale=prep.target_scale), f"regression loss {loss}", None, None
         codes = y["train"].view(-1).long().numpy()
-        method, why = resolve_balance(dcfg.balance, codes, n)
+        method, why = resolve_balance(dcfg.balance, codes, n, metric)
         log.info("class balance: %s (%s)", method, why)
         if method == "weights":
-            return create_task(name, n_classes=n, class_weights=class_weights(codes, n)), f"{method}: {why}", None
+            return (create_task(name, n_classes=n, class_weights=class_weights(codes, n)), f"{method}: {why}", None,
+                    method)
         unbalanced = None
         if method in ("oversample", "undersample"):
             unbalanced = (*X["train"], y["train"])
             rows = torch.from_numpy(resample(codes, method, seed))
             X["train"] = tuple(t[rows] for t in X["train"])
             y["train"] = y["train"][rows]
-        return create_task(name, n_classes=n), f"{method}: {why}", unbalanced
+        return create_task(name, n_classes=n), f"{method}: {why}", unbalanced, method
 
     def build(self, prepared: Prepared, mcfg: ModelConfig, seed: int, y_fit: torch.Tensor,
               deterministic: bool = False) -> nn.Module:
-        """The MLP the rules size for the table (M2, M10), initialised (M5; M6: the output bias at y_fit's
-        prior)."""
+        """The network for the table (models/tables.py: TabM unless --model mlp), sized by the rules (M2,
+        M10) and initialised (M5; M6: the output bias at y_fit's prior)."""
         prep: PreparedTable = prepared.data
         seed_everything(seed, deterministic)
-        model = make_mlp(prep.features.shape[1], prepared.task.out_features, prep.counts["train"], mcfg, prep.task,
-                         prep.pre.embeddings)
-        init_weights(model, prepared.task.output_bias(y_fit), distribution=mcfg.init)
+        model = make_table_model(mcfg, prep.task, prepared.inputs["train"][0], prepared.task.out_features,
+                                 prep.counts["train"], prep.pre.embeddings, prepared.task.activation)
+        init_table_model(model, prepared.task.output_bias(y_fit), distribution=mcfg.init)
         return model
 
     def audit(self, data: Any, prepared: Prepared, dcfg: DataConfig, tcfg: TrainConfig,

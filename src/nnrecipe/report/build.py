@@ -1,6 +1,7 @@
 """report.html: a run folder made readable in one page, from the folder alone (so `nnrecipe report RUN`
-makes it again at any time). Order: the recipe's verdicts first (what to fix), then the curves, the
-labels, the errors, the worst rows, the predictions over training, the inputs, and the record.
+makes it again at any time). Order: the network's test metrics beside the simple models' (C4), the test
+rows per class, the recipe's verdicts (what to fix), then the curves, the labels (with each class's recall on
+the test rows), the errors, the worst rows, the predictions over training, the inputs, and the record.
 
 Every section reads its own file and says what is missing when the file is not there (a run made before
 that file was recorded, or one that stopped early), so the report never fails on an older run."""
@@ -74,7 +75,8 @@ def verdicts(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _labels(path: Path, journal: dict[str, Any]) -> dict[str, Any]:
+def _labels(path: Path, journal: dict[str, Any], report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The D1 plot and each split's label counts, with each class's recall on the test rows beside them."""
     image = None
     plot = path / LABEL_PLOT
     if plot.is_file() and (data := plot.read_bytes())[:8] == PNG_SIGNATURE:
@@ -82,8 +84,11 @@ def _labels(path: Path, journal: dict[str, Any]) -> dict[str, Any]:
     labels = (journal.get("data") or {}).get("labels") or {}
     splits = list(labels)
     keys = list(dict.fromkeys(k for counts in labels.values() for k in counts))
-    rows = [{"label": k, **{s: _fmt(labels[s].get(k)) for s in splits}} for k in keys]
-    return {"image": image, "rows": rows, "columns": ["label", *splits]}
+    recall = dict(zip(map(str, report["classes"]), report["recall"])) if report and report.get("classes") else {}
+    shown = bool(recall) and any(k in recall for k in keys)
+    rows = [{"label": k, **{s: _fmt(labels[s].get(k)) for s in splits},
+             **({"test recall": _fmt(recall.get(k))} if shown else {})} for k in keys]
+    return {"image": image, "rows": rows, "columns": ["label", *splits, *(["test recall"] if shown else [])]}
 
 
 def _errors(frame: pd.DataFrame | None, task: str, classes: Sequence[str]) -> dict[str, Any]:
@@ -213,6 +218,75 @@ def ensemble_line(cv: dict[str, Any] | None) -> str:
             "the validation predictions (val_predictions.csv) are out of fold; the curves and watched rows are member 1's")
 
 
+# the simple models of results.json's "baselines" (checks/simple_models.py), as the page and summary.txt name them
+BASELINE_NAMES = {"majority": "majority", "mean": "mean", "logistic_regression": "LogisticRegression",
+                  "ridge": "Ridge", "hist_gradient_boosting": "HistGradientBoosting"}
+# the metrics the baselines line shows, of those the test rows have
+BASELINE_METRICS = ("accuracy", "balanced_accuracy", "rmse", "r2")
+RECALL_CLASSES = 10  # classes named in the recall line; more are counted
+
+
+def baselines_line(baselines: dict[str, Any] | None, test: dict[str, Any]) -> str:
+    """The network's test metrics beside the simple models' (C4 after training), in words; '' when the run
+    recorded none (an older run, a task they do not serve)."""
+    record: dict[str, Any] = baselines or {}
+    models = record.get("models") or {}
+    names = [k for k in BASELINE_METRICS if k in test]
+    if not models or not names:
+        return ""
+
+    def values(scores: dict[str, Any]) -> str:
+        return " / ".join(_metric(scores.get(k)) for k in names)
+
+    shown = ", ".join(f"{BASELINE_NAMES.get(m, m)} {values(v)}" for m, v in models.items())
+    rows, fit = record.get("rows"), record.get("fit_rows")
+    sampled = f", {fit} of them sampled for the linear model and the trees" if fit and rows and fit < rows else ""
+    skipped = "; ".join(f"{BASELINE_NAMES.get(m, m)} not scored ({why})"
+                        for m, why in (record.get("skipped") or {}).items())
+    return (f"{' / '.join(names)} on the test rows: network {values(test)}; {shown} (fit on the {rows} "
+            f"{record.get('fit_on', '')} rows{sampled})" + (f"; {skipped}" if skipped else ""))
+
+
+def _metric(v: Any) -> str:
+    """A metric as summary.txt's test line writes it (4 decimals), a large RMSE in full."""
+    if not isinstance(v, (int, float)):
+        return "-"
+    text = f"{v:.4f}" if abs(v) < 1000 else f"{v:.6g}"
+    return "0.0000" if text == "-0.0000" else text
+
+
+def recall_line(report: dict[str, Any] | None) -> str:
+    """Each class's (label's) recall on the test rows and its rows there, from results.json's test_report;
+    '' without one."""
+    if not report or not report.get("classes"):
+        return ""
+    pairs = list(zip(report["classes"], report["recall"], report["support"]))
+    shown = ", ".join(f"'{c}' {r:.3f} of {n}" for c, r, n in pairs[:RECALL_CLASSES])
+    return shown + (f" ... ({len(pairs) - RECALL_CLASSES} more in results.json)" if len(pairs) > RECALL_CLASSES else "")
+
+
+def _headline(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The network's test metrics beside the simple models' on the same rows: a table."""
+    models = (results.get("baselines") or {}).get("models") or {}
+    test = results.get("test") or {}
+    if not models or not test:
+        return None
+    columns = ["model", *test]
+    rows = [{"model": "the network", **{k: _fmt(v) for k, v in test.items()}},
+            *({"model": BASELINE_NAMES.get(m, m), **{k: _fmt(v.get(k)) for k in test}} for m, v in models.items())]
+    return {"rows": rows, "columns": columns, "text": baselines_line(results.get("baselines"), test)}
+
+
+def _with_recall(found: list[dict[str, Any]], report: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The audit's D1 finding (made before training) with the test rows' per-class recall after it: the
+    number an imbalance is judged by."""
+    line = recall_line(report)
+    if not line:
+        return found
+    return [{**v, "summary": f"{v['summary']} (after training, recall per class on the test rows: {line})"}
+            if v["origin"] == "audit" and v["id"] == "D1" else v for v in found]
+
+
 def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Everything report.html shows, read from the run folder."""
     run = read_run(run_dir)
@@ -224,20 +298,22 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
     classes = model.get("classes") or (watch or {}).get("classes") or (
         sorted(set(frame["target"].astype(str)) | set(frame["prediction"].astype(str))) if frame is not None else [])
     found = read_json_or_none(path / "lr_find.json")
-    all_verdicts = verdicts(path)
+    all_verdicts = _with_recall(verdicts(path), results.get("test_report"))
     return {
         "run": {"id": run.id, "note": run.note, "data": run.data, "target": config.get("data", {}).get("target"),
                 "task": task, "date": run.date, "test": {k: _fmt(v) for k, v in (results.get("test") or {}).items()},
                 "best": f"{results['best_epoch']} of {results.get('epochs_run')} by {run.monitor} = {_fmt(run.best)}"
                 + (" (member 1's)" if results.get("cv") else "") if results.get("best_epoch") else "",
-                "ensemble": ensemble_line(results.get("cv"))},
+                "ensemble": ensemble_line(results.get("cv")),
+                "optimises": "{metric}: {why}".format(**config["optimises"]) if config.get("optimises") else ""},
+        "headline": _headline(results),
         "verdicts": all_verdicts,
         "verdict_counts": {s: n for s in ("error", "fail", "warn", "pass", "skipped")
                            if (n := sum(v["status"] == s for v in all_verdicts))},
         "curves": plots.curves(run.history, results.get("best_epoch")) if run.history else None,
         "lr_find": {**found, "image": plots.lr_range(found), "suggestion": _fmt(found.get("suggestion"))}
         if found and found.get("lrs") else None,
-        "labels": _labels(path, run.journal),
+        "labels": _labels(path, run.journal, results.get("test_report")),
         "errors": _errors(frame, task, classes),
         "per_class": _per_class(results.get("test_report")),
         "worst": _worst(frame, task),

@@ -51,7 +51,20 @@ class Step:
         return batch.target
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, Any]:
-        """The training loss of one batch, and the model's outputs (for the metrics)."""
+        """The training loss of one batch, and the model's outputs (for the metrics). A model made of
+        members trained as separate models (TabM: `member_outputs` -> (N, k, out)) gets the mean of its
+        members' losses, each member against the whole batch (Gorishniy et al. 2025: trained on the mean
+        prediction instead, the members co-adapt and the ensemble's gain is lost); its outputs are the
+        mean prediction, as its forward gives it."""
+        members = getattr(model, "member_outputs", None)  # with combine(): (N, k, out) -> (N, out)
+        if members is not None and type(self).forward is Step.forward and not isinstance(batch.inputs, dict):
+            outs = members(*batch.inputs)
+            n, k = outs.shape[:2]
+            target = self.target(batch)
+            weight = None if batch.weight is None else batch.weight.reshape(-1).repeat_interleave(k)
+            loss = self.compute_loss(outs.reshape(n * k, *outs.shape[2:]),
+                                     None if target is None else target.repeat_interleave(k, dim=0), weight)
+            return loss, model.combine(outs.detach())
         outputs = self.forward(model, batch)
         return self.compute_loss(outputs, self.target(batch), batch.weight), outputs
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
-from ..config import TrainConfig
+from ..config import DEFAULT_LR, TrainConfig
 from ..errors import ConfigError
 
 OPTIMIZER_CLASSES: dict[str, type[torch.optim.Optimizer]] = {
@@ -28,7 +28,8 @@ OPTIMIZER_CLASSES: dict[str, type[torch.optim.Optimizer]] = {
 
 def _settings(cfg: TrainConfig) -> dict[str, Any]:
     """The constructor settings of cfg.optimizer from the config."""
-    name, settings = cfg.optimizer, {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    lr = cfg.lr if cfg.lr is not None else DEFAULT_LR  # None: the rule (a recipe fills in its model's own rate)
+    name, settings = cfg.optimizer, {"lr": lr, "weight_decay": cfg.weight_decay}
     if name == "sgd":
         settings.update(momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     elif name == "rmsprop":

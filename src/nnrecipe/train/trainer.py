@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
-from ..config import TrainConfig, monitor_mode
+from ..config import DEFAULT_LR, TrainConfig, monitor_mode
 from ..errors import ConfigError, TrainingError, did_you_mean
 from ..repro import seed_everything
 from ..steps import Batch, Step, as_batch, bind_step, call_model, main_output
@@ -91,7 +91,10 @@ class Trainer(TrainerState):
             raise ConfigError(f"resume={resume!r}; choose False (refuse a used run_dir), True or 'auto'")
         if isinstance(optimizer, str):
             config = dataclasses.replace(config or TrainConfig(), optimizer=optimizer)
-        self.config = cfg = config or TrainConfig()
+        cfg = config or TrainConfig()
+        if cfg.lr is None:  # the rule: a recipe fills in its model's own rate first; else Adam's safe 3e-4
+            cfg = dataclasses.replace(cfg, lr=DEFAULT_LR)
+        self.config = cfg
         self.device = resolve_device(cfg.device)
         self.model = model.to(self.device)
         self.loss_fn = loss_fn

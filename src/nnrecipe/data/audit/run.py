@@ -20,7 +20,7 @@ from ...io import write_json
 from ..load import read_table
 from ..prepare import PreparedTable, _prepare
 from ..schema import check_target
-from . import features, table
+from . import features, splits, table
 
 AUDIT_VERSION = 1
 PLOT = "label_distribution.png"
@@ -63,8 +63,9 @@ def audit(data: str | os.PathLike | pd.DataFrame, target: str, *, data_config: D
     """Audit a CSV/Parquet file (read as `train` reads it) or a DataFrame before training: D1 label
     distribution, D2 text lengths, D3 duplicates, corrupted rows, constant and ID-like columns, D8 feature
     scales, D4 conflicting labels and label noise (on a stratified sample of `noise_rows` rows past it),
-    leakage (rows shared between the split train makes, or with `test`, a second table; one column that
-    predicts the target), D5 data size against the model's, D15 clusters. `data_config`: the settings
+    leakage (rows shared between the split train makes, or with `test`, a second table; a date column that
+    orders the rows, or an ID column whose values are in training and test, under a random split; one
+    column that predicts the target), D5 data size against the model's, D15 clusters. `data_config`: the settings
     train would use (the split's fractions, --drop, --categorical ...), `seed` its seed. `out`: a folder
     for audit.json and the D1 plot. Raises DataError/ConfigError naming the input and the fix."""
     cfg = dataclasses.replace(data_config or DataConfig(), target=target)
@@ -121,6 +122,8 @@ def audit_frame(df: pd.DataFrame, cfg: DataConfig, seed: int, *, path: Path | No
     result.extend(d4)
     with clock("leakage splits"):
         result.append(features.split_overlap(prep, cfg.target))
+    with clock("leakage split kind"):  # time order and groups under a random split: only when they warn
+        result.extend(splits.split_findings(df, cfg, prep, cells.kinds, seed))
     if test is not None:
         with clock("leakage test table"):
             result.append(features.test_overlap(prep, test[0], cfg.target, test[1]))

@@ -28,8 +28,9 @@ from ..transforms import _as_numbers, label_strings, mean_std
 KARPATHY_DATA = "Karpathy's recipe ('Familiar with Data')"
 
 # D1: the long tail in Karpathy's recipe is "900 instances of good emotion against 10 of bad" (90:1) and
-# its imbalanced init example 1:10. From 10:1 the smallest class is a tail worth a warning; below it `train`'s class
-# weights (D6, from 3:1) handle it quietly. The clean tables of tests/audit read at most 1.7:1 (breast cancer).
+# its imbalanced init example 1:10. From 10:1 the smallest class is a tail worth a warning; below it the output bias
+# at the prior (M6), or the class weights of a run that optimises a balanced metric (D6, from 3:1), handle it
+# quietly. The clean tables of tests/audit read at most 1.7:1 (breast cancer).
 IMBALANCE_WARN = 10.0
 # D2: Karpathy's recipe, "set the appropriate maximum sequence length": the length that covers 95% of the rows.
 LENGTH_COVER = 95
@@ -120,10 +121,11 @@ def label_distribution(y: pd.Series | pd.DataFrame, task: str) -> tuple[Verdict,
     tail_shown = ", ".join(repr(shorten(c, 40)) for c in tail[:ROWS_SHOWN])
     return Verdict("D1", name, "warn", f"{summary}; long tail: {tail_shown} "
                    f"({ev['tail_rows']} rows)", ev,
-                   "train weights the classes by inverse frequency (--balance auto, from 3:1); collect more rows of "
-                   "the tail classes, or try --balance oversample, and judge the model by per-class recall, not "
-                   "accuracy (predicting the largest class alone scores "
-                   f"{largest / max(len(y), 1):.1%})", source), plot
+                   "judge the model by per-class recall on the test rows (train's summary.txt shows it, and report.html "
+                   "beside this finding), not by accuracy alone (predicting the largest class alone scores "
+                   f"{largest / max(len(y), 1):.1%}); when every class counts alike, train with --metric "
+                   "balanced_accuracy (or macro_f1), which weights the classes by inverse frequency (--balance auto), "
+                   "and collect more rows of the tail classes", source), plot
 
 
 def save_plot(plot: dict[str, Any], file: str | os.PathLike, target: str) -> None:

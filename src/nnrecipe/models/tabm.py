@@ -1,0 +1,117 @@
+"""TabM for tables (Gorishniy et al., ICLR 2025, "TabM: Advancing Tabular Deep Learning with
+Parameter-Efficient Ensembling"): k MLPs that share their weights but for small per-member adapters,
+trained together as k models (each member's own loss: steps/step.py) and predicting with the mean of
+their predictions. Numeric features enter through piecewise-linear embeddings (Gorishniy et al., NeurIPS
+2022, "On Embeddings for Numerical Features in Tabular Deep Learning"), the bins fitted on the training
+rows. The authors' packages build the parts (`tabm`, `rtdl_num_embeddings`); high-cardinality categories
+keep the recipe's learned embeddings (D10), as the MLP does."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from .ensemble import mean_prediction
+from .registry import register_model
+
+log = logging.getLogger("nnrecipe")
+
+MAX_BINS = 48  # the papers' default number of bins per feature (quantile bins; fewer for few distinct values)
+BIN_ROWS = 100_000  # rows the quantiles are taken over (torch.quantile takes at most 2^24 values at once)
+
+
+def fit_bins(features: torch.Tensor, n_bins: int = MAX_BINS) -> list[list[float]]:
+    """Bin edges of each feature column over the training rows: its distinct values when it has at most
+    n_bins + 1 of them (a 0/1 column: one bin from 0 to 1), else quantile edges
+    (rtdl_num_embeddings.compute_bins); a column with a single value on those rows (a category absent
+    from training, say) gets [v, v + 1], so it still has one bin and stays at its start."""
+    from rtdl_num_embeddings import compute_bins
+
+    x = features.float()
+    if len(x) > BIN_ROWS:  # quantiles of 100,000 rows place 48 edges as well as all rows do, at a fraction of the cost
+        x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:BIN_ROWS]]
+    edges: list[list[float]] = []
+    many: list[int] = []
+    for j in range(x.shape[1]):
+        values = torch.unique(x[:, j])
+        if len(values) == 1:
+            edges.append([float(values[0]), float(values[0]) + 1.0])
+        elif len(values) <= n_bins + 1:
+            edges.append([float(v) for v in values.tolist()])
+        else:
+            edges.append([])
+            many.append(j)
+    if many:
+        for j, e in zip(many, compute_bins(x[:, many], n_bins=n_bins)):
+            edges[j] = [float(v) for v in e.tolist()]
+    return edges
+
+
+@register_model("tabm")
+class TabM(nn.Module):
+    """k members sharing an MLP backbone (`tabm`'s BatchEnsemble layers, TabM's init), numeric features
+    through piecewise-linear embeddings (version B, as TabM uses them). `forward` returns the members'
+    mean prediction in the raw form the head's loss takes (log of the mean probability, like the T14
+    Ensemble); `member_outputs` returns each member's, (N, k, out), which training uses."""
+
+    def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int, activation: str = "none",
+                 k: int = 8, dropout: float = 0.1, bins: list[list[float]] | None = None, d_embedding: int = 16,
+                 embeddings: list[tuple[int, int]] | tuple[()] = ()):
+        import tabm
+        from rtdl_num_embeddings import PiecewiseLinearEmbeddings
+
+        super().__init__()
+        hidden = tuple(int(h) for h in hidden)
+        if len(set(hidden)) != 1:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"hidden={list(hidden)}: TabM's members share blocks of one width; give equal widths "
+                              "(such as 256,256) or --model mlp")
+        embeddings = [tuple(int(v) for v in e) for e in embeddings]
+        self.spec = {"name": "tabm", "in_features": in_features, "hidden": list(hidden), "out_features": out_features,
+                     "activation": activation, "k": k, "dropout": dropout, "bins": bins, "d_embedding": d_embedding,
+                     "embeddings": [list(e) for e in embeddings]}
+        self.k, self.activation = k, activation
+        self.num_embeddings = None
+        chunks = [1] * in_features
+        if bins is not None:
+            with warnings.catch_warnings():  # "only one bin" for 0/1 columns: expected of one-hot columns
+                warnings.simplefilter("ignore", UserWarning)
+                self.num_embeddings = PiecewiseLinearEmbeddings([torch.tensor(b) for b in bins], d_embedding,
+                                                                activation=False, version="B")
+            chunks = [d_embedding] * in_features
+        self.embeddings = nn.ModuleList(nn.Embedding(n, dim) for n, dim in embeddings)
+        chunks += [dim for _, dim in embeddings]
+        self.ensemble_view = tabm.EnsembleView(k=k)
+        self.backbone = tabm.make_tabm_backbone(
+            d_in=sum(chunks), n_blocks=len(hidden), d_block=hidden[0], dropout=dropout, k=k, arch_type="tabm",
+            start_scaling_init="normal" if bins is not None else "random-signs", start_scaling_init_chunks=chunks)
+        self.output = tabm.LinearEnsemble(hidden[0], out_features, k=k)
+
+    def member_outputs(self, x: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, in) features and (N, E) category codes -> (N, k, out): each member's raw output."""
+        parts = [x if self.num_embeddings is None else self.num_embeddings(x).flatten(1)]
+        parts += [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]  # type: ignore[index]
+        h = self.backbone(self.ensemble_view(torch.cat(parts, dim=1)))
+        return self.output(h)
+
+    def combine(self, outs: torch.Tensor) -> torch.Tensor:
+        """(N, k, out) members' outputs -> (N, out): their mean prediction, in the raw form of one output."""
+        return mean_prediction(outs, self.activation, dim=1)
+
+    def forward(self, x: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
+        return self.combine(self.member_outputs(x, codes))
+
+    @staticmethod
+    def train_defaults(n_rows: int) -> dict[str, float | int]:
+        """The authors' training settings (Gorishniy et al. 2025; their example notebook): lr 2e-3 and batches
+        of 256 rows; 64 below 4,000 training rows, so that a small table still takes a dozen steps an epoch."""
+        return {"lr": 2e-3, "batch_size": 256 if n_rows >= 4_000 else 64}
+
+    @property
+    def output_layer(self) -> nn.Module:
+        return self.output
