@@ -47,7 +47,10 @@ def test_bins_cover_every_column_even_a_constant_one():
     assert len(bins) == x.shape[1]
     assert bins[2] == [3.0, 4.0]  # one bin, the constant value at its start
     assert len(bins[1]) == 2  # a 0/1 column: one bin
-    assert len(bins[0]) > 10 and all(a < b for a, b in zip(bins[0], bins[0][1:]))
+    assert len(bins[0]) == 4 + 1 and all(a < b for a, b in zip(bins[0], bins[0][1:]))  # 64 rows: the minimum, 4 bins
+    wide = fit_bins(torch.randn(10_000, 2, generator=torch.Generator().manual_seed(0)))
+    assert [len(b) for b in wide] == [48 + 1] * 2  # 32 rows a bin or more: the papers' 48
+    assert [len(b) for b in fit_bins(torch.randn(640, 1, generator=torch.Generator().manual_seed(0)))] == [20 + 1]
 
 
 def test_members_outputs_and_forward_is_their_mean_prediction():
