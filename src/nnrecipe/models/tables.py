@@ -4,7 +4,7 @@
 features through piecewise-linear embeddings. On benchmarks/tabular.py's panel of 14 tables it ranked 1.79
 against the recipe's plain MLP's 2.21, most ahead where the target moves in steps with a feature (the case
 where gradient-boosted trees lead MLPs: Grinsztajn et al., NeurIPS 2022, "Why do tree-based models still
-outperform deep learning on tabular data?"), at 7.6x the MLP's seconds per run (docs/benchmarks.md has the
+outperform deep learning on tabular data?"), at 4-8x the MLP's seconds per run (docs/benchmarks.md has the
 figures). `--model mlp` builds the plain MLP of the seed's rules (models/mlp.py)."""
 
 from __future__ import annotations
