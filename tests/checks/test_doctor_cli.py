@@ -51,5 +51,8 @@ def test_train_stores_every_verdict_of_the_doctor(cli, bc_csv, tmp_path):
     checks = json.loads((run_dir / "checks.json").read_text())
     assert {"C1", "C2"} <= {c["id"] for c in checks}
     assert all({"id", "name", "status", "summary", "evidence", "fix", "source"} <= set(c) for c in checks)
-    assert all(c["status"] in ("pass", "skipped") for c in checks if c["id"] != "T16"), checks
-    assert [c["status"] for c in checks if c["id"] == "T16"] == ["warn"]  # 2 epochs: train longer
+    # 2 epochs: T16 says to train longer, and the network trails the linear model on the test rows (C4)
+    after = ("T16", "simple baselines (test)")
+    assert all(c["status"] in ("pass", "skipped") for c in checks if c["id"] not in after and c["name"] not in after), \
+        checks
+    assert [c["status"] for c in checks if c["id"] == "T16"] == ["warn"]
