@@ -120,3 +120,13 @@ def test_heavy_tailed_regression_target_gets_huber(tmp_path, caplog):
     forced = train_table(pd.DataFrame({"x": x, "y": y}), "y", out=tmp_path, model_config=ModelConfig(loss="mae"),
                          train_config=TrainConfig(epochs=1))
     assert json.loads((forced.run_dir / "config.json").read_text())["loss"] == "L1Loss"
+
+
+def test_a_refit_weighs_the_classes_as_its_study_did(tmp_path):
+    """R2: the refit stops on no metric, but retrains a trial that followed --metric balanced_accuracy."""
+    run = train_table(imbalanced(), "y", out=tmp_path, train_config=TrainConfig(epochs=2),
+                      model_config=ModelConfig(model="mlp"), checks=(), audit=False, report=False,
+                      refit={"epochs": 2, "metric": "balanced_accuracy"})
+    config = json.loads((run.run_dir / "config.json").read_text())
+    assert config["head"].startswith("weights: --metric balanced_accuracy")
+    assert config["optimises"]["metric"] == "balanced_accuracy"

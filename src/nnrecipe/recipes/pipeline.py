@@ -195,6 +195,9 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
             if found.get("suggestion") is not None:
                 tcfg = dataclasses.replace(tcfg, lr=found["suggestion"])
             lr_find = "off"
+    # the metric the run answers to (D6's rebalancing, C4, config.json's "optimises"): a refit stops on none,
+    # but it retrains a trial that followed its study's metric
+    aim = tcfg.metric if refit is None else (str(refit.get("metric") or "").removeprefix("val_") or tcfg.metric)
     if refit is not None:  # R2 (Rishit Dagli: retrain the best on all the data): nothing held out to stop on
         if tcfg.cv_folds > 1:
             log.info("R2 refit: one model on the training and validation rows; cv_folds=%d is not used", tcfg.cv_folds)
@@ -203,7 +206,9 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         check_parent(opts.parent)  # a wrong --parent fails before the work, not after it
 
     # -- prepare and build
-    prepared = recipe.prepare(data, dcfg, mcfg, tcfg)
+    # (a refit's own settings monitor the training loss: the metric rides along for the preparation only)
+    aimed = tcfg if aim == tcfg.metric else dataclasses.replace(tcfg, metric=aim, monitor="val_loss")
+    prepared = recipe.prepare(data, dcfg, mcfg, aimed)
     task = prepared.task
     if tcfg.metric is not None:
         task.metrics([tcfg.metric])  # a metric that does not apply to the task fails here, naming both
@@ -236,7 +241,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     # -- fit (T1, T7, T8; T14, R2)
     config = {"data": to_dict(dcfg), "model": {**to_dict(mcfg), **_model_shape(model)}, "train": to_dict(tcfg),
               "lr_find": asked_lr_find, "task": task.name, "head": prepared.head, "loss": type(task.loss()).__name__,
-              "optimises": optimises(task, tcfg, prepared.head),
+              "optimises": optimises(task, aimed, prepared.head),
               **recipe.describe(data, prepared), "note": note, "kind": recipe.kind, "created": now(),
               **({"refit": {"trained_on": ["train", "val"], **refit}} if refit is not None else {})}
     if not resuming:  # the folder appears with the settings in it: resumable from the moment it exists
@@ -281,7 +286,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     # C4 after training: simple models on the same split, against the network on the same test rows
     simple, fit_on = baselines(prepared, tcfg.seed)
     if simple is not None:
-        v = check_simple_models(task, judged_metric(task.name, tcfg.metric), test_outputs, y_test, simple)
+        v = check_simple_models(task, judged_metric(task.name, aim), test_outputs, y_test, simple)
         log.info("%s", v.line())
         verdicts.append(v)
         recorder.checks(verdicts)
