@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from .mlp import MLP, default_dropout, default_hidden, init_weights, make_mlp, round_width
+from .mlp import MLP, default_hidden, init_weights, make_mlp
 from .tabm import TabM, fit_bins
 
 # TabM's members: Gorishniy et al. (2025) use k=32; most of its gain over one MLP comes with the first few
@@ -34,7 +34,7 @@ def make_table_model(cfg: ModelConfig, task: str, train_features: torch.Tensor, 
         return make_mlp(in_features, out_features, n_rows, cfg, task, embeddings)
     width = in_features + sum(dim for _, dim in embeddings)
     hidden = tuple(cfg.hidden) if cfg.hidden else tuple(
-        max(TABM_MIN_WIDTH, round_width(w)) for w in default_hidden(n_rows, width))
+        max(TABM_MIN_WIDTH, w) for w in default_hidden(n_rows, width))  # its widths: multiples of 64 (M10)
     dropout = TABM_DROPOUT if cfg.dropout is None else cfg.dropout
     k = cfg.members if cfg.members is not None else DEFAULT_MEMBERS
     return TabM(in_features, hidden, out_features, activation, k=k, dropout=dropout,
@@ -59,4 +59,4 @@ def init_table_model(model: nn.Module, output_bias: torch.Tensor | None, distrib
     raise TypeError(f"init_table_model: no init for a {type(model).__name__}")
 
 
-__all__ = ["DEFAULT_MEMBERS", "default_dropout", "init_table_model", "make_table_model"]
+__all__ = ["DEFAULT_MEMBERS", "init_table_model", "make_table_model"]

@@ -8,17 +8,14 @@ keep the recipe's learned embeddings (D10), as the MLP does."""
 
 from __future__ import annotations
 
-import logging
 import warnings
-from typing import Any
 
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .ensemble import mean_prediction
 from .registry import register_model
-
-log = logging.getLogger("nnrecipe")
 
 MAX_BINS = 48  # the papers' default number of bins per feature (quantile bins; fewer for few distinct values)
 # ... and at least 32 training rows a bin, at least 4 bins: a quantile edge from fewer rows is noise that the
@@ -74,8 +71,6 @@ class TabM(nn.Module):
         super().__init__()
         hidden = tuple(int(h) for h in hidden)
         if len(set(hidden)) != 1:
-            from ..errors import ConfigError
-
             raise ConfigError(f"hidden={list(hidden)}: TabM's members share blocks of one width; give equal widths "
                               "(such as 256,256) or --model mlp")
         embeddings = [tuple(int(v) for v in e) for e in embeddings]
