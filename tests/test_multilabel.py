@@ -26,7 +26,7 @@ def test_multilabel_learns_each_label_and_predicts_label_sets(tmp_path):
     assert {"C1", "C2"} <= {v.id for v in run.verdicts}
     assert run.test["accuracy"] > 0.9  # share of labels right
     meta = json.loads((run.run_dir / "model.json").read_text())
-    assert meta["classes"] == ["sport", "news", "local"] and meta["architecture"]["out_features"] == 3
+    assert meta["classes"] == ["sport", "news", "local"] and meta["architecture"]["members"][0]["out_features"] == 3
     assert meta["feature_names"] == ["a", "b", "c"]  # no target column among the inputs
     preds, report = predict_table(run.run_dir, frame.head(50))
     assert list(preds.columns) == ["prediction", "p_sport", "p_news", "p_local"]

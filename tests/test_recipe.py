@@ -118,7 +118,10 @@ def test_config_and_model_record(bc):
     model = read_json(bc.run_dir / "model.json")
     assert (model["format"], model["task"], model["target"]) == ("nnrecipe-model", "binary", "diagnosis")
     assert model["classes"] == ["benign", "malignant"]
-    assert len(model["feature_names"]) == model["architecture"]["in_features"] == 30
+    # the early-stopped network and its refit on train+validation, averaged (R2, TrainConfig.refit)
+    assert model["architecture"]["name"] == "ensemble" and len(model["architecture"]["members"]) == 2
+    assert len(model["feature_names"]) == model["architecture"]["members"][0]["in_features"] == 30
+    assert config["train"]["refit"] == "on"
     assert model["output_activation"] == "sigmoid"
 
 

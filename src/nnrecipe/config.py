@@ -116,7 +116,8 @@ class ModelConfig:
 # R2 (Rishit Dagli: retrain the best on all the data): the refit trains one model for a set number of epochs
 # with nothing held out to stop on, so it fixes these settings of the configuration it retrains
 REFIT_SETTINGS = {"patience": None, "restore_best": False, "monitor": "train_loss", "mode": "auto",
-                  "swa_start": None, "cv_folds": 1, "metric": None}
+                  "swa_start": None, "cv_folds": 1, "metric": None, "refit": "off"}
+REFITS = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,11 @@ class TrainConfig:
                           "each stopping early on its held-out fold, and predict with their average (10 is the "
                           "usual K; README: what it bought on small tables); 1: one model stopping on the "
                           "validation split")
+    refit: str = _f("auto", "R2 beside early stopping: 'on' also trains a second network on the training and "
+                            "validation rows for the first one's best epoch count and predicts with the two averaged "
+                            "(docs/recipe.md: what it buys, what it costs); 'off' keeps the early-stopped network "
+                            "alone; auto: on up to 100,000 training and validation rows, off for a T14 ensemble "
+                            "(--cv-folds), which trains on every row already")
     checkpoint_every: int = _f(0, "also checkpoint every k optimizer steps; 0: at each epoch's end only")
     seed: int = _f(0, "seeds python, numpy, torch, CUDA and the data order")
     deterministic: bool = _f(False, "force deterministic algorithms (slower on GPU)")
@@ -172,6 +178,10 @@ class TrainConfig:
         check_choice("mode", self.mode, ("auto", "min", "max"))
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("on_nonfinite", self.on_nonfinite, ("stop", "rollback"))
+        check_choice("refit", self.refit, REFITS)
+        if self.refit == "on" and self.cv_folds > 1:
+            raise ConfigError(f"refit='on' does not go with cv_folds={self.cv_folds}: a T14 ensemble trains on the "
+                              "training and validation rows already; pass --refit off (or auto), or --cv-folds 1")
         check_choice("stop_criterion", self.stop_criterion, ("patience", "gl", "pq"))
         if self.swa_start is not None and not 1 <= self.swa_start <= self.epochs:
             raise ConfigError(f"swa_start={self.swa_start} is not allowed; choose an epoch in 1..epochs ({self.epochs})")

@@ -68,6 +68,24 @@ def test_datetime_is_expanded_with_weekday_and_month_one_hot():
     assert sum(n.startswith("when__weekday=") for n in names) == 7
 
 
+def test_datetime_time_feature_orders_the_dates_and_old_runs_keep_the_year():
+    # the trend as one feature: days since 1970, standardized on the training rows, in date order within a
+    # year too (the year alone put 1990-01-05 and 1990-12-28 at the same value)
+    frame = pd.DataFrame({"when": ["1990-01-05", "1990-12-28", "1991-06-01", "2001-03-04 12:00", None]})
+    pre = TablePreprocessor.fit(frame, {"when": "datetime"})
+    x, _, _ = pre.transform(frame)
+    t = x[:, pre.feature_names.index("when__time")]
+    assert t[0] < t[1] < t[2] < t[3] and t[4] == 0  # an empty cell takes the centre (and its indicator)
+    assert abs(t[:4].mean()) < 1e-5 and t[:4].std() == pytest.approx(1, rel=1e-4)
+    assert "when__year" not in pre.feature_names
+    # a model.json written before the time feature holds the year's scale: it keeps its features
+    old = {"when": {"kind": "datetime", "year": [1990.0, 5.0], "hour": False, "indicator": False}}
+    pre_old = TablePreprocessor.from_dict({"columns": old})
+    x_old, _, _ = pre_old.transform(frame.iloc[:3])
+    assert pre_old.feature_names[0] == "when__year" and x_old.shape == (3, len(pre_old.feature_names))
+    assert x_old[:, 0].tolist() == pytest.approx([0.0, 0.0, 0.2])
+
+
 @pytest.mark.parametrize("scaling, lo, hi", [("minmax", -1.0, 1.0), ("standard", None, None), ("robust", None, None)])
 def test_scalings(scaling, lo, hi):
     x = np.concatenate([np.linspace(0, 10, 99), [1000.0]])  # one heavy outlier
@@ -96,7 +114,7 @@ def test_high_cardinality_column_trains_through_an_embedding(tmp_path):
     frame["y"] = np.where(effect[shop] + frame["x"] > 0, "a", "b")
     run = train_table(frame, "y", out=tmp_path, train_config=TrainConfig(epochs=15, batch_size=128))
     meta = __import__("json").loads((run.run_dir / "model.json").read_text())
-    emb = meta["architecture"]["embeddings"]
+    emb = meta["architecture"]["members"][0]["embeddings"]  # the R2 pair's early-stopped network
     n_shops = frame["shop"].nunique()
     assert len(emb) == 1 and emb[0][0] > ONE_HOT_MAX and emb[0][1] == embedding_dim(emb[0][0])
     assert n_shops == 5000

@@ -49,8 +49,11 @@ def only_run(out: Path) -> Path:
 def test_the_default_is_one_model(binary_frame, tmp_path):
     assert TrainConfig().cv_folds == 1
     run = train_table(binary_frame, "y", out=tmp_path, train_config=TrainConfig(epochs=2, seed=0), **QUICK)
-    assert not (run.run_dir / "members").exists() and "cv" not in read_json(run.run_dir / "results.json")
-    assert read_json(run.run_dir / "model.json")["architecture"]["name"] == "mlp"
+    # one model stopping on the validation split (with its R2 refit beside it: tests/train/test_refit_pair.py)
+    assert "cv" not in read_json(run.run_dir / "results.json")
+    assert sorted(p.name for p in (run.run_dir / "members").iterdir()) == ["1", "2"]
+    arch = read_json(run.run_dir / "model.json")["architecture"]
+    assert [m["name"] for m in arch["members"]] == ["mlp", "mlp"]
 
 
 def test_an_explicit_number_of_folds_is_honoured():

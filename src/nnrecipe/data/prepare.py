@@ -38,7 +38,7 @@ log = logging.getLogger("nnrecipe")
 
 SPLITS = ("train", "val", "test")
 # Bump when preparing changes what a file prepares to (schema rules, transforms, split, target encoding)
-PREPARED_VERSION = 3
+PREPARED_VERSION = 4
 
 
 @dataclass

@@ -6,8 +6,11 @@ identically at prediction time.
   outliers); empty cells take the training centre and, when training had any, an indicator column
   `COL__missing` is added.
 - boolean: 0/1 (empty cells take the training share of true).
-- datetime: year and day of month standardized, month and weekday one-hot (D9: "arbitrary indices such as
-  the weekday"), the hour when training saw times of day; an indicator when training had empty cells.
+- datetime: the time itself (days since 1970, fractional, standardized: a trend such as an era of a
+  treatment or a rising price is one feature, not a year and a month apart) and the day of month
+  standardized, month and weekday one-hot (D9: "arbitrary indices such as the weekday"), the hour when
+  training saw times of day; an indicator when training had empty cells. (Runs saved before the time
+  feature have the year in its place, and keep it.)
 - categorical: one-hot over the training categories (empty cells are a category); unseen: all zeros.
 - embedding: an integer code per category for a learned embedding (D10); 0 is the unseen-category code.
 Cells outside what training saw (unseen categories, empty cells without an indicator) are counted.
@@ -107,6 +110,16 @@ def _as_dates(s: pd.Series) -> pd.Series:
         return pd.to_datetime(s.astype("string"), errors="coerce", format="mixed")
 
 
+def _days(d: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 (fractional; NaN for an empty cell), whatever the datetime unit."""
+    # through whole seconds since the epoch: a Timestamp difference is in nanoseconds, which overflow past
+    # the year 2262 (a placeholder such as 9999-12-31 is a date people write)
+    v = d.to_numpy()
+    seconds = v.astype("datetime64[s]").astype(np.int64).astype(np.float64)
+    seconds[np.isnat(v)] = np.nan
+    return seconds / 86400.0
+
+
 def embedding_dim(n_categories: int) -> int:
     """D10: fastai's rule of thumb (`emb_sz_rule`, fitted on many tabular tasks): min(600, 1.6 n^0.56)."""
     return int(min(600, round(1.6 * n_categories ** 0.56)))
@@ -179,8 +192,7 @@ class TablePreprocessor:
             elif kind == "datetime":
                 d = _as_dates(s)
                 ok = d.dropna()
-                year = ok.dt.year.to_numpy(dtype=np.float64)
-                columns[col] = {"kind": "datetime", "year": list(_scale(year, "standard")),
+                columns[col] = {"kind": "datetime", "time": list(_scale(_days(ok), "standard")),
                                 "hour": bool((ok.dt.hour != 0).any() or (ok.dt.minute != 0).any()),
                                 "indicator": bool(d.isna().any())}
             else:
@@ -203,7 +215,8 @@ class TablePreprocessor:
             if kind in ("numeric", "boolean"):
                 names += [col] + ([f"{col}__missing"] if c["indicator"] else [])
             elif kind == "datetime":
-                names += [f"{col}__year", f"{col}__day"] + ([f"{col}__hour"] if c["hour"] else [])
+                names += [f"{col}__{'time' if 'time' in c else 'year'}", f"{col}__day"]
+                names += [f"{col}__hour"] if c["hour"] else []
                 names += [f"{col}__month={m}" for m in range(1, 13)] + [f"{col}__weekday={d}" for d in range(7)]
                 names += [f"{col}__missing"] if c["indicator"] else []
             elif kind == "categorical":
@@ -230,9 +243,12 @@ class TablePreprocessor:
             elif kind == "datetime":
                 d = _as_dates(df[col])
                 miss = d.isna().to_numpy()
-                year = (d.dt.year.to_numpy(dtype=np.float64, na_value=np.nan) - c["year"][0]) / c["year"][1]
+                if "time" in c:
+                    trend = (_days(d) - c["time"][0]) / c["time"][1]
+                else:  # a run saved before the time feature
+                    trend = (d.dt.year.to_numpy(dtype=np.float64, na_value=np.nan) - c["year"][0]) / c["year"][1]
                 day = (d.dt.day.to_numpy(dtype=np.float64, na_value=np.nan) - 16.0) / 8.8  # uniform on 1..31
-                parts = [year, day]
+                parts = [trend, day]
                 if c["hour"]:
                     parts.append((d.dt.hour.to_numpy(dtype=np.float64, na_value=np.nan) - 11.5) / 6.9)
                 blocks.append(np.nan_to_num(np.stack(parts, axis=1)))

@@ -92,14 +92,46 @@ class Member:
                 "epochs_run": self.epochs_run, "seconds": self.seconds}
 
 
-class CrossFit:
+class MemberStore:
+    """Where an ensemble's members leave their weights and records (members/n/, n from 1), so that a resumed
+    run loads the members that finished: T14's members and the R2 refit's pair alike."""
+
+    def __init__(self, run_dir: Path, count: int, label: str):
+        self.run_dir, self.count, self.label = run_dir, count, label
+
+    def member_dir(self, k: int) -> Path:
+        return self.run_dir / "members" / str(k + 1)
+
+    def finished(self, k: int, model: nn.Module) -> Member | None:
+        """Member k's record, its final weights loaded into `model`, when it finished before (--resume)."""
+        record = self.member_dir(k) / "member.json"
+        if not record.exists():
+            return None
+        model.load_state_dict(load_tensors(self.member_dir(k) / "model.safetensors"))
+        log.info("%s: member %d of %d finished before; its weights are loaded", self.label, k + 1, self.count)
+        return Member(**read_json(record))
+
+    def record(self, k: int, model: nn.Module, trainer: Any, seconds: float) -> Member:
+        """Save member k's final weights (the best epoch's, restored by fit, or the last), then its record."""
+        member = Member(k + 1, trainer.best_epoch, trainer.best_value, len(trainer.history), round(seconds, 2),
+                        list(trainer.history))
+        save_weights(self.member_dir(k) / "model.safetensors", model)
+        write_json(self.member_dir(k) / "member.json", dataclasses.asdict(member))
+        value = member.best_value if member.best_value is not None else float("nan")
+        log.info("%s: member %d of %d: best epoch %s of %d by %s = %.4g", self.label, k + 1, self.count,
+                 member.best_epoch, member.epochs_run, trainer.monitor, value)
+        return member
+
+
+class CrossFit(MemberStore):
     """The folds of one run and its members' models, rows and records."""
 
     def __init__(self, prepared: Any, build: Callable[[int, torch.Tensor], nn.Module], train_config: TrainConfig,
                  balance: str, run_dir: Path):
         """`prepared`: the pipeline's Prepared; `build(seed, y_fit)`: a member, initialised with its output
         bias at y_fit's prior; `balance`: the data config's (D6): over- and undersampling are per member."""
-        self.prepared, self.build, self.run_dir = prepared, build, run_dir
+        super().__init__(run_dir, train_config.cv_folds, "T14")
+        self.prepared, self.build = prepared, build
         self.folds, self.seed, self.balance = train_config.cv_folds, train_config.seed, balance
         train = prepared.unbalanced or prepared.split("train")  # as prepared: resampling is per member
         self.rows = tuple(torch.cat([a, b]) for a, b in zip(train, prepared.split("val")))
@@ -141,34 +173,12 @@ class CrossFit:
     def trainer_dir(self, k: int) -> Path:
         return self.run_dir if k == 0 else self.member_dir(k)
 
-    def member_dir(self, k: int) -> Path:
-        return self.run_dir / "members" / str(k + 1)
-
     def watch(self, k: int = 0) -> PredictionWatch:
         """C10 on rows of member k's fold (rows it does not train on)."""
         *inputs, y = self.held(k)
         p = self.prepared
         return PredictionWatch.of_rows(inputs, y, [self.data_rows[i] for i in self.held_out[k]], p.task.name,
                                        p.classes, p.task.target_scale)
-
-    def finished(self, k: int, model: nn.Module) -> Member | None:
-        """Member k's record, its final weights loaded into `model`, when it finished before (--resume)."""
-        record = self.member_dir(k) / "member.json"
-        if not record.exists():
-            return None
-        model.load_state_dict(load_tensors(self.member_dir(k) / "model.safetensors"))
-        log.info("T14: member %d of %d finished before; its weights are loaded", k + 1, self.folds)
-        return Member(**read_json(record))
-
-    def record(self, k: int, model: nn.Module, trainer: Any, seconds: float) -> Member:
-        """Save member k's final weights (the best epoch's, restored by fit), then its record."""
-        member = Member(k + 1, trainer.best_epoch, trainer.best_value, len(trainer.history), round(seconds, 2),
-                        list(trainer.history))
-        save_weights(self.member_dir(k) / "model.safetensors", model)
-        write_json(self.member_dir(k) / "member.json", dataclasses.asdict(member))
-        log.info("T14: member %d of %d: best epoch %s of %d by %s = %.4g", k + 1, self.folds, member.best_epoch,
-                 member.epochs_run, trainer.monitor, member.best_value if member.best_value is not None else float("nan"))
-        return member
 
     def out_of_fold(self, trainer: Any, members: list[nn.Module]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Every pooled row's raw outputs by the member that held it out, with the targets and data rows."""

@@ -62,7 +62,7 @@ def run_trial(job: Job, trial: Any) -> float:
     model_config, train_config = job.space.apply(values, job.model_config, job.train_config)
     # a trial is one model scored on the validation split (R1): a T14 ensemble would cost K trainings a
     # trial and report each member's epochs to the pruner in turn
-    train_config = dataclasses.replace(train_config, cv_folds=1)
+    train_config = dataclasses.replace(train_config, cv_folds=1, refit="off")
     pruning = PruningCallback(trial, job.metric)
     from ..recipes import train_table
 

@@ -100,6 +100,9 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
     if tcfg.cv_folds > 1:  # objective.run_trial: a trial is one model scored on the validation split
         log.warning("cv_folds=%d is not used by a search: each trial and the retrained best train one model",
                     tcfg.cv_folds)
+    if tcfg.refit == "on":  # a trial is scored on the validation rows; the best is retrained on them (R2)
+        log.warning("refit='on' is not used by a search: each trial trains one network on the training rows, and "
+                    "the best is retrained on the training and validation rows (--no-refit: not)")
     metric = _metric(data, dcfg, tcfg)
     direction = "maximize" if monitor_mode(metric) == "max" else "minimize"
     name = study or _study_name(data, target)
