@@ -156,7 +156,7 @@ def test_c4_passes_on_breast_cancer(breast_cancer):
 def test_the_report_shows_the_baselines_the_metric_and_the_recall_beside_d1(breast_cancer):
     html = (breast_cancer.run_dir / "report.html").read_text()
     assert "<dt>optimises</dt><dd>accuracy: no --metric: early stopping on the validation loss" in html
-    assert "the network beside simple models (C4)" in html
+    assert "The answer: the network on the test rows, beside simple models (C4)" in html
     assert "<td>HistGradientBoosting</td>" in html and "<td>LogisticRegression</td>" in html
     assert "(after training, recall per class on the test rows: &#39;benign&#39; " in html  # beside the D1 finding
     assert "<th>test recall</th>" in html  # and in the label distribution's table

@@ -117,6 +117,8 @@ def _add_table_flags(p: argparse.ArgumentParser) -> None:
     _add_config_flags(p, ModelConfig)
     _add_config_flags(p, TrainConfig, skip=("device",))
     p.add_argument("--device", default=None, help="auto (cuda when there) | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print every verdict and the library's notices as the run goes (default: a short screen)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run", help="a run folder printed by `nnrecipe train`")
     predict.add_argument("data", help="a CSV or Parquet file with the model's input columns")
     predict.add_argument("--out", default=None, help="CSV to write (default: print to stdout)")
+    predict.add_argument("--keep", action="append", default=[], metavar="COL",
+                         help="copy input column COL to the output, before the predictions (an ID to join on); "
+                         "repeat for several")
     return parser
 
 
@@ -309,11 +314,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
         model_config=_config(ModelConfig, args, base=file.get("model")),
         train_config=_config(TrainConfig, args, base=file.get("train")))
-    print((run.run_dir / "summary.txt").read_text(), end="")
-    name, value = run.metric
-    print(f"test {name}: {value:.4f}" if abs(value) < 1e6 else f"test {name}: {value:.4g}")
-    print(run.run_dir)
-    return 1 if any(v.status in ("fail", "error") for v in [*run.verdicts, *(run.audit or [])]) else 0
+    from .recipes.pipeline import last_lines, screen
+
+    # exit 0: the run completed and wrote its folder, whatever its verdicts (they are printed first, failures
+    # on top); 1 is a run that stopped (--strict, a non-finite loss), 2 bad input (main)
+    if args.verbose:
+        print((run.run_dir / "summary.txt").read_text() + last_lines(run))
+    else:
+        print(screen(run), end="")
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -397,8 +406,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     changed = compare_runs(args.runs)
     out = write_compare(args.runs, args.out, comparison=changed)  # the run folders are read once
+    from .track import format_runs
+
     print(f"one setting changed: {changed.changed}" if changed.changed
           else f"{len(changed.diff)} settings changed: {', '.join(changed.diff) or 'none'}")
+    # each run with the settings that changed, its best validation value and its test metric (issue 19)
+    print(format_runs(changed.runs, params=[k for k in changed.diff if k not in ("source", "data.sha256")]), end="")
     print(out)
     return 0
 
@@ -433,8 +446,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"best trial {result.best_trial}: {result.metric} {result.best_value:.4f} {result.best_params}")
     print(f"report: {result.report}")
     if result.refit is not None:
+        from .recipes.pipeline import needs_attention
+
         name, value = result.refit.metric
         print(f"retrained on train+validation: test {name} {value:.4f}")
+        for v in needs_attention(result.refit):  # its failed checks, on top of the folder (tune exits 0 as train)
+            print(v.line())
         print(result.refit.run_dir)
     return 0
 
@@ -489,7 +506,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if Path(args.out).resolve() == Path(args.data).resolve():
             raise ConfigError(f"--out {args.out} is the input file; predict never overwrites its input: write the "
                               "predictions to another file")
-    preds, report = predict_table(args.run, args.data)
+    preds, report = predict_table(args.run, args.data, keep=args.keep)
     if args.out:
         try:
             write_output(args.out, preds.to_csv(index=False))
@@ -503,15 +520,49 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if unseen:
         print("cells the model had not seen in training (imputed or unknown category): "
               + ", ".join(f"{c} {n}" for c, n in unseen.items()), file=sys.stderr)
+    shown = sys.stderr if not args.out else sys.stdout
     for name in ("accuracy", "rmse"):
         if name in report:
-            print(f"{name} against the target column: {report[name]:.4f}", file=sys.stderr if not args.out else sys.stdout)
+            without = report.get("unscored_rows", 0)
+            print(f"{name} against the target column: {report[name]:.4f}"
+                  + (f" (on the {report['scored_rows']} rows that hold a target; {without} without one not scored)"
+                     if without else ""), file=shown)
+    if "scored_rows" in report and not report["scored_rows"]:
+        print(f"not scored: the target column is empty in all {report['unscored_rows']} rows", file=shown)
     return 0
+
+
+class _Once(logging.Filter):
+    """Each message once per command: a search's trials repeat their runs' notices (issue 19)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
+def _log_once(level: int) -> None:
+    """The library's log on stderr at `level` (notices with -v, else warnings and errors), each message once."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_Once())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_nnrecipe", False)]:  # main() called again in one process
+        root.removeHandler(old)
+    handler._nnrecipe = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    _log_once(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
         return {"train": cmd_train, "doctor": cmd_doctor, "audit": cmd_audit, "clean": cmd_clean,
                 "runs": cmd_runs, "compare": cmd_compare, "report": cmd_report, "export": cmd_export,

@@ -178,8 +178,17 @@ def test_c5_passes_on_the_correct_custom_backward_and_skips_standard_layers():
     assert (v.status, v.fix) == ("pass", "")
     assert v.evidence["max_relative_error"] <= FINE and v.evidence["coordinates"] == 40  # 5 tensors x 8
     plain = verdicts(digits_mlp(), checks=C3_C6[2:3])["C5"]
-    assert (plain.status, plain.summary) == ("skipped", "only standard torch layers and loss: autograd's gradients "
-                                                        "are trusted")
+    assert (plain.status, plain.summary) == ("skipped", "only standard torch layers and loss (or nnrecipe's models, "
+                                                        "made of them): autograd's gradients are trusted")
+
+
+def test_c5_trusts_nnrecipes_tabm_and_the_packages_it_is_built_from():
+    # TabM's piecewise-linear embeddings put kinks in the forward: checked as custom parts, healthy runs warned
+    from nnrecipe import doctor_table
+    from nnrecipe.testing import small_table
+
+    v = next(v for v in doctor_table(small_table(200), "y") if v.id == "C5")
+    assert v.status == "skipped" and "nnrecipe's models" in v.summary
 
 
 def test_c5_without_a_loss_checks_a_random_projection_of_the_outputs():

@@ -12,7 +12,7 @@ import pytest
 
 from nnrecipe.report import write_report
 
-SECTIONS = ["verdicts", "curves", "labels", "errors", "worst", "watch", "inputs", "record"]
+SECTIONS = ["attention", "curves", "labels", "errors", "worst", "watch", "inputs", "verdicts", "record"]
 
 
 def test_the_sections_come_in_the_recipes_order(classification_run, page):
@@ -43,16 +43,30 @@ def test_every_image_is_an_embedded_png_and_nothing_is_loaded_from_elsewhere(cla
         assert needle not in html.lower()
 
 
-def test_the_verdict_table_comes_first_with_every_check_of_the_run(classification_run, page):
+def test_the_answer_then_what_needs_attention_then_every_verdict_folded(classification_run, page):
     p = page(classification_run / "report.html")
+    html = (classification_run / "report.html").read_text()
     checks = json.loads((classification_run / "checks.json").read_text())
-    rows = [a for t, a in p.tags if t == "tr" and a.get("class") in ("pass", "warn", "fail", "skipped")]
     findings = json.loads((classification_run / "audit.json").read_text())["findings"]
     assert findings and checks
-    assert [r["class"] for r in rows] == [v["status"] for v in [*findings, *checks]]
+    every = [*findings, *checks]
+    # every verdict in the folded table, in the order they ran
+    rows = [a for t, a in p.tags if t == "tr" and a.get("class") in ("pass", "warn", "fail", "skipped")]
+    assert [r["class"] for r in rows] == [v["status"] for v in every]
     text = "".join(p.text)
-    assert text.index("The recipe's verdicts") < text.index("Curves (R5)")
+    assert text.index("The answer") < text.index("What needs attention") < text.index("Curves (R5)") \
+        < text.index("Every verdict of the recipe") < text.index("The record")
+    # what needs attention: the failures, then the warnings, each with its fix; none of the passes
+    attention = text[text.index("What needs attention"):text.index("Curves (R5)")]
+    shown = [v for s in ("fail", "warn") for v in every if v["status"] == s]
+    at = [attention.index(v["summary"]) for v in shown]
+    assert at == sorted(at) and all(f"fix: {v['fix']}" in attention for v in shown)
+    assert not any(v["summary"] in attention for v in every if v["status"] == "pass")
     assert all(v["summary"] in text for v in checks)
+    # evidence as a table to read under each verdict, folded; no raw JSON object
+    assert html.count("<details><summary>evidence</summary>") == sum(bool(v["evidence"]) for v in every)
+    assert '{"' not in html
+    assert '<img class="chart" src="data:image/png;base64,' in html  # the headline chart
 
 
 def test_user_text_is_escaped(classification_run, page):

@@ -91,7 +91,9 @@ def test_runs_lists_sorts_and_filters(cli, project, two_runs):
 def test_compare_names_the_learning_rate(cli, two_runs, tmp_path):
     code, out, _ = cli("compare", *two_runs, "--out", tmp_path / "c.html")
     assert code == 0
-    assert out.splitlines() == ["one setting changed: train.lr", str(tmp_path / "c.html")]
+    lines = out.splitlines()
+    assert lines[0] == "one setting changed: train.lr" and lines[-1] == str(tmp_path / "c.html")
+    assert lines[1].split()[-3:] == ["lr", "best", "test"] and len(lines) == 5  # a line per run (issue 19)
 
 
 def test_report_makes_the_page_again(cli, two_runs, tmp_path):

@@ -89,16 +89,17 @@ def test_format_runs_shows_the_settings_that_differ_and_the_best_metric(tmp_path
     runs = list_runs(tmp_path)
     assert varying_params(runs) == ["train.lr"]
     lines = format_runs(runs).splitlines()
-    assert lines[0].split() == ["id", "date", "note", "data", "lr", "best"]
-    assert lines[1].split() == ["r1", "2026-01-01", "10:00:00", "baseline", "table.csv", "0.001", "val_loss", "0.5"]
-    assert lines[2].split()[-4:] == ["table.csv", "0.003", "val_loss", "0.4"]
+    assert lines[0].split() == ["id", "date", "note", "data", "lr", "best", "test"]
+    assert lines[1].split() == ["r1", "2026-01-01", "10:00:00", "baseline", "table.csv", "0.001", "val_loss", "0.5",
+                                "accuracy", "0.8"]
+    assert lines[2].split()[-6:] == ["table.csv", "0.003", "val_loss", "0.4", "accuracy", "0.8"]
 
 
 def test_runs_that_share_every_setting_show_the_key_parameters(tmp_path):
     make_run(tmp_path, "r1")
     make_run(tmp_path, "r2")
     header = format_runs(list_runs(tmp_path)).splitlines()[0].split()
-    assert header == ["id", "date", "note", "data", "hidden", "optimizer", "lr", "batch_size", "best"]
+    assert header == ["id", "date", "note", "data", "hidden", "optimizer", "lr", "batch_size", "best", "test"]
 
 
 def test_filter_by_note_text_and_by_a_setting_value(tmp_path):
@@ -127,7 +128,7 @@ def test_an_unknown_key_or_filter_is_refused_with_the_fix(tmp_path):
     runs = list_runs(tmp_path)
     with pytest.raises(ConfigError) as e:
         sort_runs(runs, "lrr")
-    assert str(e.value) == ("'lrr' is neither a column (id, date, note, data, best) nor a setting of these runs "
+    assert str(e.value) == ("'lrr' is neither a column (id, date, note, data, best, test) nor a setting of these runs "
                             "(did you mean 'lr'?)")
     with pytest.raises(ConfigError) as e:
         filter_runs(runs, ["note"])

@@ -237,7 +237,7 @@ def test_a_trainer_run_folder_is_a_run(two_runs, tmp_path, capsys):
     assert main(["runs", str(tmp_path / "runs")]) == 0
     lines = capsys.readouterr().out.splitlines()
     row = next(line for line in lines if line.startswith("a "))
-    assert row.split()[-2:] == ["val_loss", f"{two_runs[0].best_value:.4g}"]
+    assert row.split()[-3:] == ["val_loss", f"{two_runs[0].best_value:.4g}", "-"]  # a bare Trainer: no test rows
     assert "tensors" in row.split()
 
 
@@ -248,4 +248,5 @@ def test_compare_names_the_one_changed_setting(two_runs, tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert out.is_file() and "train.lr" in out.read_text()
     # the runs differ in lr alone: nothing else of the record (the optimizer's among it) may differ with it
-    assert printed == ["one setting changed: train.lr", str(out)]
+    assert printed[0] == "one setting changed: train.lr" and printed[-1] == str(out)
+    assert printed[1].split()[-3:] == ["lr", "best", "test"] and len(printed) == 5  # a line per run between

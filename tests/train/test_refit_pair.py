@@ -62,7 +62,9 @@ def test_the_default_trains_the_pair_and_predicts_with_its_average(frame, tmp_pa
     assert np.allclose(preds["p_1" if "p_1" in preds else preds.columns[-1]].to_numpy(dtype=float), p, atol=1e-6)
     # the early-stopped network alone on the test rows, beside the pair, in the summary
     line = next(s for s in (d / "summary.txt").read_text().splitlines() if s.startswith("final"))
-    assert f"for {second['epochs_run']} epochs (R2" in line and "the early-stopped network alone: test accuracy" in line
+    alone = results["refit"]["early_stopped_test"]["accuracy"]
+    assert f"for {second['epochs_run']} epochs (R2)" in line
+    assert f"the early-stopped network alone on the test rows: accuracy {alone:.4g}" in line
 
 
 def pipeline_preprocess(run_dir: Path, rows):

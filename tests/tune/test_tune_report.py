@@ -54,11 +54,27 @@ def test_the_study_report_renders_every_section_through_the_templates(tmp_path: 
     assert "<gelu>" not in page and "&lt;gelu&gt;" in page
     summary = read_json(tmp_path / "study.json")
     assert summary["refit"] is None and summary["best_trial_test"] == {"accuracy": 0.85}
-    assert summary["importances"]  # fANOVA (seeded) on the two completed trials: a row per parameter
-    assert all(f'<tr><td>{k}</td><td class="num">{v:.3f}</td></tr>' in page for k, v in summary["importances"].items())
+    # two completed trials: too few for fANOVA's shares to mean anything, and the page says how many it needs
+    assert summary["importances"] == ("not shown: 2 completed trials; importances need 10 or more to say more than "
+                                      "the noise of the forest that estimates them (--trials)")
+    assert "not shown: 2 completed trials" in page
 
     # no importances: why, across the table
     monkeypatch.setattr(report, "_importances", lambda study: "not available: <too few>")
     page = write_report(study, result, best=study.trials[1]).read_text()
     assert ("<tr><th>parameter</th><th>importance</th></tr>\n"
             '<tr><td colspan="2">not available: &lt;too few&gt;</td></tr>') in page
+
+
+def test_importances_need_enough_completed_trials():
+    import optuna
+
+    def objective(trial):
+        return trial.suggest_float("x", -1, 1) ** 2 + 0.01 * trial.suggest_float("y", -1, 1)
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=9)
+    assert report._importances(study).startswith("not shown: 9 completed trials; importances need 10 or more")
+    study.optimize(objective, n_trials=1)
+    found = report._importances(study)  # 10 trials of 2 parameters: shown, x first
+    assert isinstance(found, dict) and list(found) == ["x", "y"] and found["x"] > 0.5

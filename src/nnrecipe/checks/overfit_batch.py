@@ -21,6 +21,22 @@ STEPS = 1000  # step budget; healthy MLPs get there in 100-300 (measured on brea
 TARGET = 0.01  # "near zero": 1% of the loss at the start
 
 
+def distinct_rows(x: tuple[torch.Tensor, ...], limit: int) -> torch.Tensor:
+    """The positions of the first `limit` rows whose inputs differ from every earlier row's (in order)."""
+    from .data_checks import groups, row_keys
+
+    group, _ = groups(row_keys(x))
+    seen: set[int] = set()
+    picked: list[int] = []
+    for i, g in enumerate(group.tolist()):
+        if g not in seen:
+            seen.add(g)
+            picked.append(i)
+            if len(picked) == limit:
+                break
+    return torch.tensor(picked, dtype=torch.long)
+
+
 def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, y: torch.Tensor,
                         make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
                         steps: int = STEPS, seed: int = 0, train_step: TrainStep | None = None) -> Verdict:
@@ -28,7 +44,12 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
     `loss_fn` and our step, or with the caller's `train_step(model, optimizer, batch) -> loss` (the loss
     it returns, measured before its update, is the one judged; when it returns none, `loss_fn` measures
     the loss after each step, if given)."""
-    x, y = tuple(t[:ROWS] for t in as_tuple(x)), y[:ROWS]  # the caller passes the rows in a seeded random order
+    # the caller passes the rows in a seeded random order; the batch takes the first ROWS with distinct inputs:
+    # two rows with one input and two labels cannot both be fit (a table of coarse inputs, titanic's class,
+    # age and sex, repeats every input: its first 16 rows held conflicting pairs, and C1 failed a healthy model)
+    x = as_tuple(x)
+    keep = distinct_rows(x, ROWS)
+    x, y = tuple(t[keep] for t in x), y[keep]
     probe = copy.deepcopy(model)
     for m in probe.modules():
         if isinstance(m, nn.Dropout | nn.AlphaDropout):

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..checks import Diagnosis, Verdict, check_init_loss, check_simple_models, fit_simple_models
-from ..checks.curves import check_longer
+from ..checks.curves import after_range_test, check_longer, kept_best
 from ..checks.doctor import c2_init_loss, doctor, resolve_checks
 from ..config import DEFAULT_LR, REFIT_SETTINGS, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..errors import CheckpointError, ConfigError, TrainingError, check_choice
@@ -274,7 +274,12 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     # curve to judge and trains a set number of epochs
     prior = next((v.evidence.get("expected") for v in verdicts.by_id("C2")), None)
     if refit is None:
-        for v in [*member_curves(histories, prior),
+        curves = member_curves(histories, prior)
+        if tcfg.restore_best and tcfg.patience is not None:  # the rise after the best epoch is not in the model
+            curves = kept_best(curves)
+        if asked_lr_find != "off" and read_json_or_none(run_dir / "lr_find.json") is not None and tcfg.lr:
+            curves = after_range_test(curves, tcfg.lr)  # its advice must not send the user back to the test
+        for v in [*curves,
                   *member_verdicts([[check_longer(h, tcfg.epochs, trainer.monitor, trainer.mode)] for h in histories])]:
             log.info("%s", v.line())
             verdicts.append(v)
@@ -568,8 +573,42 @@ def recorded_config(run_dir: Path, target: str
 
 
 def summary(run: Run, data_lines: list[str]) -> str:
-    """summary.txt: the run in a dozen lines."""
-    from ..report.build import baselines_line, ensemble_line, recall_line
+    """summary.txt: the run in a dozen lines, then every finding of the audit and every check."""
+    return "\n".join([*headline(run), *data_lines, "data audit (audit.json)", *[f"  {v.line()}" for v in (run.audit or [])],
+                      "checks", *[f"  {v.line()}" for v in run.verdicts]]) + "\n"
+
+
+def screen(run: Run) -> str:
+    """What `train` prints (issue 19: a short screen): the headline lines of summary.txt, every warning and
+    failure of the audit and the checks with its fix (failures first), one line counting the rest, then
+    last_lines (the headline metric, the run folder)."""
+    found = [*(run.audit or []), *run.verdicts]
+    attention = needs_attention(run)
+    passed = sum(v.status == "pass" for v in found)
+    skipped = sum(v.status == "skipped" for v in found)
+    count = (f"{passed} checks passed" + (f", {skipped} skipped" if skipped else "")
+             + (f"; {len(attention)} need attention (above)" if attention else "")
+             + "; every verdict: summary.txt, report.html (or -v)")
+    return "\n".join([*headline(run), *[v.line() for v in attention], count, last_lines(run)]) + "\n"
+
+
+def needs_attention(run: Run) -> list[Verdict]:
+    """The run's failed, then warned, findings of the audit and the checks."""
+    found = [*(run.audit or []), *run.verdicts]
+    return [v for status in ("fail", "warn") for v in found if v.status == status]
+
+
+def last_lines(run: Run) -> str:
+    """What `train` ends with, whatever it printed before: the headline metric on a line of its own (for
+    scripts) and the run folder."""
+    name, value = run.metric
+    return (f"test {name}: {value:.4f}" if abs(value) < 1e6 else f"test {name}: {value:.4g}") + f"\n{run.run_dir}"
+
+
+def headline(run: Run) -> list[str]:
+    """The run's first lines: what it trained on, the model, how it trained, the test metrics beside the
+    simple baselines, per-class recall."""
+    from ..report.build import baselines_line, ensemble_line, recall_line, refit_line
 
     config, results = run.config, run.results
     name, value = run.metric
@@ -592,22 +631,14 @@ def summary(run: Run, data_lines: list[str]) -> str:
         *([f"baselines {line}"] if (line := baselines_line(results.get("baselines"), run.test)) else []),
         *([f"recall   per class on the test rows: {line}"] if (line := recall_line(results.get("test_report")))
           else []),
-        *data_lines,
-        "data audit (audit.json)",
-        *[f"  {v.line()}" for v in (run.audit or [])],
-        "checks",
-        *[f"  {v.line()}" for v in run.verdicts],
     ]
     if results.get("cv"):
         lines.insert(5, f"ensemble {ensemble_line(results['cv'])}")
-    if (pair := results.get("refit")) is not None:
-        alone = pair["early_stopped_test"].get(name)
-        lines.insert(5, f"final    the early-stopped network averaged with a second one trained on the training and "
-                        f"validation rows for {pair['epochs']} epochs (R2, --refit off: not)"
-                        + (f"; the early-stopped network alone: test {name} {alone:.4f}" if alone is not None else ""))
+    if results.get("refit"):
+        lines.insert(5, f"final    {refit_line(results['refit'])}")
     if config["note"]:
         lines.insert(1, f"note     {config['note']}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _model_shape(model: nn.Module) -> dict[str, Any]:

@@ -244,15 +244,25 @@ def _inputs(pre: TablePreprocessor, df: pd.DataFrame) -> tuple[tuple[torch.Tenso
     return inputs, unknown
 
 
-def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataFrame
-                  ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Predictions for every row of `data` with the run's model, and a report: the metric when `data`
-    holds the target column, and the count of cells the model had not seen in training."""
+def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataFrame,
+                  keep: Sequence[str] = ()) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Predictions for every row of `data` with the run's model, and a report: the metric on the rows that
+    hold a target when `data` has the target column (`scored_rows`, `unscored_rows`), and the count of
+    cells the model had not seen in training. `keep`: columns of `data` copied to the output first (an ID
+    to join on, say)."""
     model, meta = load_model(run_dir, required=PREDICT_NEEDS)
     _check_description(Path(run_dir) / "model.json", meta)
     path = _path(data)
     df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
-    return predict_frame(model, meta, df, path)
+    where = f"file '{path}'" if path is not None else "the DataFrame"
+    for col in keep:
+        if col not in df.columns:
+            raise DataError(f"--keep {col}: {where} has no column '{shorten(col, 80)}'"
+                            f"{did_you_mean_column(col, df.columns)}; name a column of the data to copy")
+    preds, report = predict_frame(model, meta, df, path)
+    if keep:
+        preds = pd.concat([df[list(dict.fromkeys(keep))].reset_index(drop=True), preds], axis=1)
+    return preds, report
 
 
 def _check_description(file: Path, meta: dict[str, Any]) -> None:
@@ -312,18 +322,23 @@ def predict_frame(model: nn.Module, meta: dict[str, Any], df: pd.DataFrame, path
                             **{f"p_{c}": p[:, i] for i, c in enumerate(classes)}})
         if all(t in df.columns for t in targets):
             truth = multilabel_frame(df, targets, path).to_numpy()
-            if not np.isnan(truth).any():
-                report["accuracy"] = float(np.mean(on == (truth > 0.5)))
+            has = ~np.isnan(truth).any(axis=1)
+            if has.any():
+                report["accuracy"] = float(np.mean(on[has] == (truth[has] > 0.5)))
+            report.update(scored_rows=int(has.sum()), unscored_rows=int((~has).sum()))
         return out, report
     else:
         probs = np.stack([1 - p, p], axis=1) if task.name == "binary" else p
         pred = np.asarray(classes, dtype=object)[task.decide(outputs).numpy()]
         out = pd.DataFrame({"prediction": pred, **{f"p_{c}": probs[:, i] for i, c in enumerate(classes)}})
     target = meta["target"]
-    if target in df.columns and df[target].notna().all():
-        if task.name == "regression":
-            err = pred - df[target].to_numpy(dtype=np.float64)
+    if target in df.columns:  # the rows that hold a target are scored, however many do not (the count said)
+        truth = pd.to_numeric(df[target], errors="coerce") if task.name == "regression" else df[target]
+        has = truth.notna().to_numpy()
+        if has.any() and task.name == "regression":
+            err = pred[has] - truth.to_numpy(dtype=np.float64)[has]
             report["rmse"] = float(np.sqrt(np.mean(err ** 2)))
-        else:
-            report["accuracy"] = float(np.mean(pred == label_strings(df[target]).to_numpy(dtype=object)))
+        elif has.any():
+            report["accuracy"] = float(np.mean(pred[has] == label_strings(truth[has]).to_numpy(dtype=object)))
+        report.update(scored_rows=int(has.sum()), unscored_rows=int((~has).sum()))
     return out, report

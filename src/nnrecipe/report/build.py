@@ -30,6 +30,8 @@ COMPARE = "compare.html"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WORST_ROWS = 10
 EVIDENCE_CHARS = 300
+EVIDENCE_ITEMS = 12  # a list's first items shown
+EVIDENCE_ROWS = 40  # rows of one verdict's evidence table
 LABEL_PLOT = "label_distribution.png"  # the data audit's D1 plot (data/audit), embedded when present
 
 
@@ -68,11 +70,28 @@ def verdicts(path: Path) -> list[dict[str, Any]]:
     out = []
     for origin, items in (("audit", audit.get("findings", [])), ("doctor", checks)):
         for v in items:
-            evidence = json.dumps(v.get("evidence", {}), default=str)
             out.append({"fault": "", "consistent_with": [],  # runs recorded before verdicts named faults
-                        **v, "origin": origin, "evidence": evidence if len(evidence) <= EVIDENCE_CHARS
-                        else evidence[:EVIDENCE_CHARS] + " …"})
+                        **v, "origin": origin, "evidence": evidence_rows(v.get("evidence") or {})})
     return out
+
+
+def evidence_rows(evidence: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    """A verdict's evidence as rows to read (issue 19: not raw JSON): nested entries as 'a / b', lists of
+    numbers or names on one line (the first EVIDENCE_ITEMS and a count), each value at most EVIDENCE_CHARS."""
+    rows: list[dict[str, str]] = []
+    for key, value in evidence.items():
+        name = f"{prefix}{key}".replace("_", " ")
+        if isinstance(value, dict) and value and len(rows) < EVIDENCE_ROWS:
+            rows += evidence_rows(value, f"{prefix}{key} / ")
+            continue
+        if isinstance(value, (list, tuple)):
+            shown = ", ".join(_fmt(x) if not isinstance(x, (dict, list)) else json.dumps(x, default=str)
+                              for x in value[:EVIDENCE_ITEMS])
+            text = shown + (f" … ({len(value)} in all)" if len(value) > EVIDENCE_ITEMS else "")
+        else:
+            text = _fmt(value) if not isinstance(value, dict) else "-"
+        rows.append({"item": name, "value": text if len(text) <= EVIDENCE_CHARS else text[:EVIDENCE_CHARS] + " …"})
+    return rows[:EVIDENCE_ROWS]
 
 
 def _labels(path: Path, journal: dict[str, Any], report: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -207,6 +226,15 @@ def _journal(journal: dict[str, Any]) -> dict[str, Any] | None:
             "changed": changed}
 
 
+def refit_line(refit: dict[str, Any] | None) -> str:
+    """The R2 pair in words (results.json's `refit`): '' for a run that kept its early-stopped network."""
+    if not refit:
+        return ""
+    alone = ", ".join(f"{k} {_fmt(v)}" for k, v in (refit.get("early_stopped_test") or {}).items() if k != "loss")
+    return (f"the early-stopped network averaged with a second one trained on the training and validation rows for "
+            f"{refit.get('epochs')} epochs (R2); the early-stopped network alone on the test rows: {alone}")
+
+
 def ensemble_line(cv: dict[str, Any] | None) -> str:
     """A cross-validation ensemble's members and out-of-fold scores, in words (T14); '' for one model."""
     if not cv:
@@ -274,7 +302,11 @@ def _headline(results: dict[str, Any]) -> dict[str, Any] | None:
     columns = ["model", *test]
     rows = [{"model": "the network", **{k: _fmt(v) for k, v in test.items()}},
             *({"model": BASELINE_NAMES.get(m, m), **{k: _fmt(v.get(k)) for k in test}} for m, v in models.items())]
-    return {"rows": rows, "columns": columns, "text": baselines_line(results.get("baselines"), test)}
+    metric = next((k for k in ("accuracy", "rmse") if isinstance(test.get(k), (int, float))), None)
+    scores = {"the network": test[metric], **{BASELINE_NAMES.get(m, m): v[metric] for m, v in models.items()
+                                               if isinstance(v.get(metric), (int, float))}} if metric else {}
+    return {"rows": rows, "columns": columns, "text": baselines_line(results.get("baselines"), test),
+            "image": plots.headline(scores, metric) if metric else None}
 
 
 def _with_recall(found: list[dict[str, Any]], report: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -305,9 +337,11 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
                 "best": f"{results['best_epoch']} of {results.get('epochs_run')} by {run.monitor} = {_fmt(run.best)}"
                 + (" (member 1's)" if results.get("cv") else "") if results.get("best_epoch") else "",
                 "ensemble": ensemble_line(results.get("cv")),
+                "final": refit_line(results.get("refit")),
                 "optimises": "{metric}: {why}".format(**config["optimises"]) if config.get("optimises") else ""},
         "headline": _headline(results),
         "verdicts": all_verdicts,
+        "attention": [v for s in ("error", "fail", "warn") for v in all_verdicts if v["status"] == s],
         "verdict_counts": {s: n for s in ("error", "fail", "warn", "pass", "skipped")
                            if (n := sum(v["status"] == s for v in all_verdicts))},
         "curves": plots.curves(run.history, results.get("best_epoch")) if run.history else None,

@@ -108,6 +108,25 @@ def curves(history: Sequence[Mapping[str, Any]], best_epoch: int | None = None) 
     return to_uri(fig)
 
 
+def headline(scores: Mapping[str, float], metric: str) -> str:
+    """The answer at a glance: the test metric of the network and of each simple model, one bar each (the
+    network's first, in its own colour), the value written at the bar's end."""
+    names = list(scores)
+    fig, (ax,) = _figure((8.0, 0.6 + 0.45 * len(names)), left=2.2, bottom=0.45)
+    ax.grid(False)
+    values = [scores[n] for n in names]
+    colors = ["tab:blue" if i == 0 else "0.7" for i in range(len(names))]
+    ax.barh(range(len(names)), values, color=colors)
+    ax.set_yticks(range(len(names)), [label(n) for n in names])
+    ax.invert_yaxis()
+    top = max((abs(v) for v in values if math.isfinite(v)), default=1.0) or 1.0
+    for i, v in enumerate(values):
+        ax.text(v + 0.01 * top, i, f"{v:.4g}", va="center", fontsize=9)
+    ax.set_xlim(min(0.0, min(values)), top * 1.15)
+    ax.set_xlabel(f"{metric} on the test rows" + (" (lower is better)" if metric in ("rmse", "mae", "loss") else ""))
+    return to_uri(fig)
+
+
 def lr_range(found: Mapping[str, Any]) -> str:
     """T4's range test: raw and smoothed loss against the rate, the diverging rate and the candidate."""
     fig, (ax,) = _figure()

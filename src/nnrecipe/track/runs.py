@@ -24,7 +24,7 @@ log = logging.getLogger("nnrecipe")
 
 # The settings `runs` shows when every listed run has the same ones (otherwise: those that differ).
 KEY_PARAMS = ("model.hidden", "train.optimizer", "train.lr", "train.batch_size")
-COLUMNS = ("id", "date", "note", "data", "best")
+COLUMNS = ("id", "date", "note", "data", "best", "test")
 
 
 @dataclass
@@ -67,6 +67,17 @@ class RunInfo:
             return None
         mode = monitor_mode(self.monitor, self.config.get("train", {}).get("mode", "auto"))
         return min(values) if mode == "min" else max(values)
+
+    @property
+    def test_metric(self) -> str:
+        """The metric the run is judged by on its test rows: rmse for regression, else accuracy."""
+        return "rmse" if self.config.get("task") == "regression" else "accuracy"
+
+    @property
+    def test(self) -> float | None:
+        """The headline metric on the test rows (results.json), None for a run still training or stopped."""
+        value = (self.results.get("test") or {}).get(self.test_metric)
+        return float(value) if isinstance(value, (int, float)) else None
 
     def flat(self) -> dict[str, Any]:
         """The flattened config (R3's unit of comparison), with the data's fingerprint when journalled."""
@@ -191,12 +202,14 @@ def sort_runs(runs: Sequence[RunInfo], key: str) -> list[RunInfo]:
 
 
 def format_runs(runs: Sequence[RunInfo], params: Sequence[str] | None = None) -> str:
-    """The runs as a text table: id, date, note, data, the settings that tell them apart, best metric."""
+    """The runs as a text table: id, date, note, data, the settings that tell them apart, the best validation
+    value of the monitor, and the headline test metric with its name."""
     params = list(params) if params is not None else varying_params(runs)
     keys = sorted({k for r in runs for k in r.flat()})
-    header = ["id", "date", "note", "data", *(short_key(p, keys) for p in params), "best"]
+    header = ["id", "date", "note", "data", *(short_key(p, keys) for p in params), "best", "test"]
     lines = [[r.id, r.date, _cut(r.note, 40), r.data, *(_text(r.flat().get(p)) for p in params),
-              "-" if r.best is None else f"{r.monitor} {r.best:.4g}"] for r in runs]
+              "-" if r.best is None else f"{r.monitor} {r.best:.4g}",
+              "-" if r.test is None else f"{r.test_metric} {r.test:.4g}"] for r in runs]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip()
                      for row in [header, *lines]) + "\n"

@@ -31,11 +31,22 @@ def write_report(study: Any, result: Any, best: Any) -> Path:
     return path
 
 
+# fANOVA fits a random forest to (parameters, score) pairs: on a handful of trials its shares are the forest's
+# noise (tune --trials 4 printed them to three decimals), so they are shown from MIN_TRIALS completed trials,
+# and at least two per parameter searched
+MIN_TRIALS = 10
+
+
 def _importances(study: Any) -> dict[str, float] | str:
     """Each parameter's share of the variance of the score (fANOVA, Hutter et al. 2014: optuna's seeded
-    random-forest estimate), or why there is none (it needs completed trials whose parameters vary)."""
+    random-forest estimate), or why there is none (too few completed trials, or parameters that never vary)."""
     import optuna
 
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    needed = max(MIN_TRIALS, 2 * len({k for t in done for k in t.params}))
+    if len(done) < needed:
+        return (f"not shown: {len(done)} completed trials; importances need {needed} or more to say more than "
+                "the noise of the forest that estimates them (--trials)")
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
     try:
         found = optuna.importance.get_param_importances(study, evaluator=evaluator)
@@ -78,7 +89,7 @@ def _context(s: dict[str, Any], png: str) -> dict[str, Any]:
     refit = f"trained on train+validation: {s['refit']['run_dir']}" if s["refit"] else "not retrained"
     importances = s["importances"]
     if isinstance(importances, dict):
-        importances = [{"parameter": k, "importance": f"{v:.3f}"} for k, v in importances.items()]
+        importances = [{"parameter": k, "importance": f"{v:.2f}"} for k, v in importances.items()]
     names = sorted({k for t in s["trials"] for k in t["params"]})
     columns = ["trial", "state", metric, "best epoch", *names]
     rows = [dict(zip(columns, [t["number"], t["state"] + (f" ({t['lost']})" if t.get("lost") else ""),

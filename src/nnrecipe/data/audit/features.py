@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ...checks.data_checks import (OVERLAP_FAIL, ROWS_SHOWN, DataView, check_target_leak, conflicts, groups,
-                                  label_noise, row_keys)
+                                  label_noise, repeats, row_keys)
 from ...checks.verdict import Verdict
 from ...errors import DataError, clean_command, shorten
 from ..prepare import SPLITS, PreparedTable
@@ -56,11 +56,12 @@ def full_view(prep: PreparedTable, seed: int, floats_only: bool = False) -> Data
 # fail 25%): measured noise shares on all rows of the clean tables: breast cancer 0.2%, wine 0%, digits
 # 0.2%, small_table binary 0%, multiclass (4 binned classes) 10.3-11.3%; tests/audit's 30% flipped table
 # reads 28.7% with a precision of 0.94 against the flipped rows. No clean table holds a conflict.
-def label_checks(prep: PreparedTable, seed: int, noise_rows: int) -> tuple[list[Verdict], dict[str, np.ndarray]]:
+def label_checks(prep: PreparedTable, seed: int, noise_rows: int,
+                 found: dict[str, Any] | None = None) -> tuple[list[Verdict], dict[str, np.ndarray]]:
     """D4 conflicting labels and label noise on every row (noise on a sample past `noise_rows`); and the
     data rows each flags (conflicting: every row of a conflicting group; noise: most suspicious first)."""
     view = full_view(prep, seed)
-    conflict, positions = conflicts(view, shown=50)
+    conflict, positions = conflicts(view, shown=50, found=found)
     noise, flagged = label_noise(full_view(prep, seed, floats_only=True), max_rows=noise_rows, shown=50)
     return [conflict, noise], {"conflicting": prep.rows[positions], "suspicious": flagged}
 
@@ -72,7 +73,7 @@ def _keys(prep: PreparedTable) -> np.ndarray:
     return row_keys(xs)
 
 
-def split_overlap(prep: PreparedTable, target: str) -> Verdict:
+def split_overlap(prep: PreparedTable, target: str, seed: int = 0, found: dict[str, Any] | None = None) -> Verdict:
     """leakage: rows (inputs and target identical) that the split train_table makes puts in two splits."""
     source = "Karpathy's recipe (split hygiene); D3 duplicates"
     group, _ = groups(_keys(prep))
@@ -93,6 +94,26 @@ def split_overlap(prep: PreparedTable, target: str) -> Verdict:
                        f"no row is in two of the splits (train {prep.counts['train']}, validation "
                        f"{prep.counts['val']}, test {prep.counts['test']} rows)", ev, "", source)
     told = ", ".join(f"{k} {p['rows']}" for k, p in pairs.items() if p["rows"])
+    # repeats that are the data's own (checks/data_checks.py, REPEAT_ROWS): coarse inputs repeat, and a
+    # random split puts a repeat in two splits as often as in one
+    view = full_view(prep, seed)
+    rep = found if found is not None else repeats(view)
+    ev["repeats"] = rep
+    if rep["coarse"]:
+        return Verdict("leakage", "rows shared between splits", "pass",
+                       f"rows repeat as coarse inputs do ({rep['exact']:.0%} of rows repeat another's inputs and "
+                       f"{rep['near']:.0%} differ from another in one column only), so the split puts repeats in "
+                       f"two splits ({told}): rows alike, not rows copied", ev, "", source)
+    # a copied row carries its label; rows whose inputs repeat under several labels are records of one
+    # input (an entity seen several times), which a group split keeps together
+    differing = conflicts(view, found=rep)[0].evidence.get("conflicting_rows", 0)
+    if differing and differing * 4 >= int(rep["exact"] * len(view.y)):
+        return Verdict("leakage", "rows shared between splits", "warn",
+                       f"rows repeat ({told} shared between splits), and a quarter or more of the repeated inputs "
+                       "carry different labels: records of one entity seen several times rather than copied rows? "
+                       f"Then up to {worst:.1%} of a held-out split is an entity the training rows hold", ev,
+                       "if a column names the entity, keep its rows in one split: --split group:COL; if the rows "
+                       f"are copies, remove them before splitting: {clean_command(prep.source, target)}", source)
     return Verdict("leakage", "rows shared between splits", "fail" if worst >= OVERLAP_FAIL else "warn",
                    f"duplicated rows put the same row in two splits ({told}); up to {worst:.1%} of a held-out split "
                    "is also in an earlier one: its score is inflated", ev,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from ...checks.data_checks import repeats
 from ...checks.verdict import Diagnosis
 from ...config import DataConfig, ModelConfig
 from ...io import write_json
@@ -108,8 +109,10 @@ def audit_frame(df: pd.DataFrame, cfg: DataConfig, seed: int, *, path: Path | No
     result.append(d1)
     with clock("D2"):
         result.append(table.text_lengths(df, cells))
+    with clock("repeats"):  # do the inputs repeat on their own (coarse inputs)? D3, D4 and the split overlap ask
+        found = repeats(features.full_view(prep, seed))
     with clock("D3 duplicates"):
-        dup, dup_rows = table.duplicate_rows(df, path, cfg.target)
+        dup, dup_rows = table.duplicate_rows(df, path, cfg.target, found)
     result.append(dup)
     with clock("D3 corrupted"):
         bad, bad_rows = table.corrupted_rows(df, y_missing, cells, path, cfg.target)
@@ -118,10 +121,10 @@ def audit_frame(df: pd.DataFrame, cfg: DataConfig, seed: int, *, path: Path | No
     with clock("D8"):
         result.append(table.feature_scales(cells, cfg.scaling))
     with clock("D4"):
-        d4, flagged = features.label_checks(prep, seed, noise_rows)
+        d4, flagged = features.label_checks(prep, seed, noise_rows, found)
     result.extend(d4)
     with clock("leakage splits"):
-        result.append(features.split_overlap(prep, cfg.target))
+        result.append(features.split_overlap(prep, cfg.target, seed, found))
     with clock("leakage split kind"):  # time order and groups under a random split: only when they warn
         result.extend(splits.split_findings(df, cfg, prep, cells.kinds, seed))
     if test is not None:

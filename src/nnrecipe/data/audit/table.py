@@ -213,8 +213,11 @@ def _weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: list[floa
 
 
 # ---------------------------------------------------------------- D3
-def duplicate_rows(df: pd.DataFrame, path: str | os.PathLike | None, target: str) -> tuple[Verdict, np.ndarray]:
-    """D3: rows that repeat an earlier row in every column (target included); their data rows."""
+def duplicate_rows(df: pd.DataFrame, path: str | os.PathLike | None, target: str,
+                   found: dict[str, Any] | None = None) -> tuple[Verdict, np.ndarray]:
+    """D3: rows that repeat an earlier row in every column (target included); their data rows. `found`: the
+    prepared inputs' repeats (checks/data_checks.py `repeats`): when they are the data's own (coarse
+    inputs), repeated rows are rows alike, reported without a warning and without advice to remove them."""
     source = f"{KARPATHY_DATA}: 'detecting the duplicate instances'; D3"
     dup = df.duplicated(keep="first").to_numpy()
     rows = np.flatnonzero(dup)
@@ -224,11 +227,20 @@ def duplicate_rows(df: pd.DataFrame, path: str | os.PathLike | None, target: str
         return Verdict("D3", "duplicate rows", "pass", f"no row of {n} repeats another", ev, "", source), rows
     ev["first_rows"] = rows[:ROWS_SHOWN].tolist()
     where = ", ".join(row_labels(path, [int(r) for r in rows[:3]])) + (" ..." if len(rows) > 3 else "")
+    if found is not None and found["coarse"]:
+        ev["repeats"] = found
+        return Verdict("D3", "duplicate rows", "pass",
+                       f"{len(rows)} of {n} rows ({len(rows) / n:.1%}) repeat an earlier row exactly ({where}), as "
+                       f"coarse inputs do: {found['near']:.0%} of rows differ from another in one column only; rows "
+                       "alike, not copies (removing them would change what the table says)", ev, "", source), rows
     return Verdict("D3", "duplicate rows", "warn",
                    f"{len(rows)} of {n} rows ({len(rows) / n:.1%}) repeat an earlier row exactly ({where}): they "
                    "weigh double in training and can land in both the training and the test split", ev,
                    f"remove them: {clean_command(path, target)} (keeps each row's first copy)",
                    source), rows
+
+
+MOSTLY_EMPTY = 0.5  # a numeric column empty in at least this share of the rows is an optional column
 
 
 def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: str | os.PathLike | None,
@@ -242,11 +254,16 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
     seen = np.asarray(y_missing, dtype=bool).copy()
     why: dict[int, str] = dict.fromkeys(np.flatnonzero(seen).tolist(), "no target")
     columns: dict[str, dict[str, int]] = {}
+    # a column empty in most rows is an optional column (a finding about the column): its empty cells do not
+    # make the rows corrupted (issue 19: 53,573 of 58,788 rows were called corrupted for one such column, with
+    # the advice to drop them)
+    optional = {col: float(cells.nan[col].mean()) for col in cells.numbers
+                if len(df) and cells.nan[col].mean() >= MOSTLY_EMPTY}
     for col in cells.numbers:
         for problem, mask in (("unparsable", cells.unparsable[col]), ("inf", cells.inf[col]),
                               ("nan", cells.nan[col])):
             k = int(mask.sum())
-            if not k:
+            if not k or (problem == "nan" and col in optional):
                 continue
             columns.setdefault(col, {})[problem] = k
             new = np.flatnonzero(mask & ~seen)
@@ -258,10 +275,15 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
                 why.update(dict.fromkeys(new.tolist(), f"column '{shorten(col, 40)}': {problem}"))
     totals = {p: sum(c.get(p, 0) for c in columns.values()) for p in ("nan", "inf", "unparsable")}
     ev: dict[str, Any] = {"rows": len(df), "rows_affected": len(why), "missing_target": int(y_missing.sum()),
-                          "cells": totals, "columns": columns}
+                          "cells": totals, "columns": columns,
+                          "optional_columns": {c: round(v, 4) for c, v in optional.items()}}
+    told = ("; optional columns, empty in most rows (train fills them with the training centre and an indicator; "
+            "--drop COL if one says nothing): " + ", ".join(f"'{shorten(c, 40)}' {v:.0%} empty"
+                                                            for c, v in list(optional.items())[:ROWS_SHOWN])
+            ) if optional else ""
     if not why:
-        return Verdict("D3", "corrupted rows", "pass", f"every row of {len(df)} has its target and finite numbers",
-                       ev, "", source), why
+        return Verdict("D3", "corrupted rows", "pass",
+                       f"every row of {len(df)} has its target and finite numbers{told}", ev, "", source), why
     first = np.flatnonzero(seen)[:ROWS_SHOWN].tolist()  # `seen` marks exactly the rows of `why`
     ev["first_rows"] = first
     parts = [f"{ev['missing_target']} with no target"] if ev["missing_target"] else []
@@ -271,7 +293,7 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
         + (" ..." if len(columns) > ROWS_SHOWN else "")
     where = ", ".join(f"{label} ({why[r]})" for r, label in zip(first[:3], row_labels(path, first[:3])))
     summary = f"{len(why)} of {len(df)} rows are corrupted: {', '.join(parts)}" + (f" in {cols}" if cols else "") \
-        + f"; first: {where}"
+        + f"; first: {where}{told}"
     # train stops on unparsable or infinite cells (schema.numeric_problems); it leaves out rows without a
     # target and imputes empty cells, so those two only warn
     status = "fail" if totals["unparsable"] or totals["inf"] else "warn"
