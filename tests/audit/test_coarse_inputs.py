@@ -42,9 +42,13 @@ def test_coarse_inputs_are_not_label_errors_nor_leaks():
     assert split.status == "pass" and "rows alike, not rows copied" in split.summary
 
 
-def test_the_doctor_overfits_a_batch_of_distinct_inputs_on_a_coarse_table():
-    c1 = next(v for v in doctor_table(coarse(), "y", train_config=TrainConfig(seed=0)) if v.id == "C1")
+def test_the_doctor_on_a_coarse_table_overfits_distinct_inputs_and_sees_no_leak():
+    found = doctor_table(coarse(), "y", train_config=TrainConfig(seed=0))
+    c1 = next(v for v in found if v.id == "C1")
     assert c1.status == "pass" and c1.evidence["rows"] == 12  # the 12 distinct inputs, not 16 rows with conflicts
+    overlap = next(v for v in found if v.name == "train/validation overlap")
+    assert overlap.status == "pass" and "rows alike, not rows copied" in overlap.summary
+    assert not [v for v in found if v.status == "fail"]
 
 
 def repeated_records(seed: int = 0) -> pd.DataFrame:

@@ -464,6 +464,27 @@ def check_overlap(setup: Setup | DataView) -> Verdict:
         return Verdict("leakage", name, "pass", f"none of {m} validation rows is among {len(setup.y)} training rows",
                        evidence, "", source)
     evidence["val_rows_shared"] = _callers_rows(setup.val_index, shared)
+    # repeats that are the data's own (see REPEAT_ROWS), among the training and validation rows together:
+    # coarse inputs put rows alike in both splits
+    both = tuple(torch.cat([a.reshape(len(a), -1), b.reshape(len(b), -1).to(a.dtype)])
+                 for a, b in zip(setup.x, setup.val_x))
+    rep = repeats(DataView(both, torch.zeros(len(both[0])), setup.task, feature_names=setup.feature_names,
+                           seed=setup.seed))
+    evidence["repeats"] = rep
+    if rep["coarse"]:
+        return Verdict("leakage", name, "pass",
+                       f"{len(shared)} of {m} sampled validation rows have the inputs of a training row, as coarse "
+                       f"inputs do ({rep['exact']:.0%} of the training rows repeat another's inputs and "
+                       f"{rep['near']:.0%} differ from another in one column only): rows alike, not rows copied",
+                       evidence, "", source)
+    differing = conflicts(setup, found=rep)[0].evidence.get("conflicting_rows", 0)
+    if differing and differing * 4 >= int(rep["exact"] * len(setup.y)):  # repeated records of one entity
+        return Verdict("leakage", name, "warn",
+                       f"{len(shared)} of {m} sampled validation rows have the inputs of a training row, and a quarter "
+                       "or more of the repeated inputs carry different labels: records of one entity seen several "
+                       "times rather than copied rows?", evidence,
+                       "if a column names the entity, keep its rows in one split (a group split); if the rows are "
+                       "copies, deduplicate before splitting", source)
     status = "fail" if ratio >= OVERLAP_FAIL else "warn"
     if ratio >= SAME:  # not an overlap: the validation data is the training data
         return Verdict("leakage", name, "fail",
