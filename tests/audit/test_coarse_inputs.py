@@ -141,3 +141,15 @@ def test_a_mostly_empty_column_is_a_column_finding_not_corrupted_rows():
     df.loc[[3, 7], "a"] = 1.0
     v = finding(audit(df, "y"), "corrupted rows")
     assert v.status == "pass" and "optional columns, empty in most rows" in v.summary
+
+
+def test_a_single_coarse_column_and_image_shaped_inputs_do_not_break_repeats():
+    from nnrecipe.checks.data_checks import conflicts
+
+    one = DataView((torch.tensor([[0.0], [1.0], [0.0], [1.0], [0.0], [1.0]]),), torch.tensor([0, 1, 1, 0, 0, 1]),
+                   "binary", sampled=False)
+    v, _ = conflicts(one)
+    assert v.status == "pass" and repeats(one)["coarse"]  # two values over six rows repeat on their own
+    images = torch.zeros(8, 3, 32, 32)  # 3,072 pixels: no near-repeat count, no claim of coarse inputs
+    found = repeats(DataView((images,), torch.zeros(8), "binary", sampled=False))
+    assert found == {"exact": 1.0, "near": None, "coarse": False, "rows": 8}

@@ -146,3 +146,10 @@ def test_predict_ignores_extra_columns_with_a_notice(tmp_path, caplog):
     assert "columns the model does not use are ignored: customer_id, ticket, comment, source, extra" in caplog.text
     assert len(preds) == len(frame)
     torch.manual_seed(0)
+
+
+def test_dates_with_a_timezone_enter_as_their_utc_time():
+    frame = pd.DataFrame({"when": ["2020-01-01T00:00:00Z", "2021-06-01T12:00:00Z", "2022-01-01T00:00:00Z"]})
+    pre = TablePreprocessor.fit(frame, {"when": "datetime"})
+    t = pre.transform(frame)[0][:, pre.feature_names.index("when__time")]
+    assert t[0] < t[1] < t[2]

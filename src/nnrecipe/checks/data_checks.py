@@ -300,6 +300,7 @@ def _callers_rows(index: torch.Tensor | None, rows: np.ndarray, shown: int = ROW
 # exact, its near share above; the planted faults (5% of a continuous table copied, labels flipped or not)
 # 9.5% exact, 0% near.
 REPEAT_ROWS = 20_000  # near repeats on a seeded sample of this many rows (a hashing pass per column)
+REPEAT_COLUMNS = 1_000  # more columns (an image's pixels): no near-repeat count, so no claim of coarse inputs
 
 
 def source_columns(names: list[str] | None, width: int) -> list[np.ndarray]:
@@ -335,23 +336,22 @@ def repeats(view: DataView) -> dict[str, Any]:
     share of rows equal to another row in every column but one, 'coarse': the exact repeats are the data's
     own (near >= exact > 0; a single column: at most half as many distinct values as rows), 'rows': how many
     rows were looked at (a seeded sample of REPEAT_ROWS)}."""
-    x = view.x[0].detach().cpu().reshape(len(view.y), -1).double()
-    if len(view.x) > 1:  # embedded columns' codes: a column each
-        x = torch.cat([x, *(t.detach().cpu().reshape(len(view.y), -1).double() for t in view.x[1:])], 1)
-    cols = source_columns(view.feature_names, view.x[0].reshape(len(view.y), -1).shape[1])
+    n = len(view.y)
+    pick = torch.randperm(n, generator=torch.Generator().manual_seed(view.seed))[:REPEAT_ROWS] \
+        if n > REPEAT_ROWS else torch.arange(n)
+    x = torch.cat([t.detach().cpu().reshape(n, -1)[pick].double() for t in view.x], 1)  # codes: a column each
+    cols = source_columns(view.feature_names, view.x[0].reshape(n, -1).shape[1])
     cols += [np.array([j]) for j in range(sum(len(c) for c in cols), x.shape[1])]
-    n = len(x)
-    if n > REPEAT_ROWS:
-        x = x[torch.randperm(n, generator=torch.Generator().manual_seed(view.seed))[:REPEAT_ROWS]]
     m = len(x)
     if m < 2:
         return {"exact": 0.0, "near": 0.0, "coarse": False, "rows": m}
     full, sizes = groups(row_keys((x,)))
     exact = float((sizes[full] > 1).mean())
     if len(cols) == 1:
-        return {"exact": round(exact, 4), "near": None, "coarse": bool(len(sizes) * 2 <= m), "rows": m}
-    if exact == 0:  # nothing repeats: nothing to explain (and no pass over the columns)
-        return {"exact": 0.0, "near": None, "coarse": False, "rows": m}
+        # one column: its values repeat on their own when there are half as many as rows (near: as exact)
+        return {"exact": round(exact, 4), "near": round(exact, 4), "coarse": bool(len(sizes) * 2 <= m), "rows": m}
+    if exact == 0 or len(cols) > REPEAT_COLUMNS:  # nothing to explain; or pixels, not a table's columns
+        return {"exact": round(exact, 4), "near": None, "coarse": False, "rows": m}
     # each column's value as a 64-bit hash, the row's as their wrapping sum: the row without column j is
     # the sum less column j's hash (one pass per column over one number a row, not over the row's bytes)
     with np.errstate(over="ignore"):
@@ -403,7 +403,8 @@ def conflicts(setup: DataView, shown: int = ROWS_SHOWN, found: dict[str, Any] | 
     evidence["first_rows"] = _callers_rows(setup.index, rows, shown)
     # the irreducible error these groups imply: in each, the rows outside its most common label
     combo = group.astype(np.int64) * (int(labels.max()) + 1) + labels
-    group_label = np.bincount(combo)[combo]  # each row: the rows of its group with its label
+    _, where, count = np.unique(combo, return_inverse=True, return_counts=True)
+    group_label = count[where]  # each row: the rows of its group with its label
     majority = np.zeros(len(sizes), dtype=np.int64)
     np.maximum.at(majority, group, group_label)
     floor = float(((n_labels > 1) * (sizes - majority)).sum() / n)
@@ -474,11 +475,15 @@ def check_overlap(setup: Setup | DataView) -> Verdict:
     if rep["coarse"]:
         return Verdict("leakage", name, "pass",
                        f"{len(shared)} of {m} sampled validation rows have the inputs of a training row, as coarse "
-                       f"inputs do ({rep['exact']:.0%} of the training rows repeat another's inputs and "
+                       f"inputs do ({rep['exact']:.0%} of the training and validation rows repeat another's inputs and "
                        f"{rep['near']:.0%} differ from another in one column only): rows alike, not rows copied",
                        evidence, "", source)
-    differing = conflicts(setup, found=rep)[0].evidence.get("conflicting_rows", 0)
-    if differing and differing * 4 >= int(rep["exact"] * len(setup.y)):  # repeated records of one entity
+    labels = torch.cat([setup.y.reshape(len(setup.y), -1), setup.val_y.reshape(len(setup.val_y), -1).to(setup.y.dtype)]) \
+        if setup.val_y is not None else None
+    differing = conflicts(DataView(both, labels.reshape(-1) if labels is not None and labels.shape[1] == 1 else labels,
+                                   setup.task, feature_names=setup.feature_names, seed=setup.seed, sampled=False),
+                          found=rep)[0].evidence.get("conflicting_rows", 0) if labels is not None else 0
+    if differing and differing * 4 >= int(rep["exact"] * len(both[0])):  # repeated records of one entity
         return Verdict("leakage", name, "warn",
                        f"{len(shared)} of {m} sampled validation rows have the inputs of a training row, and a quarter "
                        "or more of the repeated inputs carry different labels: records of one entity seen several "

@@ -114,6 +114,8 @@ def _days(d: pd.Series) -> np.ndarray:
     """Days since 1970-01-01 (fractional; NaN for an empty cell), whatever the datetime unit."""
     # through whole seconds since the epoch: a Timestamp difference is in nanoseconds, which overflow past
     # the year 2262 (a placeholder such as 9999-12-31 is a date people write)
+    if getattr(d.dt, "tz", None) is not None:  # '2020-01-01T00:00:00Z' parses with a timezone: its UTC time
+        d = d.dt.tz_convert("UTC").dt.tz_localize(None)
     v = d.to_numpy()
     seconds = v.astype("datetime64[s]").astype(np.int64).astype(np.float64)
     seconds[np.isnat(v)] = np.nan

@@ -275,7 +275,8 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     prior = next((v.evidence.get("expected") for v in verdicts.by_id("C2")), None)
     if refit is None:
         curves = member_curves(histories, prior)
-        if tcfg.restore_best and tcfg.patience is not None:  # the rise after the best epoch is not in the model
+        # the rise after the best epoch is not in the model: it kept the epoch of the validation loss's minimum
+        if tcfg.restore_best and tcfg.patience is not None and trainer.monitor == "val_loss":
             curves = kept_best(curves)
         if asked_lr_find != "off" and read_json_or_none(run_dir / "lr_find.json") is not None and tcfg.lr:
             curves = after_range_test(curves, tcfg.lr)  # its advice must not send the user back to the test
@@ -435,7 +436,8 @@ class Fit:
         second = store.finished(1, second_model)
         if second is None:
             epochs = max(1, int(first.best_epoch or first.epochs_run))
-            config = dataclasses.replace(self.tcfg, epochs=epochs, **REFIT_SETTINGS)
+            # member 1's batch size (config.json records it, and --resume reads it): its epoch count is for it
+            config = dataclasses.replace(self.tcfg, epochs=epochs, batch_size=self.trainer.batch_size, **REFIT_SETTINGS)
             log.info("R2: a second network on the training and validation rows (%d) for %d epochs, member 1's best",
                      len(pooled[-1]), epochs)
             started = time.perf_counter()
@@ -595,7 +597,7 @@ def screen(run: Run) -> str:
 def needs_attention(run: Run) -> list[Verdict]:
     """The run's failed, then warned, findings of the audit and the checks."""
     found = [*(run.audit or []), *run.verdicts]
-    return [v for status in ("fail", "warn") for v in found if v.status == status]
+    return [v for status in ("error", "fail", "warn") for v in found if v.status == status]
 
 
 def last_lines(run: Run) -> str:
