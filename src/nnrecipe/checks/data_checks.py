@@ -257,13 +257,14 @@ def row_keys(xs: tuple[torch.Tensor, ...]) -> np.ndarray:
     return rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment
+
+
 def groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each row, the number of its group of identical rows; and each group's size. Rows are grouped by
     a 64-bit hash of their bytes (multiply-xorshift over 8-byte words: 0.3 s on 1M rows of 120 bytes,
     where sorting the keys took 1.9 s), then every row is compared with its group's first row: a hash
     collision falls back to the sort, so the groups are exact."""
-    import pandas as pd  # deferred: pandas' hash table for the factorization
-
     width = keys.dtype.itemsize
     raw = np.ascontiguousarray(keys).view(np.uint8).reshape(len(keys), width)
     if width % 8:
@@ -272,9 +273,9 @@ def groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h = np.zeros(len(keys), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for w in words.T:  # splitmix64's constants; wrapping multiplication is the point
-            h = (h ^ w) * np.uint64(0x9E3779B97F4A7C15)
+            h = (h ^ w) * _GOLDEN
             h ^= h >> np.uint64(29)
-    inverse, _ = pd.factorize(h)
+    inverse = _factorize(h)
     first = np.zeros(inverse.max() + 1 if len(inverse) else 0, dtype=np.int64)
     first[inverse[::-1]] = np.arange(len(inverse))[::-1]  # each group's first row
     if not np.array_equal(words, words[first[inverse]]):
@@ -314,9 +315,6 @@ def source_columns(names: list[str] | None, width: int) -> list[np.ndarray]:
     return [np.array(v) for v in by.values()]
 
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
 def _mix(v: np.ndarray) -> np.ndarray:
     """splitmix64's finalizer: distinct integers to well-spread 64-bit hashes."""
     with np.errstate(over="ignore"):
@@ -325,8 +323,9 @@ def _mix(v: np.ndarray) -> np.ndarray:
         return v ^ (v >> np.uint64(31))
 
 
-def pd_factorize(v: np.ndarray) -> np.ndarray:
-    import pandas as pd  # deferred, as in groups()
+def _factorize(v: np.ndarray) -> np.ndarray:
+    """Each value's code, in order of first appearance (pandas' hash table)."""
+    import pandas as pd  # deferred: pandas' hash table for the factorization
 
     return pd.factorize(v)[0]
 
@@ -360,7 +359,7 @@ def repeats(view: DataView) -> dict[str, Any]:
         whole = np.sum(parts, axis=0, dtype=np.uint64)
         near = np.zeros(m, dtype=bool)
         for h in parts:
-            rest = pd_factorize(whole - h)
+            rest = _factorize(whole - h)
             pairs = np.unique(rest.astype(np.int64) * len(sizes) + full)  # each (rest, whole row) once
             variants = np.bincount(pairs // len(sizes), minlength=int(rest.max()) + 1)
             near |= variants[rest] > 1

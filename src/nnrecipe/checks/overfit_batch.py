@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,15 +27,8 @@ def distinct_rows(x: tuple[torch.Tensor, ...], limit: int) -> torch.Tensor:
     from .data_checks import groups, row_keys
 
     group, _ = groups(row_keys(x))
-    seen: set[int] = set()
-    picked: list[int] = []
-    for i, g in enumerate(group.tolist()):
-        if g not in seen:
-            seen.add(g)
-            picked.append(i)
-            if len(picked) == limit:
-                break
-    return torch.tensor(picked, dtype=torch.long)
+    first = np.sort(np.unique(group, return_index=True)[1])[:limit]  # each input's first row, in row order
+    return torch.from_numpy(first.astype(np.int64))
 
 
 def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, y: torch.Tensor,
