@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install clean bench
+.PHONY: test demo demo-images install clean bench
 
 install: $(STAMP)
 
@@ -24,6 +24,13 @@ demo: $(STAMP)
 	$(PY) scripts/demo_data.py demo/breast_cancer.csv
 	$(VENV)/bin/nnrecipe train demo/breast_cancer.csv --target diagnosis --out demo/runs \
 		--note "make demo: breast cancer, the recipe's defaults"
+
+# images (issue 20): scikit-learn's 8x8 digits written as PNG files in a folder per class (no download), then
+# `nnrecipe train` on the folder
+demo-images: $(STAMP)
+	$(PY) scripts/image_data.py digits demo/digits
+	$(VENV)/bin/nnrecipe train demo/digits --out demo/runs \
+		--note "make demo-images: digits as PNG images, the recipe's defaults"
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py

@@ -232,7 +232,8 @@ def test_train_flag_value_of_wrong_type(cli, tmp_path):
 def test_train_without_target(cli, tmp_path):
     code, out, err = cli("train", tmp_path / "t.csv")
     assert (code, out) == (2, "")
-    assert err.endswith("\nnnrecipe: error: the following arguments are required: --target\n")
+    assert err == (f"nnrecipe: error: {tmp_path / 't.csv'}: a table needs --target, the column to predict (images: "
+                   "give a folder with a subfolder per class, a CSV of image paths, or an .npz)\n")
 
 
 # ---------------------------------------------------------------- predict

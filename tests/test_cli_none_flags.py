@@ -20,6 +20,9 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 SET = {"neutral_label": "maybe", "hidden": [16], "dropout": 0.3, "batch_size": 16, "patience": 5, "swa_start": 1,
        "swa_lr": 0.01, "clip_norm": 1.0, "clip_value": 1.0, "metric": "accuracy", "members": 4, "lr": 0.01}
 RESOLVED = ("hidden", "dropout", "batch_size", "members", "lr")  # None: the rule, whose choice is recorded
+# images' settings: on a table they are refused when set (test_image_settings_on_a_table_are_refused); `none`
+# leaves them unset, so a table run that a --config file gave one goes on
+SET.update(image_size=32, path_column="file", phi=1)
 
 
 def optional_settings() -> list[tuple[str, str]]:
@@ -63,6 +66,13 @@ def test_none_undoes_a_setting(cli, table, tmp_path, section, name):
         assert recorded[section][name] is not None and recorded[section][name] != SET[name]
     else:
         assert recorded[section][name] is None
+
+
+def test_image_settings_on_a_table_are_refused(cli, table, tmp_path):
+    code, out, err = cli("train", table, "--target", "y", "--image-size", "32", "--phi", "1", "--out", tmp_path)
+    assert (code, out) == (2, "") and err == (
+        f"nnrecipe: error: --image-size, --phi: image settings, and '{table}' is a table; leave them out (images: a "
+        "folder with a subfolder per class, a CSV of image paths, an .npz)\n")
 
 
 def test_balance_none_is_the_method_none(cli, table, tmp_path):

@@ -19,7 +19,7 @@ from .logs import quiet
 
 # Flags that the train command takes from each config dataclass (the rest keep their defaults).
 DATA_FLAGS = ("task", "categorical", "numeric", "drop", "scaling", "balance", "neutral_label", "val_fraction",
-              "test_fraction", "split")
+              "test_fraction", "split", "image_size", "augment", "path_column")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,10 +107,17 @@ def _config(cls: type, args: argparse.Namespace, only: Sequence[str] | None = No
     return cls(**values)
 
 
-def _add_table_flags(p: argparse.ArgumentParser) -> None:
-    """DATA, --target, --config and a flag for every data, model and training setting (train, doctor)."""
-    p.add_argument("data", help="a CSV or Parquet file")
-    p.add_argument("--target", required=True, help="the column to predict")
+def _add_table_flags(p: argparse.ArgumentParser, images: bool = False) -> None:
+    """DATA, --target, --config and a flag for every data, model and training setting (train, doctor).
+    `images`: DATA may be images too (train), and --target is needed for a table only."""
+    if images:
+        p.add_argument("data", help="a CSV or Parquet table; or images: a folder with a subfolder per class, a CSV of "
+                       "image paths and labels, an .npz of x and y (docs/images.md)")
+        p.add_argument("--target", default=None, help="the column to predict (a table's; for images, the label "
+                       "column of a CSV; a folder's classes are its subfolders)")
+    else:
+        p.add_argument("data", help="a CSV or Parquet file")
+        p.add_argument("--target", required=True, help="the column to predict")
     p.add_argument("--config", metavar="FILE", default=None,
                    help='a JSON file {"data": {...}, "model": {...}, "train": {...}} of settings; flags win')
     _add_config_flags(p, DataConfig, only=DATA_FLAGS)
@@ -126,11 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nnrecipe {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = sub.add_parser("train", help="train the recipe's model on a CSV or Parquet table",
-                           description="Read the table, infer the task, split, preprocess, build the model the "
-                           "recipe advises, run the checks, train with early stopping and checkpoints, test, and "
-                           "leave a run folder. The last line printed is the run folder.")
-    _add_table_flags(train)
+    train = sub.add_parser("train", help="train the recipe's model on a table or a folder of images",
+                           description="Read the table (or the images), infer the task, split, preprocess, audit, "
+                           "build the model the recipe advises, run the checks, train with early stopping and "
+                           "checkpoints, test, and leave a run folder. The last line printed is the run folder.")
+    _add_table_flags(train, images=True)
     train.add_argument("--out", default="runs", help="where run folders go (default: runs)")
     train.add_argument("--note", default="", help="why this run: kept in the run's record (R4)")
     train.add_argument("--resume", metavar="RUN", default=None,
@@ -276,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Load a run's model (safetensors + JSON, nothing unpickled), check that "
                              "DATA has the columns it needs, and write predictions (with class probabilities).")
     predict.add_argument("run", help="a run folder printed by `nnrecipe train`")
-    predict.add_argument("data", help="a CSV or Parquet file with the model's input columns")
+    predict.add_argument("data", help="a CSV or Parquet file with the model's input columns; for a model of images, "
+                         "a folder of images (class subfolders optional), a CSV of image paths or an .npz")
     predict.add_argument("--out", default=None, help="CSV to write (default: print to stdout)")
     predict.add_argument("--keep", action="append", default=[], metavar="COL",
                          help="copy input column COL to the output, before the predictions (an ID to join on); "
@@ -303,17 +311,29 @@ def _check_out(path: str, kind: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .recipes import train_table
+    from .data.image import image_source
 
     _check_out(args.out, "folder")
     file = read_config_file(args.config) if args.config else {}
-    run = train_table(
-        args.data, args.target, out=args.out, note=args.note, progress=sys.stdout.isatty(), lr_find=args.lr_find,
+    images = image_source(args.data)
+    if not images and args.target is None:  # --target "" goes on, to be refused with the table's own message
+        raise ConfigError(f"{args.data}: a table needs --target, the column to predict (images: give a folder with "
+                          "a subfolder per class, a CSV of image paths, or an .npz)")
+    settings = dict(
+        out=args.out, note=args.note, progress=sys.stdout.isatty(), lr_find=args.lr_find,
         resume=args.resume, strict=args.strict, parent=args.parent, config_file=args.config, report=args.report,
         export=args.export,
-        data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
+        data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target or ""),
         model_config=_config(ModelConfig, args, base=file.get("model")),
         train_config=_config(TrainConfig, args, base=file.get("train")))
+    if images:
+        from .recipes.images import train_images
+
+        run = train_images(args.data, target=args.target or "", **settings)
+    else:
+        from .recipes import train_table
+
+        run = train_table(args.data, args.target, **settings)  # type: ignore[arg-type]
     from .recipes.pipeline import last_lines, screen
 
     # exit 0: the run completed and wrote its folder, whatever its verdicts (they are printed first, failures
@@ -474,7 +494,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from .data import cache
 
     root, limit = cache.cache_root(), cache.cache_limit()
-    kinds = {kind: cache.cache_folder(kind=kind) for kind in ("tables", "prepared")}
+    kinds = {kind: cache.cache_folder(kind=kind) for kind in ("tables", "prepared", "images")}
     if args.clear:
         files, size = map(sum, zip(*(cache.usage(folder) for folder in kinds.values())))
         for folder in kinds.values():
@@ -506,7 +526,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if Path(args.out).resolve() == Path(args.data).resolve():
             raise ConfigError(f"--out {args.out} is the input file; predict never overwrites its input: write the "
                               "predictions to another file")
-    preds, report = predict_table(args.run, args.data, keep=args.keep)
+    if _run_kind(args.run) == "images":
+        from .recipes.images import predict_images
+
+        if args.keep:
+            raise ConfigError("--keep copies table columns; predictions on images carry each image's file already")
+        preds, report = predict_images(args.run, args.data)
+        report["unseen_cells"] = {}
+    else:
+        preds, report = predict_table(args.run, args.data, keep=args.keep)
     if args.out:
         try:
             write_output(args.out, preds.to_csv(index=False))
@@ -530,6 +558,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if "scored_rows" in report and not report["scored_rows"]:
         print(f"not scored: the target column is empty in all {report['unscored_rows']} rows", file=shown)
     return 0
+
+
+def _run_kind(run: str) -> str:
+    """The kind of data a run folder's model was trained on (model.json's "kind"; tables before images had none)."""
+    from .io import read_json_or_none
+
+    meta = read_json_or_none(Path(run) / "model.json")
+    return str(meta.get("kind") or "table") if isinstance(meta, dict) else "table"
 
 
 class _Once(logging.Filter):

@@ -17,6 +17,8 @@ SCHEDULES = ("constant", "step", "exponential", "plateau", "onecycle", "cosine")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "prelu", "rrelu", "tanh", "sigmoid")
 PRECISIONS = ("32", "bf16", "fp16")
 TABLE_MODELS = ("auto", "mlp", "tabm")
+MODELS = (*TABLE_MODELS, "cnn")  # auto: TabM for a table, the CNN family for images
+AUGMENTS = ("auto", "none", "glyphs", "photos")  # data/image/augment.py's presets (D11)
 # 3e-4 rather than Adam's 1e-3 (Kingma & Ba 2015): Karpathy's "3e-4 is the best learning rate for Adam"
 # (2016; his recipe: "Adam with a learning rate of 3e-4 ... is safe"); on benchmarks/tabular.py's tables,
 # over 10 seeds, it raised the MLP's test accuracy on breast cancer 0.9779 -> 0.9814 and digits 0.9744 ->
@@ -49,6 +51,13 @@ class DataConfig:
     split: str = _f("auto", "how rows go to train, validation and test: auto (stratified for classes, else random) "
                             "| random | stratified | time:COL (the earliest rows by COL train, the latest test) | "
                             "group:COL (each value of COL, an ID such as a patient, in one split only)")
+    image_size: int | None = _f(None, "images: the side every image is resized to (shorter side, then a centre "
+                                      "crop); default: the rule (the median shorter side, a multiple of 8, at most "
+                                      "128: docs/images.md)")
+    augment: str = _f("auto", "images: D11 augmentation in training only: auto (glyphs for grey images up to 64 px, "
+                              "photos otherwise) | none | glyphs (no flips) | photos")
+    path_column: str | None = _f(None, "images from a CSV: the column of image paths (relative to the CSV); default: "
+                                       "the one column whose cells are image files")
 
     def __post_init__(self) -> None:
         check_choice("task", self.task, TASKS)
@@ -59,6 +68,9 @@ class DataConfig:
             if not 0.0 < v < 0.5:
                 raise ConfigError(f"{name}={v} is not allowed; choose a fraction in (0, 0.5)")
         self._check_split()
+        check_choice("augment", self.augment, AUGMENTS)
+        if self.image_size is not None and self.image_size < 8:
+            raise ConfigError(f"image_size={self.image_size} is not allowed; choose 8 pixels or more")
 
     def _check_split(self) -> None:
         """split: one of SPLIT_CHOICES, a column named after time: and group:."""
@@ -88,8 +100,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    model: str = _f("auto", "the network for tables: auto | mlp | tabm (TabM: k MLPs sharing weights, trained as an "
-                            "ensemble; docs/recipe.md says when auto picks which)")
+    model: str = _f("auto", "the network: auto | mlp | tabm | cnn (tables: TabM, k MLPs sharing weights trained as an "
+                            "ensemble, docs/recipe.md says when auto picks which; images: the CNN family)")
+    phi: int | None = _f(None, "images: the CNN's compound-scaling coefficient (EfficientNet's phi, 0-6: each step "
+                               "doubles the compute); default: the rule (docs/images.md)")
     members: int | None = _f(None, "TabM's members k; default: the rule (docs/recipe.md)")
     hidden: tuple[int, ...] | None = _f(None, "hidden widths, e.g. 128,64; default: the sizing rule (README)")
     activation: str = _f("relu", "hidden activation: " + ", ".join(ACTIVATIONS))
@@ -101,7 +115,9 @@ class ModelConfig:
                            "outliers, M3)")
 
     def __post_init__(self) -> None:
-        check_choice("model", self.model, TABLE_MODELS)
+        check_choice("model", self.model, MODELS)
+        if self.phi is not None and not 0 <= self.phi <= 6:
+            raise ConfigError(f"phi={self.phi} is not allowed; choose 0 to 6")
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("init", self.init, ("normal", "uniform"))
         if self.members is not None and self.members < 1:

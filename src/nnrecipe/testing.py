@@ -110,3 +110,49 @@ def run_with_kills(argv: list[str], kills: int, seed: int, low: float = 1.0, hig
         if proc.returncode != 0:
             raise AssertionError(f"the last run of {argv} ended with {proc.returncode}:\n{err.decode()[-3000:]}")
     return log
+
+
+def write_image_folder(out: str | Path, pixels_uint8: Any, labels: Any, fmt: str = "png") -> Path:
+    """Images as files in a folder with a subfolder per class (the layout `read_images` reads): image i of
+    `pixels_uint8` ((N, H, W) grey or (N, H, W, 3) colour, uint8 array or tensor) goes to
+    OUT/<labels[i]>/<i, 4 digits or more>.<fmt>. Returns `out`."""
+    from PIL import Image
+
+    out = Path(out)
+    pixels = np.asarray(pixels_uint8)
+    if pixels.dtype != np.uint8 or pixels.ndim not in (3, 4):
+        raise ValueError(f"pixels_uint8: uint8 (N, H, W) or (N, H, W, 3) expected, got {pixels.dtype} {pixels.shape}")
+    width = max(4, len(str(len(pixels) - 1)))
+    for label in sorted({str(c) for c in labels}):
+        (out / label).mkdir(parents=True, exist_ok=True)
+    for i, (image, label) in enumerate(zip(pixels, labels)):
+        Image.fromarray(image).save(out / str(label) / f"{i:0{width}d}.{fmt}")
+    return out
+
+
+def shape_images(n: int, side: int = 32, seed: int = 0,
+                 classes: tuple[str, ...] = ("circle", "square")) -> tuple[np.ndarray, list[str]]:
+    """n seeded colour images, (n, side, side, 3) uint8, each a filled circle or square (by its class, in
+    turn) of random size, place and colour on a random background with pixel noise: every image distinct,
+    no two alike enough to be near duplicates. Classes other than circle and square are drawn as triangles."""
+    from PIL import Image, ImageDraw
+
+    g = np.random.default_rng(seed)
+    out = np.empty((n, side, side, 3), dtype=np.uint8)
+    labels = [classes[i % len(classes)] for i in range(n)]
+    for i, label in enumerate(labels):
+        img = Image.new("RGB", (side, side), tuple(int(v) for v in g.integers(0, 256, 3)))
+        draw = ImageDraw.Draw(img)
+        r = g.uniform(0.2, 0.4) * side
+        cx, cy = g.uniform(r, side - r, 2)
+        box = (cx - r, cy - r, cx + r, cy + r)
+        fill = tuple(int(v) for v in g.integers(0, 256, 3))
+        if label == "circle":
+            draw.ellipse(box, fill=fill)
+        elif label == "square":
+            draw.rectangle(box, fill=fill)
+        else:
+            draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
+        noisy = np.asarray(img, dtype=np.int16) + g.integers(-4, 5, (side, side, 3))
+        out[i] = np.clip(noisy, 0, 255).astype(np.uint8)
+    return out, labels

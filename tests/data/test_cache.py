@@ -95,7 +95,8 @@ def test_the_cache_command_shows_and_clears_the_cache(tmp_path, monkeypatch, cli
     code, out, err = cli("cache")
     assert code == 0
     assert out.splitlines() == [f"cache {root} (limit 2.0 MiB, NNRECIPE_CACHE_MAX)",
-                                f"  tables: 1 files, {size / 1024:.1f} KiB", "  prepared: 0 files, 0 bytes"]
+                                f"  tables: 1 files, {size / 1024:.1f} KiB", "  prepared: 0 files, 0 bytes",
+                                "  images: 0 files, 0 bytes"]
     code, out, err = cli("cache", "--clear")
     assert (code, out) == (0, f"removed 1 files ({size / 1024:.1f} KiB) from {root}\n")
     assert not list(root.rglob("*.parquet"))

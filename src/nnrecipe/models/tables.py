@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..errors import ConfigError
 from .mlp import MLP, default_hidden, init_weights, make_mlp
 from .tabm import TabM, fit_bins
 
@@ -30,6 +31,8 @@ def make_table_model(cfg: ModelConfig, task: str, train_features: torch.Tensor, 
     the embeddings' bins are fitted on); `activation`: the head's output activation (sigmoid, softmax or
     none), which TabM's mean prediction needs."""
     in_features = train_features.shape[1]
+    if cfg.model == "cnn":
+        raise ConfigError("--model cnn builds a network for images; a table takes --model auto, tabm or mlp")
     if cfg.model == "mlp":
         return make_mlp(in_features, out_features, n_rows, cfg, task, embeddings)
     width = in_features + sum(dim for _, dim in embeddings)

@@ -28,7 +28,7 @@ from ..checks import Diagnosis, Verdict, check_init_loss, check_simple_models, f
 from ..checks.curves import after_range_test, check_longer, kept_best
 from ..checks.doctor import c2_init_loss, doctor, resolve_checks
 from ..config import DEFAULT_LR, REFIT_SETTINGS, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
-from ..errors import CheckpointError, ConfigError, TrainingError, check_choice
+from ..errors import CheckpointError, ConfigError, TrainingError, check_choice, did_you_mean
 from ..io import atomic_write, read_json_or_none, sweep_temp, write_json
 from ..models import Ensemble, save_model
 from ..repro import environment
@@ -70,6 +70,9 @@ class Prepared:
     unbalanced: tuple[torch.Tensor, ...] | None = None
     held_back: Any = None  # rows kept out of training to be predicted for review (D7's neutral rows)
     balance: str | None = None  # the D6 method used for classes (none, weights, oversample, undersample)
+    # the training step (steps/step.py) when the kind of data has its own: images train on augmented batches
+    # (D11); None: the supervised step. Evaluation and prediction never go through it
+    step: Any = None
 
     def split(self, name: str) -> tuple[torch.Tensor, ...]:
         """A split's inputs and target, as the Trainer takes them."""
@@ -128,6 +131,18 @@ class Options:
 
     def __post_init__(self) -> None:
         check_choice("lr_find", self.lr_find, ("off", "on", "confirm"))
+
+    @classmethod
+    def of(cls, callbacks: Sequence[Callback] | None = None, export: Sequence[str] = (),
+           checks: Sequence[Any] | None = None, **given: Any) -> Options:
+        """The options from train_table's keywords (its sequences as tuples); an unknown keyword is named."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for name in given:
+            if name not in known:
+                raise ConfigError(f"{name}= is not a keyword of training{did_you_mean(name, known)}; allowed: "
+                                  f"{', '.join(sorted(known))}")
+        return cls(callbacks=tuple(callbacks or ()), export=tuple(export),
+                   checks=None if checks is None else tuple(checks), **given)
 
 
 class Recipe:
@@ -383,7 +398,7 @@ class Fit:
         return Trainer(self.members[k], self.prepared.task.loss(), *rows, self.tcfg if cv is None else cv.config(self.tcfg, k),
                        callbacks=[*given, *(self.watch if k == 0 else []), *([ProgressBar()] if opts.progress else [])],
                        metrics=self.prepared.task.metrics(), train_metrics=True, task=self.prepared.task,
-                       run_dir=self.run_dir if cv is None else cv.trainer_dir(k),
+                       step=self.prepared.step, run_dir=self.run_dir if cv is None else cv.trainer_dir(k),
                        record=False, resume="auto" if opts.resume is not None else False)
 
     def find_lr(self, confirm: bool) -> None:
@@ -444,7 +459,7 @@ class Fit:
             trainer = Trainer(second_model, self.prepared.task.loss(), pooled, None, config,
                               callbacks=[*_fresh(self.pristine), *([ProgressBar()] if self.opts.progress else [])],
                               metrics=self.prepared.task.metrics(), train_metrics=True, task=self.prepared.task,
-                              run_dir=store.member_dir(1), record=False,
+                              step=self.prepared.step, run_dir=store.member_dir(1), record=False,
                               resume="auto" if self.opts.resume is not None else False)
             trainer.fit()
             second = store.record(1, second_model, trainer, time.perf_counter() - started)
@@ -615,13 +630,15 @@ def headline(run: Run) -> list[str]:
     config, results = run.config, run.results
     name, value = run.metric
     model = config["model"]
+    shape = (f"hidden {model.get('hidden')}, {model.get('activation')}" if "depths" not in model else  # a CNN
+             f"phi {model.get('phi')}: depths {model['depths']}, widths {model['widths']}, {model.get('resolution')} px")
     lines = [
         f"nnrecipe run {run.run_dir.name}",
-        f"data     {config.get('source') or 'DataFrame'} -> target '{config['data']['target']}', "
+        f"data     {config.get('source') or 'DataFrame'} -> target '{config['data']['target'] or config.get('label')}', "
         f"task {run.task} ({config.get('task_reason', '')})",
         f"rows     train {results['rows']['train']}, validation {results['rows']['val']}, test {results['rows']['test']}",
-        f"model    {model.get('name', 'mlp').upper()} hidden {model.get('hidden')}, {model.get('activation')}; "
-        f"{config['train']['optimizer']} lr {config['train']['lr']}, batch {config['train']['batch_size']}",
+        f"model    {model.get('name', 'mlp').upper()} {shape}; {config['train']['optimizer']} lr {config['train']['lr']}, "
+        f"batch {config['train']['batch_size']}",
         f"training {results['epochs_run']} epochs on the training and validation rows (R2 refit); the last "
         "epoch's weights kept" if config.get("refit") else
         f"training {results['epochs_run']} epochs; best epoch {results['best_epoch']} by {results['monitor']} "
@@ -646,7 +663,9 @@ def headline(run: Run) -> list[str]:
 def _model_shape(model: nn.Module) -> dict[str, Any]:
     """config.json's record of the model built: its registry name and the settings the rules chose."""
     spec = getattr(model, "spec", {})
-    return {"name": spec.get("name"), **{k: spec[k] for k in ("hidden", "dropout") if k in spec},
+    return {"name": spec.get("name"),
+            **{k: spec[k] for k in ("hidden", "dropout", "depths", "widths", "resolution") if k in spec},
+            **({"phi": model.phi} if isinstance(getattr(model, "phi", None), int) else {}),
             **({"members": spec["k"]} if "k" in spec else {})}
 
 

@@ -26,7 +26,7 @@ from ..data.load import header_is_data, header_shown
 from ..data.prepare import SPLITS, PreparedTable, prepare_table
 from ..data.schema import multilabel_frame, numeric_problems, target_columns
 from ..data.transforms import label_strings
-from ..errors import CheckpointError, DataError, did_you_mean_column, shorten
+from ..errors import CheckpointError, ConfigError, DataError, did_you_mean_column, shorten
 from ..io import atomic_write, write_json
 from ..models import load_model
 from ..models.tables import init_table_model, make_table_model
@@ -61,41 +61,14 @@ class TableRecipe(Recipe):
 
     def prepare(self, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig) -> Prepared:
         """The table made ready (D8-D10, D13), and the task with its loss and rebalancing (D6, M1, M3)."""
+        refuse_image_settings(dcfg, mcfg, data)
         prep, neutral = prepare_table(data, dcfg, tcfg.seed)
         X = {k: prep.inputs(k) for k in SPLITS}  # each a tuple: features[, codes]
         y = {k: prep.target(k) for k in SPLITS}
-        task, head, unbalanced, balance = self._task(prep, y, X, dcfg, mcfg, tcfg.seed, tcfg.metric)
+        task, head, unbalanced, balance = task_with_loss(prep.task, prep.classes, prep.target_scale, y, X, dcfg, mcfg,
+                                                          tcfg.seed, tcfg.metric)
         return Prepared(task, dcfg.target, X, y, {k: prep.data_rows(k) for k in SPLITS}, prep.classes, head, prep,
                         prep.pre.feature_names, unbalanced, neutral, balance=balance)
-
-    @staticmethod
-    def _task(prep: PreparedTable, y: dict[str, torch.Tensor], X: dict[str, tuple[torch.Tensor, ...]],
-              dcfg: DataConfig, mcfg: ModelConfig, seed: int, metric: str | None = None
-              ) -> tuple[Task, str, tuple[torch.Tensor, ...] | None, str | None]:
-        """The task with its loss: D6 rebalancing for classes, following the metric the run optimises
-        (resampling rewrites the training split), M3's robust loss for a regression target with heavy
-        outliers. Returns the task, why, the training split as it was before resampling (None when it was
-        not resampled) and the D6 method (None for regression and multi-label)."""
-        name, n = prep.task, len(prep.classes)
-        if name == "multilabel":
-            return (create_task(name, n_classes=n), "multilabel: no rebalancing (each label's bias starts at its "
-                    "prior)", None, None)
-        if name == "regression":
-            loss = mcfg.loss if mcfg.loss != "auto" else ("huber" if heavy_tailed(y["train"]) else "mse")
-            return create_task(name, loss=loss, target_scale=prep.target_scale), f"regression loss {loss}", None, None
-        codes = y["train"].view(-1).long().numpy()
-        method, why = resolve_balance(dcfg.balance, codes, n, metric)
-        log.info("class balance: %s (%s)", method, why)
-        if method == "weights":
-            return (create_task(name, n_classes=n, class_weights=class_weights(codes, n)), f"{method}: {why}", None,
-                    method)
-        unbalanced = None
-        if method in ("oversample", "undersample"):
-            unbalanced = (*X["train"], y["train"])
-            rows = torch.from_numpy(resample(codes, method, seed))
-            X["train"] = tuple(t[rows] for t in X["train"])
-            y["train"] = y["train"][rows]
-        return create_task(name, n_classes=n), f"{method}: {why}", unbalanced, method
 
     def build(self, prepared: Prepared, mcfg: ModelConfig, seed: int, y_fit: torch.Tensor,
               deterministic: bool = False) -> nn.Module:
@@ -175,6 +148,48 @@ class TableRecipe(Recipe):
         return ["columns", *[f"  {line}" for line in lines]]
 
 
+def refuse_image_settings(dcfg: DataConfig, mcfg: ModelConfig, data: Any) -> None:
+    """Settings that only images use, given for a table: refused by name (a flag is never accepted and ignored)."""
+    given = [flag for flag, used in (("--image-size", dcfg.image_size is not None),
+                                     ("--augment", dcfg.augment != "auto"),
+                                     ("--path-column", dcfg.path_column is not None),
+                                     ("--phi", mcfg.phi is not None)) if used]
+    if given:
+        where = f"'{data}'" if not isinstance(data, pd.DataFrame) else "the DataFrame"
+        raise ConfigError(f"{', '.join(given)}: image settings, and {where} is a table; leave them out (images: a "
+                          "folder with a subfolder per class, a CSV of image paths, an .npz)")
+
+
+def task_with_loss(name: str, classes: list[str], target_scale: dict[str, float] | None,
+                   y: dict[str, torch.Tensor], X: dict[str, tuple[torch.Tensor, ...]],
+                   dcfg: DataConfig, mcfg: ModelConfig, seed: int, metric: str | None = None
+                   ) -> tuple[Task, str, tuple[torch.Tensor, ...] | None, str | None]:
+    """The task with its loss: D6 rebalancing for classes, following the metric the run optimises
+    (resampling rewrites the training split), M3's robust loss for a regression target with heavy
+    outliers. Returns the task, why, the training split as it was before resampling (None when it was
+    not resampled) and the D6 method (None for regression and multi-label)."""
+    n = len(classes)
+    if name == "multilabel":
+        return (create_task(name, n_classes=n), "multilabel: no rebalancing (each label's bias starts at its "
+                "prior)", None, None)
+    if name == "regression":
+        loss = mcfg.loss if mcfg.loss != "auto" else ("huber" if heavy_tailed(y["train"]) else "mse")
+        return create_task(name, loss=loss, target_scale=target_scale), f"regression loss {loss}", None, None
+    codes = y["train"].view(-1).long().numpy()
+    method, why = resolve_balance(dcfg.balance, codes, n, metric)
+    log.info("class balance: %s (%s)", method, why)
+    if method == "weights":
+        return (create_task(name, n_classes=n, class_weights=class_weights(codes, n)), f"{method}: {why}", None,
+                method)
+    unbalanced = None
+    if method in ("oversample", "undersample"):
+        unbalanced = (*X["train"], y["train"])
+        rows = torch.from_numpy(resample(codes, method, seed))
+        X["train"] = tuple(t[rows] for t in X["train"])
+        y["train"] = y["train"][rows]
+    return create_task(name, n_classes=n), f"{method}: {why}", unbalanced, method
+
+
 def _path(data: Any) -> Path | None:
     return None if isinstance(data, pd.DataFrame) else Path(data)
 
@@ -218,9 +233,9 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     share one table, leave it to the retrained best). Returns the Run, with its config and results.
     Raises DataError/ConfigError naming the input and the fix."""
     dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
-    opts = Options(out=out, note=note, progress=progress, callbacks=tuple(callbacks or ()), lr_find=lr_find,
-                   resume=resume, strict=strict, parent=parent, config_file=config_file, report=report,
-                   export=tuple(export), checks=None if checks is None else tuple(checks), refit=refit, audit=audit)
+    opts = Options.of(out=out, note=note, progress=progress, callbacks=callbacks, lr_find=lr_find, resume=resume,
+                      strict=strict, parent=parent, config_file=config_file, report=report, export=export,
+                      checks=checks, refit=refit, audit=audit)
     return run(TableRecipe(), data, dcfg, model_config or ModelConfig(), train_config or TrainConfig(), opts)
 
 

@@ -319,6 +319,23 @@ def _with_recall(found: list[dict[str, Any]], report: dict[str, Any] | None) -> 
             if v["origin"] == "audit" and v["id"] == "D1" else v for v in found]
 
 
+# an image run's pictures (recipes/images.py, data/audit/images.py), in the order the report shows them
+PICTURES = (("worst_images.png", "The validation images of the highest loss: label -> prediction and its "
+             "probability (C9)"),
+            ("batch.png", "Training images as the network gets them, augmented as in training (D14, D11)"),
+            ("samples.png", "Images of each class, as read and resized (the audit)"))
+
+
+def _pictures(path: Path) -> list[dict[str, str]]:
+    """The image run's pictures that are in the folder, embedded."""
+    found = []
+    for name, text in PICTURES:
+        file = path / name
+        if file.is_file() and (data := file.read_bytes())[:8] == PNG_SIGNATURE:
+            found.append({"image": plots.png_uri(data), "text": text, "alt": name})
+    return found
+
+
 def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Everything report.html shows, read from the run folder."""
     run = read_run(run_dir)
@@ -351,6 +368,7 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
         "errors": _errors(frame, task, classes),
         "per_class": _per_class(results.get("test_report")),
         "worst": _worst(frame, task),
+        "pictures": _pictures(path),
         "watch": _watch(watch),
         "inputs": _inputs(read_json_or_none(path / SAMPLES)),
         "journal": _journal(run.journal),

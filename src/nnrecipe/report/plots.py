@@ -266,3 +266,34 @@ def overlay(histories: Mapping[str, Sequence[Mapping[str, Any]]], names: Sequenc
         ax.set_xlabel("epoch")
     axes[0].legend(fontsize=7)
     return to_uri(fig)
+
+
+def image_grid(pixels: Any, captions: Sequence[str], title: str, cols: int = 8) -> bytes:
+    """A PNG of images (N, C, H, W), uint8 or floats in [0, 1] (grey or RGB), each captioned above, `cols` a
+    row: the images of a run as the report shows them (issue 20: the batch as the network sees it, the worst
+    validation images). Tiny images (8 px) are drawn at least 48 px wide."""
+    x = np.asarray(pixels)
+    x = x.astype(np.float64) / 255 if x.dtype == np.uint8 else np.clip(x.astype(np.float64), 0, 1)
+    n = len(x)
+    rows, cols = max(1, math.ceil(n / cols)), max(1, min(cols, n))
+    side = max(0.8, 48 / 100 * 1.2)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(cols * side + 0.2, rows * (side + 0.25) + 0.35), dpi=DPI)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.35 / (rows * (side + 0.25) + 0.35),
+                        wspace=0.05, hspace=0.35)
+    fig.suptitle(label(title) if len(title) <= LABEL_CHARS else title[:120], fontsize=8)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        image = x[i].transpose(1, 2, 0)
+        ax.imshow(image[..., 0] if image.shape[2] == 1 else image, cmap="gray" if image.shape[2] == 1 else None,
+                  vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(label(captions[i]) if i < len(captions) else "", fontsize=6)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Glyph .* missing from", UserWarning)
+        fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()

@@ -1,0 +1,355 @@
+"""Reading images (issue 20): a folder with a subfolder per class (torchvision's ImageFolder convention), a
+CSV of image paths and labels, or an .npz of arrays `x` and `y`, into one uint8 tensor (N, C, S, S) with
+each image's file, label, original size and mode, and the files that could not be decoded. The decoded,
+resized pixels are cached by content (store.py, D13 for images); files are only ever read.
+
+The resize rule (docs/images.md quotes it): S is the median of the images' shorter sides, rounded to the
+nearest multiple of 8 (halves up: 28 -> 32, 25 -> 24), at least 8 and at most MAX_SIDE = 128; `size=`
+overrides it. Each image's shorter side is resized to S (Pillow's BILINEAR: decode.py says why) and the
+centre is cropped to S x S; an image that is S x S already is left untouched. A multiple of 8, because the
+CNN halves the image three times; the median, so that most images are resized little and one panorama or
+thumbnail does not set the size; 128, because a CPU trains a CNN on 128 x 128 images in minutes per epoch
+and few labels need more (CIFAR is 32, ImageNet models train at 224 on accelerators).
+
+Channels: when every readable image is grey (Pillow modes 1, L, LA, I, I;16, F), one channel; else three,
+and every image is converted to RGB (a grey one by repeating its channel; transparency composited on
+white). Multi-label CSVs: a label cell may hold several labels joined by '|' ('cat|dog'); `labels` keeps
+the cell's text as it is, and the recipe splits it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...errors import ConfigError, DataError, did_you_mean_column, shorten
+from . import decode, store
+
+log = logging.getLogger("nnrecipe")
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MAX_SIDE = 128  # a CPU-friendly cap (see the module's docstring)
+MIN_SIDE = 8  # the CNN halves the image three times
+MULTIPLE = 8
+SNIFF_ROWS = 50  # a CSV column is a path column when most of its first 50 cells end in an image extension
+DECODE_THREADS = 8  # Pillow releases the GIL while it decodes and resamples
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+SOURCES = "a folder with a subfolder per class, a CSV of image paths and labels, or an .npz of x and y"
+
+
+@dataclass
+class ImageSet:
+    source: str  # the folder, CSV or .npz as given
+    pixels: torch.Tensor  # (N, C, S, S) uint8: the readable images, in `files` order
+    files: list[str]  # each image's path relative to the source (folder/CSV); "x[i]" for an .npz
+    labels: list[str] | None  # each image's label as text (a cell may hold 'a|b': multi-label); None: none given
+    sizes: list[tuple[int, int]]  # each readable image's original (width, height), EXIF orientation applied
+    modes: list[str]  # each readable image's Pillow mode as read; "array" for an .npz
+    unreadable: list[tuple[str, str]]  # (file, reason) for files left out
+    size: int  # S
+    channels: int  # 1 (every image grey) or 3
+    content_key: str  # sha256 hex of the content (store.content_key)
+    fingerprint: dict[str, Any] = field(default_factory=dict)  # for journal.json
+
+
+def resize_side(sizes: list[tuple[int, int]]) -> int:
+    """S, the side every image is resized to: the median shorter side rounded to the nearest multiple of 8
+    (halves up), at least 8, at most MAX_SIDE."""
+    if not sizes:
+        raise DataError("no image sizes to choose a side from: read at least one image")
+    median = float(np.median([min(w, h) for w, h in sizes]))
+    return int(min(MAX_SIDE, max(MIN_SIDE, np.floor(median / MULTIPLE + 0.5) * MULTIPLE)))
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def image_source(path: str | os.PathLike) -> bool:
+    """Whether `path` is images: a folder holding image files (directly or in subfolders), an .npz, or a CSV
+    with a column whose cells end in an image extension in most of its first 50 rows."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                if any(is_image_name(f) for f in files):
+                    return True
+            return False
+        if p.suffix.lower() == ".npz":
+            return p.is_file()
+        if p.suffix.lower() in TABLE_SUFFIXES and p.is_file():
+            return bool(_path_columns(_read_csv(p, SNIFF_ROWS)))
+    except (OSError, DataError):
+        return False
+    return False
+
+
+def read_images(source: str | os.PathLike, size: int | None = None, *, path_column: str | None = None,
+                label_column: str | None = None, labelled: bool = True, cache_dir: str | os.PathLike | None = None,
+                cache: bool = True) -> ImageSet:
+    """Read, decode, resize and cache the images of `source` (a class-per-subfolder folder, a CSV or an
+    .npz: the module's docstring). `size`: S instead of the rule (8 or more). `labelled=False` (predict):
+    a folder without class subfolders, a CSV without a label column, an .npz without y are allowed.
+    Raises DataError naming the source and the fix, ConfigError for a bad `size`."""
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < MIN_SIDE):
+        raise ConfigError(f"size={size!r} is not allowed; give a whole number of pixels, {MIN_SIDE} or more (the CNN "
+                          f"halves the image three times), or leave it out for the rule (the median shorter side, "
+                          f"a multiple of 8, at most {MAX_SIDE})")
+    size = None if size is None else int(size)
+    started = time.perf_counter()
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"'{source}' does not exist; give {SOURCES}")
+    if path.is_dir():
+        entries = _list_folder(path, labelled)
+    elif path.suffix.lower() == ".npz":
+        return _read_npz(path, str(source), size, labelled, cache_dir, cache, started)
+    elif path.suffix.lower() in TABLE_SUFFIXES:
+        entries = _list_csv(path, path_column, label_column, labelled)
+    else:
+        raise DataError(f"'{source}' is not a source of images; give {SOURCES}")
+    fulls = [full for _, full, _ in entries]
+    digests = store.file_digests(fulls)
+    key = store.content_key([(rel, label, d) for (rel, _, label), d in zip(entries, digests)], size)
+    file = store.entry(key, cache_dir) if cache else None
+    if file is not None:
+        hit = store.load(file)
+        if hit is not None:
+            log.info("images of '%s' loaded from the cache (%s)", source, file)
+            return _image_set(str(source), hit[0], hit[1], key)
+    workers = min(DECODE_THREADS, os.cpu_count() or 1) if len(entries) >= 64 else 1
+    with ThreadPoolExecutor(workers) as pool:
+        heads = list(pool.map(lambda f: decode.open_header(f) if f is not None else "no path", fulls, chunksize=32))
+        opened = [i for i, h in enumerate(heads) if not isinstance(h, str)]
+        side = size if size is not None else resize_side([heads[i][0] for i in opened]) if opened else MIN_SIDE
+        decoded = dict(zip(opened, pool.map(lambda i: decode.decode(fulls[i], side), opened, chunksize=16)))
+    arrays, meta = [], {"files": [], "labels": [], "sizes": [], "modes": [], "unreadable": []}
+    for i, (rel, _, label) in enumerate(entries):
+        got = decoded.get(i, heads[i])
+        if isinstance(got, str):
+            meta["unreadable"].append((rel, got))
+            continue
+        arrays.append(got)
+        meta["files"].append(rel)
+        meta["labels"].append(label)
+        meta["sizes"].append(tuple(heads[i][0]))
+        meta["modes"].append(heads[i][1])
+    if not arrays:
+        shown = "; ".join(f"{f}: {why}" for f, why in meta["unreadable"][:3])
+        raise DataError(f"'{source}': none of its {len(entries)} image files could be read ({shown}); "
+                        "re-export them as PNG or JPEG")
+    pixels = _stack(arrays)
+    meta.update(size=side, source=str(source))
+    if all(label is None for label in meta["labels"]):
+        meta["labels"] = None
+    if file is not None:
+        store.store(file, pixels, meta)
+    images = _image_set(str(source), pixels, meta, key)
+    log.info("read %d images from '%s' (%d unreadable, left out) at %dx%d, %d channel(s) in %.2f s", len(arrays),
+             source, len(meta["unreadable"]), side, side, images.channels, time.perf_counter() - started)
+    return images
+
+
+def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
+    """(N, C, S, S) uint8: grey images alone stay one channel; among colour ones their channel is repeated."""
+    if any(a.ndim == 3 for a in arrays):
+        arrays = [np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a for a in arrays]
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(np.stack(arrays)).unsqueeze(1).contiguous()
+
+
+def _image_set(source: str, pixels: torch.Tensor, meta: dict[str, Any], key: str) -> ImageSet:
+    n, channels, side = len(pixels), int(pixels.shape[1]), int(pixels.shape[2])
+    return ImageSet(source=source, pixels=pixels, files=list(meta["files"]),
+                    labels=None if meta["labels"] is None else [str(x) for x in meta["labels"]],
+                    sizes=[(int(w), int(h)) for w, h in meta["sizes"]], modes=list(meta["modes"]),
+                    unreadable=[(str(f), str(r)) for f, r in meta["unreadable"]], size=side, channels=channels,
+                    content_key=key,
+                    fingerprint={"source": source, "images": n, "unreadable": len(meta["unreadable"]), "size": side,
+                                 "channels": channels, "content_key": key})
+
+
+# ---------------------------------------------------------------- a folder
+def _list_folder(folder: Path, labelled: bool) -> list[tuple[str, str, str | None]]:
+    """(path relative to the folder, full path, label) of each image file, sorted: the class subfolders in
+    order, the files within each in order (subfolders of a class walked too); hidden files and files of
+    other extensions ignored."""
+    classes, loose = [], []
+    with os.scandir(folder) as found:
+        for e in sorted(found, key=lambda e: e.name):
+            if e.name.startswith("."):
+                continue
+            if e.is_dir():
+                classes.append(e.name)
+            elif is_image_name(e.name):
+                loose.append(e.name)
+    per_class = {c: _walk(folder / c) for c in classes}
+    if any(per_class.values()):
+        empty = [c for c, files in per_class.items() if not files]
+        if empty:
+            log.warning("folder '%s': subfolders without image files are no classes and are left out: %s", folder,
+                        ", ".join(shorten(c, 40) for c in empty[:10]))
+        if loose:
+            log.warning("folder '%s': %d image files lie beside the class subfolders, in none of them, and are "
+                        "left out (first: %s)", folder, len(loose), loose[0])
+        return [(f"{c}/{rel}", str(folder / c / rel), c) for c, files in per_class.items() for rel in files]
+    if not loose:
+        raise DataError(f"folder '{folder}' holds no image files ({', '.join(IMAGE_EXTENSIONS)}); give {SOURCES}")
+    if labelled:
+        raise DataError(f"folder '{folder}' holds {len(loose)} images but no class subfolders: put each class's images "
+                        "in a subfolder named after the class, or give a CSV with a path and a label column")
+    return [(name, str(folder / name), None) for name in loose]
+
+
+def _walk(folder: Path) -> list[str]:
+    out = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = Path(root).relative_to(folder)
+        out += [(rel / f).as_posix() for f in sorted(files) if is_image_name(f)]
+    return out
+
+
+# ---------------------------------------------------------------- a CSV
+def _read_csv(path: Path, rows: int | None = None) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, nrows=rows,
+                           sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"file '{path}' cannot be read as a CSV ({str(e).strip() or type(e).__name__}); give "
+                        f"{SOURCES}") from e
+
+
+def _path_columns(df: pd.DataFrame) -> list[str]:
+    """The columns whose non-empty cells in the first SNIFF_ROWS rows mostly end in an image extension."""
+    out = []
+    for col in df.columns:
+        cells = df[col].head(SNIFF_ROWS).str.strip()
+        cells = cells[cells != ""]
+        if len(cells) and cells.str.lower().str.endswith(IMAGE_EXTENSIONS).mean() > 0.5:
+            out.append(str(col))
+    return out
+
+
+def _list_csv(csv: Path, path_column: str | None, label_column: str | None,
+              labelled: bool) -> list[tuple[str, str | None, str | None]]:
+    """(path as written, full path, label) per row: paths relative to the CSV's folder or absolute; a row
+    without a label is left out (logged), a row without a path is kept as unreadable."""
+    df = _read_csv(csv)
+    columns = [str(c) for c in df.columns]
+    named = ", ".join(f"'{shorten(c, 40)}'" for c in columns)
+    if path_column is None:
+        found = _path_columns(df)
+        if len(found) != 1:
+            what = (f"several columns of image paths ({', '.join(repr(c) for c in found)})" if found else
+                    f"no column of image paths (cells ending in {', '.join(IMAGE_EXTENSIONS)}; columns: {named})")
+            raise DataError(f"CSV '{csv}' has {what}: pass --path-column with the column to read")
+        path_column = found[0]
+    elif path_column not in columns:
+        raise DataError(f"CSV '{csv}' has no column '{path_column}'{did_you_mean_column(path_column, columns)}; "
+                        f"its columns: {named}; pass --path-column with one of them")
+    if label_column is None and len(columns) == 2:
+        label_column = next(c for c in columns if c != path_column)
+    if label_column is not None and label_column not in columns:
+        raise DataError(f"CSV '{csv}' has no column '{label_column}'{did_you_mean_column(label_column, columns)}; "
+                        f"its columns: {named}; pass --target with the label column")
+    if label_column is None and labelled:
+        raise DataError(f"CSV '{csv}' has {len(columns)} columns ({named}): pass --target with the column of labels "
+                        f"(the images are in '{path_column}')")
+    paths = df[path_column].str.strip().tolist()
+    labels = df[label_column].str.strip().tolist() if label_column is not None else [None] * len(df)
+    if label_column is not None:
+        blank = sum(label == "" for label in labels)
+        if blank and labelled:
+            log.warning("CSV '%s': %d rows have no label in column '%s' and are left out", csv, blank, label_column)
+        elif blank:
+            log.info("CSV '%s': %d rows have no label in column '%s': the labels are not used", csv, blank,
+                     label_column)
+            labels = [None] * len(df)
+    out: list[tuple[str, str | None, str | None]] = []
+    for row, (cell, label) in enumerate(zip(paths, labels)):
+        if label == "" and labelled:
+            continue
+        if not cell:
+            out.append((f"line {row + 2}", None, label))  # an empty path cell: unreadable, named by its line
+            continue
+        full = Path(cell) if Path(cell).is_absolute() else csv.parent / cell
+        out.append((cell, str(full), label))
+    if not out:
+        raise DataError(f"CSV '{csv}' has no row with both an image path and a label; fill column "
+                        f"'{label_column}'")
+    return out
+
+
+# ---------------------------------------------------------------- an .npz
+def _read_npz(path: Path, source: str, size: int | None, labelled: bool, cache_dir: str | os.PathLike | None,
+              cache: bool, started: float) -> ImageSet:
+    """x: (N, H, W), (N, H, W, C) or (N, C, H, W) with C in 1, 3, 4 (a last axis of 1, 3 or 4 is the channel
+    axis); uint8, bool, integers or floats (scale_to_uint8). y: (N,) labels, optional when not labelled."""
+    key = store.content_key([("x", None, store.file_digests([str(path)])[0])], size)
+    file = store.entry(key, cache_dir) if cache else None
+    if file is not None:
+        hit = store.load(file)
+        if hit is not None:
+            log.info("images of '%s' loaded from the cache (%s)", source, file)
+            return _image_set(source, hit[0], hit[1], key)
+    need = ("'x' (the images: (N, H, W), (N, H, W, C) or (N, C, H, W), C in 1, 3, 4) and 'y' (their labels, (N,)); "
+            "save them with np.savez(file, x=images, y=labels)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = list(npz.keys())
+            x = npz["x"] if "x" in keys else None
+            y = npz["y"] if "y" in keys else None
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"file '{path}' cannot be read as an .npz ({str(e).strip() or type(e).__name__}); it needs "
+                        f"{need}; labels as numbers or strings (np.array(labels, dtype=str)), not objects") from e
+    if x is None:
+        raise DataError(f"file '{path}' holds arrays {', '.join(repr(k) for k in keys) or '(none)'}; it needs {need}")
+    if y is None and labelled:
+        raise DataError(f"file '{path}' holds 'x' but no 'y' (the labels, (N,)); save them with "
+                        "np.savez(file, x=images, y=labels)")
+    x = _channels_last(x, path)
+    if y is not None and (y.ndim != 1 or len(y) != len(x)):
+        raise DataError(f"file '{path}': 'y' has shape {y.shape}, 'x' holds {len(x)} images; give one label per "
+                        f"image, shape ({len(x)},)")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise DataError(f"file '{path}': 'x' holds {int((~np.isfinite(x)).sum())} NaN or infinite values; replace "
+                        "them (pixels are numbers in [0, 1] or [0, 255])")
+    x = decode.scale_to_uint8(x, f"file '{path}': 'x'")
+    if x.shape[-1] == 4:  # RGBA: composited on white, as a file's transparency is
+        alpha = x[..., 3:].astype(np.float32) / 255
+        x = np.rint(x[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    x = x[..., 0] if x.shape[-1] == 1 else x
+    h, w = x.shape[1], x.shape[2]
+    side = size or resize_side([(w, h)])
+    arrays = [decode.decode_array(np.ascontiguousarray(img), side) for img in x]
+    pixels = _stack(arrays)
+    labels = None if y is None else [v.decode() if isinstance(v, bytes) else str(v) for v in y.tolist()]
+    meta = {"files": [f"x[{i}]" for i in range(len(x))], "labels": labels,
+            "sizes": [(w, h)] * len(x), "modes": ["array"] * len(x), "unreadable": [], "size": side,
+            "source": source}
+    if file is not None:
+        store.store(file, pixels, meta)
+    log.info("read %d images from '%s' at %dx%d in %.2f s", len(x), source, side, side, time.perf_counter() - started)
+    return _image_set(source, pixels, meta, key)
+
+
+def _channels_last(x: np.ndarray, path: Path) -> np.ndarray:
+    if x.ndim == 3 and len(x):
+        return x[..., None]
+    if x.ndim == 4 and len(x):
+        if x.shape[-1] in (1, 3, 4):
+            return x
+        if x.shape[1] in (1, 3, 4):
+            return np.moveaxis(x, 1, -1)
+    raise DataError(f"file '{path}': 'x' has shape {x.shape}; give images as (N, H, W), (N, H, W, C) or (N, C, H, W) "
+                    "with C in 1, 3, 4, and at least one image")

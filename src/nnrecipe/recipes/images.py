@@ -1,0 +1,310 @@
+"""Images on the pipeline (issue 20): read (a class-per-subfolder folder, a CSV of paths and labels, an .npz)
+-> decode, resize, cache -> split -> the image audit -> the CNN family sized by compound scaling -> the
+pipeline's checks, training on batches augmented on the device (D11, training only), test and record.
+`nnrecipe train FOLDER` and `nnrecipe predict RUN FOLDER_OR_CSV` are thin layers over `train_images` and
+`predict_images`.
+
+The images enter the network as float tensors in [0, 1], (N, C, S, S); the CNN standardises them with the
+training images' per-channel mean and std, which it holds as buffers (model.json rebuilds it), so predict
+needs nothing but the same resize rule."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..checks import Diagnosis
+from ..config import DataConfig, ModelConfig, TrainConfig
+from ..data.audit.images import audit_images
+from ..data.image import ImageSet, read_images
+from ..data.image.augment import Augment, Augmented, resolve_preset
+from ..data.prepare import SPLITS
+from ..data.split import split_indices
+from ..errors import ConfigError, DataError
+from ..io import atomic_write, write_json
+from ..models import load_model
+from ..models.cnn import make_cnn
+from ..repro import seed_everything
+from ..tasks import create_task
+from ..track.journal import label_counts
+from ..track.predictions import record_predictions
+from .pipeline import Options, Prepared, Recipe, Run, run
+from .tabular import task_with_loss
+
+log = logging.getLogger("nnrecipe")
+
+LABEL = "label"  # the target's name for a folder of class subfolders (a CSV names its own column)
+SEPARATOR = "|"  # several labels in one CSV cell: a multi-label image
+IMAGE_SPLITS = ("auto", "random", "stratified")
+
+
+@dataclass
+class PreparedImages:
+    """The images as read and split: what the audit, the record and predict need beside the tensors."""
+    images: ImageSet
+    splits: dict[str, np.ndarray]  # indices into images.pixels
+    task: str
+    task_reason: str
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    augment: str  # the preset used (D11)
+
+
+def _task_of(labels: list[str], task: str) -> tuple[str, list[str], str]:
+    """The task, the classes (sorted as text) and why: multi-label when a label cell holds several labels
+    joined by '|', else binary for two classes and multiclass for more."""
+    multi = any(SEPARATOR in label for label in labels)
+    if multi or task == "multilabel":
+        classes = sorted({c.strip() for label in labels for c in label.split(SEPARATOR) if c.strip()})
+        return "multilabel", classes, f"labels joined by '{SEPARATOR}': multi-label over {len(classes)} classes"
+    classes = sorted(set(labels))
+    if task not in ("auto", "binary", "multiclass"):
+        raise ConfigError(f"--task {task}: images predict classes; choose auto, binary, multiclass or multilabel")
+    if len(classes) < 2:
+        raise DataError(f"the images hold one class only ({classes[0]!r}): a classifier needs two or more; add a "
+                        "folder (or labels) for another class")
+    name = "binary" if len(classes) == 2 else "multiclass"
+    return name, classes, f"{len(classes)} classes"
+
+
+def _targets(labels: list[str], task: str, classes: list[str]) -> torch.Tensor:
+    """The loss-shaped targets: class codes (N,) long, binary (N, 1) float, multi-label (N, K) 0/1 float."""
+    index = {c: i for i, c in enumerate(classes)}
+    if task == "multilabel":
+        y = torch.zeros(len(labels), len(classes))
+        for r, label in enumerate(labels):
+            for c in label.split(SEPARATOR):
+                if c.strip():
+                    y[r, index[c.strip()]] = 1.0
+        return y
+    codes = torch.tensor([index[label] for label in labels], dtype=torch.long)
+    return codes.float().view(-1, 1) if task == "binary" else codes
+
+
+class ImageRecipe(Recipe):
+    """A folder of class subfolders, a CSV of image paths and labels, or an .npz of x and y."""
+
+    kind = "images"
+
+    def prepare(self, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig) -> Prepared:
+        if dcfg.split not in IMAGE_SPLITS:
+            raise ConfigError(f"--split {dcfg.split}: images are split auto, random or stratified (time: and group: "
+                              "name columns of a table)")
+        if mcfg.model not in ("auto", "cnn"):
+            raise ConfigError(f"--model {mcfg.model} builds a network for tables; images take --model auto or cnn")
+        images = read_images(data, dcfg.image_size, path_column=dcfg.path_column, label_column=dcfg.target or None)
+        labels = images.labels or []
+        task_name, classes, reason = _task_of(labels, dcfg.task)
+        y_all = _targets(labels, task_name, classes)
+        # stratified on the class codes (issue 4's rule for classes), unless random was asked for or the images
+        # are multi-label
+        stratify = None if task_name == "multilabel" or dcfg.split == "random" else y_all.view(-1).long().numpy()
+        parts = split_indices(stratify, len(labels), dcfg.val_fraction, dcfg.test_fraction, tcfg.seed,
+                              classes if stratify is not None else None, where=f"'{data}'", target=dcfg.target or LABEL,
+                              how=dcfg.split)
+        pixels = images.pixels
+        X = {k: (pixels[torch.from_numpy(np.asarray(parts[k], dtype=np.int64))].float().div_(255),) for k in SPLITS}
+        y = {k: y_all[torch.from_numpy(np.asarray(parts[k], dtype=np.int64))] for k in SPLITS}
+        train = X["train"][0]
+        mean = train.mean(dim=(0, 2, 3)).tolist()
+        std = train.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()  # a blank channel must not divide by zero
+        task, head, unbalanced, balance = task_with_loss(task_name, classes, None, y, X, dcfg, mcfg, tcfg.seed,
+                                                         tcfg.metric)
+        preset, settings = resolve_preset(dcfg.augment, images.channels, images.size)
+        step = Augmented(Augment(settings), tcfg.seed) if preset != "none" else None
+        prep = PreparedImages(images, {k: np.asarray(parts[k], dtype=np.int64) for k in SPLITS}, task_name, reason,
+                              classes, mean, std, preset)
+        target = dcfg.target or LABEL
+        return Prepared(task, target, X, y, {k: [int(i) for i in parts[k]] for k in SPLITS}, classes, head, prep,
+                        None, unbalanced, balance=balance, step=step)
+
+    def build(self, prepared: Prepared, mcfg: ModelConfig, seed: int, y_fit: torch.Tensor,
+              deterministic: bool = False) -> nn.Module:
+        """The CNN of the family (models/cnn.py) the data's size calls for, its output bias at y_fit's prior
+        (M6) and its head's weights near zero, so the loss at init is the prior's (Karpathy: 'init well')."""
+        prep: PreparedImages = prepared.data
+        seed_everything(seed, deterministic)
+        images = prep.images
+        model = make_cnn(images.channels, prepared.task.out_features, len(prepared.rows["train"]), images.size,
+                         phi=mcfg.phi, dropout=mcfg.dropout, activation=prepared.task.activation,
+                         mean=prep.mean, std=prep.std)
+        head = model.output_layer
+        with torch.no_grad():
+            head.weight.mul_(0.01)
+            bias = prepared.task.output_bias(y_fit)
+            if bias is not None:
+                head.bias.copy_(bias.view_as(head.bias))
+            else:
+                head.bias.zero_()
+        return model
+
+    def audit(self, data: Any, prepared: Prepared, dcfg: DataConfig, tcfg: TrainConfig,
+              model: nn.Module) -> Diagnosis | None:
+        prep: PreparedImages = prepared.data
+        return audit_images(prep.images, prep.splits, tcfg.seed)
+
+    def name(self, data: Any, dcfg: DataConfig) -> str:
+        return f"{Path(data).stem or 'images'}-{dcfg.target or LABEL}"
+
+    def describe(self, data: Any, prepared: Prepared) -> dict[str, Any]:
+        prep: PreparedImages = prepared.data
+        return {"task_reason": prep.task_reason, "source": str(data), "label": prepared.target,
+                "images": _image_settings(prep)}
+
+    def journal(self, data: Any, prepared: Prepared, dcfg: DataConfig) -> dict[str, Any]:
+        prep: PreparedImages = prepared.data
+        return {**prep.images.fingerprint,
+                "labels": {s: label_counts(prepared.targets[s].numpy(), prep.task, prep.classes, None)
+                           for s in SPLITS}}
+
+    def record(self, run_dir: Path, prepared: Prepared) -> None:
+        """splits.json: each split's image files (relative to the source)."""
+        prep: PreparedImages = prepared.data
+        files = prep.images.files
+        write_json(run_dir / "splits.json", {k: [files[i] for i in prep.splits[k]] for k in SPLITS})
+
+    def previews(self, run_dir: Path, prepared: Prepared, predict: Any,
+                 held_out: tuple[torch.Tensor, torch.Tensor, Sequence[int]] | None) -> None:
+        """C9: val_predictions.csv, the worst first, with each image's file."""
+        prep: PreparedImages = prepared.data
+        if held_out is None:
+            with torch.no_grad():
+                outputs = predict(prepared.split("val"))
+            y, rows = prepared.targets["val"], prepared.rows["val"]
+        else:
+            outputs, y, rows = held_out
+        frame = record_predictions(run_dir, outputs, y, rows, prep.task, prep.classes)
+        frame.insert(1, "file", [prep.images.files[r] for r in frame["row"]])
+        atomic_write(run_dir / "val_predictions.csv", frame.to_csv(index=False, float_format="%.6g"))
+        pictures(run_dir, prepared, frame)
+
+
+    def artifact(self, prepared: Prepared) -> dict[str, Any]:
+        return {"kind": "images", "images": _image_settings(prepared.data)}
+
+    def summary(self, run_dir: Path, prepared: Prepared) -> list[str]:
+        prep: PreparedImages = prepared.data
+        images = prep.images
+        return ["images",
+                f"  {len(images.files)} read ({len(images.unreadable)} unreadable, left out), resized to "
+                f"{images.size}x{images.size}, {images.channels} channel(s); augmentation: {prep.augment}"]
+
+
+GRID = 16  # images in each of the report's grids
+
+
+def pictures(run_dir: Path, prepared: Prepared, frame: pd.DataFrame) -> None:
+    """The report's pictures of an image run: batch.png, training images as the network sees them (a seeded
+    sample, augmented by the run's step with the first batch's draws: D14, Karpathy's 'visualize just before
+    the net'), and worst_images.png, the validation images of the highest loss with their label, prediction and
+    its probability (C9: 'visualize the misclassified samples')."""
+    from ..data.image.augment import batch_generator
+    from ..report.plots import image_grid
+
+    prep: PreparedImages = prepared.data
+    step = prepared.step
+    train = prepared.inputs["train"][0]  # the split is in file order (class by class): a seeded sample instead
+    picked = torch.randperm(len(train), generator=torch.Generator().manual_seed(step.seed if step else 0))[:GRID]
+    x, y = train[picked], prepared.targets["train"][picked]
+    if step is not None:
+        x = step.augment(x, batch_generator(step.seed, 0))
+    names = [_label_of(t, prep) for t in y]
+    title = f"training images as the network gets them ({prep.augment} augmentation)"
+    atomic_write(run_dir / "batch.png", image_grid(x.numpy(), names, title))
+    worst = frame.head(GRID)
+    pixels = prep.images.pixels[torch.tensor(worst["row"].to_numpy(dtype=np.int64))]
+    captions = [f"{t} -> {p}" + (f" {c:.2f}" if "confidence" in worst else "")
+                for t, p, c in zip(worst["target"], worst["prediction"],
+                                   worst["confidence"] if "confidence" in worst else [None] * len(worst))]
+    atomic_write(run_dir / "worst_images.png",
+                 image_grid(pixels.numpy(), captions, "validation images of the highest loss: label -> prediction"))
+
+
+def _label_of(target: torch.Tensor, prep: PreparedImages) -> str:
+    """A target as its class name(s)."""
+    if prep.task == "multilabel":
+        return SEPARATOR.join(c for c, on in zip(prep.classes, target.tolist()) if on > 0.5)
+    return prep.classes[int(target.view(-1)[0].item())]
+
+
+def _image_settings(prep: PreparedImages) -> dict[str, Any]:
+    """What predict needs to read new images as training read these (model.json), and config.json's record."""
+    images = prep.images
+    return {"size": images.size, "channels": images.channels, "augment": prep.augment, "classes": prep.classes}
+
+
+def train_images(data: str | os.PathLike, *, target: str = "", data_config: DataConfig | None = None,
+                 model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
+                 **options: Any) -> Run:
+    """Train the CNN the recipe advises on a folder of class subfolders (or a CSV of image paths with
+    `target` its label column, or an .npz of x and y) and leave a run folder under `out`. `options`: the
+    keywords of train_table (out, note, progress, callbacks, lr_find, resume, strict, parent, config_file,
+    report, export, checks, audit). Raises DataError/ConfigError naming the input and the fix."""
+    dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
+    return run(ImageRecipe(), data, dcfg, model_config or ModelConfig(), train_config or TrainConfig(),
+               Options.of(**options))
+
+
+PREDICT_NEEDS = ("task", "target", "classes", "images")
+
+
+def _as_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """New images with the channels the model was trained on: grey repeated into RGB, or RGB to grey by
+    ITU-R 601 luma (what Pillow's convert('L') uses)."""
+    if x.shape[1] == channels:
+        return x
+    if channels == 3:
+        log.info("grey images given to a model of RGB images: the grey channel is repeated")
+        return x.expand(-1, 3, -1, -1)
+    log.info("RGB images given to a model of grey images: converted to grey (ITU-R 601 luma)")
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * weights).sum(1, keepdim=True)
+
+
+def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike,
+                   batch_size: int = 256) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Predictions for every image of `data` (a folder, with or without class subfolders, a CSV of paths, an
+    .npz) with the run's model: one line per image (file, prediction, class probabilities), and a report
+    (the images read, those unreadable, the accuracy when the source has labels)."""
+    model, meta = load_model(run_dir, required=PREDICT_NEEDS)
+    settings = meta["images"]
+    images = read_images(data, int(settings["size"]), labelled=False)
+    x = _as_channels(images.pixels.float().div_(255), int(settings["channels"]))
+    model.eval()
+    with torch.no_grad():
+        outputs = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else \
+            torch.zeros(0, len(meta["classes"]))
+    classes = meta["classes"]
+    task = create_task(meta["task"], n_classes=len(classes))
+    p = task.predict(outputs).numpy()
+    report: dict[str, Any] = {"images": len(images.files), "unreadable": [f for f, _ in images.unreadable]}
+    if task.name == "multilabel":
+        on = task.decide(outputs).numpy().astype(bool)
+        pred = np.asarray([SEPARATOR.join(c for c, o in zip(classes, row) if o) for row in on], dtype=object)
+        probs = p
+    else:
+        probs = np.stack([1 - p, p], axis=1) if task.name == "binary" else p
+        pred = np.asarray(classes, dtype=object)[task.decide(outputs).numpy()]
+    out = pd.DataFrame({"file": images.files, "prediction": pred,
+                        **{f"p_{c}": probs[:, i] for i, c in enumerate(classes)}})
+    if images.labels is not None and task.name != "multilabel":
+        truth = np.asarray(images.labels, dtype=object)
+        known = np.isin(truth, classes)
+        report.update(scored_rows=int(known.sum()), unscored_rows=int((~known).sum()))
+        if known.any():
+            report["accuracy"] = float(np.mean(pred[known] == truth[known]))
+    return out, report
+
+
+__all__ = ["ImageRecipe", "predict_images", "train_images"]
