@@ -230,6 +230,7 @@ def test_train_flag_value_of_wrong_type(cli, tmp_path):
 
 
 def test_train_without_target(cli, tmp_path):
+    (tmp_path / "t.csv").write_text("a,y\n1,0\n")
     code, out, err = cli("train", tmp_path / "t.csv")
     assert (code, out) == (2, "")
     assert err == (f"nnrecipe: error: {tmp_path / 't.csv'}: a table needs --target, the column to predict (images: "

@@ -128,3 +128,55 @@ def test_images_refuse_table_settings(digits_folder: Path, tmp_path: Path) -> No
         train_images(digits_folder, out=tmp_path, data_config=DataConfig(split="group:x"), train_config=FAST)
     with pytest.raises(ConfigError, match="images take --model auto or cnn"):
         train_images(digits_folder, out=tmp_path, model_config=ModelConfig(model="tabm"), train_config=FAST)
+
+
+def test_settings_images_do_not_use_are_refused_by_name(digits_folder: Path, tmp_path: Path) -> None:
+    from nnrecipe.errors import ConfigError, DataError
+
+    with pytest.raises(ConfigError) as e:
+        train_images(digits_folder, out=tmp_path, data_config=DataConfig(scaling="robust"),
+                     model_config=ModelConfig(hidden=(64,)), train_config=FAST)
+    assert str(e.value) == (f"--scaling, --hidden: table settings, and '{digits_folder}' is images; leave them out "
+                            "(the CNN's settings: --phi, --dropout, --image-size, --augment; docs/images.md)")
+    with pytest.raises(ConfigError) as e:
+        train_images(digits_folder, target="foo", out=tmp_path, train_config=FAST)
+    assert str(e.value) == (f"--target: names a CSV's columns, and '{digits_folder}' is not a CSV (a folder's "
+                            "classes are its subfolders; an .npz holds x and y): leave it out")
+    with pytest.raises(DataError) as e:
+        train_images(digits_folder, out=tmp_path, data_config=DataConfig(task="binary"), train_config=FAST)
+    assert str(e.value) == "--task binary but the images hold 3 classes ('0', '1', '2'); pass --task multiclass or auto"
+
+
+def test_a_table_refuses_image_settings_in_audit_and_train(tmp_path: Path) -> None:
+    from nnrecipe import audit
+    from nnrecipe.errors import ConfigError
+
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"a": range(40), "y": [0, 1] * 20}).to_csv(csv, index=False)
+    with pytest.raises(ConfigError, match=r"^--augment: image settings, and '.*t\.csv' is a table; leave them out"):
+        audit(csv, "y", data_config=DataConfig(augment="photos"))
+
+
+def test_predict_names_unreadable_files_and_labels_the_model_never_saw(digits_folder: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    run = train_images(digits_folder, out=tmp_path / "runs", train_config=FAST, report=False)
+    pixels, _ = _digits(2, classes=(7,))
+    new = write_image_folder(tmp_path / "new", pixels, ["7", "7"])
+    (new / "7" / "broken.png").write_bytes(b"\x89PNG\r\n")
+    assert main(["predict", str(run.run_dir), str(new), "--out", str(tmp_path / "p.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "1 file(s) could not be read and have no prediction: 7/broken.png" in err
+    assert "labels that are not among the model's classes (7): those 2 images are not scored" in err
+
+
+def test_simple_baselines_skip_the_pixels_of_large_images() -> None:
+    from nnrecipe.checks.simple_models import fit_simple_models
+    from nnrecipe.tasks import create_task
+
+    task = create_task("binary", n_classes=2)
+    x, y = torch.rand(40, 3, 64, 64), torch.tensor([0.0, 1.0] * 20).view(-1, 1)
+    simple = fit_simple_models(task, x, None, y, x[:10], None, y[:10])
+    assert set(simple.skipped) == {"logistic_regression", "hist_gradient_boosting"}
+    assert "12,288 inputs, over 4,096" in simple.skipped["logistic_regression"]
+    small = fit_simple_models(task, torch.rand(40, 1, 32, 32), None, y, torch.rand(10, 1, 32, 32), None, y[:10])
+    assert set(small.skipped) == set()  # 1,024 pixels: both fit

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import DataConfig, ModelConfig, TrainConfig, read_config_file
-from .errors import ConfigError, NNRecipeError, TrainingError
+from .config import IMAGE_DATA, DataConfig, ModelConfig, TrainConfig, read_config_file
+from .errors import ConfigError, DataError, NNRecipeError, TrainingError
 from .logs import quiet
 
 # Flags that the train command takes from each config dataclass (the rest keep their defaults).
-DATA_FLAGS = ("task", "categorical", "numeric", "drop", "scaling", "balance", "neutral_label", "val_fraction",
-              "test_fraction", "split", "image_size", "augment", "path_column")
+TABLE_FLAGS = ("task", "categorical", "numeric", "drop", "scaling", "balance", "neutral_label", "val_fraction",
+               "test_fraction", "split")
+DATA_FLAGS = (*TABLE_FLAGS, *IMAGE_DATA)  # train's: a table or images (doctor, audit, clean: tables only)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,8 +121,8 @@ def _add_table_flags(p: argparse.ArgumentParser, images: bool = False) -> None:
         p.add_argument("--target", required=True, help="the column to predict")
     p.add_argument("--config", metavar="FILE", default=None,
                    help='a JSON file {"data": {...}, "model": {...}, "train": {...}} of settings; flags win')
-    _add_config_flags(p, DataConfig, only=DATA_FLAGS)
-    _add_config_flags(p, ModelConfig)
+    _add_config_flags(p, DataConfig, only=DATA_FLAGS if images else TABLE_FLAGS)
+    _add_config_flags(p, ModelConfig, skip=() if images else ("phi",))
     _add_config_flags(p, TrainConfig, skip=("device",))
     p.add_argument("--device", default=None, help="auto (cuda when there) | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("-v", "--verbose", action="store_true",
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also drop the rows label-noise estimation flags (D4; sampled on big tables)")
     cln.add_argument("--config", metavar="FILE", default=None, help='a JSON file with a "data" section; flags win')
     cln.add_argument("--seed", type=int, default=0, help="the split and label-noise seed, as train's (default: 0)")
-    _add_config_flags(cln, DataConfig, only=DATA_FLAGS)
+    _add_config_flags(cln, DataConfig, only=TABLE_FLAGS)
 
     runs = sub.add_parser("runs", help="list the runs in a folder: id, date, note, data, settings, best metric",
                           description="One line per run folder under FOLDER, oldest first: its id, date, note, data, "
@@ -286,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("data", help="a CSV or Parquet file with the model's input columns; for a model of images, "
                          "a folder of images (class subfolders optional), a CSV of image paths or an .npz")
     predict.add_argument("--out", default=None, help="CSV to write (default: print to stdout)")
+    predict.add_argument("--path-column", default=None, metavar="COL",
+                         help="a model of images given a CSV: the column of image paths (default: the one column "
+                         "whose cells are image files)")
     predict.add_argument("--keep", action="append", default=[], metavar="COL",
                          help="copy input column COL to the output, before the predictions (an ID to join on); "
                          "repeat for several")
@@ -315,7 +319,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _check_out(args.out, "folder")
     file = read_config_file(args.config) if args.config else {}
-    images = image_source(args.data)
+    if not Path(args.data).exists():
+        raise DataError(f"file '{args.data}' does not exist; check the path")
+    # a folder without images and without --target: the image reader says what it lacks
+    images = image_source(args.data) or (Path(args.data).is_dir() and args.target is None)
     if not images and args.target is None:  # --target "" goes on, to be refused with the table's own message
         raise ConfigError(f"{args.data}: a table needs --target, the column to predict (images: give a folder with "
                           "a subfolder per class, a CSV of image paths, or an .npz)")
@@ -531,9 +538,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         if args.keep:
             raise ConfigError("--keep copies table columns; predictions on images carry each image's file already")
-        preds, report = predict_images(args.run, args.data)
+        preds, report = predict_images(args.run, args.data, path_column=args.path_column)
         report["unseen_cells"] = {}
     else:
+        if args.path_column:
+            raise ConfigError(f"--path-column names a CSV's column of image paths, and run {args.run} was trained on "
+                              "a table; leave it out")
         preds, report = predict_table(args.run, args.data, keep=args.keep)
     if args.out:
         try:
@@ -544,6 +554,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"wrote {len(preds)} predictions to {args.out}")
     else:
         preds.to_csv(sys.stdout, index=False)
+    if report.get("unreadable"):
+        files = report["unreadable"]
+        print(f"{len(files)} file(s) could not be read and have no prediction: {', '.join(files[:10])}"
+              + (" ..." if len(files) > 10 else ""), file=sys.stderr)
+    if report.get("unknown_labels"):
+        print(f"labels that are not among the model's classes ({', '.join(report['unknown_labels'][:10])}): "
+              f"those {report['unscored_rows']} images are not scored", file=sys.stderr)
+        report["unscored_rows"] = 0  # said here, in the words of images
     unseen = report["unseen_cells"]
     if unseen:
         print("cells the model had not seen in training (imputed or unknown category): "
@@ -555,7 +573,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{name} against the target column: {report[name]:.4f}"
                   + (f" (on the {report['scored_rows']} rows that hold a target; {without} without one not scored)"
                      if without else ""), file=shown)
-    if "scored_rows" in report and not report["scored_rows"]:
+    if "scored_rows" in report and not report["scored_rows"] and not report.get("unknown_labels"):
         print(f"not scored: the target column is empty in all {report['unscored_rows']} rows", file=shown)
     return 0
 

@@ -129,6 +129,21 @@ class ModelConfig:
             raise ConfigError(f"hidden={self.hidden} is not allowed; give one or more positive widths")
 
 
+IMAGE_DATA = ("image_size", "augment", "path_column")  # DataConfig's settings that only images use
+
+
+def refuse_image_settings(dcfg: DataConfig, mcfg: ModelConfig | None, where: str) -> None:
+    """Settings that only images use, given for a table (`where`: "'t.csv'", "the DataFrame"): refused by name,
+    never accepted and ignored."""
+    given = [f"--{name.replace('_', '-')}" for name in IMAGE_DATA
+             if getattr(dcfg, name) != getattr(DataConfig, name)]
+    if mcfg is not None and mcfg.phi is not None:
+        given.append("--phi")
+    if given:
+        raise ConfigError(f"{', '.join(given)}: image settings, and {where} is a table; leave them out (images: a "
+                          "folder with a subfolder per class, a CSV of image paths, an .npz)")
+
+
 # R2 (Rishit Dagli: retrain the best on all the data): the refit trains one model for a set number of epochs
 # with nothing held out to stop on, so it fixes these settings of the configuration it retrains
 REFIT_SETTINGS = {"patience": None, "restore_best": False, "monitor": "train_loss", "mode": "auto",

@@ -25,7 +25,15 @@ import numpy as np
 import torch
 
 from ..tasks import Task
+from .baselines import LINEAR_MAX_FEATURES
 from .verdict import Verdict
+
+# images with more pixels than this (a 64 x 64 grey image) are not given to the linear model and the trees, as
+# the doctor's C4 before training does not give them to its linear model
+MAX_FEATURES = LINEAR_MAX_FEATURES
+# the trees bin every input: on 400 RGB images of 32 px (3,072 inputs) they took 26 s of a run's minute on
+# one thread; up to 1,024 (a grey 32 px image) they stay a few seconds
+TREES_MAX_FEATURES = 1024
 
 SOURCE = ("Karpathy's recipe ('simple baselines'); the noise: the paired difference on the same test rows "
           "(McNemar 1947 for proportions)")
@@ -94,16 +102,24 @@ def fit_simple_models(task: Task, features: torch.Tensor, codes: torch.Tensor | 
                   + ("" if c is None else ", the embedded columns' codes as categories (as numbers past "
                      f"{HGB_MAX_CATEGORIES - 1} codes)"))
     classes = task.name in ("binary", "multiclass")
+    linear = "logistic_regression" if task.name != "regression" else "ridge"
+    image = features.dim() > 2  # (N, C, H, W): a table's features are (N, F), whatever their number
     if classes and len(np.unique(t)) < 2:
         out.skipped = {m: "one class in the rows fit on" for m in ("logistic_regression", "hist_gradient_boosting")}
+    elif image and x.shape[1] > MAX_FEATURES:
+        out.skipped = {m: f"{x.shape[1]:,} inputs, over {MAX_FEATURES:,} (an image's pixels): minutes and GBs to fit"
+                       for m in (linear, "hist_gradient_boosting")}
     elif not (np.isfinite(x).all() and np.isfinite(x_test).all()):
-        out.skipped["logistic_regression" if task.name != "regression" else "ridge"] = "non-finite features"
+        out.skipped[linear] = "non-finite features"
     else:
         started = time.perf_counter()
         name, outputs = _linear(task, x, c, t, x_test, c_test, balanced)
         out.outputs[name], out.seconds[name] = outputs, time.perf_counter() - started
     if task.name == "multilabel":
         out.skipped["hist_gradient_boosting"] = "multi-label: it would take one model per label"
+    elif image and x.shape[1] > TREES_MAX_FEATURES and "hist_gradient_boosting" not in out.skipped:
+        out.skipped["hist_gradient_boosting"] = (f"{x.shape[1]:,} inputs, over {TREES_MAX_FEATURES:,} (an image's "
+                                                 "pixels): the trees' binning alone takes minutes")
     elif "hist_gradient_boosting" not in out.skipped:
         started = time.perf_counter()
         out.outputs["hist_gradient_boosting"] = _trees(task, x, c, t, x_test, c_test, seed, balanced)

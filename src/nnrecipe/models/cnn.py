@@ -319,10 +319,11 @@ def choose_phi(n_train: int, native_side: int, cuda: bool | None = None) -> int:
 
 def make_cnn(in_channels: int, out_features: int, n_train: int, native_side: int, phi: int | None = None,
              dropout: float | None = None, activation: str = "none", mean: list[float] | None = None,
-             std: list[float] | None = None) -> CNN:
+             std: list[float] | None = None, cuda: bool | None = None) -> CNN:
     """The recipe's CNN: the family member `phi` (None: `choose_phi`'s rule), dropout 0.2 before the head
-    unless given (M8), the images' per-channel statistics as its standardisation."""
-    chosen = choose_phi(n_train, native_side) if phi is None else phi
+    unless given (M8), the images' per-channel statistics as its standardisation; `cuda`: the run trains on
+    CUDA (None: torch says whether CUDA is there)."""
+    chosen = choose_phi(n_train, native_side, cuda) if phi is None else phi
     member = cnn_family(chosen, in_channels, out_features)
     log.info("CNN phi=%d%s: depths %s, widths %s, %d px, %.1f MFLOPs an image", chosen,
              " (the rule)" if phi is None else "", member["depths"], member["widths"], member["resolution"],

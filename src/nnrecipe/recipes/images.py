@@ -38,6 +38,7 @@ from ..repro import seed_everything
 from ..tasks import create_task
 from ..track.journal import label_counts
 from ..track.predictions import record_predictions
+from ..train.trainer import resolve_device
 from .pipeline import Options, Prepared, Recipe, Run, run
 from .tabular import task_with_loss
 
@@ -59,6 +60,7 @@ class PreparedImages:
     mean: list[float]
     std: list[float]
     augment: str  # the preset used (D11)
+    cuda: bool  # the run trains on CUDA: the sizing rule allows more compute (models/cnn.py choose_phi)
 
 
 def _task_of(labels: list[str], task: str) -> tuple[str, list[str], str]:
@@ -74,8 +76,31 @@ def _task_of(labels: list[str], task: str) -> tuple[str, list[str], str]:
     if len(classes) < 2:
         raise DataError(f"the images hold one class only ({classes[0]!r}): a classifier needs two or more; add a "
                         "folder (or labels) for another class")
-    name = "binary" if len(classes) == 2 else "multiclass"
-    return name, classes, f"{len(classes)} classes"
+    if task == "binary" and len(classes) > 2:
+        shown = ", ".join(repr(c) for c in classes[:10]) + (" ..." if len(classes) > 10 else "")
+        raise DataError(f"--task binary but the images hold {len(classes)} classes ({shown}); pass --task multiclass "
+                        "or auto")
+    name = task if task != "auto" else "binary" if len(classes) == 2 else "multiclass"
+    return name, classes, f"{len(classes)} classes" + (f", --task {task}" if task != "auto" else "")
+
+
+def refuse_table_settings(dcfg: DataConfig, mcfg: ModelConfig, data: Any) -> None:
+    """Settings that images do not use, given for images: refused by name (a flag is never accepted and
+    ignored). --target and --path-column name a CSV's columns: a folder's classes are its subfolders."""
+    defaults_d, defaults_m = DataConfig(), ModelConfig()
+    given = [f"--{name.replace('_', '-')}" for name in ("categorical", "numeric", "drop", "scaling", "neutral_label")
+             if getattr(dcfg, name) != getattr(defaults_d, name)]
+    given += [f"--{name.replace('_', '-')}" for name in ("members", "hidden", "activation", "batchnorm", "init", "loss")
+              if getattr(mcfg, name) != getattr(defaults_m, name)]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: table settings, and '{data}' is images; leave them out (the CNN's "
+                          "settings: --phi, --dropout, --image-size, --augment; docs/images.md)")
+    if Path(data).suffix.lower() != ".csv":
+        named = [flag for flag, value in (("--target", dcfg.target), ("--path-column", dcfg.path_column)) if value]
+        if named:
+            raise ConfigError(f"{', '.join(named)}: name{'s' if len(named) == 1 else ''} a CSV's columns, and '{data}' "
+                              "is not a CSV (a folder's classes are its subfolders; an .npz holds x and y): leave "
+                              f"{'it' if len(named) == 1 else 'them'} out")
 
 
 def _targets(labels: list[str], task: str, classes: list[str]) -> torch.Tensor:
@@ -103,6 +128,7 @@ class ImageRecipe(Recipe):
                               "name columns of a table)")
         if mcfg.model not in ("auto", "cnn"):
             raise ConfigError(f"--model {mcfg.model} builds a network for tables; images take --model auto or cnn")
+        refuse_table_settings(dcfg, mcfg, data)
         images = read_images(data, dcfg.image_size, path_column=dcfg.path_column, label_column=dcfg.target or None)
         labels = images.labels or []
         task_name, classes, reason = _task_of(labels, dcfg.task)
@@ -124,7 +150,7 @@ class ImageRecipe(Recipe):
         preset, settings = resolve_preset(dcfg.augment, images.channels, images.size)
         step = Augmented(Augment(settings), tcfg.seed) if preset != "none" else None
         prep = PreparedImages(images, {k: np.asarray(parts[k], dtype=np.int64) for k in SPLITS}, task_name, reason,
-                              classes, mean, std, preset)
+                              classes, mean, std, preset, resolve_device(tcfg.device).type == "cuda")
         target = dcfg.target or LABEL
         return Prepared(task, target, X, y, {k: [int(i) for i in parts[k]] for k in SPLITS}, classes, head, prep,
                         None, unbalanced, balance=balance, step=step)
@@ -138,7 +164,7 @@ class ImageRecipe(Recipe):
         images = prep.images
         model = make_cnn(images.channels, prepared.task.out_features, len(prepared.rows["train"]), images.size,
                          phi=mcfg.phi, dropout=mcfg.dropout, activation=prepared.task.activation,
-                         mean=prep.mean, std=prep.std)
+                         mean=prep.mean, std=prep.std, cuda=prep.cuda)
         head = model.output_layer
         with torch.no_grad():
             head.weight.mul_(0.01)
@@ -272,14 +298,14 @@ def _as_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     return (x * weights).sum(1, keepdim=True)
 
 
-def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike,
-                   batch_size: int = 256) -> tuple[pd.DataFrame, dict[str, Any]]:
+def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike, batch_size: int = 256,
+                   path_column: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Predictions for every image of `data` (a folder, with or without class subfolders, a CSV of paths, an
     .npz) with the run's model: one line per image (file, prediction, class probabilities), and a report
     (the images read, those unreadable, the accuracy when the source has labels)."""
     model, meta = load_model(run_dir, required=PREDICT_NEEDS)
     settings = meta["images"]
-    images = read_images(data, int(settings["size"]), labelled=False)
+    images = read_images(data, int(settings["size"]), labelled=False, path_column=path_column)
     x = _as_channels(images.pixels.float().div_(255), int(settings["channels"]))
     model.eval()
     with torch.no_grad():
@@ -301,7 +327,8 @@ def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike,
     if images.labels is not None and task.name != "multilabel":
         truth = np.asarray(images.labels, dtype=object)
         known = np.isin(truth, classes)
-        report.update(scored_rows=int(known.sum()), unscored_rows=int((~known).sum()))
+        report.update(scored_rows=int(known.sum()), unscored_rows=int((~known).sum()),
+                      unknown_labels=sorted(set(truth[~known].tolist())))
         if known.any():
             report["accuracy"] = float(np.mean(pred[known] == truth[known]))
     return out, report

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..checks import Diagnosis
-from ..config import DataConfig, ModelConfig, TrainConfig
+from ..config import DataConfig, ModelConfig, TrainConfig, refuse_image_settings
 from ..data import TablePreprocessor, read_table
 from ..data.audit import audit_frame
 from ..data.balance import class_weights, resample, resolve_balance
@@ -61,7 +61,7 @@ class TableRecipe(Recipe):
 
     def prepare(self, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig) -> Prepared:
         """The table made ready (D8-D10, D13), and the task with its loss and rebalancing (D6, M1, M3)."""
-        refuse_image_settings(dcfg, mcfg, data)
+        refuse_image_settings(dcfg, mcfg, "the DataFrame" if isinstance(data, pd.DataFrame) else f"'{data}'")
         prep, neutral = prepare_table(data, dcfg, tcfg.seed)
         X = {k: prep.inputs(k) for k in SPLITS}  # each a tuple: features[, codes]
         y = {k: prep.target(k) for k in SPLITS}
@@ -146,18 +146,6 @@ class TableRecipe(Recipe):
                  for kind, cols in by_kind.items()]
         lines += [f"dropped: {shorten(col, 80)} ({why})" for col, why in schema["dropped"].items()]
         return ["columns", *[f"  {line}" for line in lines]]
-
-
-def refuse_image_settings(dcfg: DataConfig, mcfg: ModelConfig, data: Any) -> None:
-    """Settings that only images use, given for a table: refused by name (a flag is never accepted and ignored)."""
-    given = [flag for flag, used in (("--image-size", dcfg.image_size is not None),
-                                     ("--augment", dcfg.augment != "auto"),
-                                     ("--path-column", dcfg.path_column is not None),
-                                     ("--phi", mcfg.phi is not None)) if used]
-    if given:
-        where = f"'{data}'" if not isinstance(data, pd.DataFrame) else "the DataFrame"
-        raise ConfigError(f"{', '.join(given)}: image settings, and {where} is a table; leave them out (images: a "
-                          "folder with a subfolder per class, a CSV of image paths, an .npz)")
 
 
 def task_with_loss(name: str, classes: list[str], target_scale: dict[str, float] | None,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...config import DataConfig
+from ...config import DataConfig, refuse_image_settings
 from ...errors import ConfigError
 from ...io import temp_path
 from ..load import PARQUET, read_table, row_labels
@@ -42,6 +42,8 @@ def clean(data: str | os.PathLike | pd.DataFrame, target: str, out: str | os.Pat
     `duplicates` (the first copy stays), `conflicts` (every row of a group with identical inputs under
     different labels) and, off by default, the label-noise `suspicious` rows (on a big table only the
     sampled rows are judged). `data` is never modified; `out` may not be `data`."""
+    if data_config is not None:
+        refuse_image_settings(data_config, None, "the DataFrame" if isinstance(data, pd.DataFrame) else f"'{data}'")
     out = Path(out)
     log_path = Path(log_file) if log_file is not None else out.with_name(f"{out.stem}.removed.csv")
     src = None if isinstance(data, pd.DataFrame) else Path(data)

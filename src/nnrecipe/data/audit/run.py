@@ -16,7 +16,7 @@ import pandas as pd
 
 from ...checks.data_checks import repeats
 from ...checks.verdict import Diagnosis
-from ...config import DataConfig, ModelConfig
+from ...config import DataConfig, ModelConfig, refuse_image_settings
 from ...io import write_json
 from ..load import read_table
 from ..prepare import PreparedTable, _prepare
@@ -70,6 +70,7 @@ def audit(data: str | os.PathLike | pd.DataFrame, target: str, *, data_config: D
     train would use (the split's fractions, --drop, --categorical ...), `seed` its seed. `out`: a folder
     for audit.json and the D1 plot. Raises DataError/ConfigError naming the input and the fix."""
     cfg = dataclasses.replace(data_config or DataConfig(), target=target)
+    refuse_image_settings(cfg, model_config, "the DataFrame" if isinstance(data, pd.DataFrame) else f"'{data}'")
     path = None if isinstance(data, pd.DataFrame) else Path(data)
     df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
     test_df = None
