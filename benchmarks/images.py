@@ -124,7 +124,8 @@ def augment(seeds: list[int], work: Path) -> None:
         print(f"augment seed {seed}: none {without:.4f}, glyphs {with_:.4f}, gain {100 * gains[-1]:+.1f} points "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
     print(f"augment (MNIST, {10 * LABELS_PER_CLASS} labels, {AUGMENT_EPOCHS} epochs): none {mean_std(plain)}, glyphs "
-          f"{mean_std(augmented)}, gain {100 * statistics.mean(gains):+.1f} +- {100 * statistics.pstdev(gains):.1f} "
+          f"{mean_std(augmented)}, gain {100 * statistics.mean(gains):+.1f} +- "
+          f"{100 * (statistics.stdev(gains) if len(gains) > 1 else 0.0):.1f} "
           f"points; goal >= 5: {'PASS' if statistics.mean(gains) >= 0.05 else 'FAIL'}")
 
 
