@@ -180,3 +180,18 @@ def test_simple_baselines_skip_the_pixels_of_large_images() -> None:
     assert "12,288 inputs, over 4,096" in simple.skipped["logistic_regression"]
     small = fit_simple_models(task, torch.rand(40, 1, 32, 32), None, y, torch.rand(10, 1, 32, 32), None, y[:10])
     assert set(small.skipped) == set()  # 1,024 pixels: both fit
+
+
+def test_audit_a_folder_without_training(digits_folder: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "audit"
+    code = main(["audit", str(digits_folder), "--out", str(out), "--json", str(tmp_path / "a.json")])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert printed.startswith(f"audit of {digits_folder}: 120 images (0 unreadable), resized to 8x8, 1 channel(s), "
+                              "3 classes\n")
+    assert "D3 duplicate images" in printed and printed.rstrip().endswith(f"audit.json and the plots: {out}")
+    assert {p.name for p in out.iterdir()} >= {"audit.json", "label_distribution.png", "samples.png"}
+    found = json.loads((tmp_path / "a.json").read_text())["findings"]
+    assert {f["name"] for f in found} >= {"unreadable images", "duplicate images", "nearly empty classes"}
+    assert main(["audit", str(digits_folder), "--test", "x.csv"]) == 2

@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "constant and ID-like columns, D4 conflicting labels and label noise, leakage, D8 feature "
                          "scales, D5 data size against the model's, D15 clusters. Prints one screen; exit 1 when a "
                          "finding fails.")
-    _add_table_flags(aud)
+    _add_table_flags(aud, images=True)
     aud.add_argument("--test", metavar="FILE", default=None,
                      help="a test table to check for rows that are also in DATA")
     aud.add_argument("--json", metavar="FILE", default=None, help="write the full findings as JSON to FILE")
@@ -314,11 +314,10 @@ def _check_out(path: str, kind: str) -> None:
         raise ConfigError(f"--out {path}: folder '{out.parent}' does not exist; create it, or write elsewhere")
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _images(args: argparse.Namespace) -> bool:
+    """DATA is images (train, audit); a table without --target is refused with the fix."""
     from .data.image import image_source
 
-    _check_out(args.out, "folder")
-    file = read_config_file(args.config) if args.config else {}
     if not Path(args.data).exists():
         raise DataError(f"file '{args.data}' does not exist; check the path")
     # a folder without images and without --target: the image reader says what it lacks
@@ -326,6 +325,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not images and args.target is None:  # --target "" goes on, to be refused with the table's own message
         raise ConfigError(f"{args.data}: a table needs --target, the column to predict (images: give a folder with "
                           "a subfolder per class, a CSV of image paths, or an .npz)")
+    return images
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _check_out(args.out, "folder")
+    file = read_config_file(args.config) if args.config else {}
+    images = _images(args)
     settings = dict(
         out=args.out, note=args.note, progress=sys.stdout.isatty(), lr_find=args.lr_find,
         resume=args.resume, strict=args.strict, parent=args.parent, config_file=args.config, report=args.report,
@@ -377,6 +383,22 @@ def cmd_audit(args: argparse.Namespace) -> int:
         _check_out(args.out, "folder")
     file = read_config_file(args.config) if args.config else {}
     tcfg = _config(TrainConfig, args, base=file.get("train"))
+    if _images(args):
+        from .recipes.images import audit_image_data
+
+        if args.test:
+            raise ConfigError("--test compares two tables; for images, the audit finds duplicates across the splits "
+                              "train makes (D3 duplicate images)")
+        dcfg = _config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target or "")
+        with quiet():
+            found = audit_image_data(args.data, dcfg, seed=tcfg.seed, out=args.out)
+        print(found.summary())  # type: ignore[attr-defined]
+        if args.json:
+            write_json(args.json, found.to_json())  # type: ignore[attr-defined]
+            print(f"findings: {args.json}")
+        if args.out:
+            print(f"audit.json and the plots: {args.out}")
+        return 1 if found.failed else 0
     with quiet():  # the findings are the output
         found = audit(args.data, args.target, seed=tcfg.seed, test=args.test, out=args.out,
                       data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),

@@ -103,6 +103,38 @@ def refuse_table_settings(dcfg: DataConfig, mcfg: ModelConfig, data: Any) -> Non
                               f"{'it' if len(named) == 1 else 'them'} out")
 
 
+def read_and_split(data: Any, dcfg: DataConfig, seed: int
+                   ) -> tuple[ImageSet, str, list[str], str, torch.Tensor, dict[str, np.ndarray]]:
+    """The images read as `train` reads them, their task, classes (and why), the loss-shaped targets and the
+    split: stratified on the class codes (issue 4's rule for classes) unless random was asked for or the
+    images are multi-label."""
+    if dcfg.split not in IMAGE_SPLITS:
+        raise ConfigError(f"--split {dcfg.split}: images are split auto, random or stratified (time: and group: "
+                          "name columns of a table)")
+    images = read_images(data, dcfg.image_size, path_column=dcfg.path_column, label_column=dcfg.target or None)
+    labels = images.labels or []
+    task_name, classes, reason = _task_of(labels, dcfg.task)
+    y_all = _targets(labels, task_name, classes)
+    stratify = None if task_name == "multilabel" or dcfg.split == "random" else y_all.view(-1).long().numpy()
+    parts = split_indices(stratify, len(labels), dcfg.val_fraction, dcfg.test_fraction, seed,
+                          classes if stratify is not None else None, where=f"'{data}'", target=dcfg.target or LABEL,
+                          how=dcfg.split)
+    return images, task_name, classes, reason, y_all, parts
+
+
+def audit_image_data(data: str | os.PathLike, data_config: DataConfig | None = None, seed: int = 0,
+                     out: str | os.PathLike | None = None) -> Diagnosis:
+    """`nnrecipe audit FOLDER`: the image audit on the images and the split `train` would make, without
+    training; `out`: a folder for audit.json, label_distribution.png and samples.png."""
+    dcfg = data_config or DataConfig()
+    refuse_table_settings(dcfg, ModelConfig(), data)
+    images, *_, parts = read_and_split(data, dcfg, seed)
+    found = audit_images(images, {k: np.asarray(v, dtype=np.int64) for k, v in parts.items()}, seed)
+    if out is not None:
+        found.save(out)
+    return found
+
+
 def _targets(labels: list[str], task: str, classes: list[str]) -> torch.Tensor:
     """The loss-shaped targets: class codes (N,) long, binary (N, 1) float, multi-label (N, K) 0/1 float."""
     index = {c: i for i, c in enumerate(classes)}
@@ -123,22 +155,10 @@ class ImageRecipe(Recipe):
     kind = "images"
 
     def prepare(self, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig) -> Prepared:
-        if dcfg.split not in IMAGE_SPLITS:
-            raise ConfigError(f"--split {dcfg.split}: images are split auto, random or stratified (time: and group: "
-                              "name columns of a table)")
         if mcfg.model not in ("auto", "cnn"):
             raise ConfigError(f"--model {mcfg.model} builds a network for tables; images take --model auto or cnn")
         refuse_table_settings(dcfg, mcfg, data)
-        images = read_images(data, dcfg.image_size, path_column=dcfg.path_column, label_column=dcfg.target or None)
-        labels = images.labels or []
-        task_name, classes, reason = _task_of(labels, dcfg.task)
-        y_all = _targets(labels, task_name, classes)
-        # stratified on the class codes (issue 4's rule for classes), unless random was asked for or the images
-        # are multi-label
-        stratify = None if task_name == "multilabel" or dcfg.split == "random" else y_all.view(-1).long().numpy()
-        parts = split_indices(stratify, len(labels), dcfg.val_fraction, dcfg.test_fraction, tcfg.seed,
-                              classes if stratify is not None else None, where=f"'{data}'", target=dcfg.target or LABEL,
-                              how=dcfg.split)
+        images, task_name, classes, reason, y_all, parts = read_and_split(data, dcfg, tcfg.seed)
         pixels = images.pixels
         X = {k: (pixels[torch.from_numpy(np.asarray(parts[k], dtype=np.int64))].float().div_(255),) for k in SPLITS}
         y = {k: y_all[torch.from_numpy(np.asarray(parts[k], dtype=np.int64))] for k in SPLITS}
@@ -334,4 +354,4 @@ def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike, batch_si
     return out, report
 
 
-__all__ = ["ImageRecipe", "predict_images", "train_images"]
+__all__ = ["ImageRecipe", "audit_image_data", "predict_images", "train_images"]
