@@ -26,7 +26,7 @@ from ..data.load import header_is_data, header_shown
 from ..data.prepare import SPLITS, PreparedTable, prepare_table
 from ..data.schema import multilabel_frame, numeric_problems, target_columns
 from ..data.transforms import label_strings
-from ..errors import CheckpointError, ConfigError, DataError, did_you_mean_column, shorten
+from ..errors import CheckpointError, DataError, did_you_mean_column, shorten
 from ..io import atomic_write, write_json
 from ..models import load_model
 from ..models.tables import init_table_model, make_table_model
