@@ -16,12 +16,20 @@ engine's cost on the CNN, each against its reference in the same run.
            photos augmentation, so its share of a step is printed beside. Rounds interleaved, medians.
            Issue 20's goals: the Trainer within 1.05x of the loop; augmentation <= 10% of the step time.
 
-One torch thread (a busy 2-core machine runs two threads 5-10x slower). Transfer (digits 0-4 to 5-9) is
-issue 20's next part and not measured here yet.
+  transfer scikit-learn's 8x8 digits (--transfer-data digits, the default) or MNIST-5k (mnist): a network
+           trained by `train_images` (the recipe's defaults) on the images of digits 0-4 (899 or 2,500) is
+           the backbone for digits 5-9 with 25, 50 and 100 labelled images per digit (a seeded sample, which
+           the recipe splits 70/15/15); the other images of 5-9 (398-773 digits, 2,000-2,375 MNIST) test,
+           read by `predict_images`. Per seed and label count: `train_images` from scratch against `train_images
+           --backbone SOURCE` (--transfer auto: the probe picks the mode), both with every default.
+           Issue 20's goal: transfer beats scratch at 25-100 labels per class.
+
+One torch thread (a busy 2-core machine runs two threads 5-10x slower).
 
     python benchmarks/images.py --part digits --seeds 0 1 2
     python benchmarks/images.py --part augment --seeds 0 1 2
     python benchmarks/images.py --part speed --rounds 5
+    python benchmarks/images.py --part transfer --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -129,6 +137,59 @@ def augment(seeds: list[int], work: Path) -> None:
           f"points; goal >= 5: {'PASS' if statistics.mean(gains) >= 0.05 else 'FAIL'}")
 
 
+TRANSFER_LABELS = (25, 50, 100)
+
+
+def _digits8() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return np.rint(d.images * (255 / 16)).astype(np.uint8), d.target
+
+
+def transfer(seeds: list[int], work: Path, data: str) -> None:
+    from nnrecipe import ModelConfig
+    from nnrecipe.recipes.images import predict_images, train_images
+    from nnrecipe.testing import write_image_folder
+
+    if data == "mnist":
+        x, y = _mnist(work)
+        pixels, labels = (x * 255).round().to(torch.uint8).numpy()[:, 0], y.numpy()
+    else:
+        pixels, labels = _digits8()
+    print(f"transfer on {data}", flush=True)
+    first = np.flatnonzero(labels < 5)
+    source_folder = write_image_folder(work / "digits0-4", pixels[first], [str(v) for v in labels[first]])
+    started = time.perf_counter()
+    source = train_images(source_folder, out=work / "runs", train_config=TrainConfig(seed=0), report=False)
+    print(f"transfer: the backbone, digits 0-4 ({len(first)} images): test accuracy {source.test['accuracy']:.4f}, "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
+    second = np.flatnonzero(labels >= 5)
+    table: dict[int, dict[str, list[float]]] = {n: {"scratch": [], "transfer": []} for n in TRANSFER_LABELS}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        order = second[rng.permutation(len(second))]
+        for n in TRANSFER_LABELS:
+            picked = np.concatenate([order[labels[order] == c][:n] for c in range(5, 10)])
+            rest = np.setdiff1d(second, picked)
+            folder = write_image_folder(work / f"labelled-{seed}-{n}", pixels[picked], [str(v) for v in labels[picked]])
+            test = write_image_folder(work / f"test-{seed}-{n}", pixels[rest], [str(v) for v in labels[rest]])
+            for name, mcfg in (("scratch", ModelConfig()), ("transfer", ModelConfig(backbone=str(source.run_dir)))):
+                started = time.perf_counter()
+                run = train_images(folder, out=work / "runs", model_config=mcfg, train_config=TrainConfig(seed=seed),
+                                   report=False)
+                _, report = predict_images(run.run_dir, test)
+                table[n][name].append(float(report["accuracy"]))
+                mode = f", mode {run.config['transfer']['mode']}" if name == "transfer" else ""
+                print(f"transfer seed {seed}, {n} labels a digit: {name} {report['accuracy']:.4f} on {len(rest)} test "
+                      f"images{mode} ({time.perf_counter() - started:.0f} s)", flush=True)
+    for n, row in table.items():
+        gain = [t - s for s, t in zip(row["scratch"], row["transfer"])]
+        print(f"transfer {n} labels a digit: scratch {mean_std(row['scratch'])}, transfer {mean_std(row['transfer'])}, "
+              f"gain {100 * statistics.mean(gain):+.1f} +- {100 * (statistics.stdev(gain) if len(gain) > 1 else 0):.1f}"
+              f" points; goal > 0: {'PASS' if statistics.mean(gain) > 0 else 'FAIL'}")
+
+
 def speed(rounds: int, work: Path) -> None:
     images = read_images(write_digits(work / "digits"))
     x = images.pixels.float().div_(255)[:1257]
@@ -181,9 +242,11 @@ def speed(rounds: int, work: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=("digits", "augment", "speed", "all"), default="all")
+    p.add_argument("--part", choices=("digits", "augment", "speed", "transfer", "all"), default="all")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--rounds", type=int, default=5, help="speed: timed rounds")
+    p.add_argument("--transfer-data", choices=("digits", "mnist"), default="digits",
+                   help="transfer: scikit-learn's 8x8 digits (1,797) or MNIST-5k")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     logging.getLogger("nnrecipe").setLevel(logging.ERROR)
@@ -196,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             digits(args.seeds, work)
         if args.part in ("augment", "all"):
             augment(args.seeds, work)
+        if args.part in ("transfer", "all"):
+            transfer(args.seeds, work, args.transfer_data)
     return 0
 
 

@@ -22,7 +22,7 @@ SET = {"neutral_label": "maybe", "hidden": [16], "dropout": 0.3, "batch_size": 1
 RESOLVED = ("hidden", "dropout", "batch_size", "members", "lr")  # None: the rule, whose choice is recorded
 # images' settings: on a table they are refused when set (test_image_settings_on_a_table_are_refused); `none`
 # leaves them unset, so a table run that a --config file gave one goes on
-SET.update(image_size=32, path_column="file", phi=1)
+SET.update(image_size=32, path_column="file", phi=1, backbone="runs/backbone")
 
 
 def optional_settings() -> list[tuple[str, str]]:

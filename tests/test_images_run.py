@@ -14,6 +14,7 @@ import torch
 from nnrecipe import DataConfig, ModelConfig, TrainConfig
 from nnrecipe.cli import main
 from nnrecipe.data.image.augment import Augment, Augmented, resolve_preset
+from nnrecipe.errors import ConfigError
 from nnrecipe.recipes.images import predict_images, train_images
 from nnrecipe.testing import write_image_folder
 
@@ -48,7 +49,8 @@ def test_train_on_a_folder_learns_and_predict_reads_a_folder(digits_folder: Path
     val = pd.read_csv(run.run_dir / "val_predictions.csv")
     assert list(val.columns[:3]) == ["row", "file", "target"]
     html = (run.run_dir / "report.html").read_text()  # the pictures: C9's worst images, D14's augmented batch
-    assert all(f'alt="{name}"' in html for name in ("worst_images.png", "batch.png", "samples.png"))
+    assert all(f'alt="{name}"' in html for name in ("worst_images.png", "batch.png", "samples.png",
+                                                   "worst_test_images.png", "watched_images.png"))
     preds, report = predict_images(run.run_dir, digits_folder)
     assert len(preds) == 120 and report["accuracy"] > 0.8
     assert set(preds["prediction"].astype(str)) <= {"0", "1", "2"}
@@ -195,3 +197,20 @@ def test_audit_a_folder_without_training(digits_folder: Path, tmp_path: Path,
     found = json.loads((tmp_path / "a.json").read_text())["findings"]
     assert {f["name"] for f in found} >= {"unreadable images", "duplicate images", "nearly empty classes"}
     assert main(["audit", str(digits_folder), "--test", "x.csv"]) == 2
+
+
+def test_the_layout_is_timed_recorded_and_given_layouts_are_checked(digits_folder: Path, tmp_path: Path) -> None:
+    """M10: auto times the layouts on the device and config.json records the timing and the choice, which the
+    model's spec carries (a resumed run builds it again untimed); a padded layout for grey images is refused."""
+    run = train_images(digits_folder, out=tmp_path, train_config=FAST, report=False)
+    layout = run.config["layout"]
+    assert layout["how"] == "timed on the device" and set(layout["timing"]["ms_per_step"]) == {"contiguous",
+                                                                                                "channels_last"}
+    assert run.config["model"]["layout"] == layout["layout"] == layout["timing"]["chosen"]
+    given = train_images(digits_folder, out=tmp_path, model_config=ModelConfig(layout="channels_last"),
+                         train_config=FAST, report=False)
+    assert given.config["layout"] == {"layout": "channels_last", "how": "--layout channels_last"}
+    spec = json.loads((given.run_dir / "model.json").read_text())["architecture"]
+    assert spec["members"][0]["channels_last"] if "members" in spec else spec["channels_last"]
+    with pytest.raises(ConfigError, match="--layout padded pads RGB images to 4 channels"):
+        train_images(digits_folder, out=tmp_path, model_config=ModelConfig(layout="padded"), train_config=FAST)

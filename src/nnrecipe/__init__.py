@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 # pandas, pyarrow and scikit-learn load on first use of the table recipe, so `import nnrecipe` stays light
 _LAZY = {"TableRun": "recipes", "doctor_table": "recipes", "predict_table": "recipes", "train_table": "recipes",
          "train_images": "recipes.images", "predict_images": "recipes.images",
+         "save_backbone": "recipes.transfer", "embed_images": "recipes.transfer", "cut": "models.transfer",
          "Audit": "data.audit", "audit": "data.audit", "clean": "data.audit", "tune_table": "tune", "ablate": "tune"}
 
 
@@ -28,7 +29,8 @@ __all__ = [
     "ModelConfig", "audit", "clean", "doctor", "doctor_table",
     "NNRecipeError", "ProgressBar", "Reconstruction", "Step", "TableRun", "TrainConfig", "Trainer", "TrainingError",
     "Verdict",
-    "ablate", "check_init_loss", "check_overfit_batch", "predict_images", "predict_table", "seed_everything",
+    "ablate", "check_init_loss", "check_overfit_batch", "cut", "embed_images", "predict_images", "predict_table",
+    "save_backbone", "seed_everything",
     "train_images", "train_table",
     "tune_table",
 ]

@@ -122,7 +122,7 @@ def _add_table_flags(p: argparse.ArgumentParser, images: bool = False) -> None:
     p.add_argument("--config", metavar="FILE", default=None,
                    help='a JSON file {"data": {...}, "model": {...}, "train": {...}} of settings; flags win')
     _add_config_flags(p, DataConfig, only=DATA_FLAGS if images else TABLE_FLAGS)
-    _add_config_flags(p, ModelConfig, skip=() if images else ("phi",))
+    _add_config_flags(p, ModelConfig, skip=() if images else ("phi", "backbone", "transfer", "layout"))
     _add_config_flags(p, TrainConfig, skip=("device",))
     p.add_argument("--device", default=None, help="auto (cuda when there) | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("-v", "--verbose", action="store_true",
@@ -293,6 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--keep", action="append", default=[], metavar="COL",
                          help="copy input column COL to the output, before the predictions (an ID to join on); "
                          "repeat for several")
+    embed = sub.add_parser("embed", help="write the embeddings a run's image model gives each image (M12), a table "
+                           "to train on", description="Cut a run's network at a layer and write one row per image: "
+                           "its file, its label (when the source has labels) and the layer's output, averaged over "
+                           "the pixels of a feature map: `nnrecipe train FILE --target label --drop file` trains on it.")
+    embed.add_argument("run", help="a run folder of images printed by `nnrecipe train`")
+    embed.add_argument("data", help="a folder of images (class subfolders optional), a CSV of image paths or an .npz")
+    embed.add_argument("--out", required=True, help="CSV to write")
+    embed.add_argument("--at", default=None, metavar="LAYER", help="the layer to cut at (a module name, as "
+                       "model.named_modules() gives: stages.1); default: the embedding the head reads")
+    embed.add_argument("--path-column", default=None, metavar="COL", help="given a CSV: its column of image paths")
     return parser
 
 
@@ -321,7 +331,8 @@ def _images(args: argparse.Namespace) -> bool:
     if not Path(args.data).exists():
         raise DataError(f"file '{args.data}' does not exist; check the path")
     # a folder without images and without --target: the image reader says what it lacks
-    images = image_source(args.data) or (Path(args.data).is_dir() and args.target is None)
+    dropped = [c.strip() for item in (getattr(args, "drop", None) or []) for c in str(item).split(",")]
+    images = image_source(args.data, dropped) or (Path(args.data).is_dir() and args.target is None)
     if not images and args.target is None:  # --target "" goes on, to be refused with the table's own message
         raise ConfigError(f"{args.data}: a table needs --target, the column to predict (images: give a folder with "
                           "a subfolder per class, a CSV of image paths, or an .npz)")
@@ -390,6 +401,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
             raise ConfigError("--test compares two tables; for images, the audit finds duplicates across the splits "
                               "train makes (D3 duplicate images)")
         dcfg = _config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target or "")
+        mcfg, plain = _config(ModelConfig, args, base=file.get("model")), ModelConfig()
+        given = [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(ModelConfig)
+                 if getattr(mcfg, f.name) != getattr(plain, f.name)]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: model settings, and the audit of images builds no model; leave "
+                              "them out (train takes them)")
         with quiet():
             found = audit_image_data(args.data, dcfg, seed=tcfg.seed, out=args.out)
         print(found.summary())  # type: ignore[attr-defined]
@@ -546,6 +563,24 @@ def _size(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .io import write_output
+    from .recipes.transfer import embed_images
+
+    _check_out(args.out, "file")
+    if _run_kind(args.run) != "images":
+        raise ConfigError(f"run {args.run} was trained on a table; `embed` cuts a network of images (a table's own "
+                          "columns are its features already)")
+    frame = embed_images(args.run, args.data, at=args.at, path_column=args.path_column)
+    try:
+        write_output(args.out, frame.to_csv(index=False, float_format="%.6g"))
+    except OSError as e:
+        raise ConfigError(f"--out {args.out} cannot be written ({e.strerror or e}); write elsewhere") from None
+    print(f"wrote the embeddings of {len(frame)} images ({frame.shape[1] - 1 - ('label' in frame)} values each) to "
+          f"{args.out}")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .io import write_output
     from .recipes import predict_table
@@ -643,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {"train": cmd_train, "doctor": cmd_doctor, "audit": cmd_audit, "clean": cmd_clean,
                 "runs": cmd_runs, "compare": cmd_compare, "report": cmd_report, "export": cmd_export,
                 "tune": cmd_tune, "ablate": cmd_ablate, "cache": cmd_cache,
-                "predict": cmd_predict}[args.command](args)
+                "predict": cmd_predict, "embed": cmd_embed}[args.command](args)
     except TrainingError as e:
         print(f"nnrecipe: training stopped: {e}", file=sys.stderr)
         return 1

@@ -104,6 +104,14 @@ class ModelConfig:
                             "ensemble, docs/recipe.md says when auto picks which; images: the CNN family)")
     phi: int | None = _f(None, "images: the CNN's compound-scaling coefficient (EfficientNet's phi, 0-6: each step "
                                "doubles the compute); default: the rule (docs/images.md)")
+    backbone: str | None = _f(None, "images: start from a network you have (M11): a run folder of nnrecipe, or a "
+                                    ".safetensors file from nnrecipe.save_backbone (docs/images.md)")
+    transfer: str = _f("auto", "with --backbone: features (frozen backbone, new head) | last (its last block "
+                               "fine-tuned too) | full (every block, discriminative rates, gradual unfreezing) | "
+                               "auto (a short probe of the three below 10,000 images, full from there)")
+    layout: str = _f("auto", "images: the CNN's memory layout (M10): auto (a short timing on the device; a layout is "
+                             "kept when a tenth faster) | contiguous | channels_last | padded | channels_last+padded (RGB padded "
+                             "to 4 channels)")
     members: int | None = _f(None, "TabM's members k; default: the rule (docs/recipe.md)")
     hidden: tuple[int, ...] | None = _f(None, "hidden widths, e.g. 128,64; default: the sizing rule (README)")
     activation: str = _f("relu", "hidden activation: " + ", ".join(ACTIVATIONS))
@@ -119,6 +127,19 @@ class ModelConfig:
         if self.phi is not None and not 0 <= self.phi <= 6:
             raise ConfigError(f"phi={self.phi} is not allowed; choose 0 to 6")
         check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("transfer", self.transfer, ("auto", "features", "last", "full"))
+        check_choice("layout", self.layout, LAYOUTS)
+        if self.backbone is not None and self.layout != "auto":
+            raise ConfigError(f"layout={self.layout!r} lays out the CNN nnrecipe builds, and a backbone keeps its own; "
+                              "leave --layout out with --backbone")
+        if self.backbone is not None and not str(self.backbone).strip():
+            raise ConfigError("backbone='' names no network; give a run folder or a .safetensors file, or leave it out")
+        if self.transfer != "auto" and not self.backbone:
+            raise ConfigError(f"transfer={self.transfer!r} says how a backbone trains (images), and no backbone is "
+                              "given; pass --backbone RUN_OR_FILE, or leave --transfer out")
+        if self.backbone is not None and self.phi is not None:
+            raise ConfigError("phi sizes the CNN nnrecipe builds, and a backbone brings its own network; give "
+                              "--backbone or --phi, not both")
         check_choice("init", self.init, ("normal", "uniform"))
         if self.members is not None and self.members < 1:
             raise ConfigError(f"members={self.members} is not allowed; choose 1 or more")
@@ -129,6 +150,7 @@ class ModelConfig:
             raise ConfigError(f"hidden={self.hidden} is not allowed; give one or more positive widths")
 
 
+LAYOUTS = ("auto", "contiguous", "channels_last", "padded", "channels_last+padded")  # models/layout.py's candidates
 IMAGE_DATA = ("image_size", "augment", "path_column")  # DataConfig's settings that only images use
 
 
@@ -137,8 +159,9 @@ def refuse_image_settings(dcfg: DataConfig, mcfg: ModelConfig | None, where: str
     never accepted and ignored."""
     given = [f"--{name.replace('_', '-')}" for name in IMAGE_DATA
              if getattr(dcfg, name) != getattr(DataConfig, name)]
-    if mcfg is not None and mcfg.phi is not None:
-        given.append("--phi")
+    if mcfg is not None:
+        given += [f"--{name}" for name in ("phi", "backbone") if getattr(mcfg, name) is not None]
+        given += ["--layout"] if mcfg.layout != "auto" else []
     if given:
         raise ConfigError(f"{', '.join(given)}: image settings, and {where} is a table; leave them out (images: a "
                           "folder with a subfolder per class, a CSV of image paths, an .npz)")

@@ -247,7 +247,8 @@ def _graph(model: nn.Module, rec: _Record, start: dict[str, torch.Tensor], held:
     out = []
     params = dict(model.named_parameters())
     frozen = [n for n, p in params.items() if not p.requires_grad]
-    if frozen:
+    # a transfer model (models/transfer.py, `thaw`) freezes its backbone's blocks on purpose, by its mode and epoch
+    if frozen and not callable(getattr(model, "thaw", None)):
         out.append(Verdict("C7", "frozen parameters", "warn",
                            f"{len(frozen)} of {len(params)} parameters are frozen (requires_grad=False): "
                            f"{', '.join(frozen[:4])}", {"frozen": len(frozen), "names": frozen[:10]}, FIX_FROZEN,

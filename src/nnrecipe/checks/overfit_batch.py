@@ -48,8 +48,12 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
     for m in probe.modules():
         if isinstance(m, nn.Dropout | nn.AlphaDropout):
             m.p = 0.0  # regularization off: the point is to see that the model can fit at all
+    thaw = getattr(probe, "thaw", None)
+    if callable(thaw):  # a transfer model (models/transfer.py) frozen by design: the blocks its mode ever trains
+        thaw(10**6)
     probe.train()
     frozen = [n for n, p in probe.named_parameters() if not p.requires_grad]
+    by_design = callable(thaw)
     trainable = [p for p in probe.parameters() if p.requires_grad]
     source = "Karpathy's recipe ('overfit one batch'); 'Tips and tricks for Neural Networks'"
     evidence: dict[str, object] = {"rows": len(y), "frozen_parameters": frozen[:10], "n_frozen": len(frozen)}
@@ -100,10 +104,13 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
     reasons = []
     if evidence["lr"] == 0:
         reasons.append("the learning rate is 0")
-    if frozen:
+    if frozen and not by_design:
         reasons.append(f"{len(frozen)} parameters are frozen ({', '.join(frozen[:3])})")
+    elif frozen:
+        reasons.append(f"the transfer mode keeps {len(frozen)} parameters of the backbone frozen: its features do not "
+                       "separate these rows")
     why = "; ".join(reasons) or "the model, the loss or the optimizer cannot fit these rows"
-    fault = "lr-too-low" if evidence["lr"] == 0 else "frozen-layer" if frozen else "unknown"
+    fault = "lr-too-low" if evidence["lr"] == 0 else "frozen-layer" if frozen and not by_design else "unknown"
     fix = ("set a learning rate > 0 (pick it with the LR range test, T4: Trainer.lr_find)" if fault == "lr-too-low"
            else "check that the learning rate is > 0 and every layer is trainable and in the optimizer, that the loss "
            "matches the task and the targets; if all hold, add capacity")

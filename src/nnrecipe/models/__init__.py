@@ -7,6 +7,7 @@ from .mlp import MLP, default_hidden, init_weights, make_mlp
 from .registry import build_model, create_model, list_models, register_model
 from .cnn import CNN  # registers 'cnn', the image recipe's family
 from .tabm import TabM  # registers 'tabm': a saved TabM loads with load_model alone
+from .transfer import Transfer, cut  # registers 'transfer' (and 'torchvision', 'timm', imported when used)
 
-__all__ = ["CNN", "MLP", "Ensemble", "TabM", "build_model", "create_model", "default_hidden", "init_weights", "list_models",
+__all__ = ["CNN", "MLP", "Ensemble", "TabM", "Transfer", "build_model", "cut", "create_model", "default_hidden", "init_weights", "list_models",
            "load_model", "make_mlp", "register_model", "save_model"]

@@ -23,7 +23,16 @@ until it holds (never below 0). Why: more images support more capacity before th
 and each step doubles the compute, so the budget grows with the data (Karpathy: start small, then
 grow); the CPU cap bounds an epoch: 16,000 images at phi 4 are ~19 TFLOPs forward and backward, ~7
 minutes on one CPU thread at the rate measured for phi 0 (~44 GFLOP/s); upscaling an image more than 4x
-adds pixels but no information."""
+adds pixels but no information.
+
+Two layouts for speed (M10, issue 20), each off unless `models/layout.py`'s timing keeps it, and recorded in
+the spec only when on (so a spec without them, from before, still builds the same network): `pad_channels`
+adds a zero fourth channel to RGB inputs (NVIDIA's Convolutional Layers User's Guide: cuDNN's NHWC
+tensor-core kernels want the input channels a multiple of 4 or 8, and a 3-channel first layer misses them),
+and `channels_last` keeps the weights and activations NHWC (PyTorch's "Channels Last Memory Format"
+tutorial). Neither changes what the network computes: the fourth channel is zero at the input and the
+stem's weights for it start at zero (a zero input gives them no gradient, so they stay zero), and the
+memory format changes only the order of the same numbers in memory."""
 
 from __future__ import annotations
 
@@ -95,7 +104,8 @@ class CNN(nn.Module):
 
     def __init__(self, in_channels: int, out_features: int, depths: list[int], widths: list[int],
                  resolution: int, dropout: float = DEFAULT_DROPOUT, activation: str = "none",
-                 mean: list[float] | None = None, std: list[float] | None = None):
+                 mean: list[float] | None = None, std: list[float] | None = None, pad_channels: bool = False,
+                 channels_last: bool = False):
         super().__init__()
         depths, widths = [int(d) for d in depths], [int(w) for w in widths]
         problems = []
@@ -110,6 +120,9 @@ class CNN(nn.Module):
                 problems.append(f"{name} holds {len(stats)} values for {in_channels} channel(s); give one per channel")
         if std is not None and any(s <= 0 for s in std):
             problems.append(f"std={list(std)}: every channel's std must be positive")
+        if pad_channels and in_channels != 3:
+            problems.append(f"pad_channels=True pads RGB images to 4 channels, but in_channels={in_channels}; "
+                            "build the CNN with pad_channels=False")
         if problems:
             raise ConfigError("CNN: " + "; ".join(problems))
         mean = None if mean is None else [float(v) for v in mean]
@@ -117,7 +130,11 @@ class CNN(nn.Module):
         self.spec = {"name": "cnn", "in_channels": int(in_channels), "out_features": int(out_features),
                      "depths": depths, "widths": widths, "resolution": int(resolution), "dropout": float(dropout),
                      "activation": activation, "mean": mean, "std": std}
+        # recorded only when on: a spec from before these options, without the keys, means both off
+        self.spec.update({k: True for k, on in (("pad_channels", pad_channels), ("channels_last", channels_last))
+                          if on})
         self.in_channels, self.resolution, self.activation = int(in_channels), int(resolution), activation
+        self.pad_channels, self.channels_last = bool(pad_channels), bool(channels_last)
         self.register_buffer("mean", torch.tensor(mean if mean is not None else [0.5] * in_channels).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std if std is not None else [0.25] * in_channels).view(1, -1, 1, 1))
         self.stem = _stem(in_channels, widths[0], resolution)
@@ -127,6 +144,14 @@ class CNN(nn.Module):
         # M8 / the recipe's rule: dropout before the classifier, never after it
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(widths[-1], out_features))
         self._init_weights()
+        if pad_channels:
+            # the padded stem is the unpadded one (built, drawn and initialised as it, so every later draw is
+            # the same too) with a zero fourth input slice: the same network, seed for seed
+            conv = self.stem[0]
+            conv.weight = nn.Parameter(F.pad(conv.weight.detach(), (0, 0, 0, 0, 0, 1)))  # (C_out, 4, 3, 3)
+            conv.in_channels = 4
+        if channels_last:  # every 4-D weight (and the (1, C, 1, 1) statistics, harmlessly) to NHWC strides
+            self.to(memory_format=torch.channels_last)
 
     def _init_weights(self) -> None:
         """M5: He (Kaiming-normal, fan_out) init for the convolutions, which ReLUs follow (He et al. 2015,
@@ -146,7 +171,8 @@ class CNN(nn.Module):
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) pixels -> (N, C, r, r) standardised floats: uint8 / 255, resized to the resolution
-        (bilinear; antialiased when shrinking, which plain bilinear would alias), then (x - mean) / std."""
+        (bilinear; antialiased when shrinking, which plain bilinear would alias), then (x - mean) / std;
+        with `pad_channels`, a zero fourth channel after that (N, 4, r, r); with `channels_last`, NHWC strides."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             got = x.shape[1] if x.ndim == 4 else "?"
             raise ConfigError(f"the CNN takes (N, {self.in_channels}, H, W) images; got shape {tuple(x.shape)}: "
@@ -157,7 +183,12 @@ class CNN(nn.Module):
         r = self.resolution
         if h != r or w != r:
             x = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False, antialias=h > r or w > r)
-        return (x - self.mean) / self.std
+        x = (x - self.mean) / self.std
+        if self.pad_channels:  # (N, 3, r, r) -> (N, 4, r, r): a zero channel after standardisation adds nothing
+            x = F.pad(x, (0, 0, 0, 0, 0, 1))
+        if self.channels_last:  # `to`, not `contiguous`: it gives NHWC strides for C == 1 too (the tutorial)
+            x = x.to(memory_format=torch.channels_last)
+        return x
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) images -> (N, widths[-1]): the pooled embedding before the head's dropout."""
@@ -319,16 +350,18 @@ def choose_phi(n_train: int, native_side: int, cuda: bool | None = None) -> int:
 
 def make_cnn(in_channels: int, out_features: int, n_train: int, native_side: int, phi: int | None = None,
              dropout: float | None = None, activation: str = "none", mean: list[float] | None = None,
-             std: list[float] | None = None, cuda: bool | None = None) -> CNN:
+             std: list[float] | None = None, cuda: bool | None = None, pad_channels: bool = False,
+             channels_last: bool = False) -> CNN:
     """The recipe's CNN: the family member `phi` (None: `choose_phi`'s rule), dropout 0.2 before the head
     unless given (M8), the images' per-channel statistics as its standardisation; `cuda`: the run trains on
-    CUDA (None: torch says whether CUDA is there)."""
+    CUDA (None: torch says whether CUDA is there); `pad_channels`, `channels_last`: the layouts
+    `models.layout.choose_layout` kept (both off by default)."""
     chosen = choose_phi(n_train, native_side, cuda) if phi is None else phi
     member = cnn_family(chosen, in_channels, out_features)
     log.info("CNN phi=%d%s: depths %s, widths %s, %d px, %.1f MFLOPs an image", chosen,
              " (the rule)" if phi is None else "", member["depths"], member["widths"], member["resolution"],
              member["flops"] / 1e6)
     model = CNN(in_channels, out_features, member["depths"], member["widths"], member["resolution"],
-                DEFAULT_DROPOUT if dropout is None else dropout, activation, mean, std)
+                DEFAULT_DROPOUT if dropout is None else dropout, activation, mean, std, pad_channels, channels_last)
     model.phi = chosen  # config.json records the member chosen (not an argument of the spec: the sizes are)
     return model

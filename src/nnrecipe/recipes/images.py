@@ -25,6 +25,7 @@ from torch import nn
 
 from ..checks import Diagnosis
 from ..config import DataConfig, ModelConfig, TrainConfig
+from ..data.audit.augment_check import check_augmentation, check_split_augmentation
 from ..data.audit.images import audit_images
 from ..data.image import ImageSet, read_images
 from ..data.image.augment import Augment, Augmented, resolve_preset
@@ -33,20 +34,24 @@ from ..data.split import split_indices
 from ..errors import ConfigError, DataError
 from ..io import atomic_write, write_json
 from ..models import load_model
-from ..models.cnn import make_cnn
+from ..models.cnn import CNN, make_cnn
+from ..models.layout import PLAIN, candidates, choose_layout
 from ..repro import seed_everything
 from ..tasks import create_task
 from ..track.journal import label_counts
 from ..track.predictions import record_predictions
 from ..train.trainer import resolve_device
+from .image_pictures import SEPARATOR, pictures, test_pictures, watched_pictures
 from .pipeline import Options, Prepared, Recipe, Run, run
 from .tabular import task_with_loss
+from .transfer import build_transfer, choose_mode, load_backbone, probe_modes
+from ..train.callbacks.unfreeze import GradualUnfreezing
 
 log = logging.getLogger("nnrecipe")
 
 LABEL = "label"  # the target's name for a folder of class subfolders (a CSV names its own column)
-SEPARATOR = "|"  # several labels in one CSV cell: a multi-label image
 IMAGE_SPLITS = ("auto", "random", "stratified")
+LAYOUT_SETTINGS = candidates(3)  # M10: each layout's name and its CNN settings (models/layout.py)
 
 
 @dataclass
@@ -61,6 +66,12 @@ class PreparedImages:
     std: list[float]
     augment: str  # the preset used (D11)
     cuda: bool  # the run trains on CUDA: the sizing rule allows more compute (models/cnn.py choose_phi)
+    device: str = "cpu"  # the run's device and precision: what M10's layout timing measures on
+    precision: str = "32"
+    batch_size: int | None = None  # the run's --batch-size (None: the rule), the layout timing's batch on CUDA
+    layout: dict[str, Any] | None = None  # M10: the layout chosen and its timing (config.json), once per run
+    backbone: nn.Module | None = None  # M11: the network started from (--backbone), never trained itself
+    transfer: dict[str, Any] | None = None  # config.json's record: the backbone, the mode and why
 
 
 def _task_of(labels: list[str], task: str) -> tuple[str, list[str], str]:
@@ -128,8 +139,11 @@ def audit_image_data(data: str | os.PathLike, data_config: DataConfig | None = N
     training; `out`: a folder for audit.json, label_distribution.png and samples.png."""
     dcfg = data_config or DataConfig()
     refuse_table_settings(dcfg, ModelConfig(), data)
-    images, *_, parts = read_and_split(data, dcfg, seed)
+    images, task_name, classes, _, y_all, parts = read_and_split(data, dcfg, seed)
     found = audit_images(images, {k: np.asarray(v, dtype=np.int64) for k, v in parts.items()}, seed)
+    # D11 on the augmentation `train` would use (a quick model: a few seconds)
+    found.append(check_split_augmentation(images.pixels, y_all, parts, dcfg.augment, task_name, classes, seed))
+    found.seconds["D11 augmentation"] = found[-1].evidence.get("seconds", 0.0)
     if out is not None:
         found.save(out)
     return found
@@ -157,6 +171,12 @@ class ImageRecipe(Recipe):
     def prepare(self, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig) -> Prepared:
         if mcfg.model not in ("auto", "cnn"):
             raise ConfigError(f"--model {mcfg.model} builds a network for tables; images take --model auto or cnn")
+        if mcfg.backbone and tcfg.swa_start is not None:
+            raise ConfigError("--swa-start with --backbone: SWA's BatchNorm update would recompute the frozen blocks' "
+                              "statistics and its one rate would replace the discriminative ones; leave one out")
+        if mcfg.backbone and mcfg.model != "auto":
+            raise ConfigError(f"--model {mcfg.model} and --backbone {mcfg.backbone}: the backbone is the network; "
+                              "leave --model out")
         refuse_table_settings(dcfg, mcfg, data)
         images, task_name, classes, reason, y_all, parts = read_and_split(data, dcfg, tcfg.seed)
         pixels = images.pixels
@@ -170,21 +190,49 @@ class ImageRecipe(Recipe):
         preset, settings = resolve_preset(dcfg.augment, images.channels, images.size)
         step = Augmented(Augment(settings), tcfg.seed) if preset != "none" else None
         prep = PreparedImages(images, {k: np.asarray(parts[k], dtype=np.int64) for k in SPLITS}, task_name, reason,
-                              classes, mean, std, preset, resolve_device(tcfg.device).type == "cuda")
+                              classes, mean, std, preset, resolve_device(tcfg.device).type == "cuda",
+                              str(resolve_device(tcfg.device)), tcfg.precision, tcfg.batch_size)
         target = dcfg.target or LABEL
-        return Prepared(task, target, X, y, {k: [int(i) for i in parts[k]] for k in SPLITS}, classes, head, prep,
-                        None, unbalanced, balance=balance, step=step)
+        prepared = Prepared(task, target, X, y, {k: [int(i) for i in parts[k]] for k in SPLITS}, classes, head, prep,
+                            None, unbalanced, balance=balance, step=step)
+        if mcfg.backbone:
+            self._choose_transfer(prepared, mcfg, tcfg)
+        return prepared
+
+    def _choose_transfer(self, prepared: Prepared, mcfg: ModelConfig, tcfg: TrainConfig) -> None:
+        """M11: the backbone read, and the mode chosen (recipes/transfer.py: given, the size rule, or the probe)."""
+        prep: PreparedImages = prepared.data
+        prep.backbone = load_backbone(mcfg.backbone)
+        prepared.callbacks = (GradualUnfreezing(),)
+        mode, why = choose_mode(mcfg, len(prepared.rows["train"]), lambda: probe_modes(
+            lambda m: self._transfer(prepared, mcfg, m, tcfg.seed, prepared.targets["train"]), prepared, tcfg))
+        prep.transfer = {"backbone": str(mcfg.backbone), "mode": mode, **why}
+        log.info("transfer from %s: %s (%s)", mcfg.backbone, mode, why["how"])
+
+    def _transfer(self, prepared: Prepared, mcfg: ModelConfig, mode: str, seed: int, y_fit: torch.Tensor,
+                  deterministic: bool = False) -> nn.Module:
+        prep: PreparedImages = prepared.data
+        assert prep.backbone is not None
+        return build_transfer(prep.backbone, mode, prepared.task.out_features, prep.images.channels, mcfg,
+                              prepared.task.activation, prepared.task.output_bias(y_fit), seed, deterministic)
 
     def build(self, prepared: Prepared, mcfg: ModelConfig, seed: int, y_fit: torch.Tensor,
               deterministic: bool = False) -> nn.Module:
         """The CNN of the family (models/cnn.py) the data's size calls for, its output bias at y_fit's prior
         (M6) and its head's weights near zero, so the loss at init is the prior's (Karpathy: 'init well')."""
         prep: PreparedImages = prepared.data
+        if prep.transfer is not None:  # M11: the backbone and a new head, in the mode chosen
+            model = self._transfer(prepared, mcfg, prep.transfer["mode"], seed, y_fit, deterministic)
+            prep.transfer["blocks"] = model.groups
+            return model
+        images, n_train = prep.images, len(prepared.rows["train"])
+        settings = dict(phi=mcfg.phi, dropout=mcfg.dropout, activation=prepared.task.activation, mean=prep.mean,
+                        std=prep.std, cuda=prep.cuda)
+        if prep.layout is None:  # once a run: the members of an ensemble and the R2 refit take the same
+            prep.layout = self._layout(prepared, mcfg, settings, deterministic)
         seed_everything(seed, deterministic)
-        images = prep.images
-        model = make_cnn(images.channels, prepared.task.out_features, len(prepared.rows["train"]), images.size,
-                         phi=mcfg.phi, dropout=mcfg.dropout, activation=prepared.task.activation,
-                         mean=prep.mean, std=prep.std, cuda=prep.cuda)
+        model = make_cnn(images.channels, prepared.task.out_features, n_train, images.size, **settings,
+                         **LAYOUT_SETTINGS[prep.layout["layout"]])
         head = model.output_layer
         with torch.no_grad():
             head.weight.mul_(0.01)
@@ -195,10 +243,38 @@ class ImageRecipe(Recipe):
                 head.bias.zero_()
         return model
 
+    def _layout(self, prepared: Prepared, mcfg: ModelConfig, settings: dict[str, Any],
+                deterministic: bool) -> dict[str, Any]:
+        """M10: the layout given, or (auto) the one models/layout.py's timing keeps on the run's device; a
+        deterministic run keeps the contiguous one (a timing may choose otherwise on the next run, and the
+        layouts round differently)."""
+        prep: PreparedImages = prepared.data
+        if "padded" in mcfg.layout and prep.images.channels != 3:
+            raise ConfigError(f"--layout {mcfg.layout} pads RGB images to 4 channels, and these images have "
+                              f"{prep.images.channels} channel(s); choose contiguous or channels_last, or auto")
+        if mcfg.layout != "auto":
+            return {"layout": mcfg.layout, "how": f"--layout {mcfg.layout}"}
+        if deterministic:
+            return {"layout": PLAIN, "how": "a deterministic run: the contiguous layout, untimed"}
+        n_train = len(prepared.rows["train"])
+        with torch.random.fork_rng(devices=[]):
+            plain = make_cnn(prep.images.channels, prepared.task.out_features, n_train, prep.images.size, **settings)
+        _, record = choose_layout(plain.spec, prep.images.channels, plain.resolution, prep.device,
+                                  prep.batch_size or CNN.train_defaults(n_train)["batch_size"], prep.precision,
+                                  side=prep.images.size)
+        return {"layout": record["chosen"], "how": "timed on the device", "timing": record}
+
     def audit(self, data: Any, prepared: Prepared, dcfg: DataConfig, tcfg: TrainConfig,
               model: nn.Module) -> Diagnosis | None:
         prep: PreparedImages = prepared.data
-        return audit_images(prep.images, prep.splits, tcfg.seed)
+        found = audit_images(prep.images, prep.splits, tcfg.seed)
+        # D11: does each transform of the run's augmentation keep the label? ("none": skipped)
+        found.append(check_augmentation(prepared.inputs["train"][0], prepared.targets["train"],
+                                        prepared.inputs["val"][0], prepared.targets["val"],
+                                        resolve_preset(prep.augment, prep.images.channels, prep.images.size)[1],
+                                        prep.augment, prepared.task.name, tcfg.seed, prepared.classes))
+        found.seconds["D11 augmentation"] = found[-1].evidence.get("seconds", 0.0)
+        return found
 
     def name(self, data: Any, dcfg: DataConfig) -> str:
         return f"{Path(data).stem or 'images'}-{dcfg.target or LABEL}"
@@ -206,7 +282,8 @@ class ImageRecipe(Recipe):
     def describe(self, data: Any, prepared: Prepared) -> dict[str, Any]:
         prep: PreparedImages = prepared.data
         return {"task_reason": prep.task_reason, "source": str(data), "label": prepared.target,
-                "images": _image_settings(prep)}
+                "images": _image_settings(prep), **({"transfer": prep.transfer} if prep.transfer else {}),
+                **({"layout": prep.layout} if prep.layout else {})}
 
     def journal(self, data: Any, prepared: Prepared, dcfg: DataConfig) -> dict[str, Any]:
         prep: PreparedImages = prepared.data
@@ -235,6 +312,10 @@ class ImageRecipe(Recipe):
         atomic_write(run_dir / "val_predictions.csv", frame.to_csv(index=False, float_format="%.6g"))
         pictures(run_dir, prepared, frame)
 
+    def finish(self, run_dir: Path, model: nn.Module, prepared: Prepared, meta: dict[str, Any]) -> None:
+        """The pictures of the final model: its worst test images (C9), the watched images over the epochs (C10)."""
+        test_pictures(run_dir, prepared, model)
+        watched_pictures(run_dir, prepared)
 
     def artifact(self, prepared: Prepared) -> dict[str, Any]:
         return {"kind": "images", "images": _image_settings(prepared.data)}
@@ -244,44 +325,8 @@ class ImageRecipe(Recipe):
         images = prep.images
         return ["images",
                 f"  {len(images.files)} read ({len(images.unreadable)} unreadable, left out), resized to "
-                f"{images.size}x{images.size}, {images.channels} channel(s); augmentation: {prep.augment}"]
-
-
-GRID = 16  # images in each of the report's grids
-
-
-def pictures(run_dir: Path, prepared: Prepared, frame: pd.DataFrame) -> None:
-    """The report's pictures of an image run: batch.png, training images as the network sees them (a seeded
-    sample, augmented by the run's step with the first batch's draws: D14, Karpathy's 'visualize just before
-    the net'), and worst_images.png, the validation images of the highest loss with their label, prediction and
-    its probability (C9: 'visualize the misclassified samples')."""
-    from ..data.image.augment import batch_generator
-    from ..report.plots import image_grid
-
-    prep: PreparedImages = prepared.data
-    step = prepared.step
-    train = prepared.inputs["train"][0]  # the split is in file order (class by class): a seeded sample instead
-    picked = torch.randperm(len(train), generator=torch.Generator().manual_seed(step.seed if step else 0))[:GRID]
-    x, y = train[picked], prepared.targets["train"][picked]
-    if step is not None:
-        x = step.augment(x, batch_generator(step.seed, 0))
-    names = [_label_of(t, prep) for t in y]
-    title = f"training images as the network gets them ({prep.augment} augmentation)"
-    atomic_write(run_dir / "batch.png", image_grid(x.numpy(), names, title))
-    worst = frame.head(GRID)
-    pixels = prep.images.pixels[torch.tensor(worst["row"].to_numpy(dtype=np.int64))]
-    captions = [f"{t} -> {p}" + (f" {c:.2f}" if "confidence" in worst else "")
-                for t, p, c in zip(worst["target"], worst["prediction"],
-                                   worst["confidence"] if "confidence" in worst else [None] * len(worst))]
-    atomic_write(run_dir / "worst_images.png",
-                 image_grid(pixels.numpy(), captions, "validation images of the highest loss: label -> prediction"))
-
-
-def _label_of(target: torch.Tensor, prep: PreparedImages) -> str:
-    """A target as its class name(s)."""
-    if prep.task == "multilabel":
-        return SEPARATOR.join(c for c, on in zip(prep.classes, target.tolist()) if on > 0.5)
-    return prep.classes[int(target.view(-1)[0].item())]
+                f"{images.size}x{images.size}, {images.channels} channel(s); augmentation: {prep.augment}",
+                *([f"  transfer from {t['backbone']}: {t['mode']} ({t['how']})"] if (t := prep.transfer) else [])]
 
 
 def _image_settings(prep: PreparedImages) -> dict[str, Any]:

@@ -41,12 +41,13 @@ from ..track.journal import write_journal
 from ..track.recorder import RunRecorder, now
 from ..train import Trainer
 from ..train.callbacks import Callback, PredictionWatch, ProgressBar
-from ..train.optim import make_optimizer
+from ..train.optim import make_optimizer, model_parameters
 from ..train.trainer import default_batch_size
 from .cross_fit import CrossFit, Member, MemberStore, member_curves, member_verdicts, resolve_folds
 
 log = logging.getLogger("nnrecipe")
 
+MEASURED_CHOICES = ("transfer", "layout")  # config.json entries a recipe measured to choose (images: M11, M10)
 # C8 judges the run's own curves after training, not a short run of its own; the data checks run in the
 # audit, on every row rather than the doctor's sample
 SKIPPED_BEFORE_TRAINING = ("C8", "data")
@@ -73,6 +74,8 @@ class Prepared:
     # the training step (steps/step.py) when the kind of data has its own: images train on augmented batches
     # (D11); None: the supervised step. Evaluation and prediction never go through it
     step: Any = None
+    # callbacks every training of the kind's model takes (a transfer model's GradualUnfreezing)
+    callbacks: tuple[Callback, ...] = ()
 
     def split(self, name: str) -> tuple[torch.Tensor, ...]:
         """A split's inputs and target, as the Trainer takes them."""
@@ -246,7 +249,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     if chosen:  # a search's trials run none: no doctor's sample and setup to build for nothing
         # the first optimizer a process builds imports torch._dynamo (2 s here): any training pays it once,
         # so it is paid before the doctor's clock starts
-        optimizer = make_optimizer(model.parameters(), tcfg)
+        optimizer = make_optimizer(model_parameters(model, tcfg.lr), tcfg)
         started = time.perf_counter()
         verdicts = diagnose(model, prepared, tcfg, [fn for _, fn in chosen], optimizer=optimizer)
     checks_seconds = time.perf_counter() - started
@@ -270,7 +273,10 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         fit.find_lr(confirm=lr_find == "confirm")
     tcfg = fit.tcfg
     recorded = recorder.recorded_config() or {}
-    config = recorder.start({**config, "train": {**to_dict(tcfg), "batch_size": fit.trainer.batch_size},
+    # what the first start measured to choose (the transfer probe, the layout timing) stays in the record: a
+    # resumed run is given the choices, not the measurements
+    kept = {k: recorded[k] for k in MEASURED_CHOICES if k in recorded} if resuming else {}
+    config = recorder.start({**config, **kept, "train": {**to_dict(tcfg), "batch_size": fit.trainer.batch_size},
                              "created": recorded.get("created", config["created"])})
     if not (run_dir / "journal.json").exists():
         write_journal(run_dir, config=config, data=recipe.journal(data, prepared, dcfg), note=note,
@@ -396,7 +402,8 @@ class Fit:
         rows = (self.fit_rows, self.val_rows) if cv is None or k == 0 else cv.split(k)
         given = list(opts.callbacks) if k == 0 else _fresh(self.pristine)
         return Trainer(self.members[k], self.prepared.task.loss(), *rows, self.tcfg if cv is None else cv.config(self.tcfg, k),
-                       callbacks=[*given, *(self.watch if k == 0 else []), *([ProgressBar()] if opts.progress else [])],
+                       callbacks=[*given, *self.prepared.callbacks, *(self.watch if k == 0 else []),
+                                  *([ProgressBar()] if opts.progress else [])],
                        metrics=self.prepared.task.metrics(), train_metrics=True, task=self.prepared.task,
                        step=self.prepared.step, run_dir=self.run_dir if cv is None else cv.trainer_dir(k),
                        record=False, resume="auto" if opts.resume is not None else False)
@@ -457,7 +464,8 @@ class Fit:
                      len(pooled[-1]), epochs)
             started = time.perf_counter()
             trainer = Trainer(second_model, self.prepared.task.loss(), pooled, None, config,
-                              callbacks=[*_fresh(self.pristine), *([ProgressBar()] if self.opts.progress else [])],
+                              callbacks=[*_fresh(self.pristine), *self.prepared.callbacks,
+                                         *([ProgressBar()] if self.opts.progress else [])],
                               metrics=self.prepared.task.metrics(), train_metrics=True, task=self.prepared.task,
                               step=self.prepared.step, run_dir=store.member_dir(1), record=False,
                               resume="auto" if self.opts.resume is not None else False)
@@ -515,7 +523,7 @@ def diagnose(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, checks: li
     def c2(setup: Any) -> Verdict:
         return check_init_loss(model, loss_fn, xs, ys, task, y["train"])
 
-    optimizer = optimizer if optimizer is not None else make_optimizer(model.parameters(), tcfg)
+    optimizer = optimizer if optimizer is not None else make_optimizer(model_parameters(model, tcfg.lr), tcfg)
     chosen = [fn for _, fn in resolve_checks(checks)]
     diagnosis = doctor(model, prepared.split("train"), loss_fn=loss_fn, optimizer=optimizer,
                        val_data=prepared.split("val"), task=task.name, seed=tcfg.seed,
@@ -585,6 +593,8 @@ def recorded_config(run_dir: Path, target: str
                           f"pass --target {rec['data']['target']}")
     log.warning("resuming %s with the config it recorded", run_dir)
     model = {k: v for k, v in rec["model"].items() if k in {f.name for f in dataclasses.fields(ModelConfig)}}
+    if rec.get("kind") == "images" and "layout" not in model and not model.get("backbone"):
+        model["layout"] = "contiguous"  # an image run from before M10's timing: its CNN was built contiguous
     return (from_dict(DataConfig, rec["data"]), from_dict(ModelConfig, model),
             from_dict(TrainConfig, rec["train"]), rec.get("note", ""), rec.get("refit"), rec.get("lr_find", "off"))
 
@@ -632,6 +642,8 @@ def headline(run: Run) -> list[str]:
     model = config["model"]
     shape = (f"hidden {model.get('hidden')}, {model.get('activation')}" if "depths" not in model else  # a CNN
              f"phi {model.get('phi')}: depths {model['depths']}, widths {model['widths']}, {model.get('resolution')} px")
+    if model.get("name") == "transfer":
+        shape = f"{model.get('transfer')} from {model.get('backbone')}"
     lines = [
         f"nnrecipe run {run.run_dir.name}",
         f"data     {config.get('source') or 'DataFrame'} -> target '{config['data']['target'] or config.get('label')}', "
@@ -666,7 +678,17 @@ def _model_shape(model: nn.Module) -> dict[str, Any]:
     return {"name": spec.get("name"),
             **{k: spec[k] for k in ("hidden", "dropout", "depths", "widths", "resolution") if k in spec},
             **({"phi": model.phi} if isinstance(getattr(model, "phi", None), int) else {}),
+            **({"transfer": spec["mode"]} if spec.get("name") == "transfer" else {}),
+            **({"layout": _layout_name(spec)} if spec.get("name") == "cnn" else {}),
             **({"members": spec["k"]} if "k" in spec else {})}
+
+
+def _layout_name(spec: dict[str, Any]) -> str:
+    """M10: a CNN spec's layout by name (models/layout.py), which --resume builds again without timing."""
+    from ..models.layout import candidates
+
+    given = {"pad_channels": bool(spec.get("pad_channels")), "channels_last": bool(spec.get("channels_last"))}
+    return next(name for name, settings in candidates(3).items() if settings == given)
 
 
 def _fresh(given: Sequence[Callback]) -> list[Callback]:

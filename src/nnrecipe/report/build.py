@@ -320,8 +320,12 @@ def _with_recall(found: list[dict[str, Any]], report: dict[str, Any] | None) -> 
 
 
 # an image run's pictures (recipes/images.py, data/audit/images.py), in the order the report shows them
-PICTURES = (("worst_images.png", "The validation images of the highest loss: label -> prediction and its "
+PICTURES = (("worst_test_images.png", "The test images of the highest loss, by the final model: label -> "
+             "prediction and its probability (C9)"),
+            ("worst_images.png", "The validation images of the highest loss: label -> prediction and its "
              "probability (C9)"),
+            ("watched_images.png", "Fixed validation images and the probability the model gave their label after "
+             "the first, middle and last epoch (C10)"),
             ("batch.png", "Training images as the network gets them, augmented as in training (D14, D11)"),
             ("samples.png", "Images of each class, as read and resized (the audit)"))
 

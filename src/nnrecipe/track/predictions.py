@@ -51,6 +51,14 @@ def record_predictions(run_dir: str | os.PathLike, outputs: torch.Tensor, target
     prediction, confidence (the probability given to the prediction) and the row's loss (cross-entropy
     of the true class, or the absolute error in the target's units for regression). `outputs` are the
     model's raw outputs (logits), as Trainer.predict returns them."""
+    frame = prediction_frame(outputs, targets, rows, task, classes, target_scale)
+    atomic_write(Path(run_dir) / VAL_PREDICTIONS, frame.to_csv(index=False, float_format="%.6g"))
+    return frame
+
+
+def prediction_frame(outputs: torch.Tensor, targets: torch.Tensor, rows: Sequence[int], task: str,
+                     classes: Sequence[str] = (), target_scale: Mapping[str, float] | None = None) -> Any:
+    """record_predictions' table, worst first, written nowhere (the test images' pictures use it too)."""
     scale = dict(target_scale or {"mean": 0.0, "std": 1.0})
     head = create_task(task, n_classes=len(classes))
     p, t = readable(head, outputs, scale), shown_targets(head, targets, scale)
@@ -79,9 +87,7 @@ def record_predictions(run_dir: str | os.PathLike, outputs: torch.Tensor, target
         frame["loss"] = -np.log(probs[np.arange(len(t)), t] + eps)
         for i, c in enumerate(classes):
             frame[f"p_{c}"] = probs[:, i]
-    frame = frame.sort_values("loss", ascending=False, kind="stable")
-    atomic_write(Path(run_dir) / VAL_PREDICTIONS, frame.to_csv(index=False, float_format="%.6g"))
-    return frame
+    return frame.sort_values("loss", ascending=False, kind="stable")
 
 
 def record_samples(run_dir: str | os.PathLike, inputs: Sequence[torch.Tensor], targets: torch.Tensor,

@@ -64,6 +64,14 @@ def decay_groups(params: Iterable[Any], weight_decay: float, decay_all: bool = F
     return out
 
 
+def model_parameters(model: nn.Module, lr: float | None) -> Any:
+    """What an optimizer for `model` is built on: the model's own parameter groups when it defines
+    `param_groups(lr)` (a transfer model: discriminative rates, frozen-for-good blocks left out), else all its
+    parameters."""
+    groups = getattr(model, "param_groups", None)
+    return groups(lr if lr is not None else DEFAULT_LR) if callable(groups) else model.parameters()
+
+
 def make_optimizer(params: Iterable[Any], cfg: TrainConfig) -> torch.optim.Optimizer:
     """cfg.optimizer over `params`: parameters, or parameter groups (dicts) with settings of their own."""
     if cfg.optimizer not in OPTIMIZER_CLASSES:

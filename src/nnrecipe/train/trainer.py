@@ -30,7 +30,7 @@ from . import checkpoint as ckpt
 from .batching import make_batches, n_rows
 from .callbacks import Callback, EarlyStopping
 from .nonfinite import locate_nonfinite
-from .optim import check_optimizer, make_optimizer, make_scheduler
+from .optim import check_optimizer, make_optimizer, make_scheduler, model_parameters
 from .state import TrainerState
 
 log = logging.getLogger("nnrecipe")
@@ -71,7 +71,8 @@ class Trainer(TrainerState):
     is backpropagated by the loop, with AMP, accumulation and clipping), or a callable doing a whole
     step, `step(model, optimizer, batch) -> loss` (the doctor's train_step). `optimizer`: a name, parameter
     groups (dicts, each with its own lr), or a torch optimizer built on this model's parameters; default
-    config.optimizer. `metrics`: names (["accuracy", "f1"], for the task given or inferred from the loss)
+    config.optimizer over the model's `param_groups(lr)` where it defines them (a transfer model's
+    discriminative rates), else over its parameters. `metrics`: names (["accuracy", "f1"], for the task given or inferred from the loss)
     or {name: fn(outputs, target) -> float}. `run_dir`: checkpoints and metrics.jsonl there; with `record`
     (the default) also config.json, results.json and report.html, so `nnrecipe report`, `runs` and
     `compare` read it. `resume`: a run_dir that holds a run is refused unless True (go on from its
@@ -145,7 +146,7 @@ class Trainer(TrainerState):
             check_optimizer(optimizer, self.model)
             self.optimizer = optimizer
         elif optimizer is None or isinstance(optimizer, str):
-            self.optimizer = make_optimizer(self.model.parameters(), cfg)
+            self.optimizer = make_optimizer(model_parameters(self.model, cfg.lr), cfg)
         elif isinstance(optimizer, (list, tuple)):
             self.optimizer = make_optimizer(optimizer, cfg)
         else:

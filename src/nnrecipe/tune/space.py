@@ -21,8 +21,9 @@ SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig}
 # `hidden` is searched through layers x units; the seed makes the split and the data order, which every
 # trial shares so that their validation scores compare (`ablate --vary seed` varies it on purpose)
 WIDTHS = ("layers", "units")
-# phi sizes the CNN for images; a search tunes the table recipe
-NOT_SEARCHED = {"model": ("hidden", "phi"), "train": ("seed", "device", "epochs")}
+# phi sizes the CNN for images and a backbone starts one; a search tunes the table recipe
+NOT_SEARCHED = {"model": ("hidden", "phi", "backbone", "transfer", "layout"),
+                "train": ("seed", "device", "epochs")}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +74,10 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
-def image_source(path: str | os.PathLike) -> bool:
+def image_source(path: str | os.PathLike, dropped: Sequence[str] = ()) -> bool:
     """Whether `path` is images: a folder holding image files (directly or in subfolders), an .npz, or a CSV
-    with a column whose cells end in an image extension in most of its first 50 rows."""
+    with a column whose cells end in an image extension in most of its first 50 rows, unless every such
+    column is `dropped` (a table that keeps its images' files beside their features: `nnrecipe embed`'s)."""
     p = Path(path)
     try:
         if p.is_dir():
@@ -87,7 +89,7 @@ def image_source(path: str | os.PathLike) -> bool:
         if p.suffix.lower() == ".npz":
             return p.is_file()
         if p.suffix.lower() in TABLE_SUFFIXES and p.is_file():
-            return bool(_path_columns(_read_csv(p, SNIFF_ROWS)))
+            return bool(set(_path_columns(_read_csv(p, SNIFF_ROWS))) - set(dropped))
     except (OSError, DataError):
         return False
     return False
