@@ -1,0 +1,7 @@
+"""Text (issue item D2 in tokens): the default word tokenizer, token lengths and the length report."""
+
+from .lengths import (BATCHINGS, LengthReport, batch_indices, length_report, padding_share, token_lengths,
+                      truncated_rows, word_tokens)
+
+__all__ = ["BATCHINGS", "LengthReport", "batch_indices", "length_report", "padding_share", "token_lengths",
+           "truncated_rows", "word_tokens"]
