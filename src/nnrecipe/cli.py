@@ -49,7 +49,8 @@ def _add_config_flags(p: argparse.ArgumentParser, cls: type, only: Sequence[str]
             continue
         flag = "--" + f.name.replace("_", "-")
         base, many = _scalar(hints[f.name])
-        shown = "the rule" if f.default is None else ",".join(map(str, f.default)) if many else f.default
+        shown = (f.metadata.get("shown") or "the rule" if f.default is None
+                 else ",".join(map(str, f.default)) if many else f.default)
         helptext = f"{f.metadata.get('help', '')} (default: {shown})".replace("%", "%%")
         if base is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=helptext)
@@ -296,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed = sub.add_parser("embed", help="write the embeddings a run's image model gives each image (M12), a table "
                            "to train on", description="Cut a run's network at a layer and write one row per image: "
                            "its file, its label (when the source has labels) and the layer's output, averaged over "
-                           "the pixels of a feature map: `nnrecipe train FILE --target label --drop file` trains on it.")
+                           "the pixels of a feature map: `nnrecipe train FILE --target label --drop file` trains "
+                           "on it.")
     embed.add_argument("run", help="a run folder of images printed by `nnrecipe train`")
     embed.add_argument("data", help="a folder of images (class subfolders optional), a CSV of image paths or an .npz")
     embed.add_argument("--out", required=True, help="CSV to write")

@@ -28,9 +28,10 @@ DEFAULT_LR = 3e-4
 SPLIT_CHOICES = ("auto", "random", "stratified", "time:COL", "group:COL")
 
 
-def _f(default: Any, help: str) -> Any:
-    """A field with its help text; defaults are immutable (tuples), so no default_factory is needed."""
-    return field(default=default, metadata={"help": help})
+def _f(default: Any, help: str, shown: str | None = None) -> Any:
+    """A field with its help text; defaults are immutable (tuples), so no default_factory is needed. `shown`:
+    the default as --help says it, where None means off rather than the rule."""
+    return field(default=default, metadata={"help": help, **({"shown": shown} if shown else {})})
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class DataConfig:
     balance: str = _f("auto", "auto | none | weights | oversample | undersample (D6; auto follows --metric: class "
                                "weights from a 3:1 imbalance on for balanced_accuracy and macro_f1, none otherwise)")
     neutral_label: str | None = _f(None, "a target value meaning 'unsure' (D7): those rows stay out of training "
-                                         "and get predicted labels in review.csv")
+                                         "and get predicted labels in review.csv", shown="none")
     val_fraction: float = _f(0.15, "share of rows held out for validation (early stopping)")
     test_fraction: float = _f(0.15, "share of rows held out for the final test")
     split: str = _f("auto", "how rows go to train, validation and test: auto (stratified for classes, else random) "
@@ -105,13 +106,13 @@ class ModelConfig:
     phi: int | None = _f(None, "images: the CNN's compound-scaling coefficient (EfficientNet's phi, 0-6: each step "
                                "doubles the compute); default: the rule (docs/images.md)")
     backbone: str | None = _f(None, "images: start from a network you have (M11): a run folder of nnrecipe, or a "
-                                    ".safetensors file from nnrecipe.save_backbone (docs/images.md)")
+                                    ".safetensors file from nnrecipe.save_backbone (docs/images.md)", shown="none")
     transfer: str = _f("auto", "with --backbone: features (frozen backbone, new head) | last (its last block "
                                "fine-tuned too) | full (every block, discriminative rates, gradual unfreezing) | "
                                "auto (a short probe of the three below 10,000 images, full from there)")
-    layout: str = _f("auto", "images: the CNN's memory layout (M10): auto (a short timing on the device; a layout is "
-                             "kept when a tenth faster) | contiguous | channels_last | padded | channels_last+padded (RGB padded "
-                             "to 4 channels)")
+    layout: str = _f("auto", "images: the CNN's memory layout (M10): auto (a short timing on the device; a layout "
+                             "is kept when a tenth faster) | contiguous | channels_last | padded | "
+                             "channels_last+padded (RGB padded to 4 channels)")
     members: int | None = _f(None, "TabM's members k; default: the rule (docs/recipe.md)")
     hidden: tuple[int, ...] | None = _f(None, "hidden widths, e.g. 128,64; default: the sizing rule (README)")
     activation: str = _f("relu", "hidden activation: " + ", ".join(ACTIVATIONS))
@@ -192,8 +193,8 @@ class TrainConfig:
     gamma: float = _f(0.1, "decay factor for step (per step_size) and exponential (per epoch)")
     warmup_epochs: int = _f(0, "linear warmup for the cosine schedule, in epochs")
     plateau_patience: int = _f(5, "epochs without improvement before ReduceLROnPlateau lowers the lr")
-    clip_norm: float | None = _f(None, "clip the gradients' global norm to this value (T6)")
-    clip_value: float | None = _f(None, "clip each gradient entry to [-v, v] (T6)")
+    clip_norm: float | None = _f(None, "clip the gradients' global norm to this value (T6)", shown="none")
+    clip_value: float | None = _f(None, "clip each gradient entry to [-v, v] (T6)", shown="none")
     accumulate: int = _f(1, "batches whose gradients are summed before one optimizer step")
     monitor: str = _f("val_loss", "the logged metric that picks the best epoch and drives early stopping")
     mode: str = _f("auto", "min | max | auto (max for accuracy-like names, else min)")
@@ -209,7 +210,8 @@ class TrainConfig:
     restore_best: bool = _f(True, "end fit() with the best epoch's weights (the last stay in the checkpoint)")
     on_nonfinite: str = _f("stop", "stop | rollback: on a NaN/inf loss or gradient, stop with the diagnosis, or "
                                     "reload the last good checkpoint and go on at a tenth of the learning rate")
-    swa_start: int | None = _f(None, "epoch (1-based) from which weights are averaged (T11, SWA); none: off")
+    swa_start: int | None = _f(None, "epoch (1-based) from which weights are averaged (T11, SWA); none: off",
+                               shown="none")
     swa_lr: float | None = _f(None, "the constant learning rate during SWA; default: lr")
     cv_folds: int = _f(1, "T14: train K models by K-fold cross-validation on the training and validation rows, "
                           "each stopping early on its held-out fold, and predict with their average (10 is the "

@@ -209,15 +209,16 @@ class Transfer(nn.Module):
             raise ConfigError(f"transfer mode {mode!r}{did_you_mean(mode, MODES)}; choose one of: {', '.join(MODES)}")
         spec = getattr(backbone, "spec", None)
         if not isinstance(spec, dict) or "name" not in spec:
-            raise ConfigError(f"the backbone, a {type(backbone).__name__}, has no registry spec, so the run's model.json "
-                              "could not rebuild it: register its class with nnrecipe.models.register_model and create "
-                              "it with create_model (torchvision and timm models: nnrecipe.models.transfer."
-                              "torchvision_backbone / timm_backbone)")
+            raise ConfigError(f"the backbone, a {type(backbone).__name__}, has no registry spec, so the run's "
+                              "model.json could not rebuild it: register its class with "
+                              "nnrecipe.models.register_model and create it with create_model (torchvision and timm "
+                              "models: nnrecipe.models.transfer.torchvision_backbone / timm_backbone)")
         self.in_channels, self.mode, self.activation = int(in_channels), mode, activation
         self.channels = backbone_channels(backbone)
         if self.in_channels not in (1, 3) or self.channels not in (1, 3) and self.channels != self.in_channels:
             raise ConfigError(f"the images have {self.in_channels} channel(s) and the backbone takes {self.channels}: "
-                              "only grey (1) and colour (3) are converted into each other; give images the backbone takes")
+                              "only grey (1) and colour (3) are converted into each other; give images the backbone "
+                              "takes")
         mean = mean if mean is not None else getattr(backbone, "input_mean", None)
         std = std if std is not None else getattr(backbone, "input_std", None)
         resolution = resolution if resolution is not None else getattr(backbone, "input_size", None)

@@ -7,8 +7,9 @@ size, then by measurement:
   modes would cost three runs' worth of epochs on such a set;
 - below, a short probe: each mode trains for the same few epochs (enough for "full" to thaw every block
   and train 3 more; at least 300 steps) from the same start on the training split, and the mode with the
-  lowest validation loss wins. The articles choose by size and by how similar the new images are to the backbone's; the probe
-  measures both at once on the data itself, where a size rule would have to guess the similarity.
+  lowest validation loss wins. The articles choose by size and by how similar the new images are to the
+  backbone's; the probe measures both at once on the data itself, where a size rule would have to guess
+  the similarity.
   config.json records the probe's figures and the mode chosen.
 
 A backbone is a run folder of nnrecipe (its network: the first member of an R2 pair or a T14 ensemble), or
@@ -129,7 +130,8 @@ def choose_mode(mcfg: ModelConfig, n_train: int, probe: Any) -> tuple[str, dict[
     if mcfg.transfer != "auto":
         return mcfg.transfer, {"how": f"--transfer {mcfg.transfer}"}
     if n_train >= PROBE_MAX_IMAGES:
-        return "full", {"how": f"{n_train} training images (>= {PROBE_MAX_IMAGES:,}): a large set fine-tunes every block"}
+        return "full", {"how": f"{n_train} training images (>= {PROBE_MAX_IMAGES:,}): a large set fine-tunes every "
+                               "block"}
     figures = probe()
     best = min(figures, key=lambda m: (figures[m]["val_loss"], MODES.index(m)))
     shown = ", ".join(f"{m} {f['val_loss']:.4f}" for m, f in figures.items())
