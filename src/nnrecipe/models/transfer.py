@@ -52,6 +52,19 @@ class _Stop(Exception):
     """Raised by the hook at the cut: nothing after the cut layer runs."""
 
 
+def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(N, C, H, W) images with `channels` channels: grey repeated into RGB, RGB to grey by ITU-R BT.601 luma
+    (what Pillow's convert('L') uses); unchanged when C is `channels` already."""
+    if x.shape[1] == channels:
+        return x
+    if channels == 3 and x.shape[1] == 1:
+        return x.expand(-1, 3, -1, -1)
+    if channels == 1 and x.shape[1] == 3:
+        return (x * torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    raise ConfigError(f"images of {x.shape[1]} channels cannot be made {channels}: only grey (1) and colour (3) "
+                      "are converted into each other")
+
+
 def default_cut(model: nn.Module) -> str | None:
     """The layer a model is cut at by default: a model's own `cut_at` (the CNN's: 'pool', its pooled
     embedding), else None: the input of its last Linear layer (the features its classifier reads)."""
@@ -295,10 +308,7 @@ class Transfer(nn.Module):
             raise ConfigError(f"the model takes (N, {self.in_channels}, H, W) images; got shape {tuple(x.shape)}")
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
-        if self.in_channels == 1 and self.channels == 3:
-            x = x.expand(-1, 3, -1, -1)
-        elif self.in_channels == 3 and self.channels == 1:
-            x = (x * torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        x = to_channels(x, self.channels)
         r = self.resolution
         if r is not None and tuple(x.shape[-2:]) != (r, r):
             h, w = x.shape[-2:]

@@ -36,6 +36,7 @@ from ..io import atomic_write, write_json
 from ..models import load_model
 from ..models.cnn import CNN, make_cnn
 from ..models.layout import PLAIN, candidates, choose_layout
+from ..models.transfer import to_channels
 from ..repro import seed_everything
 from ..tasks import create_task
 from ..track.journal import label_counts
@@ -353,14 +354,10 @@ PREDICT_NEEDS = ("task", "target", "classes", "images")
 def _as_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     """New images with the channels the model was trained on: grey repeated into RGB, or RGB to grey by
     ITU-R 601 luma (what Pillow's convert('L') uses)."""
-    if x.shape[1] == channels:
-        return x
-    if channels == 3:
-        log.info("grey images given to a model of RGB images: the grey channel is repeated")
-        return x.expand(-1, 3, -1, -1)
-    log.info("RGB images given to a model of grey images: converted to grey (ITU-R 601 luma)")
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * weights).sum(1, keepdim=True)
+    if x.shape[1] != channels:
+        log.info("%s images given to a model of %s images: %s", *(("grey", "RGB", "the grey channel is repeated")
+                 if channels == 3 else ("RGB", "grey", "converted to grey (ITU-R 601 luma)")))
+    return to_channels(x, channels)
 
 
 def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike, batch_size: int = 256,
