@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -380,5 +379,3 @@ def _pretrained_spec(model: nn.Module, name: str, arch: str, kwargs: dict[str, A
     model.input_mean, model.input_std, model.input_size = IMAGENET_MEAN, IMAGENET_STD, 224  # type: ignore[assignment]
     return model
 
-
-Builder = Callable[[str], Transfer]
