@@ -18,8 +18,8 @@ from .errors import ConfigError, DataError, NNRecipeError, TrainingError
 from .logs import quiet
 
 # Flags that the train command takes from each config dataclass (the rest keep their defaults).
-TABLE_FLAGS = ("task", "categorical", "numeric", "drop", "scaling", "balance", "neutral_label", "val_fraction",
-               "test_fraction", "split")
+TABLE_FLAGS = ("task", "categorical", "numeric", "drop", "text", "max_tokens", "scaling", "balance", "neutral_label",
+               "val_fraction", "test_fraction", "split")
 DATA_FLAGS = (*TABLE_FLAGS, *IMAGE_DATA)  # train's: a table or images (doctor, audit, clean: tables only)
 
 
@@ -625,6 +625,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if unseen:
         print("cells the model had not seen in training (imputed or unknown category): "
               + ", ".join(f"{c} {n}" for c, n in unseen.items()), file=sys.stderr)
+    for col, c in report.get("text", {}).items():  # text columns: what the model could not read
+        print(f"text column '{col}': {c['truncated_rows']} of {report['rows']} rows cut at the maximum length; "
+              f"{c['unknown_tokens']} of {c['tokens']} word tokens not in the training vocabulary", file=sys.stderr)
     shown = sys.stderr if not args.out else sys.stdout
     for name in ("accuracy", "rmse"):
         if name in report:

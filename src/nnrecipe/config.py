@@ -41,6 +41,10 @@ class DataConfig:
     categorical: tuple[str, ...] = _f((), "columns to treat as categorical whatever their values")
     numeric: tuple[str, ...] = _f((), "columns to treat as numeric")
     drop: tuple[str, ...] = _f((), "columns to leave out")
+    text: tuple[str, ...] = _f((), "columns to read as free text (word and word-pair TF-IDF plus a learned bag of "
+                                   "words), whatever their length")
+    max_tokens: int | None = _f(None, "text columns: the word tokens read per cell; default: the 95th percentile of "
+                                      "the training rows' lengths, rounded up to a multiple of 8 (docs/text.md)")
     scaling: str = _f("standard", "numeric columns: standard (mean 0, std 1) | minmax ([-1, 1]) | robust "
                                   "(median and IQR, for heavy outliers)")
     balance: str = _f("auto", "auto | none | weights | oversample | undersample (D6; auto follows --metric: class "
@@ -70,6 +74,10 @@ class DataConfig:
                 raise ConfigError(f"{name}={v} is not allowed; choose a fraction in (0, 0.5)")
         self._check_split()
         check_choice("augment", self.augment, AUGMENTS)
+        if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int)
+                                            or self.max_tokens < 1):
+            raise ConfigError(f"max_tokens={self.max_tokens!r} is not allowed; choose a whole number of tokens, 1 or "
+                              "more (such as 64)")
         if self.image_size is not None and self.image_size < 8:
             raise ConfigError(f"image_size={self.image_size} is not allowed; choose 8 pixels or more")
 

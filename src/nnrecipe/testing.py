@@ -156,3 +156,38 @@ def shape_images(n: int, side: int = 32, seed: int = 0,
         noisy = np.asarray(img, dtype=np.int16) + g.integers(-4, 5, (side, side, 3))
         out[i] = np.clip(noisy, 0, 255).astype(np.uint8)
     return out, labels
+
+
+DOCSTRING_MODULES = ("math", "os", "inspect", "pathlib", "tarfile", "datetime", "decimal", "calendar", "logging",
+                     "socket", "sqlite3", "threading")
+
+
+def docstring_table(modules: tuple[str, ...] = DOCSTRING_MODULES, per_module: int = 40, seed: int = 0) -> pd.DataFrame:
+    """A table whose only informative column is text: the first paragraph of the docstrings of the Python
+    standard library's public functions, classes and methods (at least 3 words), the module as the label
+    (at most `per_module` a module, a seeded sample), beside a column of noise and a row ID. The case of issue
+    21: a text column the recipe once dropped as free text."""
+    import importlib
+    import inspect
+
+    rows = []
+    for name in modules:
+        mod = importlib.import_module(name)
+        docs: set[str] = set()
+        for attr, obj in sorted(vars(mod).items()):
+            if attr.startswith("_") or getattr(obj, "__module__", None) not in (name, None) and not inspect.isbuiltin(obj):
+                continue
+            members = [obj] + ([v for k, v in sorted(vars(obj).items()) if not k.startswith("_")]
+                               if inspect.isclass(obj) else [])
+            for member in members:
+                doc = inspect.getdoc(member) if callable(member) or inspect.isclass(member) else None
+                if doc and len(doc.split()) >= 3:
+                    docs.add(doc.split("\n\n")[0])
+        picked = sorted(docs)
+        picked = [picked[i] for i in np.sort(np.random.default_rng(seed).permutation(len(picked))[:per_module])]
+        rows += [(doc, name) for doc in picked]
+    g = np.random.default_rng(seed)
+    frame = pd.DataFrame(rows, columns=["doc", "module"]).iloc[g.permutation(len(rows))].reset_index(drop=True)
+    frame.insert(0, "id", np.arange(len(frame)))
+    frame.insert(2, "noise", np.round(g.normal(size=len(frame)), 4))
+    return frame

@@ -67,11 +67,17 @@ def test_one_to_fifty_imbalance_warns_with_the_long_tail():
 def test_text_lengths_suggest_a_maximum_covering_95_percent():
     df = healthy()
     df["note"] = [" ".join(["word"] * (1 + i % 20)) for i in range(len(df))]  # 1-20 words, evenly
-    v = finding(audit(df, "y"), "text lengths")
+    df["code"] = [f"k{i % 7}" for i in range(len(df))]  # a categorical column of strings: lengths in characters
+    found = audit(df, "y", data_config=DataConfig(categorical=("note",)))  # categories: words and characters
+    v = finding(found, "text lengths")
     assert v.status == "pass"
     note = v.evidence["columns"]["note"]
     assert note["suggested_max_words"] == 19 and note["words"]["max"] == 20
     assert "'note' median 10 words, max length 19 words" in v.summary
+    # read as text (the rule: 3 words or more), the length is in the tokens the model reads
+    tokens = finding(audit(df, "y"), "text lengths in tokens")
+    assert tokens.status == "pass" and tokens.evidence["columns"]["note"]["max"] == 20
+    assert tokens.evidence["columns"]["note"]["suggested_max_length"] == 24  # the 95th percentile 19, up to 8s
 
 
 # ---------------------------------------------------------------- D3

@@ -50,6 +50,7 @@ HGB_MAX_CATEGORIES = 255
 # difference (about a 2.3% one-sided chance for a model no better than the network, per model compared)
 # and, for proportions, by more than one row
 NOISE_SE = 2.0
+LSA_DIMS = 64  # the trees read text as this many SVD components of its TF-IDF (they cannot split 20,000 sparse terms)
 PROB_FLOOR = 1e-7  # probabilities clipped into [PROB_FLOOR, 1 - PROB_FLOOR] before their logits are taken
 
 NAMES = {"majority": "the majority class", "mean": "the training mean", "logistic_regression": "LogisticRegression",
@@ -78,14 +79,19 @@ class SimpleModels:
 
 def fit_simple_models(task: Task, features: torch.Tensor, codes: torch.Tensor | None, y: torch.Tensor,
                       test_features: torch.Tensor, test_codes: torch.Tensor | None, test_y: torch.Tensor,
-                      seed: int = 0, balanced: bool = False, max_rows: int = MAX_FIT_ROWS) -> SimpleModels:
+                      seed: int = 0, balanced: bool = False, max_rows: int = MAX_FIT_ROWS,
+                      text: tuple[Any, Any] | None = None) -> SimpleModels:
     """The majority class (mean), the linear model and HistGradientBoosting fit on (features, codes, y) and
     scored on the test rows. `balanced`: the run rebalances its classes (D6), so the linear model and the
     trees weigh the classes alike too (class_weight='balanced'). Multi-label: the trees are skipped (one
-    model per label); the majority and the linear model are per label."""
+    model per label); the majority and the linear model are per label. `text`: the text columns' TF-IDF
+    rows (scipy sparse) of the fit rows and of the test rows: the linear model reads them (TF-IDF + logistic
+    regression, the number a text model has to beat), the trees LSA_DIMS SVD components of them."""
     out = SimpleModels(task, rows=len(y))
     x, x_test = _flat(features), _flat(test_features)
     c, c_test = _codes(codes), _codes(test_codes)
+    if c is not None and not c.shape[1]:
+        c = c_test = None  # a table of text without embedded columns passes (N, 0) codes
     t = y.detach().cpu().numpy()
     n = len(t)
     trivial = "mean" if task.name == "regression" else "majority"
@@ -96,11 +102,14 @@ def fit_simple_models(task: Task, features: torch.Tensor, codes: torch.Tensor | 
     out.fit_rows = len(keep)
     x, t = x[keep], t[keep]
     c = None if c is None else c[keep]
+    bags = None if text is None else (text[0][keep], text[1])
     embedded = "" if c is None else f", and {c.shape[1]} embedded column(s) one-hot"
+    embedded += "" if bags is None else ", and the text columns' TF-IDF (word 1-2-grams)"
     out.inputs = (f"linear: the {x.shape[1]} feature{'s' if x.shape[1] != 1 else ''} standardized{embedded}; trees: "
                   "the features"
                   + ("" if c is None else ", the embedded columns' codes as categories (as numbers past "
-                     f"{HGB_MAX_CATEGORIES - 1} codes)"))
+                     f"{HGB_MAX_CATEGORIES - 1} codes)")
+                  + ("" if bags is None else f", {LSA_DIMS} SVD components of the text's TF-IDF"))
     classes = task.name in ("binary", "multiclass")
     linear = "logistic_regression" if task.name != "regression" else "ridge"
     image = features.dim() > 2  # (N, C, H, W): a table's features are (N, F), whatever their number
@@ -113,7 +122,7 @@ def fit_simple_models(task: Task, features: torch.Tensor, codes: torch.Tensor | 
         out.skipped[linear] = "non-finite features"
     else:
         started = time.perf_counter()
-        name, outputs = _linear(task, x, c, t, x_test, c_test, balanced)
+        name, outputs = _linear(task, x, c, t, x_test, c_test, balanced, bags)
         out.outputs[name], out.seconds[name] = outputs, time.perf_counter() - started
     if task.name == "multilabel":
         out.skipped["hist_gradient_boosting"] = "multi-label: it would take one model per label"
@@ -122,6 +131,9 @@ def fit_simple_models(task: Task, features: torch.Tensor, codes: torch.Tensor | 
                                                  "pixels): the trees' binning alone takes minutes")
     elif "hist_gradient_boosting" not in out.skipped:
         started = time.perf_counter()
+        if bags is not None:
+            dense, dense_test = lsa(*bags, LSA_DIMS, seed)
+            x, x_test = np.hstack([x, dense]), np.hstack([x_test, dense_test])
         out.outputs["hist_gradient_boosting"] = _trees(task, x, c, t, x_test, c_test, seed, balanced)
         out.seconds["hist_gradient_boosting"] = time.perf_counter() - started
     out.seconds["total"] = sum(out.seconds.values())
@@ -167,6 +179,20 @@ def _trivial(task: Task, t: np.ndarray, n: int) -> torch.Tensor:
     return _as_outputs(task, np.tile(mean, (n, 1)))
 
 
+def lsa(x: Any, x_other: Any, dims: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Latent semantic analysis: scikit-learn's TruncatedSVD of TF-IDF rows `x` (fitted on them) in at most
+    `dims` float32 dimensions, and `x_other` in the same ones (None: not asked)."""
+    from sklearn.decomposition import TruncatedSVD
+
+    k = min(dims, x.shape[1] - 1, x.shape[0] - 1)
+    if k < 1:
+        empty = np.zeros((x.shape[0], 0), np.float32)
+        return empty, (None if x_other is None else np.zeros((x_other.shape[0], 0), np.float32))
+    svd = TruncatedSVD(k, random_state=seed)
+    a = svd.fit_transform(x).astype(np.float32)
+    return a, (None if x_other is None else svd.transform(x_other).astype(np.float32))
+
+
 def _one_hot(c: np.ndarray, c_test: np.ndarray) -> tuple[Any, Any]:
     """The codes of the embedded columns one-hot, sparse (they can have thousands of categories)."""
     from scipy import sparse
@@ -183,9 +209,10 @@ def _one_hot(c: np.ndarray, c_test: np.ndarray) -> tuple[Any, Any]:
 
 
 def _linear(task: Task, x: np.ndarray, c: np.ndarray | None, t: np.ndarray, x_test: np.ndarray,
-            c_test: np.ndarray | None, balanced: bool) -> tuple[str, torch.Tensor]:
+            c_test: np.ndarray | None, balanced: bool, bags: tuple[Any, Any] | None = None) -> tuple[str, torch.Tensor]:
     """LogisticRegression (per label for multi-label) or Ridge on the features standardized with the fit
-    rows' statistics, the embedded columns one-hot."""
+    rows' statistics, the embedded columns one-hot, the text's TF-IDF rows (`bags`) as they are."""
+    from scipy import sparse
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression, Ridge
 
@@ -193,10 +220,10 @@ def _linear(task: Task, x: np.ndarray, c: np.ndarray | None, t: np.ndarray, x_te
     std[std == 0] = 1.0
     a, b = (x - mean) / std, (x_test - mean) / std
     if c is not None and c_test is not None:
-        from scipy import sparse
-
         ca, cb = _one_hot(c, c_test)
         a, b = sparse.hstack([sparse.csr_matrix(a), ca]).tocsr(), sparse.hstack([sparse.csr_matrix(b), cb]).tocsr()
+    if bags is not None:
+        a, b = sparse.hstack([sparse.csr_matrix(a), bags[0]]).tocsr(), sparse.hstack([sparse.csr_matrix(b), bags[1]]).tocsr()
     weight = "balanced" if balanced else None
     with warnings.catch_warnings():  # a baseline that stops short of convergence is still a baseline
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -38,7 +38,7 @@ log = logging.getLogger("nnrecipe")
 
 SPLITS = ("train", "val", "test")
 # Bump when preparing changes what a file prepares to (schema rules, transforms, split, target encoding)
-PREPARED_VERSION = 4
+PREPARED_VERSION = 5  # 5: text columns (term ids and weights)
 
 
 @dataclass
@@ -63,15 +63,21 @@ class PreparedTable:
     # the table as read (every row), when this preparation read it (not from the cache): train's audit
     # takes it instead of reading and hashing the file again; never stored
     frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    # the text columns' bags (data/text/bag.py): (N, L) int64 term ids and float32 weights; None without text
+    terms: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
 
     def _slice(self, split: str) -> slice:
         start = sum(self.counts[s] for s in SPLITS[:SPLITS.index(split)])
         return slice(start, start + self.counts[split])
 
     def inputs(self, split: str) -> tuple[torch.Tensor, ...]:
-        """The model's inputs for a split: (features,) or (features, codes)."""
+        """The model's inputs for a split: (features,) or (features, codes); with text columns always
+        (features, codes, term ids, term weights), codes (N, 0) when no column is embedded."""
         sl = self._slice(split)
-        return (self.features[sl],) + ((self.codes[sl],) if self.codes is not None else ())
+        return model_inputs(self.features[sl], self.codes[sl] if self.codes is not None else None,
+                            self.terms[sl] if self.terms is not None else None,
+                            self.weights[sl] if self.weights is not None else None)
 
     def target(self, split: str) -> torch.Tensor:
         return self.y[self._slice(split)]
@@ -79,6 +85,15 @@ class PreparedTable:
     def data_rows(self, split: str) -> list[int]:
         """The 0-based data rows of the input in a split (splits.json)."""
         return self.rows[self._slice(split)].tolist()
+
+
+def model_inputs(features: torch.Tensor, codes: torch.Tensor | None, terms: torch.Tensor | None = None,
+                 weights: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """The positional inputs of a table model's forward(x, codes=None, terms=None, weights=None)."""
+    if terms is None:
+        return (features,) + ((codes,) if codes is not None else ())
+    codes = codes if codes is not None else torch.zeros((len(features), 0), dtype=torch.long)
+    return features, codes, terms, weights  # type: ignore[return-value]
 
 
 def prepare_table(data: str | os.PathLike | pd.DataFrame, cfg: DataConfig, seed: int, *,
@@ -151,17 +166,19 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
         classes = [str(c) for c in uniques]
     splits, groups = make_split(df, cfg, task, labels, classes, seed, path, rows=len(all_rows))
     order = np.concatenate([splits[s] for s in SPLITS])
-    pre = TablePreprocessor.fit(df.iloc[splits["train"]], schema.kinds, cfg.scaling)
+    pre = TablePreprocessor.fit(df.iloc[splits["train"]], schema.kinds, cfg.scaling, cfg.max_tokens)
     # the transform works row by row: the whole table at once, then the rows in split order, equals each
     # split on its own, and costs a third less than copying the frame's rows first
     features, codes, _ = pre.transform(df)
     features, codes = features[order], (codes[order] if codes is not None else None)
+    text = pre.text_inputs(df)
+    terms, weights = (torch.from_numpy(text[0][order]), torch.from_numpy(text[1][order])) if text else (None, None)
     y_all, target_scale = _encode_target(y_raw, labels, task, splits["train"])
     prep = PreparedTable(
         task, task_reason, schema, pre, classes, target_scale, df.index.to_numpy(dtype=np.int64)[order],
         {s: len(splits[s]) for s in SPLITS}, torch.from_numpy(features),
         torch.from_numpy(codes) if codes is not None else None, y_all[torch.from_numpy(order)], neutral, path,
-        groups=groups[order] if groups is not None else None, split=cfg.split)
+        groups=groups[order] if groups is not None else None, split=cfg.split, terms=terms, weights=weights)
     prep.frame = all_rows
     return prep
 
@@ -231,6 +248,8 @@ def _store(prep: PreparedTable, file: Path, notices: list[tuple[int, str]]) -> N
         tensors["codes"] = prep.codes
     if prep.groups is not None:
         tensors["groups"] = torch.from_numpy(prep.groups)
+    if prep.terms is not None:
+        tensors.update(terms=prep.terms, weights=prep.weights)
     tensors = {k: v.contiguous() for k, v in tensors.items()}
     # safetensors has no checksums: a CRC-32 per tensor (2 GB/s here, against 0.5-1 GB/s for SHA-256 and
     # BLAKE2b) makes bits damaged on disk a miss instead of wrong features
@@ -266,7 +285,8 @@ def _load(file: Path, path: Path) -> PreparedTable | None:
         prep = PreparedTable(meta["task"], meta["task_reason"], schema, TablePreprocessor.from_dict(meta["pre"]),
                              meta["classes"], meta["target_scale"], t["rows"].numpy(), meta["counts"],
                              t["features"], t.get("codes"), t["y"], meta["neutral_rows"], path,
-                             groups=t["groups"].numpy() if "groups" in t else None, split=meta.get("split", "auto"))
+                             groups=t["groups"].numpy() if "groups" in t else None, split=meta.get("split", "auto"),
+                             terms=t.get("terms"), weights=t.get("weights"))
         if len(prep.rows) != sum(prep.counts.values()) or len(prep.features) != len(prep.rows):
             raise ValueError("row counts disagree")
     except Exception as e:  # a damaged cache file is a miss, never an error

@@ -156,12 +156,13 @@ def check_labels(y: pd.Series | pd.DataFrame, task: str, path: str | os.PathLike
 # is embedded instead of one-hot encoded (D10, the article "Tips and tricks for Neural Networks"): past it
 # the one-hot block outgrows the MLP's narrowest default layer (32 units) and stays mostly zeros.
 ONE_HOT_MAX = 30
-# A text column whose cells hold at least this many words (median) is free text, not a category.
+# A text column whose cells hold at least this many words (median) is free text, not a category: it is read
+# as text (data/text: word and word-pair TF-IDF and a bag of words), not one-hot encoded.
 TEXT_WORDS = 3
 # A column whose sampled cells parse as dates at this rate is a date column.
 DATE_SHARE = 0.95
 ID_MIN_ROWS = 20  # below this, a column unique per row is too common by chance to call it an ID
-KINDS = ("numeric", "boolean", "datetime", "categorical", "embedding")
+KINDS = ("numeric", "boolean", "datetime", "categorical", "embedding", "text")
 _ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|key)$|^id[_\s-]", re.IGNORECASE)
 
 
@@ -183,10 +184,14 @@ class Schema:
 def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | None) -> Schema:
     """The kind of each feature column, by the rules above. Every problem is collected, then raised together."""
     problems: list[str] = []
-    for option, cols in (("--categorical", cfg.categorical), ("--numeric", cfg.numeric), ("--drop", cfg.drop)):
+    for option, cols in (("--categorical", cfg.categorical), ("--numeric", cfg.numeric), ("--drop", cfg.drop),
+                         ("--text", cfg.text)):
         problems += [f"{option} names column '{shorten(c)}', which is not in the table"
                      f"{did_you_mean_column(c, df.columns)}"
                      for c in cols if c not in df.columns]
+    for other, cols in (("--categorical", cfg.categorical), ("--numeric", cfg.numeric), ("--drop", cfg.drop)):
+        problems += [f"column '{shorten(c)}' is named by both --text and {other}; name it in one of them"
+                     for c in cfg.text if c in cols]
     schema = Schema()
     for col in df.columns:
         if col in target_columns(cfg.target):
@@ -240,6 +245,8 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
     filled = s.dropna()
     if filled.empty:
         return "drop", "empty in every row"
+    if col in cfg.text:
+        return "text", "--text"
     if pd.api.types.is_float_dtype(s) and col not in cfg.categorical:
         # measurements: only 'constant' needs checking, and min == max says it without hashing every value
         if col in cfg.numeric:
@@ -286,7 +293,7 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
     if _looks_like_dates(sample):
         return "datetime", ""
     if sample.str.split().str.len().median() >= TEXT_WORDS:
-        return "drop", "free text (a later version embeds text; pass --categorical to treat it as categories)"
+        return "text", ""
     if unique_per_row:
         return "drop", "ID-like: a distinct value in every row"
     return ("embedding" if n_unique > ONE_HOT_MAX else "categorical"), ""

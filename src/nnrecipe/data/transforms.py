@@ -13,6 +13,8 @@ identically at prediction time.
   feature have the year in its place, and keep it.)
 - categorical: one-hot over the training categories (empty cells are a category); unseen: all zeros.
 - embedding: an integer code per category for a learned embedding (D10); 0 is the unseen-category code.
+- text: the cell's first word tokens as TF-IDF over word 1-2-grams, packed as term ids and weights
+  (data/text/bag.py; `text_inputs`), the vocabulary and idf fitted on the training rows.
 Cells outside what training saw (unseen categories, empty cells without an indicator) are counted.
 
 Numbers in text cells are read as people write them too: '1,234' (thousands separators, groups of three
@@ -29,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .text.bag import TextEncoder, fit_text_column
 
 MISSING = "<missing>"
 SCALINGS = ("standard", "minmax", "robust")
@@ -179,12 +183,17 @@ def _scaled(x: np.ndarray, centre: float, scale: float) -> np.ndarray:
 @dataclass
 class TablePreprocessor:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _text: Any = field(default=None, repr=False, compare=False)  # the TextEncoder, built once from the JSON
 
     @classmethod
-    def fit(cls, df: pd.DataFrame, kinds: dict[str, str], scaling: str = "standard") -> TablePreprocessor:
+    def fit(cls, df: pd.DataFrame, kinds: dict[str, str], scaling: str = "standard",
+            max_tokens: int | None = None) -> TablePreprocessor:
         columns: dict[str, dict[str, Any]] = {}
         for col, kind in kinds.items():
             s = df[col]
+            if kind == "text":
+                columns[col] = fit_text_column(s, col, max_tokens)
+                continue
             if kind in ("numeric", "boolean"):
                 x = _as_numbers(s, kind == "boolean")
                 centre, scale = _scale(x, scaling if kind == "numeric" else "standard")
@@ -203,6 +212,29 @@ class TablePreprocessor:
                 if kind == "embedding":
                     columns[col]["dim"] = embedding_dim(len(cats) + 1)
         return cls(columns)
+
+    @property
+    def text_columns(self) -> list[str]:
+        return [col for col, c in self.columns.items() if c["kind"] == "text"]
+
+    @property
+    def text_terms(self) -> int:
+        """Ids of the text columns' bags (every column's terms and the padding id 0); 0 without text."""
+        return self._encoder().n_terms if self.text_columns else 0
+
+    def _encoder(self) -> Any:
+        if self._text is None:
+            self._text = TextEncoder({col: self.columns[col] for col in self.text_columns})
+        return self._text
+
+    def text_inputs(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, int]]] | None:
+        """The text columns' (N, L) term ids and weights and per column the truncated rows, word tokens and
+        unknown word tokens (data/text/bag.py); None when the table has no text column."""
+        return self._encoder().encode(df) if self.text_columns else None
+
+    def terms_read(self, ids: np.ndarray, weights: np.ndarray) -> list[str]:
+        """Each row's text terms as the model reads them, heaviest first (D14)."""
+        return self._encoder().terms_read(ids, weights)
 
     @property
     def embeddings(self) -> list[tuple[int, int]]:
@@ -260,7 +292,7 @@ class TablePreprocessor:
                     blocks.append(miss[:, None].astype(np.float64))
                 elif miss.any():
                     unknown[col] = int(miss.sum())
-            else:
+            elif kind != "text":  # text: text_inputs
                 found = _category_codes(df[col], c["categories"]).astype(np.int64)
                 seen = found >= 0
                 if (~seen).any():

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from .registry import register_model
+from .text import DEEP_DIM, TextBags, text_param_groups
 
 ACTIVATION_LAYERS = {
     "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "selu": nn.SELU, "gelu": nn.GELU,
@@ -42,17 +43,21 @@ class MLP(nn.Module):
 
     def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int,
                  activation: str = "relu", dropout: float = 0.0, batchnorm: bool = False,
-                 embeddings: list[tuple[int, int]] | tuple[()] = ()):
+                 embeddings: list[tuple[int, int]] | tuple[()] = (), text_terms: int = 0):
         super().__init__()
         hidden = tuple(int(h) for h in hidden)
         embeddings = [tuple(int(v) for v in e) for e in embeddings]
         self.spec = {"name": "mlp", "in_features": in_features, "hidden": list(hidden),
                      "out_features": out_features, "activation": activation, "dropout": dropout,
                      "batchnorm": batchnorm, "embeddings": [list(e) for e in embeddings]}
+        if text_terms:
+            self.spec["text_terms"] = int(text_terms)
         # D10: one learned table per high-cardinality column, its rows concatenated to the features
         self.embeddings = nn.ModuleList(nn.Embedding(n, dim) for n, dim in embeddings)
+        # text columns: a wide path to the outputs and a deep path into the layers (models/text.py)
+        self.text = TextBags(text_terms, out_features) if text_terms else None
         layers: list[nn.Module] = []
-        width = in_features + sum(dim for _, dim in embeddings)
+        width = in_features + sum(dim for _, dim in embeddings) + (DEEP_DIM if text_terms else 0)
         for h in hidden:
             layers.append(nn.Linear(width, h))
             if batchnorm:
@@ -65,11 +70,18 @@ class MLP(nn.Module):
         layers.append(nn.Linear(width, out_features))
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, in) features and (N, E) category codes -> (N, out)."""
+    def forward(self, x: torch.Tensor, codes: torch.Tensor | None = None, terms: torch.Tensor | None = None,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, in) features, (N, E) category codes and the text columns' (N, L) term ids and weights -> (N, out)."""
         if len(self.embeddings):
             x = torch.cat([x, *(emb(codes[:, i]) for i, emb in enumerate(self.embeddings))], dim=1)
-        return self.layers(x)
+        if self.text is None:
+            return self.layers(x)
+        deep, wide = self.text(terms, weights)
+        return self.layers(torch.cat([x, deep], dim=1)) + wide
+
+    def param_groups(self, lr: float) -> list:
+        return text_param_groups(self, self.text, lr)
 
     @property
     def output_layer(self) -> nn.Linear:
@@ -86,11 +98,11 @@ def default_dropout(task: str) -> float:
 
 
 def make_mlp(in_features: int, out_features: int, n_rows: int, cfg: ModelConfig, task: str = "binary",
-             embeddings: list[tuple[int, int]] | tuple[()] = ()) -> MLP:
-    width = in_features + sum(dim for _, dim in embeddings)
+             embeddings: list[tuple[int, int]] | tuple[()] = (), text_terms: int = 0) -> MLP:
+    width = in_features + sum(dim for _, dim in embeddings) + (DEEP_DIM if text_terms else 0)
     hidden = tuple(cfg.hidden) if cfg.hidden else default_hidden(n_rows, width)
     dropout = default_dropout(task) if cfg.dropout is None else cfg.dropout
-    return MLP(in_features, hidden, out_features, cfg.activation, dropout, cfg.batchnorm, embeddings)
+    return MLP(in_features, hidden, out_features, cfg.activation, dropout, cfg.batchnorm, embeddings, text_terms)
 
 
 def init_weights(model: MLP, output_bias: torch.Tensor | None = None, generator: torch.Generator | None = None,

@@ -16,6 +16,7 @@ from ..config import ModelConfig
 from ..errors import ConfigError
 from .mlp import MLP, default_hidden, init_weights, make_mlp
 from .tabm import TabM, fit_bins
+from .text import DEEP_DIM
 
 # TabM's members: Gorishniy et al. (2025) use k=32; most of its gain over one MLP comes with the first few
 # members, and each member costs a forward and backward pass of the shared blocks on CPU
@@ -26,22 +27,23 @@ TABM_DROPOUT = 0.1  # TabM's default, for classes and regression: the members' m
 
 
 def make_table_model(cfg: ModelConfig, task: str, train_features: torch.Tensor, out_features: int, n_rows: int,
-                     embeddings: list[tuple[int, int]] | tuple[()] = (), activation: str = "none") -> nn.Module:
+                     embeddings: list[tuple[int, int]] | tuple[()] = (), activation: str = "none",
+                     text_terms: int = 0) -> nn.Module:
     """The network `cfg` asks for (auto: TabM) for features like `train_features` (the training rows, which
     the embeddings' bins are fitted on); `activation`: the head's output activation (sigmoid, softmax or
-    none), which TabM's mean prediction needs."""
+    none), which TabM's mean prediction needs; `text_terms`: the ids of the text columns' bags (0: none)."""
     in_features = train_features.shape[1]
     if cfg.model == "cnn":
         raise ConfigError("--model cnn builds a network for images; a table takes --model auto, tabm or mlp")
     if cfg.model == "mlp":
-        return make_mlp(in_features, out_features, n_rows, cfg, task, embeddings)
-    width = in_features + sum(dim for _, dim in embeddings)
+        return make_mlp(in_features, out_features, n_rows, cfg, task, embeddings, text_terms)
+    width = in_features + sum(dim for _, dim in embeddings) + (DEEP_DIM if text_terms else 0)
     hidden = tuple(cfg.hidden) if cfg.hidden else tuple(
         max(TABM_MIN_WIDTH, w) for w in default_hidden(n_rows, width))  # its widths: multiples of 64 (M10)
     dropout = TABM_DROPOUT if cfg.dropout is None else cfg.dropout
     k = cfg.members if cfg.members is not None else DEFAULT_MEMBERS
     return TabM(in_features, hidden, out_features, activation, k=k, dropout=dropout,
-                bins=fit_bins(train_features), embeddings=embeddings)
+                bins=fit_bins(train_features), embeddings=embeddings, text_terms=text_terms)
 
 
 def init_table_model(model: nn.Module, output_bias: torch.Tensor | None, distribution: str = "normal") -> None:

@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import ConfigError
 from .ensemble import mean_prediction
 from .registry import register_model
+from .text import DEEP_DIM, TextBags, text_param_groups
 
 MAX_BINS = 48  # the papers' default number of bins per feature (quantile bins; fewer for few distinct values)
 # ... and at least 32 training rows a bin, at least 4 bins: a quantile edge from fewer rows is noise that the
@@ -64,7 +65,7 @@ class TabM(nn.Module):
 
     def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int, activation: str = "none",
                  k: int = 8, dropout: float = 0.1, bins: list[list[float]] | None = None, d_embedding: int = 16,
-                 embeddings: list[tuple[int, int]] | tuple[()] = ()):
+                 embeddings: list[tuple[int, int]] | tuple[()] = (), text_terms: int = 0):
         import tabm
         from rtdl_num_embeddings import PiecewiseLinearEmbeddings
 
@@ -77,10 +78,12 @@ class TabM(nn.Module):
         self.spec = {"name": "tabm", "in_features": in_features, "hidden": list(hidden), "out_features": out_features,
                      "activation": activation, "k": k, "dropout": dropout, "bins": bins, "d_embedding": d_embedding,
                      "embeddings": [list(e) for e in embeddings]}
+        if text_terms:
+            self.spec["text_terms"] = int(text_terms)
         self.k, self.activation = k, activation
         self.num_embeddings = None
         chunks = [1] * in_features
-        if bins is not None:
+        if bins is not None and in_features:  # a table of text alone has no numeric feature to embed
             with warnings.catch_warnings():  # "only one bin" for 0/1 columns: expected of one-hot columns
                 warnings.simplefilter("ignore", UserWarning)
                 self.num_embeddings = PiecewiseLinearEmbeddings([torch.tensor(b) for b in bins], d_embedding,
@@ -88,25 +91,37 @@ class TabM(nn.Module):
             chunks = [d_embedding] * in_features
         self.embeddings = nn.ModuleList(nn.Embedding(n, dim) for n, dim in embeddings)
         chunks += [dim for _, dim in embeddings]
+        # text columns: a wide path to every member's outputs and a deep path into the blocks (models/text.py)
+        self.text = TextBags(text_terms, out_features) if text_terms else None
+        chunks += [DEEP_DIM] if text_terms else []
         self.ensemble_view = tabm.EnsembleView(k=k)
         self.backbone = tabm.make_tabm_backbone(
             d_in=sum(chunks), n_blocks=len(hidden), d_block=hidden[0], dropout=dropout, k=k, arch_type="tabm",
             start_scaling_init="normal" if bins is not None else "random-signs", start_scaling_init_chunks=chunks)
         self.output = tabm.LinearEnsemble(hidden[0], out_features, k=k)
 
-    def member_outputs(self, x: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, in) features and (N, E) category codes -> (N, k, out): each member's raw output."""
+    def member_outputs(self, x: torch.Tensor, codes: torch.Tensor | None = None, terms: torch.Tensor | None = None,
+                       weights: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, in) features, (N, E) category codes and the text columns' (N, L) term ids and weights -> (N, k,
+        out): each member's raw output."""
         parts = [x if self.num_embeddings is None else self.num_embeddings(x).flatten(1)]
         parts += [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]  # type: ignore[index]
-        h = self.backbone(self.ensemble_view(torch.cat(parts, dim=1)))
-        return self.output(h)
+        if self.text is None:
+            return self.output(self.backbone(self.ensemble_view(torch.cat(parts, dim=1))))
+        deep, wide = self.text(terms, weights)  # type: ignore[arg-type]
+        h = self.backbone(self.ensemble_view(torch.cat([*parts, deep], dim=1)))
+        return self.output(h) + wide[:, None, :]
 
     def combine(self, outs: torch.Tensor) -> torch.Tensor:
         """(N, k, out) members' outputs -> (N, out): their mean prediction, in the raw form of one output."""
         return mean_prediction(outs, self.activation, dim=1)
 
-    def forward(self, x: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
-        return self.combine(self.member_outputs(x, codes))
+    def forward(self, x: torch.Tensor, codes: torch.Tensor | None = None, terms: torch.Tensor | None = None,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+        return self.combine(self.member_outputs(x, codes, terms, weights))
+
+    def param_groups(self, lr: float) -> list:
+        return text_param_groups(self, self.text, lr)
 
     @staticmethod
     def train_defaults(n_rows: int) -> dict[str, float | int]:

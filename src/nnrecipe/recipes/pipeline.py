@@ -569,9 +569,14 @@ def baselines(prepared: Prepared, seed: int) -> tuple[Any, str]:
     *inputs, y = tuple(torch.cat([a, b]) for a, b in zip(train, prepared.split("val")))
     test = prepared.inputs["test"]
     started = time.perf_counter()
+    from ..data.text.bag import bag_matrix  # (deferred: scikit-learn and pandas)
+
+    terms = getattr(getattr(prepared.data, "pre", None), "text_terms", 0)  # a table's text columns: TF-IDF rows
+    text = (bag_matrix(inputs[2].numpy(), inputs[3].numpy(), terms), bag_matrix(test[2].numpy(), test[3].numpy(),
+                                                                                 terms)) if terms else None
     simple = fit_simple_models(task, inputs[0], inputs[1] if len(inputs) > 1 else None, y, test[0],
                                test[1] if len(test) > 1 else None, prepared.targets["test"], seed=seed,
-                               balanced=prepared.balance in ("weights", "oversample", "undersample"))
+                               balanced=prepared.balance in ("weights", "oversample", "undersample"), text=text)
     log.info("simple models on the test rows in %.2f s: %s %s", time.perf_counter() - started, task.headline,
              ", ".join(f"{k} {x:.4g}" if (x := v.get(task.headline)) is not None else f"{k} -"
                        for k, v in simple.scores.items()))

@@ -23,7 +23,7 @@ from ..data.audit import audit_frame
 from ..data.balance import class_weights, resample, resolve_balance
 from ..data.cache import data_fingerprint
 from ..data.load import header_is_data, header_shown
-from ..data.prepare import SPLITS, PreparedTable, prepare_table
+from ..data.prepare import SPLITS, PreparedTable, model_inputs, prepare_table
 from ..data.schema import multilabel_frame, numeric_problems, target_columns
 from ..data.transforms import label_strings
 from ..errors import CheckpointError, DataError, did_you_mean_column, shorten
@@ -77,7 +77,8 @@ class TableRecipe(Recipe):
         prep: PreparedTable = prepared.data
         seed_everything(seed, deterministic)
         model = make_table_model(mcfg, prep.task, prepared.inputs["train"][0], prepared.task.out_features,
-                                 prep.counts["train"], prep.pre.embeddings, prepared.task.activation)
+                                 prep.counts["train"], prep.pre.embeddings, prepared.task.activation,
+                                 prep.pre.text_terms)
         init_table_model(model, prepared.task.output_bias(y_fit), distribution=mcfg.init)
         return model
 
@@ -89,7 +90,8 @@ class TableRecipe(Recipe):
         path = _path(data)
         return audit_frame(frame if frame is not None else _frame(data, path, prep.content_key), dcfg, tcfg.seed,
                            path=path, prepared=prep,
-                           params=(sum(p.numel() for p in model.parameters()), list(model.spec["hidden"])))
+                           params=(sum(p.numel() for p in model.parameters()), list(model.spec["hidden"])),
+                           batch_size=tcfg.batch_size)
 
     def name(self, data: Any, dcfg: DataConfig) -> str:
         path = _path(data)
@@ -240,11 +242,15 @@ def doctor_table(data: str | os.PathLike | pd.DataFrame, target: str, *, data_co
     return diagnose(model, prepared, tcfg, checks)
 
 
-def _inputs(pre: TablePreprocessor, df: pd.DataFrame) -> tuple[tuple[torch.Tensor, ...], dict[str, int]]:
-    """The model's inputs for `df`: (features,) or (features, embedding codes); and the unseen-cell counts."""
+def _inputs(pre: TablePreprocessor, df: pd.DataFrame) -> tuple[tuple[torch.Tensor, ...], dict[str, int],
+                                                                 dict[str, dict[str, int]]]:
+    """The model's inputs for `df` (prepare.model_inputs); the unseen-cell counts; and per text column the
+    rows truncated at its maximum length, its word tokens and the unknown ones."""
     features, codes, unknown = pre.transform(df)
-    inputs = (torch.from_numpy(features),) + ((torch.from_numpy(codes),) if codes is not None else ())
-    return inputs, unknown
+    text = pre.text_inputs(df)
+    inputs = model_inputs(torch.from_numpy(features), torch.from_numpy(codes) if codes is not None else None,
+                          *((torch.from_numpy(text[0]), torch.from_numpy(text[1])) if text else ()))
+    return inputs, unknown, (text[2] if text else {})
 
 
 def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataFrame,
@@ -308,14 +314,19 @@ def predict_frame(model: nn.Module, meta: dict[str, Any], df: pd.DataFrame, path
     problems = numeric_problems(df, numeric, path)
     if problems:
         raise DataError(f"file '{path}': " + "; ".join(problems) if path else "; ".join(problems))
-    inputs, unknown = _inputs(pre, df)
+    inputs, unknown, text = _inputs(pre, df)
+    for col, c in text.items():
+        if c["truncated_rows"] or c["unknown_tokens"]:
+            log.info("text column '%s': %d of %d rows longer than the %d tokens the model reads (cut there); %d of "
+                     "%d word tokens not in the training vocabulary", shorten(col, 80), c["truncated_rows"], len(df),
+                     pre.columns[col]["max_length"], c["unknown_tokens"], c["tokens"])
     model.eval()
     with torch.no_grad():
         outputs = model(*inputs)
     classes = meta["classes"]
     task = create_task(meta["task"], n_classes=len(classes), target_scale=meta["target_scale"])
     p = task.predict(outputs).numpy()
-    report: dict[str, Any] = {"rows": len(df), "unseen_cells": unknown}
+    report: dict[str, Any] = {"rows": len(df), "unseen_cells": unknown, **({"text": text} if text else {})}
     if task.name == "regression":
         pred = task.unscale(p.astype(np.float64))
         out = pd.DataFrame({"prediction": pred})

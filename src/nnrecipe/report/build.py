@@ -191,15 +191,21 @@ def _inputs(samples: dict[str, Any] | None) -> dict[str, Any] | None:
     names, rows = samples["feature_names"], samples["rows"]
     features = np.asarray([[np.nan if v is None else v for v in r] for r in samples["features"]], dtype=np.float64)
     shown = names[:20]  # the table shows the first 20 features; the picture shows them all
+    texts = samples.get("texts") or [None] * len(rows)
     table = [{"row": r, **{n: _fmt(v) for n, v in zip(shown, f)}, "target": _fmt(t),
-              **({"codes": _fmt(c)} if "codes" in samples else {})}
-             for r, f, t, c in zip(rows, features, samples["targets"], samples.get("codes") or [None] * len(rows))]
+              **({"codes": _fmt(c)} if "codes" in samples else {}), **({"text terms": x} if x is not None else {})}
+             for r, f, t, c, x in zip(rows, features, samples["targets"], samples.get("codes") or [None] * len(rows),
+                                      texts)]
     text = (f"{len(rows)} training rows after preprocessing: {len(names)} features"
             + (" (the first 20 shown in the table)" if len(names) > 20 else "")
             + (f", and the codes of the embedded columns {', '.join(samples['embedding_names'])}"
-               if "codes" in samples else "") + "; the target as the loss gets it")
-    return {"image": plots.samples_heatmap(features, rows, names), "rows": table,
-            "columns": ["row", *shown, "target", *(["codes"] if "codes" in samples else [])], "text": text}
+               if "codes" in samples else "")
+            + (", and the terms the text model reads (TF-IDF weights, heaviest first)" if "texts" in samples else "")
+            + "; the target as the loss gets it")
+    extra = ["codes"] if "codes" in samples else []
+    extra += ["text terms"] if "texts" in samples else []
+    return {"image": plots.samples_heatmap(features, rows, names) if len(names) else None, "rows": table,
+            "columns": ["row", *shown, "target", *extra], "text": text}
 
 
 def _journal(journal: dict[str, Any]) -> dict[str, Any] | None:

@@ -92,16 +92,19 @@ def prediction_frame(outputs: torch.Tensor, targets: torch.Tensor, rows: Sequenc
 
 def record_samples(run_dir: str | os.PathLike, inputs: Sequence[torch.Tensor], targets: torch.Tensor,
                    rows: Sequence[int], feature_names: Sequence[str], embedding_names: Sequence[str] = (),
-                   n: int = SAMPLE_ROWS) -> dict[str, Any]:
+                   n: int = SAMPLE_ROWS, texts: Callable[[Any, Any], list[str]] | None = None) -> dict[str, Any]:
     """D14: the first n rows exactly as the network gets them (features after scaling and one-hot, the
-    embedding codes) and the target as the loss gets it (class code, 0/1, standardized value)."""
+    embedding codes, the terms of the text columns with their TF-IDF weights: `texts` names them) and the
+    target as the loss gets it (class code, 0/1, standardized value)."""
     features = inputs[0][:n].double().numpy()
     sample = {"rows": [int(r) for r in rows[:n]], "feature_names": list(feature_names),
               "features": [[_num(v) for v in r] for r in features],
               "targets": targets[:n].double().numpy().tolist()}
-    if len(inputs) > 1:
+    if len(inputs) > 1 and inputs[1].shape[1]:
         sample["embedding_names"] = list(embedding_names)
         sample["codes"] = inputs[1][:n].tolist()
+    if len(inputs) > 3 and texts is not None:
+        sample["texts"] = texts(inputs[2][:n].numpy(), inputs[3][:n].numpy())
     write_json(Path(run_dir) / SAMPLES, sample)
     return sample
 
@@ -122,7 +125,8 @@ def record_outputs(run_dir: str | os.PathLike, predict: Callable[[tuple[torch.Te
         outputs, y, rows = held_out
     frame = record_predictions(run_dir, outputs, y, rows, prep.task, prep.classes, prep.target_scale)
     record_samples(run_dir, prep.inputs("train"), prep.target("train"), prep.data_rows("train"),
-                   prep.pre.feature_names, [c for c, s in prep.pre.columns.items() if s["kind"] == "embedding"])
+                   prep.pre.feature_names, [c for c, s in prep.pre.columns.items() if s["kind"] == "embedding"],
+                   texts=prep.pre.terms_read if prep.pre.text_columns else None)
     return frame
 
 

@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ...checks.simple_models import lsa
 from ...checks.data_checks import (OVERLAP_FAIL, ROWS_SHOWN, DataView, check_target_leak, conflicts, groups,
                                   label_noise, repeats, row_keys)
 from ...checks.verdict import Verdict
 from ...errors import DataError, clean_command, shorten
 from ..prepare import SPLITS, PreparedTable
+from ..text.bag import bag_matrix
 from ..schema import multilabel_frame, target_columns
 from ..transforms import label_strings, mean_std
 
@@ -45,10 +47,26 @@ SOURCE_D5 = ("Lavanya Shukla (start big, then let dropout and early stopping siz
 
 
 def full_view(prep: PreparedTable, seed: int, floats_only: bool = False) -> DataView:
-    """Every prepared row (train, validation, test), each with its 0-based data row."""
+    """Every prepared row (train, validation, test), each with its 0-based data row; beside the features, the
+    codes and a key per row of its text bags (rows with the same words have the same key), unless
+    `floats_only`."""
     x = (prep.features,) if floats_only or prep.codes is None else (prep.features, prep.codes)
+    if not floats_only and prep.terms is not None:
+        x += (text_keys(prep),)
     return DataView(x, prep.y, prep.task, torch.from_numpy(prep.rows), feature_names=prep.pre.feature_names,
                     seed=seed, sampled=False)
+
+
+def text_keys(prep: PreparedTable) -> torch.Tensor:
+    """(N, 1) int64: one code per distinct text bag (the terms the model reads, with their weights)."""
+    return torch.from_numpy(groups(row_keys((prep.terms, prep.weights)))[0].astype(np.int64))[:, None]
+
+
+def text_dense(prep: PreparedTable, seed: int, dims: int = 64) -> np.ndarray:
+    """The text bags as (N, <= dims) float32: latent semantic analysis (scikit-learn's TruncatedSVD of the
+    TF-IDF rows), the dense form of the default encoder's view of the text that k-means can cluster."""
+    x = bag_matrix(prep.terms.numpy(), prep.weights.numpy(), prep.pre.text_terms)  # type: ignore[union-attr]
+    return lsa(x, None, dims, seed)[0]
 
 
 # ---------------------------------------------------------------- D4
@@ -62,6 +80,12 @@ def label_checks(prep: PreparedTable, seed: int, noise_rows: int,
     data rows each flags (conflicting: every row of a conflicting group; noise: most suspicious first)."""
     view = full_view(prep, seed)
     conflict, positions = conflicts(view, shown=50, found=found)
+    if prep.terms is not None:
+        # a linear model on the other columns misses what the text says: every hard text row would look mislabelled
+        noise = Verdict("D4", "label noise", "skipped", "the table has text columns: a linear model on its other "
+                        "columns is no judge of the labels (the text's duplicates under other labels are checked)",
+                        {}, "", "confident learning (Northcutt, Jiang and Chuang, JAIR 2021) with cleanlab")
+        return [conflict, noise], {"conflicting": prep.rows[positions], "suspicious": np.zeros(0, dtype=np.int64)}
     noise, flagged = label_noise(full_view(prep, seed, floats_only=True), max_rows=noise_rows, shown=50)
     return [conflict, noise], {"conflicting": prep.rows[positions], "suspicious": flagged}
 
@@ -69,8 +93,9 @@ def label_checks(prep: PreparedTable, seed: int, noise_rows: int,
 # ---------------------------------------------------------------- leakage
 def _keys(prep: PreparedTable) -> np.ndarray:
     """A key per prepared row: its inputs and its target (identical rows, identical keys)."""
-    xs = (prep.features,) + ((prep.codes,) if prep.codes is not None else ()) + (prep.y.reshape(len(prep.y), -1),)
-    return row_keys(xs)
+    xs = (prep.features,) + ((prep.codes,) if prep.codes is not None else ())
+    xs += (text_keys(prep),) if prep.terms is not None else ()
+    return row_keys(xs + (prep.y.reshape(len(prep.y), -1),))
 
 
 def split_overlap(prep: PreparedTable, target: str, seed: int = 0, found: dict[str, Any] | None = None) -> Verdict:
@@ -166,6 +191,9 @@ def one_column_leak(prep: PreparedTable, seed: int) -> Verdict:
     """leakage: the doctor's one-column check on every row (a seeded sample past LEAK_ROWS)."""
     view = full_view(prep, seed, floats_only=True)
     n = len(view.y)
+    if not prep.features.shape[1]:
+        return Verdict("leakage", "leaked target", "skipped", "no numeric or categorical column (text columns: "
+                       "'text column leaks the target')", {}, "", "Karpathy's recipe (leakage)")
     if n > LEAK_ROWS:
         pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:LEAK_ROWS]
         view = dataclasses.replace(view, x=(view.x[0][pick],), y=view.y[pick], index=view.index[pick])
@@ -208,7 +236,7 @@ def count_parameters(prep: PreparedTable, model_config: Any) -> tuple[int, list[
 
     head = create_task(prep.task, n_classes=max(len(prep.classes), 1))
     model = make_mlp(prep.features.shape[1], head.out_features, prep.counts["train"], model_config, prep.task,
-                     prep.pre.embeddings)
+                     prep.pre.embeddings, prep.pre.text_terms)
     return sum(p.numel() for p in model.parameters()), list(model.spec["hidden"])
 
 
@@ -221,6 +249,8 @@ def clusters(prep: PreparedTable, seed: int) -> Verdict:
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     x = prep.features.numpy()
+    if prep.terms is not None:  # the text as the default encoder reads it, in 64 dimensions
+        x = np.concatenate([x, text_dense(prep, seed)], axis=1)
     y = prep.y.reshape(len(prep.y), -1).numpy()
     n = len(x)
     if n > CLUSTER_ROWS:
@@ -269,5 +299,6 @@ def clusters(prep: PreparedTable, seed: int) -> Verdict:
     if n > CLUSTER_ROWS:
         ev["sampled_from"] = n
     ev["rule"] = (f"k = the number of classes in [2, {CLUSTERS_MAX}]; {CLUSTERS_REGRESSION} for regression; "
-                  "prepared features (numeric standardized, categories one-hot)")
+                  "prepared features (numeric standardized, categories one-hot"
+                  + (", text as 64 TF-IDF SVD components)" if prep.terms is not None else ")"))
     return Verdict("D15", "clusters", "pass", summary, ev, "", source)

@@ -21,7 +21,7 @@ from ...io import write_json
 from ..load import read_table
 from ..prepare import PreparedTable, _prepare
 from ..schema import check_target
-from . import features, splits, table
+from . import features, splits, table, text
 
 AUDIT_VERSION = 1
 PLOT = "label_distribution.png"
@@ -86,10 +86,11 @@ def audit(data: str | os.PathLike | pd.DataFrame, target: str, *, data_config: D
 def audit_frame(df: pd.DataFrame, cfg: DataConfig, seed: int, *, path: Path | None = None,
                 prepared: PreparedTable | None = None, model_config: ModelConfig | None = None,
                 params: tuple[int, list[int]] | None = None, test: tuple[pd.DataFrame, str] | None = None,
-                noise_rows: int = features.NOISE_ROWS) -> Audit:
+                noise_rows: int = features.NOISE_ROWS, batch_size: int | None = None) -> Audit:
     """The audit of a table already read (`df`, its rows under a RangeIndex). `prepared`: train's own
     preparation of it, when the caller has one (train_table), else it is prepared here with the cells
-    train would refuse emptied; `params`: (parameter count, hidden widths) of the model train builds."""
+    train would refuse emptied; `params`: (parameter count, hidden widths) of the model train builds;
+    `batch_size`: the run's (text padding shares), else the default model's rule."""
     result = Audit()
 
     def clock(name: str) -> Any:
@@ -110,6 +111,8 @@ def audit_frame(df: pd.DataFrame, cfg: DataConfig, seed: int, *, path: Path | No
     result.append(d1)
     with clock("D2"):
         result.append(table.text_lengths(df, cells))
+    with clock("text"):
+        result.extend(text.text_findings(df, prep, cfg.target, seed, text_batch_size(prep, batch_size)))
     with clock("repeats"):  # do the inputs repeat on their own (coarse inputs)? D3, D4 and the split overlap ask
         found = repeats(features.full_view(prep, seed))
     with clock("D3 duplicates"):
@@ -145,6 +148,13 @@ def audit_frame(df: pd.DataFrame, cfg: DataConfig, seed: int, *, path: Path | No
         "suspicious": {int(r): f"label noise: rank {i + 1} by self-confidence" for i, r in enumerate(flagged["suspicious"])},
     }
     return result
+
+
+def text_batch_size(prep: PreparedTable, batch_size: int | None) -> int:
+    """The batch size the text padding shares are measured at: the run's, else the default model's rule."""
+    from ...models.tabm import TabM
+
+    return int(batch_size or TabM.train_defaults(prep.counts["train"])["batch_size"])
 
 
 @contextlib.contextmanager

@@ -169,13 +169,14 @@ def save_plot(plot: dict[str, Any], file: str | os.PathLike, target: str) -> Non
 
 # ---------------------------------------------------------------- D2
 def text_lengths(df: pd.DataFrame, cells: Cells) -> Verdict:
-    """D2: per text column (categorical, embedded, free text, ID-like text), the length of its cells in
-    characters and in words: percentiles, and the maximum length that covers 95% of the rows."""
+    """D2: per column of strings (categorical, embedded, ID-like text), the length of its cells in characters
+    and in words: percentiles, and the maximum length that covers 95% of the rows. Text columns get D2 in
+    tokens (audit/text.py)."""
     source = f"{KARPATHY_DATA}: 'the distribution of the length of sequence ... set the appropriate maximum length'; D2"
     out: dict[str, Any] = {}
     for col, kind in cells.kinds.items():
         s = df[col]
-        if kind in ("numeric", "boolean", "datetime") or pd.api.types.is_numeric_dtype(s) \
+        if kind in ("numeric", "boolean", "datetime", "text") or pd.api.types.is_numeric_dtype(s) \
                 or pd.api.types.is_datetime64_any_dtype(s):
             continue
         # each distinct cell measured once, weighted by its count: a categorical column of a million rows

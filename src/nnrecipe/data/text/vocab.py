@@ -190,11 +190,16 @@ class TextVocabulary:
         """Rows an `nn.EmbeddingBag` over `unigram_ids` needs: the words plus id 0 for unknown ones."""
         return self.n_unigrams + 1
 
+    def tfidf_matrix(self, texts: Iterable[object]) -> Any:
+        """(N, n_terms) scipy CSR float32 with sorted columns: sklearn's rows, 1 + log(tf) times idf,
+        l2-normalised (a row with no known term is all zeros). Unknown terms are dropped, as in sklearn."""
+        x = self._fitted().transform(_as_texts(texts))
+        x.sort_indices()  # torch's CSR and the padded bags want sorted columns per row; sklearn's are already
+        return x
+
     def tfidf(self, texts: Iterable[object]) -> torch.Tensor:
-        """(N, n_terms) torch sparse CSR float32: sklearn's rows, 1 + log(tf) times idf, l2-normalised (a row
-        with no known term is all zeros). Unknown terms are dropped, as in sklearn."""
-        x = self._fitted().transform(_as_texts(texts))  # scipy CSR (N, V) float32
-        x.sort_indices()  # torch's CSR wants sorted columns per row; sklearn already sorts, so a no-op check
+        """`tfidf_matrix` as a torch sparse CSR float32 tensor."""
+        x = self.tfidf_matrix(texts)
         with warnings.catch_warnings():
             # torch's one-time "Sparse CSR tensor support is in beta state" notice is about torch, not the data.
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
@@ -227,6 +232,11 @@ class TextVocabulary:
             ids.extend(row[:max_length])
         return (torch.tensor(ids, dtype=torch.long), torch.tensor(offsets, dtype=torch.long),
                 np.asarray(unknown, dtype=np.int64))
+
+    def unknown_tokens(self, tokens: Iterable[str]) -> int:
+        """How many of `tokens` (word tokens) the vocabulary does not hold as words."""
+        self._fitted()
+        return sum(t not in self._unigram_index for t in tokens)
 
     def unknown_share(self, texts: Iterable[object]) -> float:
         """Unknown word tokens over all word tokens in `texts` (0.0 when there are none): predict's report of
