@@ -19,7 +19,7 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 # a value other than None for each setting that may be None: the --config file sets it, `--flag none` undoes it
 SET = {"neutral_label": "maybe", "hidden": [16], "dropout": 0.3, "batch_size": 16, "patience": 5, "swa_start": 1,
        "swa_lr": 0.01, "clip_norm": 1.0, "clip_value": 1.0, "metric": "accuracy", "members": 4, "lr": 0.01,
-       "max_tokens": 16}
+       "max_tokens": 16, "text_encoder": "minilm"}
 RESOLVED = ("hidden", "dropout", "batch_size", "members", "lr")  # None: the rule, whose choice is recorded
 # images' settings: on a table they are refused when set (test_image_settings_on_a_table_are_refused); `none`
 # leaves them unset, so a table run that a --config file gave one goes on

@@ -168,3 +168,27 @@ def test_the_audit_finds_a_text_column_that_leaks_and_contradicting_duplicates()
     clash.loc[1:20, "label"] = np.where(frame["label"].iloc[21:41] == "pos", "neg", "pos")
     found = {v.name: v for v in audit(clash, "label", seed=0)}
     assert found["text duplicates"].status == "fail" and found["text duplicates"].evidence["conflicting_rows"] == 40
+
+
+def test_a_folder_of_text_files_per_class_trains_and_predicts(tmp_path: Path, capsys) -> None:
+    from nnrecipe.cli import main
+
+    frame = sentiment(120)
+    for i, (text, label) in enumerate(zip(frame["review"], frame["label"])):
+        (tmp_path / "reviews" / label).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "reviews" / label / f"{i}.txt").write_text(text, encoding="utf-8")
+    assert main(["train", str(tmp_path / "reviews"), "--out", str(tmp_path / "runs"), "--epochs", "30",
+                 "--no-report", "--seed", "0"]) == 0
+    run = next((tmp_path / "runs").iterdir())
+    assert run.name.endswith("reviews-label")
+    schema = json.loads((run / "schema.json").read_text())
+    assert schema["kinds"] == {"text": "text"} and schema["dropped"] == {"file": "--drop"}
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "a.txt").write_text("great superb lovely w1", encoding="utf-8")
+    (new / "b.txt").write_text("awful dull poor w2", encoding="utf-8")
+    preds, _ = predict_table(run, new)
+    assert list(preds["file"]) == ["a.txt", "b.txt"] and list(preds["prediction"]) == ["pos", "neg"]
+    (tmp_path / "reviews" / "stray.txt").write_text("no class", encoding="utf-8")
+    with pytest.raises(DataError, match="outside a class subfolder"):
+        train_table(tmp_path / "reviews", "", out=tmp_path / "runs2", train_config=FAST)

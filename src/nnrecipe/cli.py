@@ -18,8 +18,8 @@ from .errors import ConfigError, DataError, NNRecipeError, TrainingError
 from .logs import quiet
 
 # Flags that the train command takes from each config dataclass (the rest keep their defaults).
-TABLE_FLAGS = ("task", "categorical", "numeric", "drop", "text", "max_tokens", "scaling", "balance", "neutral_label",
-               "val_fraction", "test_fraction", "split")
+TABLE_FLAGS = ("task", "categorical", "numeric", "drop", "text", "text_encoder", "max_tokens", "scaling", "balance",
+               "neutral_label", "val_fraction", "test_fraction", "split")
 DATA_FLAGS = (*TABLE_FLAGS, *IMAGE_DATA)  # train's: a table or images (doctor, audit, clean: tables only)
 
 
@@ -333,7 +333,11 @@ def _images(args: argparse.Namespace) -> bool:
     if not Path(args.data).exists():
         raise DataError(f"file '{args.data}' does not exist; check the path")
     # a folder without images and without --target: the image reader says what it lacks
+    from .data.text.folder import is_text_folder
+
     dropped = [c.strip() for item in (getattr(args, "drop", None) or []) for c in str(item).split(",")]
+    if is_text_folder(args.data):  # a subfolder of .txt files per class: a table (file, text, label)
+        return False
     images = image_source(args.data, dropped) or (Path(args.data).is_dir() and args.target is None)
     if not images and args.target is None:  # --target "" goes on, to be refused with the table's own message
         raise ConfigError(f"{args.data}: a table needs --target, the column to predict (images: give a folder with "

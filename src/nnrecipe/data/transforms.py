@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .text.bag import TextEncoder, fit_text_column
+from .text.encoder import encoded
 
 MISSING = "<missing>"
 SCALINGS = ("standard", "minmax", "robust")
@@ -232,6 +233,13 @@ class TablePreprocessor:
         unknown word tokens (data/text/bag.py); None when the table has no text column."""
         return self._encoder().encode(df) if self.text_columns else None
 
+    @property
+    def raw_features(self) -> list[int]:
+        """The positions in the features of the pretrained text encoders' dimensions (--text-encoder)."""
+        blocks = [f"{col}__{c['encoder']['name']}" for col, c in self.columns.items() if "encoder" in c]
+        return [i for i, n in enumerate(self.feature_names)
+                if any(n.startswith(b) and n[len(b):].isdigit() for b in blocks)]
+
     def terms_read(self, ids: np.ndarray, weights: np.ndarray) -> list[str]:
         """Each row's text terms as the model reads them, heaviest first (D14)."""
         return self._encoder().terms_read(ids, weights)
@@ -255,11 +263,16 @@ class TablePreprocessor:
                 names += [f"{col}__missing"] if c["indicator"] else []
             elif kind == "categorical":
                 names += [f"{col}={v}" for v in c["categories"]]
+            elif kind == "text" and "encoder" in c:
+                names += [f"{col}__{c['encoder']['name']}{j}" for j in range(c["encoder"]["dim"])]
         return names
 
-    def transform(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None, dict[str, int]]:
+    def transform(self, df: pd.DataFrame, embedded: dict[str, np.ndarray] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None, dict[str, int]]:
         """(N, F) float32 features; (N, E) int64 codes of the embedded columns (None without any); and
-        per column the count of cells outside what training saw."""
+        per column the count of cells outside what training saw. A text column read by a pretrained encoder
+        (--text-encoder) adds its standardised embedding to the features: `embedded`, its raw embeddings when
+        the caller has just computed them, else the encoder runs here."""
         blocks: list[np.ndarray] = []
         codes: list[np.ndarray] = []
         unknown: dict[str, int] = {}
@@ -292,7 +305,10 @@ class TablePreprocessor:
                     blocks.append(miss[:, None].astype(np.float64))
                 elif miss.any():
                     unknown[col] = int(miss.sum())
-            elif kind != "text":  # text: text_inputs
+            elif kind == "text":  # the bags: text_inputs; a pretrained encoder's embedding: a block of features
+                if "encoder" in c:
+                    blocks.append(encoded(c["encoder"], df[col], (embedded or {}).get(col)))
+            else:
                 found = _category_codes(df[col], c["categories"]).astype(np.int64)
                 seen = found >= 0
                 if (~seen).any():

@@ -28,10 +28,11 @@ TABM_DROPOUT = 0.1  # TabM's default, for classes and regression: the members' m
 
 def make_table_model(cfg: ModelConfig, task: str, train_features: torch.Tensor, out_features: int, n_rows: int,
                      embeddings: list[tuple[int, int]] | tuple[()] = (), activation: str = "none",
-                     text_terms: int = 0) -> nn.Module:
+                     text_terms: int = 0, raw: list[int] | None = None) -> nn.Module:
     """The network `cfg` asks for (auto: TabM) for features like `train_features` (the training rows, which
     the embeddings' bins are fitted on); `activation`: the head's output activation (sigmoid, softmax or
-    none), which TabM's mean prediction needs; `text_terms`: the ids of the text columns' bags (0: none)."""
+    none), which TabM's mean prediction needs; `text_terms`: the ids of the text columns' bags (0: none);
+    `raw`: the features TabM reads as they are (a pretrained encoder's), not through its numeric embeddings."""
     in_features = train_features.shape[1]
     if cfg.model == "cnn":
         raise ConfigError("--model cnn builds a network for images; a table takes --model auto, tabm or mlp")
@@ -43,7 +44,8 @@ def make_table_model(cfg: ModelConfig, task: str, train_features: torch.Tensor, 
     dropout = TABM_DROPOUT if cfg.dropout is None else cfg.dropout
     k = cfg.members if cfg.members is not None else DEFAULT_MEMBERS
     return TabM(in_features, hidden, out_features, activation, k=k, dropout=dropout,
-                bins=fit_bins(train_features), embeddings=embeddings, text_terms=text_terms)
+                bins=fit_bins(train_features[:, [i for i in range(in_features) if i not in set(raw or [])]]),
+                embeddings=embeddings, text_terms=text_terms, raw=raw)
 
 
 def init_table_model(model: nn.Module, output_bias: torch.Tensor | None, distribution: str = "normal") -> None:

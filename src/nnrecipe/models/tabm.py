@@ -65,7 +65,7 @@ class TabM(nn.Module):
 
     def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int, activation: str = "none",
                  k: int = 8, dropout: float = 0.1, bins: list[list[float]] | None = None, d_embedding: int = 16,
-                 embeddings: list[tuple[int, int]] | tuple[()] = (), text_terms: int = 0):
+                 embeddings: list[tuple[int, int]] | tuple[()] = (), text_terms: int = 0, raw: list[int] | None = None):
         import tabm
         from rtdl_num_embeddings import PiecewiseLinearEmbeddings
 
@@ -80,15 +80,24 @@ class TabM(nn.Module):
                      "embeddings": [list(e) for e in embeddings]}
         if text_terms:
             self.spec["text_terms"] = int(text_terms)
+        # features read as they are, not through the piecewise-linear embeddings: a pretrained text encoder's
+        # dimensions (hundreds of them, already a learned representation: 16 bins each would multiply the first
+        # layer's width by 16, for a run 6x slower)
+        raw = sorted(int(i) for i in raw or [])
+        if raw:
+            self.spec["raw"] = raw
+        embedded = [i for i in range(in_features) if i not in set(raw)]
+        self.register_buffer("embedded_index", torch.tensor(embedded, dtype=torch.long), persistent=False)
+        self.register_buffer("raw_index", torch.tensor(raw, dtype=torch.long), persistent=False)
         self.k, self.activation = k, activation
         self.num_embeddings = None
         chunks = [1] * in_features
-        if bins is not None and in_features:  # a table of text alone has no numeric feature to embed
+        if bins is not None and embedded:  # a table of text alone has no numeric feature to embed
             with warnings.catch_warnings():  # "only one bin" for 0/1 columns: expected of one-hot columns
                 warnings.simplefilter("ignore", UserWarning)
                 self.num_embeddings = PiecewiseLinearEmbeddings([torch.tensor(b) for b in bins], d_embedding,
                                                                 activation=False, version="B")
-            chunks = [d_embedding] * in_features
+            chunks = [d_embedding] * len(embedded) + [1] * len(raw)
         self.embeddings = nn.ModuleList(nn.Embedding(n, dim) for n, dim in embeddings)
         chunks += [dim for _, dim in embeddings]
         # text columns: a wide path to every member's outputs and a deep path into the blocks (models/text.py)
@@ -104,7 +113,12 @@ class TabM(nn.Module):
                        weights: torch.Tensor | None = None) -> torch.Tensor:
         """(N, in) features, (N, E) category codes and the text columns' (N, L) term ids and weights -> (N, k,
         out): each member's raw output."""
-        parts = [x if self.num_embeddings is None else self.num_embeddings(x).flatten(1)]
+        if self.num_embeddings is None:
+            parts = [x]
+        elif len(self.raw_index):
+            parts = [self.num_embeddings(x[:, self.embedded_index]).flatten(1), x[:, self.raw_index]]
+        else:
+            parts = [self.num_embeddings(x).flatten(1)]
         parts += [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]  # type: ignore[index]
         if self.text is None:
             return self.output(self.backbone(self.ensemble_view(torch.cat(parts, dim=1))))

@@ -25,6 +25,7 @@ from ..data.cache import data_fingerprint
 from ..data.load import header_is_data, header_shown
 from ..data.prepare import SPLITS, PreparedTable, model_inputs, prepare_table
 from ..data.schema import multilabel_frame, numeric_problems, target_columns
+from ..data.text.folder import is_text_folder, read_text_folder, text_folder
 from ..data.transforms import label_strings
 from ..errors import CheckpointError, DataError, did_you_mean_column, shorten
 from ..io import atomic_write, write_json
@@ -78,7 +79,7 @@ class TableRecipe(Recipe):
         seed_everything(seed, deterministic)
         model = make_table_model(mcfg, prep.task, prepared.inputs["train"][0], prepared.task.out_features,
                                  prep.counts["train"], prep.pre.embeddings, prepared.task.activation,
-                                 prep.pre.text_terms)
+                                 prep.pre.text_terms, prep.pre.raw_features)
         init_table_model(model, prepared.task.output_bias(y_fit), distribution=mcfg.init)
         return model
 
@@ -95,7 +96,7 @@ class TableRecipe(Recipe):
 
     def name(self, data: Any, dcfg: DataConfig) -> str:
         path = _path(data)
-        return f"{path.stem if path else 'table'}-{dcfg.target}"
+        return f"{path.stem if path else data.attrs.get('name', 'table')}-{dcfg.target}"
 
     def describe(self, data: Any, prepared: Prepared) -> dict[str, Any]:
         path = _path(data)
@@ -222,7 +223,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     retrains, say) is recorded in config.json. `audit`: the data audit first (a search's trials, which
     share one table, leave it to the retrained best). Returns the Run, with its config and results.
     Raises DataError/ConfigError naming the input and the fix."""
-    dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
+    data, dcfg = text_folder(data, dataclasses.replace(data_config or DataConfig(), target=target))
     opts = Options.of(out=out, note=note, progress=progress, callbacks=callbacks, lr_find=lr_find, resume=resume,
                       strict=strict, parent=parent, config_file=config_file, report=report, export=export,
                       checks=checks, refit=refit, audit=audit)
@@ -261,6 +262,8 @@ def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataF
     to join on, say)."""
     model, meta = load_model(run_dir, required=PREDICT_NEEDS)
     _check_description(Path(run_dir) / "model.json", meta)
+    if not isinstance(data, pd.DataFrame) and is_text_folder(data):  # .txt files: each file's name kept first
+        data, keep = read_text_folder(data, labelled=False), ("file", *keep)
     path = _path(data)
     df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]
     where = f"file '{path}'" if path is not None else "the DataFrame"

@@ -46,25 +46,28 @@ def shown_targets(head: Task, y: torch.Tensor, scale: Mapping[str, float]) -> np
 
 def record_predictions(run_dir: str | os.PathLike, outputs: torch.Tensor, targets: torch.Tensor,
                        rows: Sequence[int], task: str, classes: Sequence[str] = (),
-                       target_scale: Mapping[str, float] | None = None) -> pd.DataFrame:
+                       target_scale: Mapping[str, float] | None = None,
+                       inputs: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
     """C9: val_predictions.csv, one line per validation row (its 0-based data row), worst first: target,
     prediction, confidence (the probability given to the prediction) and the row's loss (cross-entropy
     of the true class, or the absolute error in the target's units for regression). `outputs` are the
-    model's raw outputs (logits), as Trainer.predict returns them."""
-    frame = prediction_frame(outputs, targets, rows, task, classes, target_scale)
+    model's raw outputs (logits), as Trainer.predict returns them. `inputs`: columns shown after the row
+    (a text column's terms as the model reads them), a value per row."""
+    frame = prediction_frame(outputs, targets, rows, task, classes, target_scale, inputs)
     atomic_write(Path(run_dir) / VAL_PREDICTIONS, frame.to_csv(index=False, float_format="%.6g"))
     return frame
 
 
 def prediction_frame(outputs: torch.Tensor, targets: torch.Tensor, rows: Sequence[int], task: str,
-                     classes: Sequence[str] = (), target_scale: Mapping[str, float] | None = None) -> Any:
+                     classes: Sequence[str] = (), target_scale: Mapping[str, float] | None = None,
+                     inputs: Mapping[str, Sequence[Any]] | None = None) -> Any:
     """record_predictions' table, worst first, written nowhere (the test images' pictures use it too)."""
     scale = dict(target_scale or {"mean": 0.0, "std": 1.0})
     head = create_task(task, n_classes=len(classes))
     p, t = readable(head, outputs, scale), shown_targets(head, targets, scale)
     import pandas as pd  # on use: the Trainer's watch callback imports this module, and `import nnrecipe` stays light
 
-    frame = pd.DataFrame({"row": np.asarray(rows, dtype=np.int64)})
+    frame = pd.DataFrame({"row": np.asarray(rows, dtype=np.int64), **(inputs or {})})
     eps = 1e-12
     if task == "regression":
         frame["target"], frame["prediction"] = t, p
@@ -123,7 +126,10 @@ def record_outputs(run_dir: str | os.PathLike, predict: Callable[[tuple[torch.Te
         rows: Sequence[int] = prep.data_rows(split)
     else:
         outputs, y, rows = held_out
-    frame = record_predictions(run_dir, outputs, y, rows, prep.task, prep.classes, prep.target_scale)
+    shown = None  # C9 on text: the worst rows' terms as the model reads them
+    if held_out is None and prep.pre.text_columns:
+        shown = {"text terms": prep.pre.terms_read(*(t.numpy() for t in prep.inputs(split)[2:4]))}
+    frame = record_predictions(run_dir, outputs, y, rows, prep.task, prep.classes, prep.target_scale, shown)
     record_samples(run_dir, prep.inputs("train"), prep.target("train"), prep.data_rows("train"),
                    prep.pre.feature_names, [c for c, s in prep.pre.columns.items() if s["kind"] == "embedding"],
                    texts=prep.pre.terms_read if prep.pre.text_columns else None)

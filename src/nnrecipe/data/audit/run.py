@@ -21,6 +21,7 @@ from ...io import write_json
 from ..load import read_table
 from ..prepare import PreparedTable, _prepare
 from ..schema import check_target
+from ..text.folder import text_folder
 from . import features, splits, table, text
 
 AUDIT_VERSION = 1
@@ -69,7 +70,7 @@ def audit(data: str | os.PathLike | pd.DataFrame, target: str, *, data_config: D
     column that predicts the target), D5 data size against the model's, D15 clusters. `data_config`: the settings
     train would use (the split's fractions, --drop, --categorical ...), `seed` its seed. `out`: a folder
     for audit.json and the D1 plot. Raises DataError/ConfigError naming the input and the fix."""
-    cfg = dataclasses.replace(data_config or DataConfig(), target=target)
+    data, cfg = text_folder(data, dataclasses.replace(data_config or DataConfig(), target=target))
     refuse_image_settings(cfg, model_config, "the DataFrame" if isinstance(data, pd.DataFrame) else f"'{data}'")
     path = None if isinstance(data, pd.DataFrame) else Path(data)
     df = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else read_table(path)  # type: ignore[arg-type]

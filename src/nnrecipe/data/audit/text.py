@@ -65,6 +65,12 @@ def token_lengths(frame: pd.DataFrame, prep: PreparedTable, batch_size: int, see
         spec = prep.pre.columns[col]
         lengths = np.array([len(w) for w in tokens(train[col])], dtype=np.int64)
         out[col] = length_report(lengths, batch_size, spec["max_length"], seed).to_dict()
+        if "encoder" in spec:  # the pretrained encoder's own tokens, at the length it reads
+            from ..text.encoder import as_texts, load_encoder
+
+            enc = spec["encoder"]
+            found = load_encoder(enc["name"]).lengths(as_texts(train[col]))
+            out[f"{col} ({enc['name']} tokens)"] = length_report(found, batch_size, enc["max_length"], seed).to_dict()
     shown = "; ".join(
         f"'{shorten(c, 40)}' median {r['p50']:.0f} tokens, 95th percentile {r['p95']:.0f}: the model reads "
         f"{r['max_length']} (suggested {r['suggested_max_length']}), {r['truncated_share']:.1%} of rows cut and "
