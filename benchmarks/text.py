@@ -73,10 +73,13 @@ def reference(frame, train, test, cv: bool) -> tuple[float, float]:
     return accuracy, time.perf_counter() - started
 
 
+TEXT_MODEL = "bag"  # --text-model
+
+
 def recipe(frame, train, test, seed: int, work: Path, drop: tuple[str, ...] = (),
            encoder: str | None = None) -> tuple[float | str, float]:
     """nnrecipe trained on the training rows (it splits them itself) and scored by predict on the test rows."""
-    from nnrecipe import DataConfig, TrainConfig, train_table
+    from nnrecipe import DataConfig, ModelConfig, TrainConfig, train_table
     from nnrecipe.recipes import predict_table
 
     started = time.perf_counter()
@@ -85,7 +88,8 @@ def recipe(frame, train, test, seed: int, work: Path, drop: tuple[str, ...] = ()
     frame.iloc[test].to_csv(test_path, index=False)
     try:
         run = train_table(path, target="label", out=work / "runs",
-                          data_config=DataConfig(drop=drop, text_encoder=encoder), train_config=TrainConfig(seed=seed))
+                          data_config=DataConfig(drop=drop, text_encoder=encoder),
+                          model_config=ModelConfig(text_model=TEXT_MODEL), train_config=TrainConfig(seed=seed))
         predictions, _ = predict_table(run.run_dir, test_path)
     except Exception as e:  # a failure is part of the record
         return f"{type(e).__name__}: {str(e)[:160]}", time.perf_counter() - started
@@ -158,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--no-recipe", action="store_true", help="the reference rows only")
     p.add_argument("--part", choices=("text", "encoder", "mixed"), default="text")
+    p.add_argument("--text-model", choices=("bag", "transformer"), default="bag", help="nnrecipe's deep text path")
     args = p.parse_args(argv)
+    global TEXT_MODEL
+    TEXT_MODEL = args.text_model
     torch.set_num_threads(1)
     logging.getLogger("nnrecipe").setLevel(logging.ERROR)
     # scikit-learn 1.8's notices about LogisticRegressionCV's future defaults: the settings here are explicit

@@ -192,3 +192,61 @@ def test_a_folder_of_text_files_per_class_trains_and_predicts(tmp_path: Path, ca
     (tmp_path / "reviews" / "stray.txt").write_text("no class", encoding="utf-8")
     with pytest.raises(DataError, match="outside a class subfolder"):
         train_table(tmp_path / "reviews", "", out=tmp_path / "runs2", train_config=FAST)
+
+
+def test_a_small_transformer_trained_from_scratch_reads_the_words_in_order(tmp_path: Path) -> None:
+    frame = sentiment(200)
+    frame["stars"] = np.random.default_rng(0).normal(size=len(frame))
+    cfg = TrainConfig(epochs=40, patience=None, seed=0, refit="off")
+    run = train_table(frame, "label", out=tmp_path, model_config=ModelConfig(text_model="transformer"),
+                      train_config=cfg, report=False, checks=())
+    spec = json.loads((run.run_dir / "model.json").read_text())["architecture"]
+    limit = json.loads((run.run_dir / "model.json").read_text())["preprocessing"]["columns"]["review"]["max_length"]
+    assert spec["text_words"] == [2 + len(WORDS) + 8, limit]  # padding, unknown, the vocabulary's words
+    assert run.test["accuracy"] > 0.85  # measured 0.93 (TabM), 0.97 (the MLP), seed 0
+    preds, _ = predict_table(run.run_dir, pd.DataFrame({"review": ["great superb w1", "awful dull w2", None],
+                                                        "stars": [0.0, 0.0, 0.0]}))
+    assert list(preds["prediction"][:2]) == ["pos", "neg"]  # an empty text is read too (no NaN)
+    with pytest.raises(ConfigError, match="--text-model transformer reads text columns"):
+        train_table(frame.drop(columns="review"), "label", out=tmp_path, model_config=ModelConfig(
+            text_model="transformer"), train_config=cfg)
+
+
+def test_the_doctor_on_text_neither_crashes_nor_blames_the_labels(tmp_path: Path) -> None:
+    from nnrecipe import doctor_table
+
+    frame = sentiment(300)
+    only_text = doctor_table(frame, "label", train_config=FAST)  # no numeric feature: (N, 0)
+    assert not [v for v in only_text if "bug in nnrecipe" in v.summary]
+    frame["stars"] = np.random.default_rng(0).normal(size=len(frame))  # noise beside the text
+    found = doctor_table(frame, "label", train_config=FAST)
+    assert not [v for v in found if v.name == "labels against inputs" and v.status != "pass"]
+    assert found.by_id("C3")[0].status == "pass"
+
+
+def test_a_text_column_filled_in_a_few_rows_still_trains(tmp_path: Path) -> None:
+    frame = sentiment(200)
+    frame["notes"] = None
+    frame.loc[[3, 50, 90, 120], "notes"] = ["first odd remark here", "second unusual note", "third memo text",
+                                            "fourth comment words"]
+    run = train_table(frame, "label", out=tmp_path, model_config=ModelConfig(), train_config=FAST, report=False,
+                      checks=(), data_config=DataConfig(text=("notes",)))
+    assert json.loads((run.run_dir / "schema.json").read_text())["kinds"]["notes"] == "text"
+
+
+def test_text_settings_on_a_table_without_text_are_refused(tmp_path: Path) -> None:
+    from nnrecipe.testing import small_table
+
+    with pytest.raises(ConfigError, match="--max-tokens: settings of text columns, and the table has none"):
+        train_table(small_table(60), "y", out=tmp_path, data_config=DataConfig(max_tokens=16), train_config=FAST)
+
+
+def test_swa_keeps_the_wide_paths_rate_in_proportion() -> None:
+    from nnrecipe.models.text import WIDE_LR_FACTOR
+    from nnrecipe.train.trainer import swa_rates
+
+    one = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=1e-3)
+    assert swa_rates(one, 5e-4) == 5e-4
+    two = torch.optim.Adam([{"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 1e-3},
+                            {"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 1e-3 * WIDE_LR_FACTOR}])
+    assert swa_rates(two, 5e-4) == pytest.approx([5e-4, 5e-4 * WIDE_LR_FACTOR])

@@ -126,6 +126,8 @@ class ModelConfig:
                              "is kept when a tenth faster) | contiguous | channels_last | padded | "
                              "channels_last+padded (RGB padded to 4 channels)")
     members: int | None = _f(None, "TabM's members k; default: the rule (docs/recipe.md)")
+    text_model: str = _f("bag", "text columns' deep path: bag (a bag of embeddings of the TF-IDF terms) | transformer "
+                                "(a small encoder trained from scratch over the words in order; docs/text.md)")
     hidden: tuple[int, ...] | None = _f(None, "hidden widths, e.g. 128,64; default: the sizing rule (README)")
     activation: str = _f("relu", "hidden activation: " + ", ".join(ACTIVATIONS))
     dropout: float | None = _f(None, "dropout after each hidden layer, 0 to switch off; default: the rule "
@@ -137,6 +139,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODELS)
+        check_choice("text_model", self.text_model, ("bag", "transformer"))
         if self.phi is not None and not 0 <= self.phi <= 6:
             raise ConfigError(f"phi={self.phi} is not allowed; choose 0 to 6")
         check_choice("activation", self.activation, ACTIVATIONS)

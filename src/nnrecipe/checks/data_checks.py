@@ -528,7 +528,7 @@ def check_target_leak(setup: Setup | DataView) -> Verdict:
     """leakage: one column of a 2-D floating-point input that predicts the target on its own."""
     source = "Karpathy's recipe (leakage: a feature recorded after the label)"
     name = "leaked target"
-    tables = [(i, t) for i, t in enumerate(setup.x) if t.ndim == 2 and torch.is_floating_point(t)]
+    tables = [(i, t) for i, t in enumerate(setup.x) if t.ndim == 2 and torch.is_floating_point(t) and t.shape[1]]
     y = setup.y.reshape(len(setup.y), -1)
     if not tables or y.shape[1] != 1 or setup.task not in ("binary", "multiclass", "regression") or len(y) < 10:
         return Verdict("leakage", name, "skipped", "needs a 2-D float input and one target per row", {}, "", source)

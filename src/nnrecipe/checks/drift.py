@@ -42,8 +42,9 @@ ROWS_SHOWN = 10
 
 
 def _table(xs: tuple[torch.Tensor, ...] | None) -> torch.Tensor | None:
-    """The first input as (rows, features) float64, non-finite cells as NaN; None when not numbers."""
-    if not xs or not torch.is_floating_point(xs[0]) or xs[0].ndim < 2 or len(xs[0]) < 8:
+    """The first input as (rows, features) float64, non-finite cells as NaN; None when not numbers (or no
+    column: a table of text alone)."""
+    if not xs or not torch.is_floating_point(xs[0]) or xs[0].ndim < 2 or len(xs[0]) < 8 or not xs[0][0].numel():
         return None
     t = xs[0].detach().cpu().reshape(len(xs[0]), -1).double()
     return torch.where(torch.isfinite(t), t, torch.nan)
@@ -165,6 +166,8 @@ def check_signal(x: tuple[torch.Tensor, ...], y: torch.Tensor, task: str, seed: 
     t = _table(x)
     if t is None or task not in ("binary", "multiclass", "regression") or len(t) < 40 or t.shape[1] > 4096:
         return None
+    if len(x) >= 4 and not torch.is_floating_point(x[2]):  # a table's text bags (term ids, weights): the
+        return None  # signal may be in the text, which these models of the first input do not read
     y = y.detach().cpu()
     keep = torch.isfinite(t).all(1) & torch.isfinite(y.reshape(len(y), -1).double()).all(1)
     a, target = t[keep].numpy(), y[keep].reshape(int(keep.sum()), -1).double().numpy()

@@ -67,6 +67,10 @@ class PreparedTable:
     # the text columns' bags (data/text/bag.py): (N, L) int64 term ids and float32 weights; None without text
     terms: torch.Tensor | None = None
     weights: torch.Tensor | None = None
+    # --text-model transformer: the text columns' word ids (N, L) and [ids, the longest row], which the recipe
+    # adds from the table as read (never stored: the bags keep no word order)
+    sequences: torch.Tensor | None = field(default=None, compare=False)
+    words: list[int] | None = field(default=None, compare=False)
 
     def _slice(self, split: str) -> slice:
         start = sum(self.counts[s] for s in SPLITS[:SPLITS.index(split)])
@@ -76,9 +80,10 @@ class PreparedTable:
         """The model's inputs for a split: (features,) or (features, codes); with text columns always
         (features, codes, term ids, term weights), codes (N, 0) when no column is embedded."""
         sl = self._slice(split)
-        return model_inputs(self.features[sl], self.codes[sl] if self.codes is not None else None,
-                            self.terms[sl] if self.terms is not None else None,
-                            self.weights[sl] if self.weights is not None else None)
+        inputs = model_inputs(self.features[sl], self.codes[sl] if self.codes is not None else None,
+                              self.terms[sl] if self.terms is not None else None,
+                              self.weights[sl] if self.weights is not None else None)
+        return inputs + ((self.sequences[sl],) if self.sequences is not None else ())
 
     def target(self, split: str) -> torch.Tensor:
         return self.y[self._slice(split)]
@@ -162,6 +167,11 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
     schema = infer_columns(df, cfg, path)
     for line in schema.lines():
         log.info("column %s", line)
+    if "text" not in schema.kinds.values() and (cfg.max_tokens is not None or cfg.text_encoder):
+        given = [f for f, v in (("--max-tokens", cfg.max_tokens), ("--text-encoder", cfg.text_encoder)) if v]
+        where = f"file '{path}'" if path is not None else "the table"
+        raise ConfigError(f"{', '.join(given)}: settings of text columns, and {where} has none (a column of 3 or "
+                          "more words a cell is text); leave them out, or name a text column with --text COL")
     labels, classes = None, list(y_raw.columns) if task == "multilabel" else []
     if task in ("binary", "multiclass"):  # codes in the sorted order of the labels' strings
         labels, uniques = pd.factorize(label_strings(y_raw).to_numpy(dtype=object), sort=True)

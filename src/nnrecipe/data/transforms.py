@@ -236,9 +236,14 @@ class TablePreprocessor:
     @property
     def raw_features(self) -> list[int]:
         """The positions in the features of the pretrained text encoders' dimensions (--text-encoder)."""
-        blocks = [f"{col}__{c['encoder']['name']}" for col, c in self.columns.items() if "encoder" in c]
+        blocks = [f"{col}__{c['encoder'].get('label', c['encoder']['name'])}" for col, c in self.columns.items()
+                  if "encoder" in c]
         return [i for i, n in enumerate(self.feature_names)
                 if any(n.startswith(b) and n[len(b):].isdigit() for b in blocks)]
+
+    def text_sequences(self, df: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
+        """--text-model transformer's word ids of the text columns (data/text/bag.py `sequences`)."""
+        return self._encoder().sequences(df)
 
     def terms_read(self, ids: np.ndarray, weights: np.ndarray) -> list[str]:
         """Each row's text terms as the model reads them, heaviest first (D14)."""
@@ -264,7 +269,8 @@ class TablePreprocessor:
             elif kind == "categorical":
                 names += [f"{col}={v}" for v in c["categories"]]
             elif kind == "text" and "encoder" in c:
-                names += [f"{col}__{c['encoder']['name']}{j}" for j in range(c["encoder"]["dim"])]
+                short = c["encoder"].get("label", c["encoder"]["name"])
+                names += [f"{col}__{short}{j}" for j in range(c["encoder"]["dim"])]
         return names
 
     def transform(self, df: pd.DataFrame, embedded: dict[str, np.ndarray] | None = None

@@ -43,7 +43,8 @@ class MLP(nn.Module):
 
     def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int,
                  activation: str = "relu", dropout: float = 0.0, batchnorm: bool = False,
-                 embeddings: list[tuple[int, int]] | tuple[()] = (), text_terms: int = 0):
+                 embeddings: list[tuple[int, int]] | tuple[()] = (), text_terms: int = 0,
+                 text_words: list[int] | None = None):
         super().__init__()
         hidden = tuple(int(h) for h in hidden)
         embeddings = [tuple(int(v) for v in e) for e in embeddings]
@@ -52,10 +53,13 @@ class MLP(nn.Module):
                      "batchnorm": batchnorm, "embeddings": [list(e) for e in embeddings]}
         if text_terms:
             self.spec["text_terms"] = int(text_terms)
+        if text_words:
+            self.spec["text_words"] = [int(v) for v in text_words]
         # D10: one learned table per high-cardinality column, its rows concatenated to the features
         self.embeddings = nn.ModuleList(nn.Embedding(n, dim) for n, dim in embeddings)
         # text columns: a wide path to the outputs and a deep path into the layers (models/text.py)
-        self.text = TextBags(text_terms, out_features) if text_terms else None
+        self.text = TextBags(text_terms, out_features, words=tuple(text_words) if text_words else None) \
+            if text_terms else None
         layers: list[nn.Module] = []
         width = in_features + sum(dim for _, dim in embeddings) + (DEEP_DIM if text_terms else 0)
         for h in hidden:
@@ -71,13 +75,14 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, codes: torch.Tensor | None = None, terms: torch.Tensor | None = None,
-                weights: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, in) features, (N, E) category codes and the text columns' (N, L) term ids and weights -> (N, out)."""
+                weights: torch.Tensor | None = None, words: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, in) features, (N, E) category codes, the text columns' (N, L) term ids and weights and (with
+        --text-model transformer) their word ids -> (N, out)."""
         if len(self.embeddings):
             x = torch.cat([x, *(emb(codes[:, i]) for i, emb in enumerate(self.embeddings))], dim=1)
         if self.text is None:
             return self.layers(x)
-        deep, wide = self.text(terms, weights)
+        deep, wide = self.text(terms, weights, words)
         return self.layers(torch.cat([x, deep], dim=1)) + wide
 
     def param_groups(self, lr: float) -> list:
@@ -98,11 +103,13 @@ def default_dropout(task: str) -> float:
 
 
 def make_mlp(in_features: int, out_features: int, n_rows: int, cfg: ModelConfig, task: str = "binary",
-             embeddings: list[tuple[int, int]] | tuple[()] = (), text_terms: int = 0) -> MLP:
+             embeddings: list[tuple[int, int]] | tuple[()] = (), text_terms: int = 0,
+             text_words: list[int] | None = None) -> MLP:
     width = in_features + sum(dim for _, dim in embeddings) + (DEEP_DIM if text_terms else 0)
     hidden = tuple(cfg.hidden) if cfg.hidden else default_hidden(n_rows, width)
     dropout = default_dropout(task) if cfg.dropout is None else cfg.dropout
-    return MLP(in_features, hidden, out_features, cfg.activation, dropout, cfg.batchnorm, embeddings, text_terms)
+    return MLP(in_features, hidden, out_features, cfg.activation, dropout, cfg.batchnorm, embeddings, text_terms,
+               text_words)
 
 
 def init_weights(model: MLP, output_bias: torch.Tensor | None = None, generator: torch.Generator | None = None,

@@ -28,16 +28,18 @@ TABM_DROPOUT = 0.1  # TabM's default, for classes and regression: the members' m
 
 def make_table_model(cfg: ModelConfig, task: str, train_features: torch.Tensor, out_features: int, n_rows: int,
                      embeddings: list[tuple[int, int]] | tuple[()] = (), activation: str = "none",
-                     text_terms: int = 0, raw: list[int] | None = None) -> nn.Module:
+                     text_terms: int = 0, raw: list[int] | None = None,
+                     text_words: list[int] | None = None) -> nn.Module:
     """The network `cfg` asks for (auto: TabM) for features like `train_features` (the training rows, which
     the embeddings' bins are fitted on); `activation`: the head's output activation (sigmoid, softmax or
     none), which TabM's mean prediction needs; `text_terms`: the ids of the text columns' bags (0: none);
-    `raw`: the features TabM reads as they are (a pretrained encoder's), not through its numeric embeddings."""
+    `raw`: the features TabM reads as they are (a pretrained encoder's), not through its numeric embeddings;
+    `text_words`: (word ids, maximum length) of --text-model transformer's inputs."""
     in_features = train_features.shape[1]
     if cfg.model == "cnn":
         raise ConfigError("--model cnn builds a network for images; a table takes --model auto, tabm or mlp")
     if cfg.model == "mlp":
-        return make_mlp(in_features, out_features, n_rows, cfg, task, embeddings, text_terms)
+        return make_mlp(in_features, out_features, n_rows, cfg, task, embeddings, text_terms, text_words)
     width = in_features + sum(dim for _, dim in embeddings) + (DEEP_DIM if text_terms else 0)
     hidden = tuple(cfg.hidden) if cfg.hidden else tuple(
         max(TABM_MIN_WIDTH, w) for w in default_hidden(n_rows, width))  # its widths: multiples of 64 (M10)
@@ -45,7 +47,7 @@ def make_table_model(cfg: ModelConfig, task: str, train_features: torch.Tensor, 
     k = cfg.members if cfg.members is not None else DEFAULT_MEMBERS
     return TabM(in_features, hidden, out_features, activation, k=k, dropout=dropout,
                 bins=fit_bins(train_features[:, [i for i in range(in_features) if i not in set(raw or [])]]),
-                embeddings=embeddings, text_terms=text_terms, raw=raw)
+                embeddings=embeddings, text_terms=text_terms, raw=raw, text_words=text_words)
 
 
 def init_table_model(model: nn.Module, output_bias: torch.Tensor | None, distribution: str = "normal") -> None:

@@ -65,7 +65,8 @@ class TabM(nn.Module):
 
     def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int, activation: str = "none",
                  k: int = 8, dropout: float = 0.1, bins: list[list[float]] | None = None, d_embedding: int = 16,
-                 embeddings: list[tuple[int, int]] | tuple[()] = (), text_terms: int = 0, raw: list[int] | None = None):
+                 embeddings: list[tuple[int, int]] | tuple[()] = (), text_terms: int = 0, raw: list[int] | None = None,
+                 text_words: list[int] | None = None):
         import tabm
         from rtdl_num_embeddings import PiecewiseLinearEmbeddings
 
@@ -80,6 +81,8 @@ class TabM(nn.Module):
                      "embeddings": [list(e) for e in embeddings]}
         if text_terms:
             self.spec["text_terms"] = int(text_terms)
+        if text_words:
+            self.spec["text_words"] = [int(v) for v in text_words]
         # features read as they are, not through the piecewise-linear embeddings: a pretrained text encoder's
         # dimensions (hundreds of them, already a learned representation: 16 bins each would multiply the first
         # layer's width by 16, for a run 6x slower)
@@ -101,7 +104,8 @@ class TabM(nn.Module):
         self.embeddings = nn.ModuleList(nn.Embedding(n, dim) for n, dim in embeddings)
         chunks += [dim for _, dim in embeddings]
         # text columns: a wide path to every member's outputs and a deep path into the blocks (models/text.py)
-        self.text = TextBags(text_terms, out_features) if text_terms else None
+        self.text = TextBags(text_terms, out_features, words=tuple(text_words) if text_words else None) \
+            if text_terms else None
         chunks += [DEEP_DIM] if text_terms else []
         self.ensemble_view = tabm.EnsembleView(k=k)
         self.backbone = tabm.make_tabm_backbone(
@@ -110,7 +114,7 @@ class TabM(nn.Module):
         self.output = tabm.LinearEnsemble(hidden[0], out_features, k=k)
 
     def member_outputs(self, x: torch.Tensor, codes: torch.Tensor | None = None, terms: torch.Tensor | None = None,
-                       weights: torch.Tensor | None = None) -> torch.Tensor:
+                       weights: torch.Tensor | None = None, words: torch.Tensor | None = None) -> torch.Tensor:
         """(N, in) features, (N, E) category codes and the text columns' (N, L) term ids and weights -> (N, k,
         out): each member's raw output."""
         if self.num_embeddings is None:
@@ -122,7 +126,7 @@ class TabM(nn.Module):
         parts += [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]  # type: ignore[index]
         if self.text is None:
             return self.output(self.backbone(self.ensemble_view(torch.cat(parts, dim=1))))
-        deep, wide = self.text(terms, weights)  # type: ignore[arg-type]
+        deep, wide = self.text(terms, weights, words)  # type: ignore[arg-type]
         h = self.backbone(self.ensemble_view(torch.cat([*parts, deep], dim=1)))
         return self.output(h) + wide[:, None, :]
 
@@ -131,8 +135,8 @@ class TabM(nn.Module):
         return mean_prediction(outs, self.activation, dim=1)
 
     def forward(self, x: torch.Tensor, codes: torch.Tensor | None = None, terms: torch.Tensor | None = None,
-                weights: torch.Tensor | None = None) -> torch.Tensor:
-        return self.combine(self.member_outputs(x, codes, terms, weights))
+                weights: torch.Tensor | None = None, words: torch.Tensor | None = None) -> torch.Tensor:
+        return self.combine(self.member_outputs(x, codes, terms, weights, words))
 
     def param_groups(self, lr: float) -> list:
         return text_param_groups(self, self.text, lr)

@@ -102,7 +102,8 @@ def refuse_table_settings(dcfg: DataConfig, mcfg: ModelConfig, data: Any) -> Non
     defaults_d, defaults_m = DataConfig(), ModelConfig()
     table_only = ("categorical", "numeric", "drop", "text", "text_encoder", "max_tokens", "scaling", "neutral_label")
     given = [f"--{name.replace('_', '-')}" for name in table_only if getattr(dcfg, name) != getattr(defaults_d, name)]
-    given += [f"--{name.replace('_', '-')}" for name in ("members", "hidden", "activation", "batchnorm", "init", "loss")
+    given += [f"--{name.replace('_', '-')}" for name in ("members", "hidden", "activation", "batchnorm", "init", "loss",
+                                                          "text_model")
               if getattr(mcfg, name) != getattr(defaults_m, name)]
     if given:
         raise ConfigError(f"{', '.join(given)}: table settings, and '{data}' is images; leave them out (the CNN's "

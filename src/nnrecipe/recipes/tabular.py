@@ -27,7 +27,7 @@ from ..data.prepare import SPLITS, PreparedTable, model_inputs, prepare_table
 from ..data.schema import multilabel_frame, numeric_problems, target_columns
 from ..data.text.folder import is_text_folder, read_text_folder, text_folder
 from ..data.transforms import label_strings
-from ..errors import CheckpointError, DataError, did_you_mean_column, shorten
+from ..errors import CheckpointError, ConfigError, DataError, did_you_mean_column, shorten
 from ..io import atomic_write, write_json
 from ..models import load_model
 from ..models.tables import init_table_model, make_table_model
@@ -64,12 +64,20 @@ class TableRecipe(Recipe):
         """The table made ready (D8-D10, D13), and the task with its loss and rebalancing (D6, M1, M3)."""
         refuse_image_settings(dcfg, mcfg, "the DataFrame" if isinstance(data, pd.DataFrame) else f"'{data}'")
         prep, neutral = prepare_table(data, dcfg, tcfg.seed)
-        X = {k: prep.inputs(k) for k in SPLITS}  # each a tuple: features[, codes]
+        if mcfg.text_model == "transformer":  # the words in order: from the table as read (the bags lost it)
+            if not prep.pre.text_columns:
+                raise ConfigError("--text-model transformer reads text columns, and this table has none; leave it "
+                                  "out, or name a text column with --text COL")
+            frame = prep.frame if prep.frame is not None else _frame(data, _path(data), prep.content_key)
+            seq, prep.words = prep.pre.text_sequences(frame.loc[prep.rows])
+            prep.sequences = torch.from_numpy(seq)
+        X = {k: prep.inputs(k) for k in SPLITS}  # features[, codes[, term ids, term weights[, word ids]]]
         y = {k: prep.target(k) for k in SPLITS}
         task, head, unbalanced, balance = task_with_loss(prep.task, prep.classes, prep.target_scale, y, X, dcfg, mcfg,
                                                           tcfg.seed, tcfg.metric)
-        return Prepared(task, dcfg.target, X, y, {k: prep.data_rows(k) for k in SPLITS}, prep.classes, head, prep,
-                        prep.pre.feature_names, unbalanced, neutral, balance=balance)
+        prepared = Prepared(task, dcfg.target, X, y, {k: prep.data_rows(k) for k in SPLITS}, prep.classes, head,
+                            prep, prep.pre.feature_names, unbalanced, neutral, balance=balance)
+        return prepared
 
     def build(self, prepared: Prepared, mcfg: ModelConfig, seed: int, y_fit: torch.Tensor,
               deterministic: bool = False) -> nn.Module:
@@ -79,7 +87,7 @@ class TableRecipe(Recipe):
         seed_everything(seed, deterministic)
         model = make_table_model(mcfg, prep.task, prepared.inputs["train"][0], prepared.task.out_features,
                                  prep.counts["train"], prep.pre.embeddings, prepared.task.activation,
-                                 prep.pre.text_terms, prep.pre.raw_features)
+                                 prep.pre.text_terms, prep.pre.raw_features, prep.words)
         init_table_model(model, prepared.task.output_bias(y_fit), distribution=mcfg.init)
         return model
 
@@ -235,7 +243,7 @@ def doctor_table(data: str | os.PathLike | pd.DataFrame, target: str, *, data_co
                  checks: list[Any] | None = None) -> Diagnosis:
     """The doctor on the model `train_table` would train with these settings, without training it
     (`checks`: names of the doctor's checks, a subset of checks.doctor.CHECKS)."""
-    dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
+    data, dcfg = text_folder(data, dataclasses.replace(data_config or DataConfig(), target=target))
     mcfg, tcfg = model_config or ModelConfig(), train_config or TrainConfig()
     recipe = TableRecipe()
     prepared = recipe.prepare(data, dcfg, mcfg, tcfg)
@@ -243,7 +251,7 @@ def doctor_table(data: str | os.PathLike | pd.DataFrame, target: str, *, data_co
     return diagnose(model, prepared, tcfg, checks)
 
 
-def _inputs(pre: TablePreprocessor, df: pd.DataFrame) -> tuple[tuple[torch.Tensor, ...], dict[str, int],
+def _inputs(pre: TablePreprocessor, df: pd.DataFrame, words: bool = False) -> tuple[tuple[torch.Tensor, ...], dict[str, int],
                                                                  dict[str, dict[str, int]]]:
     """The model's inputs for `df` (prepare.model_inputs); the unseen-cell counts; and per text column the
     rows truncated at its maximum length, its word tokens and the unknown ones."""
@@ -251,6 +259,8 @@ def _inputs(pre: TablePreprocessor, df: pd.DataFrame) -> tuple[tuple[torch.Tenso
     text = pre.text_inputs(df)
     inputs = model_inputs(torch.from_numpy(features), torch.from_numpy(codes) if codes is not None else None,
                           *((torch.from_numpy(text[0]), torch.from_numpy(text[1])) if text else ()))
+    if words:  # --text-model transformer: the word ids too
+        inputs = (*inputs, torch.from_numpy(pre.text_sequences(df)[0]))
     return inputs, unknown, (text[2] if text else {})
 
 
@@ -317,7 +327,9 @@ def predict_frame(model: nn.Module, meta: dict[str, Any], df: pd.DataFrame, path
     problems = numeric_problems(df, numeric, path)
     if problems:
         raise DataError(f"file '{path}': " + "; ".join(problems) if path else "; ".join(problems))
-    inputs, unknown, text = _inputs(pre, df)
+    spec = getattr(model, "spec", {})
+    words = bool(spec.get("text_words") or any(m.get("text_words") for m in spec.get("members", [])))
+    inputs, unknown, text = _inputs(pre, df, words)
     for col, c in text.items():
         if c["truncated_rows"] or c["unknown_tokens"]:
             log.info("text column '%s': %d of %d rows longer than the %d tokens the model reads (cut there); %d of "

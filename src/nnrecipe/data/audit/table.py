@@ -195,7 +195,9 @@ def text_lengths(df: pd.DataFrame, cells: Cells) -> Verdict:
         stats["suggested_max_chars"] = int(np.ceil(stats["chars"][f"p{LENGTH_COVER}"]))
         out[col] = stats
     if not out:
-        return Verdict("D2", "text lengths", "pass", "no text columns", {}, "", source)
+        texts = "text" in cells.kinds.values()  # their lengths are in tokens: 'text lengths in tokens'
+        return Verdict("D2", "text lengths", "pass", "no string columns besides the text columns" if texts
+                       else "no text columns", {}, "", source)
     shown = "; ".join(f"'{shorten(c, 40)}' median {s['words']['p50']:.0f} words, "
                       f"max length {s['suggested_max_words']} words "
                       f"({s['suggested_max_chars']} characters) covers {LENGTH_COVER}% of rows"

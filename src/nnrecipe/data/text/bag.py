@@ -19,11 +19,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import logging
+
 import numpy as np
 import pandas as pd
 
+from ...errors import DataError
 from .lengths import _missing, _suggest, word_tokens
 from .vocab import TextVocabulary
+
+log = logging.getLogger("nnrecipe")
 
 
 def tokens(texts: Iterable[object]) -> list[list[str]]:
@@ -42,7 +47,15 @@ def fit_text_column(s: pd.Series, column: str, max_tokens: int | None = None) ->
     words = tokens(s)
     lengths = np.fromiter((len(w) for w in words), np.int64, len(words))
     limit = int(max_tokens) if max_tokens is not None else suggested_length(lengths)
-    vocab = TextVocabulary().fit([" ".join(w[:limit]) for w in words], column=column)
+    texts = [" ".join(w[:limit]) for w in words]
+    if not any(texts):
+        raise DataError(f"text column '{column}' has no word in any of its {len(texts)} training rows (empty, or only "
+                        f"punctuation and symbols); drop it (--drop {column}), or fill it in")
+    try:
+        vocab = TextVocabulary().fit(texts, column=column)
+    except DataError:  # no word in 2 training rows (a column filled in a few rows): every word it has
+        log.info("text column '%s': no word in 2 or more training rows; the vocabulary keeps words seen once", column)
+        vocab = TextVocabulary().fit(texts, column=column, min_df=1)
     return {"kind": "text", "max_length": limit, "suggested_max_length": suggested_length(lengths),
             "vocabulary": vocab.to_dict()}
 
@@ -78,6 +91,25 @@ class TextEncoder:
                            "unknown_tokens": sum(vocab.unknown_tokens(w) for w in words)}
         return _packed(np.concatenate(ids, axis=1), np.concatenate(weights, axis=1)) + (counts,)
 
+
+    def sequences(self, df: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
+        """--text-model transformer's input: each row's first max_length word tokens of every text column in
+        order, as ids (0 padding, 1 a word the vocabulary lacks, then column by column its words), (N, L) int64,
+        the real tokens first; and [ids, the longest row possible]."""
+        index: dict[tuple[int, str], int] = {}
+        for c, vocab in enumerate(self.vocabs):
+            start = 2 + len(index)
+            index.update({(c, t): start + i for i, t in enumerate(t for t in vocab.terms if " " not in t)})
+        rows = []
+        for values in zip(*(tokens(df[col]) for col in self.columns)):
+            row: list[int] = []
+            for c, (words, limit) in enumerate(zip(values, self.limits)):
+                row += [index.get((c, w), 1) for w in words[:limit]]
+            rows.append(row)
+        out = np.zeros((len(rows), max([len(r) for r in rows] + [1])), np.int64)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = r
+        return out, [2 + len(index), sum(self.limits)]
 
     def terms_read(self, ids: Any, weights: Any, top: int = 12) -> list[str]:
         """Each row's terms as the model reads them, heaviest first (at most `top`, then '...'): D14's

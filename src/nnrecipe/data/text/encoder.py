@@ -67,7 +67,9 @@ class Encoder:
     def fingerprint(self) -> str:
         """What identifies the weights for the cache: the config and the weight files' sizes and times."""
         h = hashlib.sha256((self.folder / "config.json").read_bytes())
-        for f in sorted(self.folder.glob("*.safetensors")) + sorted(self.folder.glob("*.bin")):
+        files = [f for pattern in ("*.safetensors", "*.bin", "tokenizer*", "vocab*", "*.model", "merges.txt",
+                                   "special_tokens_map.json") for f in sorted(self.folder.glob(pattern))]
+        for f in files:
             st = f.stat()
             h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
         return h.hexdigest()[:16]
@@ -204,7 +206,9 @@ def fit_encoders(columns: dict[str, dict[str, Any]], df: Any, train: np.ndarray,
             layer, scores = every.shape[1] - 1, {}
         chosen = every[:, layer]
         mean, std = chosen[train].mean(0), chosen[train].std(0)
-        spec["encoder"] = {"name": name, "fingerprint": encoder.fingerprint(), "layer": int(layer),
+        spec["encoder"] = {"name": name, "label": label(name), "fingerprint": encoder.fingerprint(),
+                           # a folder by its absolute path: predict may run from another directory
+                           **({} if name in KNOWN else {"path": str(encoder.folder)}), "layer": int(layer),
                            "max_length": limit, "dim": encoder.dim,
                            "probe": {str(k): v for k, v in scores.items()},
                            "mean": mean.astype(np.float32).tolist(),
@@ -220,7 +224,7 @@ def encoded(spec: dict[str, Any], values: Any, raw: np.ndarray | None = None) ->
     """The standardised embedding block of a text column (`spec`: its "encoder" entry), from `raw` (its
     layer's embeddings, when they were just computed) or by running the encoder on `values`."""
     if raw is None:
-        encoder = load_encoder(spec["name"])
+        encoder = load_encoder(spec.get("path") or spec["name"])
         if encoder.fingerprint() != spec.get("fingerprint", encoder.fingerprint()):
             log.warning("--text-encoder %s: the weights differ from those the model was trained with (fingerprint "
                         "%s, now %s); predictions use the weights installed now", spec["name"], spec["fingerprint"],
@@ -228,6 +232,12 @@ def encoded(spec: dict[str, Any], values: Any, raw: np.ndarray | None = None) ->
         raw = encoder.embed(as_texts(values), int(spec["max_length"]), [int(spec["layer"])])[:, 0]
     mean, std = np.asarray(spec["mean"], np.float32), np.asarray(spec["std"], np.float32)
     return (raw - mean) / std
+
+
+def label(name: str) -> str:
+    """The encoder's short name in feature names: a known name, or its folder's name (letters, digits, _)."""
+    short = name if name in KNOWN else Path(name).expanduser().resolve().name
+    return "".join(ch if ch.isalnum() else "_" for ch in short) or "encoder"
 
 
 def encoder_key(name: str | None) -> str | None:
