@@ -250,3 +250,35 @@ def test_swa_keeps_the_wide_paths_rate_in_proportion() -> None:
     two = torch.optim.Adam([{"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 1e-3},
                             {"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 1e-3 * WIDE_LR_FACTOR}])
     assert swa_rates(two, 5e-4) == pytest.approx([5e-4, 5e-4 * WIDE_LR_FACTOR])
+
+
+def test_bucketed_batches_hold_similar_lengths_and_replay_on_resume() -> None:
+    from nnrecipe.train.batching import TensorBatches
+
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 60, (1000,), generator=g)
+    ids = (torch.arange(60)[None, :] < lengths[:, None]).long()  # the real tokens first, then padding
+    rows = torch.arange(1000)
+    bucketed = TensorBatches((ids, rows), 32, True, torch.device("cpu"), bucket_by=0)
+    first = [b[1] for b in bucketed.epoch(seed=3, epoch=2)]
+    resumed = [b[1] for b in bucketed.epoch(seed=3, epoch=2, start=5)]
+    assert len(first) == len(bucketed) and sorted(torch.cat(first).tolist()) == list(range(1000))
+    assert len(resumed) == len(first) - 5 and all(torch.equal(a, b) for a, b in zip(first[5:], resumed))
+    plain = [b[1] for b in TensorBatches((ids, rows), 32, True, torch.device("cpu")).epoch(seed=3, epoch=2)]
+    padding = [sum(int((lengths[i].max() - lengths[i]).sum()) for i in order) for order in (first, plain)]
+    assert padding[0] * 5 < padding[1]  # measured 950 against 28,158 padded positions
+    single = TensorBatches((ids[:33], rows[:33]), 32, True, torch.device("cpu"), drop_last=True, bucket_by=0)
+    assert [len(b[1]) for b in single.epoch(seed=0, epoch=0)] == [32]  # the one-row batch left out
+
+
+def test_the_transformer_buckets_its_batches_when_padding_would_waste_most(tmp_path: Path) -> None:
+    from nnrecipe.recipes.tabular import TableRecipe
+
+    def prepared(frame: pd.DataFrame) -> int | None:
+        return TableRecipe().prepare(frame, DataConfig(target="label"), ModelConfig(text_model="transformer"),
+                                     TrainConfig(seed=0)).bucket_by
+
+    assert prepared(sentiment(300, long_every=3)) == 4  # (features, codes, term ids, weights, word ids)
+    even = sentiment(300)
+    even["review"] = [" ".join(t.split()[:6]) for t in even["review"]]  # every row 6 words: no padding to save
+    assert prepared(even) is None

@@ -76,6 +76,9 @@ class Prepared:
     step: Any = None
     # callbacks every training of the kind's model takes (a transfer model's GradualUnfreezing)
     callbacks: tuple[Callback, ...] = ()
+    # the position of an input of token ids whose training batches are bucketed by length (D2: chosen when
+    # per-batch padding would waste most of the compute); None: random batches
+    bucket_by: int | None = None
 
     def split(self, name: str) -> tuple[torch.Tensor, ...]:
         """A split's inputs and target, as the Trainer takes them."""
@@ -121,6 +124,9 @@ class Options:
     note: str = ""
     progress: bool = False
     callbacks: tuple[Callback, ...] = ()
+    # the position of an input of token ids whose training batches are bucketed by length (D2: chosen when
+    # per-batch padding would waste most of the compute); None: random batches
+    bucket_by: int | None = None
     lr_find: str = "off"  # off | on | confirm (T4)
     resume: str | os.PathLike | None = None  # a run folder to go on with (T8)
     strict: bool = False  # stop before training when a check fails
@@ -406,7 +412,8 @@ class Fit:
                                   *([ProgressBar()] if opts.progress else [])],
                        metrics=self.prepared.task.metrics(), train_metrics=True, task=self.prepared.task,
                        step=self.prepared.step, run_dir=self.run_dir if cv is None else cv.trainer_dir(k),
-                       record=False, resume="auto" if opts.resume is not None else False)
+                       record=False, resume="auto" if opts.resume is not None else False,
+                       bucket_by=self.prepared.bucket_by)
 
     def find_lr(self, confirm: bool) -> None:
         """T4: the range test on member 1's trainer; its candidate becomes the run's rate."""
@@ -468,6 +475,7 @@ class Fit:
                                          *([ProgressBar()] if self.opts.progress else [])],
                               metrics=self.prepared.task.metrics(), train_metrics=True, task=self.prepared.task,
                               step=self.prepared.step, run_dir=store.member_dir(1), record=False,
+                              bucket_by=self.prepared.bucket_by,
                               resume="auto" if self.opts.resume is not None else False)
             trainer.fit()
             second = store.record(1, second_model, trainer, time.perf_counter() - started)

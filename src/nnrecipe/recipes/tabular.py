@@ -76,7 +76,8 @@ class TableRecipe(Recipe):
         task, head, unbalanced, balance = task_with_loss(prep.task, prep.classes, prep.target_scale, y, X, dcfg, mcfg,
                                                           tcfg.seed, tcfg.metric)
         prepared = Prepared(task, dcfg.target, X, y, {k: prep.data_rows(k) for k in SPLITS}, prep.classes, head,
-                            prep, prep.pre.feature_names, unbalanced, neutral, balance=balance)
+                            prep, prep.pre.feature_names, unbalanced, neutral, balance=balance,
+                            bucket_by=bucketing(prep, tcfg.batch_size))
         return prepared
 
     def build(self, prepared: Prepared, mcfg: ModelConfig, seed: int, y_fit: torch.Tensor,
@@ -157,6 +158,21 @@ class TableRecipe(Recipe):
                  for kind, cols in by_kind.items()]
         lines += [f"dropped: {shorten(col, 80)} ({why})" for col, why in schema["dropped"].items()]
         return ["columns", *[f"  {line}" for line in lines]]
+
+
+def bucketing(prep: PreparedTable, batch_size: int | None) -> int | None:
+    """D2: the word-id input's position when --text-model transformer's training batches are bucketed by length,
+    which length_report chooses when per-batch padding would waste most of the compute; else None."""
+    if prep.sequences is None:
+        return None
+    from ..data.audit.run import text_batch_size
+    from ..data.text.lengths import length_report
+
+    lengths = (prep.sequences[prep._slice("train")] != 0).sum(1).numpy()
+    found = length_report(lengths, text_batch_size(prep, batch_size))
+    log.info("text batches: %s (padding %.0f%% per batch, %.0f%% bucketed)", found.batching,
+             100 * found.padding_per_batch, 100 * found.padding_bucketed)
+    return len(prep.inputs("train")) - 1 if found.batching == "bucketed" else None
 
 
 def task_with_loss(name: str, classes: list[str], target_scale: dict[str, float] | None,

@@ -23,6 +23,25 @@ from ..repro import epoch_generator, worker_init_fn
 from ..steps.batch import to_device
 
 RawBatch = Any  # a tuple of tensors or a dict of tensors, as the data holds them
+# bucketed batches: rows sorted by length within windows of this many batches of the epoch's seeded order, the
+# batches then shuffled (fastai's SortishSampler; Hugging Face's group_by_length takes 50 too)
+BUCKET_WINDOW = 50
+
+
+def sortish(perm: torch.Tensor, lengths: torch.Tensor, batch_size: int, generator: torch.Generator,
+            drop_last: bool = False) -> list[torch.Tensor]:
+    """The epoch's batches as index tensors: `perm` (a seeded order) cut into windows of BUCKET_WINDOW batches,
+    each window sorted by length (longest first), cut into batches, the batches shuffled by `generator`. Every
+    row once; the one short batch (n % batch_size rows) left out when `drop_last`."""
+    size = batch_size * BUCKET_WINDOW
+    batches: list[torch.Tensor] = []
+    for start in range(0, len(perm), size):
+        window = perm[start:start + size]
+        window = window[torch.argsort(lengths[window], descending=True, stable=True)]
+        batches += list(torch.split(window, batch_size))
+    if drop_last and batches and len(batches[-1]) < batch_size:
+        batches.pop()
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def _as_tensor(x: Any, name: str) -> torch.Tensor:
@@ -43,7 +62,8 @@ class TensorBatches:
     data was a dict of tensors; its batches are dicts)."""
 
     def __init__(self, tensors: Sequence[torch.Tensor], batch_size: int, shuffle: bool,
-                 device: torch.device, drop_last: bool = False, keys: Sequence[str] | None = None):
+                 device: torch.device, drop_last: bool = False, keys: Sequence[str] | None = None,
+                 bucket_by: int | None = None):
         n = {len(t) for t in tensors}
         if len(n) != 1:
             raise ConfigError(f"the data tensors have different lengths {sorted(n)}; they must have one row each per sample")
@@ -51,6 +71,8 @@ class TensorBatches:
         self.tensors = tuple(t.to(device) for t in tensors)
         self.keys = tuple(keys) if keys is not None else None
         self.batch_size, self.shuffle, self.device, self.drop_last = batch_size, shuffle, device, drop_last
+        # bucketed (`bucket_by`: the position of an input of token ids, 0 padding): each row's length
+        self.lengths = None if bucket_by is None else (tensors[bucket_by] != 0).sum(1).cpu()
 
     def __len__(self) -> int:
         return _batch_count(self.n, self.batch_size, self.drop_last)
@@ -67,7 +89,14 @@ class TensorBatches:
                 part = tuple(t[i * bs:(i + 1) * bs] for t in self.tensors)
                 yield part if keys is None else dict(zip(keys, part))
             return
-        perm = torch.randperm(self.n, generator=epoch_generator(seed, epoch)).to(self.device)
+        generator = epoch_generator(seed, epoch)
+        perm = torch.randperm(self.n, generator=generator)
+        if self.lengths is not None:  # batches of similar lengths, in a seeded order: resume replays it
+            for idx in sortish(perm, self.lengths, bs, generator, self.drop_last)[start:]:
+                part = tuple(t[idx.to(self.device)] for t in self.tensors)
+                yield part if keys is None else dict(zip(keys, part))
+            return
+        perm = perm.to(self.device)
         for i in range(start, len(self)):
             idx = perm[i * bs:(i + 1) * bs]
             part = tuple(t[idx] for t in self.tensors)
@@ -140,10 +169,12 @@ def n_rows(data: Any) -> int:
 
 
 def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
-                 name: str = "train_data", drop_single: bool = False) -> TensorBatches | LoaderBatches:
+                 name: str = "train_data", drop_single: bool = False,
+                 bucket_by: int | None = None) -> TensorBatches | LoaderBatches:
     """Accept (X, y) tensors or arrays, a bare X, a dict of tensors, a TensorDataset, any Dataset, or a
     DataLoader. `drop_single`: leave out an epoch's last batch when it would hold a single row (BatchNorm
-    cannot normalize one row in training mode); a user's own DataLoader is taken as it is."""
+    cannot normalize one row in training mode); a user's own DataLoader is taken as it is. `bucket_by`: the
+    position of an input of token ids (0 padding) whose rows are batched by similar length (`sortish`)."""
     if isinstance(data, TensorDataset):
         data = data.tensors
     if isinstance(data, (torch.Tensor, np.ndarray)):
@@ -163,5 +194,7 @@ def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device
     n = len(data[0]) if isinstance(data, list) else len(data)  # type: ignore[arg-type]
     single = drop_single and n % batch_size == 1
     if isinstance(data, list):
-        return TensorBatches(data, batch_size, shuffle, device, drop_last=single, keys=keys)
+        return TensorBatches(data, batch_size, shuffle, device, drop_last=single, keys=keys, bucket_by=bucket_by)
+    if bucket_by is not None:
+        raise ConfigError(f"bucket_by={bucket_by}: bucketed batches are drawn from tensors; pass {name} as tensors")
     return LoaderBatches(data, batch_size, shuffle, device, drop_last=single)

@@ -97,7 +97,8 @@ class Trainer(TrainerState):
                  metrics: Mapping[str, Metric | str] | Sequence[str] | None = None,
                  run_dir: str | Path | None = None, train_metrics: bool = False, *,
                  step: Step | FullStep | None = None, optimizer: Any = None, task: str | Task | None = None,
-                 resume: bool | str = False, record: bool = True, report: bool = True, note: str = ""):
+                 resume: bool | str = False, record: bool = True, report: bool = True, note: str = "",
+                 bucket_by: int | None = None):
         if resume not in (True, False, "auto"):
             raise ConfigError(f"resume={resume!r}; choose False (refuse a used run_dir), True or 'auto'")
         if isinstance(optimizer, str):
@@ -136,8 +137,9 @@ class Trainer(TrainerState):
         # one over, each epoch leaves out its last row (a different one each epoch, the order is shuffled)
         batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         self.train_data = train_data
+        # bucket_by: the position of an input of token ids (0 padding): training batches of similar lengths
         self.batches = make_batches(train_data, self.batch_size, shuffle=True, device=self.device,
-                                    drop_single=batchnorm)
+                                    drop_single=batchnorm, bucket_by=bucket_by)
         self.val_data = val_data
         self._val_batches = None if val_data is None else make_batches(
             val_data, max(self.batch_size, 1024), shuffle=False, device=self.device, name="val_data")
