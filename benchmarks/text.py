@@ -55,6 +55,27 @@ def mean_std(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.4f} +- {statistics.stdev(xs) if len(xs) > 1 else 0.0:.4f}"
 
 
+class Table:
+    """Test accuracy and seconds by row name over the seeds; a line per result, then the means."""
+
+    def __init__(self, names) -> None:
+        self.scores: dict[str, list[float]] = {k: [] for k in names}
+        self.seconds: dict[str, list[float]] = {k: [] for k in names}
+
+    def add(self, seed: int, name: str, result: float | str, spent: float) -> None:
+        print(f"seed {seed}: {name} {result if isinstance(result, str) else f'{result:.4f}'} ({spent:.1f} s)",
+              flush=True)
+        if not isinstance(result, str):  # a failure is printed, not averaged
+            self.scores[name].append(result)
+            self.seconds[name].append(spent)
+
+    def show(self, seeds: list[int]) -> None:
+        for name, scores in self.scores.items():
+            if scores:
+                print(f"{name}: test accuracy {mean_std(scores)}, {statistics.mean(self.seconds[name]):.1f} s a run "
+                      f"(seeds {seeds})")
+
+
 def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
     return order[:TRAIN], order[TRAIN:TRAIN + TEST]
@@ -105,8 +126,7 @@ def encoder_part(frame, seeds: list[int]) -> None:
 
     from nnrecipe.data.text.encoder import load_encoder
 
-    table: dict[str, list[float]] = {"minilm block 5 + logreg CV": [], "nnrecipe --text-encoder minilm": []}
-    seconds: dict[str, list[float]] = {k: [] for k in table}
+    table = Table(("minilm block 5 + logreg CV", "nnrecipe --text-encoder minilm"))
     encoder = load_encoder("minilm")
     with tempfile.TemporaryDirectory(prefix="nnrecipe-text-") as tmp:
         for seed in seeds:
@@ -119,25 +139,16 @@ def encoder_part(frame, seeds: list[int]) -> None:
                 warnings.simplefilter("ignore")
                 model = LogisticRegressionCV(Cs=8, cv=5, max_iter=3000).fit(a, frame["label"].iloc[train])
             accuracy = float(np.mean(model.predict(b) == frame["label"].iloc[test].to_numpy()))
-            for name, (result, spent) in (("minilm block 5 + logreg CV", (accuracy, time.perf_counter() - started)),
-                                          ("nnrecipe --text-encoder minilm",
-                                           recipe(frame, train, test, seed, Path(tmp), encoder="minilm"))):
-                print(f"seed {seed}: {name} {result if isinstance(result, str) else f'{result:.4f}'} ({spent:.1f} s)",
-                      flush=True)
-                if not isinstance(result, str):
-                    table[name].append(result)
-                    seconds[name].append(spent)
-    for name, scores in table.items():
-        if scores:
-            print(f"{name}: test accuracy {mean_std(scores)}, {statistics.mean(seconds[name]):.1f} s a run "
-                  f"(seeds {seeds})")
+            table.add(seed, "minilm block 5 + logreg CV", accuracy, time.perf_counter() - started)
+            table.add(seed, "nnrecipe --text-encoder minilm", *recipe(frame, train, test, seed, Path(tmp),
+                                                                     encoder="minilm"))
+    table.show(seeds)
 
 
 def mixed(frame, seeds: list[int]) -> None:
     """Text and a numeric column that both carry signal: nnrecipe on both, on each alone."""
     rows = {"text + score": (), "text alone": ("score",), "score alone": ("text",)}
-    table: dict[str, list[float]] = {k: [] for k in rows}
-    seconds: dict[str, list[float]] = {k: [] for k in rows}
+    table = Table(rows)
     with tempfile.TemporaryDirectory(prefix="nnrecipe-text-") as tmp:
         for seed in seeds:
             noisy = frame.copy()
@@ -145,16 +156,8 @@ def mixed(frame, seeds: list[int]) -> None:
             noisy["score"] = np.round(label + np.random.default_rng(1000 + seed).normal(0, 1.5, len(noisy)), 3)
             train, test = split(len(noisy), seed)
             for name, drop in rows.items():
-                result, spent = recipe(noisy, train, test, seed, Path(tmp), drop)
-                print(f"seed {seed}: {name} {result if isinstance(result, str) else f'{result:.4f}'} ({spent:.1f} s)",
-                      flush=True)
-                if not isinstance(result, str):
-                    table[name].append(result)
-                    seconds[name].append(spent)
-    for name, scores in table.items():
-        if scores:
-            print(f"{name}: test accuracy {mean_std(scores)}, {statistics.mean(seconds[name]):.1f} s a run "
-                  f"(seeds {seeds})")
+                table.add(seed, name, *recipe(noisy, train, test, seed, Path(tmp), drop))
+    table.show(seeds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,27 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("mixed", "encoder"):
         (mixed if args.part == "mixed" else encoder_part)(frame, args.seeds)
         return 0
-    table: dict[str, list[float]] = {"tfidf+logreg C=1": [], "tfidf+logreg CV": [], "nnrecipe": []}
-    seconds: dict[str, list[float]] = {k: [] for k in table}
+    table = Table(("tfidf+logreg C=1", "tfidf+logreg CV", "nnrecipe"))
     with tempfile.TemporaryDirectory(prefix="nnrecipe-text-") as tmp:
         for seed in args.seeds:
             train, test = split(len(frame), seed)
             for name, cv in (("tfidf+logreg C=1", False), ("tfidf+logreg CV", True)):
-                accuracy, spent = reference(frame, train, test, cv)
-                table[name].append(accuracy)
-                seconds[name].append(spent)
-                print(f"seed {seed}: {name} {accuracy:.4f} ({spent:.1f} s)", flush=True)
+                table.add(seed, name, *reference(frame, train, test, cv))
             if not args.no_recipe:
-                result, spent = recipe(frame, train, test, seed, Path(tmp))
-                print(f"seed {seed}: nnrecipe {result if isinstance(result, str) else f'{result:.4f}'} "
-                      f"({spent:.1f} s)", flush=True)
-                if not isinstance(result, str):
-                    table["nnrecipe"].append(result)
-                    seconds["nnrecipe"].append(spent)
-    for name, scores in table.items():
-        if scores:
-            print(f"{name}: test accuracy {mean_std(scores)}, {statistics.mean(seconds[name]):.1f} s a run "
-                  f"(seeds {args.seeds})")
+                table.add(seed, "nnrecipe", *recipe(frame, train, test, seed, Path(tmp)))
+    table.show(args.seeds)
     return 0
 
 
