@@ -45,7 +45,8 @@ class TextTransformer(nn.Module):
     """(N, L) word ids (0: padding, the real tokens first) -> (N, dim): learned token and position embeddings,
     TRANSFORMER_LAYERS pre-norm encoder layers (Vaswani et al. 2017; pre-norm as Xiong et al. 2020, which trains
     without a warm-up), mean-pooled over the real tokens. A small encoder trained from scratch, for text whose
-    word order matters; on short texts and a few thousand rows the bag (the default) is as good and faster."""
+    word order matters; on short texts and a few thousand rows the bag (the default) is better and faster
+    (benchmarks/text.py: 0.727 against 0.737, 126 s against 29 s a run)."""
 
     def __init__(self, n_ids: int, max_length: int, dim: int = DEEP_DIM):
         super().__init__()
