@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...checks.data_checks import ROWS_SHOWN, groups, row_keys
+from ...checks.data_checks import ROWS_SHOWN, DataView, conflicts, groups
 from ...checks.verdict import Verdict
 from ...errors import shorten
 from ..prepare import PreparedTable
@@ -123,10 +123,8 @@ def normalised_conflicts(frame: pd.DataFrame, cols: list[str], y: torch.Tensor, 
     if task == "regression" or not dup:
         return Verdict("D4", name, "pass", f"{dup} of {n} rows repeat another's text (after case and whitespace)"
                        + (" (regression: labels not judged)" if task == "regression" and dup else ""), ev, "", source)
-    labels = groups(row_keys((y,)))[0]
-    pairs = np.unique(group.astype(np.int64) * (int(labels.max()) + 1) + labels)
-    n_labels = np.bincount(pairs // (int(labels.max()) + 1), minlength=len(sizes))
-    bad = np.flatnonzero(n_labels[group] > 1)
+    # the doctor's D4 on one input, the normalised text's group: its rows under more than one label
+    bad = conflicts(DataView((torch.from_numpy(group.astype(np.int64))[:, None],), y, task, sampled=False))[1]
     ev.update(conflicting_rows=len(bad), first_rows=frame.index.to_numpy()[bad][:ROWS_SHOWN].tolist())
     if not len(bad):
         return Verdict("D4", name, "pass", f"{dup} of {n} rows repeat another's text (after case and whitespace), "

@@ -97,9 +97,9 @@ class TextEncoder:
         order, as ids (0 padding, 1 a word the vocabulary lacks, then column by column its words), (N, L) int64,
         the real tokens first; and [ids, the longest row possible]."""
         index: dict[tuple[int, str], int] = {}
-        for c, vocab in enumerate(self.vocabs):
-            start = 2 + len(index)
-            index.update({(c, t): start + i for i, t in enumerate(t for t in vocab.terms if " " not in t)})
+        for c, vocab in enumerate(self.vocabs):  # column c's word i (1..n) is id 1 + the ids before + i
+            start = 1 + len(index)
+            index.update({(c, w): start + i for w, i in vocab.words.items()})
         rows = []
         for values in zip(*(tokens(df[col]) for col in self.columns)):
             row: list[int] = []

@@ -182,6 +182,11 @@ class TextVocabulary:
         return len(self.terms)
 
     @property
+    def words(self) -> dict[str, int]:
+        """Each word (a unigram term) and its id, 1..n_unigrams in the vocabulary's order (0: unknown)."""
+        return self._unigram_index
+
+    @property
     def n_unigrams(self) -> int:
         return len(self._unigram_index)
 
