@@ -20,6 +20,16 @@ class Fits(Callback):
         self.fits += 1
 
 
+class EpochsRun(Callback):
+    """Counts the epochs this process trained."""
+
+    def __init__(self) -> None:
+        self.epochs = 0
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        self.epochs += 1
+
+
 class PlantedCurve(Fits):
     """Overwrites the validation accuracy with a scripted curve: a rising one (0.5 + 0.05 per epoch), and
     a flat bad one (0.1) in the trainings numbered in `bad` (1-based, in this process)."""
@@ -66,13 +76,18 @@ class WaitForWorkers(Callback):
 
 
 class InterruptAtFit(Fits):
-    """Raises KeyboardInterrupt (Ctrl-C) when this process starts its `fit`-th training."""
+    """Raises KeyboardInterrupt (Ctrl-C) when this process starts its `fit`-th training, or with
+    `at_end` when that training has run its last epoch (its checkpoint written, its results not yet)."""
 
-    def __init__(self, fit: int):
+    def __init__(self, fit: int, at_end: bool = False):
         super().__init__()
-        self.fit = fit
+        self.fit, self.at_end = fit, at_end
 
     def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
         super().on_fit_start(trainer, logs)
-        if self.fits == self.fit:
+        if self.fits == self.fit and not self.at_end:
+            raise KeyboardInterrupt
+
+    def on_fit_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        if self.fits == self.fit and self.at_end:
             raise KeyboardInterrupt

@@ -22,7 +22,7 @@ from nnrecipe.testing import small_table
 from nnrecipe.tune import PruningCallback, make_pruner, tune_table
 from nnrecipe.io import read_json
 
-from .scripted import InterruptAtFit, PlantedCurve, WaitForWorkers
+from .scripted import EpochsRun, InterruptAtFit, PlantedCurve, WaitForWorkers
 
 TESTS = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(epochs=4, device="cpu")
@@ -138,21 +138,30 @@ def test_a_killed_study_resumes_and_runs_the_trials_it_had_left(table, tmp_path:
 
 
 
-def test_an_interrupted_study_queues_the_trial_again_and_a_resume_runs_all_trials(table, tmp_path: Path):
-    # Ctrl-C in trial 1: the trial is lost, not failed, and its parameters are queued again
+@pytest.mark.parametrize("at_end", [False, True], ids=["at-the-start", "after-the-last-epoch"])
+def test_an_interrupted_study_queues_the_trial_again_and_a_resume_runs_all_trials(table, tmp_path: Path,
+                                                                                    at_end: bool):
+    # Ctrl-C in trial 1: the trial is lost, not failed, and its parameters are queued again; the retry goes
+    # on in the lost trial's folder (from its checkpoint after the last epoch: no epoch trained again)
     csv, space = table
     out = tmp_path / "studies"
     with pytest.raises(KeyboardInterrupt):
         tune_table(csv, "y", trials=4, space=space, pruner="none", out=out, study="ctrl-c", train_config=TINY,
-                   refit=False, callbacks=(InterruptAtFit(2),))
+                   refit=False, callbacks=(InterruptAtFit(2, at_end),))
+    epochs = EpochsRun()
     result = tune_table(csv, "y", trials=4, space=space, pruner="none", out=out, study="ctrl-c",
-                        train_config=TINY, refit=False)
+                        train_config=TINY, refit=False, callbacks=(epochs,))
     trials = _trials("ctrl-c", f"sqlite:///{(out / 'ctrl-c' / 'study.db').resolve()}")
     lost = trials[1]
     assert lost.state == TrialState.FAIL and lost.user_attrs["lost"] == "interrupted (KeyboardInterrupt)"
     retry = [t for t in trials if t.user_attrs.get("retry_of") == 1]
     assert len(retry) == 1 and retry[0].params == lost.params and retry[0].state == TrialState.COMPLETE
     assert result.counts == {"COMPLETE": 4, "FAIL": 1}
+    assert retry[0].user_attrs["run_dir"] == lost.user_attrs["run_dir"]
+    assert len(list((out / "ctrl-c" / "trials").iterdir())) == 4  # one folder per parameters
+    # the resumed study trained trials 2 and 3 (4 epochs each, no early stop in 4) and the retry: all of
+    # it when it was stopped at its start, none when its last epoch had been checkpointed
+    assert epochs.epochs == 2 * TINY.epochs + (0 if at_end else TINY.epochs)
 
 
 class _Trainer:

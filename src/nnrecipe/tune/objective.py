@@ -19,6 +19,30 @@ from .space import SearchSpace
 
 
 
+class RunFolder(Callback):
+    """Records the trial's run folder on the trial as its training starts: a worker killed later leaves
+    the trial RUNNING, and its retry goes on in that folder (T8) instead of training the same parameters
+    again in a new one."""
+
+    def __init__(self, trial: Any):
+        self.trial = trial
+
+    def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
+        if trainer.run_dir is not None:
+            self.trial.set_user_attr("run_dir", str(trainer.run_dir))
+
+
+def lost_run(trial: Any) -> Path | None:
+    """The run folder of the lost trial that `trial` retries, when that trial's training had begun there;
+    its checkpoint (or finished results) is where the retry goes on. None for a fresh trial."""
+    number = trial.user_attrs.get("retry_of")
+    if number is None:
+        return None
+    lost = next((t for t in trial.study.get_trials(deepcopy=False) if t.number == number), None)
+    folder = lost.user_attrs.get("run_dir") if lost is not None else None
+    return Path(folder) if folder and (Path(folder) / "config.json").is_file() else None
+
+
 class PruningCallback(Callback):
     """Reports the trial's metric after each epoch (optuna's intermediate values, step = epoch) and, when
     the pruner says the trial is behind, stops training by the trainer's flag (STYLE 2: no exception out
@@ -66,11 +90,15 @@ def run_trial(job: Job, trial: Any) -> float:
     pruning = PruningCallback(trial, job.metric)
     from ..recipes import train_table
 
+    # a retry of a trial whose worker was killed goes on from that trial's last checkpoint, in its folder
+    # (which holds its results when the kill came after they were written): one folder per parameters
+    resume = lost_run(trial)
     with quiet():
         run = train_table(job.data, job.target, out=job.out / "trials", data_config=job.data_config,
                           model_config=model_config, train_config=train_config,
-                          note=f"trial {trial.number} of the study in {job.out}",
-                          callbacks=[*job.callbacks, pruning],  # the job's first: they may edit the logs
+                          note=f"trial {trial.number} of the study in {job.out}", resume=resume,
+                          # the job's before the pruning: they may edit the logs
+                          callbacks=[RunFolder(trial), *job.callbacks, pruning],
                           # the doctor's short runs (C1, C3) cost a trial several times its training on small
                           # tables; the retrained best gets them (refit), and `nnrecipe doctor` checks a setup;
                           # the data audit, the same for every trial of one table, likewise
