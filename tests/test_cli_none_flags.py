@@ -24,6 +24,7 @@ RESOLVED = ("hidden", "dropout", "batch_size", "members", "lr")  # None: the rul
 # images' settings: on a table they are refused when set (test_image_settings_on_a_table_are_refused); `none`
 # leaves them unset, so a table run that a --config file gave one goes on
 SET.update(image_size=32, path_column="file", phi=1, backbone="runs/backbone")
+SET["teacher"] = "runs/teacher"  # T12: undone by --teacher none before any teacher is read
 
 
 def optional_settings() -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ from .checks.doctor import Diagnosis, doctor
 from .config import DataConfig, ModelConfig, TrainConfig
 from .errors import CheckpointError, ConfigError, DataError, NNRecipeError, TrainingError
 from .repro import seed_everything
-from .steps import Reconstruction, Step
+from .steps import Adversarial, Distillation, Reconstruction, Step
 from .train import Callback, EarlyStopping, ProgressBar, Trainer
 
 __version__ = "0.1.0"
@@ -25,7 +25,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'nnrecipe' has no attribute '{name}'")
 
 __all__ = [
-    "Audit", "Callback", "CheckpointError", "ConfigError", "DataConfig", "DataError", "Diagnosis", "EarlyStopping",
+    "Adversarial", "Distillation", "Audit", "Callback", "CheckpointError", "ConfigError", "DataConfig", "DataError", "Diagnosis", "EarlyStopping",
     "ModelConfig", "audit", "clean", "doctor", "doctor_table",
     "NNRecipeError", "ProgressBar", "Reconstruction", "Step", "TableRun", "TrainConfig", "Trainer", "TrainingError",
     "Verdict",

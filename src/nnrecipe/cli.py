@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import logging
 import sys
 import types
@@ -21,6 +22,9 @@ from .logs import quiet
 TABLE_FLAGS = ("task", "categorical", "numeric", "drop", "text", "text_encoder", "max_tokens", "scaling", "balance",
                "neutral_label", "val_fraction", "test_fraction", "split")
 DATA_FLAGS = (*TABLE_FLAGS, *IMAGE_DATA)  # train's: a table or images (doctor, audit, clean: tables only)
+# Subcommands in modules of their own (nnrecipe/commands/): each has HELP, DESCRIPTION, add_arguments(parser)
+# and run(args) -> int, and imports nothing heavy at module level (every command builds the whole parser).
+COMMANDS = {"prune": "nnrecipe.commands.prune", "batchsize": "nnrecipe.commands.batchsize"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -305,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--at", default=None, metavar="LAYER", help="the layer to cut at (a module name, as "
                        "model.named_modules() gives: stages.1); default: the embedding the head reads")
     embed.add_argument("--path-column", default=None, metavar="COL", help="given a CSV: its column of image paths")
+    for name, module in COMMANDS.items():  # the subcommands that live in a module of their own
+        command = importlib.import_module(module)
+        command.add_arguments(sub.add_parser(name, help=command.HELP, description=command.DESCRIPTION))
     return parser
 
 
@@ -684,6 +691,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_once(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
+        if args.command in COMMANDS:
+            return importlib.import_module(COMMANDS[args.command]).run(args)
         return {"train": cmd_train, "doctor": cmd_doctor, "audit": cmd_audit, "clean": cmd_clean,
                 "runs": cmd_runs, "compare": cmd_compare, "report": cmd_report, "export": cmd_export,
                 "tune": cmd_tune, "ablate": cmd_ablate, "cache": cmd_cache,

@@ -237,6 +237,22 @@ class TrainConfig:
                             "(docs/recipe.md: what it buys, what it costs); 'off' keeps the early-stopped network "
                             "alone; auto: on up to 100,000 training and validation rows, off for a T14 ensemble "
                             "(--cv-folds), which trains on every row already")
+    teacher: str | None = _f(None, "T12: a run folder (a --cv-folds ensemble's too) whose model teaches this one: "
+                                   "trained on the teacher's outputs softened at --distill-temperature and on the "
+                                   "labels (Hinton et al. 2015); the same table, target, data flags and --seed as the "
+                                   "teacher's run; the same model is also trained alone, for the report to compare",
+                             shown="none")
+    distill_temperature: float = _f(4.0, "T12: the temperature T that softens the teacher's and the student's outputs")
+    distill_alpha: float = _f(0.1, "T12: the labels' weight in the loss (the teacher's: 1 - alpha; Hinton et al.: "
+                                   "a considerably lower weight on the labels)")
+    adversarial: str = _f("off", "T13: off | fgm (Miyato et al. 2017: the numeric inputs and the embeddings of "
+                                 "categories and text) | pgd (Madry et al. 2018: the numeric inputs or pixels); "
+                                 "results.json gets the test metrics under FGSM and PGD attacks")
+    adv_epsilon: float = _f(0.1, "T13: the perturbation's radius in the model's input units (standard deviations of "
+                                 "a standardised column; the normalised pixel scale)")
+    adv_steps: int = _f(7, "T13: PGD's ascent steps in training (the evaluation takes 10)")
+    robustness: bool = _f(False, "T13: measure the test metrics under FGSM and PGD at --adv-epsilon without "
+                                 "adversarial training too (the baseline to compare with)")
     checkpoint_every: int = _f(0, "also checkpoint every k optimizer steps; 0: at each epoch's end only")
     seed: int = _f(0, "seeds python, numpy, torch, CUDA and the data order")
     deterministic: bool = _f(False, "force deterministic algorithms (slower on GPU)")
@@ -254,6 +270,20 @@ class TrainConfig:
             raise ConfigError(f"refit='on' does not go with cv_folds={self.cv_folds}: a T14 ensemble trains on the "
                               "training and validation rows already; pass --refit off (or auto), or --cv-folds 1")
         check_choice("stop_criterion", self.stop_criterion, ("patience", "gl", "pq"))
+        check_choice("adversarial", self.adversarial, ("off", "fgm", "pgd"))
+        if self.teacher is not None and self.adversarial != "off":
+            raise ConfigError(f"teacher={self.teacher!r} and adversarial={self.adversarial!r} are two training steps; "
+                              "choose one per run (distil first, then train the student adversarially from its run)")
+        if not (self.distill_temperature > 0 and math.isfinite(self.distill_temperature)):
+            raise ConfigError(f"distill_temperature={self.distill_temperature} is not allowed; choose T > 0 "
+                              "(Hinton et al.: 2-20)")
+        if not 0 <= self.distill_alpha <= 1:
+            raise ConfigError(f"distill_alpha={self.distill_alpha} is not allowed; choose the labels' weight in [0, 1]")
+        if not (self.adv_epsilon > 0 and math.isfinite(self.adv_epsilon)):
+            raise ConfigError(f"adv_epsilon={self.adv_epsilon} is not allowed; choose a radius > 0 (standardised "
+                              "columns: 0.05-0.3)")
+        if self.adv_steps < 1:
+            raise ConfigError(f"adv_steps={self.adv_steps} is not allowed; choose 1 or more (Madry et al.: 7-40)")
         if self.swa_start is not None and not 1 <= self.swa_start <= self.epochs:
             raise ConfigError(f"swa_start={self.swa_start} is not allowed; choose an epoch in 1..epochs ({self.epochs})")
         if self.epochs < 1:

@@ -150,15 +150,15 @@ def test_the_step_augments_by_batch_number_and_its_state_resumes_the_sequence():
     augment = Augment(PRESETS["glyphs"])
     batches = [Batch((_images(4, 1, 16, 16, seed=i),), torch.zeros(4, dtype=torch.long)) for i in range(5)]
     straight = Augmented(augment, seed=3)
-    seen = [straight.augmented(b).inputs[0] for b in batches]
+    seen = [straight.transform(b).inputs[0] for b in batches]
     assert straight.state_dict() == {"seen": 5}
     first = Augmented(augment, seed=3)
     for b in batches[:2]:
-        first.augmented(b)
+        first.transform(b)
     resumed = Augmented(augment, seed=3)
     resumed.load_state_dict(first.state_dict())
-    assert all(torch.equal(resumed.augmented(b).inputs[0], s) for b, s in zip(batches[2:], seen[2:]))
-    assert not torch.equal(Augmented(augment, seed=4).augmented(batches[0]).inputs[0], seen[0])
+    assert all(torch.equal(resumed.transform(b).inputs[0], s) for b, s in zip(batches[2:], seen[2:]))
+    assert not torch.equal(Augmented(augment, seed=4).transform(batches[0]).inputs[0], seen[0])
     # the augmentation's stream is not the one that orders an epoch (repro.epoch_generator)
     assert batch_generator(3, 0).initial_seed() != (3 * 1_000_003) % 2**63
 
@@ -200,7 +200,7 @@ def test_a_model_of_members_keeps_its_members_losses():
     model, x, y = Members(), _images(4, 1, 16, 16), torch.tensor([0, 1, 1, 0])
     step = Augmented(Augment(PRESETS["glyphs"]), seed=0, loss_fn=nn.CrossEntropyLoss())
     loss, _ = step.loss(model, Batch((x,), y))
-    again = Augmented(Augment(PRESETS["glyphs"]), seed=0).augmented(Batch((x,), y)).inputs[0]
+    again = Augmented(Augment(PRESETS["glyphs"]), seed=0).transform(Batch((x,), y)).inputs[0]
     outs = model.member_outputs(again)
     expected = nn.functional.cross_entropy(outs.reshape(-1, 2), y.repeat_interleave(3))
     assert torch.allclose(loss, expected)

@@ -31,6 +31,8 @@ def pictures(run_dir: Path, prepared: Prepared, frame: pd.DataFrame) -> None:
 
     prep = prepared.data
     step = prepared.step
+    while step is not None and not hasattr(step, "augment"):  # the augmentation under a T12/T13 step
+        step = getattr(step, "base", None)
     train = prepared.inputs["train"][0]  # the split is in file order (class by class): a seeded sample instead
     picked = torch.randperm(len(train), generator=torch.Generator().manual_seed(step.seed if step else 0))[:GRID]
     x, y = train[picked], prepared.targets["train"][picked]

@@ -44,6 +44,7 @@ from ..train.callbacks import Callback, PredictionWatch, ProgressBar
 from ..train.optim import make_optimizer, model_parameters
 from ..train.trainer import default_batch_size
 from .cross_fit import CrossFit, Member, MemberStore, member_curves, member_verdicts, resolve_folds
+from .techniques import distillation_record, robustness_record, technique_step, train_alone
 
 log = logging.getLogger("nnrecipe")
 
@@ -238,6 +239,9 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         task.metrics([tcfg.metric])  # a metric that does not apply to the task fails here, naming both
     model = recipe.build(prepared, mcfg, tcfg.seed, prepared.targets["train"], tcfg.deterministic)
     tcfg = model_rules(tcfg, model, len(prepared.rows["train"]))
+    # T12/T13: the step distils from a teacher or trains adversarially, on the kind of data's own batches
+    base_step = prepared.step
+    prepared = dataclasses.replace(prepared, step=technique_step(prepared, recipe.artifact(prepared), dcfg, tcfg))
     # T14: a cross-validation ensemble when asked for (a refit trains one model on every row)
     folds = resolve_folds(tcfg.cv_folds, len(prepared.rows["train"]) + len(prepared.rows["val"]), dcfg.split)
     tcfg = dataclasses.replace(tcfg, refit=resolve_refit(tcfg, folds, len(prepared.rows["train"])
@@ -316,9 +320,30 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     # -- evaluate: every metric of the task on the test rows (and per class)
     test_outputs = trainer.predict(prepared.split("test"), model=final)
     y_test = prepared.targets["test"]
-    test = trainer.score(test_outputs, y_test)
-    test = _finite({**test, **{k: fn(test_outputs, y_test) for k, fn in task.metrics(task.test_metrics).items()
-                               if k not in test}})
+
+    def scored(t: Trainer, outputs: torch.Tensor) -> dict[str, float]:
+        """Every metric of the task on the test rows, the loss first."""
+        found = t.score(outputs, y_test)
+        return _finite({**found, **{k: fn(outputs, y_test) for k, fn in task.metrics(task.test_metrics).items()
+                                    if k not in found}})
+
+    test = scored(trainer, test_outputs)
+    techniques: dict[str, Any] = {}
+    if tcfg.teacher is not None:  # T12's control: the same model trained without the teacher
+        def fit_of(p: Prepared, where: Path) -> Fit:
+            return Fit(recipe, p, recipe.build(p, mcfg, tcfg.seed, p.targets["train"], tcfg.deterministic), mcfg,
+                       tcfg, dataclasses.replace(opts, callbacks=(), progress=False), where, folds, refit,
+                       p.balance or "none")
+
+        def test_of(t: Trainer, m: nn.Module) -> dict[str, float]:
+            return scored(t, t.predict(prepared.split("test"), model=m))
+
+        techniques["distillation"] = distillation_record(
+            tcfg, test, train_alone(fit_of, prepared, base_step, run_dir, test_of))
+    if tcfg.adversarial != "off" or tcfg.robustness:
+        robust = robustness_record(trainer, final, prepared.split("test"), tcfg, task.loss())
+        if robust is not None:
+            techniques["robustness"] = robust
     alone = None  # R2 pair: the early-stopped network's own test score, beside the pair's
     if fit.pair is not None:
         alone = _finite(trainer.score(trainer.predict(prepared.split("test"), model=fit.members[0]), y_test))
@@ -353,6 +378,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     if alone is not None:  # best_epoch, best_value and epochs_run above are the early-stopped network's
         results["refit"] = {"epochs": members[1].epochs_run, "seconds": members[1].seconds,
                             "trained_on": ["train", "val"], "early_stopped_test": alone}
+    results.update(techniques)
     if fit.cv is not None:  # T14: best_epoch, best_value and epochs_run above are member 1's
         results["cv"] = {"folds": folds, "members": [m.summary() for m in members],
                          "out_of_fold": trainer.score(*held_out[:2])}  # type: ignore[index]
@@ -648,7 +674,8 @@ def last_lines(run: Run) -> str:
 def headline(run: Run) -> list[str]:
     """The run's first lines: what it trained on, the model, how it trained, the test metrics beside the
     simple baselines, per-class recall."""
-    from ..report.build import baselines_line, ensemble_line, recall_line, refit_line
+    from ..report.build import (baselines_line, distillation_line, ensemble_line, recall_line, refit_line,
+                                robustness_line)
 
     config, results = run.config, run.results
     name, value = run.metric
@@ -680,6 +707,10 @@ def headline(run: Run) -> list[str]:
         lines.insert(5, f"ensemble {ensemble_line(results['cv'])}")
     if results.get("refit"):
         lines.insert(5, f"final    {refit_line(results['refit'])}")
+    if results.get("distillation"):
+        lines.append(f"distil   {distillation_line(results['distillation'], name)}")
+    if results.get("robustness"):
+        lines.append(f"robust   {robustness_line(results['robustness'], name)}")
     if config["note"]:
         lines.insert(1, f"note     {config['note']}")
     return lines

@@ -37,6 +37,7 @@ from ..track.journal import label_counts
 from ..track.predictions import record_outputs
 from ..train.callbacks import Callback
 from .pipeline import Options, Prepared, Recipe, Run, diagnose, headline_metric, run
+from .techniques import technique_step
 
 log = logging.getLogger("nnrecipe")
 
@@ -264,6 +265,8 @@ def doctor_table(data: str | os.PathLike | pd.DataFrame, target: str, *, data_co
     recipe = TableRecipe()
     prepared = recipe.prepare(data, dcfg, mcfg, tcfg)
     model = recipe.build(prepared, mcfg, tcfg.seed, prepared.targets["train"], tcfg.deterministic)
+    if technique_step(prepared, recipe.artifact(prepared), dcfg, tcfg) is not prepared.step:  # a bad teacher fails
+        log.info("the checks run the supervised step; --teacher and --adversarial add their loss in training")
     return diagnose(model, prepared, tcfg, checks)
 
 

@@ -242,6 +242,34 @@ def refit_line(refit: dict[str, Any] | None) -> str:
             f"{refit.get('epochs')} epochs (R2); the early-stopped network alone on the test rows: {alone}")
 
 
+def _headline_name(task: str) -> str:
+    """The metric a run of `task` is judged by (tasks/: accuracy for classes, rmse for regression)."""
+    return "rmse" if task in ("regression", "reconstruction") else "accuracy"
+
+
+def distillation_line(record: dict[str, Any] | None, headline: str) -> str:
+    """T12 in words (results.json's `distillation`): the student beside its teacher and beside the same
+    model trained alone, on the test rows; '' for a run without a teacher."""
+    if not record:
+        return ""
+    value = {k: _fmt((record.get(k) or {}).get(headline)) for k in ("student", "teacher", "alone")}
+    return (f"{headline} {value['student']} as the student of {record.get('teacher_run')} (teacher {value['teacher']}; "
+            f"the same model trained alone {value['alone']}); temperature {_fmt(record.get('temperature'))}, "
+            f"labels' weight {_fmt(record.get('alpha'))}")
+
+
+def robustness_line(record: dict[str, Any] | None, headline: str) -> str:
+    """T13 in words (results.json's `robustness`): the headline metric clean and under FGSM and PGD; ''
+    when it was not measured."""
+    if not record:
+        return ""
+    trained = record.get("method_trained") or "off"
+    return (f"{headline} clean {_fmt((record.get('clean') or {}).get(headline))}, under FGSM "
+            f"{_fmt((record.get('fgsm') or {}).get(headline))}, under PGD ({record.get('pgd_steps')} steps) "
+            f"{_fmt((record.get('pgd') or {}).get(headline))}, at epsilon {_fmt(record.get('epsilon'))} on the "
+            f"continuous inputs; adversarial training: {trained}")
+
+
 def ensemble_line(cv: dict[str, Any] | None) -> str:
     """A cross-validation ensemble's members and out-of-fold scores, in words (T14); '' for one model."""
     if not cv:
@@ -366,6 +394,8 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
                 + (" (member 1's)" if results.get("cv") else "") if results.get("best_epoch") else "",
                 "ensemble": ensemble_line(results.get("cv")),
                 "final": refit_line(results.get("refit")),
+                "distillation": distillation_line(results.get("distillation"), _headline_name(task)),
+                "robustness": robustness_line(results.get("robustness"), _headline_name(task)),
                 "optimises": "{metric}: {why}".format(**config["optimises"]) if config.get("optimises") else ""},
         "headline": _headline(results),
         "verdicts": all_verdicts,

@@ -50,8 +50,18 @@ class Step:
         """What the loss compares the outputs with: the batch's target."""
         return batch.target
 
+    def transform(self, batch: Batch) -> Batch:
+        """The training batch as this step trains on it (augmented, say: data/image/augment.Augmented);
+        `loss` calls it once per batch, and a step built on another (distillation, adversarial training)
+        calls its base's. Validation and prediction never see it."""
+        return batch
+
     def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, Any]:
-        """The training loss of one batch, and the model's outputs (for the metrics). A model made of
+        """The training loss of one batch (after `transform`), and the model's outputs (for the metrics)."""
+        return self.supervised(model, self.transform(batch))
+
+    def supervised(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, Any]:
+        """The supervised loss of the batch as it is, and the model's outputs. A model made of
         members trained as separate models (TabM: `member_outputs` -> (N, k, out)) gets the mean of its
         members' losses, each member against the whole batch (Gorishniy et al. 2025: trained on the mean
         prediction instead, the members co-adapt and the ensemble's gain is lost); its outputs are the
@@ -156,6 +166,26 @@ def _same_loss(a: LossFn, b: LossFn) -> bool:
     buffers = [dict(m.named_buffers()) for m in (a, b)]  # type: ignore[union-attr]
     return settings[0] == settings[1] and buffers[0].keys() == buffers[1].keys() and all(
         torch.equal(buffers[0][k].cpu(), buffers[1][k].cpu()) for k in buffers[0])
+
+
+class Built(Step):
+    """A step built on another (`base`, e.g. the image augmentation): the base transforms each training
+    batch and keeps its state (checkpointed with the wrapper's); the wrapper's `loss` says what is trained
+    on that batch. Without a base, a plain supervised step."""
+
+    def __init__(self, base: Step | None = None, loss_fn: LossFn | None = None):
+        super().__init__(loss_fn)
+        self.base = base
+
+    def transform(self, batch: Batch) -> Batch:
+        return batch if self.base is None else self.base.transform(batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.base.state_dict() if self.base is not None and hasattr(self.base, "state_dict") else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.base is not None and hasattr(self.base, "load_state_dict"):
+            self.base.load_state_dict(state)
 
 
 class Reconstruction(Step):

@@ -337,14 +337,14 @@ class Augmented(Step):
     """The supervised step on an augmented batch: the first input (the images; a dict batch's first
     entry) augmented with the generator of (seed, the number of batches this step has augmented), then
     the parent step's loss, members' losses for a TabM-like model included. state_dict() holds that count,
-    so the Trainer's checkpoint resumes the same augmentations bit for bit. Only `loss` augments:
+    so the Trainer's checkpoint resumes the same augmentations bit for bit. Only `loss` augments (by transform):
     validation and prediction call the model on the images as they are."""
 
     def __init__(self, augment: Augment, seed: int, loss_fn: LossFn | None = None):
         super().__init__(loss_fn)
         self.augment, self.seed, self.seen = augment, int(seed), 0
 
-    def augmented(self, batch: Any) -> Batch:
+    def transform(self, batch: Any) -> Batch:
         """The batch with its images augmented; counts the batch."""
         batch = as_batch(batch)
         g = batch_generator(self.seed, self.seen)
@@ -354,9 +354,6 @@ class Augmented(Step):
             key = next(iter(inputs))
             return batch._replace(inputs={**inputs, key: self.augment(inputs[key], g)})
         return batch._replace(inputs=(self.augment(inputs[0], g), *inputs[1:]))
-
-    def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, Any]:
-        return super().loss(model, self.augmented(batch))
 
     def state_dict(self) -> dict[str, int]:
         return {"seen": self.seen}

@@ -1,0 +1,134 @@
+"""The techniques a run adds to its training step, and what they leave in results.json:
+- T12 distillation (--teacher RUN): the student's step reads the teacher run's model (steps/distill.py);
+  the run also trains the same model alone, so the report sets the student beside the teacher and beside
+  itself without the teacher.
+- T13 adversarial training (--adversarial fgm|pgd, steps/adversarial.py) and the robustness it buys: the
+  test metrics under FGSM and PGD at --adv-epsilon (also without adversarial training, --robustness).
+Both build on the kind of data's own step (an image run's augmentation), as its `base`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import DataConfig, TrainConfig
+from ..errors import ConfigError
+from ..io import read_json_or_none
+
+log = logging.getLogger(__name__)
+
+# the continuous input an attack perturbs: a table's standardised columns, an image run's pixels (each
+# recipe's inputs start with it; codes, term ids and text weights follow in a table's)
+CONTINUOUS = (0,)
+# data settings that change nothing of what the model reads (the teacher may have trained with others)
+TEACHER_FREE = ("augment",)
+
+
+def technique_step(prepared: Any, artifact: dict[str, Any], dcfg: DataConfig, tcfg: TrainConfig) -> Any:
+    """The run's training step: the kind of data's own (prepared.step), or a Distillation or an
+    Adversarial built on it when --teacher or --adversarial asks; refuses a teacher that reads the data
+    differently (its preprocessing, classes or split)."""
+    base = prepared.step
+    if tcfg.teacher is not None:
+        from ..steps import Distillation
+
+        teacher = load_teacher(tcfg.teacher, prepared, artifact, dcfg, tcfg.seed)
+        return Distillation(teacher, tcfg.distill_temperature, tcfg.distill_alpha, base=base)
+    if tcfg.adversarial != "off":
+        from ..steps import Adversarial
+
+        if tcfg.adversarial == "pgd" and not _width(prepared):
+            raise ConfigError("--adversarial pgd perturbs continuous inputs, and this data has none (no numeric "
+                              "column): use --adversarial fgm, which perturbs the embeddings of categories and text")
+        return Adversarial(tcfg.adversarial, tcfg.adv_epsilon, tcfg.adv_steps, which=CONTINUOUS, base=base)
+    return base
+
+
+def _width(prepared: Any) -> int:
+    x = prepared.inputs["train"][CONTINUOUS[0]]
+    return int(x[0].numel()) if len(x) and torch.is_floating_point(x) else 0
+
+
+def load_teacher(run: str, prepared: Any, artifact: dict[str, Any], dcfg: DataConfig, seed: int) -> nn.Module:
+    """The teacher run's model, checked to read this run's inputs as this run does: the same task, target
+    and classes, the same preprocessing (fitted on the same training rows), and the same split (its data
+    settings and seed), so that no test row of this run was a training row of the teacher."""
+    from ..models.artifact import load_model
+
+    where = f"--teacher {run}"
+    model, meta = load_model(run)
+    config = read_json_or_none(Path(run) / "config.json") or {}
+    problems = []
+    for key, mine in (("task", prepared.task.name), ("target", prepared.target), ("classes", prepared.classes),
+                      ("target_scale", prepared.task.target_scale)):
+        if _plain(meta.get(key)) != _plain(mine):
+            problems.append(f"its {key} is {meta.get(key)!r}, this run's {mine!r}")
+    for key, mine in artifact.items():
+        if _plain(meta.get(key)) != _plain(mine):
+            problems.append(f"its '{key}' (the data as the model reads it) differs from this run's")
+    if _plain(config.get("data")) != _plain(dataclasses.asdict(dcfg)) or (config.get("train") or {}).get("seed") != seed:
+        problems.append("its data settings or --seed differ from this run's (the split must be the same: a "
+                        "teacher must not have trained on this run's test rows)")
+    if problems:
+        raise ConfigError(f"{where}: the teacher does not read this run's data as this run does: "
+                          f"{'; '.join(problems)}; train the student on the same table with the teacher's data flags "
+                          "and --seed (its config.json lists them)")
+    log.info("T12: distilling from %s (%s)", run, meta.get("model"))
+    return model
+
+
+def _plain(value: Any) -> Any:
+    """JSON's view of a value (tuples as lists) without the settings a teacher may differ in, for comparing
+    a run's record with this run's settings."""
+    def free(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: free(x) for k, x in v.items() if k not in TEACHER_FREE}
+        return [free(x) for x in v] if isinstance(v, list) else v
+
+    return free(json.loads(json.dumps(value, default=str)))
+
+
+def train_alone(fit_of: Any, prepared: Any, base: Any, run_dir: Path, test_of: Any) -> dict[str, Any]:
+    """T12's control: the same model, seed and settings trained without the teacher (in run_dir/alone,
+    resumable there), its test metrics and seconds. `fit_of(prepared, run_dir)` builds the run's Fit;
+    `test_of(trainer, model)` scores a model on the test rows."""
+    started = time.perf_counter()
+    alone_dir = run_dir / "alone"
+    alone_dir.mkdir(exist_ok=True)
+    fit = fit_of(dataclasses.replace(prepared, step=base), alone_dir)
+    final, *_ = fit.train()
+    return {"test": test_of(fit.trainer, final), "seconds": round(time.perf_counter() - started, 2)}
+
+
+def distillation_record(tcfg: TrainConfig, student: dict[str, float], alone: dict[str, Any]) -> dict[str, Any]:
+    """results.json's "distillation": the teacher's test metrics (from its own results.json: the same test
+    rows), the student's and the same model's trained alone."""
+    teacher = (read_json_or_none(Path(str(tcfg.teacher)) / "results.json") or {}).get("test") or {}
+    return {"teacher_run": str(Path(str(tcfg.teacher)).resolve()), "temperature": tcfg.distill_temperature,
+            "alpha": tcfg.distill_alpha, "teacher": teacher, "student": student, "alone": alone["test"],
+            "alone_seconds": alone["seconds"]}
+
+
+def robustness_record(trainer: Any, model: nn.Module, split: tuple[torch.Tensor, ...], tcfg: TrainConfig,
+                      loss_fn: nn.Module) -> dict[str, Any] | None:
+    """results.json's "robustness": the test metrics clean and under FGSM and PGD (10 steps) at
+    --adv-epsilon on the continuous inputs; None when the data has none."""
+    from ..steps import robustness
+
+    if not split[CONTINUOUS[0]][0].numel():
+        log.info("T13: no continuous input to attack; robustness not measured")
+        return None
+    started = time.perf_counter()
+    batches = [tuple(t[i:i + 512].to(trainer.device) for t in split) for i in range(0, len(split[-1]), 512)]
+    result = robustness(model.to(trainer.device), batches, trainer.score, loss_fn.to(trainer.device),
+                        tcfg.adv_epsilon, which=CONTINUOUS, seed=tcfg.seed)
+    result["method_trained"] = tcfg.adversarial
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result

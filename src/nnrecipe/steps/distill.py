@@ -1,0 +1,124 @@
+"""T12, knowledge distillation: a student trained on a frozen teacher's softened outputs and the labels
+(Hinton, Vinyals & Dean 2015, "Distilling the Knowledge in a Neural Network").
+
+The loss is `alpha * hard + (1 - alpha) * T^2 * soft`: `hard` the task's own loss against the labels,
+`soft` the divergence between the teacher's and the student's outputs both softened at temperature T,
+scaled by T^2 because the soft targets' gradients scale as 1/T^2 (Hinton et al., section 2: so the two
+terms keep their relative weight when T changes). Hinton et al. found a considerably lower weight on the
+hard term best; Keras's Distiller example uses alpha 0.1 too. Softening by the task's output activation:
+- softmax (classes): KL(softmax(t/T) || softmax(s/T));
+- sigmoid (two classes as one logit, or several labels): the binary cross-entropy between sigmoid(t/T) and
+  sigmoid(s/T), less the teacher's own entropy (a KL, 0 when they agree);
+- none (regression): the squared difference with the teacher's prediction (Hinton's high-temperature limit:
+  matching logits), T unused.
+The teacher runs under no_grad, in eval mode, unwrapped from DistributedDataParallel, on the student's
+device, on the same batch the student sees (augmented inputs included: the teacher labels exactly the
+image the student is shown). A teacher made of members (a T14 ensemble) gives its averaged prediction.
+Validation and the checks' losses stay the plain task loss (Step.compute_loss)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .batch import Batch, call_model, main_output
+from .step import Built, LossFn, Step
+
+SOFTENINGS = ("softmax", "sigmoid", "none")
+
+
+def softening_of(loss_fn: Any) -> str:
+    """How the task's outputs are softened, from its loss: softmax for a cross-entropy, sigmoid for a binary
+    cross-entropy on logits, none (regression) for the rest."""
+    if isinstance(loss_fn, nn.CrossEntropyLoss | nn.NLLLoss):
+        return "softmax"
+    if isinstance(loss_fn, nn.BCEWithLogitsLoss):
+        return "sigmoid"
+    return "none"
+
+
+def soft_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, softening: str) -> torch.Tensor:
+    """The mean per-row divergence of the student's outputs from the teacher's, both softened at
+    `temperature` (see the module's docstring), times T^2; in float32."""
+    s, t = student.float(), teacher.float()
+    if softening == "none":
+        return F.mse_loss(s, t)
+    temp = float(temperature)
+    if softening == "softmax":
+        log_p = F.log_softmax(s / temp, dim=-1)
+        q = F.log_softmax(t / temp, dim=-1)
+        per_row = F.kl_div(log_p, q, log_target=True, reduction="none").sum(-1)
+    else:  # sigmoid: each output a binary distribution
+        q = torch.sigmoid(t / temp)
+        per_row = (F.binary_cross_entropy_with_logits(s / temp, q, reduction="none")
+                   - F.binary_cross_entropy_with_logits(t / temp, q, reduction="none"))
+        per_row = per_row.reshape(len(per_row), -1).sum(-1)
+    return per_row.mean() * temp * temp
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel (or DataParallel) wrapper: a frozen teacher needs no
+    gradient synchronisation."""
+    return getattr(model, "module", model) if isinstance(
+        model, nn.parallel.DistributedDataParallel | nn.DataParallel) else model
+
+
+class Distillation(Built):
+    """The student's loss: alpha * the task's loss + (1 - alpha) * T^2 * the softened divergence from a
+    frozen `teacher` (Hinton et al. 2015). `teacher`: any module taking the student's inputs (its
+    parameters are frozen here, in place: it is the caller's to share, not to train). `softening`:
+    softmax | sigmoid | none; default from the loss (softening_of). `base`: the step whose batches it
+    trains on (an image run's augmentation: the teacher labels the augmented images)."""
+
+    def __init__(self, teacher: nn.Module, temperature: float = 4.0, alpha: float = 0.1,
+                 loss_fn: LossFn | None = None, softening: str | None = None, base: Step | None = None):
+        super().__init__(base, loss_fn)
+        if not (temperature > 0):
+            raise ConfigError(f"distillation temperature={temperature} is not allowed; choose a temperature > 0 "
+                              "(Hinton et al.: 2-20; 1 leaves the teacher's outputs as they are)")
+        if not 0 <= alpha <= 1:
+            raise ConfigError(f"distillation alpha={alpha} is not allowed; choose the weight of the labels' loss "
+                              "in [0, 1] (0: the teacher alone, 1: the labels alone)")
+        if softening is not None and softening not in SOFTENINGS:
+            raise ConfigError(f"softening={softening!r} is not allowed; choose one of {', '.join(SOFTENINGS)}")
+        self.teacher = unwrap(teacher).eval().requires_grad_(False)
+        self.temperature, self.alpha, self.softening = float(temperature), float(alpha), softening
+
+    def teacher_outputs(self, batch: Batch, device: torch.device) -> torch.Tensor:
+        """The teacher's main output for the batch, without gradient, in eval mode, on `device`."""
+        teacher = self.teacher
+        if next(teacher.parameters(), torch.empty(0)).device != device:
+            teacher.to(device)
+        teacher.eval()  # a caller's .train() on a model that holds it must not wake its dropout
+        with torch.no_grad():
+            return main_output(call_model(teacher, batch.inputs)).detach().float()
+
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, Any]:
+        batch = self.transform(batch)
+        device = next(model.parameters()).device
+        teacher = self.teacher_outputs(batch, device)
+        target, weight = self.target(batch), batch.weight
+        members = getattr(model, "member_outputs", None)
+        if members is not None and not isinstance(batch.inputs, dict):
+            # each member of a TabM-like student against the whole batch, as Step.loss trains them
+            outs = members(*batch.inputs)
+            n, k = outs.shape[:2]
+            student = outs.reshape(n * k, *outs.shape[2:])
+            teacher = teacher.repeat_interleave(k, dim=0)
+            target = None if target is None else target.repeat_interleave(k, dim=0)
+            weight = None if weight is None else weight.reshape(-1).repeat_interleave(k)
+            outputs = model.combine(outs.detach())
+        else:
+            outputs = self.forward(model, batch)
+            student = main_output(outputs)
+        if student.shape != teacher.shape:
+            raise ConfigError(f"the teacher's outputs have shape {tuple(teacher.shape)}, the student's "
+                              f"{tuple(student.shape)}: distil between models of one task with the same classes")
+        softening = self.softening or softening_of(self.loss_fn)
+        hard = self.compute_loss(student, target, weight) if self.alpha > 0 else student.new_zeros(())
+        soft = soft_loss(student, teacher, self.temperature, softening)
+        return self.alpha * hard + (1 - self.alpha) * soft, outputs
