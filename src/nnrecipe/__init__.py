@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 _LAZY = {"TableRun": "recipes", "doctor_table": "recipes", "predict_table": "recipes", "train_table": "recipes",
          "train_images": "recipes.images", "predict_images": "recipes.images",
          "save_backbone": "recipes.transfer", "embed_images": "recipes.transfer", "cut": "models.transfer",
-         "Audit": "data.audit", "audit": "data.audit", "clean": "data.audit", "tune_table": "tune", "ablate": "tune"}
+         "Audit": "data.audit", "audit": "data.audit", "clean": "data.audit", "tune_table": "tune", "ablate": "tune",
+         "prune_run": "recipes.prune"}
 
 
 def __getattr__(name: str) -> object:
@@ -29,7 +30,7 @@ __all__ = [
     "ModelConfig", "audit", "clean", "doctor", "doctor_table",
     "NNRecipeError", "ProgressBar", "Reconstruction", "Step", "TableRun", "TrainConfig", "Trainer", "TrainingError",
     "Verdict",
-    "ablate", "check_init_loss", "check_overfit_batch", "cut", "embed_images", "predict_images", "predict_table",
+    "ablate", "check_init_loss", "prune_run", "check_overfit_batch", "cut", "embed_images", "predict_images", "predict_table",
     "save_backbone", "seed_everything",
     "train_images", "train_table",
     "tune_table",

@@ -322,10 +322,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     y_test = prepared.targets["test"]
 
     def scored(t: Trainer, outputs: torch.Tensor) -> dict[str, float]:
-        """Every metric of the task on the test rows, the loss first."""
-        found = t.score(outputs, y_test)
-        return _finite({**found, **{k: fn(outputs, y_test) for k, fn in task.metrics(task.test_metrics).items()
-                                    if k not in found}})
+        return test_metrics(t, task, outputs, y_test)
 
     test = scored(trainer, test_outputs)
     techniques: dict[str, Any] = {}
@@ -737,6 +734,13 @@ def _layout_name(spec: dict[str, Any]) -> str:
 
 def _fresh(given: Sequence[Callback]) -> list[Callback]:
     return [copy.deepcopy(c) if hasattr(c, "state_dict") else c for c in given]
+
+
+def test_metrics(trainer: Trainer, task: Task, outputs: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Every metric of the task on the test rows, the loss first, as results.json's `test` holds them."""
+    found = trainer.score(outputs, y)
+    return _finite({**found, **{k: fn(outputs, y) for k, fn in task.metrics(task.test_metrics).items()
+                                if k not in found}})
 
 
 def _finite(values: dict[str, float]) -> dict[str, float | None]:
