@@ -111,6 +111,11 @@ def test_adversarial_training_records_the_metrics_under_attack(tmp_path: Path) -
     assert robust["fgsm"]["loss"] > robust["clean"]["loss"]  # the attack found a worse point for every model
     assert "robustness (T13)</dt>" in (run.run_dir / "report.html").read_text()
     assert run.verdicts.by_id("C1")  # the doctor's checks still ran on the adversarial step
+    # T17 in every run: the verdict on the batch size, and its measurement in results.json
+    (batch,) = run.verdicts.by_id("T17")
+    measured = run.results["batch_size"]
+    assert batch.status in ("pass", "warn") and measured["recommended"] in measured["batch_sizes"]
+    assert all(r > 0 for r in measured["samples_per_s"]) and measured["noise_scale"] > 0
     plain = train_table(frame, "y", out=tmp_path, train_config=TrainConfig(epochs=8, patience=None, refit="off",
                                                                            robustness=True), report=False)
     assert plain.results["robustness"]["method_trained"] == "off"

@@ -15,7 +15,7 @@ _LAZY = {"TableRun": "recipes", "doctor_table": "recipes", "predict_table": "rec
          "train_images": "recipes.images", "predict_images": "recipes.images",
          "save_backbone": "recipes.transfer", "embed_images": "recipes.transfer", "cut": "models.transfer",
          "Audit": "data.audit", "audit": "data.audit", "clean": "data.audit", "tune_table": "tune", "ablate": "tune",
-         "prune_run": "recipes.prune"}
+         "prune_run": "recipes.prune", "batch_sizes_table": "recipes.tabular"}
 
 
 def __getattr__(name: str) -> object:
@@ -26,12 +26,10 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'nnrecipe' has no attribute '{name}'")
 
 __all__ = [
-    "Adversarial", "Distillation", "Audit", "Callback", "CheckpointError", "ConfigError", "DataConfig", "DataError", "Diagnosis", "EarlyStopping",
-    "ModelConfig", "audit", "clean", "doctor", "doctor_table",
-    "NNRecipeError", "ProgressBar", "Reconstruction", "Step", "TableRun", "TrainConfig", "Trainer", "TrainingError",
-    "Verdict",
-    "ablate", "check_init_loss", "prune_run", "check_overfit_batch", "cut", "embed_images", "predict_images", "predict_table",
-    "save_backbone", "seed_everything",
-    "train_images", "train_table",
-    "tune_table",
+    "Adversarial", "Audit", "Callback", "CheckpointError", "ConfigError", "DataConfig", "DataError",
+    "Diagnosis", "Distillation", "EarlyStopping", "ModelConfig", "NNRecipeError", "ProgressBar",
+    "Reconstruction", "Step", "TableRun", "TrainConfig", "Trainer", "TrainingError", "Verdict", "ablate",
+    "audit", "batch_sizes_table", "check_init_loss", "check_overfit_batch", "clean", "cut", "doctor",
+    "doctor_table", "embed_images", "predict_images", "predict_table", "prune_run", "save_backbone",
+    "seed_everything", "train_images", "train_table", "tune_table",
 ]

@@ -20,7 +20,7 @@ from .logs import quiet
 
 # Flags that the train command takes from each config dataclass (the rest keep their defaults).
 TABLE_FLAGS = ("task", "categorical", "numeric", "drop", "text", "text_encoder", "max_tokens", "scaling", "balance",
-               "neutral_label", "val_fraction", "test_fraction", "split")
+               "neutral_label", "val_fraction", "test_fraction", "split", "surrogate", "surrogate_test")
 DATA_FLAGS = (*TABLE_FLAGS, *IMAGE_DATA)  # train's: a table or images (doctor, audit, clean: tables only)
 # Subcommands in modules of their own (nnrecipe/commands/): each has HELP, DESCRIPTION, add_arguments(parser)
 # and run(args) -> int, and imports nothing heavy at module level (every command builds the whole parser).

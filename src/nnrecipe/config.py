@@ -60,6 +60,13 @@ class DataConfig:
     split: str = _f("auto", "how rows go to train, validation and test: auto (stratified for classes, else random) "
                             "| random | stratified | time:COL (the earliest rows by COL train, the latest test) | "
                             "group:COL (each value of COL, an ID such as a patient, in one split only)")
+    surrogate: bool = _f(False, "T15: the target is a deterministic function of the inputs (a simulator's output): "
+                                "every row trains (no validation or test rows), the network is trained to fit them "
+                                "all (no early stopping on held-out rows), and its error is measured on "
+                                "--surrogate-test (docs/surrogate.md)")
+    surrogate_test: str | None = _f(None, "T15: a second sample of the simulator (or a dense grid), with the same "
+                                          "columns, whose rows measure the surrogate's error; default: the error on "
+                                          "the training rows", shown="none")
     image_size: int | None = _f(None, "images: the side every image is resized to (shorter side, then a centre "
                                       "crop); default: the rule (the median shorter side, a multiple of 8, at most "
                                       "128: docs/images.md)")
@@ -78,6 +85,9 @@ class DataConfig:
                 raise ConfigError(f"{name}={v} is not allowed; choose a fraction in (0, 0.5)")
         self._check_split()
         check_choice("augment", self.augment, AUGMENTS)
+        if self.surrogate and self.split != "auto":
+            raise ConfigError(f"surrogate=True trains on every row, and split={self.split!r} asks for held-out rows; "
+                              "leave --split out")
         if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int)
                                             or self.max_tokens < 1):
             raise ConfigError(f"max_tokens={self.max_tokens!r} is not allowed; choose a whole number of tokens, 1 or "

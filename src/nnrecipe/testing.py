@@ -191,3 +191,36 @@ def docstring_table(modules: tuple[str, ...] = DOCSTRING_MODULES, per_module: in
     frame.insert(0, "id", np.arange(len(frame)))
     frame.insert(2, "noise", np.round(g.normal(size=len(frame)), 4))
     return frame
+
+
+def pendulum(n: int, seed: int = 0, dt: float = 0.01) -> pd.DataFrame:
+    """A simulator's table (T15's demo): a damped pendulum, theta'' = -(g / L) sin(theta) - c theta', g/L = 9.81,
+    integrated with fourth-order Runge-Kutta at step `dt` from a random start (theta0 in [-pi/2, pi/2] rad,
+    omega0 in [-1, 1] rad/s, damping c in [0.05, 0.5] 1/s) to a random time t in [0, 5] s; the target is
+    theta(t). Deterministic given the inputs: the kind of table a surrogate learns."""
+    g = np.random.default_rng(seed)
+    frame = pd.DataFrame({"theta0": g.uniform(-np.pi / 2, np.pi / 2, n), "omega0": g.uniform(-1, 1, n),
+                          "damping": g.uniform(0.05, 0.5, n), "t": g.uniform(0, 5, n)})
+    frame["theta"] = simulate_pendulum(frame[["theta0", "omega0", "damping", "t"]].to_numpy(), dt)
+    return frame
+
+
+def simulate_pendulum(rows: np.ndarray, dt: float = 0.01) -> np.ndarray:
+    """theta(t) of each row (theta0, omega0, damping, t) of `rows`, all rows integrated together (RK4), each
+    stopped at its own t (the last step shortened to land on it)."""
+    theta, omega, c, t_end = (rows[:, i].astype(np.float64) for i in range(4))
+
+    def accel(th: np.ndarray, om: np.ndarray) -> np.ndarray:
+        return -9.81 * np.sin(th) - c * om
+
+    t = np.zeros_like(t_end)
+    while (t < t_end).any():
+        h = np.clip(t_end - t, 0.0, dt)  # 0 for rows that arrived
+        k1t, k1o = omega, accel(theta, omega)
+        k2t, k2o = omega + h / 2 * k1o, accel(theta + h / 2 * k1t, omega + h / 2 * k1o)
+        k3t, k3o = omega + h / 2 * k2o, accel(theta + h / 2 * k2t, omega + h / 2 * k2o)
+        k4t, k4o = omega + h * k3o, accel(theta + h * k3t, omega + h * k3o)
+        theta = theta + h / 6 * (k1t + 2 * k2t + 2 * k3t + k4t)
+        omega = omega + h / 6 * (k1o + 2 * k2o + 2 * k3o + k4o)
+        t = t + h
+    return theta

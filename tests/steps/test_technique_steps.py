@@ -227,3 +227,43 @@ def test_adversarial_settings_are_refused_by_name():
         with pytest.raises(ConfigError) as e:
             make()
         assert str(e.value) == message
+
+
+class CountingTeacher(nn.Module):
+    """A teacher that counts the rows it was asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.net, self.rows = nn.Linear(4, 3), 0
+
+    def forward(self, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        self.rows += len(x)
+        return self.net(x) + codes.float()
+
+
+def test_a_primed_teacher_answers_known_rows_from_its_cache_and_new_rows_itself():
+    g = torch.Generator().manual_seed(0)
+    x, codes = torch.randn(200, 4, generator=g), torch.randint(0, 3, (200, 1), generator=g)
+    y = torch.randint(0, 3, (200,), generator=g)
+    teacher = CountingTeacher()
+    live = Distillation(teacher, loss_fn=nn.CrossEntropyLoss())
+    primed = Distillation(teacher, loss_fn=nn.CrossEntropyLoss())
+    primed.prime((x[:150], codes[:150]), (x[150:], codes[150:]))
+    assert teacher.rows == 200  # once each
+    student = nn.Linear(4, 3)
+
+    def model(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return student(a)
+
+    wrapped = nn.Module()
+    wrapped.forward = model  # type: ignore[method-assign]
+    wrapped.student = student
+    rows = torch.tensor([5, 170, 5, 42])  # repeated rows, as oversampling makes them
+    batch = Batch((x[rows], codes[rows]), y[rows])
+    before = teacher.rows
+    assert torch.equal(primed.loss(wrapped, batch)[0], live.loss(wrapped, batch)[0])
+    assert teacher.rows == before + 4  # the live step asked the teacher; the primed one did not
+    moved = Batch((x[rows] + 0.5, codes[rows]), y[rows])  # rows it never saw: the teacher answers
+    assert torch.allclose(primed.loss(wrapped, moved)[0], live.loss(wrapped, moved)[0])
+    assert teacher.rows == before + 12

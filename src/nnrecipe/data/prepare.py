@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from ..config import DataConfig, to_dict
-from ..errors import ConfigError, shorten
+from ..errors import ConfigError, DataError, shorten
 from ..io import temp_path
 from . import cache as table_cache
 from .load import _check_file, read_table
@@ -115,7 +115,10 @@ def prepare_table(data: str | os.PathLike | pd.DataFrame, cfg: DataConfig, seed:
     if cache:
         folder = table_cache.cache_folder(kind="prepared")
         content = table_cache.content_key(path, table_cache.cache_folder())
+        second = table_cache.content_key(Path(cfg.surrogate_test), table_cache.cache_folder()) \
+            if cfg.surrogate_test is not None else None
         settings = json.dumps({"content": content, "data": to_dict(cfg), "seed": seed, "version": PREPARED_VERSION,
+                               "second_sample": second,
                                "pandas": pd.__version__, "encoder": encoder_key(cfg.text_encoder)},
                               sort_keys=True, default=str)
         file = folder / f"{hashlib.sha256(settings.encode()).hexdigest()}.safetensors"
@@ -132,6 +135,20 @@ def prepare_table(data: str | os.PathLike | pd.DataFrame, cfg: DataConfig, seed:
     return prep, _neutral(prep, prep.frame)
 
 
+def with_second_sample(df: pd.DataFrame, file: str, path: Path | None) -> pd.DataFrame:
+    """The table with the rows of `file` (T15's --surrogate-test: a second sample of the simulator) after its
+    own, numbered on from its last row; the file must hold every column of the table."""
+    second = read_table(Path(file))
+    missing = [c for c in df.columns if c not in second.columns]
+    if missing:
+        where = f"'{path}'" if path is not None else "the table"
+        raise DataError(f"--surrogate-test {file}: columns {', '.join(map(repr, missing[:10]))} of {where} are not "
+                        "there; give a sample of the same simulator with the same columns")
+    second = second[list(df.columns)]
+    second.index = pd.RangeIndex(len(df), len(df) + len(second))
+    return pd.concat([df, second])
+
+
 def _neutral(prep: PreparedTable, df: pd.DataFrame | None) -> pd.DataFrame | None:
     if not prep.neutral_rows:
         return None
@@ -142,6 +159,12 @@ def _neutral(prep: PreparedTable, df: pd.DataFrame | None) -> pd.DataFrame | Non
 
 def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) -> PreparedTable:
     # the index is each row's 0-based data row in the input: splits.json and error lines refer to it
+    test_from = None
+    if cfg.surrogate_test is not None and not cfg.surrogate:  # checked here: a --config file may set it, a flag undo it
+        raise ConfigError(f"--surrogate-test {cfg.surrogate_test} is read by a surrogate run only; add --surrogate "
+                          "(every row trains, the error is measured on that file), or leave it out")
+    if cfg.surrogate_test is not None:  # T15: the second sample's rows follow the table's, as the test split
+        df, test_from = with_second_sample(df, cfg.surrogate_test, path), len(df)
     y_raw = check_target(df, cfg.target, path)
     empty = y_raw.isna().to_numpy() if y_raw.ndim == 1 else y_raw.isna().any(axis=1).to_numpy()
     all_rows = df
@@ -176,7 +199,7 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
     if task in ("binary", "multiclass"):  # codes in the sorted order of the labels' strings
         labels, uniques = pd.factorize(label_strings(y_raw).to_numpy(dtype=object), sort=True)
         classes = [str(c) for c in uniques]
-    splits, groups = make_split(df, cfg, task, labels, classes, seed, path, rows=len(all_rows))
+    splits, groups = make_split(df, cfg, task, labels, classes, seed, path, rows=len(all_rows), test_from=test_from)
     order = np.concatenate([splits[s] for s in SPLITS])
     pre = TablePreprocessor.fit(df.iloc[splits["train"]], schema.kinds, cfg.scaling, cfg.max_tokens)
     embedded = None

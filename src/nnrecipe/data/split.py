@@ -112,12 +112,18 @@ def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int,
 
 # ---------------------------------------------------------------- what --split asks for
 def make_split(df: pd.DataFrame, cfg: DataConfig, task: str, labels: np.ndarray | None, classes: list[str], seed: int,
-               path: Path | None, rows: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+               path: Path | None, rows: int | None = None, test_from: int | None = None
+               ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """The split `cfg.split` asks for of `df`'s rows (its index: the 0-based data rows), and the group
     codes of every row for a group split (cross-validation folds keep groups whole), else None.
-    `labels`: class codes into `classes` (binary, multiclass), else None."""
+    `labels`: class codes into `classes` (binary, multiclass), else None. A surrogate (T15) trains on every
+    row; `test_from`: the first data row of its second sample, the test rows."""
     where = f"file '{path}'" if path is not None else "the table"
     kind = cfg.split_kind
+    if cfg.surrogate:  # T15: a simulator's table trains whole; its error is measured on a second sample
+        second = df.index.to_numpy() >= test_from if test_from is not None else np.zeros(len(df), dtype=bool)
+        check_rows(int((~second).sum()), where, rows)
+        return {"train": np.flatnonzero(~second), "val": np.arange(0), "test": np.flatnonzero(second)}, None
     if kind == "stratified" and labels is None:
         raise ConfigError(f"--split stratified needs class labels, but target '{cfg.target}' in {where} is a "
                           f"{task} target; pass --split random (or leave --split out: auto splits at random)")

@@ -44,7 +44,8 @@ from ..train.callbacks import Callback, PredictionWatch, ProgressBar
 from ..train.optim import make_optimizer, model_parameters
 from ..train.trainer import default_batch_size
 from .cross_fit import CrossFit, Member, MemberStore, member_curves, member_verdicts, resolve_folds
-from .techniques import distillation_record, robustness_record, technique_step, train_alone
+from .techniques import (distillation_record, robustness_record, surrogate_measured_on, surrogate_settings,
+                         surrogate_verdict, technique_step, train_alone)
 
 log = logging.getLogger("nnrecipe")
 
@@ -235,6 +236,9 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     aimed = tcfg if aim == tcfg.metric else dataclasses.replace(tcfg, metric=aim, monitor="val_loss")
     prepared = recipe.prepare(data, dcfg, mcfg, aimed)
     task = prepared.task
+    if dcfg.surrogate:  # T15: fit every row; held-out rows, when given, only measure
+        tcfg, prepared = surrogate_settings(tcfg, prepared)
+        aimed = tcfg
     if tcfg.metric is not None:
         task.metrics([tcfg.metric])  # a metric that does not apply to the task fails here, naming both
     model = recipe.build(prepared, mcfg, tcfg.seed, prepared.targets["train"], tcfg.deterministic)
@@ -255,13 +259,18 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     audit_seconds = time.perf_counter() - started
     chosen = [c for c in resolve_checks(None if opts.checks is None else list(opts.checks))
               if c[0] not in SKIPPED_BEFORE_TRAINING]
-    verdicts, started = Diagnosis(), time.perf_counter()
+    verdicts, started, batch_report = Diagnosis(), time.perf_counter(), None
     if chosen:  # a search's trials run none: no doctor's sample and setup to build for nothing
         # the first optimizer a process builds imports torch._dynamo (2 s here): any training pays it once,
         # so it is paid before the doctor's clock starts
         optimizer = make_optimizer(model_parameters(model, tcfg.lr), tcfg)
         started = time.perf_counter()
         verdicts = diagnose(model, prepared, tcfg, [fn for _, fn in chosen], optimizer=optimizer)
+        measured = time.perf_counter()
+        batch_report, batch_verdict, _ = batch_size_check(model, prepared, tcfg, budget=BATCH_SIZE_BUDGET)
+        verdicts.seconds["T17"] = time.perf_counter() - measured
+        log.info("%s", batch_verdict.line())
+        verdicts.append(batch_verdict)
     checks_seconds = time.perf_counter() - started
     if opts.strict and (verdicts.failed or (findings is not None and findings.failed)):
         raise TrainingError("a check failed and --strict stops before training: "
@@ -304,7 +313,12 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     # stands in); T16: did the epoch budget end it, the monitor still improving? A refit has no validation
     # curve to judge and trains a set number of epochs
     prior = next((v.evidence.get("expected") for v in verdicts.by_id("C2")), None)
-    if refit is None:
+    if dcfg.surrogate:  # T15: fitting every row is the aim, and no held-out curve exists to judge
+        for v in (surrogate_verdict(history, surrogate_measured_on(dcfg, prepared)),
+                  check_longer(history, tcfg.epochs, trainer.monitor, trainer.mode)):
+            log.info("%s", v.line())
+            verdicts.append(v)
+    elif refit is None:
         curves = member_curves(histories, prior)
         # the rise after the best epoch is not in the model: it kept the epoch of the validation loss's minimum
         if tcfg.restore_best and tcfg.patience is not None and trainer.monitor == "val_loss":
@@ -326,6 +340,9 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
 
     test = scored(trainer, test_outputs)
     techniques: dict[str, Any] = {}
+    if dcfg.surrogate:  # T15: where the test metrics come from
+        techniques["surrogate"] = {"measured_on": surrogate_measured_on(dcfg, prepared),
+                                   "second_sample": dcfg.surrogate_test, "rows": len(y_test)}
     if tcfg.teacher is not None:  # T12's control: the same model trained without the teacher
         def fit_of(p: Prepared, where: Path) -> Fit:
             return Fit(recipe, p, recipe.build(p, mcfg, tcfg.seed, p.targets["train"], tcfg.deterministic), mcfg,
@@ -352,7 +369,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         verdicts.append(v)
         recorder.checks(verdicts)
     held_out = fit.out_of_fold() if fit.cv is not None else None
-    if refit is None:  # a refit has trained on the validation rows: their predictions say nothing
+    if refit is None and not dcfg.surrogate:  # a refit has trained on the validation rows: nothing to say
         recipe.previews(run_dir, prepared, trainer.predict, held_out)
 
     # -- the record (R4)
@@ -376,6 +393,8 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         results["refit"] = {"epochs": members[1].epochs_run, "seconds": members[1].seconds,
                             "trained_on": ["train", "val"], "early_stopped_test": alone}
     results.update(techniques)
+    if batch_report is not None:  # T17: the measurement behind the batch-size verdict
+        results["batch_size"] = batch_report.to_dict()
     if fit.cv is not None:  # T14: best_epoch, best_value and epochs_run above are member 1's
         results["cv"] = {"folds": folds, "members": [m.summary() for m in members],
                          "out_of_fold": trainer.score(*held_out[:2])}  # type: ignore[index]
@@ -404,7 +423,7 @@ class Fit:
         self.fit_rows: tuple[torch.Tensor, ...] = prepared.split("train")
         self.val_rows: tuple[torch.Tensor, ...] | None = prepared.split("val")
         self.watch: list[Callback] = []
-        if refit is None:  # C10: fixed validation rows, predicted after every epoch
+        if refit is None and len(prepared.targets["val"]):  # C10: fixed validation rows, predicted each epoch
             self.watch = [PredictionWatch.of_rows(prepared.inputs["val"], prepared.targets["val"], prepared.rows["val"],
                                                   prepared.task.name, prepared.classes, prepared.task.target_scale)]
         else:  # R2: the validation rows join the training rows; nothing is held out to watch
@@ -557,7 +576,7 @@ def diagnose(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, checks: li
     optimizer = optimizer if optimizer is not None else make_optimizer(model_parameters(model, tcfg.lr), tcfg)
     chosen = [fn for _, fn in resolve_checks(checks)]
     diagnosis = doctor(model, prepared.split("train"), loss_fn=loss_fn, optimizer=optimizer,
-                       val_data=prepared.split("val"), task=task.name, seed=tcfg.seed,
+                       val_data=prepared.split("val") if len(y["val"]) else None, task=task.name, seed=tcfg.seed,
                        feature_names=prepared.feature_names,
                        checks=[c2 if c is c2_init_loss else c for c in chosen])
     for v in diagnosis:
@@ -565,10 +584,32 @@ def diagnose(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, checks: li
     return diagnosis
 
 
+# T17 in every run: the timing stops here (seconds); `nnrecipe batchsize` measures at leisure (2 s)
+BATCH_SIZE_BUDGET = 0.3
+
+
+def batch_size_check(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, **measure: Any
+                     ) -> tuple[Any, Verdict, int]:
+    """T17 on the recipe's model and training rows (train/batch_size.py, on copies): the measurement, the
+    verdict on the batch size the run trains with, and that batch size. `measure`: keywords of
+    measure_batch_sizes."""
+    from ..train.batch_size import batch_size_verdict, measure_batch_sizes
+    from ..train.trainer import resolve_device
+
+    chosen = tcfg.batch_size or default_batch_size(len(prepared.targets["train"]))  # as the Trainer chooses
+    measure.setdefault("device", resolve_device(tcfg.device))
+    measure.setdefault("seed", tcfg.seed)
+    report = measure_batch_sizes(model, prepared.task.loss(), prepared.inputs["train"], prepared.targets["train"],
+                                 optimizer=make_optimizer(model_parameters(model, tcfg.lr), tcfg), **measure)
+    return report, batch_size_verdict(report, chosen), chosen
+
+
 def optimises(task: Task, tcfg: TrainConfig, head: str) -> dict[str, str]:
     """config.json's "optimises": the metric the run follows and is judged by, and why (issue 18)."""
     metric = ALIASES.get(tcfg.metric, tcfg.metric) if tcfg.metric is not None else task.headline
     stop = (f"--metric {metric}: early stopping and the best epoch follow val_{metric}" if tcfg.metric is not None
+            else f"a surrogate (T15): the training loss picks the epoch and stops the run, judged by {metric}"
+            if tcfg.monitor == "train_loss"
             else f"no --metric: early stopping on the validation loss, judged by {metric}")
     how = f"class balance {head}" if task.name in ("binary", "multiclass") else head
     return {"metric": metric, "why": f"{stop}; {how}"}
@@ -704,6 +745,8 @@ def headline(run: Run) -> list[str]:
         lines.insert(5, f"ensemble {ensemble_line(results['cv'])}")
     if results.get("refit"):
         lines.insert(5, f"final    {refit_line(results['refit'])}")
+    if results.get("surrogate"):
+        lines.append(f"surrogate trained on every row (T15); the test metrics: {results['surrogate']['measured_on']}")
     if results.get("distillation"):
         lines.append(f"distil   {distillation_line(results['distillation'], name)}")
     if results.get("robustness"):

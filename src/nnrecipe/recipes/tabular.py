@@ -36,7 +36,8 @@ from ..tasks import Task, create_task
 from ..track.journal import label_counts
 from ..track.predictions import record_outputs
 from ..train.callbacks import Callback
-from .pipeline import Options, Prepared, Recipe, Run, diagnose, headline_metric, run
+from .pipeline import (Options, Prepared, Recipe, Run, batch_size_check, diagnose, headline_metric, model_rules,
+                       run)
 from .techniques import technique_step
 
 log = logging.getLogger("nnrecipe")
@@ -253,6 +254,22 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
                       strict=strict, parent=parent, config_file=config_file, report=report, export=export,
                       checks=checks, refit=refit, audit=audit)
     return run(TableRecipe(), data, dcfg, model_config or ModelConfig(), train_config or TrainConfig(), opts)
+
+
+def batch_sizes_table(data: str | os.PathLike | pd.DataFrame, target: str, *, data_config: DataConfig | None = None,
+                      model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
+                      **measure: Any) -> tuple[Any, Any, int]:
+    """T17 (`nnrecipe batchsize`): (BatchSizeReport, the verdict, the batch size the run would use) for the
+    model `train_table` would build on `data` with these settings, measured on its training rows without
+    training it; `measure`: keywords of train.batch_size.measure_batch_sizes."""
+    data, dcfg = text_folder(data, dataclasses.replace(data_config or DataConfig(), target=target))
+    mcfg, tcfg = model_config or ModelConfig(), train_config or TrainConfig()
+    recipe = TableRecipe()
+    prepared = recipe.prepare(data, dcfg, mcfg, tcfg)
+    model = recipe.build(prepared, mcfg, tcfg.seed, prepared.targets["train"], tcfg.deterministic)
+    # the rate and batch the model's authors train it with, if any, as the run takes them
+    tcfg = model_rules(tcfg, model, len(prepared.targets["train"]))
+    return batch_size_check(model, prepared, tcfg, **measure)
 
 
 def doctor_table(data: str | os.PathLike | pd.DataFrame, target: str, *, data_config: DataConfig | None = None,

@@ -1,10 +1,12 @@
-"""The techniques a run adds to its training step, and what they leave in results.json:
+"""The techniques a run adds to its training, and what they leave in results.json:
 - T12 distillation (--teacher RUN): the student's step reads the teacher run's model (steps/distill.py);
   the run also trains the same model alone, so the report sets the student beside the teacher and beside
   itself without the teacher.
 - T13 adversarial training (--adversarial fgm|pgd, steps/adversarial.py) and the robustness it buys: the
   test metrics under FGSM and PGD at --adv-epsilon (also without adversarial training, --robustness).
-Both build on the kind of data's own step (an image run's augmentation), as its `base`."""
+Both build on the kind of data's own step (an image run's augmentation), as its `base`.
+- T15 surrogate (--surrogate): a simulator's table is fitted whole, trained on every row to fit it, and
+  measured on a second sample of the simulator (--surrogate-test) or, without one, on the rows it fitted."""
 
 from __future__ import annotations
 
@@ -40,7 +42,11 @@ def technique_step(prepared: Any, artifact: dict[str, Any], dcfg: DataConfig, tc
         from ..steps import Distillation
 
         teacher = load_teacher(tcfg.teacher, prepared, artifact, dcfg, tcfg.seed)
-        return Distillation(teacher, tcfg.distill_temperature, tcfg.distill_alpha, base=base)
+        step = Distillation(teacher, tcfg.distill_temperature, tcfg.distill_alpha, base=base)
+        # the rows every training of the run draws from (an R2 pair and a T14 ensemble take the validation
+        # rows too): the teacher answers each of them once
+        step.prime(prepared.inputs["train"], prepared.inputs["val"])
+        return step
     if tcfg.adversarial != "off":
         from ..steps import Adversarial
 
@@ -73,7 +79,8 @@ def load_teacher(run: str, prepared: Any, artifact: dict[str, Any], dcfg: DataCo
     for key, mine in artifact.items():
         if _plain(meta.get(key)) != _plain(mine):
             problems.append(f"its '{key}' (the data as the model reads it) differs from this run's")
-    if _plain(config.get("data")) != _plain(dataclasses.asdict(dcfg)) or (config.get("train") or {}).get("seed") != seed:
+    seeds = (config.get("train") or {}).get("seed"), seed
+    if _plain(config.get("data")) != _plain(dataclasses.asdict(dcfg)) or seeds[0] != seeds[1]:
         problems.append("its data settings or --seed differ from this run's (the split must be the same: a "
                         "teacher must not have trained on this run's test rows)")
     if problems:
@@ -132,3 +139,43 @@ def robustness_record(trainer: Any, model: nn.Module, split: tuple[torch.Tensor,
     result["method_trained"] = tcfg.adversarial
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def surrogate_settings(tcfg: TrainConfig, prepared: Any) -> tuple[TrainConfig, Any]:
+    """T15: the training settings of a surrogate (the training loss picks the epoch and stops the run: no
+    row is held out), and the prepared data whose test split is the second sample, or the training rows
+    themselves when none was given. Refuses the settings that hold rows out or watch them."""
+    given = [flag for flag, on in (("--cv-folds", tcfg.cv_folds > 1), ("--metric", tcfg.metric is not None),
+                                   ("--refit on", tcfg.refit == "on")) if on]
+    if given:
+        raise ConfigError(f"--surrogate trains on every row and watches none, and {', '.join(given)} hold rows out or "
+                          "follow them: leave them out (the surrogate's error is measured on --surrogate-test)")
+    tcfg = dataclasses.replace(tcfg, monitor="train_loss", mode="auto", refit="off")
+    if not len(prepared.targets["test"]):  # no second sample: the error reached on the rows fitted
+        prepared = dataclasses.replace(prepared, inputs={**prepared.inputs, "test": prepared.inputs["train"]},
+                                       targets={**prepared.targets, "test": prepared.targets["train"]},
+                                       rows={**prepared.rows, "test": prepared.rows["train"]})
+    return tcfg, prepared
+
+
+def surrogate_measured_on(dcfg: DataConfig, prepared: Any) -> str:
+    """Where a surrogate's test metrics come from, in words."""
+    n = len(prepared.targets["test"])
+    return (f"the {n} rows of the second sample {dcfg.surrogate_test}" if dcfg.surrogate_test is not None else
+            f"the {n} training rows themselves (no second sample given: --surrogate-test FILE measures the error "
+            "between them)")
+
+
+def surrogate_verdict(history: list[dict[str, Any]], measured_on: str) -> Any:
+    """T15's verdict in place of the overfitting checks: the fit is the aim. It says how far the training
+    loss fell and where the error is measured."""
+    from ..checks import Verdict
+
+    first, last = history[0]["train_loss"], min(row["train_loss"] for row in history)
+    return Verdict("T15", "surrogate", "pass",
+                   f"trained to fit every row on purpose (a simulator's table): the training loss fell from "
+                   f"{first:.4g} to {last:.4g} in {len(history)} epochs; no row is held out, so no curve is judged for "
+                   f"overfitting; the error is measured on {measured_on}",
+                   {"first_train_loss": first, "best_train_loss": last, "epochs": len(history),
+                    "measured_on": measured_on},
+                   source="Lavanya Shukla (surrogate models: overfit on purpose); Karpathy's recipe (overfit first)")

@@ -129,7 +129,8 @@ def perturb(model: nn.Module, batch: Batch, loss_of: Callable[[Any, Batch], torc
             p.grad = g
 
 
-def _with(inputs: tuple[torch.Tensor, ...], idx: Sequence[int], new: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+def _with(inputs: tuple[torch.Tensor, ...], idx: Sequence[int], new: Sequence[torch.Tensor]
+          ) -> tuple[torch.Tensor, ...]:
     out = list(inputs)
     for i, x in zip(idx, new):
         out[i] = x

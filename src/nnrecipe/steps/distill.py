@@ -67,6 +67,36 @@ def unwrap(model: nn.Module) -> nn.Module:
         model, nn.parallel.DistributedDataParallel | nn.DataParallel) else model
 
 
+class TeacherCache:
+    """The teacher's outputs on rows known in advance (a table's training rows), found again by the rows'
+    contents: a frozen teacher on rows that do not change need run once, not once an epoch. The key is a
+    random projection of the row's values; the row found is compared whole, so a batch holding any row not
+    cached (an augmented image, say) is answered by the teacher itself."""
+
+    def __init__(self, inputs: tuple[torch.Tensor, ...], outputs: torch.Tensor, seed: int = 0):
+        self.rows = _flat(inputs)  # (N, D) float32: codes and term ids are exact below 2^24
+        self.proj = torch.randn(self.rows.shape[1], generator=torch.Generator().manual_seed(seed),
+                                dtype=torch.float64)
+        self.keys, self.order = (self.rows.double() @ self.proj).sort()
+        self.outputs = outputs
+
+    def lookup(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+        """The cached outputs of these rows, in their order; None when one of them is not cached."""
+        flat = _flat(inputs)
+        if flat.shape[1] != self.rows.shape[1]:
+            return None
+        if self.rows.device != flat.device:  # moved once, beside the batches
+            self.rows, self.proj, self.keys, self.order, self.outputs = (
+                t.to(flat.device) for t in (self.rows, self.proj, self.keys, self.order, self.outputs))
+        pos = torch.searchsorted(self.keys, flat.double() @ self.proj).clamp_(max=len(self.keys) - 1)
+        found = self.order[pos]
+        return self.outputs[found] if torch.equal(self.rows[found], flat) else None
+
+
+def _flat(inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return torch.cat([t.reshape(len(t), -1).float() for t in inputs], dim=1)
+
+
 class Distillation(Built):
     """The student's loss: alpha * the task's loss + (1 - alpha) * T^2 * the softened divergence from a
     frozen `teacher` (Hinton et al. 2015). `teacher`: any module taking the student's inputs (its
@@ -87,9 +117,27 @@ class Distillation(Built):
             raise ConfigError(f"softening={softening!r} is not allowed; choose one of {', '.join(SOFTENINGS)}")
         self.teacher = unwrap(teacher).eval().requires_grad_(False)
         self.temperature, self.alpha, self.softening = float(temperature), float(alpha), softening
+        self.cache: TeacherCache | None = None
+
+    def prime(self, *splits: tuple[torch.Tensor, ...], chunk: int = 1024) -> None:
+        """Runs the teacher once on the rows of `splits` (tuples of positional inputs: a table's training
+        and validation rows) and keeps its outputs (TeacherCache): batches of those rows, as they are, are
+        answered from it. Only for a step whose base leaves the batches as they are."""
+        if self.base is not None and type(self.base).transform is not Step.transform:
+            return  # transformed batches (augmented images) are new rows every time
+        inputs = tuple(torch.cat(parts) for parts in zip(*splits))
+        device = next(self.teacher.parameters(), torch.empty(0)).device
+        outputs = [self.teacher_outputs(Batch(tuple(t[i:i + chunk].to(device) for t in inputs)), device).cpu()
+                   for i in range(0, len(inputs[0]), chunk)]
+        self.cache = TeacherCache(inputs, torch.cat(outputs))
 
     def teacher_outputs(self, batch: Batch, device: torch.device) -> torch.Tensor:
         """The teacher's main output for the batch, without gradient, in eval mode, on `device`."""
+        cache = getattr(self, "cache", None)
+        if cache is not None and isinstance(batch.inputs, tuple):
+            found = cache.lookup(batch.inputs)
+            if found is not None:
+                return found.to(device)
         teacher = self.teacher
         if next(teacher.parameters(), torch.empty(0)).device != device:
             teacher.to(device)
