@@ -98,3 +98,16 @@ def test_the_cli_trains_a_surrogate(simulator, tmp_path: Path, capsys) -> None:
     assert code == 0
     out = capsys.readouterr().out
     assert "rows     train 800, validation 0, test 400" in out and "surrogate trained on every row (T15)" in out
+
+
+def test_images_refuse_the_surrogate(tmp_path: Path) -> None:
+    from nnrecipe.recipes.images import train_images
+    from nnrecipe.testing import write_image_folder
+
+    pixels = np.random.default_rng(0).integers(0, 255, (12, 8, 8), dtype=np.uint8)
+    folder = write_image_folder(tmp_path / "images", pixels, [i % 2 for i in range(12)])
+    with pytest.raises(ConfigError) as e:
+        train_images(folder, out=tmp_path, data_config=DataConfig(surrogate=True))
+    assert str(e.value) == (f"--surrogate: table settings, and '{folder}' is images; leave them out (the CNN's "
+                            "settings: --phi, --dropout, --image-size, --augment; docs/images.md)")
+

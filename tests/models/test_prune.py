@@ -96,6 +96,12 @@ def test_the_table_and_its_plot_are_in_the_run_folder(table_run) -> None:
     assert {"parameters", "nonzero", "test", "fine_tune", "seconds", "predict_ms"} <= set(steps[0])
     assert steps[0]["fine_tune"]["epochs"] == 2 and doc["unpruned"]["test"] == table_run.result.unpruned["test"]
     assert (run_dir / "prune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the run's report (made again by `nnrecipe report`) has the pruning line
+    from nnrecipe.report import write_report
+
+    page = write_report(run_dir).read_text()
+    accuracy = [f"{s['test']['accuracy']:.4f}".rstrip("0") for s in steps]
+    assert "pruning (M14)</dt>" in page and f"global: 0.5 {accuracy[0]}" in page
 
 
 def test_structured_pruning_gives_a_smaller_model_that_predict_loads(table_run, tmp_path: Path) -> None:

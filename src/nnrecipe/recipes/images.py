@@ -100,7 +100,8 @@ def refuse_table_settings(dcfg: DataConfig, mcfg: ModelConfig, data: Any) -> Non
     """Settings that images do not use, given for images: refused by name (a flag is never accepted and
     ignored). --target and --path-column name a CSV's columns: a folder's classes are its subfolders."""
     defaults_d, defaults_m = DataConfig(), ModelConfig()
-    table_only = ("categorical", "numeric", "drop", "text", "text_encoder", "max_tokens", "scaling", "neutral_label")
+    table_only = ("categorical", "numeric", "drop", "text", "text_encoder", "max_tokens", "scaling", "neutral_label",
+                  "surrogate", "surrogate_test")
     given = [f"--{name.replace('_', '-')}" for name in table_only if getattr(dcfg, name) != getattr(defaults_d, name)]
     given += [f"--{name.replace('_', '-')}" for name in ("members", "hidden", "activation", "batchnorm", "init", "loss",
                                                           "text_model")

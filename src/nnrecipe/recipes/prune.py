@@ -360,6 +360,10 @@ def write_table(result: PruneResult) -> None:
     doc["methods"][result.method] = {"about": METHODS[result.method], "steps": result.steps}
     write_json(file, doc)
     atomic_write(result.run_dir / "prune.png", plot(doc))
+    if (result.run_dir / "report.html").is_file():  # the run's report gets the pruning line
+        from ..report import write_report
+
+        write_report(result.run_dir)
 
 
 def plot(doc: dict[str, Any]) -> bytes:

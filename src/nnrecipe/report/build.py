@@ -270,6 +270,19 @@ def robustness_line(record: dict[str, Any] | None, headline: str) -> str:
             f"continuous inputs; adversarial training: {trained}")
 
 
+def pruning_line(doc: dict[str, Any] | None) -> str:
+    """M14 in words (RUN/prune.json, `nnrecipe prune`): each method's test metric by sparsity beside the
+    unpruned model's; '' when the run was not pruned."""
+    if not isinstance(doc, dict) or not doc.get("methods"):
+        return ""
+    metric = doc.get("metric", "accuracy")
+    unpruned = _fmt(((doc.get("unpruned") or {}).get("test") or {}).get(metric))
+    parts = [f"{method}: " + ", ".join(f"{_fmt(step.get('sparsity'))} {_fmt((step.get('test') or {}).get(metric))}"
+                                       for step in entry.get("steps") or [])
+             for method, entry in doc["methods"].items()]
+    return f"test {metric} by sparsity (unpruned {unpruned}): {'; '.join(parts)}; the models: pruned/, the plot: prune.png"
+
+
 def ensemble_line(cv: dict[str, Any] | None) -> str:
     """A cross-validation ensemble's members and out-of-fold scores, in words (T14); '' for one model."""
     if not cv:
@@ -396,6 +409,7 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
                 "final": refit_line(results.get("refit")),
                 "distillation": distillation_line(results.get("distillation"), _headline_name(task)),
                 "robustness": robustness_line(results.get("robustness"), _headline_name(task)),
+                "pruning": pruning_line(read_json_or_none(path / "prune.json")),
                 "optimises": "{metric}: {why}".format(**config["optimises"]) if config.get("optimises") else ""},
         "headline": _headline(results),
         "verdicts": all_verdicts,
