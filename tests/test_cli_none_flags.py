@@ -25,7 +25,9 @@ RESOLVED = ("hidden", "dropout", "batch_size", "members", "lr")  # None: the rul
 # leaves them unset, so a table run that a --config file gave one goes on
 SET.update(image_size=32, path_column="file", phi=1, backbone="runs/backbone")
 SET["teacher"] = "runs/teacher"  # T12: undone by --teacher none before any teacher is read
+SET.update(latent=8, unlabelled="runs/unlabelled.csv")  # M13: undone by --latent none, --unlabelled none
 SET["surrogate_test"] = "second.csv"  # T15: likewise, before the file is read
+SET["adv_step_size"] = 0.01
 
 
 def optional_settings() -> list[tuple[str, str]]:

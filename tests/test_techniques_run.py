@@ -157,3 +157,15 @@ def test_images_distil_and_train_adversarially(tmp_path: Path) -> None:
         epochs=3, patience=None, seed=0, refit="off", batch_size=16, adversarial="pgd", adv_epsilon=0.05,
         adv_steps=2), report=False, checks=()).results["robustness"]
     assert robust["pgd"]["accuracy"] <= robust["clean"]["accuracy"] and np.isfinite(robust["pgd"]["loss"])
+
+
+def test_the_adversarial_settings_reach_the_step() -> None:
+    from types import SimpleNamespace
+
+    from nnrecipe.recipes.techniques import technique_step
+
+    prepared = SimpleNamespace(step=None, inputs={"train": (torch.randn(8, 3),)})
+    step = technique_step(prepared, {}, DataConfig(), TrainConfig(adversarial="pgd", adv_epsilon=0.3, adv_steps=4,
+                                                                 adv_step_size=0.05))
+    assert (step.method, step.epsilon, step.steps, step.step_size, step.which) == ("pgd", 0.3, 4, 0.05, (0,))
+    assert technique_step(prepared, {}, DataConfig(), TrainConfig()) is None  # no technique: the data's own step

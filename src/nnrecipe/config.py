@@ -280,6 +280,7 @@ class TrainConfig:
             raise ConfigError(f"refit='on' does not go with cv_folds={self.cv_folds}: a T14 ensemble trains on the "
                               "training and validation rows already; pass --refit off (or auto), or --cv-folds 1")
         check_choice("stop_criterion", self.stop_criterion, ("patience", "gl", "pq"))
+    adv_step_size: float | None = _f(None, "T13: PGD's step; default: 2.5 * epsilon / steps (Madry et al.)")
         check_choice("adversarial", self.adversarial, ("off", "fgm", "pgd"))
         if self.teacher is not None and self.adversarial != "off":
             raise ConfigError(f"teacher={self.teacher!r} and adversarial={self.adversarial!r} are two training steps; "
@@ -313,6 +314,9 @@ class TrainConfig:
             raise ConfigError(f"patience={self.patience} is not allowed; choose 0 or more, or None")
 
     @property
+        if self.adv_step_size is not None and not (self.adv_step_size > 0 and math.isfinite(self.adv_step_size)):
+            raise ConfigError(f"adv_step_size={self.adv_step_size} is not allowed; choose a step > 0, or none for "
+                              "2.5 * epsilon / steps")
     def monitor_mode(self) -> str:
         return monitor_mode(self.monitor, self.mode)
 

@@ -53,7 +53,8 @@ def technique_step(prepared: Any, artifact: dict[str, Any], dcfg: DataConfig, tc
         if tcfg.adversarial == "pgd" and not _width(prepared):
             raise ConfigError("--adversarial pgd perturbs continuous inputs, and this data has none (no numeric "
                               "column): use --adversarial fgm, which perturbs the embeddings of categories and text")
-        return Adversarial(tcfg.adversarial, tcfg.adv_epsilon, tcfg.adv_steps, which=CONTINUOUS, base=base)
+        return Adversarial(tcfg.adversarial, tcfg.adv_epsilon, tcfg.adv_steps, tcfg.adv_step_size, which=CONTINUOUS,
+                           base=base)
     return base
 
 
