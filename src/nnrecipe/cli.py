@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import importlib
 import logging
+import os
 import sys
 import types
 import typing
@@ -690,6 +691,10 @@ def _log_once(level: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_once(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # T10 under torchrun: rank 0 alone prints and logs
+        from .train.distributed import quiet_other_ranks
+
+        quiet_other_ranks()
     try:
         if args.command in COMMANDS:
             return importlib.import_module(COMMANDS[args.command]).run(args)

@@ -40,6 +40,7 @@ from ..track import check_parent, new_run_dir
 from ..track.journal import write_journal
 from ..track.recorder import RunRecorder, now
 from ..train import Trainer
+from ..train import distributed as dist
 from ..train.callbacks import Callback, PredictionWatch, ProgressBar
 from ..train.optim import make_optimizer, model_parameters
 from ..train.trainer import default_batch_size
@@ -207,6 +208,7 @@ class Recipe:
 def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig, opts: Options) -> Run:
     """Train the recipe's model on `data` and leave a run folder under opts.out (see the module's docstring).
     Raises DataError/ConfigError naming the input and the fix, TrainingError when --strict stops it."""
+    opts = dist.rank_options(opts)  # T10 under torchrun: a rank other than 0 runs in a private folder
     lr_find, note, refit = opts.lr_find, opts.note, opts.refit
     resuming = opts.resume is not None
     asked_lr_find = lr_find  # what the run records, whether or not the range test has still to run
@@ -362,7 +364,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     if fit.pair is not None:
         alone = _finite(trainer.score(trainer.predict(prepared.split("test"), model=fit.members[0]), y_test))
     # C4 after training: simple models on the same split, against the network on the same test rows
-    simple, fit_on = baselines(prepared, tcfg.seed)
+    simple, fit_on = baselines(prepared, tcfg.seed) if dist.is_main() else (None, "")  # T10: rank 0's work
     if simple is not None:
         v = check_simple_models(task, judged_metric(task.name, aim), test_outputs, y_test, simple)
         log.info("%s", v.line())
@@ -455,7 +457,7 @@ class Fit:
                        metrics=self.prepared.task.metrics(), train_metrics=True, task=self.prepared.task,
                        step=self.prepared.step, run_dir=self.run_dir if cv is None else cv.trainer_dir(k),
                        record=False, resume="auto" if opts.resume is not None else False,
-                       bucket_by=self.prepared.bucket_by)
+                       bucket_by=self.prepared.bucket_by, distributed=True)
 
     def find_lr(self, confirm: bool) -> None:
         """T4: the range test on member 1's trainer; its candidate becomes the run's rate."""
@@ -517,7 +519,7 @@ class Fit:
                                          *([ProgressBar()] if self.opts.progress else [])],
                               metrics=self.prepared.task.metrics(), train_metrics=True, task=self.prepared.task,
                               step=self.prepared.step, run_dir=store.member_dir(1), record=False,
-                              bucket_by=self.prepared.bucket_by,
+                              bucket_by=self.prepared.bucket_by, distributed=True,
                               resume="auto" if self.opts.resume is not None else False)
             trainer.fit()
             second = store.record(1, second_model, trainer, time.perf_counter() - started)

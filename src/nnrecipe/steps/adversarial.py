@@ -30,6 +30,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .batch import Batch, call_model, main_output
+from .distill import unwrap
 from .step import Built, LossFn, Step
 
 METHODS = ("fgm", "pgd")
@@ -169,7 +170,9 @@ class Adversarial(Built):
         def loss_of(out: Any, b: Batch) -> torch.Tensor:
             return self.compute_loss(main_output(out), self.target(b), b.weight)
 
-        moved, deltas = perturb(model, batch, loss_of, self.method, self.epsilon, self.steps, self.step_size,
+        # the search takes gradients with respect to the inputs, outside a backward pass that DDP syncs: it runs
+        # on the module inside the wrapper (T10)
+        moved, deltas = perturb(unwrap(model), batch, loss_of, self.method, self.epsilon, self.steps, self.step_size,
                                 self.random_start, self.which, self.embeddings)
         with embedding_perturbation(model, deltas, None):
             adversarial, _ = self.supervised(model, moved)

@@ -18,6 +18,7 @@ from ..errors import CheckpointError, ConfigError
 from ..io import sweep_temp
 from ..repro import get_rng_state, set_rng_state
 from . import checkpoint as ckpt
+from . import distributed as dist
 from .callbacks import Callback
 
 log = logging.getLogger("nnrecipe")
@@ -43,7 +44,8 @@ class TrainerState:
             "position": {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                          "global_step": self.global_step, "stop_training": self.stop_training,
                          "rollbacks": self.rollbacks},
-            "accumulators": self._acc,
+            # T10: the totals over every process (a collective: every process saves at the same points)
+            "accumulators": self._acc if self._ddp is None else dist.summed(self._acc),
             "history": self.history,
             # the best weights ride in the same atomic file, so the best epoch and its weights never disagree
             "best": {"epoch": self.best_epoch, "value": self.best_value, "model": self._best_state},
@@ -69,6 +71,8 @@ class TrainerState:
         self.rollbacks = pos.get("rollbacks", 0)
         self._acc = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v  # saved on the CPU
                      for k, v in state["accumulators"].items()}
+        if self.distributed:  # T10: the saved totals are counted once, by rank 0
+            self._acc = dist.own_share(self._acc, self._new_accumulators())
         self.history = state["history"]
         self.best_epoch, self.best_value = state["best"]["epoch"], state["best"]["value"]
         self._best_state = state["best"]["model"]
@@ -110,7 +114,9 @@ class TrainerState:
 
     def save_checkpoint(self) -> None:
         if self.run_dir is not None:
-            ckpt.save_state(self.run_dir / "checkpoints" / "last.safetensors", self.state_dict())
+            state = self.state_dict()  # in every process (T10: it sums the running totals over them)
+            if self._writes:
+                ckpt.save_state(self.run_dir / "checkpoints" / "last.safetensors", state)
         elif self.config.on_nonfinite == "rollback":
             self._good_state = ckpt.dumps_state(self.state_dict())
 

@@ -27,6 +27,7 @@ from ..steps import Batch, Step, as_batch, bind_step, call_model, main_output
 from ..tasks import Task, create_task, infer_task
 from ..track.recorder import RunRecorder, model_record
 from . import checkpoint as ckpt
+from . import distributed as dist
 from .batching import make_batches, n_rows
 from .callbacks import Callback, EarlyStopping
 from .nonfinite import locate_nonfinite
@@ -98,7 +99,7 @@ class Trainer(TrainerState):
                  run_dir: str | Path | None = None, train_metrics: bool = False, *,
                  step: Step | FullStep | None = None, optimizer: Any = None, task: str | Task | None = None,
                  resume: bool | str = False, record: bool = True, report: bool = True, note: str = "",
-                 bucket_by: int | None = None):
+                 bucket_by: int | None = None, distributed: bool = False):
         if resume not in (True, False, "auto"):
             raise ConfigError(f"resume={resume!r}; choose False (refuse a used run_dir), True or 'auto'")
         if isinstance(optimizer, str):
@@ -107,7 +108,9 @@ class Trainer(TrainerState):
         if cfg.lr is None:  # the rule: a recipe fills in its model's own rate first; else Adam's safe 3e-4
             cfg = dataclasses.replace(cfg, lr=DEFAULT_LR)
         self.config = cfg
-        self.device = resolve_device(cfg.device)
+        # T10 (distributed=True under torchrun): DDP over the processes, each on its rows of every batch
+        self.distributed = distributed and dist.setup()
+        self.device = dist.local_device(resolve_device(cfg.device)) if self.distributed else resolve_device(cfg.device)
         self.model = model.to(self.device)
         self.loss_fn = loss_fn
         # the step the loop backpropagates (its loss resolved: bind_step), and the one validation measures
@@ -118,6 +121,9 @@ class Trainer(TrainerState):
         elif callable(step):
             self._full_step, self.step = step, bind_step(None, loss_fn, self.device)
             _check_full_step(cfg)
+            if self.distributed:
+                raise ConfigError("distributed=True trains through DDP's forward and backward; a step that does the "
+                                  "optimizer step itself bypasses them: subclass nnrecipe.Step instead")
         else:
             raise ConfigError(f"step is a {type(step).__name__}; give an nnrecipe Step, or a callable "
                               "step(model, optimizer, batch) -> loss that does the whole step")
@@ -132,6 +138,10 @@ class Trainer(TrainerState):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume, self.record, self.report, self.note = resume, record, report, note
         self.recorder = RunRecorder(self.run_dir) if self.run_dir is not None else None
+        self._writes = not self.distributed or dist.is_main()  # T10: rank 0 alone writes the run folder
+        if not self._writes:
+            self.record = self.report = False
+            self.recorder = dist.ReadOnlyRecorder(self.run_dir) if self.run_dir is not None else None
         self.batch_size = cfg.batch_size or default_batch_size(n_rows(train_data))
         # BatchNorm in training mode cannot normalize a batch of one row (torch raises): when the rows leave
         # one over, each epoch leaves out its last row (a different one each epoch, the order is shuffled)
@@ -191,6 +201,8 @@ class Trainer(TrainerState):
         self.best_value: float | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
         self._acc = self._new_accumulators()
+        self._ddp: nn.Module | None = None  # the DDP wrapper during fit() (T10)
+        self._share = 1.0  # the weight of this process's rows in the batch's gradient (distributed.shard)
 
     # ---------------------------------------------------------------- fit
     def fit(self) -> list[dict[str, Any]]:
@@ -202,6 +214,8 @@ class Trainer(TrainerState):
                 self._good_state = ckpt.dumps_state(self.state_dict())  # the start is the first good state
         if self.record and self.recorder is not None and (not resumed or self.recorder.recorded_config() is None):
             self.recorder.start(self.run_config())
+        if self.distributed:  # after the resume: DDP gives every process rank 0's weights
+            self._ddp = dist.wrap(self.model, self.device, {**self._config_record(), "batches": self.steps_per_epoch})
         started = time.perf_counter()
         self._call("on_fit_start", {"resumed": resumed})
         while self.epoch < cfg.epochs and not self.stop_training:
@@ -221,6 +235,9 @@ class Trainer(TrainerState):
             if self.recorder is not None:
                 self.recorder.history(self.history)
             self.save_checkpoint()
+        if self._ddp is not None:
+            dist.check_same(self.model)
+            self._ddp = None
         if self.swa_model is not None:
             self._finish_swa()
         elif cfg.restore_best and self._best_state is not None:
@@ -236,9 +253,12 @@ class Trainer(TrainerState):
         batch_hooks = [c for c in self.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
         for raw in self.batches.epoch(cfg.seed, self.epoch, start=self.batch_in_epoch):
             batch = as_batch(raw)
+            rows = None
+            if self._ddp is not None:  # T10: this process's rows of the global batch
+                batch, rows, self._share = dist.shard(batch)
             loss, outputs = self._call_full_step(raw, batch) if self._full_step is not None else self.train_step(batch)
             self.batch_in_epoch += 1
-            n = batch.rows
+            n = batch.rows if rows is None else rows
             acc["loss_sum"].add_(loss.detach(), alpha=n)
             acc["count"] += n
             if self.train_metrics and outputs is not None:
@@ -253,6 +273,8 @@ class Trainer(TrainerState):
             if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 \
                     and self.batch_in_epoch % cfg.accumulate == 0 and self.batch_in_epoch < self.steps_per_epoch:
                 self.save_checkpoint()
+        if self._ddp is not None:  # the loss and metrics over every process's rows; rank 0's BatchNorm statistics
+            acc = dist.end_epoch(acc, self.model)
         logs = {"train_loss": float(acc["loss_sum"] / acc["count"])}
         logs.update({f"train_{k}": v / acc["count"] for k, v in acc["metrics"].items()})
         logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
@@ -268,7 +290,7 @@ class Trainer(TrainerState):
         `self.optimizer_step(batch)` at the group's end to keep AMP, accumulation and clipping."""
         cfg = self.config
         with self._autocast():
-            result = self.step.loss(self.model, batch)
+            result = self.step.loss(self._ddp or self.model, batch)
         if not (type(result) is tuple and len(result) == 2):
             raise ConfigError(f"{type(self.step).__name__}.loss returned a {type(result).__name__}; return "
                               "(loss, outputs): the batch's loss as one number, and the model's outputs")
@@ -276,15 +298,17 @@ class Trainer(TrainerState):
         if loss.ndim:
             raise ConfigError(f"{type(self.step).__name__}.loss returned a loss of shape {tuple(loss.shape)}; "
                               "reduce it to one number (its mean over the batch)")
-        if not math.isfinite(loss.item()):  # one read; torch.isfinite would add ops to every step
+        # one read; torch.isfinite would add ops to every step. Under DDP a process must not leave before the
+        # backward pass the others wait in: a non-finite loss reaches every process's gradient norm instead
+        if self._ddp is None and not math.isfinite(loss.item()):
             self._nonfinite(batch, "loss")
         if cfg.l1:  # M9: on the weights, logged with the loss
             loss = loss + cfg.l1 * sum(p.abs().sum() for n, p in self.model.named_parameters() if n.endswith("weight"))
         position, last = self.batch_in_epoch + 1, self.steps_per_epoch  # this batch's 1-based place in the epoch
-        scaled = loss
+        scaled = loss if self._ddp is None else loss * self._share
         if cfg.accumulate > 1:  # each group's mean; the epoch's last group may hold fewer batches
             group_start = self.batch_in_epoch - self.batch_in_epoch % cfg.accumulate
-            scaled = loss / min(cfg.accumulate, last - group_start)
+            scaled = scaled / min(cfg.accumulate, last - group_start)
         (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         if position % cfg.accumulate == 0 or position == last:
             self.optimizer_step(batch)
@@ -511,7 +535,7 @@ class Trainer(TrainerState):
         if self.best_value is None or (value < self.best_value if self.mode == "min" else value > self.best_value):
             self.best_epoch, self.best_value = logs["epoch"], value
             self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            if self.run_dir is not None:
+            if self.run_dir is not None and self._writes:
                 ckpt.save_state(self.run_dir / "checkpoints" / "best.safetensors",
                                 {"model": self._best_state, "epoch": self.best_epoch, "value": value,
                                  "monitor": self.monitor})
