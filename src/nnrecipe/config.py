@@ -146,6 +146,15 @@ class ModelConfig:
     init: str = _f("normal", "normal | uniform: the distribution of the activation's init (He, LeCun, Glorot; M5)")
     loss: str = _f("auto", "regression loss: auto | mse | huber | mae (auto: huber when the target has heavy "
                            "outliers, M3)")
+    pretrain: str = _f("off", "tables, M13: an autoencoder trained on the training rows plus --unlabelled rows "
+                              "first, its encoder read by the network: features (its frozen code beside the raw "
+                              "features) | latent (the frozen code alone) | init (the encoder as the network's "
+                              "first layers, fine-tuned) | off (docs/autoencoder.md)")
+    latent: int | None = _f(None, "--pretrain: the autoencoder's code size; default: the rule (a quarter of the "
+                                  "input features, 2 to 512: docs/autoencoder.md)")
+    unlabelled: str | None = _f(None, "--pretrain: a CSV or Parquet file of rows without labels (the table's input "
+                                      "columns, the target absent or empty) the autoencoder trains on too",
+                                shown="none")
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, MODELS)
@@ -174,6 +183,16 @@ class ModelConfig:
             raise ConfigError(f"dropout={self.dropout} is not allowed; choose a value in [0, 1)")
         if self.hidden is not None and (not self.hidden or any(int(w) < 1 for w in self.hidden)):
             raise ConfigError(f"hidden={self.hidden} is not allowed; give one or more positive widths")
+        check_choice("pretrain", self.pretrain, ("off", "features", "latent", "init"))
+        if self.latent is not None and (isinstance(self.latent, bool) or not isinstance(self.latent, int)
+                                        or self.latent < 1):
+            raise ConfigError(f"latent={self.latent!r} is not allowed; choose a whole number of features, 1 or more "
+                              "(or leave it to the rule)")
+        if self.unlabelled is not None and not str(self.unlabelled).strip():
+            raise ConfigError("unlabelled='' names no file; give a CSV or Parquet file, or leave it out")
+        if self.pretrain != "off" and (self.model == "cnn" or self.backbone is not None):
+            raise ConfigError(f"pretrain={self.pretrain!r} pretrains an autoencoder for a table's network; images "
+                              "start from a network with --backbone (M11); leave --pretrain out")
 
 
 LAYOUTS = ("auto", "contiguous", "channels_last", "padded", "channels_last+padded")  # models/layout.py's candidates
@@ -261,6 +280,7 @@ class TrainConfig:
     adv_epsilon: float = _f(0.1, "T13: the perturbation's radius in the model's input units (standard deviations of "
                                  "a standardised column; the normalised pixel scale)")
     adv_steps: int = _f(7, "T13: PGD's ascent steps in training (the evaluation takes 10)")
+    adv_step_size: float | None = _f(None, "T13: PGD's step; default: 2.5 * epsilon / steps (Madry et al.)")
     robustness: bool = _f(False, "T13: measure the test metrics under FGSM and PGD at --adv-epsilon without "
                                  "adversarial training too (the baseline to compare with)")
     checkpoint_every: int = _f(0, "also checkpoint every k optimizer steps; 0: at each epoch's end only")
@@ -280,7 +300,6 @@ class TrainConfig:
             raise ConfigError(f"refit='on' does not go with cv_folds={self.cv_folds}: a T14 ensemble trains on the "
                               "training and validation rows already; pass --refit off (or auto), or --cv-folds 1")
         check_choice("stop_criterion", self.stop_criterion, ("patience", "gl", "pq"))
-    adv_step_size: float | None = _f(None, "T13: PGD's step; default: 2.5 * epsilon / steps (Madry et al.)")
         check_choice("adversarial", self.adversarial, ("off", "fgm", "pgd"))
         if self.teacher is not None and self.adversarial != "off":
             raise ConfigError(f"teacher={self.teacher!r} and adversarial={self.adversarial!r} are two training steps; "
@@ -295,6 +314,9 @@ class TrainConfig:
                               "columns: 0.05-0.3)")
         if self.adv_steps < 1:
             raise ConfigError(f"adv_steps={self.adv_steps} is not allowed; choose 1 or more (Madry et al.: 7-40)")
+        if self.adv_step_size is not None and not (self.adv_step_size > 0 and math.isfinite(self.adv_step_size)):
+            raise ConfigError(f"adv_step_size={self.adv_step_size} is not allowed; choose a step > 0, or none for "
+                              "2.5 * epsilon / steps")
         if self.swa_start is not None and not 1 <= self.swa_start <= self.epochs:
             raise ConfigError(f"swa_start={self.swa_start} is not allowed; choose an epoch in 1..epochs ({self.epochs})")
         if self.epochs < 1:
@@ -314,9 +336,6 @@ class TrainConfig:
             raise ConfigError(f"patience={self.patience} is not allowed; choose 0 or more, or None")
 
     @property
-        if self.adv_step_size is not None and not (self.adv_step_size > 0 and math.isfinite(self.adv_step_size)):
-            raise ConfigError(f"adv_step_size={self.adv_step_size} is not allowed; choose a step > 0, or none for "
-                              "2.5 * epsilon / steps")
     def monitor_mode(self) -> str:
         return monitor_mode(self.monitor, self.mode)
 

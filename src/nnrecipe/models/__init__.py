@@ -8,6 +8,7 @@ from .registry import build_model, create_model, list_models, register_model
 from .cnn import CNN  # registers 'cnn', the image recipe's family
 from .tabm import TabM  # registers 'tabm': a saved TabM loads with load_model alone
 from .transfer import Transfer, cut  # registers 'transfer' (and 'torchvision', 'timm', imported when used)
+from .autoencoder import Autoencoder  # registers 'autoencoder', 'mlp+encoder', 'tabm+encoder' (M13)
 
-__all__ = ["CNN", "MLP", "Ensemble", "TabM", "Transfer", "build_model", "cut", "create_model", "default_hidden", "init_weights", "list_models",
+__all__ = ["CNN", "Autoencoder", "MLP", "Ensemble", "TabM", "Transfer", "build_model", "cut", "create_model", "default_hidden", "init_weights", "list_models",
            "load_model", "make_mlp", "register_model", "save_model"]

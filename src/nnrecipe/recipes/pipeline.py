@@ -395,6 +395,8 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         results["refit"] = {"epochs": members[1].epochs_run, "seconds": members[1].seconds,
                             "trained_on": ["train", "val"], "early_stopped_test": alone}
     results.update(techniques)
+    if (pretrained := meta.get("pretrain")) is not None:  # M13: the autoencoder the network reads
+        results["pretrain"] = pretrained
     if batch_report is not None:  # T17: the measurement behind the batch-size verdict
         results["batch_size"] = batch_report.to_dict()
     if fit.cv is not None:  # T14: best_epoch, best_value and epochs_run above are member 1's
@@ -747,6 +749,10 @@ def headline(run: Run) -> list[str]:
         lines.insert(5, f"ensemble {ensemble_line(results['cv'])}")
     if results.get("refit"):
         lines.insert(5, f"final    {refit_line(results['refit'])}")
+    if results.get("pretrain"):
+        from .pretrain import pretrain_line
+
+        lines.append(f"pretrain {pretrain_line(results['pretrain'])} (M13)")
     if results.get("surrogate"):
         lines.append(f"surrogate trained on every row (T15); the test metrics: {results['surrogate']['measured_on']}")
     if results.get("distillation"):

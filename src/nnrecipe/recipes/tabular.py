@@ -38,6 +38,7 @@ from ..track.predictions import record_outputs
 from ..train.callbacks import Callback
 from .pipeline import (Options, Prepared, Recipe, Run, batch_size_check, diagnose, headline_metric, model_rules,
                        run)
+from .pretrain import pretrain_table, pretrained_of
 from .techniques import technique_step
 
 log = logging.getLogger("nnrecipe")
@@ -79,7 +80,8 @@ class TableRecipe(Recipe):
                                                           tcfg.seed, tcfg.metric)
         prepared = Prepared(task, dcfg.target, X, y, {k: prep.data_rows(k) for k in SPLITS}, prep.classes, head,
                             prep, prep.pre.feature_names, unbalanced, neutral, balance=balance,
-                            bucket_by=bucketing(prep, tcfg.batch_size))
+                            bucket_by=bucketing(prep, tcfg.batch_size),
+                            callbacks=pretrain_table(prep, dcfg.target, mcfg, tcfg))  # M13
         return prepared
 
     def build(self, prepared: Prepared, mcfg: ModelConfig, seed: int, y_fit: torch.Tensor,
@@ -88,11 +90,13 @@ class TableRecipe(Recipe):
         M10) and initialised (M5; M6: the output bias at y_fit's prior)."""
         prep: PreparedTable = prepared.data
         seed_everything(seed, deterministic)
-        model = make_table_model(mcfg, prep.task, prepared.inputs["train"][0], prepared.task.out_features,
-                                 prep.counts["train"], prep.pre.embeddings, prepared.task.activation,
-                                 prep.pre.text_terms, prep.pre.raw_features, prep.words)
+        pretrained = pretrained_of(prepared)  # M13: the network reads the pretrained encoder's code
+        x, raw = (prepared.inputs["train"][0], prep.pre.raw_features) if pretrained is None else \
+            pretrained.network_features(prepared.inputs["train"][0], prep.pre.raw_features)
+        model = make_table_model(mcfg, prep.task, x, prepared.task.out_features, prep.counts["train"],
+                                 prep.pre.embeddings, prepared.task.activation, prep.pre.text_terms, raw, prep.words)
         init_table_model(model, prepared.task.output_bias(y_fit), distribution=mcfg.init)
-        return model
+        return model if pretrained is None else pretrained.wrap(model)
 
     def audit(self, data: Any, prepared: Prepared, dcfg: DataConfig, tcfg: TrainConfig,
               model: nn.Module) -> Diagnosis | None:
@@ -135,8 +139,9 @@ class TableRecipe(Recipe):
         record_outputs(run_dir, predict, prepared.data, held_out=held_out)
 
     def artifact(self, prepared: Prepared) -> dict[str, Any]:
-        pre = prepared.data.pre
-        return {"preprocessing": pre.to_dict(), "feature_names": pre.feature_names}
+        pre, pretrained = prepared.data.pre, pretrained_of(prepared)
+        return {"preprocessing": pre.to_dict(), "feature_names": pre.feature_names,
+                **({"pretrain": pretrained.record} if pretrained is not None else {})}
 
     def finish(self, run_dir: Path, model: nn.Module, prepared: Prepared, meta: dict[str, Any]) -> None:
         """D7: the rows labelled neutral, predicted and sorted least confident first, in review.csv."""
