@@ -100,7 +100,7 @@ def test_the_cli_trains_a_surrogate(simulator, tmp_path: Path, capsys) -> None:
     assert "rows     train 800, validation 0, test 400" in out and "surrogate trained on every row (T15)" in out
 
 
-def test_images_refuse_the_surrogate(tmp_path: Path) -> None:
+def test_images_refuse_the_surrogate_and_the_autoencoder(tmp_path: Path) -> None:
     from nnrecipe.recipes.images import train_images
     from nnrecipe.testing import write_image_folder
 
@@ -110,4 +110,7 @@ def test_images_refuse_the_surrogate(tmp_path: Path) -> None:
         train_images(folder, out=tmp_path, data_config=DataConfig(surrogate=True))
     assert str(e.value) == (f"--surrogate: table settings, and '{folder}' is images; leave them out (the CNN's "
                             "settings: --phi, --dropout, --image-size, --augment; docs/images.md)")
+    with pytest.raises(ConfigError) as e:
+        train_images(folder, out=tmp_path, model_config=ModelConfig(pretrain="features"))
+    assert str(e.value).startswith("--pretrain: table settings, and")
 

@@ -104,7 +104,7 @@ def refuse_table_settings(dcfg: DataConfig, mcfg: ModelConfig, data: Any) -> Non
                   "surrogate", "surrogate_test")
     given = [f"--{name.replace('_', '-')}" for name in table_only if getattr(dcfg, name) != getattr(defaults_d, name)]
     given += [f"--{name.replace('_', '-')}" for name in ("members", "hidden", "activation", "batchnorm", "init", "loss",
-                                                          "text_model")
+                                                          "text_model", "pretrain", "latent", "unlabelled")
               if getattr(mcfg, name) != getattr(defaults_m, name)]
     if given:
         raise ConfigError(f"{', '.join(given)}: table settings, and '{data}' is images; leave them out (the CNN's "
