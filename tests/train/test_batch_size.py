@@ -121,6 +121,10 @@ def test_the_verdict_warns_when_the_device_idles():
     assert verdict.status == "warn"
     assert verdict.summary == ("batch 8 keeps the device mostly idle: 11111 samples/s, 12% of the 94118 at batch 1024; "
                                "training to the same loss should take about 2.1x as long as at batch 32")
+    # in every run the verdict follows the seeded noise scale alone: a clock reading does not move its status
+    quiet = batch_size_verdict(scripted(), 8, judge_speed=False)
+    assert quiet.status == "pass" and quiet.evidence["share_of_peak"] == 0.118
+    assert batch_size_verdict(scripted(), 1024, judge_speed=False).status == "warn"
 
 
 def test_bad_arguments_are_named():

@@ -269,7 +269,8 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         started = time.perf_counter()
         verdicts = diagnose(model, prepared, tcfg, [fn for _, fn in chosen], optimizer=optimizer)
         measured = time.perf_counter()
-        batch_report, batch_verdict, _ = batch_size_check(model, prepared, tcfg, budget=BATCH_SIZE_BUDGET)
+        batch_report, batch_verdict, _ = batch_size_check(model, prepared, tcfg, judge_speed=False,
+                                                          budget=BATCH_SIZE_BUDGET)
         verdicts.seconds["T17"] = time.perf_counter() - measured
         log.info("%s", batch_verdict.line())
         verdicts.append(batch_verdict)
@@ -592,10 +593,11 @@ def diagnose(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, checks: li
 BATCH_SIZE_BUDGET = 0.3
 
 
-def batch_size_check(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, **measure: Any
-                     ) -> tuple[Any, Verdict, int]:
+def batch_size_check(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, judge_speed: bool = True,
+                     **measure: Any) -> tuple[Any, Verdict, int]:
     """T17 on the recipe's model and training rows (train/batch_size.py, on copies): the measurement, the
-    verdict on the batch size the run trains with, and that batch size. `measure`: keywords of
+    verdict on the batch size the run trains with, and that batch size. `judge_speed`: see
+    batch_size_verdict (a run's verdict does not, `nnrecipe batchsize` does); `measure`: keywords of
     measure_batch_sizes."""
     from ..train.batch_size import batch_size_verdict, measure_batch_sizes
     from ..train.trainer import resolve_device
@@ -605,7 +607,7 @@ def batch_size_check(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, **
     measure.setdefault("seed", tcfg.seed)
     report = measure_batch_sizes(model, prepared.task.loss(), prepared.inputs["train"], prepared.targets["train"],
                                  optimizer=make_optimizer(model_parameters(model, tcfg.lr), tcfg), **measure)
-    return report, batch_size_verdict(report, chosen), chosen
+    return report, batch_size_verdict(report, chosen, judge_speed), chosen
 
 
 def optimises(task: Task, tcfg: TrainConfig, head: str) -> dict[str, str]:
