@@ -14,7 +14,8 @@ from torch import nn
 from nnrecipe.checks.verdict import Verdict
 from nnrecipe.errors import ConfigError
 from nnrecipe.testing import blobs, breast_cancer_csv
-from nnrecipe.train.batch_size import BatchSizeReport, batch_size_verdict, measure_batch_sizes
+from nnrecipe.checks.batch_size import batch_size_verdict
+from nnrecipe.train.batch_size import BatchSizeReport, measure_batch_sizes
 
 
 def planted(seed: int, noise: float, n: int = 512, d: int = 5) -> tuple[torch.Tensor, torch.Tensor, nn.Module, float]:

@@ -46,7 +46,7 @@ def test_a_trial_s_values_make_the_configs(tmp_path: Path):
 @pytest.mark.parametrize("text, message", [
     ("model:\n  widht: {int: [1, 3]}\n",
      "key 'model.widht' is not a setting that can be searched; allowed: activation, batchnorm, dropout, init, "
-     "layers, loss, members, model, text_model, units"),
+     "latent, layers, loss, members, model, pretrain, text_model, units"),
     ("train:\n  lr: {uniform: [1, 2]}\n",
      "key 'train.lr' has the form {'uniform': [1, 2]}; use one of: {int: [low, high], step: k}; "
      "{float: [low, high]}; {loguniform: [low, high]}; {choice: [a, b, ...]}; a fixed value"),

@@ -599,7 +599,8 @@ def batch_size_check(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, ju
     verdict on the batch size the run trains with, and that batch size. `judge_speed`: see
     batch_size_verdict (a run's verdict does not, `nnrecipe batchsize` does); `measure`: keywords of
     measure_batch_sizes."""
-    from ..train.batch_size import batch_size_verdict, measure_batch_sizes
+    from ..checks.batch_size import batch_size_verdict
+    from ..train.batch_size import measure_batch_sizes
     from ..train.trainer import resolve_device
 
     chosen = tcfg.batch_size or default_batch_size(len(prepared.targets["train"]))  # as the Trainer chooses

@@ -21,9 +21,10 @@ SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig}
 # `hidden` is searched through layers x units; the seed makes the split and the data order, which every
 # trial shares so that their validation scores compare (`ablate --vary seed` varies it on purpose)
 WIDTHS = ("layers", "units")
-# phi sizes the CNN for images and a backbone starts one; a search tunes the table recipe
-NOT_SEARCHED = {"model": ("hidden", "phi", "backbone", "transfer", "layout"),
-                "train": ("seed", "device", "epochs")}
+# phi sizes the CNN for images and a backbone starts one; a search tunes the table recipe. A file of
+# unlabelled rows (M13) and a teacher's run folder (T12) are inputs, not settings to draw
+NOT_SEARCHED = {"model": ("hidden", "phi", "backbone", "transfer", "layout", "unlabelled"),
+                "train": ("seed", "device", "epochs", "teacher")}
 
 
 @dataclass(frozen=True)
