@@ -114,3 +114,20 @@ def test_images_refuse_the_surrogate_and_the_autoencoder(tmp_path: Path) -> None
         train_images(folder, out=tmp_path, model_config=ModelConfig(pretrain="features"))
     assert str(e.value).startswith("--pretrain: table settings, and")
 
+
+def test_a_missing_second_sample_and_pruning_a_surrogate_are_refused_by_name(simulator, tmp_path: Path) -> None:
+    from nnrecipe import prune_run
+
+    train, _ = simulator
+    missing = tmp_path / "nowhere.csv"
+    with pytest.raises(DataError) as e:
+        train_table(train, "theta", out=tmp_path, data_config=DataConfig(surrogate=True, surrogate_test=str(missing)))
+    assert str(e.value) == (f"--surrogate-test {missing}: no such file; give a CSV or Parquet file of a second sample "
+                            "of the simulator, with the table's columns")
+    run = train_table(train, "theta", out=tmp_path, train_config=TrainConfig(epochs=2, seed=0), report=False,
+                      checks=(), model_config=ModelConfig(model="mlp", hidden=(16,)),
+                      data_config=DataConfig(surrogate=True))
+    with pytest.raises(ConfigError) as e:
+        prune_run(run.run_dir, (0.5,))
+    assert str(e.value).startswith(f"run_dir '{run.run_dir}' is a surrogate (T15, --surrogate): it holds no "
+                                   "validation rows to fine-tune against")

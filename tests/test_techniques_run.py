@@ -169,3 +169,35 @@ def test_the_adversarial_settings_reach_the_step() -> None:
                                                                  adv_step_size=0.05))
     assert (step.method, step.epsilon, step.steps, step.step_size, step.which) == ("pgd", 0.3, 4, 0.05, (0,))
     assert technique_step(prepared, {}, DataConfig(), TrainConfig()) is None  # no technique: the data's own step
+
+
+def test_a_techniques_setting_without_its_technique_is_refused() -> None:
+    from types import SimpleNamespace
+
+    from nnrecipe.recipes.techniques import technique_step
+
+    prepared = SimpleNamespace(step=None, inputs={"train": (torch.randn(8, 3),)})
+    with pytest.raises(ConfigError) as e:
+        technique_step(prepared, {}, DataConfig(), TrainConfig(distill_alpha=0.5, adversarial="fgm", adv_steps=3))
+    assert str(e.value) == ("--distill-alpha is read with --teacher only; --adv-steps is read with --adversarial pgd "
+                            "only: add it, or leave the setting out")
+
+
+def test_a_table_too_small_to_time_batches_skips_t17(tmp_path: Path) -> None:
+    run = train_table(small_table(10, seed=0, task="regression"), "y", out=tmp_path, report=False,
+                      train_config=TrainConfig(epochs=2))
+    (verdict,) = run.verdicts.by_id("T17")
+    assert verdict.status == "skipped" and verdict.summary.startswith("6 training rows: too few to time batches")
+    assert "batch_size" not in run.results
+
+
+def test_an_autoencoders_measurements_never_make_two_records_differ() -> None:
+    # M13: a cached autoencoder's record says so (and its seconds differ), yet it is the same encoder: a teacher
+    # (T12) and the prune command (M14) compare records without them
+    from nnrecipe.recipes.prune import _canonical
+    from nnrecipe.recipes.techniques import _plain
+
+    fresh = {"pretrain": {"latent": 5, "rows": {"fit": 90}, "seconds": 1.25}}
+    cached = {"pretrain": {"latent": 5, "rows": {"fit": 90}, "seconds": 0.01, "cached": True}}
+    assert _plain(fresh) == _plain(cached) and _canonical(fresh) == _canonical(cached)
+    assert _plain(fresh) != _plain({"pretrain": {"latent": 6, "rows": {"fit": 90}}})

@@ -278,7 +278,7 @@ class TrainConfig:
                                  "categories and text) | pgd (Madry et al. 2018: the numeric inputs or pixels); "
                                  "results.json gets the test metrics under FGSM and PGD attacks")
     adv_epsilon: float = _f(0.1, "T13: the perturbation's radius in the model's input units (standard deviations of "
-                                 "a standardised column; the normalised pixel scale)")
+                                 "a standardised column; images: the pixel range [0, 1], 8/255 = 0.031)")
     adv_steps: int = _f(7, "T13: PGD's ascent steps in training (the evaluation takes 10)")
     adv_step_size: float | None = _f(None, "T13: PGD's step; default: 2.5 * epsilon / steps (Madry et al.)")
     robustness: bool = _f(False, "T13: measure the test metrics under FGSM and PGD at --adv-epsilon without "

@@ -364,3 +364,13 @@ def test_a_claim_that_loses_the_race_leaves_the_running_trial_as_it_was(tmp_path
     assert not _take(study._storage, trial_id, "host:2")
     [trial] = study.get_trials()
     assert trial.state == TrialState.RUNNING and trial.user_attrs == {"worker": "host:1"}
+
+
+def test_a_pruned_trial_stays_pruned_through_a_resume():
+    # the pruning callback's verdict rides in the checkpoint: a retry that resumes a pruned trial's folder
+    # (its worker killed before the study heard) tells the study it was pruned, not complete
+    pruned = PruningCallback(trial=None, metric="val_accuracy")
+    pruned.pruned_at = 3
+    again = PruningCallback(trial=None, metric="val_accuracy")
+    again.load_state_dict(pruned.state_dict())
+    assert again.pruned_at == 3

@@ -115,6 +115,9 @@ def prepare_table(data: str | os.PathLike | pd.DataFrame, cfg: DataConfig, seed:
     if cache:
         folder = table_cache.cache_folder(kind="prepared")
         content = table_cache.content_key(path, table_cache.cache_folder())
+        if cfg.surrogate_test is not None and not Path(cfg.surrogate_test).is_file():
+            raise DataError(f"--surrogate-test {cfg.surrogate_test}: no such file; give a CSV or Parquet file of a "
+                            "second sample of the simulator, with the table's columns")
         second = table_cache.content_key(Path(cfg.surrogate_test), table_cache.cache_folder()) \
             if cfg.surrogate_test is not None else None
         settings = json.dumps({"content": content, "data": to_dict(cfg), "seed": seed, "version": PREPARED_VERSION,

@@ -600,10 +600,17 @@ def batch_size_check(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, ju
     batch_size_verdict (a run's verdict does not, `nnrecipe batchsize` does); `measure`: keywords of
     measure_batch_sizes."""
     from ..checks.batch_size import batch_size_verdict
-    from ..train.batch_size import measure_batch_sizes
+    from ..train.batch_size import SMALLEST, measure_batch_sizes
     from ..train.trainer import resolve_device
 
-    chosen = tcfg.batch_size or default_batch_size(len(prepared.targets["train"]))  # as the Trainer chooses
+    rows = len(prepared.targets["train"])
+    chosen = tcfg.batch_size or default_batch_size(rows)  # as the Trainer chooses
+    if rows < SMALLEST:  # too few rows to draw batches of: nothing to measure
+        return None, Verdict("T17", "batch size", "skipped", f"{rows} training rows: too few to time batches of "
+                             f"{SMALLEST} or more and to measure the gradient noise scale"), chosen
+    if prepared.inputs["train"][0].dim() > 2:  # images: a CNN's step costs what a table's epoch does
+        measure.setdefault("rounds", 4)
+        measure.setdefault("chunks", 8)
     measure.setdefault("device", resolve_device(tcfg.device))
     measure.setdefault("seed", tcfg.seed)
     report = measure_batch_sizes(model, prepared.task.loss(), prepared.inputs["train"], prepared.targets["train"],

@@ -129,6 +129,10 @@ def check_arguments(run_dir: Path, sparsities: Any, method: str, fine_tune_epoch
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf):
         problems.append(f"{_shown(names[4], lr)} is not allowed; give a finite rate > 0, or leave it out for the "
                         "run's rate")
+    if not problems and (read_json_or_none(run_dir / "config.json") or {}).get("data", {}).get("surrogate"):
+        problems.append(f"{names[0]} '{run_dir}' is a surrogate (T15, --surrogate): it holds no validation rows to "
+                        "fine-tune against; prune a run trained with a held-out split, or train the surrogate smaller "
+                        "(--hidden)")
     if problems:
         raise ConfigError("; ".join(problems))
     return found
@@ -183,7 +187,14 @@ def reload(run_dir: Path, config: dict[str, Any], meta: dict[str, Any], data: An
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(json.loads(json.dumps(value, default=str)), sort_keys=True)
+    """JSON's view of a record, without what measures rather than describes it (M13's autoencoder record: a
+    cached encoder is the same encoder)."""
+    def free(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: free(x) for k, x in v.items() if k not in ("cached", "seconds")}
+        return [free(x) for x in v] if isinstance(v, list) else v
+
+    return json.dumps(free(json.loads(json.dumps(value, default=str))), sort_keys=True)
 
 
 # ---------------------------------------------------------------- fine-tune, score, time

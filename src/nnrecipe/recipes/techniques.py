@@ -29,14 +29,16 @@ log = logging.getLogger(__name__)
 # the continuous input an attack perturbs: a table's standardised columns, an image run's pixels (each
 # recipe's inputs start with it; codes, term ids and text weights follow in a table's)
 CONTINUOUS = (0,)
-# data settings that change nothing of what the model reads (the teacher may have trained with others)
-TEACHER_FREE = ("augment",)
+# data settings that change nothing of what the model reads (the teacher may have trained with others), and
+# the measurements an autoencoder's record holds (M13: a cached one is the same encoder)
+TEACHER_FREE = ("augment", "cached", "seconds")
 
 
 def technique_step(prepared: Any, artifact: dict[str, Any], dcfg: DataConfig, tcfg: TrainConfig) -> Any:
     """The run's training step: the kind of data's own (prepared.step), or a Distillation or an
     Adversarial built on it when --teacher or --adversarial asks; refuses a teacher that reads the data
-    differently (its preprocessing, classes or split)."""
+    differently (its preprocessing, classes or split), and a technique's setting given with it off."""
+    check_technique_flags(tcfg)
     base = prepared.step
     if tcfg.teacher is not None:
         from ..steps import Distillation
@@ -56,6 +58,22 @@ def technique_step(prepared: Any, artifact: dict[str, Any], dcfg: DataConfig, tc
         return Adversarial(tcfg.adversarial, tcfg.adv_epsilon, tcfg.adv_steps, tcfg.adv_step_size, which=CONTINUOUS,
                            base=base)
     return base
+
+
+def check_technique_flags(tcfg: TrainConfig) -> None:
+    """A technique's setting given while the technique is off would be accepted and ignored: refused, named
+    (when the run starts: a --config file may set one that a flag then switches off)."""
+    default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    pgd = tcfg.adversarial == "pgd"
+    off = [(name, why) for name, why, on in (
+        ("distill_temperature", "--teacher", tcfg.teacher is not None),
+        ("distill_alpha", "--teacher", tcfg.teacher is not None),
+        ("adv_epsilon", "--adversarial or --robustness", tcfg.adversarial != "off" or tcfg.robustness),
+        ("adv_steps", "--adversarial pgd", pgd), ("adv_step_size", "--adversarial pgd", pgd))
+        if not on and getattr(tcfg, name) != default[name]]
+    if off:
+        raise ConfigError("; ".join(f"--{n.replace('_', '-')} is read with {why} only" for n, why in off)
+                          + ": add it, or leave the setting out")
 
 
 def _width(prepared: Any) -> int:

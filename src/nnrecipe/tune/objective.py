@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from ..config import DataConfig, ModelConfig, TrainConfig
 from ..logs import quiet
 from ..train.callbacks import Callback
 from .space import SearchSpace
+
+log = logging.getLogger("nnrecipe")
 
 
 
@@ -61,6 +64,12 @@ class PruningCallback(Callback):
             self.pruned_at = int(logs["epoch"])
             trainer.stop_training = True
 
+    def state_dict(self) -> dict[str, Any]:  # in the checkpoint: a resumed trial that was pruned stays pruned
+        return {"pruned_at": self.pruned_at}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.pruned_at = state.get("pruned_at")
+
 
 @dataclass(frozen=True)
 class Job:
@@ -92,17 +101,29 @@ def run_trial(job: Job, trial: Any) -> float:
 
     # a retry of a trial whose worker was killed goes on from that trial's last checkpoint, in its folder
     # (which holds its results when the kill came after they were written): one folder per parameters
+    from ..errors import CheckpointError
+
+    def train(resume: Path | None) -> Any:
+        with quiet():
+            return train_table(job.data, job.target, out=job.out / "trials", data_config=job.data_config,
+                               model_config=model_config, train_config=train_config,
+                               note=f"trial {trial.number} of the study in {job.out}", resume=resume,
+                               # the job's before the pruning: they may edit the logs
+                               callbacks=[RunFolder(trial), *job.callbacks, pruning],
+                               # the doctor's short runs (C1, C3) cost a trial several times its training on small
+                               # tables; the retrained best gets them (refit), and `nnrecipe doctor` checks a setup;
+                               # the data audit, the same for every trial of one table, likewise
+                               checks=(), report=False, audit=False)
+
     resume = lost_run(trial)
-    with quiet():
-        run = train_table(job.data, job.target, out=job.out / "trials", data_config=job.data_config,
-                          model_config=model_config, train_config=train_config,
-                          note=f"trial {trial.number} of the study in {job.out}", resume=resume,
-                          # the job's before the pruning: they may edit the logs
-                          callbacks=[RunFolder(trial), *job.callbacks, pruning],
-                          # the doctor's short runs (C1, C3) cost a trial several times its training on small
-                          # tables; the retrained best gets them (refit), and `nnrecipe doctor` checks a setup;
-                          # the data audit, the same for every trial of one table, likewise
-                          checks=(), report=False, audit=False)
+    try:
+        run = train(resume)
+    except CheckpointError as e:  # the lost trial's folder is damaged: its parameters train again, anew
+        if resume is None:
+            raise
+        log.warning("trial %d: the lost trial's folder %s cannot be resumed (%s); training it again", trial.number,
+                    resume, e)
+        run = train(None)
     epoch = run.best_epoch or len(run.history)
     best = next((row for row in run.history if row["epoch"] == epoch), run.history[-1])
     trial.set_user_attr("run_dir", str(run.run_dir))
