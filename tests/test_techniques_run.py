@@ -195,9 +195,9 @@ def test_an_autoencoders_measurements_never_make_two_records_differ() -> None:
     # M13: a cached autoencoder's record says so (and its seconds differ), yet it is the same encoder: a teacher
     # (T12) and the prune command (M14) compare records without them
     from nnrecipe.recipes.prune import _canonical
-    from nnrecipe.recipes.techniques import _plain
+    from nnrecipe.recipes.techniques import comparable
 
     fresh = {"pretrain": {"latent": 5, "rows": {"fit": 90}, "seconds": 1.25}}
     cached = {"pretrain": {"latent": 5, "rows": {"fit": 90}, "seconds": 0.01, "cached": True}}
-    assert _plain(fresh) == _plain(cached) and _canonical(fresh) == _canonical(cached)
-    assert _plain(fresh) != _plain({"pretrain": {"latent": 6, "rows": {"fit": 90}}})
+    assert comparable(fresh) == comparable(cached) and _canonical(fresh) == _canonical(cached)
+    assert comparable(fresh) != comparable({"pretrain": {"latent": 6, "rows": {"fit": 90}}})

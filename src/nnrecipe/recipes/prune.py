@@ -187,14 +187,11 @@ def reload(run_dir: Path, config: dict[str, Any], meta: dict[str, Any], data: An
 
 
 def _canonical(value: Any) -> str:
-    """JSON's view of a record, without what measures rather than describes it (M13's autoencoder record: a
-    cached encoder is the same encoder)."""
-    def free(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: free(x) for k, x in v.items() if k not in ("cached", "seconds")}
-        return [free(x) for x in v] if isinstance(v, list) else v
+    """A record as compared: without what measures rather than describes it (M13: a cached encoder is the
+    same encoder)."""
+    from .techniques import comparable
 
-    return json.dumps(free(json.loads(json.dumps(value, default=str))), sort_keys=True)
+    return json.dumps(comparable(value), sort_keys=True)
 
 
 # ---------------------------------------------------------------- fine-tune, score, time

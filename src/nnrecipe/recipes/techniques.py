@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 CONTINUOUS = (0,)
 # data settings that change nothing of what the model reads (the teacher may have trained with others), and
 # the measurements an autoencoder's record holds (M13: a cached one is the same encoder)
-TEACHER_FREE = ("augment", "cached", "seconds")
+MEASURED = ("cached", "seconds")
+TEACHER_FREE = ("augment", *MEASURED)
 
 
 def technique_step(prepared: Any, artifact: dict[str, Any], dcfg: DataConfig, tcfg: TrainConfig) -> Any:
@@ -93,13 +94,13 @@ def load_teacher(run: str, prepared: Any, artifact: dict[str, Any], dcfg: DataCo
     problems = []
     for key, mine in (("task", prepared.task.name), ("target", prepared.target), ("classes", prepared.classes),
                       ("target_scale", prepared.task.target_scale)):
-        if _plain(meta.get(key)) != _plain(mine):
+        if comparable(meta.get(key), TEACHER_FREE) != comparable(mine, TEACHER_FREE):
             problems.append(f"its {key} is {meta.get(key)!r}, this run's {mine!r}")
     for key, mine in artifact.items():
-        if _plain(meta.get(key)) != _plain(mine):
+        if comparable(meta.get(key), TEACHER_FREE) != comparable(mine, TEACHER_FREE):
             problems.append(f"its '{key}' (the data as the model reads it) differs from this run's")
-    seeds = (config.get("train") or {}).get("seed"), seed
-    if _plain(config.get("data")) != _plain(dataclasses.asdict(dcfg)) or seeds[0] != seeds[1]:
+    theirs, ours = comparable(config.get("data"), TEACHER_FREE), comparable(dataclasses.asdict(dcfg), TEACHER_FREE)
+    if theirs != ours or (config.get("train") or {}).get("seed") != seed:
         problems.append("its data settings or --seed differ from this run's (the split must be the same: a "
                         "teacher must not have trained on this run's test rows)")
     if problems:
@@ -110,12 +111,12 @@ def load_teacher(run: str, prepared: Any, artifact: dict[str, Any], dcfg: DataCo
     return model
 
 
-def _plain(value: Any) -> Any:
-    """JSON's view of a value (tuples as lists) without the settings a teacher may differ in, for comparing
-    a run's record with this run's settings."""
+def comparable(value: Any, without: tuple[str, ...] = MEASURED) -> Any:
+    """JSON's view of a record (tuples as lists), without the keys `without` at any depth: what two runs'
+    records are compared on (a teacher's, T12; a pruned run's data, M14)."""
     def free(v: Any) -> Any:
         if isinstance(v, dict):
-            return {k: free(x) for k, x in v.items() if k not in TEACHER_FREE}
+            return {k: free(x) for k, x in v.items() if k not in without}
         return [free(x) for x in v] if isinstance(v, list) else v
 
     return free(json.loads(json.dumps(value, default=str)))

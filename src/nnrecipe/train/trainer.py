@@ -290,7 +290,7 @@ class Trainer(TrainerState):
         `self.optimizer_step(batch)` at the group's end to keep AMP, accumulation and clipping."""
         cfg = self.config
         with self._autocast():
-            result = self.step.loss(self._ddp or self.model, batch)
+            result = self.step.loss(self._ddp if self._ddp is not None else self.model, batch)
         if not (type(result) is tuple and len(result) == 2):
             raise ConfigError(f"{type(self.step).__name__}.loss returned a {type(result).__name__}; return "
                               "(loss, outputs): the batch's loss as one number, and the model's outputs")
