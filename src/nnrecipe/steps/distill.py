@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .batch import Batch, call_model, main_output
-from .step import Built, LossFn, Step
+from .step import Built, LossFn, Step, per_member
 
 SOFTENINGS = ("softmax", "sigmoid", "none")
 
@@ -149,20 +149,9 @@ class Distillation(Built):
         batch = self.transform(batch)
         device = next(model.parameters()).device
         teacher = self.teacher_outputs(batch, device)
-        target, weight = self.target(batch), batch.weight
-        members = getattr(model, "member_outputs", None)
-        if members is not None and not isinstance(batch.inputs, dict):
-            # each member of a TabM-like student against the whole batch, as Step.loss trains them
-            outs = members(*batch.inputs)
-            n, k = outs.shape[:2]
-            student = outs.reshape(n * k, *outs.shape[2:])
-            teacher = teacher.repeat_interleave(k, dim=0)
-            target = None if target is None else target.repeat_interleave(k, dim=0)
-            weight = None if weight is None else weight.reshape(-1).repeat_interleave(k)
-            outputs = model.combine(outs.detach())
-        else:
-            outputs = self.forward(model, batch)
-            student = main_output(outputs)
+        student, k, outputs = self.trained(model, batch)  # a TabM-like student: each member, as Step trains them
+        teacher, target = per_member(teacher, k), per_member(self.target(batch), k)
+        weight = per_member(None if batch.weight is None else batch.weight.reshape(-1), k)
         if student.shape != teacher.shape:
             raise ConfigError(f"the teacher's outputs have shape {tuple(teacher.shape)}, the student's "
                               f"{tuple(student.shape)}: distil between models of one task with the same classes")

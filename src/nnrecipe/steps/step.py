@@ -61,22 +61,25 @@ class Step:
         return self.supervised(model, self.transform(batch))
 
     def supervised(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, Any]:
-        """The supervised loss of the batch as it is, and the model's outputs. A model made of
-        members trained as separate models (TabM: `member_outputs` -> (N, k, out)) gets the mean of its
-        members' losses, each member against the whole batch (Gorishniy et al. 2025: trained on the mean
-        prediction instead, the members co-adapt and the ensemble's gain is lost); its outputs are the
-        mean prediction, as its forward gives it."""
+        """The supervised loss of the batch as it is, and the model's outputs (see `trained`)."""
+        trained, k, outputs = self.trained(model, batch)
+        weight = None if batch.weight is None else batch.weight.reshape(-1)
+        return self.compute_loss(trained, per_member(self.target(batch), k), per_member(weight, k)), outputs
+
+    def trained(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int, Any]:
+        """What the loss reads, k rows for each row of the batch, and the model's outputs. A model made of
+        members trained as separate models (TabM: `member_outputs` -> (N, k, out)) gives each member's
+        predictions, each member against the whole batch (Gorishniy et al. 2025: trained on the mean
+        prediction instead, the members co-adapt and the ensemble's gain is lost), and as outputs the mean
+        prediction, as its forward gives it; any other model its main output, k = 1. `per_member` repeats
+        a batch's per-row tensors (targets, weights, a teacher's outputs) to match."""
         members = getattr(model, "member_outputs", None)  # with combine(): (N, k, out) -> (N, out)
         if members is not None and type(self).forward is Step.forward and not isinstance(batch.inputs, dict):
             outs = members(*batch.inputs)
             n, k = outs.shape[:2]
-            target = self.target(batch)
-            weight = None if batch.weight is None else batch.weight.reshape(-1).repeat_interleave(k)
-            loss = self.compute_loss(outs.reshape(n * k, *outs.shape[2:]),
-                                     None if target is None else target.repeat_interleave(k, dim=0), weight)
-            return loss, model.combine(outs.detach())
+            return outs.reshape(n * k, *outs.shape[2:]), k, model.combine(outs.detach())
         outputs = self.forward(model, batch)
-        return self.compute_loss(outputs, self.target(batch), batch.weight), outputs
+        return main_output(outputs), 1, outputs
 
     def compute_loss(self, outputs: Any, target: torch.Tensor | None, weight: torch.Tensor | None = None
                      ) -> torch.Tensor:
@@ -132,6 +135,11 @@ class Step:
         loss.backward()
         optimizer.step()
         return loss.detach()
+
+
+def per_member(rows: torch.Tensor | None, k: int) -> torch.Tensor | None:
+    """A batch's per-row tensor repeated for each of k members, in the order Step.trained gives them."""
+    return rows if rows is None or k == 1 else rows.repeat_interleave(k, dim=0)
 
 
 def bind_step(step: Step | None, loss_fn: LossFn | None, device: torch.device | None = None) -> Step:
