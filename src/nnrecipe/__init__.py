@@ -15,7 +15,8 @@ _LAZY = {"TableRun": "recipes", "doctor_table": "recipes", "predict_table": "rec
          "train_images": "recipes.images", "predict_images": "recipes.images",
          "save_backbone": "recipes.transfer", "embed_images": "recipes.transfer", "cut": "models.transfer",
          "Audit": "data.audit", "audit": "data.audit", "clean": "data.audit", "tune_table": "tune", "ablate": "tune",
-         "prune_run": "recipes.prune", "batch_sizes_table": "recipes.tabular"}
+         "prune_run": "recipes.prune", "batch_sizes_table": "recipes.tabular",
+         "export_onnx": "recipes.onnx", "onnx_inputs": "recipes.onnx"}
 
 
 def __getattr__(name: str) -> object:
@@ -30,6 +31,6 @@ __all__ = [
     "Diagnosis", "Distillation", "EarlyStopping", "ModelConfig", "NNRecipeError", "ProgressBar",
     "Reconstruction", "Step", "TableRun", "TrainConfig", "Trainer", "TrainingError", "Verdict", "ablate",
     "audit", "batch_sizes_table", "check_init_loss", "check_overfit_batch", "clean", "cut", "doctor",
-    "doctor_table", "embed_images", "predict_images", "predict_table", "prune_run", "save_backbone",
-    "seed_everything", "train_images", "train_table", "tune_table",
+    "doctor_table", "embed_images", "export_onnx", "onnx_inputs", "predict_images", "predict_table", "prune_run",
+    "save_backbone", "seed_everything", "train_images", "train_table", "tune_table",
 ]

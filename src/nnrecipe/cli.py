@@ -228,14 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", help="a run folder")
     report.add_argument("--out", default=None, help="where to write it (default: RUN/report.html)")
 
-    export = sub.add_parser("export", help="log a run to TensorBoard or MLflow (pip install 'nnrecipe[export]')",
+    export = sub.add_parser("export", help="log a run to TensorBoard or MLflow (pip install 'nnrecipe[export]'), or "
+                            "write its model as ONNX (pip install 'nnrecipe[onnx]')",
                             description="Log a run folder's settings and per-epoch metrics to TensorBoard event files "
                             "(RUN/tensorboard) or to MLflow (default store: a SQLite file beside the run folders, "
-                            "runs/mlflow.db; $MLFLOW_TRACKING_URI or --tracking-uri for another).")
+                            "runs/mlflow.db; $MLFLOW_TRACKING_URI or --tracking-uri for another); or write the run's "
+                            "model as RUN/model.onnx, checked with onnxruntime against the model before it is kept "
+                            "(docs/onnx.md).")
     export.add_argument("run", help="a run folder")
-    export.add_argument("--to", choices=("tensorboard", "mlflow"), required=True, help="where to log it")
+    export.add_argument("--to", choices=("tensorboard", "mlflow", "onnx"), required=True,
+                        help="where to log it (tensorboard, mlflow), or the format to write (onnx)")
     export.add_argument("--tracking-uri", default=None,
                         help="MLflow's tracking URI (default: sqlite:///<RUN's folder>/mlflow.db)")
+    export.add_argument("--out", default=None, help="--to onnx: the file to write (default: RUN/model.onnx)")
 
     from .tune.study import PRUNERS, SAMPLERS
 
@@ -506,6 +511,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .track.export import export_mlflow, export_tensorboard
 
+    if args.to == "onnx":
+        from .recipes.onnx import export_onnx
+
+        print(export_onnx(args.run, args.out))
+        return 0
+    if args.out is not None:
+        raise ConfigError(f"--out {args.out}: only --to onnx writes a file; TensorBoard's goes to RUN/tensorboard, "
+                          "MLflow's to its tracking store (--tracking-uri)")
     print(export_mlflow(args.run, args.tracking_uri) if args.to == "mlflow" else export_tensorboard(args.run))
     return 0
 

@@ -56,7 +56,8 @@ class DataConfig:
     neutral_label: str | None = _f(None, "a target value meaning 'unsure' (D7): those rows stay out of training "
                                          "and get predicted labels in review.csv", shown="none")
     val_fraction: float = _f(0.15, "share of rows held out for validation (early stopping)")
-    test_fraction: float = _f(0.15, "share of rows held out for the final test")
+    test_fraction: float = _f(0.15, "share of rows held out for the final test (0: none; the validation rows then "
+                                    "give the run's test metrics, an optimistic figure since they chose the epoch)")
     split: str = _f("auto", "how rows go to train, validation and test: auto (stratified for classes, else random) "
                             "| random | stratified | time:COL (the earliest rows by COL train, the latest test) | "
                             "group:COL (each value of COL, an ID such as a patient, in one split only)")
@@ -79,10 +80,13 @@ class DataConfig:
         check_choice("task", self.task, TASKS)
         check_choice("scaling", self.scaling, ("standard", "minmax", "robust"))
         check_choice("balance", self.balance, ("auto", "none", "weights", "oversample", "undersample"))
-        for name in ("val_fraction", "test_fraction"):
-            v = getattr(self, name)
-            if not 0.0 < v < 0.5:
-                raise ConfigError(f"{name}={v} is not allowed; choose a fraction in (0, 0.5)")
+        if not 0.0 < self.val_fraction < 0.5:
+            raise ConfigError(f"val_fraction={self.val_fraction} is not allowed; choose a fraction in (0, 0.5)")
+        # 0: no test split (a scikit-learn estimator's fit, or a user who tests on a file of their own); the
+        # run's test metrics are then the validation rows' (results.json says so)
+        if not 0.0 <= self.test_fraction < 0.5:
+            raise ConfigError(f"test_fraction={self.test_fraction} is not allowed; choose a fraction in [0, 0.5) "
+                              "(0: no test split)")
         self._check_split()
         check_choice("augment", self.augment, AUGMENTS)
         if self.surrogate and self.split != "auto":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import shlex
 from collections.abc import Iterable
+from typing import Any
 from pathlib import Path
 
 
@@ -82,3 +83,15 @@ def check_choice(argument: str, value: object, allowed: Iterable[str]) -> None:
             f"{argument}={value!r} is not allowed{did_you_mean(str(value), allowed)}; "
             f"choose one of: {', '.join(allowed)}"
         )
+
+
+def require(module: str, what: str, extra: str, package: str | None = None) -> Any:
+    """Import an optional dependency, or raise MissingDependencyError saying `what` needs it (`package`:
+    its name on PyPI, when not the module's) and the extra that brings it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(f"{what} needs {package or module}, which is not installed ({e}); install it "
+                                     f"with pip install 'nnrecipe[{extra}]'") from None

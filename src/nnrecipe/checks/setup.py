@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..steps import Step, as_batch, bind_step, main_output
 from ..steps.batch import TARGET_KEYS
 from ..tasks import TASK_NAMES, infer_task
-from ..train.optim import clone_optimizer
+from ..train.optim import clone_optimizer, constructor_settings
 
 ROWS = 512  # rows of the caller's data the checks see: enough for C3/C7/C8's short runs, cheap on a CPU
 
@@ -64,7 +64,7 @@ class Setup:
         # the constructor's settings only: a scheduler adds keys to the groups (initial_lr) that it refuses
         settings = {k: copy.deepcopy(v) for k, v in self.optimizer.param_groups[0].items()
                     if k in self.optimizer.defaults}  # copies: a tensor lr would be stepped in place
-        opt = type(self.optimizer)(params, **settings)
+        opt = type(self.optimizer)(params, **constructor_settings(self.optimizer, settings))
         if self.schedulers:  # the groups a schedule reads (initial_lr, ...) ride along; the schedule starts where the caller's is
             for k, v in self.optimizer.param_groups[0].items():
                 if k != "params":

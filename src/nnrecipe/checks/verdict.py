@@ -81,3 +81,8 @@ class Diagnosis(list):
 
     def __str__(self) -> str:
         return self.table()
+
+    def _repr_html_(self) -> str:  # Jupyter: the verdicts as a table (report/notebook.py)
+        from ..report.notebook import diagnosis_html
+
+        return diagnosis_html(self)

@@ -44,15 +44,16 @@ def split_indices(labels: np.ndarray | None, n: int, val_fraction: float, test_f
         else:
             values = classes
         counts = np.bincount(labels, minlength=len(values))
-        rare = [f"'{shorten(v, 30)}' ({c})" for v, c in zip(values, counts) if c < 3]
+        least = 3 if test_fraction else 2  # a row in each split
+        rare = [f"'{shorten(v, 30)}' ({c})" for v, c in zip(values, counts) if c < least]
         if rare:
             listed = ", ".join(rare[:5]) + (f" and {len(rare) - 5} more" if len(rare) > 5 else "")
             column = f"target column '{target}' in {where}: " if target is not None else ""
-            raise DataError(f"{column}classes {listed} have fewer than 3 rows, too few to appear in the "
-                            "training, validation and test splits; add rows, merge or remove those classes")
+            splits = "training, validation and test splits" if test_fraction else "training and validation splits"
+            raise DataError(f"{column}classes {listed} have fewer than {least} rows, too few to appear in the "
+                            f"{splits}; add rows, merge or remove those classes")
     try:
-        rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed,
-                                      stratify=labels)
+        rest, test = _held(idx, test_fraction, seed, labels)
         train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction), random_state=seed,
                                       stratify=None if labels is None else labels[rest])
     except ValueError as e:  # a class too small for the requested fractions
@@ -61,7 +62,7 @@ def split_indices(labels: np.ndarray | None, n: int, val_fraction: float, test_f
             raise DataError(f"--split stratified: {column} has a class too small to stratify with these fractions "
                             f"({e}); pass --split random, or raise --val-fraction and --test-fraction") from None
         log.warning("stratified split impossible (%s); splitting without stratification", e)
-        rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed)
+        rest, test = _held(idx, test_fraction, seed, None)
         train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction), random_state=seed)
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
@@ -102,6 +103,14 @@ def check_rows(n: int, where: str, rows: int | None = None) -> None:
             if rows is not None and rows != n else ""
         raise DataError(f"{where} has {n} usable rows{left_out}; training needs at least {MIN_ROWS} to hold out "
                         "validation and test rows: add rows")
+
+
+def _held(idx: np.ndarray, fraction: float, seed: int, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(the rest, the test rows) of `idx`: a seeded, stratified share, or no test rows at fraction 0."""
+    if not fraction:
+        return idx, idx[:0]
+    rest, test = train_test_split(idx, test_size=fraction, random_state=seed, stratify=labels)
+    return rest, test
 
 
 def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
@@ -249,7 +258,7 @@ def time_split(keys: np.ndarray, val_fraction: float, test_fraction: float) -> d
     ranked = keys[order]
     n_val, n_test = split_sizes(n, val_fraction, test_fraction)
     cut = [n - n_test - n_val, n - n_test]
-    for i in (0, 1):
+    for i in (0, 1) if n_test else (0,):  # no test split: the second boundary is the end
         b = cut[i]
         if ranked[b - 1] != ranked[b]:
             continue
@@ -284,7 +293,8 @@ def group_split(groups: np.ndarray, val_fraction: float, test_fraction: float, s
     n_val, n_test = split_sizes(n, val_fraction, test_fraction)
     free = [int(g) for g in np.random.default_rng(seed).permutation(n_groups)]
     where_to = np.zeros(n_groups, dtype=np.int64)  # 0 train, 1 validation, 2 test
-    for part, goal, spare in ((2, n_test, 2), (1, n_val, 1)):  # spare: groups the later splits need
+    # spare: the groups the later splits need; no test split (test_fraction 0): validation alone is filled
+    for part, goal, spare in ((2, n_test, 2), (1, n_val, 1)) if n_test else ((1, n_val, 1),):
         taken, chosen = 0, []
         for g in free:
             if len(free) - len(chosen) <= spare:

@@ -87,6 +87,13 @@ class Prepared:
         """A split's inputs and target, as the Trainer takes them."""
         return (*self.inputs[name], self.targets[name])
 
+    def tested_on(self, name: str) -> Prepared:
+        """The same data whose test split is split `name`'s rows (none was held out: T15's surrogate fits
+        every row, test_fraction 0 keeps no test rows)."""
+        return dataclasses.replace(self, inputs={**self.inputs, "test": self.inputs[name]},
+                                   targets={**self.targets, "test": self.targets[name]},
+                                   rows={**self.rows, "test": self.rows[name]})
+
 
 @dataclass
 class Run:
@@ -113,6 +120,11 @@ class Run:
     @property
     def batch_size(self) -> int:
         return int(self.config["train"]["batch_size"])
+
+    def _repr_html_(self) -> str:  # Jupyter: metrics beside the baselines, verdicts, plots (report/notebook.py)
+        from ..report.notebook import run_html
+
+        return run_html(self)
 
 
 def headline_metric(task: str) -> str:
@@ -241,6 +253,12 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     if dcfg.surrogate:  # T15: fit every row; held-out rows, when given, only measure
         tcfg, prepared = surrogate_settings(tcfg, prepared)
         aimed = tcfg
+    # test_fraction 0 (a scikit-learn estimator's fit): the validation rows stand in for the test rows
+    stand_in = not dcfg.surrogate and not len(prepared.targets["test"])
+    if stand_in:
+        log.info("no test split (test_fraction 0): the run's test metrics are measured on the %d validation rows",
+                 len(prepared.rows["val"]))
+        prepared = prepared.tested_on("val")
     if tcfg.metric is not None:
         task.metrics([tcfg.metric])  # a metric that does not apply to the task fails here, naming both
     model = recipe.build(prepared, mcfg, tcfg.seed, prepared.targets["train"], tcfg.deterministic)
@@ -366,6 +384,11 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         alone = _finite(trainer.score(trainer.predict(prepared.split("test"), model=fit.members[0]), y_test))
     # C4 after training: simple models on the same split, against the network on the same test rows
     simple, fit_on = baselines(prepared, tcfg.seed) if dist.is_main() else (None, "")  # T10: rank 0's work
+    # with no test split, C4 on the validation rows is fair to the simple models only while the network did
+    # no more than pick its epoch on them: an R2 refit or a T14 ensemble trained on them
+    trained_on_test = stand_in and (fit.pair is not None or fit.cv is not None)
+    if trained_on_test:
+        simple = None
     if simple is not None:
         v = check_simple_models(task, judged_metric(task.name, aim), test_outputs, y_test, simple)
         log.info("%s", v.line())
@@ -396,6 +419,10 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         results["refit"] = {"epochs": members[1].epochs_run, "seconds": members[1].seconds,
                             "trained_on": ["train", "val"], "early_stopped_test": alone}
     results.update(techniques)
+    if stand_in:  # said beside the figures: they are not a held-out test's
+        results["test_measured_on"] = ("the validation rows, which the R2 refit or the T14 ensemble trained on "
+                                       "(no test split: test_fraction 0)" if trained_on_test else
+                                       "the validation rows, which chose the epoch (no test split: test_fraction 0)")
     if (pretrained := meta.get("pretrain")) is not None:  # M13: the autoencoder the network reads
         results["pretrain"] = pretrained
     if batch_report is not None:  # T17: the measurement behind the batch-size verdict

@@ -172,9 +172,7 @@ def surrogate_settings(tcfg: TrainConfig, prepared: Any) -> tuple[TrainConfig, A
                           "follow them: leave them out (the surrogate's error is measured on --surrogate-test)")
     tcfg = dataclasses.replace(tcfg, monitor="train_loss", mode="auto", refit="off")
     if not len(prepared.targets["test"]):  # no second sample: the error reached on the rows fitted
-        prepared = dataclasses.replace(prepared, inputs={**prepared.inputs, "test": prepared.inputs["train"]},
-                                       targets={**prepared.targets, "test": prepared.targets["train"]},
-                                       rows={**prepared.rows, "test": prepared.rows["train"]})
+        prepared = prepared.tested_on("train")
     return tcfg, prepared
 
 

@@ -8,28 +8,22 @@ asked for: `import nnrecipe` does not load them."""
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingDependencyError
+from ..errors import require
 from .runs import RunInfo, read_run
 
-EXTRA = "pip install 'nnrecipe[export]'"
 MLFLOW_DB = "mlflow.db"
 MAX_PARAM_CHARS = 6000  # MLflow refuses longer parameter values (mlflow.utils.validation)
 MLFLOW_BATCH = 100  # MLflow takes at most 100 parameters and 1,000 metrics per log_batch call
 
 
 def _require(module: str, package: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise MissingDependencyError(f"exporting needs {package}, which is not installed ({e}); install it "
-                                     f"with {EXTRA}") from None
+    return require(module, "exporting", "export", package)
 
 
 def _scalars(row: dict[str, Any]) -> dict[str, float]:

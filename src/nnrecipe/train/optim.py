@@ -11,6 +11,7 @@ fixed offset or scale, which is not the capacity that decay is meant to limit.""
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -91,6 +92,19 @@ def check_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
                           "model.parameters() of the model given to the Trainer")
 
 
+def constructor_settings(optimizer: torch.optim.Optimizer, settings: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `settings` that the optimizer's class takes as keywords: a class may list in its
+    defaults a setting its constructor fixes itself (torch 2.13's AdamW: 'decoupled_weight_decay'), which
+    a copy made with **defaults would pass and be refused for. The groups keep every entry."""
+    try:
+        accepted = inspect.signature(type(optimizer).__init__).parameters
+    except (TypeError, ValueError):  # a constructor without a signature: take them all
+        return dict(settings)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return dict(settings)
+    return {k: v for k, v in settings.items() if k in accepted}
+
+
 def clone_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, copy_model: nn.Module,
                     state: bool = True, settings: list[dict[str, Any]] | None = None) -> torch.optim.Optimizer:
     """An optimizer like `optimizer` (its class, its groups' settings, its state when `state`) over the
@@ -108,7 +122,7 @@ def clone_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, copy_mod
     live = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     groups = [{**copy.deepcopy(s), "params": [counterpart(p) for p in g["params"]]}
               for s, g in zip(settings or live, optimizer.param_groups)]
-    clone = type(optimizer)(groups, **optimizer.defaults)
+    clone = type(optimizer)(groups, **constructor_settings(optimizer, optimizer.defaults))
     if state:
         clone.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # moments, step counts: by position
     return clone

@@ -44,6 +44,11 @@ class Audit(Diagnosis):
                 f"{self.info.get('columns')} columns, target '{self.info.get('target')}' ({self.info.get('task')})")
         return "\n".join([head, self.table(), self.counts_line()])
 
+    def _repr_html_(self) -> str:  # Jupyter: what was audited and the findings (report/notebook.py)
+        from ...report.notebook import audit_html
+
+        return audit_html(self)
+
     def to_json(self) -> dict[str, Any]:
         return {"version": AUDIT_VERSION, **self.info, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
                 "findings": self.to_dict()}

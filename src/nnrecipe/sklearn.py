@@ -1,0 +1,259 @@
+"""scikit-learn estimators over the recipe (issue 23): `NNRecipeClassifier` and `NNRecipeRegressor` fit the
+network `nnrecipe train` would build, with its checks, in a `Pipeline`, `cross_val_score` or `GridSearchCV`.
+
+    from nnrecipe.sklearn import NNRecipeClassifier
+    clf = NNRecipeClassifier(epochs=50).fit(X, y)
+
+What a fit does: X (an array, a sparse matrix from a vectorizer, or a DataFrame, whose categorical and text
+columns the recipe reads as `nnrecipe train` does) and y become one table; the recipe holds out
+`val_fraction` of the rows for early stopping and keeps no test split (the user's own cross-validation is
+the test: test_fraction 0), audits the data when `audit=True`, runs the doctor's checks (`checks=True`),
+trains with its safeguards and keeps the model in memory. A run folder is written under `out` only when
+`out=` is given; otherwise the run's folder is a temporary one, removed when the fit returns. The checks'
+verdicts are on `verdicts_`, the curves on `history_`, results.json on `results_`.
+
+The settings are the recipe's: each parameter left None takes the recipe's rule (or the value in
+`data_config`, `model_config`, `train_config`, the frozen configs of `nnrecipe train`, for a setting without
+its own parameter); GridSearchCV searches them by name (`nnrecipeclassifier__lr`).
+
+Pickling an estimator is the user's choice here (scikit-learn's way to keep one: joblib); nnrecipe's own
+artifacts stay safetensors + JSON (`out=` writes the run folder, which `nnrecipe predict` reads)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from .config import DataConfig, ModelConfig, TrainConfig
+from .data.split import MIN_ROWS
+from .data.transforms import label_strings
+from .models import load_model
+
+log = logging.getLogger("nnrecipe")
+
+# the parameters that set one field of a config (name -> (config, field)); the rest are the estimator's own
+DATA = ("val_fraction", "scaling", "balance", "split", "categorical", "text")
+MODEL = ("model", "hidden", "activation", "dropout", "batchnorm", "loss", "members")
+TRAIN = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "patience", "metric", "cv_folds",
+         "refit", "device", "precision")
+TARGET = "target"  # the table's target column, renamed when X has a column of that name
+
+# scikit-learn's check_estimator checks that cannot hold for these estimators, and why (pass it as
+# check_estimator(est, expected_failed_checks=EXPECTED_FAILED_CHECKS); every other check passes)
+EXPECTED_FAILED_CHECKS = {
+    "check_methods_subset_invariance": "the network computes in float32, where a row's output can differ in its "
+    "last bits (1e-7) between batch sizes (the BLAS blocks the product differently); the check allows 1e-7 "
+    "absolute, which a regression output in the target's units can exceed by a hair",
+}
+
+
+class _NNRecipe(BaseEstimator):
+    """What the classifier and the regressor share: the settings, the table made of X and y, the fit
+    through `train_table`, and the model in memory."""
+
+    _task: str = "auto"
+
+    def __init__(self, *, model: str | None = None, hidden: tuple[int, ...] | None = None,
+                 activation: str | None = None, dropout: float | None = None, batchnorm: bool | None = None,
+                 loss: str | None = None, members: int | None = None, epochs: int | None = None,
+                 batch_size: int | None = None, optimizer: str | None = None, lr: float | None = None,
+                 weight_decay: float | None = None, schedule: str | None = None, patience: int | None = None,
+                 metric: str | None = None, cv_folds: int | None = None, refit: str | None = None,
+                 device: str | None = None, precision: str | None = None, val_fraction: float | None = None,
+                 scaling: str | None = None, balance: str | None = None, split: str | None = None,
+                 categorical: tuple[str, ...] | None = None, text: tuple[str, ...] | None = None,
+                 random_state: int | None = None, checks: bool = True, audit: bool = False,
+                 out: str | None = None, progress: bool = False, data_config: DataConfig | None = None,
+                 model_config: ModelConfig | None = None, train_config: TrainConfig | None = None) -> None:
+        # scikit-learn's rule: __init__ stores the parameters as given, and nothing else
+        self.model, self.hidden, self.activation, self.dropout = model, hidden, activation, dropout
+        self.batchnorm, self.loss, self.members, self.epochs = batchnorm, loss, members, epochs
+        self.batch_size, self.optimizer, self.lr, self.weight_decay = batch_size, optimizer, lr, weight_decay
+        self.schedule, self.patience, self.metric, self.cv_folds = schedule, patience, metric, cv_folds
+        self.refit, self.device, self.precision, self.val_fraction = refit, device, precision, val_fraction
+        self.scaling, self.balance, self.split, self.categorical = scaling, balance, split, categorical
+        self.text, self.random_state, self.checks, self.audit = text, random_state, checks, audit
+        self.out, self.progress, self.data_config = out, progress, data_config
+        self.model_config, self.train_config = model_config, train_config
+
+    # ------------------------------------------------------------------ settings
+    def _configs(self, target: str, numeric: tuple[str, ...]) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+        """The frozen configs of the fit: the given configs (or the defaults), each parameter that is not
+        None in its field; no test split; the seed from random_state."""
+        def given(names: tuple[str, ...]) -> dict[str, Any]:
+            return {n: _setting(n, getattr(self, n)) for n in names if getattr(self, n) is not None}
+
+        dcfg = dataclasses.replace(self.data_config or DataConfig(), **given(DATA), target=target, test_fraction=0.0,
+                                   task=self._task)
+        if numeric:  # an array's columns are numbers: none is read as categorical for having few values
+            dcfg = dataclasses.replace(dcfg, numeric=numeric)
+        mcfg = dataclasses.replace(self.model_config or ModelConfig(), **given(MODEL))
+        tcfg = dataclasses.replace(self.train_config or TrainConfig(), **given(TRAIN))
+        if self.random_state is not None:
+            tcfg = dataclasses.replace(tcfg, seed=_seed(self.random_state))
+        return dcfg, mcfg, tcfg
+
+    # ------------------------------------------------------------------ the table
+    def _table(self, X: Any, reset: bool) -> tuple[pd.DataFrame, tuple[str, ...]]:
+        """X as the recipe's table (columns named x0, x1, ... for an array) and the columns that are numbers
+        by construction (an array's). Validates X as scikit-learn does: the number of features and their
+        names against the fit's, no infinity (a missing value, NaN, the recipe imputes)."""
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if X.shape[0] < 1:
+                raise ValueError(f"X has 0 rows (shape {X.shape}); give at least one")
+            frame = X.reset_index(drop=True)
+            frame.columns = [str(c) for c in frame.columns]
+            return frame, ()
+        X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
+                          ensure_all_finite="allow-nan")
+        if sp.issparse(X):  # a vectorizer's matrix: the recipe's network reads dense rows
+            X = X.toarray()
+        names = [f"x{i}" for i in range(X.shape[1])]
+        return pd.DataFrame(X, columns=names), tuple(names)
+
+    def _fit(self, X: Any, y: Any) -> _NNRecipe:
+        from .recipes import train_table
+
+        if y is None:  # scikit-learn's words, which its checks look for
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        frame, numeric = self._table(X, reset=True)
+        y = self._target(y, len(frame))
+        n = len(frame)
+        if n < MIN_ROWS:
+            raise ValueError(f"{type(self).__name__}.fit: n_samples = {n}; the recipe needs at least {MIN_ROWS} "
+                             "rows to hold out validation rows for early stopping: give more samples")
+        target = TARGET
+        while target in frame.columns:
+            target += "_"
+        table = frame.assign(**{target: y})
+        dcfg, mcfg, tcfg = self._configs(target, numeric)
+        with tempfile.TemporaryDirectory(prefix="nnrecipe-fit-") as temp:
+            run = train_table(table, target, out=self.out if self.out is not None else temp, data_config=dcfg,
+                              model_config=mcfg, train_config=tcfg, progress=self.progress,
+                              checks=None if self.checks else (), audit=self.audit, report=self.out is not None,
+                              note=f"{type(self).__name__}.fit")
+            model, meta = load_model(run.run_dir)
+        self.model_, self.meta_ = model, meta
+        self.verdicts_, self.audit_, self.history_ = run.verdicts, run.audit, run.history
+        self.results_, self.config_ = run.results, run.config
+        self.run_dir_ = Path(run.run_dir) if self.out is not None else None
+        self.n_iter_ = max(1, int(run.results.get("epochs_run") or 1))
+        for v in run.verdicts:
+            if v.status in ("warn", "fail"):
+                log.warning("%s", v.line())
+        return self
+
+    def _outputs(self, X: Any) -> pd.DataFrame:
+        """The recipe's prediction frame for X (predict's columns: prediction, p_<class>)."""
+        from .recipes.tabular import predict_frame
+
+        check_is_fitted(self, "model_")
+        frame, _ = self._table(X, reset=False)
+        self.model_.eval()
+        return predict_frame(self.model_, self.meta_, frame)[0]
+
+    def _more_tags(self) -> dict[str, Any]:  # scikit-learn < 1.6
+        return {"allow_nan": True, "non_deterministic": False}
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # the recipe imputes missing values (and adds a was-missing column)
+        tags.input_tags.sparse = True  # a vectorizer's matrix, read densely
+        return tags
+
+
+class NNRecipeClassifier(ClassifierMixin, _NNRecipe):
+    """The recipe's network for classes (binary or multiclass), as a scikit-learn classifier: `classes_`,
+    `predict`, `predict_proba`, `score` (accuracy). See the module's docstring for the settings."""
+
+    def fit(self, X: Any, y: Any) -> NNRecipeClassifier:
+        """Fit the recipe's network on X and the class labels y (returns self)."""
+        return self._fit(X, y)
+
+    def _target(self, y: Any, n: int) -> pd.Series:
+        y = column_or_1d(_array(y, n), warn=True)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"{type(self).__name__}.fit: y holds 1 class ({self.classes_[0]!r}); a classifier "
+                             "needs at least two")
+        self._task = "binary" if len(self.classes_) == 2 else "multiclass"
+        labels = label_strings(pd.Series(self.classes_))
+        if labels.nunique() < len(self.classes_):  # two labels that print alike cannot both be told apart
+            raise ValueError(f"{type(self).__name__}.fit: the class labels {list(self.classes_)[:10]} are not "
+                             "distinct once written as text; relabel them")
+        self._labels = dict(zip(labels, range(len(self.classes_))))
+        return label_strings(pd.Series(y)).reset_index(drop=True)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """The probability of each class of `classes_` for each row of X."""
+        out = self._outputs(X)
+        proba = np.zeros((len(out), len(self.classes_)))
+        for c in self.meta_["classes"]:
+            proba[:, self._labels[str(c)]] = out[f"p_{c}"].to_numpy(dtype=np.float64)
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of `classes_` for each row of X."""
+        proba = self.predict_proba(X)  # first: it says NotFittedError before classes_ is looked up
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class NNRecipeRegressor(RegressorMixin, _NNRecipe):
+    """The recipe's network for a number, as a scikit-learn regressor: `predict`, `score` (R2). See the
+    module's docstring for the settings."""
+
+    _task = "regression"
+
+    def fit(self, X: Any, y: Any) -> NNRecipeRegressor:
+        """Fit the recipe's network on X and the numbers y (returns self)."""
+        return self._fit(X, y)
+
+    def _target(self, y: Any, n: int) -> np.ndarray:
+        y = column_or_1d(_array(y, n), warn=True)
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{type(self).__name__}.fit: y must be numbers ({e})") from None
+        if not np.isfinite(y).all():
+            raise ValueError(f"{type(self).__name__}.fit: y holds NaN or infinity; drop those rows or fill them")
+        return y
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The predicted number for each row of X, in y's units."""
+        return self._outputs(X)["prediction"].to_numpy(dtype=np.float64)
+
+
+# ---------------------------------------------------------------------- helpers
+def _array(y: Any, n: int) -> np.ndarray:
+    """y as an array of n values (a list, a Series or a one-column frame)."""
+    y = y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else np.asarray(y)
+    if y.shape[0] != n:
+        raise ValueError(f"X has {n} rows and y has {y.shape[0]}; give one target per row")
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise ValueError(f"y has {y.shape[1]} columns; these estimators predict one target (multi-output: train "
+                         "with `nnrecipe train` and comma-separated targets)")
+    return y
+
+
+def _setting(name: str, value: Any) -> Any:
+    """A parameter as its config field holds it (lists as tuples: the configs are frozen)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _seed(random_state: Any) -> int:
+    """random_state as the recipe's integer seed (a RandomState draws one, as scikit-learn estimators do)."""
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    return int(random_state)
