@@ -137,3 +137,19 @@ def test_bad_input_is_named() -> None:
         NNRecipeRegressor().fit(np.zeros((30, 2)), ["a"] * 30)
     with pytest.raises(ValueError, match="not allowed"):
         NNRecipeClassifier(val_fraction=0.9).fit(np.random.default_rng(0).normal(size=(30, 2)), [0, 1] * 15)
+
+
+def test_predict_takes_the_other_kind_of_x_by_position() -> None:
+    g = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": g.normal(size=120), "b": g.normal(size=120)})
+    y = (frame["a"] > 0).astype(int).to_numpy()
+    on_frame = NNRecipeClassifier(epochs=5, refit="off", checks=False, model="mlp").fit(frame, y)
+    with pytest.warns(UserWarning, match="feature names"):  # scikit-learn's own warning, then the columns by position
+        np.testing.assert_array_equal(on_frame.predict_proba(frame.to_numpy()), on_frame.predict_proba(frame))
+    on_array = NNRecipeClassifier(epochs=5, refit="off", checks=False, model="mlp").fit(frame.to_numpy(), y)
+    with pytest.warns(UserWarning, match="feature names"):
+        np.testing.assert_array_equal(on_array.predict_proba(frame), on_array.predict_proba(frame.to_numpy()))
+    # one column's name alone is taken as that column, not as its letters
+    colour = frame.assign(colour=np.where(y == 1, "red", "blue"))
+    clf = NNRecipeClassifier(epochs=5, refit="off", checks=False, categorical="colour").fit(colour, y)
+    assert clf.meta_["preprocessing"]["columns"]["colour"]["kind"] == "categorical"

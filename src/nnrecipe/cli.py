@@ -514,6 +514,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.to == "onnx":
         from .recipes.onnx import export_onnx
 
+        if args.tracking_uri is not None:
+            raise ConfigError(f"--tracking-uri {args.tracking_uri} is MLflow's; --to onnx writes a file (--out): "
+                              "leave it out")
+
         print(export_onnx(args.run, args.out))
         return 0
     if args.out is not None:

@@ -108,6 +108,8 @@ class _NNRecipe(BaseEstimator):
         """X as the recipe's table (columns named x0, x1, ... for an array) and the columns that are numbers
         by construction (an array's). Validates X as scikit-learn does: the number of features and their
         names against the fit's, no infinity (a missing value, NaN, the recipe imputes)."""
+        if not reset and isinstance(X, pd.DataFrame) != hasattr(self, "feature_names_in_"):
+            return self._as_fitted(X)
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=reset, skip_check_array=True)
             if X.shape[0] < 1:
@@ -121,6 +123,18 @@ class _NNRecipe(BaseEstimator):
             X = X.toarray()
         names = [f"x{i}" for i in range(X.shape[1])]
         return pd.DataFrame(X, columns=names), tuple(names)
+
+    def _as_fitted(self, X: Any) -> tuple[pd.DataFrame, tuple[str, ...]]:
+        """X of the other kind than the fit's (an array after a DataFrame, or the reverse) as the fit's table:
+        the columns taken by position, once scikit-learn has checked their count (and warned of the names)."""
+        if isinstance(X, pd.DataFrame):  # fitted on an array: the numbers, as the fit read them
+            return self._table(validate_data(self, X, reset=False, dtype="numeric", ensure_all_finite="allow-nan"),
+                               reset=False)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        X = X.toarray() if sp.issparse(X) else np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X has shape {X.shape}; give a 2-D table of {self.n_features_in_} columns")
+        return pd.DataFrame(X, columns=[str(c) for c in self.feature_names_in_]), ()
 
     def _fit(self, X: Any, y: Any) -> _NNRecipe:
         from .recipes import train_table
@@ -242,13 +256,16 @@ def _array(y: Any, n: int) -> np.ndarray:
     if y.shape[0] != n:
         raise ValueError(f"X has {n} rows and y has {y.shape[0]}; give one target per row")
     if y.ndim == 2 and y.shape[1] > 1:
-        raise ValueError(f"y has {y.shape[1]} columns; these estimators predict one target (multi-output: train "
-                         "with `nnrecipe train` and comma-separated targets)")
+        raise ValueError(f"y has {y.shape[1]} columns; these estimators predict one target (several 0/1 labels "
+                         "at once: `nnrecipe train` with the label columns named, comma-separated, as the target)")
     return y
 
 
 def _setting(name: str, value: Any) -> Any:
-    """A parameter as its config field holds it (lists as tuples: the configs are frozen)."""
+    """A parameter as its config field holds it (lists as tuples: the configs are frozen; one column's name
+    given alone for `categorical` or `text`, a tuple of it)."""
+    if name in ("categorical", "text") and isinstance(value, str):
+        return (value,)
     return tuple(value) if isinstance(value, list) else value
 
 

@@ -387,3 +387,48 @@ def test_a_shuffled_daily_series_is_no_group_and_no_time_order():
 def test_id_words_are_read_from_the_column_name():
     assert name_words("PatientID") == {"patient", "id"} and name_words("store_nbr") == {"store", "nbr"}
     assert name_words("userId") == {"user", "id"} and name_words("age_group") == {"age", "group"}
+
+
+# ---------------------------------------------------------------- no test split (test_fraction 0)
+@pytest.mark.parametrize("split", ["auto", "random", "time:date", "group:patient_id"])
+def test_test_fraction_zero_keeps_every_row_for_training_and_validation(split):
+    df = series().assign(patient_id=np.arange(400) // 5) if split != "group:patient_id" else patients()
+    if split == "group:patient_id":
+        df = df.assign(date="2020-01-01")
+    prep = prepared(df, split=split, test_fraction=0.0)
+    assert prep.counts["test"] == 0
+    assert prep.counts["train"] + prep.counts["val"] == len(df)
+    assert 0.10 * len(df) <= prep.counts["val"] <= 0.20 * len(df)  # the validation share still holds
+    if split == "time:date":  # the latest rows validate
+        d = values_in(df, prep, "date")
+        assert d["train"].max() < d["val"].min()
+    if split == "group:patient_id":
+        ids = values_in(df, prep, "patient_id")
+        assert not set(ids["train"]) & set(ids["val"])
+
+
+def test_test_fraction_zero_needs_two_rows_a_class_and_refuses_negative_fractions():
+    labels = np.array([0] * 10 + [1] * 2)
+    parts = split_indices(labels, 12, 0.15, 0.0, seed=0)
+    assert len(parts["test"]) == 0 and set(labels[parts["val"]]) <= {0, 1}
+    with pytest.raises(DataError, match="fewer than 2 rows, too few to appear in the training and validation"):
+        split_indices(np.array([0] * 11 + [1]), 12, 0.15, 0.0, seed=0)
+    with pytest.raises(ConfigError, match=r"test_fraction=-0.1 is not allowed; choose a fraction in \[0, 0.5\)"):
+        DataConfig(test_fraction=-0.1)
+
+
+def test_a_run_without_a_test_split_measures_on_the_validation_rows(tmp_path):
+    run = train_table(small_table(), "y", out=tmp_path, data_config=DataConfig(test_fraction=0.0),
+                      train_config=dataclasses.replace(FAST, refit="off"), **QUICK)
+    assert run.results["rows"]["test"] == run.results["rows"]["val"] > 0
+    assert run.results["test_measured_on"] == ("the validation rows, which chose the epoch (no test split: "
+                                               "test_fraction 0)")
+    assert {v.id for v in run.verdicts} >= {"C4"}  # the simple models are compared on those rows
+    refit = train_table(small_table(), "y", out=tmp_path, data_config=DataConfig(test_fraction=0.0),
+                        train_config=dataclasses.replace(FAST, refit="on"), **QUICK)
+    assert "trained on" in refit.results["test_measured_on"] and "C4" not in {v.id for v in refit.verdicts}
+    # M14 on such a run measures where the run did: its validation rows
+    from nnrecipe import prune_run
+
+    pruned = prune_run(run.run_dir, (0.5,), data=small_table(), fine_tune_epochs=1)
+    assert [s["sparsity"] for s in pruned.steps] == [0.5] and pruned.unpruned["test"]

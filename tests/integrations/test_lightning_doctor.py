@@ -147,3 +147,57 @@ def test_counts_go_to_the_trainers_loggers_and_warnings_to_lightnings_log(caplog
 def test_an_unknown_check_name_is_refused_with_a_suggestion():
     with pytest.raises(ValueError, match=r"checks: 'C77' is not a check \(did you mean 'C7'\?\)"):
         Doctor(["C77"])
+
+
+class TwoNets(pl.LightningModule):
+    """A healthy module with two optimizers and manual optimization (a GAN's shape): C7 in training must
+    not take the second optimizer's parameters for untrained ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.a = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+        self.b = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) + self.b(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        for opt, net in zip(self.optimizers(), (self.a, self.b)):
+            loss = self.loss_fn(net(x), y)
+            opt.zero_grad()
+            self.manual_backward(loss)
+            opt.step()
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+
+    def configure_optimizers(self):
+        return [torch.optim.Adam(self.a.parameters(), lr=1e-2), torch.optim.Adam(self.b.parameters(), lr=1e-2)]
+
+
+def test_two_optimizers_skip_c7_in_training_instead_of_failing_it():
+    torch.manual_seed(0)
+    doctor = Doctor(checks=["C7", "C8"])
+    fit(TwoNets(), doctor, epochs=3)
+    assert raised(doctor) == {}
+    during = [v for v in doctor.diagnosis if v.id == "C7" and v.status == "skipped"]
+    assert any("several optimizers" in v.summary for v in during)
+
+
+class WarmingUp(Net):
+    """The healthy twin with a linear warm-up over 2,000 steps: every step C7 watches is inside it."""
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=3e-5)
+        warm = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 2000))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": warm, "interval": "step"}}
+
+
+def test_a_warm_up_is_not_called_a_learning_rate_too_low_by_c7_in_training():
+    torch.manual_seed(0)
+    doctor = Doctor(checks=["C7"])
+    fit(WarmingUp(), doctor, epochs=2)
+    ratio = [v for v in doctor.diagnosis if v.name.startswith("update/weight ratio (in training)")]
+    assert ratio and all(v.status == "skipped" and "warm-up" in v.summary for v in ratio)
+    assert raised(doctor) == {}

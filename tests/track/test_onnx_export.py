@@ -238,6 +238,9 @@ def test_export_to_another_file_and_the_messages_of_what_is_missing(binary_run: 
     assert cli("export", binary_run, "--to", "tensorboard", "--out", tmp_path / "x")[:3] == (
         2, "", f"nnrecipe: error: --out {tmp_path / 'x'}: only --to onnx writes a file; TensorBoard's goes to "
         "RUN/tensorboard, MLflow's to its tracking store (--tracking-uri)\n")
+    assert cli("export", binary_run, "--to", "onnx", "--tracking-uri", "sqlite:///x.db")[:3] == (
+        2, "", "nnrecipe: error: --tracking-uri sqlite:///x.db is MLflow's; --to onnx writes a file (--out): leave it "
+        "out\n")
     with pytest.raises(Exception, match="lack 1 column") as found:
         onnx_inputs(binary_run, _table(5, seed=0).drop(columns=["note"]))
     assert str(found.value) == "the rows lack 1 column(s) the model needs: 'note'; add them"

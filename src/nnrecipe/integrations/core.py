@@ -223,6 +223,9 @@ class DoctorCore:
         self.flow_steps: list[int] = []
         self.hooks: FlowHooks | None = None
         self.flow_judged = False
+        # why C7 cannot watch this run's steps (several optimizers, manual optimization): said when judged
+        self.flow_skip: str | None = None
+        self.flow_warming: list[bool] = []  # per observed step: a warm-up still held the rate below its target
 
     # ---------------------------------------------------------------- before training
     def before(self, model: HostModel, optimizer: torch.optim.Optimizer, data: tuple[torch.Tensor, ...],
@@ -236,8 +239,8 @@ class DoctorCore:
         rates = [g["lr"] for g in optimizer.param_groups]
         warm = _warmup_rate(optimizer)
         if warm:
-            self.found["warmup"] = (f"the rate is 0 at the start of a warm-up: the checks ran at the rate it warms "
-                                    f"up to, {warm[0]:g}")
+            self.found["warmup"] = (f"the run starts in a warm-up: the checks ran at the rate it warms up to, "
+                                    f"{warm[0]:g}")
         try:
             with warnings.catch_warnings():
                 # a LightningModule copied by the doctor has no Trainer: its self.log() calls warn, and return
@@ -246,7 +249,7 @@ class DoctorCore:
                                seed=self.seed, rows=self.rows, checks=checks)
         finally:
             for group, lr in zip(optimizer.param_groups, rates):
-                group["lr"] = lr  # the warm-up's 0, as it was
+                group["lr"] = lr  # the warm-up's rate, as it was
         self.diagnosis.extend(found)
         self.diagnosis.seconds.update(found.seconds)
         return found
@@ -259,8 +262,11 @@ class DoctorCore:
     # ---------------------------------------------------------------- during: C7 on chosen steps
     def step_begins(self, step: int, model: nn.Module, optimizer: Any) -> None:
         """Before the host's optimizer step number `step` (1-based): hooks on, when it is a chosen one."""
-        if "C7" not in self.checks or self.flow_judged or step not in self.c7_steps or self.hooks is not None:
+        if ("C7" not in self.checks or self.flow_judged or self.flow_skip or step not in self.c7_steps
+                or self.hooks is not None):
             return
+        groups = torch_optimizer(optimizer).param_groups
+        self.flow_warming.append(any(g.get("initial_lr") and g["lr"] < g["initial_lr"] for g in groups))
         if self.flow is None:
             self.flow = FlowRecord()
             self.flow_start = {n: sample_entries(p) for n, p in model.named_parameters()}
@@ -290,11 +296,17 @@ class DoctorCore:
         self.flow_judged = True
         if self.flow is None or not self.flow.losses:
             verdicts = [Verdict("C7", "gradient flow in training", "skipped",
-                                f"no step of the run was observed (chosen steps: {self.c7_steps})")]
+                                self.flow_skip or f"no step of the run was observed (chosen steps: {self.c7_steps})")]
         else:
             verdicts = [dataclasses.replace(v, name=f"{v.name} (in training)",
                                             evidence={**v.evidence, "observed_steps": self.flow_steps})
                         for v in judge_flow(model, torch_optimizer(optimizer), self.flow, self.flow_start)]
+            if any(self.flow_warming):  # a warm-up's small steps are its purpose, not a rate too low
+                verdicts = [Verdict("C7", f"{v.name}", "skipped",
+                                    "the observed steps fell in the learning-rate warm-up (the rate still below the "
+                                    "one it warms up to): the update/weight ratio is not judged on them", v.evidence)
+                            if v.fault == "lr-too-low" and v.name.startswith("update/weight ratio") else v
+                            for v in verdicts]
         self.flow, self.flow_start = None, {}  # the record's tensors are not kept past the judgement
         self.diagnosis.extend(verdicts)
         return verdicts
@@ -345,13 +357,14 @@ class DoctorCore:
 
 
 def _warmup_rate(optimizer: torch.optim.Optimizer) -> list[float]:
-    """A warm-up that starts at 0 (transformers' schedules with warmup_steps): every group's rate is 0
-    and the rate it warms up to (initial_lr, set by the scheduler) is not. Its groups are set to that rate
-    for the doctor's copies (`before` puts the 0 back once the doctor is done); [] when not warming up."""
+    """A warm-up (transformers' schedules with warmup_steps, a LambdaLR ramp): a group's rate below the rate
+    it warms up to (initial_lr, set by the scheduler), from 0 or from a fraction of it. The groups are set
+    to those rates for the doctor's copies (`before` puts the warm-up's rates back once the doctor is done),
+    since the checks judge the training the run is heading for; [] when not warming up."""
     groups = optimizer.param_groups
-    if not groups or any(g.get("lr") != 0 or not g.get("initial_lr") for g in groups):
+    if not groups or not any(g.get("initial_lr") and g.get("lr", 0) < g["initial_lr"] for g in groups):
         return []
-    rates = [float(g["initial_lr"]) for g in groups]
+    rates = [float(g.get("initial_lr") or g["lr"]) for g in groups]
     for g, lr in zip(groups, rates):
         g["lr"] = lr
     return rates

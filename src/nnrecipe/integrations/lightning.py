@@ -70,6 +70,10 @@ class Doctor(Findings, _Callback):
 
     def _before(self, trainer: Any, module: Any) -> list[Any]:
         core = self.core
+        if not getattr(module, "automatic_optimization", True) or len(trainer.optimizers) != 1:
+            # C7 in training watches one optimizer's steps: with several, a parameter of another is not missing
+            core.flow_skip = ("the module uses manual optimization or several optimizers; C7 in training watches "
+                              "the steps of one automatic optimizer")
         if not getattr(module, "automatic_optimization", True):
             # manual optimization steps inside training_step through self.optimizers(), which a copy without
             # a Trainer cannot reach

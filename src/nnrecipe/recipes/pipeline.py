@@ -385,8 +385,9 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     # C4 after training: simple models on the same split, against the network on the same test rows
     simple, fit_on = baselines(prepared, tcfg.seed) if dist.is_main() else (None, "")  # T10: rank 0's work
     # with no test split, C4 on the validation rows is fair to the simple models only while the network did
-    # no more than pick its epoch on them: an R2 refit or a T14 ensemble trained on them
-    trained_on_test = stand_in and (fit.pair is not None or fit.cv is not None)
+    # no more than pick its epoch on them: an R2 refit (beside early stopping, or a search's retrained best)
+    # or a T14 ensemble trained on them
+    trained_on_test = stand_in and (refit is not None or fit.pair is not None or fit.cv is not None)
     if trained_on_test:
         simple = None
     if simple is not None:

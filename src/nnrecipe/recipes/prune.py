@@ -183,6 +183,8 @@ def reload(run_dir: Path, config: dict[str, Any], meta: dict[str, Any], data: An
         raise CheckpointError(f"{where} is not the data run '{run_dir}' was trained on ({', '.join(differ)} "
                               "differ from its model.json and splits.json); give the run's own data (data=, CLI: "
                               "--data PATH)")
+    if not len(prepared.targets["test"]):  # trained with no test split (test_fraction 0): as the run measured
+        prepared = prepared.tested_on("val")
     return prepared, tcfg
 
 

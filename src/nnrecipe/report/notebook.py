@@ -113,7 +113,7 @@ def run_html(run: Any) -> str:
     results: Mapping[str, Any] = run.results or {}
     try:
         name, value = run.metric
-    except KeyError:  # no test rows (T15's surrogate, test_fraction 0): no headline
+    except KeyError:  # no headline metric in the record: a dash
         name, value = "-", None
     verdicts = [*run.verdicts, *(run.audit or [])]
     attention = sorted((v for v in verdicts if v.status in ATTENTION), key=lambda v: ATTENTION.index(v.status))
@@ -122,6 +122,9 @@ def run_html(run: Any) -> str:
     parts = [f"<h3>{_e(run_dir.name)}</h3>",
              f"<p>{_e(run.task)}: test {_e(name)} <b>{_number(value)}</b>; best epoch {_number(run.best_epoch)} "
              f"of {_number(results.get('epochs_run'))}" + (f"; note: {_e(note)}" if note else "") + "</p>",
+             # where the test figures come from when no test split was held out (test_fraction 0)
+             *([f"<p>test metrics measured on {_e(results['test_measured_on'])}</p>"]
+               if results.get("test_measured_on") else []),
              _metrics_table(run.test or {}, results.get("baselines") or {})]
     if attention:
         parts += [f"<p><b>{len(attention)} verdict(s) need attention</b> ({passed} passed)</p>",

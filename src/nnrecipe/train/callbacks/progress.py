@@ -16,7 +16,8 @@ def in_notebook() -> bool:
     not). IPython is looked up, never imported: a process that has not loaded it is no kernel."""
     ipython = sys.modules.get("IPython")
     shell = getattr(ipython, "get_ipython", lambda: None)() if ipython is not None else None
-    return type(shell).__name__ == "ZMQInteractiveShell"
+    # a subclass counts too: Google Colab's shell is one
+    return any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__)
 
 
 def tqdm_class() -> Any:
