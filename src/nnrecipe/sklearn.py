@@ -108,7 +108,7 @@ class _NNRecipe(BaseEstimator):
         """X as the recipe's table (columns named x0, x1, ... for an array) and the columns that are numbers
         by construction (an array's). Validates X as scikit-learn does: the number of features and their
         names against the fit's, no infinity (a missing value, NaN, the recipe imputes)."""
-        if not reset and isinstance(X, pd.DataFrame) != hasattr(self, "feature_names_in_"):
+        if not reset and isinstance(X, pd.DataFrame) != (self._fit_columns is not None):
             return self._as_fitted(X)
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=reset, skip_check_array=True)
@@ -116,7 +116,11 @@ class _NNRecipe(BaseEstimator):
                 raise ValueError(f"X has 0 rows (shape {X.shape}); give at least one")
             frame = X.reset_index(drop=True)
             frame.columns = [str(c) for c in frame.columns]
+            if reset:  # the names the table's columns had (scikit-learn keeps feature_names_in_ for text only)
+                self._fit_columns: list[str] | None = list(frame.columns)
             return frame, ()
+        if reset:
+            self._fit_columns = None
         X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
                           ensure_all_finite="allow-nan")
         if sp.issparse(X):  # a vectorizer's matrix: the recipe's network reads dense rows
@@ -134,7 +138,7 @@ class _NNRecipe(BaseEstimator):
         X = X.toarray() if sp.issparse(X) else np.asarray(X)
         if X.ndim != 2:
             raise ValueError(f"X has shape {X.shape}; give a 2-D table of {self.n_features_in_} columns")
-        return pd.DataFrame(X, columns=[str(c) for c in self.feature_names_in_]), ()
+        return pd.DataFrame(X, columns=self._fit_columns), ()
 
     def _fit(self, X: Any, y: Any) -> _NNRecipe:
         from .recipes import train_table
