@@ -153,3 +153,30 @@ def test_predict_takes_the_other_kind_of_x_by_position() -> None:
     colour = frame.assign(colour=np.where(y == 1, "red", "blue"))
     clf = NNRecipeClassifier(epochs=5, refit="off", checks=False, categorical="colour").fit(colour, y)
     assert clf.meta_["preprocessing"]["columns"]["colour"]["kind"] == "categorical"
+
+
+def test_partial_fit_goes_on_training_one_network(cancer) -> None:  # type: ignore[no-untyped-def]
+    X, y = cancer
+    clf = NNRecipeClassifier(epochs=3, checks=False, random_state=0, model="mlp")
+    clf.partial_fit(X[:200], y[:200], classes=[0, 1])  # the first batch: fitted as fit does, one network
+    assert clf.config_["train"]["refit"] == "off" and clf.get_params()["refit"] is None  # the parameter kept
+    first, epochs = clf.score(X[400:], y[400:]), clf.n_iter_
+    losses = []
+    for _ in range(5):  # the same batch again: its training loss falls epoch after epoch
+        clf.partial_fit(X[200:400], y[200:400])
+        losses.append(clf.history_[-1]["train_loss"])
+    assert losses == sorted(losses, reverse=True) and clf.n_iter_ == epochs + 5
+    assert all(row.get("partial_fit") for row in clf.history_[-5:])
+    assert clf.score(X[400:], y[400:]) > first
+    again = pickle.loads(pickle.dumps(clf))  # the optimizer's state travels with it: the next epoch is the same
+    np.testing.assert_array_equal(again.partial_fit(X[:50], y[:50]).predict_proba(X[400:]),
+                                  clf.partial_fit(X[:50], y[:50]).predict_proba(X[400:]))
+    with pytest.raises(ValueError, match=r"y holds classes the first batch did not \(\['2'\]\)"):
+        clf.partial_fit(X[:20], np.full(20, 2))
+    with pytest.raises(ValueError, match="classes= and the first batch's labels differ in"):
+        NNRecipeClassifier(epochs=2, checks=False).partial_fit(X[:100], y[:100], classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="refit='on' train several"):
+        NNRecipeClassifier(refit="on").partial_fit(X, y)
+    pair = NNRecipeClassifier(epochs=2, checks=False, refit="on", model="mlp").fit(X[:200], y[:200])
+    with pytest.raises(ValueError, match="this fit made an ensemble of 2"):
+        pair.partial_fit(X[200:300], y[200:300])

@@ -10,7 +10,8 @@ columns the recipe reads as `nnrecipe train` does) and y become one table; the r
 the test: test_fraction 0), audits the data when `audit=True`, runs the doctor's checks (`checks=True`),
 trains with its safeguards and keeps the model in memory. A run folder is written under `out` only when
 `out=` is given; otherwise the run's folder is a temporary one, removed when the fit returns. The checks'
-verdicts are on `verdicts_`, the curves on `history_`, results.json on `results_`.
+verdicts are on `verdicts_`, the curves on `history_`, results.json on `results_`. `partial_fit` fits the
+first batch so, with one network, and trains it one more epoch on each later batch.
 
 The settings are the recipe's: each parameter left None takes the recipe's rule (or the value in
 `data_config`, `model_config`, `train_config`, the frozen configs of `nnrecipe train`, for a setting without
@@ -30,13 +31,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from .config import DataConfig, ModelConfig, TrainConfig
+from .config import DataConfig, ModelConfig, TrainConfig, from_dict
 from .data.split import MIN_ROWS
-from .data.transforms import label_strings
+from .data.transforms import TablePreprocessor, label_strings
 from .models import load_model
 
 log = logging.getLogger("nnrecipe")
@@ -167,9 +169,85 @@ class _NNRecipe(BaseEstimator):
         self.results_, self.config_ = run.results, run.config
         self.run_dir_ = Path(run.run_dir) if self.out is not None else None
         self.n_iter_ = max(1, int(run.results.get("epochs_run") or 1))
+        self._optimizer_state = None  # partial_fit's optimizer, from its first later batch on
         for v in run.verdicts:
             if v.status in ("warn", "fail"):
                 log.warning("%s", v.line())
+        return self
+
+    def _partial_fit(self, X: Any, y: Any, classes: Any = None) -> _NNRecipe:
+        """The first call fits as `fit` does, on this batch, with one network (no R2 pair, no T14 ensemble:
+        the network that later batches go on training); each later call trains that network one epoch on
+        the batch with the fit's preprocessing, loss and optimizer (its state kept between calls)."""
+        if not hasattr(self, "model_"):
+            kept = [f"{name}={getattr(self, name)!r}" for name, off in (("refit", "off"), ("cv_folds", 1))
+                     if getattr(self, name) not in (None, off)]
+            if kept:
+                raise ValueError(f"partial_fit trains one network batch after batch, and {', '.join(kept)} train "
+                                 "several: leave them out, or call fit")
+            one = clone(self).set_params(refit="off", cv_folds=1)
+            one._fit(X, y)
+            self.__dict__.update({k: v for k, v in one.__dict__.items() if k.endswith("_") or k.startswith("_")})
+            if classes is not None and set(np.unique(classes)) != set(self.classes_):
+                missing = sorted(set(np.unique(classes)) ^ set(self.classes_), key=str)
+                del self.model_
+                raise ValueError(f"partial_fit: classes= and the first batch's labels differ in {missing[:10]}; the "
+                                 "recipe sizes the network's output from the classes it sees first: give a first "
+                                 "batch with a row of every class in classes=")
+            return self
+        return self._train_more(X, y)
+
+    def _train_more(self, X: Any, y: Any) -> _NNRecipe:
+        """One epoch of the fitted network on (X, y): the fit's preprocessing, loss (class weights from this
+        batch's counts when the fit weighted its classes: D6) and optimizer settings; no early stopping."""
+        from .data.balance import class_weights
+        from .recipes.tabular import _inputs
+        from .tasks import create_task
+        from .tasks.base import REGRESSION_LOSSES
+        from .train import Trainer
+        from .train.optim import make_optimizer, model_parameters
+
+        from .models import Ensemble
+
+        if isinstance(self.model_, Ensemble):
+            raise ValueError(f"partial_fit goes on training one network, and this fit made an ensemble of "
+                             f"{len(self.model_.members)} (an R2 refit beside early stopping, or cv_folds): fit with "
+                             "refit='off' and cv_folds=1 first, or start with partial_fit")
+        frame, _ = self._table(X, reset=False)
+        y = self._target_more(y, len(frame))
+        meta, config = self.meta_, self.config_
+        pre = TablePreprocessor.from_dict(meta["preprocessing"])
+        spec = getattr(self.model_, "spec", {})
+        inputs = _inputs(pre, frame, bool(spec.get("text_words")))[0]
+        options: dict[str, Any] = {"n_classes": len(meta["classes"]), "target_scale": meta["target_scale"]}
+        if meta["task"] == "regression":
+            names = {cls.__name__: name for name, cls in REGRESSION_LOSSES.items()}
+            options["loss"] = names.get(config.get("loss", ""), "mse")
+            target = torch.tensor((y - meta["target_scale"]["mean"]) / meta["target_scale"]["std"],
+                                  dtype=torch.float32)[:, None]
+        else:
+            codes = np.asarray(y)
+            if str(config.get("head", "")).startswith("weights"):
+                options["class_weights"] = class_weights(codes, len(meta["classes"]))
+            target = torch.tensor(codes, dtype=torch.float32)[:, None] if meta["task"] == "binary" else \
+                torch.tensor(codes, dtype=torch.long)
+        task = create_task(meta["task"], **options)
+        tcfg = from_dict(TrainConfig, config["train"])
+        # one epoch, nothing held out: the training loss is all there is to follow
+        tcfg = dataclasses.replace(tcfg, epochs=1, patience=None, refit="off", cv_folds=1, swa_start=None,
+                                   schedule="constant", warmup_epochs=0, metric=None, monitor="train_loss",
+                                   mode="auto", restore_best=False)
+        optimizer = make_optimizer(model_parameters(self.model_, tcfg.lr), tcfg)
+        if self._optimizer_state is not None:
+            optimizer.load_state_dict(self._optimizer_state)
+        self.model_.train()
+        trainer = Trainer(self.model_, task.loss(), (*inputs, target), config=tcfg, optimizer=optimizer, task=task,
+                          metrics=task.metrics(), train_metrics=True, record=False, report=False)
+        rows = trainer.fit()
+        self.model_.eval()
+        self._optimizer_state = optimizer.state_dict()
+        self.history_ = [*self.history_, *({**r, "epoch": len(self.history_) + 1, "partial_fit": True} for r in rows)]
+        self.n_iter_ += 1
         return self
 
     def _outputs(self, X: Any) -> pd.DataFrame:
@@ -198,6 +276,22 @@ class NNRecipeClassifier(ClassifierMixin, _NNRecipe):
     def fit(self, X: Any, y: Any) -> NNRecipeClassifier:
         """Fit the recipe's network on X and the class labels y (returns self)."""
         return self._fit(X, y)
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> NNRecipeClassifier:
+        """The first call fits on this batch as `fit` does (one network; `classes`, scikit-learn's list of
+        every class, must all be in it); each later call trains that network one more epoch on the batch."""
+        return self._partial_fit(X, y, classes)
+
+    def _target_more(self, y: Any, n: int) -> np.ndarray:
+        """A later batch's labels as the network's class positions (meta_'s order); a new class refused."""
+        y = column_or_1d(_array(y, n), warn=True)
+        order = {str(c): i for i, c in enumerate(self.meta_["classes"])}
+        labels = label_strings(pd.Series(y)).to_numpy(dtype=object)
+        unknown = sorted({c for c in labels if c not in order})
+        if unknown:
+            raise ValueError(f"partial_fit: y holds classes the first batch did not ({unknown[:10]}); the network's "
+                             f"classes are {list(self.classes_)[:20]}")
+        return np.array([order[c] for c in labels], dtype=np.int64)
 
     def _target(self, y: Any, n: int) -> pd.Series:
         y = column_or_1d(_array(y, n), warn=True)
@@ -237,6 +331,14 @@ class NNRecipeRegressor(RegressorMixin, _NNRecipe):
     def fit(self, X: Any, y: Any) -> NNRecipeRegressor:
         """Fit the recipe's network on X and the numbers y (returns self)."""
         return self._fit(X, y)
+
+    def partial_fit(self, X: Any, y: Any) -> NNRecipeRegressor:
+        """The first call fits on this batch as `fit` does (one network); each later call trains that network
+        one more epoch on the batch."""
+        return self._partial_fit(X, y)
+
+    def _target_more(self, y: Any, n: int) -> np.ndarray:
+        return self._target(y, n)
 
     def _target(self, y: Any, n: int) -> np.ndarray:
         y = column_or_1d(_array(y, n), warn=True)
