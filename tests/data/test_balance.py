@@ -114,11 +114,12 @@ def test_heavy_tailed_regression_target_gets_huber(tmp_path, caplog):
     y[:12] += 200  # 2% of the rows are wild
     z = torch.tensor((y - y.mean()) / y.std())
     assert heavy_tailed(z) and not heavy_tailed(torch.randn(100_000))
-    run = train_table(pd.DataFrame({"x": x, "y": y}), "y", out=tmp_path, train_config=TrainConfig(epochs=5))
+    quick = {"checks": (), "audit": False, "report": False}  # the loss's choice is under test
+    run = train_table(pd.DataFrame({"x": x, "y": y}), "y", out=tmp_path, train_config=TrainConfig(epochs=5), **quick)
     config = json.loads((run.run_dir / "config.json").read_text())
     assert config["loss"] == "HuberLoss" and config["head"] == "regression loss huber"
     forced = train_table(pd.DataFrame({"x": x, "y": y}), "y", out=tmp_path, model_config=ModelConfig(loss="mae"),
-                         train_config=TrainConfig(epochs=1))
+                         train_config=TrainConfig(epochs=1), **quick)
     assert json.loads((forced.run_dir / "config.json").read_text())["loss"] == "L1Loss"
 
 

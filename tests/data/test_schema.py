@@ -111,14 +111,14 @@ def test_high_cardinality_column_trains_through_an_embedding(tmp_path):
     effect = g.normal(0, 1, 5000)  # each shop pushes the label one way
     frame = pd.DataFrame({"shop": [f"s{v}" for v in shop], "x": g.normal(size=n)})
     frame["y"] = np.where(effect[shop] + frame["x"] > 0, "a", "b")
-    run = train_table(frame, "y", out=tmp_path, train_config=TrainConfig(epochs=15, batch_size=128), checks=(),
-                      audit=False, report=False)  # the embedding is under test, not the checks
+    run = train_table(frame, "y", out=tmp_path, train_config=TrainConfig(epochs=6, batch_size=256, refit="off"),
+                      checks=(), audit=False, report=False)  # the embedding is under test, not the checks
     meta = __import__("json").loads((run.run_dir / "model.json").read_text())
-    emb = meta["architecture"]["members"][0]["embeddings"]  # the R2 pair's early-stopped network
+    emb = meta["architecture"]["embeddings"]
     n_shops = frame["shop"].nunique()
     assert len(emb) == 1 and emb[0][0] > ONE_HOT_MAX and emb[0][1] == embedding_dim(emb[0][0])
     assert n_shops == 5000
-    assert run.test["accuracy"] > 0.6  # x alone gives about 0.62; shops the model saw add to it
+    assert run.test["accuracy"] > 0.7  # x alone gives about 0.62; the shops the model saw add to it (0.76)
     # an unseen shop at predict time is counted and still predicted
     new = frame.head(5).assign(shop=["nowhere"] * 5)
     preds, report = predict_table(run.run_dir, new)

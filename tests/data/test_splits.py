@@ -424,6 +424,8 @@ def test_a_run_without_a_test_split_measures_on_the_validation_rows(tmp_path):
     assert run.results["test_measured_on"] == ("the validation rows, which chose the epoch (no test split: "
                                                "test_fraction 0)")
     assert {v.id for v in run.verdicts} >= {"C4"}  # the simple models are compared on those rows
+    assert ("note     the test metrics are measured on the validation rows, which chose the epoch"
+            in (run.run_dir / "summary.txt").read_text())  # said beside the figures
     refit = train_table(small_table(), "y", out=tmp_path, data_config=DataConfig(test_fraction=0.0),
                         train_config=dataclasses.replace(FAST, refit="on"), **QUICK)
     assert "trained on" in refit.results["test_measured_on"] and "C4" not in {v.id for v in refit.verdicts}

@@ -793,6 +793,8 @@ def headline(run: Run) -> list[str]:
         lines.append(f"pretrain {pretrain_line(results['pretrain'])} (M13)")
     if results.get("surrogate"):
         lines.append(f"surrogate trained on every row (T15); the test metrics: {results['surrogate']['measured_on']}")
+    if results.get("test_measured_on"):  # no test split: the figures above are not a held-out test's
+        lines.append(f"note     the test metrics are measured on {results['test_measured_on']}")
     if results.get("distillation"):
         lines.append(f"distil   {distillation_line(results['distillation'], name)}")
     if results.get("robustness"):
