@@ -180,3 +180,17 @@ def test_partial_fit_goes_on_training_one_network(cancer) -> None:  # type: igno
     pair = NNRecipeClassifier(epochs=2, checks=False, refit="on", model="mlp").fit(X[:200], y[:200])
     with pytest.raises(ValueError, match="this fit made an ensemble of 2"):
         pair.partial_fit(X[200:300], y[200:300])
+
+
+def test_fit_leaves_the_callers_random_streams_where_they_were(cancer) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    import torch
+
+    X, y = cancer
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    expected = (random.random(), np.random.rand(), float(torch.rand(1)))
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    clf = NNRecipeClassifier(epochs=2, checks=False, refit="off", model="mlp").fit(X[:100], y[:100])
+    clf.partial_fit(X[100:200], y[100:200])  # seeds the training too
+    assert (random.random(), np.random.rand(), float(torch.rand(1))) == expected

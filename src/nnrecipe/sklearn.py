@@ -40,6 +40,7 @@ from .config import DataConfig, ModelConfig, TrainConfig, from_dict
 from .data.split import MIN_ROWS
 from .data.transforms import TablePreprocessor, label_strings
 from .models import load_model
+from .repro import rng_kept
 
 log = logging.getLogger("nnrecipe")
 
@@ -158,7 +159,8 @@ class _NNRecipe(BaseEstimator):
             target += "_"
         table = frame.assign(**{target: y})
         dcfg, mcfg, tcfg = self._configs(target, numeric)
-        with tempfile.TemporaryDirectory(prefix="nnrecipe-fit-") as temp:
+        # the recipe seeds every generator (T1); the caller's random streams come back as they were
+        with rng_kept(), tempfile.TemporaryDirectory(prefix="nnrecipe-fit-") as temp:
             run = train_table(table, target, out=self.out if self.out is not None else temp, data_config=dcfg,
                               model_config=mcfg, train_config=tcfg, progress=self.progress,
                               checks=None if self.checks else (), audit=self.audit, report=self.out is not None,
@@ -243,7 +245,8 @@ class _NNRecipe(BaseEstimator):
         self.model_.train()
         trainer = Trainer(self.model_, task.loss(), (*inputs, target), config=tcfg, optimizer=optimizer, task=task,
                           metrics=task.metrics(), train_metrics=True, record=False, report=False)
-        rows = trainer.fit()
+        with rng_kept():
+            rows = trainer.fit()
         self.model_.eval()
         self._optimizer_state = optimizer.state_dict()
         self.history_ = [*self.history_, *({**r, "epoch": len(self.history_) + 1, "partial_fit": True} for r in rows)]

@@ -10,12 +10,10 @@ import dataclasses
 import inspect
 import logging
 import math
-import random
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, RandomSampler
@@ -26,6 +24,7 @@ from ..checks.gradient_flow import FlowHooks, FlowRecord, judge_flow, sample_ent
 from ..checks.setup import ROWS
 from ..checks.verdict import STATUSES, Diagnosis, Verdict
 from ..errors import ConfigError, TrainingError, require as required
+from ..repro import rng_kept
 from ..steps.batch import TARGET_KEYS, to_device
 
 log = logging.getLogger("nnrecipe")
@@ -123,7 +122,7 @@ def first_rows(loader: Any, rows: int = ROWS, seed: int = 0, device: Any = None)
         source = loader
     batches: list[Any] = []
     n = 0
-    with _rng_kept():
+    with rng_kept():
         for batch in source:
             batches.append(to_device(batch, device) if device is not None else batch)
             n += len(_first_tensor(batch))
@@ -137,21 +136,6 @@ def first_rows(loader: Any, rows: int = ROWS, seed: int = 0, device: Any = None)
 def _first_tensor(batch: Any) -> torch.Tensor:
     values = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else [batch]
     return next(v for v in values if isinstance(v, torch.Tensor))
-
-
-class _rng_kept:
-    """Torch's, numpy's and Python's random states as they were, whatever the block draws."""
-
-    def __enter__(self) -> None:
-        self.states = (torch.random.get_rng_state(), np.random.get_state(), random.getstate(),
-                       torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-
-    def __exit__(self, *exc: Any) -> None:
-        torch.random.set_rng_state(self.states[0])
-        np.random.set_state(self.states[1])
-        random.setstate(self.states[2])
-        if self.states[3] is not None:
-            torch.cuda.set_rng_state_all(self.states[3])
 
 
 def stack(layout: Layout, batches: list[Any], rows: int = ROWS) -> tuple[torch.Tensor, ...]:
