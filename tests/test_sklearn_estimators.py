@@ -135,6 +135,8 @@ def test_bad_input_is_named() -> None:
         NNRecipeClassifier().fit(np.zeros((30, 2)), np.zeros(30))
     with pytest.raises(ValueError, match="y must be numbers"):
         NNRecipeRegressor().fit(np.zeros((30, 2)), ["a"] * 30)
+    with pytest.raises(ValueError, match="X is an array holding text .* pass a pandas DataFrame"):
+        NNRecipeClassifier().fit(np.array([["a", 1.0]] * 20, dtype=object), [0, 1] * 10)
     with pytest.raises(ValueError, match="not allowed"):
         NNRecipeClassifier(val_fraction=0.9).fit(np.random.default_rng(0).normal(size=(30, 2)), [0, 1] * 15)
 

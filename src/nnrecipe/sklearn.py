@@ -124,8 +124,15 @@ class _NNRecipe(BaseEstimator):
             return frame, ()
         if reset:
             self._fit_columns = None
-        X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
-                          ensure_all_finite="allow-nan")
+        try:
+            X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
+                              ensure_all_finite="allow-nan")
+        except ValueError as e:
+            if "could not convert string" not in str(e):
+                raise
+            raise ValueError(f"X is an array holding text ({e}); an array's columns are read as numbers: pass a "
+                             "pandas DataFrame, whose text and categorical columns the recipe reads (name them "
+                             "with text= or categorical= if it does not guess them)") from None
         if sp.issparse(X):  # a vectorizer's matrix: the recipe's network reads dense rows
             X = X.toarray()
         names = [f"x{i}" for i in range(X.shape[1])]

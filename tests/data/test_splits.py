@@ -413,6 +413,9 @@ def test_test_fraction_zero_needs_two_rows_a_class_and_refuses_negative_fraction
     assert len(parts["test"]) == 0 and set(labels[parts["val"]]) <= {0, 1}
     with pytest.raises(DataError, match="fewer than 2 rows, too few to appear in the training and validation"):
         split_indices(np.array([0] * 11 + [1]), 12, 0.15, 0.0, seed=0)
+    with pytest.raises(DataError, match="needs at least 2 groups to fill the training and validation splits"):
+        group_split(np.zeros(20, dtype=np.int64), 0.15, 0.0, 0, "the table", "group:g")
+    assert len(set(group_split(np.arange(20) % 2, 0.15, 0.0, 0, "the table", "group:g")["val"] % 2)) == 1
     with pytest.raises(ConfigError, match=r"test_fraction=-0.1 is not allowed; choose a fraction in \[0, 0.5\)"):
         DataConfig(test_fraction=-0.1)
 

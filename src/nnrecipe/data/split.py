@@ -286,10 +286,12 @@ def group_split(groups: np.ndarray, val_fraction: float, test_fraction: float, s
     sizes = np.bincount(groups)
     n, n_groups = len(groups), len(sizes)
     column = split.partition(":")[2]
-    if n_groups < 3:
+    need = 3 if test_fraction else 2  # a group for each split
+    if n_groups < need:
+        splits = "training, validation and test splits" if test_fraction else "training and validation splits"
         raise DataError(f"--split {split}: column '{shorten(column)}' in {where} holds {n_groups} distinct "
-                        f"value{'s' if n_groups != 1 else ''}; a group split needs at least 3 groups to fill the "
-                        "training, validation and test splits: name a column with more groups, or pass --split random")
+                        f"value{'s' if n_groups != 1 else ''}; a group split needs at least {need} groups to fill the "
+                        f"{splits}: name a column with more groups, or pass --split random")
     n_val, n_test = split_sizes(n, val_fraction, test_fraction)
     free = [int(g) for g in np.random.default_rng(seed).permutation(n_groups)]
     where_to = np.zeros(n_groups, dtype=np.int64)  # 0 train, 1 validation, 2 test
