@@ -150,8 +150,11 @@ class FlowHooks:
     `new_step()` before each observed step; `remove()` when done. Used on a copy by check_gradient_flow,
     and on a host's live model for a few chosen steps by nnrecipe.integrations (the hooks only read)."""
 
-    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, rec: _Record) -> None:
-        self.model, self.rec = model, rec
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, rec: _Record, sample: int | None = None) -> None:
+        # `sample`: how far a step moves each weight matrix is measured on up to that many of its entries
+        # (sample_entries), not on a copy of it: on a host's live model a whole copy would double the weights'
+        # memory for that step; a matrix of fewer entries is measured whole, as on the doctor's copies
+        self.model, self.rec, self.sample = model, rec, sample
         self.module_names = {m: n for n, m in model.named_modules()}
         self.seen: set[str] = set()  # modules whose output gradient is hooked in this step
         self.calls: dict[str, int] = {}  # activation module -> calls in this step: one nn.ReLU may serve every layer
@@ -210,7 +213,11 @@ class FlowHooks:
             rec.grad_norm.setdefault(n, []).append(float(g.double().norm()))  # float32 squares overflow at 1e19
             rec.zero_share.setdefault(n, []).append(float((g == 0).float().mean()))
             rec.grad_entries[n] = g.numel()
-        self.snapshot = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.ndim >= 2}
+        self.snapshot = {n: self._entries(p).clone() for n, p in self.model.named_parameters() if p.ndim >= 2}
+
+    def _entries(self, p: torch.Tensor) -> torch.Tensor:
+        """The entries a step's move is measured on: all of them, or `sample` of them spread evenly."""
+        return p.detach() if self.sample is None else spread(p, self.sample)
 
     def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         for n, p in self.model.named_parameters():
@@ -218,7 +225,7 @@ class FlowHooks:
                 w = self.snapshot[n].float().norm()
                 if w > 0:
                     self.rec.update_ratio.setdefault(n, []).append(
-                        float((p.detach().float() - self.snapshot[n]).norm() / w))
+                        float((self._entries(p).float() - self.snapshot[n]).norm() / w))
         self.snapshot = {}
 
 
@@ -318,10 +325,15 @@ def _graph(model: nn.Module, rec: _Record, start: dict[str, torch.Tensor] | None
     return out
 
 
+def spread(p: torch.Tensor, limit: int) -> torch.Tensor:
+    """About `limit` evenly spaced entries of a parameter (all of them when it has no more), a view."""
+    return p.detach().reshape(-1)[::max(1, p.numel() // limit)]
+
+
 def sample_entries(p: torch.Tensor, limit: int = 1024) -> torch.Tensor:
     """Up to `limit` evenly spaced entries of a parameter, copied: what a host's run keeps (instead of a
     copy of the whole model) to tell a parameter that never changed."""
-    return p.detach().reshape(-1)[::max(1, p.numel() // limit)].clone()
+    return spread(p, limit).clone()
 
 
 def _as_started(p: torch.Tensor, start: torch.Tensor) -> bool:

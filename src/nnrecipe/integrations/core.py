@@ -37,6 +37,7 @@ C7_STEPS = (1, 2, 3, 4, 5, 10, 20, 50, 100, 200)
 # C8 needs the epochs of the run; the doctor's own C8 (a short run on a copy) is not run before training
 # when the run's curves will be judged after it
 PRE_SKIPS = ("C8",)
+LIVE_SAMPLE = 4096  # entries of each weight matrix C7 follows on the host's live model (FlowHooks' sample)
 
 
 def require(module: str, extra: str) -> Any:
@@ -254,7 +255,8 @@ class DoctorCore:
         if self.flow is None:
             self.flow = FlowRecord()
             self.flow_start = {n: sample_entries(p) for n, p in model.named_parameters()}
-        self.hooks = FlowHooks(model, torch_optimizer(optimizer), self.flow)
+        # the step's move measured on 4,096 entries of each matrix: no copy of the host's weights
+        self.hooks = FlowHooks(model, torch_optimizer(optimizer), self.flow, sample=LIVE_SAMPLE)
         self.hooks.new_step()
         self.flow_steps.append(step)
 
