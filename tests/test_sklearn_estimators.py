@@ -19,6 +19,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from nnrecipe import TrainConfig
 from nnrecipe.recipes import predict_table
 from nnrecipe.sklearn import EXPECTED_FAILED_CHECKS, NNRecipeClassifier, NNRecipeRegressor
 from nnrecipe.testing import docstring_table
@@ -179,6 +180,8 @@ def test_partial_fit_goes_on_training_one_network(cancer) -> None:  # type: igno
         NNRecipeClassifier(epochs=2, checks=False).partial_fit(X[:100], y[:100], classes=[0, 1, 2])
     with pytest.raises(ValueError, match="refit='on' train several"):
         NNRecipeClassifier(refit="on").partial_fit(X, y)
+    with pytest.raises(ValueError, match="cv_folds=3 train several"):  # given through the config as well
+        NNRecipeClassifier(train_config=TrainConfig(cv_folds=3)).partial_fit(X, y)
     pair = NNRecipeClassifier(epochs=2, checks=False, refit="on", model="mlp").fit(X[:200], y[:200])
     with pytest.raises(ValueError, match="this fit made an ensemble of 2"):
         pair.partial_fit(X[200:300], y[200:300])

@@ -189,8 +189,12 @@ class _NNRecipe(BaseEstimator):
         the network that later batches go on training); each later call trains that network one epoch on
         the batch with the fit's preprocessing, loss and optimizer (its state kept between calls)."""
         if not hasattr(self, "model_"):
-            kept = [f"{name}={getattr(self, name)!r}" for name, off in (("refit", "off"), ("cv_folds", 1))
-                     if getattr(self, name) not in (None, off)]
+            def setting(name: str) -> Any:  # a parameter left None takes train_config's value
+                value = getattr(self, name)
+                return value if value is not None else getattr(self.train_config or TrainConfig(), name)
+
+            kept = [f"{name}={setting(name)!r}" for name, one in (("refit", ("off", "auto")), ("cv_folds", (1,)))
+                    if setting(name) not in one]
             if kept:
                 raise ValueError(f"partial_fit trains one network batch after batch, and {', '.join(kept)} train "
                                  "several: leave them out, or call fit")
