@@ -40,6 +40,10 @@ class Verdict:
         out["consistent_with"] = list(self.consistent_with)
         return out
 
+    def stop_line(self) -> str:
+        """The verdict as a stop names it: id, check, summary and fix, on one line."""
+        return f"{self.id} {self.name}: {self.summary} (fix: {self.fix or 'see the evidence'})"
+
     def line(self) -> str:
         text = f"[{self.status.upper():4}] {self.id} {self.name}: {self.summary}"
         if self.fault and self.status in ("warn", "fail"):

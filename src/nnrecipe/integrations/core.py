@@ -26,6 +26,7 @@ from ..checks.verdict import STATUSES, Diagnosis, Verdict
 from ..errors import ConfigError, TrainingError, require as required
 from ..repro import rng_kept
 from ..steps.batch import TARGET_KEYS, to_device
+from ..train.batching import n_rows
 
 log = logging.getLogger("nnrecipe")
 
@@ -126,17 +127,12 @@ def first_rows(loader: Any, rows: int = ROWS, seed: int = 0, device: Any = None)
     with rng_kept():
         for batch in source:
             batches.append(to_device(batch, device) if device is not None else batch)
-            n += len(_first_tensor(batch))
+            n += n_rows(batch)
             if n >= rows or len(batches) >= MAX_BATCHES:
                 break
     if not batches:
         raise ConfigError("the training dataloader yielded no batch")
     return batches[0], batches
-
-
-def _first_tensor(batch: Any) -> torch.Tensor:
-    values = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else [batch]
-    return next(v for v in values if isinstance(v, torch.Tensor))
 
 
 def stack(layout: Layout, batches: list[Any], rows: int = ROWS) -> tuple[torch.Tensor, ...]:
@@ -337,7 +333,7 @@ class DoctorCore:
     def error(self, verdicts: Sequence[Verdict], stage: str) -> TrainingError:
         """The TrainingError of stop_on_fail: every failed check, its summary and its fix."""
         failed = [v for v in verdicts if v.status in ("fail", "error")]
-        lines = "; ".join(f"{v.id} {v.name}: {v.summary} (fix: {v.fix or 'see the evidence'})" for v in failed)
+        lines = "; ".join(v.stop_line() for v in failed)
         return TrainingError(f"nnrecipe's doctor stopped the run {stage}: {len(failed)} check(s) failed: {lines}. "
                              "Fix them, or pass Doctor(stop_on_fail=False) to warn and go on")
 

@@ -295,8 +295,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     checks_seconds = time.perf_counter() - started
     if opts.strict and (verdicts.failed or (findings is not None and findings.failed)):
         raise TrainingError("a check failed and --strict stops before training: "
-                            + "; ".join(f"{v.id} {v.name}: {v.summary} (fix: {v.fix})"
-                                        for v in [*(findings or []), *verdicts] if v.status == "fail"))
+                            + "; ".join(v.stop_line() for v in [*(findings or []), *verdicts] if v.status == "fail"))
 
     # -- fit (T1, T7, T8; T14, R2)
     config = {"data": to_dict(dcfg), "model": {**to_dict(mcfg), **_model_shape(model)}, "train": to_dict(tcfg),
