@@ -147,7 +147,7 @@ def _digits8() -> tuple[np.ndarray, np.ndarray]:
     return np.rint(d.images * (255 / 16)).astype(np.uint8), d.target
 
 
-def transfer(seeds: list[int], work: Path, data: str) -> None:
+def transfer(seeds: list[int], work: Path, data: str, levels: tuple[int, ...] = TRANSFER_LABELS) -> None:
     from nnrecipe import ModelConfig
     from nnrecipe.recipes.images import predict_images, train_images
     from nnrecipe.testing import write_image_folder
@@ -165,11 +165,11 @@ def transfer(seeds: list[int], work: Path, data: str) -> None:
     print(f"transfer: the backbone, digits 0-4 ({len(first)} images): test accuracy {source.test['accuracy']:.4f}, "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     second = np.flatnonzero(labels >= 5)
-    table: dict[int, dict[str, list[float]]] = {n: {"scratch": [], "transfer": []} for n in TRANSFER_LABELS}
+    table: dict[int, dict[str, list[float]]] = {n: {"scratch": [], "transfer": []} for n in levels}
     for seed in seeds:
         rng = np.random.default_rng(seed)
         order = second[rng.permutation(len(second))]
-        for n in TRANSFER_LABELS:
+        for n in levels:
             picked = np.concatenate([order[labels[order] == c][:n] for c in range(5, 10)])
             rest = np.setdiff1d(second, picked)
             folder = write_image_folder(work / f"labelled-{seed}-{n}", pixels[picked], [str(v) for v in labels[picked]])
@@ -247,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="speed: timed rounds")
     p.add_argument("--transfer-data", choices=("digits", "mnist"), default="digits",
                    help="transfer: scikit-learn's 8x8 digits (1,797) or MNIST-5k")
+    p.add_argument("--transfer-labels", nargs="+", type=int, default=list(TRANSFER_LABELS),
+                   help="transfer: labelled images a digit, one level per value")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     logging.getLogger("nnrecipe").setLevel(logging.ERROR)
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.part in ("augment", "all"):
             augment(args.seeds, work)
         if args.part in ("transfer", "all"):
-            transfer(args.seeds, work, args.transfer_data)
+            transfer(args.seeds, work, args.transfer_data, tuple(args.transfer_labels))
     return 0
 
 

@@ -65,11 +65,14 @@ nnrecipe retrains only nnrecipe, which is never cached.
     python benchmarks/tabular.py --part quality --tables wine diabetes --seeds 0 --methods nnrecipe mlp
     python benchmarks/tabular.py --part quality --jobs 2 --json benchmarks/results/tabular_quality_baseline.json
     python benchmarks/tabular.py --part quality --cv-folds 10  # T14: nnrecipe as a 10-member CV ensemble
+    python benchmarks/tabular.py --part quality --set train.weight_decay=1e-4  # an ablation of one default
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import ast
 import contextlib
 import hashlib
 import io
@@ -262,10 +265,27 @@ def baseline_frame(df: pd.DataFrame, dates: tuple[str, ...]) -> tuple[pd.DataFra
     return X.astype({c: "category" for c in cats}), cats
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    key, _, value = text.partition("=")
+    if not value or not key.startswith(("train.", "model.")):
+        raise SystemExit(f"--set {text}: write PART.NAME=VALUE with PART train or model, e.g. train.weight_decay=1e-4")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
 def run_nnrecipe(csv: Path, df: pd.DataFrame, task: str, seed: int, split: dict[str, list[int]], out: Path,
-                 cv_folds: int = 1, model: str = "auto") -> tuple[float, dict[str, Any]]:
+                 cv_folds: int = 1, model: str = "auto",
+                 settings: dict[str, Any] | None = None) -> tuple[float, dict[str, Any]]:
     tcfg = TrainConfig(seed=seed) if cv_folds == 1 else TrainConfig(seed=seed, cv_folds=cv_folds)
     mcfg = ModelConfig() if model == "auto" else ModelConfig(model=model)
+    for key, value in (settings or {}).items():  # --set: an ablation of one default
+        part, name = key.split(".", 1)
+        if part == "train":
+            tcfg = dataclasses.replace(tcfg, **{name: value})
+        else:
+            mcfg = dataclasses.replace(mcfg, **{name: value})
     run = nnrecipe.train_table(csv, TARGET, out=out, train_config=tcfg, model_config=mcfg, report=False)
     written = json.loads((run.run_dir / "splits.json").read_text())
     if {k: list(written[k]) for k in split} != split:
@@ -363,7 +383,7 @@ def run_unit(unit: dict[str, Any]) -> dict[str, Any]:
             if method == "nnrecipe":
                 with tempfile.TemporaryDirectory(prefix="nnrecipe-panel-") as out:
                     value, extra = run_nnrecipe(csv, df, task, seed, split, Path(out), unit["cv_folds"],
-                                                unit.get("model", "auto"))
+                                                unit.get("model", "auto"), unit.get("settings"))
             elif method in ("mlp", "hgb"):
                 value, extra = run_sklearn(method, df, task, seed, split, dates)
             else:
@@ -471,10 +491,12 @@ def quality(args: argparse.Namespace) -> None:
     libs = _library_versions()
     cache_path: Path = args.cache
     cache = _read_cache(cache_path)
+    settings = dict(_setting(s) for s in args.set)
     meta = {"command": " ".join(sys.argv), "seeds": args.seeds, "methods": args.methods, "jobs": args.jobs,
             "platform": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "threads_per_job": 1, "python": platform.python_version(), "versions": libs,
             "nnrecipe_commit": git_commit(), "cv_folds": args.cv_folds, "nnrecipe_model": args.model, "max_rows": MAX_ROWS,
+            "nnrecipe_settings": settings,
             "load_average_at_start": os.getloadavg()}  # other jobs on the machine stretch the seconds
     per: dict[str, dict[str, Any]] = {}
     units: list[dict[str, Any]] = []
@@ -500,7 +522,7 @@ def quality(args: argparse.Namespace) -> None:
                     key = "|".join([name, str(seed), m, _digest(split), content, str(BASELINES_REVISION),
                                     libs["scikit-learn"], libs["pytabkit"], libs["torch"]])
                     unit = {"table": name, "seed": seed, "method": m, "task": task, "csv": str(csv),
-                            "split": split, "dates": list(t.dates), "cv_folds": args.cv_folds, "model": args.model, "key": key,
+                            "split": split, "dates": list(t.dates), "cv_folds": args.cv_folds, "model": args.model, "settings": settings, "key": key,
                             "cache": str(cache_path)}
                     if m != "nnrecipe" and key in cache:  # nnrecipe is never cached
                         _record(per, {**unit, **cache[key]}, cached=True)
@@ -669,6 +691,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="nnrecipe's TrainConfig(cv_folds=K): a K-member cross-validation ensemble (T14) on the "
                         "train+val rows; 1 (default): the recipe's defaults, one model")
     p.add_argument("--threads", type=int, default=1, help="speed: torch threads (1: steadier on a shared machine)")
+    p.add_argument("--set", nargs="+", default=[], metavar="PART.NAME=VALUE",
+                   help="quality: an ablation of one nnrecipe default, e.g. train.weight_decay=1e-4 model.dropout=0.1 "
+                        "(PART: train or model; VALUE read as a Python literal, else as text)")
     p.add_argument("--json", type=Path, help="quality: also write every per-seed score and seconds here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -59,6 +59,13 @@ def test_a_docstring_table_trains_with_its_text_column_used(docs: Path, tmp_path
     assert c3.status == "pass"  # zeroed inputs: empty bags, and the model does worse on them
     model = json.loads((run.run_dir / "model.json").read_text())
     assert model["preprocessing"]["columns"]["doc"]["vocabulary"]["terms"]  # the vocabulary travels with the model
+    # C9: the worst validation rows show the text a person reads (cut at 200 characters) beside the terms read
+    shown = pd.read_csv(run.run_dir / "val_predictions.csv")
+    assert list(shown.columns[:3]) == ["row", "text", "text terms"]
+    table = pd.read_csv(docs)
+    for row, text in zip(shown["row"], shown["text"]):
+        whole = " ".join(table.loc[row, "doc"].split())
+        assert text == (whole if len(whole) <= 200 else whole[:197] + "...")
 
 
 def test_the_maximum_length_and_the_truncated_share_equal_a_brute_force_count(tmp_path: Path) -> None:

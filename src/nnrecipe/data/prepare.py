@@ -17,9 +17,10 @@ import logging
 import os
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,22 @@ log = logging.getLogger("nnrecipe")
 SPLITS = ("train", "val", "test")
 # Bump when preparing changes what a file prepares to (schema rules, transforms, split, target encoding)
 PREPARED_VERSION = 5  # 5: text columns (term ids and weights)
+
+
+TEXT_SHOWN = 200  # characters of a text cell shown among the worst rows (C9)
+
+
+def shown_texts(frame: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame | None:
+    """The text columns of a table as read, each cell cut to TEXT_SHOWN characters ('...' marks a cut),
+    indexed by data row; None without text columns or a table."""
+    if frame is None or not columns:
+        return None
+
+    def cut(v: Any) -> str:
+        text = "" if v is None or (isinstance(v, float) and np.isnan(v)) else " ".join(str(v).split())
+        return text if len(text) <= TEXT_SHOWN else text[:TEXT_SHOWN - 3] + "..."
+
+    return pd.DataFrame({c: [cut(v) for v in frame[c]] for c in columns}, index=frame.index)
 
 
 @dataclass
@@ -71,6 +88,9 @@ class PreparedTable:
     # adds from the table as read (never stored: the bags keep no word order)
     sequences: torch.Tensor | None = field(default=None, compare=False)
     words: list[int] | None = field(default=None, compare=False)
+    # C9 on text: the text columns as read (each cell cut to TEXT_SHOWN characters), kept by the recipe when the
+    # table is dropped, so that the worst rows show what a person reads beside the terms the model read
+    texts: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def _slice(self, split: str) -> slice:
         start = sum(self.counts[s] for s in SPLITS[:SPLITS.index(split)])

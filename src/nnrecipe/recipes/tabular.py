@@ -23,7 +23,7 @@ from ..data.audit import audit_frame
 from ..data.balance import class_weights, resample, resolve_balance
 from ..data.cache import data_fingerprint
 from ..data.load import header_is_data, header_shown
-from ..data.prepare import SPLITS, PreparedTable, model_inputs, prepare_table
+from ..data.prepare import SPLITS, PreparedTable, model_inputs, prepare_table, shown_texts
 from ..data.schema import multilabel_frame, numeric_problems, target_columns
 from ..data.text.folder import is_text_folder, read_text_folder, text_folder
 from ..data.transforms import label_strings
@@ -67,12 +67,15 @@ class TableRecipe(Recipe):
         """The table made ready (D8-D10, D13), and the task with its loss and rebalancing (D6, M1, M3)."""
         refuse_image_settings(dcfg, mcfg, "the DataFrame" if isinstance(data, pd.DataFrame) else f"'{data}'")
         prep, neutral = prepare_table(data, dcfg, tcfg.seed)
-        if mcfg.text_model == "transformer":  # the words in order: from the table as read (the bags lost it)
-            if not prep.pre.text_columns:
-                raise ConfigError("--text-model transformer reads text columns, and this table has none; leave it "
-                                  "out, or name a text column with --text COL")
-            frame = prep.frame if prep.frame is not None else _frame(data, _path(data), prep.content_key)
-            seq, prep.words = prep.pre.text_sequences(frame.loc[prep.rows])
+        if mcfg.text_model == "transformer" and not prep.pre.text_columns:
+            raise ConfigError("--text-model transformer reads text columns, and this table has none; leave it "
+                              "out, or name a text column with --text COL")
+        if prep.pre.text_columns:  # the texts as read, for C9 (and the words in order: the bags lost it)
+            if prep.frame is None:  # a cache hit; the audit takes this table too
+                prep.frame = _frame(data, _path(data), prep.content_key)
+            prep.texts = shown_texts(prep.frame, prep.pre.text_columns)
+        if mcfg.text_model == "transformer":
+            seq, prep.words = prep.pre.text_sequences(prep.frame.loc[prep.rows])
             prep.sequences = torch.from_numpy(seq)
         X = {k: prep.inputs(k) for k in SPLITS}  # features[, codes[, term ids, term weights[, word ids]]]
         y = {k: prep.target(k) for k in SPLITS}

@@ -157,7 +157,7 @@ def _worst(frame: pd.DataFrame | None, task: str) -> dict[str, Any]:
     columns = list(top.columns)
     rows = [{c: _fmt(v) for c, v in r.items()} for r in top.to_dict("records")]
     return {"rows": rows, "columns": columns,
-            "numeric": [c for c in columns if c not in ("target", "prediction", "text terms")],
+            "numeric": [c for c in columns if c not in ("target", "prediction", "text", "text terms")],
             "text": f"{len(wrong)} of {len(frame)} validation rows; {what}; 'row' is the 0-based data row of the "
                     "input file"}
 

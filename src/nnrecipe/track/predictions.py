@@ -126,9 +126,16 @@ def record_outputs(run_dir: str | os.PathLike, predict: Callable[[tuple[torch.Te
         rows: Sequence[int] = prep.data_rows(split)
     else:
         outputs, y, rows = held_out
-    shown = None  # C9 on text: the worst rows' terms as the model reads them
-    if held_out is None and prep.pre.text_columns:
-        shown = {"text terms": prep.pre.terms_read(*(t.numpy() for t in prep.inputs(split)[2:4]))}
+    shown = None  # C9 on text: the worst rows' text as read (when the run kept it) and terms as the model reads them
+    if prep.pre.text_columns:
+        shown = {}
+        if prep.texts is not None:
+            cells = prep.texts.loc[list(rows)]
+            names = list(cells.columns)
+            shown["text"] = list(cells.iloc[:, 0]) if len(names) == 1 else \
+                [" | ".join(f"{c}: {v}" for c, v in zip(names, r) if v) for r in cells.itertuples(index=False)]
+        if held_out is None:
+            shown["text terms"] = prep.pre.terms_read(*(t.numpy() for t in prep.inputs(split)[2:4]))
     frame = record_predictions(run_dir, outputs, y, rows, prep.task, prep.classes, prep.target_scale, shown)
     record_samples(run_dir, prep.inputs("train"), prep.target("train"), prep.data_rows("train"),
                    prep.pre.feature_names, [c for c, s in prep.pre.columns.items() if s["kind"] == "embedding"],
