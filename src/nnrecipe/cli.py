@@ -327,14 +327,14 @@ def _version() -> str:
     return __version__
 
 
-def _check_out(path: str, kind: str) -> None:
+def _check_out(path: str, kind: str, example: str = "predictions.csv") -> None:
     """A bad --out fails at once with the fix, not with a traceback after the work ('folder': it holds
-    run folders, made when missing; 'file': a CSV written into a folder that must exist)."""
+    run folders, made when missing; 'file': a file, such as `example`, written into a folder that must exist)."""
     out = Path(path)
     if kind == "folder" and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {path} is a file; give a folder for the run folders (default: runs)")
     if kind == "file" and out.is_dir():
-        raise ConfigError(f"--out {path} is a folder; give a file name, such as {out / 'predictions.csv'}")
+        raise ConfigError(f"--out {path} is a folder; give a file name, such as {out / example}")
     if kind == "file" and not out.parent.is_dir():
         raise ConfigError(f"--out {path}: folder '{out.parent}' does not exist; create it, or write elsewhere")
 

@@ -462,3 +462,28 @@ def test_t16_warns_when_the_epoch_budget_cut_an_improving_run():
     rising = history(DOWN, [d * 1.1 for d in DOWN], [0.5 + 0.04 * i for i in range(10)])
     assert check_longer(rising, 10, "val_accuracy", "max").status == "warn"
     assert check_longer(rising, 10, "val_auc", "max").status == "skipped"
+
+
+def test_c8_one_row_flipping_on_a_small_validation_split_is_no_oscillation():
+    # 27 validation rows (wine's): past its best epoch the accuracy flips one row (1/27 = 0.037) back and
+    # forth while the validation loss creeps up, on 6 of 11 transitions (the rule's 20% of them)
+    one, two = 1 / 27, 2 / 27
+    train = [1.1 * 0.8 ** i for i in range(12)]
+    val = [1.0, 0.6, 0.4, 0.3, 0.32, 0.31, 0.33, 0.32, 0.34, 0.33, 0.35, 0.34]
+    flips = [0.5, 0.8, 0.9, 25 / 27, 24 / 27, 25 / 27, 24 / 27, 25 / 27, 24 / 27, 25 / 27, 24 / 27, 25 / 27]
+    rows = history(train, val, flips)
+    assert diagnose_curves(rows)[0].name == "learning rate too high"  # the split's size unknown: 0.03 counts
+    v, = diagnose_curves(rows, val_rows=27)
+    assert (v.name, v.status) == ("learning curves", "pass")
+    assert v.evidence["swing_drop"] == pytest.approx(1.5 / 27, abs=1e-4) and v.evidence["swings"] == 0
+    # two rows flipping back and forth is a swing on the same split
+    wide = [a - (two - one) * (i % 2 == 0 and i > 3) for i, a in enumerate(flips)]
+    v, = diagnose_curves(history(train, val, wide), val_rows=27)
+    assert (v.name, v.status) == ("learning rate too high", "warn") and v.evidence["swings"] >= 4
+    # a split large enough that one row is under 0.03 keeps the 0.03 of the rule
+    assert diagnose_curves(rows, val_rows=100)[0].evidence["swing_drop"] == 0.03
+    # train's C8 after training passes the split's size on (each member's, for an ensemble)
+    from nnrecipe.recipes.cross_fit import member_curves
+
+    assert [v.status for v in member_curves([rows, rows], None, 27)] == ["pass"]
+    assert member_curves([rows], None, None)[0].name == "learning rate too high"

@@ -22,14 +22,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import DATA_FLAGS, _config
+    from ..cli import DATA_FLAGS, _check_out, _config
     from ..config import DataConfig, ModelConfig, TrainConfig, read_config_file
     from ..io import write_json
     from ..logs import quiet
     from ..recipes.tabular import batch_sizes_table
 
     if args.out:
-        _check_out(args.out)
+        _check_out(args.out, "file", "batchsize.json")
     file = read_config_file(args.config) if args.config else {}
     tcfg = _config(TrainConfig, args, base=file.get("train"))
     with quiet():  # the table and the advice are the output
@@ -45,15 +45,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {args.out}")
     return 0
 
-
-def _check_out(path: str) -> None:
-    """A bad --out fails before the measurement, with the fix."""
-    from pathlib import Path
-
-    from ..errors import ConfigError
-
-    out = Path(path)
-    if out.is_dir():
-        raise ConfigError(f"--out {path} is a folder; give a file name, such as {out / 'batchsize.json'}")
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out {path}: folder '{out.parent}' does not exist; create it, or write elsewhere")

@@ -192,9 +192,10 @@ class CrossFit(MemberStore):
         return outputs, self.rows[-1], self.data_rows
 
 
-def member_curves(histories: list[list[dict[str, Any]]], baseline_loss: float | None) -> list[Verdict]:
-    """C8 on every member's curves (member_verdicts)."""
-    return member_verdicts([diagnose_curves(h, baseline_loss=baseline_loss) for h in histories])
+def member_curves(histories: list[list[dict[str, Any]]], baseline_loss: float | None,
+                  val_rows: int | None = None) -> list[Verdict]:
+    """C8 on every member's curves (member_verdicts); `val_rows`: the rows of a member's validation split."""
+    return member_verdicts([diagnose_curves(h, baseline_loss=baseline_loss, val_rows=val_rows) for h in histories])
 
 
 def member_verdicts(judged: list[list[Verdict]]) -> list[Verdict]:
