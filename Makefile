@@ -17,8 +17,10 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# two worker processes, a test file each (pytest-xdist): the tests train on one thread each, and the
+# machines have 2 cores; a file's module-scoped fixtures then train once
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 demo: $(STAMP)
 	$(PY) scripts/demo_data.py demo/breast_cancer.csv
