@@ -66,6 +66,12 @@ def test_a_docstring_table_trains_with_its_text_column_used(docs: Path, tmp_path
     for row, text in zip(shown["row"], shown["text"]):
         whole = " ".join(table.loc[row, "doc"].split())
         assert text == (whole if len(whole) <= 200 else whole[:197] + "...")
+    # C8 after training knows the validation split's size: a swing needs more than one of its rows
+    n_val = len(json.loads((run.run_dir / "splits.json").read_text())["val"])
+    assert run.verdicts.by_id("C8")[0].evidence["swing_drop"] == pytest.approx(max(0.03, 1.5 / n_val), abs=1e-4)
+    # a second run on the same file comes from the prepared cache and shows the same texts
+    again = train_table(docs, "module", out=tmp_path / "again", train_config=FAST, report=False)
+    assert pd.read_csv(again.run_dir / "val_predictions.csv")["text"].tolist() == shown["text"].tolist()
 
 
 def test_the_maximum_length_and_the_truncated_share_equal_a_brute_force_count(tmp_path: Path) -> None:

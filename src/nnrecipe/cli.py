@@ -327,16 +327,17 @@ def _version() -> str:
     return __version__
 
 
-def _check_out(path: str, kind: str, example: str = "predictions.csv") -> None:
-    """A bad --out fails at once with the fix, not with a traceback after the work ('folder': it holds
-    run folders, made when missing; 'file': a file, such as `example`, written into a folder that must exist)."""
+def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str = "--out") -> None:
+    """A bad --out (or `flag`) fails at once with the fix, not with a traceback after the work ('folder': it
+    holds run folders, made when missing; 'file': a file, such as `example`, written into a folder that must
+    exist)."""
     out = Path(path)
     if kind == "folder" and out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {path} is a file; give a folder for the run folders (default: runs)")
+        raise ConfigError(f"{flag} {path} is a file; give a folder for the run folders (default: runs)")
     if kind == "file" and out.is_dir():
-        raise ConfigError(f"--out {path} is a folder; give a file name, such as {out / example}")
+        raise ConfigError(f"{flag} {path} is a folder; give a file name, such as {out / example}")
     if kind == "file" and not out.parent.is_dir():
-        raise ConfigError(f"--out {path}: folder '{out.parent}' does not exist; create it, or write elsewhere")
+        raise ConfigError(f"{flag} {path}: folder '{out.parent}' does not exist; create it, or write elsewhere")
 
 
 def _images(args: argparse.Namespace) -> bool:
@@ -408,7 +409,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .io import write_json
 
     if args.json:
-        _check_out(args.json, "file")
+        _check_out(args.json, "file", "audit.json", "--json")
     if args.out:
         _check_out(args.out, "folder")
     file = read_config_file(args.config) if args.config else {}

@@ -76,3 +76,8 @@ def test_train_stores_the_audit_and_strict_stops_on_a_failed_finding(cli, tmp_pa
     assert err.splitlines()[-1].startswith("nnrecipe: training stopped: a check failed and --strict stops before "
                                            "training: leakage leaked target: column 6 ('leak') alone predicts")
     assert not (tmp_path / "strict").exists()
+
+
+def test_audit_json_that_is_a_folder_is_named_with_its_own_flag(cli, bc_csv, tmp_path):
+    code, out, err = cli("audit", bc_csv, "--target", "diagnosis", "--json", tmp_path)
+    assert code != 0 and f"--json {tmp_path} is a folder; give a file name, such as {tmp_path / 'audit.json'}" in err

@@ -46,7 +46,7 @@ SWING_ACC, SWING_LOSS, SWING_FLOOR, SWING_SHARE = 0.03, 0.10, 0.05, 0.20
 # ... and on a run's own curves (train's C8 after training: long, most epochs past the best one) a drop is a
 # swing only when more than one row flipped: on a validation split of 18 images one row is 0.056, and healthy
 # image runs of 106-181 epochs (120 digits, test accuracy 1.0) flipped one row back and forth while the loss crept
-# up in 13-32% of their epochs: 'too high' on 5 of 5, none with the row rule (benchmarks/c8_swings.py).
+# up: swings in 20-32% of their epochs, 'too high' on 5 of 5; with the row rule 11-18%, none (benchmarks/c8_swings.py).
 # The doctor's 10-epoch short run keeps 0.03: it had no false alarm on 90 healthy runs with 18-27 validation rows
 # (wine, iris, 180 digits; Adam 1e-3 and 3e-3, SGD 0.05), and one-row drops there caught 7 more of 60 runs at a
 # rate too high (Adam 0.1, SGD 2.0: 40 of 60 against 33 with the row rule).

@@ -58,6 +58,10 @@ FIX_OPTIMIZER = ("build the optimizer after the model, over model.parameters(), 
 FIX_DETACHED = ("fix the graph: remove the .detach(), .data, .item() or numpy round trip between these layers and "
                 "the loss, or drop the layers forward does not use")
 FIX_FROZEN = "set requires_grad=True on these parameters unless freezing them is on purpose (fine-tuning)"
+# Parameter-efficient fine-tuning freezes the base model by design and trains what it adds: the names PEFT
+# (Hugging Face's library) gives its trainable parts (LoRA's lora_A/lora_B/lora_embedding_*, IA3's ia3_l,
+# prompt and prefix encoders, bottleneck adapters, the head copied into modules_to_save)
+ADAPTER_NAMES = ("lora_", "ia3_", "prompt_encoder", "prefix_encoder", "adapter", "modules_to_save")
 FIX_UNCHANGED = ("check that the training step calls optimizer.step() on an optimizer holding these parameters, "
                  "with a learning rate > 0")
 FIX_VANISH = ("use ReLU-family activations in the hidden layers instead of sigmoid/tanh, He (Kaiming) init, and "
@@ -283,14 +287,24 @@ def _not_in_optimizer(missing: list[str], n_trainable: int, opt: torch.optim.Opt
     return Verdict("C7", "not in the optimizer", "fail", summary, evidence, FIX_OPTIMIZER, SOURCE)
 
 
+def adapted(model: nn.Module) -> bool:
+    """A model fine-tuned through adapters (PEFT: a `peft_config`, or every trainable parameter named as
+    PEFT names its adapters), whose frozen base is on purpose."""
+    if getattr(model, "peft_config", None):
+        return True
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    return bool(trainable) and all(any(a in n for a in ADAPTER_NAMES) for n in trainable)
+
+
 def _graph(model: nn.Module, rec: _Record, start: dict[str, torch.Tensor] | None, held: set[int],
            opt: torch.optim.Optimizer) -> list[Verdict]:
     """Parameters frozen, without gradient, or that never changed although they got one."""
     out = []
     params = dict(model.named_parameters())
     frozen = [n for n, p in params.items() if not p.requires_grad]
-    # a transfer model (models/transfer.py, `thaw`) freezes its backbone's blocks on purpose, by its mode and epoch
-    if frozen and not callable(getattr(model, "thaw", None)):
+    # a transfer model (models/transfer.py, `thaw`) freezes its backbone's blocks on purpose, by its mode and epoch;
+    # so does a PEFT model (LoRA and the like) its base
+    if frozen and not callable(getattr(model, "thaw", None)) and not adapted(model):
         out.append(Verdict("C7", "frozen parameters", "warn",
                            f"{len(frozen)} of {len(params)} parameters are frozen (requires_grad=False): "
                            f"{', '.join(frozen[:4])}", {"frozen": len(frozen), "names": frozen[:10]}, FIX_FROZEN,

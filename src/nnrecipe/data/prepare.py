@@ -53,7 +53,7 @@ def shown_texts(frame: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFr
         return None
 
     def cut(v: Any) -> str:
-        text = "" if v is None or (isinstance(v, float) and np.isnan(v)) else " ".join(str(v).split())
+        text = "" if v is None or (not isinstance(v, str) and pd.isna(v)) else " ".join(str(v).split())
         return text if len(text) <= TEXT_SHOWN else text[:TEXT_SHOWN - 3] + "..."
 
     return pd.DataFrame({c: [cut(v) for v in frame[c]] for c in columns}, index=frame.index)

@@ -26,7 +26,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -193,9 +193,12 @@ class CrossFit(MemberStore):
 
 
 def member_curves(histories: list[list[dict[str, Any]]], baseline_loss: float | None,
-                  val_rows: int | None = None) -> list[Verdict]:
-    """C8 on every member's curves (member_verdicts); `val_rows`: the rows of a member's validation split."""
-    return member_verdicts([diagnose_curves(h, baseline_loss=baseline_loss, val_rows=val_rows) for h in histories])
+                  val_rows: Sequence[int | None] | None = None) -> list[Verdict]:
+    """C8 on every member's curves (member_verdicts); `val_rows`: what each member's val_accuracy counts (its
+    validation rows; rows x labels for multi-label)."""
+    sizes = list(val_rows) if val_rows is not None else [None] * len(histories)
+    return member_verdicts([diagnose_curves(h, baseline_loss=baseline_loss, val_rows=n)
+                            for h, n in zip(histories, sizes)])
 
 
 def member_verdicts(judged: list[list[Verdict]]) -> list[Verdict]:

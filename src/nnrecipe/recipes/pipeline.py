@@ -339,9 +339,10 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
             log.info("%s", v.line())
             verdicts.append(v)
     elif refit is None:
-        n_val = len(prepared.rows["val"])  # a member of a T14 ensemble validates on a fold
-        curves = member_curves(histories, prior,
-                               n_val if folds == 1 else (len(prepared.rows["train"]) + n_val) // folds)
+        # the rows val_accuracy counts (each T14 member's fold; for multi-label every label of every row)
+        labels = len(prepared.classes) if task.name == "multilabel" else 1
+        sizes = [len(k) for k in fit.cv.held_out] if fit.cv is not None else [len(prepared.rows["val"])] * len(histories)
+        curves = member_curves(histories, prior, [n * labels for n in sizes])
         # the rise after the best epoch is not in the model: it kept the epoch of the validation loss's minimum
         if tcfg.restore_best and tcfg.patience is not None and trainer.monitor == "val_loss":
             curves = kept_best(curves)

@@ -71,12 +71,13 @@ class TableRecipe(Recipe):
             raise ConfigError("--text-model transformer reads text columns, and this table has none; leave it "
                               "out, or name a text column with --text COL")
         if prep.pre.text_columns:  # the texts as read, for C9 (and the words in order: the bags lost it)
-            if prep.frame is None:  # a cache hit; the audit takes this table too
-                prep.frame = _frame(data, _path(data), prep.content_key)
-            prep.texts = shown_texts(prep.frame, prep.pre.text_columns)
-        if mcfg.text_model == "transformer":
-            seq, prep.words = prep.pre.text_sequences(prep.frame.loc[prep.rows])
-            prep.sequences = torch.from_numpy(seq)
+            frame = prep.frame if prep.frame is not None else _frame(data, _path(data), prep.content_key)
+            n_train, n_val = prep.counts["train"], prep.counts["val"]  # C9 shows validation rows (T14: out of fold)
+            shown = prep.rows[:n_train + n_val] if tcfg.cv_folds > 1 else prep.rows[n_train:n_train + n_val]
+            prep.texts = shown_texts(frame.loc[shown], prep.pre.text_columns)
+            if mcfg.text_model == "transformer":
+                seq, prep.words = prep.pre.text_sequences(frame.loc[prep.rows])
+                prep.sequences = torch.from_numpy(seq)
         X = {k: prep.inputs(k) for k in SPLITS}  # features[, codes[, term ids, term weights[, word ids]]]
         y = {k: prep.target(k) for k in SPLITS}
         task, head, unbalanced, balance = task_with_loss(prep.task, prep.classes, prep.target_scale, y, X, dcfg, mcfg,

@@ -395,6 +395,9 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
     model = read_json_or_none(path / "model.json") or {}
     task = config.get("task", model.get("task", ""))
     frame = pd.read_csv(path / VAL_PREDICTIONS) if (path / VAL_PREDICTIONS).is_file() else None
+    texts = [c for c in ("text", "text terms") if frame is not None and c in frame.columns]
+    if texts:  # a text as read stays text: an empty one is not NaN, "NA" and "1.23456789" are shown as written
+        frame[texts] = pd.read_csv(path / VAL_PREDICTIONS, usecols=texts, dtype=str, keep_default_na=False)
     watch = read_json_or_none(path / WATCH)
     classes = model.get("classes") or (watch or {}).get("classes") or (
         sorted(set(frame["target"].astype(str)) | set(frame["prediction"].astype(str))) if frame is not None else [])
