@@ -527,7 +527,7 @@ def _(w: Where) -> Case:
 def _(w: Where) -> Case:
     out = w.tmp / "nowhere" / "audit.json"
     return Case(train(w, good(w), "--json", out, command="audit"),
-                bad(f"--out {out}: folder '{out.parent}' does not exist; create it, or write elsewhere"))
+                bad(f"--json {out}: folder '{out.parent}' does not exist; create it, or write elsewhere"))
 
 
 # ---------------------------------------------------------------- clean
