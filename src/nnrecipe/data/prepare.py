@@ -52,9 +52,9 @@ def shown_texts(frame: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFr
     if frame is None or not columns:
         return None
 
-    def cut(v: Any) -> str:
-        text = "" if v is None or (not isinstance(v, str) and pd.isna(v)) else " ".join(str(v).split())
-        return text if len(text) <= TEXT_SHOWN else text[:TEXT_SHOWN - 3] + "..."
+    def cut(v: Any) -> str:  # whitespace runs collapsed first, so errors.shorten cuts one line
+        return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else shorten(" ".join(str(v).split()),
+                                                                                       TEXT_SHOWN)
 
     return pd.DataFrame({c: [cut(v) for v in frame[c]] for c in columns}, index=frame.index)
 
