@@ -228,8 +228,8 @@ class TrainConfig:
     epochs: int = _f(200, "upper bound on epochs; early stopping usually ends sooner")
     batch_size: int | None = _f(None, "rows per step; default: the sizing rule (README)")
     optimizer: str = _f("adam", "one of: " + ", ".join(OPTIMIZERS))
-    lr: float | None = _f(None, "learning rate; default: the rule (Adam at 3e-4, TabM at its authors' 2e-3: "
-                                "docs/recipe.md says why)")
+    lr: float | None = _f(None, "learning rate; default: the rule (Adam at 3e-4, TabM at its authors' 2e-3, 1e-3 "
+                                "for regression: docs/recipe.md says why)")
     weight_decay: float = _f(0.0, "L2 penalty / decoupled decay for adamw (M9), on weights of 2+ dimensions only "
                                   "(no decay on biases and norm layers: He et al. 2019)")
     decay_all: bool = _f(False, "also decay biases and normalization layers (default: weights of 2+ dimensions only)")

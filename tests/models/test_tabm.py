@@ -122,6 +122,13 @@ def test_the_rule_trains_tabm_at_its_authors_rate_and_batch_and_the_flags_overri
     model, x = _tabm()
     assert (model_rules(TrainConfig(), model, 1_000).lr, model_rules(TrainConfig(), model, 1_000).batch_size) == (2e-3, 64)
     assert model_rules(TrainConfig(), model, 10_000).batch_size == 256
+    # values (regression) train at half the rate (models/tabm.py: VALUES_LR, measured on the panel), same batches
+    values, _ = _tabm("regression", out=1)
+    assert (model_rules(TrainConfig(), values, 1_000).lr, model_rules(TrainConfig(), values, 10_000).batch_size) == \
+        (1e-3, 256)
+    assert model_rules(TrainConfig(lr=2e-3), values, 1_000).lr == 2e-3  # --lr still overrides
+    binary, _ = _tabm("binary", out=1)
+    assert model_rules(TrainConfig(), binary, 1_000).lr == 2e-3
     given = model_rules(TrainConfig(lr=1e-4, batch_size=16), model, 10_000)
     assert (given.lr, given.batch_size) == (1e-4, 16)
     mlp = make_table_model(ModelConfig(model="mlp"), "binary", x, 1, len(x))

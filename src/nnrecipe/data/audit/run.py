@@ -160,7 +160,7 @@ def text_batch_size(prep: PreparedTable, batch_size: int | None) -> int:
     """The batch size the text padding shares are measured at: the run's, else the default model's rule."""
     from ...models.tabm import TabM
 
-    return int(batch_size or TabM.train_defaults(prep.counts["train"])["batch_size"])
+    return int(batch_size or TabM.batch_size_rule(prep.counts["train"]))
 
 
 @contextlib.contextmanager
