@@ -338,6 +338,26 @@ class TrainConfig:
                               f"(val_{self.metric}); give one of them")
         if self.patience is not None and self.patience < 0:
             raise ConfigError(f"patience={self.patience} is not allowed; choose 0 or more, or None")
+        # the ranges torch and the loop take: outside them a value fails deep in torch with a traceback, or
+        # trains a wrong model quietly (a negative clip norm flips every gradient: gradient ascent)
+        for name, low, above in (("weight_decay", 0.0, False), ("l1", 0.0, False), ("min_delta", 0.0, False),
+                                 ("clip_norm", 0.0, True), ("clip_value", 0.0, True), ("swa_lr", 0.0, True),
+                                 ("stop_alpha", 0.0, True)):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and (value > low if above else value >= low)):
+                raise ConfigError(f"{name}={value} is not allowed; choose a finite value {'>' if above else '>='} "
+                                  f"{low:g}" + (", or none (off)" if name in ("clip_norm", "clip_value") else ""))
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum={self.momentum} is not allowed; choose a value in [0, 1) (0.9 is usual)")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"gamma={self.gamma} is not allowed; choose a decay factor in (0, 1] (0.1 for step, "
+                              "0.9-0.99 for exponential)")
+        for name, low in (("step_size", 1), ("warmup_epochs", 0), ("plateau_patience", 0), ("checkpoint_every", 0),
+                          ("seed", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"{name}={getattr(self, name)} is not allowed; choose {low} or more")
+        if self.seed >= 2 ** 32:
+            raise ConfigError(f"seed={self.seed} is not allowed; choose a seed in 0..{2 ** 32 - 1} (numpy's range)")
 
     @property
     def monitor_mode(self) -> str:

@@ -40,6 +40,9 @@ FAULT_OF: dict[tuple[str, str], str] = {
     ("lint", "sigmoid before the loss"): "sigmoid-before-logits-loss",
     ("lint", "class labels in a regression loss"): "regression-loss-for-classes",
     ("lint", "output activation"): "output-range",
+    ("lint", "labels"): "label-range",
+    ("lint", "target shape"): "shape-mismatch",
+    ("lint", "forward"): "forward-fails",
     ("C2", "loss at init"): "wrong-init-loss",
     ("C5", "gradient check"): "wrong-custom-backward",
     ("C6", "sample independence"): "batch-mixing",
@@ -71,9 +74,9 @@ _INPUTS = ["unnormalized-inputs", "outliers", "nonfinite-data"]
 _STALL = ["double-normalization", "scheduler-misuse", "over-regularization", "constant-init", "frozen-layer",
           "optimizer-wrong-params", "step-before-backward", "vanishing-gradients", "dying-relu", "saturated-units",
           "double-softmax", "sigmoid-before-logits-loss", "regression-loss-for-classes", "output-range",
-          "flipped-loss-sign", "no-nonlinearity", "batch-mixing"]
+          "flipped-loss-sign", "no-nonlinearity", "batch-mixing", "shape-mismatch", "label-range"]
 _BLOWUP = ["loss-sum-not-mean", "missing-zero-grad", *_INPUTS, "exploding-init"]
-_ANY = [*_INPUTS, "double-normalization", "labels-misaligned", "label-noise", "val-preprocessed-differently",
+_ANY = [*_INPUTS, "shape-mismatch", "label-range", "double-normalization", "labels-misaligned", "label-noise", "val-preprocessed-differently",
         "flipped-loss-sign", "double-softmax", "sigmoid-before-logits-loss", "regression-loss-for-classes",
         "output-range", "optimizer-wrong-params", "frozen-layer", "step-before-backward", "missing-zero-grad",
         "scheduler-misuse", "over-regularization", "loss-sum-not-mean", "constant-init", "exploding-init",
@@ -124,7 +127,7 @@ DETECTED_BY: dict[str, tuple[str, str]] = {
     "train-test-overlap": ("leakage", "train/validation overlap"),
     "val-is-train": ("leakage", "train/validation overlap"), "target-leakage": ("leakage", "leaked target"),
     **{f: _LINT for f in ("double-softmax", "sigmoid-before-logits-loss", "regression-loss-for-classes",
-                          "output-range", "no-nonlinearity", "optimizer-wrong-params", "constant-init",
+                          "output-range", "shape-mismatch", "label-range", "no-nonlinearity", "optimizer-wrong-params", "constant-init",
                           "flipped-loss-sign", "loss-sum-not-mean", "over-regularization", "scheduler-misuse",
                           "missing-zero-grad", "step-before-backward", "eval-in-train-mode")},
     **{f: _C7 for f in ("frozen-layer", "vanishing-gradients", "dying-relu", "saturated-units", "exploding-init")},

@@ -51,6 +51,11 @@ def c1_overfit_batch(setup: Setup) -> Verdict:
                                setup.make_optimizer, seed=setup.seed, train_step=setup.train_step)
 
 
+# The name a check's verdict goes by when the check cannot run (skipped, or crashed)
+TITLES = {"data": "data", "lint": "setup lint", "C1": "overfit one batch", "C2": "loss at init",
+          "C3": "input-independent baseline", "C4": "simple baselines", "C5": "gradient check",
+          "C6": "sample independence", "C7": "gradient flow", "C8": "learning curves"}
+
 # The checks by name, in the order they run: cheap, static ones first
 CHECKS: dict[str, Check] = {
     "data": check_data,  # D3, D8, D4, leakage: the sampled rows themselves
@@ -112,9 +117,17 @@ def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch
                 torch.manual_seed(seed)
                 try:
                     out = fn(setup)
+                except ConfigError as e:  # the setup is one the check cannot read (the message says how to fix)
+                    out = skipped(name, TITLES.get(name, name), f"cannot run on this setup: {e}")
                 except Exception as e:  # a crash is a bug, said as one; the other checks still run
-                    log.warning("the doctor's check %s crashed: %s: %s", name, type(e).__name__, e)
-                    out = crashed(name, e)
+                    broken = next((v for v in diagnosis if v.id == "lint" and v.status == "fail"), None)
+                    if broken is not None:  # ... unless the setup fails lint: the check ran into that fault
+                        out = skipped(name, TITLES.get(name, name), f"could not run ({type(e).__name__}: {str(e)[:200]}): the setup "
+                                                  f"fails lint first ({broken.name}: {broken.summary}); fix that, "
+                                                  "then run the doctor again")
+                    else:
+                        log.warning("the doctor's check %s crashed: %s: %s", name, type(e).__name__, e)
+                        out = crashed(name, e)
             diagnosis.extend(out if isinstance(out, list) else [out])
             diagnosis.seconds[name] = time.perf_counter() - started
     finally:
@@ -142,7 +155,7 @@ def crashed(name: str, e: Exception) -> Verdict:
     where = f"{theirs[-1].filename}:{theirs[-1].lineno} ({theirs[-1].name})" if theirs else ""
     who = (f"your code raised inside the check, at {where}" if where else
            "a bug in nnrecipe: please report it with this summary and the evidence's traceback")
-    return Verdict(name, name, "error", f"the check crashed: {type(e).__name__}: {e} ({who})",
+    return Verdict(name, TITLES.get(name, name), "error", f"the check crashed: {type(e).__name__}: {e} ({who})",
                    {"exception": type(e).__name__, "message": str(e)[:500], "where": where,
                     "traceback": "".join(traceback.format_exception(e))[-4000:]},
                    "fix the code named above, then run the doctor again" if where else

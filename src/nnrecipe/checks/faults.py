@@ -23,6 +23,10 @@ FAULTS: dict[str, str] = {
     "sigmoid-before-logits-loss": "sigmoid before BCEWithLogitsLoss",
     "regression-loss-for-classes": "a regression loss on class indices",
     "output-range": "an output activation that cannot reach the targets",
+    "label-range": "labels outside the range the loss takes (class indices past the outputs, binary targets "
+                   "outside [0, 1])",
+    "shape-mismatch": "outputs and targets of different shapes, which the loss broadcasts",
+    "forward-fails": "a model that raises on the data",
     "vanishing-gradients": "vanishing gradients",
     "saturated-units": "saturated tanh/sigmoid units",
     "dying-relu": "dead ReLU units",

@@ -48,7 +48,7 @@ def check_gradients(setup: Setup) -> Verdict:
                        source=SOURCE)
     custom = functions + modules + ([loss] if loss else [])
     try:
-        errors, raw, kinks, coords = _compare(setup)
+        errors, raw, kinks, coords, cut = _compare(setup)
     except (RuntimeError, TypeError) as e:  # a layer that cannot run in float64, say
         return Verdict("C5", name, "skipped", f"could not compare gradients in float64 on {ROWS} rows: {e}",
                        {"custom": custom}, source=SOURCE)
@@ -63,6 +63,15 @@ def check_gradients(setup: Setup) -> Verdict:
         return Verdict("C5", name, "pass", f"backprop matches finite differences (max relative error {worst:.1e} "
                        f"over {coords} coordinates; {where})", evidence, "", SOURCE)
     status = "fail" if worst > WRONG else "warn"
+    wrong = [k for k, v in errors.items() if v > FINE]
+    if all(k in cut for k in wrong):  # no backward at all for them: the forward cut them from the graph
+        evidence["cut_from_the_graph"] = wrong
+        return Verdict("C5", name, status,
+                       f"the loss changes with {', '.join(wrong[:5])} but backprop gives them no gradient: the "
+                       f"forward cuts them from the graph ({where})", evidence,
+                       "let the gradient through: look for torch.no_grad(), .detach(), .data or a round trip through "
+                       "numpy in the forward; if the layer is meant to stay fixed, set its requires_grad to False",
+                       SOURCE, fault="frozen-layer")
     culprit = (f"the backward of {', '.join(functions)}" if functions else
                f"the forward of {', '.join(modules + ([loss] if loss else []))}")
     fix = (f"fix {culprit}: its gradient disagrees with finite differences (check it alone with "
@@ -116,10 +125,11 @@ def _from_torch(obj: Any, packages: tuple[str, ...] = ("torch",)) -> bool:
     return (getattr(obj, "__module__", None) or "").split(".")[0] in packages
 
 
-def _compare(setup: Setup) -> tuple[dict[str, float], float, int, int]:
+def _compare(setup: Setup) -> tuple[dict[str, float], float, int, int, set[str]]:
     """Relative errors per tensor (parameters by name, inputs as 'input[k]') with the rounding noise of the
     finite difference taken off, the largest error without that, the kinks left out, the coordinates
-    compared. Runs on a float64 copy in eval mode (dropout off: the function must be fixed)."""
+    compared, and the tensors backprop gave no gradient at all (not in the loss's graph). Runs on a float64
+    copy in eval mode (dropout off: the function must be fixed)."""
     model = copy.deepcopy(setup.model).double().eval()
     loss_fn = copy.deepcopy(setup.loss_fn)
     if isinstance(loss_fn, nn.Module):
@@ -144,6 +154,7 @@ def _compare(setup: Setup) -> tuple[dict[str, float], float, int, int]:
     with torch.enable_grad():
         grads = torch.autograd.grad(f(), list(tensors.values()), allow_unused=True)
     errors, raw, kinks, coords = {}, 0.0, 0, 0
+    cut = {name for name, g in zip(tensors, grads) if g is None}
     with torch.no_grad():
         f0 = float(f())
         if float(f()) != f0:  # noise in the forward even in eval mode: differences would measure the noise
@@ -173,7 +184,7 @@ def _compare(setup: Setup) -> tuple[dict[str, float], float, int, int]:
                 errors[name] = diff / size if size > 0 else 0.0
                 plain = math.sqrt(sum((a - d) ** 2 for a, d, _ in rows))
                 raw = max(raw, plain / size if size > 0 else 0.0)
-    return errors, raw, kinks, coords
+    return errors, raw, kinks, coords, cut
 
 
 def _nudge(flat: torch.Tensor, i: int, f: Callable[[], torch.Tensor]) -> tuple[float, float]:

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
+from ..errors import ConfigError
 from ..steps import main_output
 from .reading import adaptive, read_setup
 from .setup import Setup, finite_rows, measured_loss
@@ -220,6 +221,8 @@ def _outputs(setup: Setup, notes: dict[str, Any]) -> list[Verdict]:
         return []
     try:
         outs, y = _probe(setup)
+    except ConfigError:  # outputs the doctor cannot read the prediction from (a dict of other keys): the
+        return []        # checks that need it are skipped with main_output's message, which says what to name it
     except Exception as e:  # the setup's own forward fails: say so here, the other checks will skip
         return [Verdict("lint", "forward", "fail", f"the model raised on the data: {type(e).__name__}: {e}",
                         {"input_shapes": [list(t.shape) for t in setup.x]},

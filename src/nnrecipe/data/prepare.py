@@ -31,7 +31,7 @@ from ..errors import ConfigError, DataError, shorten
 from ..io import temp_path
 from . import cache as table_cache
 from .load import _check_file, read_table
-from .schema import Schema, check_labels, check_target, infer_columns, infer_task
+from .schema import Schema, check_labels, check_numeric_target, check_target, infer_columns, infer_task
 from .split import make_split
 from .text.encoder import encoder_key, fit_encoders
 from .transforms import TablePreprocessor, _scale, _scaled, label_strings, to_numbers, written_as
@@ -40,7 +40,7 @@ log = logging.getLogger("nnrecipe")
 
 SPLITS = ("train", "val", "test")
 # Bump when preparing changes what a file prepares to (schema rules, transforms, split, target encoding)
-PREPARED_VERSION = 5  # 5: text columns (term ids and weights)
+PREPARED_VERSION = 6  # 5: text columns (term ids and weights); 6: day-first dates read day first
 
 
 TEXT_SHOWN = 200  # characters of a text cell shown among the worst rows (C9)
@@ -208,6 +208,7 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
         neutral = df.index[is_neutral].tolist()
         df, y_raw = df[~is_neutral], y_raw[~is_neutral]
     y_raw = _written_target(y_raw)
+    check_numeric_target(y_raw, cfg.task, path)
     task, task_reason = infer_task(y_raw, cfg.task, path)
     check_labels(y_raw, task, path)
     schema = infer_columns(df, cfg, path)
@@ -247,17 +248,18 @@ def _prepare(df: pd.DataFrame, cfg: DataConfig, seed: int, path: Path | None) ->
     return prep
 
 
-def _written_target(y: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
+def _written_target(y: pd.Series | pd.DataFrame, say: bool = True) -> pd.Series | pd.DataFrame:
     """A target of numbers written as people write them ('$1,200', '12%': every cell) as numbers, so that
-    the task rule sees numbers; anything else as it is."""
+    the task rule sees numbers; anything else as it is. `say`: log that it was read so (once a run)."""
     if isinstance(y, pd.DataFrame) or pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
         return y
     written = written_as(y.dropna().iloc[:1000])
     values = to_numbers(y)
     if written is None or np.isnan(values[y.notna().to_numpy()]).any():
         return y
-    log.warning("target '%s' holds numbers written with %s (%r): read as numbers", shorten(str(y.name), 80),
-                written[0], shorten(written[1], 40))
+    if say:
+        log.warning("target '%s' holds numbers written with %s (%r): read as numbers", shorten(str(y.name), 80),
+                    written[0], shorten(written[1], 40))
     return pd.Series(values, index=y.index, name=y.name)
 
 

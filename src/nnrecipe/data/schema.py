@@ -15,7 +15,7 @@ import pandas as pd
 from ..config import DataConfig
 from ..errors import DataError, did_you_mean_column, flag, shorten
 from .load import header_is_data, header_shown, row_labels
-from .transforms import to_numbers, written_as
+from .transforms import label_strings, to_numbers, written_as
 
 log = logging.getLogger("nnrecipe")
 
@@ -101,6 +101,32 @@ def multilabel_frame(df: pd.DataFrame, columns: list[str], path: str | os.PathLi
     return pd.DataFrame(out, index=df.index)
 
 
+def check_numeric_target(y: pd.Series | pd.DataFrame, requested: str = "auto",
+                         path: str | os.PathLike | None = None) -> None:
+    """A text target whose cells are numbers but for a few stray ones ('?', 'n/a', a typo) is a quantity with
+    typos, not hundreds of classes of one row each: stopped here with the cells named (the rule of the
+    columns, NUMERIC_SHARE). Few distinct whole numbers ('0', '1', 'unknown') stay classes."""
+    if isinstance(y, pd.DataFrame) or requested in ("binary", "multiclass", "multilabel") \
+            or pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return
+    values = to_numbers(y)
+    filled = y.notna().to_numpy() & (y.astype("string").str.strip() != "").fillna(False).to_numpy(dtype=bool)
+    bad = filled & np.isnan(values)
+    numbers = values[filled & ~bad]
+    if not bad.any() or not filled.any() or (~bad[filled]).mean() < NUMERIC_SHARE:
+        return
+    if len(np.unique(numbers)) <= MAX_CLASSES_FOR_INTEGERS and bool(np.all(numbers == np.round(numbers))):
+        return  # class codes with an odd label among them: the class rules judge those
+    first = int(np.flatnonzero(bad)[0])
+    (where,) = row_labels(path, [_row(y, first)])
+    column = f"target column '{shorten(str(y.name))}'" + (f" in file '{path}'" if path is not None else "")
+    n = int(bad.sum())
+    raise DataError(f"{column} holds numbers but for {n} {'cell that is' if n == 1 else 'cells that are'} not (first "
+                    f"at {where}: "
+                    f"{shorten(str(y.iloc[first]), 40)!r}); fix them, or empty them (a row with an empty target is "
+                    "left out), or pass --task multiclass if the values are class names")
+
+
 def infer_task(y: pd.Series, requested: str = "auto", path: str | os.PathLike | None = None) -> tuple[str, str]:
     """The task and the reason, by the rule in the README. `y` has no missing values; `path` names the
     file in the messages."""
@@ -139,7 +165,10 @@ def check_labels(y: pd.Series | pd.DataFrame, task: str, path: str | os.PathLike
                  min_rows: int = 10) -> None:
     """Refuse a class target that holds a different value in every row (of `min_rows` or more): an ID or
     free text given as --target, which would be read as as many classes as rows."""
-    if task not in ("binary", "multiclass") or isinstance(y, pd.DataFrame) or len(y) < min_rows:
+    if task not in ("binary", "multiclass") or isinstance(y, pd.DataFrame):
+        return
+    _check_spellings(y, path)
+    if len(y) < min_rows:
         return
     n_unique = y.nunique()
     if n_unique < len(y):
@@ -150,6 +179,22 @@ def check_labels(y: pd.Series | pd.DataFrame, task: str, path: str | os.PathLike
     raise DataError(f"target column '{y.name}' in {name} holds a different value in each of its {len(y)} rows "
                     f"({shown}): it is an ID or free text, not class labels; choose the column that holds the labels "
                     "with --target" + (", or pass --task regression if it is a quantity" if numeric else ""))
+
+
+def _check_spellings(y: pd.Series, path: str | os.PathLike | None) -> None:
+    """Refuse class labels that differ only in case, surrounding spaces or how a number is written ('yes',
+    'Yes', 'yes '; '1' and '1.0'): each spelling would be a class of its own, the model split between them."""
+    labels = pd.Series(label_strings(y).unique()).dropna().reset_index(drop=True)
+    numbers = to_numbers(labels)
+    keys = labels.str.strip().str.casefold().where(np.isnan(numbers), pd.Series(numbers).astype("string"))
+    clash = keys[keys.duplicated(keep=False)]
+    if clash.empty:
+        return
+    groups = [" / ".join(repr(v) for v in labels[keys == k].tolist()[:4]) for k in clash.unique()[:3]]
+    name = f"file '{path}'" if path is not None else "the table"
+    raise DataError(f"target column '{shorten(str(y.name))}' in {name} writes one label several ways, each of which "
+                    f"would be a class of its own: {'; '.join(groups)}; write each class one way (same case, no "
+                    "surrounding spaces, one spelling of a number)")
 
 
 # Column kinds (README, "How columns are read"). A categorical column with more categories than this
@@ -189,9 +234,14 @@ def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | N
         problems += [f"{option} names column '{shorten(c)}', which is not in the table"
                      f"{did_you_mean_column(c, df.columns)}"
                      for c in cols if c not in df.columns]
-    for other, cols in (("--categorical", cfg.categorical), ("--numeric", cfg.numeric), ("--drop", cfg.drop)):
-        problems += [f"column '{shorten(c)}' is named by both --text and {other}; name it in one of them"
-                     for c in cfg.text if c in cols]
+    # a column under two flags (which one wins is not for the code to guess), or the target under one
+    flags = (("--text", cfg.text), ("--categorical", cfg.categorical), ("--numeric", cfg.numeric), ("--drop", cfg.drop))
+    for i, (option, cols) in enumerate(flags):
+        for other, more in flags[i + 1:]:
+            problems += [f"column '{shorten(c)}' is named by both {option} and {other}; name it in one of them"
+                         for c in cols if c in more]
+    problems += [f"{option} names column '{shorten(c)}', the target; the column flags name input columns (the "
+                 "target's kind is --task's)" for option, cols in flags for c in cols if c in target_columns(cfg.target)]
     schema = Schema()
     for col in df.columns:
         if col in target_columns(cfg.target):

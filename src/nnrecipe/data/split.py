@@ -17,6 +17,7 @@ from ..config import DataConfig
 from ..errors import ConfigError, DataError, did_you_mean_column, shorten
 from .load import row_labels
 from .schema import target_columns
+from .transforms import day_first
 
 log = logging.getLogger("nnrecipe")
 
@@ -146,6 +147,14 @@ def make_split(df: pd.DataFrame, cfg: DataConfig, task: str, labels: np.ndarray 
         splits = time_split(time_keys(values, cfg.split, path, where), cfg.val_fraction, cfg.test_fraction)
     else:
         groups = group_codes(values)
+        sizes = np.bincount(groups)
+        alone = float((sizes == 1).sum()) / max(len(groups), 1)
+        if alone >= SINGLETONS:  # nearly every row a group of its own: nothing is kept together
+            log.warning("--split %s: %.0f%% of the rows of %s have a value of '%s' no other row has (%d rows, %d "
+                        "groups), so the split is nearly a random one; name the column that repeats for the rows "
+                        "of one patient, user or session (the group column is left out of the features: "
+                        "--categorical keeps it)", cfg.split, 100 * alone, where, shorten(str(cfg.split_column)),
+                        len(groups), len(sizes))
         splits = group_split(groups, cfg.val_fraction, cfg.test_fraction, seed, where, cfg.split)
     log.info("--split %s: train %d, validation %d, test %d rows", cfg.split, *(len(splits[s]) for s in splits))
     if labels is not None:
@@ -237,7 +246,7 @@ def parse_times(text: pd.Series) -> pd.Series:
                 return times
             if mixed.isna().sum() < times.isna().sum():
                 times = mixed
-    return times
+    return day_first(text, times, utc=True)
 
 
 def time_numbers(times: pd.Series) -> np.ndarray:
@@ -270,6 +279,11 @@ def time_split(keys: np.ndarray, val_fraction: float, test_fraction: float) -> d
             cut[i] = fits[0]
     a, b = cut
     return {"train": np.sort(order[:a]), "val": np.sort(order[a:b]), "test": np.sort(order[b:])}
+
+
+# A group split whose groups are single rows for this share of the rows or more keeps nothing together: a
+# column of measurements or row numbers named by mistake (a patient ID repeats for most of its rows)
+SINGLETONS = 0.9
 
 
 def group_codes(s: pd.Series) -> np.ndarray:

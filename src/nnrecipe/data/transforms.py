@@ -107,12 +107,34 @@ def written_as(sample: pd.Series) -> tuple[str, str] | None:
     return None
 
 
+# a date written with numbers and separators, day and month in either order: 31/12/2020, 1.2.21, 05-06-2021
+_NUMERIC_DATE = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}\b"
+
+
+def day_first(text: pd.Series, parsed: pd.Series, utc: bool = False) -> pd.Series:
+    """`parsed` (the column's cells read by pandas) with its numeric dates read day first when the column
+    writes the day first: some first field above 12 and no second one. Read cell by cell, pandas takes
+    01/02/2020 as 2 January and 13/02/2020 as 13 February, and a column of British dates comes out half
+    month-first. Cells in other formats (ISO 2020-02-01) keep their reading."""
+    parts = text.astype("string").str.extract(_NUMERIC_DATE)
+    first, second = (pd.to_numeric(parts[k], errors="coerce") for k in (0, 1))
+    if not bool((first > 12).any()) or bool((second > 12).any()):
+        return parsed
+    cells = first.notna().to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = pd.to_datetime(text[cells].astype("string"), errors="coerce", format="mixed", dayfirst=True, utc=utc)
+    out = parsed.copy()
+    out[cells] = again
+    return out
+
+
 def _as_dates(s: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(s):
         return s.dt.tz_localize(None) if getattr(s.dt, "tz", None) is not None else s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pd.to_datetime(s.astype("string"), errors="coerce", format="mixed")
+        return day_first(s, pd.to_datetime(s.astype("string"), errors="coerce", format="mixed"))
 
 
 def _days(d: pd.Series) -> np.ndarray:
@@ -271,6 +293,13 @@ class TablePreprocessor:
             elif kind == "text" and "encoder" in c:
                 short = c["encoder"].get("label", c["encoder"]["name"])
                 names += [f"{col}__{short}{j}" for j in range(c["encoder"]["dim"])]
+        # a column of the user's named like a made feature ('a__missing' beside a's own indicator): the later
+        # one gets '#2', so that every feature keeps a name of its own in model.json and the report
+        seen: dict[str, int] = {}
+        for i, name in enumerate(names):
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:
+                names[i] = f"{name}#{seen[name]}"
         return names
 
     def transform(self, df: pd.DataFrame, embedded: dict[str, np.ndarray] | None = None

@@ -10,13 +10,15 @@ the refit need in memory: nothing is written to be read back."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
 import math
 import os
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,7 +228,13 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     asked_lr_find = lr_find  # what the run records, whether or not the range test has still to run
     if resuming:
         run_dir = Path(opts.resume)  # type: ignore[arg-type]
+        given = (dcfg, mcfg, tcfg)
         dcfg, mcfg, tcfg, note, refit, lr_find = recorded_config(run_dir, dcfg.target)
+        changed = [f"{name}={mine!r} (recorded: {theirs!r})" for a, b in zip(given, (dcfg, mcfg, tcfg))
+                   for name, mine, theirs in _changed(a, b) if name != "target"]
+        if changed:  # a resumed run trains on with what it recorded: a setting given beside --resume is refused
+            raise ConfigError(f"--resume {run_dir} goes on with the settings the run recorded, and these differ: "
+                              f"{', '.join(changed)}; leave them out, or start a new run with them")
         asked_lr_find = lr_find
         for path, size in sweep_temp(run_dir):  # a killed writer cannot remove its temp files itself
             log.info("removed %s (%d bytes), left by the run's killed process", path, size)
@@ -235,6 +243,9 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
             if found.get("suggestion") is not None:
                 tcfg = dataclasses.replace(tcfg, lr=found["suggestion"])
             lr_find = "off"
+    elif lr_find != "off" and tcfg.lr is not None:  # two sources for one rate: never one quietly dropped
+        raise ConfigError(f"--lr {tcfg.lr:g} and --lr-find {lr_find}: the range test picks the rate; give one of "
+                          "them")
     # the metric the run answers to (D6's rebalancing, C4, config.json's "optimises"): a refit stops on none,
     # but it retrains a trial that followed its study's metric
     aim = tcfg.metric if refit is None else (str(refit.get("metric") or "").removeprefix("val_") or tcfg.metric)
@@ -305,28 +316,31 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
               **({"refit": {"trained_on": ["train", "val"], **refit}} if refit is not None else {})}
     if not resuming:  # the folder appears with the settings in it: resumable from the moment it exists
         run_dir = new_run_dir(opts.out, recipe.name(data, dcfg), config=config)
-    recorder = RunRecorder(run_dir)
-    fit = Fit(recipe, prepared, model, mcfg, tcfg, opts, run_dir, folds, refit, prepared.balance or "none")
-    # R2 beside early stopping: the early-stopped network is member 1 of the pair, the refit member 2
-    if lr_find != "off":
-        fit.find_lr(confirm=lr_find == "confirm")
-    tcfg = fit.tcfg
-    recorded = recorder.recorded_config() or {}
-    # what the first start measured to choose (the transfer probe, the layout timing) stays in the record: a
-    # resumed run is given the choices, not the measurements
-    kept = {k: recorded[k] for k in MEASURED_CHOICES if k in recorded} if resuming else {}
-    config = recorder.start({**config, **kept, "train": {**to_dict(tcfg), "batch_size": fit.trainer.batch_size},
-                             "created": recorded.get("created", config["created"])})
-    if not (run_dir / "journal.json").exists():
-        write_journal(run_dir, config=config, data=recipe.journal(data, prepared, dcfg), note=note,
-                      parent=opts.parent, config_file=opts.config_file)
-    if findings is not None:
-        findings.save(run_dir)  # audit.json and the label distribution plot
-    recorder.checks(verdicts)  # now, so that a run that crashes or is still training shows them; again below
-    recipe.record(run_dir, prepared)
-    started = time.perf_counter()
-    final, histories, best_epoch, best_value, members = fit.train()
-    seconds = time.perf_counter() - started
+    # a setting found invalid once the folder exists (a monitor that is never logged, fp16 without CUDA) can
+    # never resume: the fresh folder goes with the error, leaving nothing half-made
+    with _removed_on_config_error(run_dir if not resuming else None):
+        recorder = RunRecorder(run_dir)
+        fit = Fit(recipe, prepared, model, mcfg, tcfg, opts, run_dir, folds, refit, prepared.balance or "none")
+        # R2 beside early stopping: the early-stopped network is member 1 of the pair, the refit member 2
+        if lr_find != "off":
+            fit.find_lr(confirm=lr_find == "confirm")
+        tcfg = fit.tcfg
+        recorded = recorder.recorded_config() or {}
+        # what the first start measured to choose (the transfer probe, the layout timing) stays in the record: a
+        # resumed run is given the choices, not the measurements
+        kept = {k: recorded[k] for k in MEASURED_CHOICES if k in recorded} if resuming else {}
+        config = recorder.start({**config, **kept, "train": {**to_dict(tcfg), "batch_size": fit.trainer.batch_size},
+                                 "created": recorded.get("created", config["created"])})
+        if not (run_dir / "journal.json").exists():
+            write_journal(run_dir, config=config, data=recipe.journal(data, prepared, dcfg), note=note,
+                          parent=opts.parent, config_file=opts.config_file)
+        if findings is not None:
+            findings.save(run_dir)  # audit.json and the label distribution plot
+        recorder.checks(verdicts)  # now, so that a run that crashes or is still training shows them; again below
+        recipe.record(run_dir, prepared)
+        started = time.perf_counter()
+        final, histories, best_epoch, best_value, members = fit.train()
+        seconds = time.perf_counter() - started
     trainer, history = fit.trainer, histories[0]
 
     # C8 on the run (each member's), against C2's prior loss (absent when C2 could not run: the first epoch
@@ -573,6 +587,17 @@ class Fit:
 REFIT_MAX_ROWS = 100_000
 
 
+@contextlib.contextmanager
+def _removed_on_config_error(run_dir: Path | None) -> Iterator[None]:
+    """`run_dir` (a fresh run's folder) removed when a ConfigError leaves the block; None: kept (a resumed run)."""
+    try:
+        yield
+    except ConfigError:
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
 def resolve_refit(tcfg: TrainConfig, folds: int, pooled: int, opts: Options, resuming: bool) -> str:
     """TrainConfig.refit's 'auto' made 'on' or 'off' for this run (config.json records which): on for one
     model up to REFIT_MAX_ROWS training and validation rows; off for a T14 ensemble (every row trains a
@@ -697,6 +722,14 @@ def baselines(prepared: Prepared, seed: int) -> tuple[Any, str]:
              ", ".join(f"{k} {x:.4g}" if (x := v.get(task.headline)) is not None else f"{k} -"
                        for k, v in simple.scores.items()))
     return simple, BASELINE_SPLITS
+
+
+def _changed(given: Any, recorded: Any) -> list[tuple[str, Any, Any]]:
+    """(name, given, recorded) for each setting given away from its default that the record holds otherwise."""
+    default = type(given)()
+    return [(f.name, getattr(given, f.name), getattr(recorded, f.name)) for f in dataclasses.fields(given)
+            if getattr(given, f.name) != getattr(default, f.name)
+            and getattr(given, f.name) != getattr(recorded, f.name)]
 
 
 def recorded_config(run_dir: Path, target: str

@@ -195,6 +195,10 @@ def task_with_loss(name: str, classes: list[str], target_scale: dict[str, float]
     outliers. Returns the task, why, the training split as it was before resampling (None when it was
     not resampled) and the D6 method (None for regression and multi-label)."""
     n = len(classes)
+    if name in ("multilabel", "regression") and dcfg.balance not in ("auto", "none"):
+        raise ConfigError(f"--balance {dcfg.balance}: rebalancing weighs or resamples classes, and the target is "
+                          f"{name}; leave --balance out" + (" (each label's bias starts at its prior)"
+                                                             if name == "multilabel" else ""))
     if name == "multilabel":
         return (create_task(name, n_classes=n), "multilabel: no rebalancing (each label's bias starts at its "
                 "prior)", None, None)
@@ -367,7 +371,8 @@ def predict_frame(model: nn.Module, meta: dict[str, Any], df: pd.DataFrame, path
     targets = target_columns(meta["target"])
     extra = [c for c in df.columns if c not in pre.columns and c not in targets]
     if extra:
-        log.info("columns the model does not use are ignored: %s", ", ".join(map(str, extra)))
+        log.warning("columns the model does not use are ignored: %s",
+                    ", ".join(shorten(str(c), 40) for c in extra[:10]) + (" ..." if len(extra) > 10 else ""))
     numeric = [c for c, spec in pre.columns.items() if spec["kind"] == "numeric"]
     problems = numeric_problems(df, numeric, path)
     if problems:

@@ -78,7 +78,10 @@ class Task:
         """C2's expected loss at init: the loss on y_eval of a model that predicts y_fit's prior (or mean)
         for every row. For balanced classes it is -log(1/C); binary, the prior entropy; MSE, var(y)."""
         bias = self.output_bias(y_fit)
-        return float(self.loss()(bias.expand(len(y_eval), bias.numel()), y_eval))
+        outputs = bias.expand(len(y_eval), bias.numel())
+        if y_eval.ndim == 1 and bias.numel() == 1:  # one output and (N,) targets: the model's outputs are (N,) too
+            outputs = outputs[:, 0]
+        return float(self.loss()(outputs, y_eval))
 
     def uniform_loss(self) -> float:
         """The loss of a model that gives every class the same probability: ln C (ln 2 for binary)."""

@@ -19,7 +19,7 @@ from ...checks.verdict import Diagnosis
 from ...config import DataConfig, ModelConfig, refuse_image_settings
 from ...io import write_json
 from ..load import read_table
-from ..prepare import PreparedTable, _prepare
+from ..prepare import PreparedTable, _prepare, _written_target
 from ..schema import check_target
 from ..text.folder import text_folder
 from . import features, splits, table, text
@@ -111,7 +111,7 @@ def audit_frame(df: pd.DataFrame, cfg: DataConfig, seed: int, *, path: Path | No
     result.info = {"source": str(path) if path else None, "target": cfg.target, "task": prep.task,
                    "rows": len(df), "columns": len(df.columns), "seed": seed,
                    "splits": dict(prep.counts), "schema": prep.schema.to_dict()}
-    labelled = y_raw[~y_missing]
+    labelled = _written_target(y_raw[~y_missing], say=False)  # '12%', '$1,200' as the numbers train reads
     with clock("D1"):
         d1, result.plot = table.label_distribution(labelled, prep.task)
     result.append(d1)

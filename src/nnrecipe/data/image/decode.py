@@ -99,7 +99,12 @@ def as_grey_or_rgb(img: Image.Image) -> Image.Image:
         return img.convert("L")
     if mode in ("LA", "La"):
         return _on_white(img.convert("LA"), "L")
-    if mode in GREY_MODES:  # I, I;16*, F: scale the values, not clip them
+    if mode.startswith("I;16") or (mode == "I" and img.format == "PNG"):  # 16 bits a pixel by the file's own
+        # depth (a PNG holds at most 16): 65535 is white whatever the image's values, so a dark 16-bit image
+        # (values up to 250) stays dark, not read as 8-bit and made bright
+        a = np.asarray(img)
+        return Image.fromarray(np.rint(np.clip(a, 0, 65535).astype(np.float32) / 257).astype(np.uint8))
+    if mode in GREY_MODES:  # I, F: scale the values, not clip them
         return Image.fromarray(scale_to_uint8(np.asarray(img)))
     if mode == "RGB":
         return img

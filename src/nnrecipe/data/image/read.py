@@ -195,6 +195,15 @@ def _list_folder(folder: Path, labelled: bool) -> list[tuple[str, str, str | Non
             elif is_image_name(e.name):
                 loose.append(e.name)
     per_class = {c: _walk(folder / c) for c in classes}
+    nested = {c: {rel.split("/")[0] for rel in files} for c, files in per_class.items()
+              if files and all("/" in rel for rel in files)}
+    shared = set.intersection(*nested.values()) if len(nested) >= 2 and len(nested) == len(classes) else set()
+    if labelled and shared:  # train/cat, test/cat: the folders are splits, their subfolders the classes
+        pick = next((c for c in sorted(nested) if c.lower() in ("train", "training")), sorted(nested)[0])
+        raise DataError(f"folder '{folder}' holds {', '.join(sorted(nested))}, each with the same subfolders "
+                        f"({', '.join(sorted(shared)[:5])}): a split into folders, not one folder a class; give one "
+                        f"folder with a subfolder per class (such as '{folder / pick}'; nnrecipe splits "
+                        "the images itself), then `nnrecipe predict RUN` the other folder")
     if any(per_class.values()):
         empty = [c for c, files in per_class.items() if not files]
         if empty:
