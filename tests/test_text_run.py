@@ -172,7 +172,7 @@ def test_the_audit_finds_a_text_column_that_leaks_and_contradicting_duplicates()
     healthy = {v.name: v for v in audit(frame, "label", seed=0)}
     assert healthy["text column leaks the target"].status == "pass"
     assert healthy["text duplicates"].status == "pass"
-    leaked = frame.assign(note=[f"verdict {lab} given" + " filler words here" for lab in frame["label"]])
+    leaked = frame.assign(note=[f"verdict {lab} given in note {i}" for i, lab in enumerate(frame["label"])])
     found = {v.name: v for v in audit(leaked, "label", seed=0)}
     assert found["text column leaks the target"].status == "fail"
     assert "'note'" in found["text column leaks the target"].summary

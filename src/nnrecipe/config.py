@@ -349,9 +349,9 @@ class TrainConfig:
                                   f"{low:g}" + (", or none (off)" if name in ("clip_norm", "clip_value") else ""))
         if not 0 <= self.momentum < 1:
             raise ConfigError(f"momentum={self.momentum} is not allowed; choose a value in [0, 1) (0.9 is usual)")
-        if not 0 < self.gamma <= 1:
+        if not 0 < self.gamma <= 1 or (self.schedule == "plateau" and self.gamma == 1):
             raise ConfigError(f"gamma={self.gamma} is not allowed; choose a decay factor in (0, 1] (0.1 for step, "
-                              "0.9-0.99 for exponential)")
+                              "0.9-0.99 for exponential; below 1 for plateau, which must lower the rate)")
         for name, low in (("step_size", 1), ("warmup_epochs", 0), ("plateau_patience", 0), ("checkpoint_every", 0),
                           ("seed", 0)):
             if getattr(self, name) < low:

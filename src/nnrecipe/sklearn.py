@@ -99,7 +99,7 @@ class _NNRecipe(BaseEstimator):
         dcfg = dataclasses.replace(self.data_config or DataConfig(), **given(DATA), target=target, test_fraction=0.0,
                                    task=self._task)
         if numeric:  # an array's columns are numbers: none is read as categorical for having few values
-            dcfg = dataclasses.replace(dcfg, numeric=numeric)
+            dcfg = dataclasses.replace(dcfg, numeric=tuple(c for c in numeric if c not in dcfg.categorical))
         mcfg = dataclasses.replace(self.model_config or ModelConfig(), **given(MODEL))
         tcfg = dataclasses.replace(self.train_config or TrainConfig(), **given(TRAIN))
         if self.random_state is not None:

@@ -68,13 +68,13 @@ def test_train_stores_the_audit_and_strict_stops_on_a_failed_finding(cli, tmp_pa
     [leak] = [f for f in doc["findings"] if f["name"] == "leaked target"]
     assert leak["status"] == "fail" and leak["evidence"]["best"]["name"] == "leak"
     assert "data_checks" not in json.dumps(json.loads((run_dir / "checks.json").read_text()))
-    assert "\n[FAIL] leakage leaked target: column 6 ('leak') alone predicts the target" in out  # the screen
-    assert "  [FAIL] leakage leaked target: column 6 ('leak') alone predicts the target" in \
+    assert "\n[FAIL] leakage leaked target: column 'leak' alone predicts the target" in out  # the screen
+    assert "  [FAIL] leakage leaked target: column 'leak' alone predicts the target" in \
         (run_dir / "summary.txt").read_text()
     code, _, err = cli("train", tmp_path / "leak.csv", "--target", "y", "--strict", "--out", tmp_path / "strict")
     assert code == 1
     assert err.splitlines()[-1].startswith("nnrecipe: training stopped: a check failed and --strict stops before "
-                                           "training: leakage leaked target: column 6 ('leak') alone predicts")
+                                           "training: leakage leaked target: column 'leak' alone predicts")
     assert not (tmp_path / "strict").exists()
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from nnrecipe.checks import baselines
-from nnrecipe.checks.baselines import MISALIGNED_FIX, UNUSED_INPUTS_FIX, check_baselines
+from nnrecipe.checks.baselines import UNUSED_INPUTS_FIX, check_baselines
 from nnrecipe.checks.doctor import doctor
 from nnrecipe.checks.gradcheck import FINE, WRONG
 from nnrecipe.checks.independence import FIX as MIXING_FIX
@@ -40,19 +40,32 @@ def permuted_labels(seed: int = 0):
     return case
 
 
-def test_c3_fails_when_labels_are_not_paired_with_inputs():
+def test_c3_warns_when_labels_are_not_paired_with_inputs_and_the_doctor_names_them():
     v = verdicts(permuted_labels(), checks=C3_C6[:2])
     c3, c4 = v["C3"], v["C4"]
     ev = c3.evidence
-    assert (c3.status, c3.fix) == ("fail", MISALIGNED_FIX)
+    # the linear model cannot learn misaligned labels either: alone, C3 and C4 cannot tell them from inputs that
+    # say little of the target (a healthy table of weak signal), so they warn
+    assert (c3.status, c3.fix) == ("warn", baselines.WEAK_FIX)
     assert ev["steps"] == baselines.STEPS and ev["evaluated_on"] == "val_data" and ev["metric"] == "accuracy"
     assert ev["gain_of_room"] < baselines.MIN_GAIN and ev["loss_gain"] < baselines.MIN_LOSS_GAIN
     assert ev["metric_real_inputs"] < 0.2 and ev["loss_real_inputs"] > 2.2  # chance: 10 classes, ln 10 = 2.30
     # it still fits its own training rows: the sign of labels that do not belong to their inputs
     assert ev["metric_train_rows_real_inputs"] > ev["metric_train_rows_zero_inputs"] + 0.1
-    assert "it memorizes its rows and learns nothing that generalizes" in c3.summary
-    assert c4.status == "fail" and "no better than the majority baseline" in c4.summary
-    assert c4.evidence["metric_linear"] < 0.2  # the linear model cannot learn misaligned labels either
+    assert c4.status == "warn" and "no better than the majority baseline" in c4.summary
+    assert c4.evidence["metric_linear"] < 0.2
+    # with the data checks the out-of-fold test names the fault, and C3 takes it
+    d = doctor(**permuted_labels().kwargs(), checks=["data", "C3", "C4"])
+    assert d.faults()[0] == "labels-misaligned" and d.by_id("C3")[0].fault == "labels-misaligned"
+
+
+def test_c3_fails_when_labels_are_misaligned_but_the_inputs_carry_signal():
+    case = digits_mlp()
+    shuffled = permuted_labels()
+    half = len(case.y) // 2  # half the rows keep their labels: a linear model still learns, the network memorizes
+    case.y = torch.cat([case.y[:half], shuffled.y[half:]])
+    c3 = verdicts(case, checks=["C3"])["C3"]
+    assert c3.status in ("pass", "fail")  # never the weak-signal warning: the linear model learns here
 
 
 def test_c3_c4_pass_on_the_healthy_twin():
@@ -99,7 +112,7 @@ def test_c3_c4_with_a_train_step_and_no_loss_fn():
     assert v["C3"].status == v["C4"].status == "pass"
     assert v["C3"].evidence["loss_gain"] is None and v["C3"].evidence["gain_of_room"] > 0.5
     bad = verdicts(permuted_labels(), checks=C3_C6[:1], loss_fn=None, train_step=step, task="multiclass")["C3"]
-    assert (bad.status, bad.fix) == ("fail", MISALIGNED_FIX)
+    assert (bad.status, bad.fix) == ("warn", baselines.WEAK_FIX)  # the linear model at chance too (above)
 
 
 def test_c4_warns_when_the_network_plateaus_below_the_linear_model():

@@ -160,7 +160,7 @@ def test_feature_names_name_the_columns_in_the_findings():
     d = doctor(**kwargs, checks=["data"])
     [leak] = [v for v in d if v.name == "leaked target"]
     assert leak.status == "fail" and leak.evidence["best"]["name"] == "y_copy"
-    assert leak.summary.startswith("column 30 ('y_copy') alone predicts the target")
+    assert leak.summary.startswith("column 'y_copy' alone predicts the target")
     [d3] = [v for v in d if v.id == "D3"]
     assert d3.status == "fail" and "columns 'f4'" in d3.summary
     with pytest.raises(ConfigError, match="feature_names has 3 names for inputs of shape"):

@@ -240,3 +240,73 @@ def test_c2_on_a_bias_free_output_layer_says_to_give_it_a_bias():
         assert c2.status in ("warn", "fail")  # a zero-mean output on a 1:11 target: M6's case either way
         fixes[bias] = c2.fix
     assert "bias=True" in fixes[False] and "bias=True" not in fixes[True]
+
+
+class _AuxHead(nn.Module):
+    def __init__(self, dead: bool = False, as_tuple: bool = False):
+        super().__init__()
+        self.trunk, self.cls, self.aux = nn.Linear(13, 64), nn.Linear(64, 3), nn.Linear(64, 1)
+        self.as_tuple = as_tuple
+        if dead:
+            nn.init.constant_(self.trunk.bias, -8.0)
+
+    def forward(self, x: torch.Tensor):
+        h = F.relu(self.trunk(x))
+        return (self.cls(h), self.aux(h)) if self.as_tuple else {"logits": self.cls(h), "aux": self.aux(h)}
+
+
+@pytest.mark.parametrize("as_tuple", [False, True])
+def test_an_auxiliary_head_the_loss_does_not_read_is_no_frozen_layer(as_tuple):
+    from sklearn.datasets import load_wine
+
+    wine = load_wine()
+    x = torch.tensor(StandardScaler().fit_transform(wine.data), dtype=torch.float32)
+    y = torch.tensor(wine.target)
+    torch.manual_seed(0)
+    m = _AuxHead(as_tuple=as_tuple)
+    d = nnrecipe.doctor(m, (x, y), loss_fn=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(m.parameters(), 1e-3))
+    assert d.faults() == [], [(v.id, v.name, v.summary[:80]) for v in d if v.status in ("warn", "fail")]
+    torch.manual_seed(0)
+    m = _AuxHead(dead=True, as_tuple=as_tuple)  # a dead trunk is still named, and not as a frozen head
+    d = nnrecipe.doctor(m, (x, y), loss_fn=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(m.parameters(), 1e-3))
+    assert d.faults() == ["dying-relu"]
+
+
+class _NormalizesItsInput(nn.Module):  # a custom layer that standardizes its input without a gradient
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-6)
+
+
+def test_an_input_cut_from_the_graph_alone_passes_c5():
+    x, y = _digits()
+    torch.manual_seed(0)
+    m = nn.Sequential(_NormalizesItsInput(), nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))
+    (c5,) = nnrecipe.doctor(m, (x, y), loss_fn=nn.CrossEntropyLoss(), checks=["C5"]).by_id("C5")
+    assert c5.status == "pass" and c5.evidence["inputs_cut_from_the_graph"] == ["input[0]"]
+
+
+def test_the_callers_own_crash_is_theirs_even_when_lint_fails():
+    x, y = _digits()
+    m = nn.Sequential(nn.Linear(64, 10), nn.Softmax(dim=1))  # lint fails: softmax before the loss
+
+    def step(model, opt, batch):
+        raise KeyError("a bug in my step")
+
+    d = nnrecipe.doctor(m, (x, y), loss_fn=nn.CrossEntropyLoss(), train_step=step,
+                        optimizer=torch.optim.Adam(m.parameters(), 1e-3), checks=["lint", "C1"])
+    (c1,) = d.by_id("C1")
+    assert c1.status == "error" and "your code raised" in c1.summary
+
+
+def test_inputs_that_say_little_of_the_target_warn_and_name_no_fault():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 8, generator=gen)
+    y = (torch.rand(600, generator=gen) < 0.4).long()  # labels independent of the inputs: a weak-signal table
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+    d = nnrecipe.doctor(m, (x[:500], y[:500]), loss_fn=nn.CrossEntropyLoss(), val_data=(x[500:], y[500:]),
+                        optimizer=torch.optim.Adam(m.parameters(), 1e-3), checks=["C3", "C4"])
+    c3, c4 = d.by_id("C3")[0], d.by_id("C4")[0]
+    assert c3.status == "warn" and c4.status == "warn" and "say little of the target" in c3.summary
+    assert not d.failed

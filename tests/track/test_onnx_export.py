@@ -37,8 +37,8 @@ def _table(n: int, seed: int, task: str = "binary") -> pd.DataFrame:
     df = small_table(n, seed=seed, task=task)
     df.loc[::7, "a"] = np.nan
     df["city"] = [f"c{(i * 7 + seed) % 40}" for i in range(n)]
-    df["note"] = [" ".join([f"word{i % 5}"] * (1 + i % 3) + [f"thing{i % 3}", "good" if i % 2 else "bad"])
-                  for i in range(n)]
+    df["note"] = [" ".join([f"word{i % 5}"] * (1 + i % 3) + [f"thing{i % 3}", "good" if i % 2 else "bad", f"id{i}"])
+                  for i in range(n)]  # each row's own text: a few repeated values would be read as categories
     return df
 
 

@@ -49,11 +49,12 @@ LINEAR_MAX_FEATURES = 4096  # wider inputs (images) would cost the linear model 
 # together flag all 64. Without a loss_fn only the metric is there to judge, and C3 is weaker.
 MIN_GAIN = 0.1
 MIN_LOSS_GAIN = 0.05
-# ... a metric that closes half the room or more is learning, not that lottery (4x its largest gain): when
-# the loss alone fails then, the model is confidently wrong on a few rows (inputs at 1000x their scale: the
-# digits CNN scores 0.87 against 0.10 while its loss is twice the zeroed inputs'), not using labels apart
-# from their inputs
-CLEAR_GAIN = 0.5
+# ... a metric that closes a quarter of the room or more is learning, not that lottery (twice its largest
+# gain): with the loss below the zeroed inputs' at all, it passes (healthy tables of weak signal, where the
+# short run overfits its 512 rows: turnout's roc_auc 0.68 against 0.50, the loss 3.3% below); with the loss
+# above them the model is confidently wrong on some rows (inputs at 1000x their scale: the digits CNN scores
+# 0.87 against 0.10 while its loss is twice the zeroed inputs'), a warning, not labels apart from inputs
+CLEAR_GAIN = 0.25
 # C4 warns when the network's error (1 - metric) is more than LINEAR_RATIO times the linear model's and
 # LINEAR_MARGIN above it, and it has stopped rising (less than MIN_RISE of the room over the last
 # RISE_WINDOW steps): Karpathy's recipe asks the network to beat a simple baseline, but a short run cannot
@@ -110,10 +111,17 @@ class _Run:
 
     def learns_from_inputs(self, factor: float = 1.0) -> bool:
         """C3's rule: the metric closes factor x MIN_GAIN of the room above the zero-input copy's, and the
-        loss (when there is one) is factor x MIN_LOSS_GAIN below the zero-input copy's."""
-        loss_gain = self.loss_gain
-        return _gain(self.real, self.zero) >= factor * MIN_GAIN and (
-            loss_gain is None or loss_gain >= factor * MIN_LOSS_GAIN)
+        loss (when there is one) is factor x MIN_LOSS_GAIN below the zero-input copy's; or the metric closes
+        factor x CLEAR_GAIN of it with the loss below the zero-input copy's at all."""
+        loss_gain, gain = self.loss_gain, _gain(self.real, self.zero)
+        return (gain >= factor * MIN_GAIN and (loss_gain is None or loss_gain >= factor * MIN_LOSS_GAIN)) or (
+            gain >= factor * CLEAR_GAIN and loss_gain is not None and loss_gain > 0)
+
+    def weak_signal(self) -> bool:
+        """A linear model no better than the majority class (or the mean) on the same rows: the inputs say
+        little about the target, and a network that does no better is no sign of a fault (Heating's choice
+        of heating system, football goals from the date)."""
+        return self.linear is not None and math.isfinite(self.linear) and _gain(self.linear, self.trivial) < MIN_GAIN
 
     def below_linear(self) -> bool:
         if self.linear is None:
@@ -145,6 +153,15 @@ def check_zero_input(setup: Setup) -> Verdict:
                        f"after {run.steps} steps the model scores {run.metric} {run.real:.3f} on real inputs against "
                        f"{run.zero:.3f} on zeroed inputs", ev, "", SOURCE)
     ev |= {"metric_train_rows_real_inputs": _r(run.fit_real), "metric_train_rows_zero_inputs": _r(run.fit_zero)}
+    if run.weak_signal() and _gain(run.real, run.zero) < CLEAR_GAIN:  # the linear model is no better off:
+        # a table whose inputs say little of the target looks like labels apart from their inputs here (the
+        # data checks' out-of-fold test, D4, tells them apart): a warning, not a fault named
+        return Verdict("C3", "input-independent baseline", "warn",
+                       f"after {run.steps} steps the model scores {run.metric} {run.real:.3f} on {run.evaluated_on} "
+                       f"against {run.zero:.3f} with zeroed inputs, and the linear model's {run.linear:.3f} is no "
+                       f"better than the {'mean' if run.metric == 'r2' else 'majority'} baseline's "
+                       f"{run.trivial:.3f}: the inputs say little of the target, or the labels are not paired with "
+                       "their inputs", ev, WEAK_FIX, SOURCE)
     if _gain(run.real, run.zero) >= CLEAR_GAIN:  # the metric learnt from the inputs; the loss alone did not fall
         return Verdict("C3", "input-independent baseline", "warn",
                        f"after {run.steps} steps the model scores {run.metric} {run.real:.3f} on {run.evaluated_on} "
@@ -154,7 +171,10 @@ def check_zero_input(setup: Setup) -> Verdict:
                        "zeroed inputs' "
                        f"({run.zero_loss:.4g}): confident wrong predictions", ev, OVERCONFIDENT_FIX, SOURCE)
     seen = (f"after {run.steps} steps the model scores {run.metric} {run.real:.3f} on {run.evaluated_on} with real "
-            f"inputs, no better than {run.zero:.3f} with zeroed inputs")
+            f"inputs, no better than {run.zero:.3f} with zeroed inputs") if _gain(run.real, run.zero) < MIN_GAIN else (
+        f"after {run.steps} steps the model scores {run.metric} {run.real:.3f} on {run.evaluated_on} with real inputs "
+        f"against {run.zero:.3f} with zeroed inputs, but its loss there is only {run.loss_gain:.1%} below theirs "
+        f"(< {MIN_LOSS_GAIN:.0%})")
     # On its training rows, labels permuted against the inputs (digits MLP, 15 runs) still
     # close 0.17-0.24 of the room by memorizing; a learning rate of 1e-7 or 10, or a 1-unit bottleneck, -0.02-0.
     # ... and only a model that trained memorizes: an untrained one (a learning rate of 0) scores its random
@@ -169,6 +189,9 @@ def check_zero_input(setup: Setup) -> Verdict:
                    "it does not use its inputs", ev, UNUSED_INPUTS_FIX, SOURCE)
 
 
+WEAK_FIX = ("if the data checks (D4) find the labels no better than chance out of fold, check that x[i] and y[i] "
+            "still belong together; otherwise the features predict little of the target: look for the ones it "
+            "depends on")
 OVERCONFIDENT_FIX = ("the model is confidently wrong on some held-out rows: standardize the inputs (D8), lower the "
                      "learning rate (C8), or regularize; the metric shows it does learn from its inputs")
 MISALIGNED_FIX = ("the labels are not paired with their inputs: check that x[i] and y[i] still belong together after "
@@ -190,6 +213,14 @@ def check_baselines(setup: Setup) -> Verdict:
     if run.finite and not (math.isfinite(run.real) and math.isfinite(run.trivial)):
         return Verdict("C4", "simple baselines", "skipped",
                        f"{run.metric} cannot be computed on these rows (one class only?)", ev, source=SOURCE)
+    if run.finite and _gain(run.real, run.trivial) < MIN_GAIN and run.weak_signal():
+        return Verdict("C4", "simple baselines", "warn",
+                       f"after {run.steps} steps the network's {run.metric} {run.real:.3f} is no better than the {name} "
+                       f"baseline's {run.trivial:.3f}, and neither is the linear model's {run.linear:.3f}: the inputs "
+                       "say little about the target on these rows", ev,
+                       "check that the features can predict the target (the data audit's per-column findings, a "
+                       "feature the target depends on that is missing); the network is not the problem here", SOURCE,
+                       fault="unknown")
     if not run.finite or _gain(run.real, run.trivial) < MIN_GAIN:
         what = "predictions are not finite" if not run.finite else \
             f"{run.metric} {run.real:.3f} is no better than the {name} baseline's {run.trivial:.3f}"

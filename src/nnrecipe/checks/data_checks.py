@@ -550,9 +550,9 @@ def check_target_leak(setup: Setup | DataView) -> Verdict:
     measure = "abs_pearson_r" if setup.task == "regression" else "balanced_accuracy_1nn"
     evidence = {"measure": measure, "best": best, "threshold": LEAK_MIN, "rows": int(keep.sum())}
     where = f"column {best['column']}" + (f" of input {best['input']}" if len(setup.x) > 1 else "")
-    if setup.feature_names is not None and best["input"] == 0:
-        best["name"] = setup.feature_names[best["column"]]
-        where += f" ('{shorten(best['name'], 40)}')"
+    if setup.feature_names is not None and best["input"] == 0:  # named: the name, not a position among the
+        best["name"] = setup.feature_names[best["column"]]      # preprocessed features, which the user never saw
+        where = f"column '{shorten(best['name'], 40)}'"
     what = "|Pearson r|" if setup.task == "regression" else "balanced accuracy"
     if best["score"] < LEAK_MIN:
         return Verdict("leakage", name, "pass", f"the most predictive single column ({where}) reaches {what} "

@@ -56,6 +56,10 @@ TITLES = {"data": "data", "lint": "setup lint", "C1": "overfit one batch", "C2":
           "C3": "input-independent baseline", "C4": "simple baselines", "C5": "gradient check",
           "C6": "sample independence", "C7": "gradient flow", "C8": "learning curves"}
 
+# lint's failures that make a loss or a forward raise (labels past the outputs, shapes, the forward itself): a
+# check that then crashes ran into them
+BREAKS_THE_LOSS = ("labels", "target shape", "forward")
+
 # The checks by name, in the order they run: cheap, static ones first
 CHECKS: dict[str, Check] = {
     "data": check_data,  # D3, D8, D4, leakage: the sampled rows themselves
@@ -120,14 +124,16 @@ def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch
                 except ConfigError as e:  # the setup is one the check cannot read (the message says how to fix)
                     out = skipped(name, TITLES.get(name, name), f"cannot run on this setup: {e}")
                 except Exception as e:  # a crash is a bug, said as one; the other checks still run
-                    broken = next((v for v in diagnosis if v.id == "lint" and v.status == "fail"), None)
-                    if broken is not None:  # ... unless the setup fails lint: the check ran into that fault
-                        out = skipped(name, TITLES.get(name, name), f"could not run ({type(e).__name__}: {str(e)[:200]}): the setup "
-                                                  f"fails lint first ({broken.name}: {broken.summary}); fix that, "
-                                                  "then run the doctor again")
+                    out = crashed(name, e)
+                    broken = next((v for v in diagnosis if v.id == "lint" and v.status == "fail"
+                                   and v.name in BREAKS_THE_LOSS), None)
+                    if broken is not None and not out.evidence.get("where"):  # not the caller's code raising,
+                        # but the setup failing lint in a way that makes the loss raise: the check ran into that
+                        out = skipped(name, TITLES.get(name, name),
+                                      f"could not run ({type(e).__name__}: {str(e)[:200]}): the setup fails lint "
+                                      f"first ({broken.name}: {broken.summary}); fix that, then run the doctor again")
                     else:
                         log.warning("the doctor's check %s crashed: %s: %s", name, type(e).__name__, e)
-                        out = crashed(name, e)
             diagnosis.extend(out if isinstance(out, list) else [out])
             diagnosis.seconds[name] = time.perf_counter() - started
     finally:

@@ -10,14 +10,17 @@ invisible to the dead-unit count, which then relies on the share of zero gradien
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..steps import main_output
 from .setup import Setup
 from .verdict import Verdict
 
@@ -116,22 +119,44 @@ def check_gradient_flow(setup: Setup, steps: int = STEPS, batch: int = BATCH) ->
     if len(missing) == len(trainable):  # nothing of this model can move: the run says nothing more
         return [_not_in_optimizer(missing, len(trainable), opt)]
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    heads = _other_heads(setup, model)
     rec = _observe(setup, model, opt, steps, batch)
-    return judge_flow(model, opt, rec, start)
+    return judge_flow(model, opt, rec, start, other_heads=heads)
+
+
+def _other_heads(setup: Setup, model: nn.Module) -> set[str]:
+    """The parameters that reach the model's other outputs (a dict's or a tuple's beside the one the loss
+    reads: an auxiliary head) when the doctor computes the loss itself: they get no gradient from that loss,
+    and that is the doctor's view, not a layer cut from the user's training (a two-head model on wine failed
+    'no gradient' on its healthy aux head). With the user's train_step every output is theirs to use: none."""
+    if setup.train_step is not None:
+        return set()
+    probe = copy.deepcopy(model)
+    with torch.enable_grad():
+        out = probe(*(t[:8] for t in setup.x))
+        main = main_output(out)
+        others = [v for v in (out.values() if isinstance(out, Mapping) else out[1:] if isinstance(out, (tuple, list))
+                              else []) if isinstance(v, torch.Tensor) and v is not main and v.requires_grad]
+        named = [(n, p) for n, p in probe.named_parameters() if p.requires_grad]
+        if not others or not named:
+            return set()
+        grads = torch.autograd.grad(sum(o.float().sum() for o in others), [p for _, p in named], allow_unused=True)
+    return {n for (n, _), g in zip(named, grads) if g is not None}
 
 
 def judge_flow(model: nn.Module, opt: torch.optim.Optimizer, rec: _Record,
-               start: dict[str, torch.Tensor] | None) -> list[Verdict]:
+               start: dict[str, torch.Tensor] | None, other_heads: set[str] = frozenset()) -> list[Verdict]:
     """The verdicts on what the hooks recorded, however the steps were run: this module's own steps on a
     copy, or a few steps of a host's training sampled by nnrecipe.integrations (FlowHooks). `start`: the
-    parameters before the first step, to tell parameters that never changed (None: not judged)."""
+    parameters before the first step, to tell parameters that never changed (None: not judged); `other_heads`:
+    parameters that feed only outputs the loss does not read (no gradient is expected of them)."""
     held = {id(p) for g in opt.param_groups for p in g["params"]}
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
     verdicts: list[Verdict] = []
     if missing:
         verdicts.append(_not_in_optimizer(missing, len(trainable), opt))
-    verdicts += _graph(model, rec, start, held, opt)
+    verdicts += _graph(model, rec, start, held, opt, other_heads)
     layer_norms = {n: _median(rec.grad_norm[f"{n}.weight"]) for n in rec.layers if f"{n}.weight" in rec.grad_norm}
     flowing = [n for n in rec.layers if layer_norms.get(n, 0.0) > 0]  # zero-gradient layers: see dead units
     evidence = _flow_evidence(rec, flowing, layer_norms)
@@ -297,7 +322,7 @@ def adapted(model: nn.Module) -> bool:
 
 
 def _graph(model: nn.Module, rec: _Record, start: dict[str, torch.Tensor] | None, held: set[int],
-           opt: torch.optim.Optimizer) -> list[Verdict]:
+           opt: torch.optim.Optimizer, other_heads: set[str] = frozenset()) -> list[Verdict]:
     """Parameters frozen, without gradient, or that never changed although they got one."""
     out = []
     params = dict(model.named_parameters())
@@ -319,7 +344,7 @@ def _graph(model: nn.Module, rec: _Record, start: dict[str, torch.Tensor] | None
                                   "parameter changed", {"steps": len(rec.losses), "optimizer_steps": 0},
                                   FIX_UNCHANGED, SOURCE)]
         return out
-    none = [n for n, p in params.items() if p.requires_grad and n not in rec.got_grad]
+    none = [n for n, p in params.items() if p.requires_grad and n not in rec.got_grad and n not in other_heads]
     if none:
         out.append(Verdict("C7", "no gradient", "fail",
                            f"{len(none)} of {len(params)} parameters get no gradient: they are cut from the loss "

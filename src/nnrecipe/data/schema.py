@@ -182,19 +182,28 @@ def check_labels(y: pd.Series | pd.DataFrame, task: str, path: str | os.PathLike
 
 
 def _check_spellings(y: pd.Series, path: str | os.PathLike | None) -> None:
-    """Refuse class labels that differ only in case, surrounding spaces or how a number is written ('yes',
-    'Yes', 'yes '; '1' and '1.0'): each spelling would be a class of its own, the model split between them."""
+    """Class labels that differ only in surrounding spaces or a whole number's '.0' ('yes' and 'yes '; '1' and
+    '1.0') are refused: each spelling would be a class of its own, the model split between them. Labels that
+    differ only in case ('Yes', 'yes') are warned about: often one class, but not always (genotypes AA, Aa,
+    aa)."""
     labels = pd.Series(label_strings(y).unique()).dropna().reset_index(drop=True)
-    numbers = to_numbers(labels)
-    keys = labels.str.strip().str.casefold().where(np.isnan(numbers), pd.Series(numbers).astype("string"))
-    clash = keys[keys.duplicated(keep=False)]
-    if clash.empty:
-        return
-    groups = [" / ".join(repr(v) for v in labels[keys == k].tolist()[:4]) for k in clash.unique()[:3]]
+    plain = labels.str.strip().str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
     name = f"file '{path}'" if path is not None else "the table"
-    raise DataError(f"target column '{shorten(str(y.name))}' in {name} writes one label several ways, each of which "
-                    f"would be a class of its own: {'; '.join(groups)}; write each class one way (same case, no "
-                    "surrounding spaces, one spelling of a number)")
+    column = f"target column '{shorten(str(y.name))}' in {name}"
+
+    def groups(keys: pd.Series) -> list[str]:
+        clash = keys[keys.duplicated(keep=False)]
+        return [" / ".join(repr(v) for v in labels[keys == k].tolist()[:4]) for k in clash.unique()[:3]]
+
+    same = groups(plain)
+    if same:
+        raise DataError(f"{column} writes one label several ways, each of which would be a class of its own: "
+                        f"{'; '.join(same)}; write each class one way (no surrounding spaces, one spelling of a "
+                        "number)")
+    cased = groups(plain.str.casefold())
+    if cased:
+        log.warning("%s holds labels that differ only in case, each a class of its own: %s; if they are one class, "
+                    "write them one way", column, "; ".join(cased))
 
 
 # Column kinds (README, "How columns are read"). A categorical column with more categories than this
@@ -204,6 +213,9 @@ ONE_HOT_MAX = 30
 # A text column whose cells hold at least this many words (median) is free text, not a category: it is read
 # as text (data/text: word and word-pair TF-IDF and a bag of words), not one-hot encoded.
 TEXT_WORDS = 3
+# ... unless it holds a few values that repeat: answer choices ('R on L', 'L on R', 'Neither' in MASS's
+# survey: 3 values over 237 rows) are categories, whatever their words; free text rarely repeats a cell
+LEVEL_ROWS = 3
 # A column whose sampled cells parse as dates at this rate is a date column.
 DATE_SHARE = 0.95
 ID_MIN_ROWS = 20  # below this, a column unique per row is too common by chance to call it an ID
@@ -342,7 +354,8 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
         return "boolean", ""
     if _looks_like_dates(sample):
         return "datetime", ""
-    if sample.str.split().str.len().median() >= TEXT_WORDS:
+    if sample.str.split().str.len().median() >= TEXT_WORDS and not (
+            n_unique <= ONE_HOT_MAX and len(filled) >= LEVEL_ROWS * n_unique):
         return "text", ""
     if unique_per_row:
         return "drop", "ID-like: a distinct value in every row"

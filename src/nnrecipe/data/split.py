@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -51,8 +52,11 @@ def split_indices(labels: np.ndarray | None, n: int, val_fraction: float, test_f
             listed = ", ".join(rare[:5]) + (f" and {len(rare) - 5} more" if len(rare) > 5 else "")
             column = f"target column '{target}' in {where}: " if target is not None else ""
             splits = "training, validation and test splits" if test_fraction else "training and validation splits"
+            counts_like = all(re.fullmatch(r"-?\d+", str(v)) for v in values)  # whole numbers: a count, perhaps
             raise DataError(f"{column}classes {listed} have fewer than {least} rows, too few to appear in the "
-                            f"{splits}; add rows, merge or remove those classes")
+                            f"{splits}; add rows, merge or remove those classes"
+                            + ("; the target holds whole numbers, read as classes (at most 20 distinct values): if "
+                               "they are counts or amounts, pass --task regression" if counts_like else ""))
     try:
         rest, test = _held(idx, test_fraction, seed, labels)
         train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction), random_state=seed,

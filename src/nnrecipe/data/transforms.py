@@ -111,30 +111,36 @@ def written_as(sample: pd.Series) -> tuple[str, str] | None:
 _NUMERIC_DATE = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}\b"
 
 
-def day_first(text: pd.Series, parsed: pd.Series, utc: bool = False) -> pd.Series:
-    """`parsed` (the column's cells read by pandas) with its numeric dates read day first when the column
-    writes the day first: some first field above 12 and no second one. Read cell by cell, pandas takes
-    01/02/2020 as 2 January and 13/02/2020 as 13 February, and a column of British dates comes out half
-    month-first. Cells in other formats (ISO 2020-02-01) keep their reading."""
+def writes_day_first(text: pd.Series) -> bool:
+    """Whether a column's numeric dates put the day first: some first field above 12 and no second one."""
     parts = text.astype("string").str.extract(_NUMERIC_DATE)
     first, second = (pd.to_numeric(parts[k], errors="coerce") for k in (0, 1))
-    if not bool((first > 12).any()) or bool((second > 12).any()):
+    return bool((first > 12).any()) and not bool((second > 12).any())
+
+
+def day_first(text: pd.Series, parsed: pd.Series, utc: bool = False, first: bool | None = None) -> pd.Series:
+    """`parsed` (the column's cells read by pandas) with its numeric dates read day first when the column
+    writes the day first (`first`; None: judged from `text` by writes_day_first). Read cell by cell, pandas
+    takes 01/02/2020 as 2 January and 13/02/2020 as 13 February, and a column of British dates comes out half
+    month-first. Cells in other formats (ISO 2020-02-01) keep their reading."""
+    if not (writes_day_first(text) if first is None else first):
         return parsed
-    cells = first.notna().to_numpy()
+    cells = text.astype("string").str.extract(_NUMERIC_DATE)[0].notna().to_numpy(dtype=bool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         again = pd.to_datetime(text[cells].astype("string"), errors="coerce", format="mixed", dayfirst=True, utc=utc)
     out = parsed.copy()
-    out[cells] = again
+    out.iloc[np.flatnonzero(cells)] = again.array  # by position: an index may repeat
     return out
 
 
-def _as_dates(s: pd.Series) -> pd.Series:
+def _as_dates(s: pd.Series, first: bool | None = None) -> pd.Series:
+    """A column's dates; `first`: its numeric dates day first (None: judged from the column itself)."""
     if pd.api.types.is_datetime64_any_dtype(s):
         return s.dt.tz_localize(None) if getattr(s.dt, "tz", None) is not None else s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return day_first(s, pd.to_datetime(s.astype("string"), errors="coerce", format="mixed"))
+        return day_first(s, pd.to_datetime(s.astype("string"), errors="coerce", format="mixed"), first=first)
 
 
 def _days(d: pd.Series) -> np.ndarray:
@@ -224,11 +230,14 @@ class TablePreprocessor:
                     centre, scale = (float(np.nanmean(x)) if (~np.isnan(x)).any() else 0.0), 1.0
                 columns[col] = {"kind": kind, "center": centre, "scale": scale, "indicator": bool(np.isnan(x).any())}
             elif kind == "datetime":
-                d = _as_dates(s)
+                # day first or not is judged on the training rows and kept, so that predict reads a file of
+                # dates such as 01/02/2020 alone as training read them
+                first = not pd.api.types.is_datetime64_any_dtype(s) and writes_day_first(s)
+                d = _as_dates(s, first)
                 ok = d.dropna()
                 columns[col] = {"kind": "datetime", "time": list(_scale(_days(ok), "standard")),
                                 "hour": bool((ok.dt.hour != 0).any() or (ok.dt.minute != 0).any()),
-                                "indicator": bool(d.isna().any())}
+                                "indicator": bool(d.isna().any()), **({"day_first": True} if first else {})}
             else:
                 cats = sorted(_as_categories(s).unique())
                 columns[col] = {"kind": kind, "categories": cats}
@@ -323,7 +332,7 @@ class TablePreprocessor:
                 elif miss.any():
                     unknown[col] = int(miss.sum())
             elif kind == "datetime":
-                d = _as_dates(df[col])
+                d = _as_dates(df[col], bool(c.get("day_first", False)))
                 miss = d.isna().to_numpy()
                 if "time" in c:
                     trend = (_days(d) - c["time"][0]) / c["time"][1]

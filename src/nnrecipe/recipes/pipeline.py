@@ -589,11 +589,12 @@ REFIT_MAX_ROWS = 100_000
 
 @contextlib.contextmanager
 def _removed_on_config_error(run_dir: Path | None) -> Iterator[None]:
-    """`run_dir` (a fresh run's folder) removed when a ConfigError leaves the block; None: kept (a resumed run)."""
+    """`run_dir` (a fresh run's folder) removed when a ConfigError leaves the block before any checkpoint was
+    written (after one, the folder holds work to resume); None: kept (a resumed run)."""
     try:
         yield
     except ConfigError:
-        if run_dir is not None:
+        if run_dir is not None and not any(run_dir.rglob("*.safetensors")):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
@@ -726,10 +727,13 @@ def baselines(prepared: Prepared, seed: int) -> tuple[Any, str]:
 
 def _changed(given: Any, recorded: Any) -> list[tuple[str, Any, Any]]:
     """(name, given, recorded) for each setting given away from its default that the record holds otherwise."""
+    def value(cfg: Any, name: str) -> Any:  # a list given in Python is the tuple the record reads back
+        v = getattr(cfg, name)
+        return tuple(v) if isinstance(v, list) else v
+
     default = type(given)()
-    return [(f.name, getattr(given, f.name), getattr(recorded, f.name)) for f in dataclasses.fields(given)
-            if getattr(given, f.name) != getattr(default, f.name)
-            and getattr(given, f.name) != getattr(recorded, f.name)]
+    return [(f.name, value(given, f.name), value(recorded, f.name)) for f in dataclasses.fields(given)
+            if value(given, f.name) != value(default, f.name) and value(given, f.name) != value(recorded, f.name)]
 
 
 def recorded_config(run_dir: Path, target: str

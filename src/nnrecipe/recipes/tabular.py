@@ -145,6 +145,8 @@ class TableRecipe(Recipe):
     def artifact(self, prepared: Prepared) -> dict[str, Any]:
         pre, pretrained = prepared.data.pre, pretrained_of(prepared)
         return {"preprocessing": pre.to_dict(), "feature_names": pre.feature_names,
+                # the columns training left out (IDs, --drop, constants): predict passes over them quietly
+                "dropped": [str(c) for c in getattr(getattr(prepared.data, "schema", None), "dropped", {})],
                 **({"pretrain": pretrained.record} if pretrained is not None else {})}
 
     def finish(self, run_dir: Path, model: nn.Module, prepared: Prepared, meta: dict[str, Any]) -> None:
@@ -371,8 +373,12 @@ def predict_frame(model: nn.Module, meta: dict[str, Any], df: pd.DataFrame, path
     targets = target_columns(meta["target"])
     extra = [c for c in df.columns if c not in pre.columns and c not in targets]
     if extra:
-        log.warning("columns the model does not use are ignored: %s",
-                    ", ".join(shorten(str(c), 40) for c in extra[:10]) + (" ..." if len(extra) > 10 else ""))
+        log.info("columns the model does not use are ignored: %s", ", ".join(map(str, extra)))
+    known = set(meta.get("dropped") or ())
+    unseen = [c for c in extra if str(c) not in known]  # not the columns training left out itself: new ones
+    if unseen:
+        log.warning("columns the training table did not have are ignored: %s",
+                    ", ".join(shorten(str(c), 40) for c in unseen[:10]) + (" ..." if len(unseen) > 10 else ""))
     numeric = [c for c, spec in pre.columns.items() if spec["kind"] == "numeric"]
     problems = numeric_problems(df, numeric, path)
     if problems:

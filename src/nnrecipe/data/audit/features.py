@@ -224,8 +224,9 @@ def size_advice(prep: PreparedTable, params: int, hidden: list[int]) -> Verdict:
         return Verdict("D5", "data size", "pass", summary, ev, "", SOURCE_D5)
     return Verdict("D5", "data size", "warn",
                    f"{summary}; but the validation and test splits hold {prep.counts['val']} and "
-                   f"{prep.counts['test']} rows (< {MIN_HELD_OUT}): their scores move in steps of "
-                   f"{100 / max(small, 1):.0f} points", ev,
+                   f"{prep.counts['test']} rows (< {MIN_HELD_OUT}): "
+                   + (f"their scores move in steps of {100 / max(small, 1):.0f} points" if prep.task != "regression"
+                      else "one row can move their error a long way"), ev,
                    "collect more rows (Karpathy's recipe: 'more data is better'); meanwhile compare runs over several "
                    "seeds (--seed) rather than on one split, and keep the model small (--hidden 32)", SOURCE_D5)
 

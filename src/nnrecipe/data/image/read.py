@@ -181,6 +181,11 @@ def _image_set(source: str, pixels: torch.Tensor, meta: dict[str, Any], key: str
 
 
 # ---------------------------------------------------------------- a folder
+# the names a folder of one split goes by (train/cat, test/cat), not a class's (Tiny ImageNet keeps each class's
+# images in its own images/ subfolder: a class layout that shares a subfolder name)
+SPLIT_NAMES = frozenset({"train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval"})
+
+
 def _list_folder(folder: Path, labelled: bool) -> list[tuple[str, str, str | None]]:
     """(path relative to the folder, full path, label) of each image file, sorted: the class subfolders in
     order, the files within each in order (subfolders of a class walked too); hidden files and files of
@@ -197,8 +202,9 @@ def _list_folder(folder: Path, labelled: bool) -> list[tuple[str, str, str | Non
     per_class = {c: _walk(folder / c) for c in classes}
     nested = {c: {rel.split("/")[0] for rel in files} for c, files in per_class.items()
               if files and all("/" in rel for rel in files)}
-    shared = set.intersection(*nested.values()) if len(nested) >= 2 and len(nested) == len(classes) else set()
-    if labelled and shared:  # train/cat, test/cat: the folders are splits, their subfolders the classes
+    splits = len(nested) >= 2 and len(nested) == len(classes) and all(c.lower() in SPLIT_NAMES for c in nested)
+    shared = set.intersection(*nested.values()) if splits else set()
+    if labelled and len(shared) >= 2:  # train/cat, test/cat: the folders are splits, their subfolders the classes
         pick = next((c for c in sorted(nested) if c.lower() in ("train", "training")), sorted(nested)[0])
         raise DataError(f"folder '{folder}' holds {', '.join(sorted(nested))}, each with the same subfolders "
                         f"({', '.join(sorted(shared)[:5])}): a split into folders, not one folder a class; give one "
