@@ -40,7 +40,8 @@ log = logging.getLogger("nnrecipe")
 
 SPLITS = ("train", "val", "test")
 # Bump when preparing changes what a file prepares to (schema rules, transforms, split, target encoding)
-PREPARED_VERSION = 6  # 5: text columns (term ids and weights); 6: day-first dates read day first
+PREPARED_VERSION = 7  # 5: text columns (term ids and weights); 6: day-first dates read day first; 7: repeated
+# multi-word answers read as categories
 
 
 TEXT_SHOWN = 200  # characters of a text cell shown among the worst rows (C9)
