@@ -59,13 +59,14 @@ def test_c3_warns_when_labels_are_not_paired_with_inputs_and_the_doctor_names_th
     assert d.faults()[0] == "labels-misaligned" and d.by_id("C3")[0].fault == "labels-misaligned"
 
 
-def test_c3_fails_when_labels_are_misaligned_but_the_inputs_carry_signal():
+def test_c3_does_not_call_half_shuffled_labels_a_weak_signal():
     case = digits_mlp()
     shuffled = permuted_labels()
     half = len(case.y) // 2  # half the rows keep their labels: a linear model still learns, the network memorizes
     case.y = torch.cat([case.y[:half], shuffled.y[half:]])
-    c3 = verdicts(case, checks=["C3"])["C3"]
-    assert c3.status in ("pass", "fail")  # never the weak-signal warning: the linear model learns here
+    c3 = verdicts(case, checks=["C3", "C4"])
+    assert c3["C4"].evidence["metric_linear"] > 0.3  # the linear model learns from the half that kept its labels
+    assert c3["C3"].fix != baselines.WEAK_FIX and "say little of the target" not in c3["C3"].summary
 
 
 def test_c3_c4_pass_on_the_healthy_twin():
