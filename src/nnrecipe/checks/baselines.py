@@ -153,7 +153,8 @@ def check_zero_input(setup: Setup) -> Verdict:
                        f"after {run.steps} steps the model scores {run.metric} {run.real:.3f} on real inputs against "
                        f"{run.zero:.3f} on zeroed inputs", ev, "", SOURCE)
     ev |= {"metric_train_rows_real_inputs": _r(run.fit_real), "metric_train_rows_zero_inputs": _r(run.fit_zero)}
-    if run.weak_signal() and _gain(run.real, run.zero) < CLEAR_GAIN:  # the linear model is no better off:
+    gain = _gain(run.real, run.zero)
+    if run.weak_signal() and gain < CLEAR_GAIN:  # the linear model is no better off:
         # a table whose inputs say little of the target looks like labels apart from their inputs here (the
         # data checks' out-of-fold test, D4, tells them apart): a warning, not a fault named
         return Verdict("C3", "input-independent baseline", "warn",
@@ -162,7 +163,7 @@ def check_zero_input(setup: Setup) -> Verdict:
                        f"better than the {'mean' if run.metric == 'r2' else 'majority'} baseline's "
                        f"{run.trivial:.3f}: the inputs say little of the target, or the labels are not paired with "
                        "their inputs", ev, WEAK_FIX, SOURCE)
-    if _gain(run.real, run.zero) >= CLEAR_GAIN:  # the metric learnt from the inputs; the loss alone did not fall
+    if gain >= CLEAR_GAIN:  # the metric learnt from the inputs; the loss alone did not fall
         return Verdict("C3", "input-independent baseline", "warn",
                        f"after {run.steps} steps the model scores {run.metric} {run.real:.3f} on {run.evaluated_on} "
                        f"with real inputs against {run.zero:.3f} with zeroed inputs, but its loss there "
@@ -171,7 +172,7 @@ def check_zero_input(setup: Setup) -> Verdict:
                        "zeroed inputs' "
                        f"({run.zero_loss:.4g}): confident wrong predictions", ev, OVERCONFIDENT_FIX, SOURCE)
     seen = (f"after {run.steps} steps the model scores {run.metric} {run.real:.3f} on {run.evaluated_on} with real "
-            f"inputs, no better than {run.zero:.3f} with zeroed inputs") if _gain(run.real, run.zero) < MIN_GAIN else (
+            f"inputs, no better than {run.zero:.3f} with zeroed inputs") if gain < MIN_GAIN else (
         f"after {run.steps} steps the model scores {run.metric} {run.real:.3f} on {run.evaluated_on} with real inputs "
         f"against {run.zero:.3f} with zeroed inputs, but its loss there is only {run.loss_gain:.1%} below theirs "
         f"(< {MIN_LOSS_GAIN:.0%})")

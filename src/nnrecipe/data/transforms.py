@@ -111,9 +111,10 @@ def written_as(sample: pd.Series) -> tuple[str, str] | None:
 _NUMERIC_DATE = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}\b"
 
 
-def writes_day_first(text: pd.Series) -> bool:
-    """Whether a column's numeric dates put the day first: some first field above 12 and no second one."""
-    parts = text.astype("string").str.extract(_NUMERIC_DATE)
+def writes_day_first(text: pd.Series, parts: pd.DataFrame | None = None) -> bool:
+    """Whether a column's numeric dates put the day first: some first field above 12 and no second one.
+    `parts`: the column's fields by _NUMERIC_DATE, when the caller has them."""
+    parts = text.astype("string").str.extract(_NUMERIC_DATE) if parts is None else parts
     first, second = (pd.to_numeric(parts[k], errors="coerce") for k in (0, 1))
     return bool((first > 12).any()) and not bool((second > 12).any())
 
@@ -123,9 +124,12 @@ def day_first(text: pd.Series, parsed: pd.Series, utc: bool = False, first: bool
     writes the day first (`first`; None: judged from `text` by writes_day_first). Read cell by cell, pandas
     takes 01/02/2020 as 2 January and 13/02/2020 as 13 February, and a column of British dates comes out half
     month-first. Cells in other formats (ISO 2020-02-01) keep their reading."""
-    if not (writes_day_first(text) if first is None else first):
+    if first is False:
         return parsed
-    cells = text.astype("string").str.extract(_NUMERIC_DATE)[0].notna().to_numpy(dtype=bool)
+    parts = text.astype("string").str.extract(_NUMERIC_DATE)  # one pass over the cells for both questions
+    if first is None and not writes_day_first(text, parts):
+        return parsed
+    cells = parts[0].notna().to_numpy(dtype=bool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         again = pd.to_datetime(text[cells].astype("string"), errors="coerce", format="mixed", dayfirst=True, utc=utc)

@@ -102,8 +102,7 @@ def as_grey_or_rgb(img: Image.Image) -> Image.Image:
     if mode.startswith("I;16") or (mode == "I" and img.format == "PNG"):  # 16 bits a pixel by the file's own
         # depth (a PNG holds at most 16): 65535 is white whatever the image's values, so a dark 16-bit image
         # (values up to 250) stays dark, not read as 8-bit and made bright
-        a = np.asarray(img)
-        return Image.fromarray(np.rint(np.clip(a, 0, 65535).astype(np.float32) / 257).astype(np.uint8))
+        return Image.fromarray(scale_to_uint8(np.clip(np.asarray(img), 0, 65535), sixteen_bit=True))
     if mode in GREY_MODES:  # I, F: scale the values, not clip them
         return Image.fromarray(scale_to_uint8(np.asarray(img)))
     if mode == "RGB":
@@ -121,10 +120,11 @@ def _on_white(img: Image.Image, mode: str) -> Image.Image:
     return background
 
 
-def scale_to_uint8(a: np.ndarray, what: str | None = None) -> np.ndarray:
+def scale_to_uint8(a: np.ndarray, what: str | None = None, sixteen_bit: bool = False) -> np.ndarray:
     """Integers or floats to 0-255: uint8 as is; values in [0, 1] (floats) times 255; integers within
     0-255 as they are, within 0-65535 (16-bit) divided by 257 (65535 -> 255 exactly); any other range min-max
-    scaled (logged when `what` names the array). Non-finite values are the caller's to refuse."""
+    scaled (logged when `what` names the array). `sixteen_bit`: integers of a 16-bit file, divided by 257
+    whatever their values. Non-finite values are the caller's to refuse."""
     if a.dtype == np.uint8:
         return a
     if a.dtype == bool:
@@ -134,7 +134,7 @@ def scale_to_uint8(a: np.ndarray, what: str | None = None) -> np.ndarray:
     lo, hi = float(a.min()), float(a.max())
     if np.issubdtype(a.dtype, np.floating) and lo >= 0 and hi <= 1:
         return np.rint(a.astype(np.float32) * 255).astype(np.uint8)
-    if np.issubdtype(a.dtype, np.integer) and lo >= 0 and hi <= 255:
+    if np.issubdtype(a.dtype, np.integer) and lo >= 0 and hi <= 255 and not sixteen_bit:
         return a.astype(np.uint8)
     if np.issubdtype(a.dtype, np.integer) and lo >= 0 and hi <= 65535:
         return np.rint(a.astype(np.float32) / 257).astype(np.uint8)
