@@ -448,6 +448,17 @@ def test_a_file_changed_moments_ago_is_hashed_on_every_read(tmp_path, read_csv_c
     assert (len(hash_calls), len(read_csv_calls)) == (2, 1)
 
 
+def test_a_memo_from_before_a_cache_version_bump_misses(tmp_path, monkeypatch, read_csv_calls):
+    # the memo stores the key with its version: after a bump it must not lead back to the old parse
+    monkeypatch.setattr(cache, "RACY_SECONDS", -1.0)
+    path = tmp_path / "t.csv"
+    TABLE.to_csv(path, index=False)
+    read_table(path)
+    monkeypatch.setattr(cache, "CACHE_VERSION", cache.CACHE_VERSION + 1)
+    read_table(path)
+    assert len(read_csv_calls) == 2
+
+
 def test_same_content_elsewhere_hits(tmp_path, read_csv_calls):
     TABLE.to_csv(tmp_path / "a.csv", index=False)
     TABLE.to_csv(tmp_path / "b.csv", index=False)
@@ -596,3 +607,17 @@ def test_a_stray_value_after_a_multi_line_field_is_named_at_its_line(tmp_path, c
     # data row 12 starts on line 2 + 2 * 12 = 26 (each row spans two lines), not on line 14
     assert "column 'age' has 1 values that are not numbers (first at line 26: '3x2')" in err
     assert path.read_bytes() == before
+
+
+def test_a_cell_none_among_words_is_the_word_and_missing_elsewhere(tmp_path, caplog):
+    # MASS's survey answers exercise with None / Some / Freq: pandas would read None as missing, and a
+    # target's class None would be left out as unlabelled rows; among numbers or booleans it is missing
+    path = tmp_path / "t.csv"
+    path.write_text("exer,pulse,smokes,note\nNone,1.5,True,a\nSome,None,False,\nFreq,2,None,b\n,3,True,None\n")
+    with caplog.at_level(logging.INFO, logger="nnrecipe"):
+        df = read_table(path, cache=False)
+    assert df["exer"].tolist()[:3] == ["None", "Some", "Freq"] and pd.isna(df["exer"][3])
+    assert df["pulse"].dtype == np.float64 and pd.isna(df["pulse"][1])
+    assert pd.isna(df["smokes"][2]) and df["smokes"][0] is True
+    assert pd.isna(df["note"][1]) and df["note"][3] == "None"
+    assert "column 'exer' has 1 cells 'None' among words" in caplog.text

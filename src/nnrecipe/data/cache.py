@@ -38,7 +38,7 @@ log = logging.getLogger("nnrecipe")
 DEFAULT_LIMIT = "10G"
 SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?")
 # Bump when read_table's parsing changes what a file reads as, so that older cache files miss.
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: a cell 'None' among words is the word
 CHUNK_BYTES = 1 << 20  # hashing reads 1 MiB at a time: memory stays flat whatever the file's size
 META_KEY = b"nnrecipe"
 KEY = re.compile(r"[0-9a-f]{64}\.v\d+")
@@ -131,7 +131,7 @@ def content_key(path: Path, folder: Path | None = None) -> str:
     if memo is not None:
         with contextlib.suppress(OSError, UnicodeDecodeError):
             key = memo.read_text().strip()
-            if KEY.fullmatch(key):
+            if KEY.fullmatch(key) and key.endswith(f".v{CACHE_VERSION}"):  # a memo from before a bump misses
                 return key
     key = f"{_sha256(path)}.v{CACHE_VERSION}"
     after = os.stat(path)

@@ -104,11 +104,7 @@ def _read_csv(path: Path, fmt: CsvFormat) -> tuple[pd.DataFrame, dict]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed chunks: _as_text mends them
-                if fmt.compression is None:
-                    df = pd.read_csv(path, encoding=encoding, **options)
-                else:
-                    with fmt.open(path) as f:
-                        df = pd.read_csv(f, encoding=encoding, **options)
+                df = _parse(path, fmt, encoding=encoding, **options)
             break
         except UnicodeDecodeError as e:
             if encoding == "utf-8":  # the sample was UTF-8 but a later line is not: fall back as for the sample
@@ -136,10 +132,41 @@ def _read_csv(path: Path, fmt: CsvFormat) -> tuple[pd.DataFrame, dict]:
     df.columns = [str(c).strip() for c in df.columns]
     _check_names(path, list(df.columns))  # names that differ only by spaces around them
     _as_text(df)
+    words = _keep_word_none(df, lambda at: _parse(path, fmt, encoding=encoding, usecols=at, dtype=str,
+                                                  keep_default_na=False, **options))
     unnamed = [(i, c) for i, c in enumerate(df.columns, start=1) if UNNAMED.fullmatch(c)]
     return df, {"encoding": encoding, "not_utf8_at": not_utf8_at, "delimiter": fmt.delimiter,
                 "decimal": fmt.decimal, "compression": fmt.compression,
-                "unnamed": unnamed}
+                "unnamed": unnamed, "none_words": words}
+
+
+def _parse(path: Path, fmt: CsvFormat, **options: Any) -> pd.DataFrame:
+    if fmt.compression is None:
+        return pd.read_csv(path, **options)
+    with fmt.open(path) as f:
+        return pd.read_csv(f, **options)
+
+
+def _keep_word_none(df: pd.DataFrame, reread: Any) -> list[tuple[str, int]]:
+    """pandas reads a cell 'None' as missing, but in a column of words it is an answer (MASS's survey:
+    exercise None / Some / Freq; the Ames houses' masonry veneer 'None'): read as missing, a target's
+    class 'None' would be left out as unlabelled rows. In columns of text with missing cells, the cells
+    written 'None' are given back as the word (read again as raw text, those columns only); in a column
+    of numbers or booleans 'None' stays a missing value, as pandas has it. Returns (column, cells)."""
+    text = [i for i, c in enumerate(df.columns)
+            if df[c].isna().any() and (pd.api.types.is_string_dtype(df[c].dtype) and df[c].dtype != object
+                                       or df[c].dtype == object and all(isinstance(v, str) for v in df[c].dropna()))]
+    if not text:
+        return []
+    raw = reread(text)
+    words = []
+    for i, position in enumerate(text):
+        col = df.columns[position]
+        said = df[col].isna().to_numpy() & (raw.iloc[:, i] == "None").to_numpy()
+        if said.any():
+            df.loc[said, col] = "None"
+            words.append((col, int(said.sum())))
+    return words
 
 
 UNNAMED = re.compile(r"Unnamed: \d+")  # pandas' name for an empty header cell
@@ -187,6 +214,9 @@ def _tell(path: Path, info: dict) -> None:
     for position, col in info.get("unnamed") or ():
         log.warning("file '%s': column %d has no name in the header: read as '%s'; name it in the header "
                     "(or pass --drop '%s')", path, position, col, col)
+    for col, cells in info.get("none_words") or ():
+        log.info("file '%s': column '%s' has %d cells 'None' among words: read as the word 'None' (a category), "
+                 "not as missing; leave the cells empty where no value is meant", path, shorten(col), cells)
     for col, kind in info.get("nested") or ():
         log.warning("file '%s': column '%s' holds %s, which the model cannot take as an input: left out; "
                     "flatten it into columns of numbers or text to use it", path, shorten(col), kind)
