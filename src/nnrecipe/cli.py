@@ -649,8 +649,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
               + (" ..." if len(files) > 10 else ""), file=sys.stderr)
     if report.get("unknown_labels"):
         print(f"labels that are not among the model's classes ({', '.join(report['unknown_labels'][:10])}): "
-              f"those {report['unscored_rows']} images are not scored", file=sys.stderr)
-        report["unscored_rows"] = 0  # said here, in the words of images
+              f"those {report['unknown_rows']} images are not scored", file=sys.stderr)
+        report["unscored_rows"] -= report["unknown_rows"]  # said here, in the words of images
     unseen = report["unseen_cells"]
     if unseen:
         print("cells the model had not seen in training (imputed or unknown category): "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -185,8 +187,8 @@ class ModelConfig:
         check_choice("loss", self.loss, ("auto", "mse", "huber", "mae"))
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} is not allowed; choose a value in [0, 1)")
-        if self.hidden is not None and (not self.hidden or any(int(w) < 1 for w in self.hidden)):
-            raise ConfigError(f"hidden={self.hidden} is not allowed; give one or more positive widths")
+        if self.hidden is not None:
+            object.__setattr__(self, "hidden", _widths(self.hidden))
         check_choice("pretrain", self.pretrain, ("off", "features", "latent", "init"))
         if self.latent is not None and (isinstance(self.latent, bool) or not isinstance(self.latent, int)
                                         or self.latent < 1):
@@ -377,6 +379,61 @@ def monitor_mode(monitor: str, mode: str = "auto") -> str:
     return "max" if name in MAXIMIZED or name.endswith(tuple("_" + m for m in MAXIMIZED)) else "min"
 
 C = TypeVar("C")
+
+
+def unread(name: str, model: ModelConfig, train: TrainConfig) -> str | None:
+    """When a run with these settings would not read setting `name` (given beside a model or an optimizer,
+    a schedule, a technique that never reads it: accepted and ignored), what reads it; None when it is read
+    (or is none of these). `auto`: TabM for a table (an image run refuses the model's settings itself)."""
+    opt, schedule, mlp = train.optimizer, train.schedule, model.model == "mlp"
+    rules = {"momentum": ("--optimizer sgd or rmsprop", opt in ("sgd", "rmsprop")),
+             "nesterov": ("--optimizer sgd", opt == "sgd"),
+             "step_size": ("--schedule step", schedule == "step"),
+             "gamma": ("--schedule step, exponential or plateau", schedule in ("step", "exponential", "plateau")),
+             "plateau_patience": ("--schedule plateau", schedule == "plateau"),
+             "warmup_epochs": ("--schedule cosine", schedule == "cosine"),
+             "swa_lr": ("--swa-start", train.swa_start is not None),
+             "stop_alpha": ("--stop-criterion gl or pq", train.stop_criterion in ("gl", "pq")),
+             "decay_all": ("a --weight-decay above 0", train.weight_decay > 0),
+             # TabM keeps its authors' blocks (ReLU, no BatchNorm, their init); members are TabM's
+             "activation": ("--model mlp (TabM keeps its authors' ReLU blocks)", mlp),
+             "batchnorm": ("--model mlp (TabM keeps its authors' blocks)", mlp),
+             "init": ("--model mlp (TabM keeps its authors' init)", mlp),
+             "members": ("TabM (--model auto or tabm)", model.model in ("auto", "tabm"))}
+    needs, read = rules.get(name, ("", True))
+    return None if read else needs
+
+
+def unread_settings(model: ModelConfig, train: TrainConfig) -> list[str]:
+    """The settings given (not at their defaults) that the run would not read, each with what reads it."""
+    found = []
+    for config, default in ((model, ModelConfig()), (train, TrainConfig())):
+        for f in dataclasses.fields(config):
+            needs = unread(f.name, model, train)
+            if needs is not None and getattr(config, f.name) != getattr(default, f.name):
+                value = getattr(config, f.name)
+                flag = f"--{f.name.replace('_', '-')}" + ("" if value is True else f" {value}")
+                found.append(f"{flag} is read with {needs} only")
+    return found
+
+
+def _widths(hidden: Any) -> tuple[int, ...]:
+    """hidden as the widths' tuple: 64 (scikit-learn's MLP takes one width so), "64,64" (the CLI's form),
+    a list or a tuple of whole numbers, each 1 or more."""
+    given = hidden
+    if isinstance(hidden, str):
+        hidden = [w for w in re.split(r"[,\s]+", hidden.strip()) if w]
+    elif isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+        hidden = [hidden]
+    try:
+        widths = tuple(int(w) for w in hidden)
+        whole = all(float(w) == int(w) for w in hidden)
+    except (TypeError, ValueError):
+        widths, whole = (), False
+    if not widths or not whole or any(w < 1 for w in widths):
+        raise ConfigError(f"hidden={given!r} is not allowed; give one or more positive whole widths: (256, 256), "
+                          "or 64 for one layer, or '256,256'")
+    return widths
 
 
 def from_dict(cls: type[C], values: dict[str, Any], where: str = "config") -> C:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict
+from .errors import ConfigError
 from .data.split import MIN_ROWS
 from .data.transforms import TablePreprocessor, label_strings
 from .models import load_model
@@ -96,12 +98,13 @@ class _NNRecipe(BaseEstimator):
         def given(names: tuple[str, ...]) -> dict[str, Any]:
             return {n: _setting(n, getattr(self, n)) for n in names if getattr(self, n) is not None}
 
-        dcfg = dataclasses.replace(self.data_config or DataConfig(), **given(DATA), target=target, test_fraction=0.0,
+        dcfg = dataclasses.replace(_config(DataConfig, self.data_config, "data_config"), **given(DATA), target=target,
+                                   test_fraction=0.0,
                                    task=self._task)
         if numeric:  # an array's columns are numbers: none is read as categorical for having few values
             dcfg = dataclasses.replace(dcfg, numeric=tuple(c for c in numeric if c not in dcfg.categorical))
-        mcfg = dataclasses.replace(self.model_config or ModelConfig(), **given(MODEL))
-        tcfg = dataclasses.replace(self.train_config or TrainConfig(), **given(TRAIN))
+        mcfg = dataclasses.replace(_config(ModelConfig, self.model_config, "model_config"), **given(MODEL))
+        tcfg = dataclasses.replace(_config(TrainConfig, self.train_config, "train_config"), **given(TRAIN))
         if self.random_state is not None:
             tcfg = dataclasses.replace(tcfg, seed=_seed(self.random_state))
         return dcfg, mcfg, tcfg
@@ -191,7 +194,7 @@ class _NNRecipe(BaseEstimator):
         if not hasattr(self, "model_"):
             def setting(name: str) -> Any:  # a parameter left None takes train_config's value
                 value = getattr(self, name)
-                return value if value is not None else getattr(self.train_config or TrainConfig(), name)
+                return value if value is not None else getattr(_config(TrainConfig, self.train_config, "train_config"), name)
 
             kept = [f"{name}={setting(name)!r}" for name, one in (("refit", ("off", "auto")), ("cv_folds", (1,)))
                     if setting(name) not in one]
@@ -312,7 +315,7 @@ class NNRecipeClassifier(ClassifierMixin, _NNRecipe):
         check_classification_targets(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise ValueError(f"{type(self).__name__}.fit: y holds 1 class ({self.classes_[0]!r}); a classifier "
+            raise ValueError(f"{type(self).__name__}.fit: y holds 1 class ({_plain(self.classes_[0])!r}); a classifier "
                              "needs at least two")
         self._task = "binary" if len(self.classes_) == 2 else "multiclass"
         labels = label_strings(pd.Series(self.classes_))
@@ -379,6 +382,23 @@ def _array(y: Any, n: int) -> np.ndarray:
         raise ValueError(f"y has {y.shape[1]} columns; these estimators predict one target (several 0/1 labels "
                          "at once: `nnrecipe train` with the label columns named, comma-separated, as the target)")
     return y
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (np.int64(0) -> 0), for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _config(cls: type[Any], given: Any, name: str) -> Any:
+    """A config parameter as its frozen dataclass: None the defaults, a dict its fields ({"epochs": 30})."""
+    if given is None:
+        return cls()
+    if isinstance(given, cls):
+        return given
+    if isinstance(given, Mapping):
+        return from_dict(cls, dict(given), where=name)
+    raise ConfigError(f"{name} is a {type(given).__name__}; give a {cls.__name__} (nnrecipe.{cls.__name__}(...)) or a "
+                      "dict of its fields")
 
 
 def _setting(name: str, value: Any) -> Any:

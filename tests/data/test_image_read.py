@@ -89,7 +89,12 @@ def test_a_truncated_jpeg_and_a_non_image_are_unreadable_and_left_out(tmp_path):
     with pytest.raises(DataError) as e:
         read_images(only)
     assert str(e.value) == (f"'{only}': none of its 1 image files could be read (a/fake.png: not an image Pillow can "
-                            "decode); re-export them as PNG or JPEG")
+                            "decode); re-export each file (open and save it again as PNG or JPEG) or remove it")
+    listed = tmp_path / "listed.csv"  # paths that lead nowhere are paths to mend, not files to export again
+    listed.write_text("file,label\nimgs\\a.png,x\nimgs\\b.png,y\n")
+    with pytest.raises(DataError) as e:
+        read_images(listed)
+    assert "no such file" in str(e.value) and "check the paths: a CSV's image paths are read relative" in str(e.value)
 
 
 def test_grey_among_colour_repeats_the_grey_channel_and_modes_are_scaled(tmp_path):

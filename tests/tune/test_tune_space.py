@@ -35,8 +35,9 @@ def test_a_trial_s_values_make_the_configs(tmp_path: Path):
     space = read_space(path)
     study = optuna.create_study()
     trial = study.ask()
-    values = space.suggest(trial)
-    model, train = space.apply(values, ModelConfig(activation="gelu"), TrainConfig(epochs=7))
+    base = (ModelConfig(activation="gelu"), TrainConfig(epochs=7, optimizer="sgd"))  # sgd reads nesterov
+    values = space.suggest(trial, *base)
+    model, train = space.apply(values, *base)
     assert model.hidden == (48, 48) and model.dropout == 0.1 and model.activation == "gelu"
     assert 1e-4 <= train.lr <= 1e-2 and train.batch_size in (16, 32, 48, 64) and train.nesterov is True
     assert train.epochs == 7

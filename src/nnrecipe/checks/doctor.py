@@ -119,19 +119,18 @@ def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch
             started = time.perf_counter()
             with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left where it was
                 torch.manual_seed(seed)
+                # the setup failing lint in a way that makes the loss raise: a check that raises runs into that
+                broken = next((v for v in diagnosis if v.id == "lint" and v.status == "fail"
+                               and v.name in BREAKS_THE_LOSS), None)
                 try:
                     out = fn(setup)
                 except ConfigError as e:  # the setup is one the check cannot read (the message says how to fix)
-                    out = skipped(name, TITLES.get(name, name), f"cannot run on this setup: {e}")
+                    out = skipped(name, TITLES.get(name, name), f"cannot run on this setup: {e}") if broken is None \
+                        else _after_lint(name, e, broken)
                 except Exception as e:  # a crash is a bug, said as one; the other checks still run
                     out = crashed(name, e)
-                    broken = next((v for v in diagnosis if v.id == "lint" and v.status == "fail"
-                                   and v.name in BREAKS_THE_LOSS), None)
-                    if broken is not None and not out.evidence.get("where"):  # not the caller's code raising,
-                        # but the setup failing lint in a way that makes the loss raise: the check ran into that
-                        out = skipped(name, TITLES.get(name, name),
-                                      f"could not run ({type(e).__name__}: {str(e)[:200]}): the setup fails lint "
-                                      f"first ({broken.name}: {broken.summary}); fix that, then run the doctor again")
+                    if broken is not None and not out.evidence.get("where"):  # not the caller's code raising
+                        out = _after_lint(name, e, broken)
                     else:
                         log.warning("the doctor's check %s crashed: %s: %s", name, type(e).__name__, e)
             diagnosis.extend(out if isinstance(out, list) else [out])
@@ -143,6 +142,12 @@ def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch
     if _fingerprint(model, optimizer, setup.schedulers, clone=False) != state:  # touching the caller's objects is our bug
         raise AssertionError("the doctor changed the caller's model, optimizer or scheduler: please report this")
     return diagnosis
+
+
+def _after_lint(name: str, e: Exception, broken: Verdict) -> Verdict:
+    return skipped(name, TITLES.get(name, name),
+                   f"could not run ({type(e).__name__}: {str(e)[:200]}): the setup fails lint first ({broken.name}: "
+                   f"{broken.summary}); fix that, then run the doctor again")
 
 
 def skipped(id: str, name: str, why: str) -> Verdict:

@@ -355,17 +355,18 @@ def _row_weights(task: Task, metric: str, y: torch.Tensor) -> np.ndarray:
 
 
 def check_simple_models(task: Task, metric: str, outputs: torch.Tensor, y: torch.Tensor,
-                        models: SimpleModels) -> Verdict:
+                        models: SimpleModels, split: str = "test") -> Verdict:
     """C4 on the test rows: warn when a simple model leads the network by more than NOISE_SE standard errors
     of the paired difference (and, for proportions, by more than one row), naming the model with the
-    largest lead among those; pass otherwise. `metric`: accuracy, balanced_accuracy or rmse."""
-    name = "simple baselines (test)"
+    largest lead among those; pass otherwise. `metric`: accuracy, balanced_accuracy or rmse. `split`: the
+    rows' name, 'validation' where they stand in for a test split the run does not have."""
+    name = f"simple baselines ({split})"
     n = len(y)
     if n == 0 or not models.outputs:
-        return Verdict("C4", name, "skipped", "no test rows" if n == 0 else "no simple model could be fit",
+        return Verdict("C4", name, "skipped", f"no {split} rows" if n == 0 else "no simple model could be fit",
                        {"skipped": models.skipped}, source=SOURCE)
     if not torch.isfinite(outputs).all():
-        return Verdict("C4", name, "skipped", "the network's test outputs are not finite", source=SOURCE)
+        return Verdict("C4", name, "skipped", f"the network's {split} outputs are not finite", source=SOURCE)
     found = leads(task, metric, outputs, y, models)
     ev: dict[str, Any] = {"metric": metric, "test_rows": n, "network": _r(found[0].network),
                           **{f"{m.name}": _r(m.model) for m in found},
@@ -375,23 +376,23 @@ def check_simple_models(task: Task, metric: str, outputs: torch.Tensor, y: torch
                                   + ("" if metric == "rmse" else " and by > one row")}
     winners = [m for m in found if m.beats]
     best = max(winners or found, key=lambda m: m.lead)
-    what = _said(metric, best, n)
+    what = _said(metric, best, n, split)
     if not winners:
-        return Verdict("C4", name, "pass", f"no simple model beats the network by more than the noise of the {n} test "
+        return Verdict("C4", name, "pass", f"no simple model beats the network by more than the noise of the {n} {split} "
                        f"rows; the closest: {what}", ev, "", SOURCE)
     return Verdict("C4", name, "warn", what[0].upper() + what[1:], ev | {"best": best.name}, _fix(best.name), SOURCE,
                    fault="simpler-model-wins")
 
 
-def _said(metric: str, m: Lead, n: int) -> str:
+def _said(metric: str, m: Lead, n: int, split: str = "test") -> str:
     """'HistGradientBoosting scores 0.861 accuracy on the 200 test rows against the network's 0.790 (+0.071,
     2 se = 0.041)'."""
     model = NAMES.get(m.name, m.name)
     if metric == "rmse":
-        return (f"{model} scores RMSE {m.model:.4g} on the {n} test rows against the network's {m.network:.4g} "
+        return (f"{model} scores RMSE {m.model:.4g} on the {n} {split} rows against the network's {m.network:.4g} "
                 f"(its MSE {'lower' if m.lead > 0 else 'higher'} by {_times(abs(m.lead), m.unit):.4g}, 2 se = "
                 f"{_times(NOISE_SE * m.se, m.unit):.4g})")
-    return (f"{model} scores {m.model:.3f} {metric} on the {n} test rows against the network's {m.network:.3f} "
+    return (f"{model} scores {m.model:.3f} {metric} on the {n} {split} rows against the network's {m.network:.3f} "
             f"({m.lead:+.3f}, 2 se = {NOISE_SE * m.se:.3f})")
 
 

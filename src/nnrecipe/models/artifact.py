@@ -47,7 +47,11 @@ def load_model(run_dir: str | Path, required: Sequence[str] = ()) -> tuple[nn.Mo
         raise CheckpointError(f"run folder '{run_dir}' does not exist; give the folder that `nnrecipe train` printed")
     if not meta_path.exists() or not weights.exists():
         raise CheckpointError(f"run folder '{run_dir}' holds no model (model.json and model.safetensors); "
-                              "the run may not have finished: train it again")
+                              + ("the run stopped before it finished: go on with it (nnrecipe train DATA --resume "
+                                 f"{run_dir}), or train it again"
+                                 if (run_dir / "checkpoints" / "last.safetensors").exists()
+                                 and not (run_dir / "results.json").exists() else
+                                 "the run may not have finished: train it again"))
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as e:

@@ -391,8 +391,10 @@ def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike, batch_si
     if images.labels is not None and task.name != "multilabel":
         truth = np.asarray(images.labels, dtype=object)
         known = np.isin(truth, classes)
+        given = np.asarray([t is not None for t in images.labels])  # a blank label cell: not scored, not unknown
         report.update(scored_rows=int(known.sum()), unscored_rows=int((~known).sum()),
-                      unknown_labels=sorted(set(truth[~known].tolist())))
+                      unknown_labels=sorted(set(truth[~known & given].tolist())),
+                      unknown_rows=int((~known & given).sum()))
         if known.any():
             report["accuracy"] = float(np.mean(pred[known] == truth[known]))
     return out, report

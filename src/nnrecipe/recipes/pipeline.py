@@ -29,7 +29,8 @@ from torch import nn
 from ..checks import Diagnosis, Verdict, check_init_loss, check_simple_models, fit_simple_models
 from ..checks.curves import after_range_test, check_longer, kept_best
 from ..checks.doctor import c2_init_loss, doctor, resolve_checks
-from ..config import DEFAULT_LR, REFIT_SETTINGS, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from ..config import (DEFAULT_LR, REFIT_SETTINGS, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict,
+                      unread_settings)
 from ..errors import CheckpointError, ConfigError, TrainingError, check_choice, did_you_mean
 from ..io import atomic_write, read_json_or_none, sweep_temp, write_json
 from ..models import Ensemble, save_model
@@ -232,6 +233,14 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         dcfg, mcfg, tcfg, note, refit, lr_find = recorded_config(run_dir, dcfg.target)
         changed = [f"{name}={mine!r} (recorded: {theirs!r})" for a, b in zip(given, (dcfg, mcfg, tcfg))
                    for name, mine, theirs in _changed(a, b) if name != "target"]
+        # the run's own record: its note, its range test, its parent and its folder are the recorded ones (a
+        # search's retried trial is resumed under its new trial's note)
+        changed += [] if opts.callbacks else [f"{name}={mine!r} (recorded: {theirs!r})" for name, mine, theirs, unset in (
+            ("note", opts.note, note, ""), ("lr_find", opts.lr_find, lr_find, "off"),
+            ("parent", None if opts.parent is None else str(Path(opts.parent).resolve()), _recorded_parent(run_dir),
+             None)) if mine != unset and mine != theirs]
+        if Path(opts.out) != Path(Options().out) and Path(opts.out).resolve() != run_dir.resolve().parent:
+            changed.append(f"out={str(opts.out)!r} (the run's folder is {str(run_dir)!r})")
         if changed:  # a resumed run trains on with what it recorded: a setting given beside --resume is refused
             raise ConfigError(f"--resume {run_dir} goes on with the settings the run recorded, and these differ: "
                               f"{', '.join(changed)}; leave them out, or start a new run with them")
@@ -259,7 +268,13 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     # -- prepare and build
     # (a refit's own settings monitor the training loss: the metric rides along for the preparation only)
     aimed = tcfg if aim == tcfg.metric else dataclasses.replace(tcfg, metric=aim, monitor="val_loss")
-    prepared = recipe.prepare(data, dcfg, mcfg, aimed)
+    prepared = recipe.prepare(data, dcfg, mcfg, aimed)  # (an image recipe refuses a table's settings first)
+    if not resuming and not opts.callbacks and refit is None:  # a search's trials draw only what they read
+        unused = unread_settings(mcfg, tcfg)
+        if unused:  # accepted, they would be ignored
+            raise ConfigError("; ".join(unused) + ": add what reads them, or leave them out")
+    if resuming:
+        _same_data(run_dir, recipe.journal(data, prepared, dcfg))
     task = prepared.task
     if dcfg.surrogate:  # T15: fit every row; held-out rows, when given, only measure
         tcfg, prepared = surrogate_settings(tcfg, prepared)
@@ -407,7 +422,8 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     if trained_on_test:
         simple = None
     if simple is not None:
-        v = check_simple_models(task, judged_metric(task.name, aim), test_outputs, y_test, simple)
+        v = check_simple_models(task, judged_metric(task.name, aim), test_outputs, y_test, simple,
+                                split="validation" if stand_in else "test")
         log.info("%s", v.line())
         verdicts.append(v)
         recorder.checks(verdicts)
@@ -734,6 +750,32 @@ def _changed(given: Any, recorded: Any) -> list[tuple[str, Any, Any]]:
     default = type(given)()
     return [(f.name, value(given, f.name), value(recorded, f.name)) for f in dataclasses.fields(given)
             if value(given, f.name) != value(default, f.name) and value(given, f.name) != value(recorded, f.name)]
+
+
+def _recorded_parent(run_dir: Path) -> str | None:
+    journal = read_json_or_none(run_dir / "journal.json")
+    parent = journal.get("parent") if isinstance(journal, dict) else None
+    return parent.get("path") if isinstance(parent, dict) else None
+
+
+def _same_data(run_dir: Path, now: dict[str, Any]) -> None:
+    """--resume goes on with the data the run trained on: other data (another file, or the file changed)
+    would mix two datasets in one run folder (its splits, its model and its record)."""
+    journal = read_json_or_none(run_dir / "journal.json")
+    then = journal.get("data") if isinstance(journal, dict) else None
+    if not isinstance(then, dict):  # killed before its journal: config.json names the file it was started on
+        config = read_json_or_none(run_dir / "config.json")
+        source = config.get("source") if isinstance(config, dict) else None
+        if isinstance(source, str) and now.get("source") and Path(source).resolve() != Path(now["source"]).resolve():
+            raise ConfigError(f"--resume {run_dir}: that run was started on {source}, not {now['source']}; resume "
+                              "with the data the run trained on, or start a new run on this data")
+        return
+    for key in ("sha256", "content_key"):
+        if then.get(key) and now.get(key) and then[key] != now[key]:
+            raise ConfigError(f"--resume {run_dir}: that run trained on {then.get('source') or 'other data'} (content "
+                              f"{str(then[key])[:12]}), and {now.get('source') or 'the data given'} holds other "
+                              f"data (content {str(now[key])[:12]}); resume with the data the run trained on, or "
+                              "start a new run on this data")
 
 
 def recorded_config(run_dir: Path, target: str

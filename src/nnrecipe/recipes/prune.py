@@ -304,7 +304,9 @@ def prune_run(run_dir: str | os.PathLike, sparsities: Any = (0.5, 0.8, 0.9), met
     out_dir = Path(out) if out is not None else run_dir / "pruned"
     model, meta = load_model(run_dir)
     widths = [list(m.spec["hidden"]) for m in mlps(model)] if method == "structured" else []  # refused early
-    config = read_json_or_none(run_dir / "config.json") or {}
+    from ..track.runs import run_config
+
+    config = run_config(run_dir, ("data", "model", "train"))
     prepared, tcfg = reload(run_dir, config, meta, data)
     rate = float(lr) if lr is not None else float(tcfg.lr)
     unpruned = {**count(model), "test": score_test(model, prepared, tcfg), "predict_ms": predict_ms(model, prepared)}
@@ -355,7 +357,7 @@ def _relative(folder: Path, run_dir: Path) -> str:
     try:
         return str(folder.relative_to(run_dir))
     except ValueError:
-        return str(folder)
+        return str(folder.resolve())  # outside the run folder: absolute, so the run folder joined to it is it
 
 
 def write_table(result: PruneResult) -> None:

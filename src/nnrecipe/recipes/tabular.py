@@ -201,6 +201,9 @@ def task_with_loss(name: str, classes: list[str], target_scale: dict[str, float]
         raise ConfigError(f"--balance {dcfg.balance}: rebalancing weighs or resamples classes, and the target is "
                           f"{name}; leave --balance out" + (" (each label's bias starts at its prior)"
                                                              if name == "multilabel" else ""))
+    if name != "regression" and mcfg.loss != "auto":
+        raise ConfigError(f"--loss {mcfg.loss} is a regression loss, and the target is {name}: classes train with "
+                          "cross-entropy; leave --loss out (or pass --task regression for a numeric target)")
     if name == "multilabel":
         return (create_task(name, n_classes=n), "multilabel: no rebalancing (each label's bias starts at its "
                 "prior)", None, None)
@@ -271,6 +274,13 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     return run(TableRecipe(), data, dcfg, model_config or ModelConfig(), train_config or TrainConfig(), opts)
 
 
+# settings of a training run that T17's measurement (a few steps on copies of the model) never reads
+NOT_MEASURED = ("epochs", "schedule", "step_size", "gamma", "warmup_epochs", "plateau_patience", "patience",
+                "min_delta", "stop_criterion", "stop_alpha", "restore_best", "swa_start", "swa_lr", "cv_folds", "refit",
+                "teacher", "distill_temperature", "distill_alpha", "adversarial", "adv_epsilon", "adv_steps",
+                "adv_step_size", "robustness", "checkpoint_every")
+
+
 def batch_sizes_table(data: str | os.PathLike | pd.DataFrame, target: str, *, data_config: DataConfig | None = None,
                       model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
                       **measure: Any) -> tuple[Any, Any, int]:
@@ -279,6 +289,11 @@ def batch_sizes_table(data: str | os.PathLike | pd.DataFrame, target: str, *, da
     training it; `measure`: keywords of train.batch_size.measure_batch_sizes."""
     data, dcfg = text_folder(data, dataclasses.replace(data_config or DataConfig(), target=target))
     mcfg, tcfg = model_config or ModelConfig(), train_config or TrainConfig()
+    default = TrainConfig()
+    unread = [f"--{name.replace('_', '-')}" for name in NOT_MEASURED if getattr(tcfg, name) != getattr(default, name)]
+    if unread:  # accepted, they would change nothing of the measurement
+        raise ConfigError(f"{', '.join(unread)}: settings of a training run, and batchsize times training steps of "
+                          "the model without training it; leave them out")
     recipe = TableRecipe()
     prepared = recipe.prepare(data, dcfg, mcfg, tcfg)
     model = recipe.build(prepared, mcfg, tcfg.seed, prepared.targets["train"], tcfg.deterministic)

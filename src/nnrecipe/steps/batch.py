@@ -75,10 +75,17 @@ def _from_dict(raw: Mapping[str, Any]) -> Batch:
 
 def call_model(model: torch.nn.Module, inputs: Inputs) -> Any:
     """The model on a batch's inputs: positionally, or by name for a dict."""
-    if type(inputs) is tuple:  # the common case first: an abstract-class check costs a microsecond a step
-        return model(*inputs)
-    if not isinstance(inputs, Mapping):
-        return model(*inputs)
+    if not isinstance(inputs, Mapping):  # a tuple, the common case: an abstract-class check costs a microsecond
+        try:
+            return model(*inputs)
+        except TypeError as e:
+            _fits_forward(model, inputs, e)
+            raise
+        except RuntimeError as e:  # the model's own error (a width that does not fit): say what it was given
+            shapes = ", ".join(str(list(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__ for x in inputs)
+            e.add_note(f"nnrecipe: the model was called on the batch's inputs of shapes {shapes} (the first dimension "
+                       "the rows); check that the data's columns match the model's input size")
+            raise
     try:
         return model(**inputs)
     except TypeError as e:  # the dict's keys are not forward's parameters: say which, and the convention
@@ -90,6 +97,23 @@ def call_model(model: torch.nn.Module, inputs: Inputs) -> Any:
         raise ConfigError(f"the batch's inputs {', '.join(map(repr, inputs))} do not fit the model's forward({params}) "
                           f"({e}); name the dict's keys after forward's parameters, the target under 'target' and "
                           "the sample weights under 'sample_weight'") from None
+
+
+def _fits_forward(model: torch.nn.Module, inputs: Any, error: TypeError) -> None:
+    """A TypeError from calling the model: when the batch's inputs do not fit forward's signature, say so
+    with the batch contract (a triple (x, y, w) is two inputs and a target); the model's own errors pass."""
+    import inspect
+
+    try:
+        signature = inspect.signature(model.forward)
+        signature.bind(*inputs)
+    except TypeError:
+        raise ConfigError(
+            f"the batch gives the model {len(inputs)} inputs, which do not fit its forward{signature} ({error}): a "
+            "batch tuple is the inputs then the target, (x, y) or (x1, x2, y); sample weights go in a dict, "
+            "{'x': X, 'target': y, 'sample_weight': w}") from None
+    except ValueError:  # no signature to read (a builtin's)
+        return
 
 
 def main_output(outputs: Any) -> torch.Tensor:

@@ -20,10 +20,12 @@ models: one overridable method, and the loop keeps its callbacks."""
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -97,6 +99,18 @@ class Step:
         return self._loss(out, target, weight)
 
     def _loss(self, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        if out.shape != target.shape:  # shapes only, no device sync: cheap on every batch
+            check_broadcast(self.loss_fn, out, target)
+        try:
+            return self._weighed(out, target, weight)
+        except ConfigError:
+            raise
+        except (RuntimeError, ValueError, IndexError) as e:
+            if isinstance(e, torch.OutOfMemoryError) or not _torch_loss(self.loss_fn):
+                raise  # a loss of the caller's own raises its own errors, with its own lines
+            raise ConfigError(loss_misfit(self.loss_fn, out, target, e)) from e
+
+    def _weighed(self, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         if weight is None:
             return self.loss_fn(out, target)  # type: ignore[misc]
         losses, counts = self._row_losses(out, target)
@@ -135,6 +149,74 @@ class Step:
         loss.backward()
         optimizer.step()
         return loss.detach()
+
+
+CLASS_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, F.cross_entropy, F.nll_loss)
+BINARY_LOSSES = (nn.BCEWithLogitsLoss, nn.BCELoss, F.binary_cross_entropy_with_logits, F.binary_cross_entropy)
+
+
+def _is(loss_fn: Any, kinds: tuple[Any, ...]) -> bool:
+    return any(loss_fn is k or isinstance(k, type) and isinstance(loss_fn, k) for k in kinds)
+
+
+def _torch_loss(loss_fn: Any) -> bool:
+    """A loss of torch's own (a module of torch.nn, or a function of torch.nn.functional): its errors on
+    the outputs and targets are about their shapes and dtypes, which the caller can be told how to fix."""
+    module = type(loss_fn).__module__ if isinstance(loss_fn, nn.Module) else getattr(loss_fn, "__module__", "")
+    return str(module).startswith("torch.")
+
+
+def check_broadcast(loss_fn: Any, out: torch.Tensor, target: torch.Tensor) -> None:
+    """Outputs (N, 1) against targets (N,) (or the other way): an elementwise loss broadcasts them to
+    (N, N) and trains every output toward the batch's mean, with only torch's UserWarning to say so (the
+    doctor's lint names the same fault). Class indices (N,) against (N, C) logits are not a broadcast."""
+    if not torch.is_floating_point(target) and target.ndim == out.ndim - 1:
+        return
+    try:
+        shape = torch.broadcast_shapes(out.shape, target.shape)
+    except RuntimeError:
+        return  # no broadcast at all: the loss itself says what is wrong (loss_misfit)
+    if math.prod(shape) > max(out.numel(), target.numel()):
+        name = type(loss_fn).__name__ if isinstance(loss_fn, nn.Module) else getattr(loss_fn, "__name__", "the loss")
+        fix = (f"y.reshape(-1, 1) (or y[:, None])" if target.ndim == 1 and out.ndim == 2 and out.shape[1] == 1
+               else f"out.squeeze(1) in the model" if out.ndim == 1 and target.ndim == 2 else f"y.reshape{tuple(out.shape)}")
+        raise ConfigError(f"the model's outputs have shape {list(out.shape)} and the targets {list(target.shape)}: {name} "
+                          f"would broadcast them to {list(shape)} and train toward the wrong values; give them one "
+                          f"shape: {fix}")
+
+
+def loss_misfit(loss_fn: Any, out: torch.Tensor, target: torch.Tensor, error: Exception) -> str:
+    """What a torch loss's error on these outputs and targets means, and the fix."""
+    name = type(loss_fn).__name__ if isinstance(loss_fn, nn.Module) else getattr(loss_fn, "__name__", "the loss")
+    said = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
+    indices = "class indices (int64, shape (N,), in [0, C-1] for C outputs)"
+    if _is(loss_fn, CLASS_LOSSES) and ("out of bounds" in said or "Assertion" in said) and out.ndim >= 2:
+        fix = (f"encode the classes as 0..{out.shape[1] - 1}, or give the model one output per class "
+               f"(labels span [{int(target.min())}, {int(target.max())}])")
+    elif _is(loss_fn, CLASS_LOSSES):
+        fix = f"{name} takes {indices} or class probabilities of the outputs' shape: " + (
+            "y.squeeze(1).long()" if target.ndim == out.ndim and target.shape[-1] == 1 else "y.long()")
+    elif _is(loss_fn, BINARY_LOSSES):
+        fix = (f"{name} takes float targets of the outputs' shape {list(out.shape)}: "
+               + (f"y.float().reshape({tuple(out.shape)})" if target.shape != out.shape else "y.float()"))
+    else:
+        fix = f"give outputs and targets the shapes and dtypes {name} takes (see its PyTorch docs)"
+    return (f"{name} cannot take the model's outputs {list(out.shape)} ({str(out.dtype).removeprefix('torch.')}) "
+            f"with the targets {list(target.shape)} ({str(target.dtype).removeprefix('torch.')}): {said}; {fix}")
+
+
+def describe_loss(loss_fn: Any) -> str | None:
+    """The loss as a checkpoint records it, to refuse a resume with another: a module's class with its
+    settings and buffers (CrossEntropyLoss(label_smoothing=0.1, weight=[...])), a function's name."""
+    if loss_fn is None:
+        return None
+    if not isinstance(loss_fn, nn.Module):
+        return f"{getattr(loss_fn, '__module__', '')}.{getattr(loss_fn, '__qualname__', type(loss_fn).__name__)}"
+    settings = {k: v for k, v in sorted(vars(loss_fn).items())
+                if not k.startswith("_") and k != "training" and isinstance(v, (int, float, str, bool, type(None)))}
+    settings.update({k: [round(float(x), 6) for x in b.reshape(-1)[:64].tolist()]
+                     for k, b in loss_fn.named_buffers() if b is not None})
+    return f"{type(loss_fn).__name__}({', '.join(f'{k}={v!r}' for k, v in settings.items())})"
 
 
 def per_member(rows: torch.Tensor | None, k: int) -> torch.Tensor | None:

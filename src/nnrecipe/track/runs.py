@@ -88,6 +88,18 @@ class RunInfo:
         return flat
 
 
+def run_config(path: str | os.PathLike, sections: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A run folder's config.json as a dict (with `sections`, each an object), or the error that the folder
+    is damaged."""
+    path = Path(path)
+    config = read_json_or_none(path / "config.json")
+    if not isinstance(config, dict) or any(not isinstance(config.get(k), dict) for k in sections):
+        raise CheckpointError(f"{path / 'config.json'} cannot be read as a JSON object"
+                              + (f" with sections {', '.join(sections)}" if sections else "")
+                              + "; the run folder is damaged: restore the file or remove the folder")
+    return config
+
+
 def read_run(path: str | os.PathLike) -> RunInfo:
     """A run folder's record. A missing or torn results.json, metrics.jsonl or journal.json reads as empty
     (a run still training, or killed); config.json is required."""
@@ -95,10 +107,7 @@ def read_run(path: str | os.PathLike) -> RunInfo:
     if not (path / "config.json").is_file():
         raise ConfigError(f"{path}: no config.json there; give a run folder that `nnrecipe train` made "
                           "(`nnrecipe runs DIR` lists them)")
-    config = read_json_or_none(path / "config.json")
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path / 'config.json'} cannot be read as a JSON object; the run folder is "
-                              "damaged: restore the file or remove the folder")
+    config = run_config(path)
     return RunInfo(path, config, read_json_or_none(path / "results.json") or {}, read_metrics(path),
                    read_json_or_none(path / "journal.json") or {})
 

@@ -48,7 +48,10 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
     if isinstance(x, np.ndarray):
-        return torch.from_numpy(x)
+        # numpy's floats are float64 unless asked, torch's float32: a float32 model cannot take float64
+        # inputs (Keras casts numpy inputs the same way); a float64 tensor stays the caller's choice
+        t = torch.from_numpy(x)
+        return t.to(torch.get_default_dtype()) if t.dtype == torch.float64 else t
     raise ConfigError(f"{name} holds a {type(x).__name__}; pass tensors or numpy arrays, a Dataset or a DataLoader")
 
 
@@ -124,8 +127,12 @@ class LoaderBatches:
     def __init__(self, data: Dataset | DataLoader, batch_size: int, shuffle: bool, device: torch.device,
                  num_workers: int = 0, drop_last: bool = False):
         self.device, self.drop_last = device, drop_last
+        self.cut = None  # a user's DataLoader: the batches an epoch takes (its last left out when it holds one row)
         if isinstance(data, DataLoader):
             self.loader, self.sampler = data, None
+            size = data.batch_size
+            if drop_last and size and not data.drop_last and _sized(data) and len(data.dataset) % size == 1:
+                self.cut = len(data) - 1  # type: ignore[arg-type]
         else:
             self.sampler = _EpochSampler(len(data), shuffle)  # type: ignore[arg-type]
             self.loader = DataLoader(data, batch_size=batch_size, sampler=self.sampler, num_workers=num_workers,
@@ -135,7 +142,7 @@ class LoaderBatches:
 
     def __len__(self) -> int:
         if self.sampler is None:
-            return len(self.loader)
+            return len(self.loader) if self.cut is None else self.cut
         return _batch_count(self.sampler.n, self.batch_size, self.drop_last)
 
     def epoch(self, seed: int, epoch: int, start: int = 0) -> Iterator[RawBatch]:
@@ -146,13 +153,21 @@ class LoaderBatches:
             self.loader.generator = epoch_generator(seed, epoch)
             it: Iterator[Any] = iter(self.loader)
         else:  # a user's DataLoader: its own sampler decides the order; skip what was done
-            it = itertools.islice(iter(self.loader), start, None)
+            it = itertools.islice(iter(self.loader), start, self.cut)
         for batch in it:
             if isinstance(batch, Mapping):
                 yield to_device(batch, self.device, non_blocking=True)
                 continue
             batch = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
             yield tuple(to_device(b, self.device, non_blocking=True) for b in batch)
+
+
+def _sized(loader: DataLoader) -> bool:
+    try:
+        len(loader.dataset)  # type: ignore[arg-type]
+    except TypeError:  # an IterableDataset without a length
+        return False
+    return True
 
 
 def n_rows(data: Any) -> int:
@@ -173,14 +188,14 @@ def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device
                  bucket_by: int | None = None) -> TensorBatches | LoaderBatches:
     """Accept (X, y) tensors or arrays, a bare X, a dict of tensors, a TensorDataset, any Dataset, or a
     DataLoader. `drop_single`: leave out an epoch's last batch when it would hold a single row (BatchNorm
-    cannot normalize one row in training mode); a user's own DataLoader is taken as it is. `bucket_by`: the
+    cannot normalize one row in training mode); a user's own DataLoader too, when it batches by a size. `bucket_by`: the
     position of an input of token ids (0 padding) whose rows are batched by similar length (`sortish`)."""
     if isinstance(data, TensorDataset):
         data = data.tensors
     if isinstance(data, (torch.Tensor, np.ndarray)):
         data = (data,)
     if isinstance(data, DataLoader):
-        return LoaderBatches(data, batch_size, shuffle, device)
+        return LoaderBatches(data, batch_size, shuffle, device, drop_last=drop_single)
     keys = None
     if isinstance(data, Mapping):
         if not data:

@@ -19,6 +19,7 @@ from ..io import sweep_temp
 from ..repro import get_rng_state, set_rng_state
 from . import checkpoint as ckpt
 from . import distributed as dist
+from ..steps.step import describe_loss
 from .callbacks import Callback
 
 log = logging.getLogger("nnrecipe")
@@ -53,6 +54,7 @@ class TrainerState:
             "step": self._step_state(),
             "config": self._config_record(),
             "architecture": repr(self.model),
+            "loss": describe_loss(self.step.loss_fn),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -93,6 +95,8 @@ class TrainerState:
         class, its first group's rate and decay, each group's rate when they differ), not the config's
         unused defaults."""
         record = {**to_dict(self.config), "batch_size": self.batch_size}
+        if getattr(self, "_scheduler_given", False):  # the caller's schedule, by its class
+            record["schedule"] = type(self.scheduler).__name__
         groups = self.group_settings
         if self._optimizer_given:
             record.update(optimizer=type(self.optimizer).__name__.lower(), lr=groups[0]["lr"],
@@ -156,6 +160,11 @@ class TrainerState:
         self.recorder.history(self.history)
         log.warning("resuming the run in %s from its checkpoint at epoch %d, batch %d", self.run_dir, self.epoch + 1,
                     self.batch_in_epoch)
+        if self.stop_training and self.epoch < self.config.epochs:
+            log.warning("the run in %s had stopped after epoch %d (early stopping, or a callback set stop_training): a "
+                        "resume goes on from an interruption, not past a stop, so nothing more is trained; to train "
+                        "longer, start a new run_dir from its weights (checkpoints/last.safetensors)",
+                        self.run_dir, self.epoch)
         return True
 
     def _check_resumable(self, state: dict[str, Any]) -> None:
@@ -176,6 +185,9 @@ class TrainerState:
                    if k in recorded and recorded.get(k) != now.get(k) and k not in RESUMABLE_CHANGES
                    and not (k == "batch_size" and recorded.get(k) is None)]  # None: the rule, as it resolved now
         problems += [f"{k}: {recorded.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in changed]
+        loss = describe_loss(self.step.loss_fn)
+        if "loss" in state and state["loss"] != loss:  # (a checkpoint from before the record has none)
+            problems.append(f"the loss: {state['loss']} in the checkpoint, {loss} now")
         if problems:
             raise ConfigError(f"cannot resume the run in '{self.run_dir}': the model or settings differ from the "
                               f"recorded ones: {'; '.join(problems)}. Resume with the recorded model and settings, "

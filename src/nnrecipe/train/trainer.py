@@ -87,7 +87,8 @@ class Trainer(TrainerState):
     or {name: fn(outputs, target) -> float}. `run_dir`: checkpoints and metrics.jsonl there; with `record`
     (the default) also config.json, results.json and report.html, so `nnrecipe report`, `runs` and
     `compare` read it. `resume`: a run_dir that holds a run is refused unless True (go on from its
-    checkpoint) or "auto" (go on when there is one).
+    checkpoint) or "auto" (go on when there is one). `scheduler`: a torch scheduler of your own, built on
+    `optimizer`, stepped each epoch, or each step as (scheduler, "step").
 
     At the end of `fit()` the model holds the weights of the best epoch by `config.monitor` when
     `config.restore_best` is on (the default), whatever stopped training; the last epoch's weights stay
@@ -99,11 +100,14 @@ class Trainer(TrainerState):
                  run_dir: str | Path | None = None, train_metrics: bool = False, *,
                  step: Step | FullStep | None = None, optimizer: Any = None, task: str | Task | None = None,
                  resume: bool | str = False, record: bool = True, report: bool = True, note: str = "",
-                 bucket_by: int | None = None, distributed: bool = False):
+                 bucket_by: int | None = None, distributed: bool = False, scheduler: Any = None):
         if resume not in (True, False, "auto"):
             raise ConfigError(f"resume={resume!r}; choose False (refuse a used run_dir), True or 'auto'")
+        config = _as_config(config)
         if isinstance(optimizer, str):
             config = dataclasses.replace(config or TrainConfig(), optimizer=optimizer)
+        elif isinstance(optimizer, torch.optim.Optimizer) and config is not None:
+            _check_config_beside(optimizer, config)
         cfg = config or TrainConfig()
         if cfg.lr is None:  # the rule: a recipe fills in its model's own rate first; else Adam's safe 3e-4
             cfg = dataclasses.replace(cfg, lr=DEFAULT_LR)
@@ -119,6 +123,7 @@ class Trainer(TrainerState):
         if step is None or isinstance(step, Step):
             self.step = bind_step(step, loss_fn, self.device)
         elif callable(step):
+            _check_full_step_signature(step)
             self._full_step, self.step = step, bind_step(None, loss_fn, self.device)
             _check_full_step(cfg)
             if self.distributed:
@@ -159,7 +164,10 @@ class Trainer(TrainerState):
             self.monitor = "train_" + self.monitor.removeprefix("val_")
             log.warning("no validation data: best epoch and early stopping follow %s", self.monitor)
         self.mode = monitor_mode(self.monitor, cfg.mode)
-        self.callbacks = list(callbacks)
+        # one callback given bare is taken as a list of one
+        self.callbacks = [callbacks] if any(hasattr(callbacks, h) for h in HOOKS) else list(callbacks)
+        for c in self.callbacks:
+            _check_hooks(c)
         if cfg.patience is not None and not any(isinstance(c, EarlyStopping) for c in self.callbacks):
             self.callbacks.append(EarlyStopping(self.monitor, self.mode, cfg.patience, cfg.min_delta,
                                                 cfg.stop_criterion, cfg.stop_alpha))
@@ -178,8 +186,10 @@ class Trainer(TrainerState):
         # the LR range test starts its copies from, and what the run records
         self.group_settings = [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
                                for g in self.optimizer.param_groups]
+        self._scheduler_given = scheduler is not None
         self.scheduler, self.schedule_interval = make_scheduler(
-            self.optimizer, cfg, math.ceil(self.steps_per_epoch / cfg.accumulate))
+            self.optimizer, cfg, math.ceil(self.steps_per_epoch / cfg.accumulate)) if scheduler is None else \
+            _own_scheduler(scheduler, self.optimizer, cfg)
         self.amp_dtype = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
         if cfg.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("precision='fp16' needs a CUDA device (loss scaling is a GPU technique); "
@@ -250,7 +260,9 @@ class Trainer(TrainerState):
     def _train_epoch(self) -> dict[str, float]:
         cfg, acc = self.config, self._acc
         self.model.train()
-        batch_hooks = [c for c in self.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
+        batch_hooks = [c for c in self.callbacks
+                       if getattr(type(c), "on_batch_end", Callback.on_batch_end) is not Callback.on_batch_end]
+        stepped = self.global_step
         for raw in self.batches.epoch(cfg.seed, self.epoch, start=self.batch_in_epoch):
             batch = as_batch(raw)
             rows = None
@@ -273,6 +285,10 @@ class Trainer(TrainerState):
             if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 \
                     and self.batch_in_epoch % cfg.accumulate == 0 and self.batch_in_epoch < self.steps_per_epoch:
                 self.save_checkpoint()
+        if self.global_step == stepped and acc["count"] and type(self).train_step is not Trainer.train_step:
+            raise ConfigError(f"{type(self).__name__}.train_step took no optimizer step in epoch {self.epoch + 1}: the "
+                              "weights never moved; after the backward pass call self.optimizer_step(batch) (it "
+                              "clips, steps, zeroes the gradients and steps the schedule)")
         if self._ddp is not None:  # the loss and metrics over every process's rows; rank 0's BatchNorm statistics
             acc = dist.end_epoch(acc, self.model)
         logs = {"train_loss": float(acc["loss_sum"] / acc["count"])}
@@ -305,6 +321,10 @@ class Trainer(TrainerState):
         if cfg.l1:  # M9: on the weights, logged with the loss
             loss = loss + cfg.l1 * sum(p.abs().sum() for n, p in self.model.named_parameters() if n.endswith("weight"))
         position, last = self.batch_in_epoch + 1, self.steps_per_epoch  # this batch's 1-based place in the epoch
+        if not loss.requires_grad:
+            raise ConfigError("the loss does not depend on any parameter that trains: every parameter of the model is "
+                              "frozen (requires_grad=False), or the forward pass runs under torch.no_grad() or "
+                              "detaches its output; unfreeze what should train (p.requires_grad_(True))")
         scaled = loss if self._ddp is None else loss * self._share
         if cfg.accumulate > 1:  # each group's mean; the epoch's last group may hold fewer batches
             group_start = self.batch_in_epoch - self.batch_in_epoch % cfg.accumulate
@@ -511,8 +531,10 @@ class Trainer(TrainerState):
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _call(self, hook: str, logs: dict[str, Any]) -> None:
-        for c in self.callbacks:
-            getattr(c, hook)(self, logs)
+        for c in self.callbacks:  # plain objects need only the hooks they use
+            fn = getattr(c, hook, None)
+            if fn is not None:
+                fn(self, logs)
 
     def _step_epoch_scheduler(self, logs: dict[str, Any]) -> None:
         if self.swa_model is not None and self.epoch + 1 >= self.config.swa_start:
@@ -587,6 +609,80 @@ def _metric_spec(metrics: Any) -> dict[str, Metric | str]:
             raise ConfigError(f"metrics[{key!r}] is a {type(value).__name__}; give a metric's name or a function "
                               "fn(outputs, target) -> float")
     return spec
+
+
+HOOKS = tuple(name for name in vars(Callback) if name.startswith("on_"))
+
+
+def _check_hooks(callback: Any) -> None:
+    """A callback's method named like a hook but none of them (on_epoch_ends) would never be called."""
+    for name in dir(callback):
+        if name.startswith("on_") and name not in HOOKS and callable(getattr(callback, name, None)):
+            raise ConfigError(f"callback {type(callback).__name__} has a method {name}, which is no hook of the Trainer "
+                              f"and would never be called{did_you_mean(name, HOOKS)}; the hooks: {', '.join(HOOKS)}")
+
+
+def _as_config(config: Any) -> TrainConfig | None:
+    """config as a TrainConfig: a dict of its fields ({"epochs": 30}) is taken as one."""
+    if config is None or isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, Mapping):
+        from ..config import from_dict
+
+        return from_dict(TrainConfig, dict(config))
+    raise ConfigError(f"config is a {type(config).__name__}; give a TrainConfig (nnrecipe.TrainConfig(epochs=30, ...)) "
+                      "or a dict of its fields")
+
+
+def _check_config_beside(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
+    """A caller's optimizer brings its own class, rate and decay: a TrainConfig that sets others would be
+    ignored for them, so the two must agree (a rate left to the rule, None, takes the optimizer's)."""
+    group, default = optimizer.param_groups[0], TrainConfig()
+    rate, decay = group.get("initial_lr", group["lr"]), group.get("weight_decay", 0.0)
+    clash = []
+    if cfg.lr is not None and not math.isclose(cfg.lr, float(rate), rel_tol=1e-6):
+        clash.append(f"lr={cfg.lr:g} (the optimizer's {float(rate):g})")
+    if cfg.optimizer != default.optimizer and cfg.optimizer != type(optimizer).__name__.lower():
+        clash.append(f"optimizer={cfg.optimizer!r} (the optimizer is a {type(optimizer).__name__})")
+    if cfg.weight_decay != default.weight_decay and not math.isclose(cfg.weight_decay, float(decay), rel_tol=1e-6):
+        clash.append(f"weight_decay={cfg.weight_decay:g} (the optimizer's {float(decay):g})")
+    if clash:
+        raise ConfigError(f"optimizer= is a {type(optimizer).__name__} you built, and the TrainConfig sets "
+                          f"{', '.join(clash)}, which the optimizer would override: set them where you build the "
+                          "optimizer, or leave optimizer= out and the TrainConfig builds it")
+
+
+def _own_scheduler(scheduler: Any, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> tuple[Any, str]:
+    """A caller's learning-rate schedule and when it steps: a torch scheduler built on the Trainer's
+    optimizer steps after each epoch (torch's convention; ReduceLROnPlateau with the monitored value), or
+    after each optimizer step given as (scheduler, "step"), as Lightning's interval says it."""
+    sched, interval = scheduler if isinstance(scheduler, tuple) and len(scheduler) == 2 else (scheduler, "epoch")
+    plateau = isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if not (isinstance(sched, torch.optim.lr_scheduler.LRScheduler) or plateau):
+        raise ConfigError(f"scheduler is a {type(sched).__name__}; give a torch.optim.lr_scheduler scheduler built on "
+                          "the optimizer you pass as optimizer=, or (scheduler, 'step') to step it every batch")
+    if interval not in ("epoch", "step") or plateau and interval == "step":
+        raise ConfigError(f"scheduler interval {interval!r}; choose 'epoch' or 'step' (ReduceLROnPlateau: 'epoch')")
+    if sched.optimizer is not optimizer:
+        raise ConfigError("the scheduler is built on another optimizer than the Trainer's: build the optimizer, "
+                          "pass it as optimizer= and build the scheduler on it")
+    if cfg.schedule != TrainConfig().schedule:
+        raise ConfigError(f"scheduler= and TrainConfig(schedule={cfg.schedule!r}) both schedule the rate; give one")
+    return sched, "plateau" if plateau else interval
+
+
+def _check_full_step_signature(step: Callable[..., Any]) -> None:
+    import inspect
+
+    try:
+        signature = inspect.signature(step)
+        signature.bind(None, None, None)
+    except TypeError:
+        raise ConfigError(f"step={getattr(step, '__name__', type(step).__name__)}{signature} cannot be called as "
+                          "step(model, optimizer, batch), the signature of a step that does the whole step; to "
+                          "change only the loss, subclass nnrecipe.Step and override loss(model, batch)") from None
+    except ValueError:  # no signature to read
+        return
 
 
 def _check_full_step(cfg: TrainConfig) -> None:

@@ -19,6 +19,7 @@ from ..config import REFIT_SETTINGS, SECTIONS, from_dict
 from ..errors import ConfigError, did_you_mean
 from ..io import atomic_write, read_json, write_json
 from ..track import new_run_dir
+from ..track.runs import run_config
 from ..logs import quiet
 from .space import convert_value
 
@@ -54,12 +55,16 @@ def ablate(run_dir: str | os.PathLike, vary: dict[str, list[Any]], *, seeds: int
         raise ConfigError(f"seeds={seeds!r} is not allowed; choose a whole number of 1 or more")
     if not vary:
         raise ConfigError("ablate needs a setting to vary, as --vary lr=1e-2,1e-3")
-    rec = read_json(base / "config.json")
+    rec = run_config(base, tuple(SECTIONS))
     configs = {name: from_dict(cls, _known(cls, rec[name]), where=f"{base}/config.json, section '{name}'")
                for name, cls in SECTIONS.items()}
     source = data if data is not None else rec.get("source")
     if source is None:
         raise ConfigError(f"ablate {base}: the base run was trained on a DataFrame; pass its table as data=")
+    if data is None and isinstance(source, str) and not Path(source).exists():
+        raise ConfigError(f"ablate {base}: the run's data '{source}' is not there (config.json's source is relative "
+                          "to the folder `nnrecipe train` ran in); run ablate from that folder, or give the data with "
+                          "data= (CLI: --data PATH)")
     plan = dict(_values(key, values, configs) for key, values in vary.items())
     refit = rec.get("refit")
     fixed = sorted(name for _, name in plan if name in REFIT_UNVARIED)

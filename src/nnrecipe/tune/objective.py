@@ -91,7 +91,7 @@ def run_trial(job: Job, trial: Any) -> float:
     the pruner stopped it."""
     import optuna
 
-    values = job.space.suggest(trial)
+    values = job.space.suggest(trial, job.model_config, job.train_config)
     model_config, train_config = job.space.apply(values, job.model_config, job.train_config)
     # a trial is one model scored on the validation split (R1): a T14 ensemble would cost K trainings a
     # trial and report each member's epochs to the pruner in turn

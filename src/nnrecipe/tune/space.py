@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..config import ModelConfig, TrainConfig
+from ..config import ModelConfig, TrainConfig, unread
 from ..errors import ConfigError, did_you_mean
 
 FORMS = ("{int: [low, high], step: k}", "{float: [low, high]}", "{loguniform: [low, high]}",
@@ -56,9 +56,20 @@ class SearchSpace:
     params: tuple[Param, ...]
     source: str = "default"
 
-    def suggest(self, trial: Any) -> dict[str, Any]:
-        """Every parameter's value for this trial, by name."""
-        return {p.name: p.suggest(trial) for p in self.params}
+    def suggest(self, trial: Any, model_config: ModelConfig | None = None,
+                train_config: TrainConfig | None = None) -> dict[str, Any]:
+        """Each parameter's value for this trial, by name; a parameter the trial would not read (momentum
+        beside adam, the activation of TabM's blocks: config.unread) is not drawn, so that no trial spends
+        itself on a setting that changes nothing (optuna's conditional parameters: define-by-run)."""
+        values: dict[str, Any] = {}
+        drawn = [p for p in self.params if not _conditional(p.name)] + [p for p in self.params if _conditional(p.name)]
+        for p in drawn:
+            if _conditional(p.name):
+                mcfg, tcfg = self.apply(values, model_config, train_config)
+                if unread(p.name, mcfg, tcfg) is not None:
+                    continue
+            values[p.name] = p.suggest(trial)
+        return values
 
     def apply(self, values: dict[str, Any], model_config: ModelConfig | None = None,
               train_config: TrainConfig | None = None) -> tuple[ModelConfig, TrainConfig]:
@@ -81,6 +92,13 @@ class SearchSpace:
         """The space to_dict wrote (as JSON has it: lists for tuples)."""
         return cls(tuple(Param(**{**p, "choices": tuple(p.get("choices", ()))}) for p in doc["params"]),
                    doc.get("source", "default"))
+
+
+def _conditional(name: str) -> bool:
+    """A setting read only beside others (config.unread): drawn after those others."""
+    return unread(name, ModelConfig(model="mlp"), TrainConfig(optimizer="adam")) is not None or \
+        unread(name, ModelConfig(), TrainConfig(optimizer="sgd", schedule="step", swa_start=1, stop_criterion="gl",
+                                                 weight_decay=1.0)) is not None
 
 
 def default_space_text() -> str:

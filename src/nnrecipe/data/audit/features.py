@@ -233,12 +233,14 @@ def size_advice(prep: PreparedTable, params: int, hidden: list[int]) -> Verdict:
 
 def count_parameters(prep: PreparedTable, model_config: Any) -> tuple[int, list[int]]:
     """The parameter count and hidden widths of the model train would build for this table."""
-    from ...models import make_mlp
+    from ...models.tables import make_table_model
     from ...tasks import create_task
 
     head = create_task(prep.task, n_classes=max(len(prep.classes), 1))
-    model = make_mlp(prep.features.shape[1], head.out_features, prep.counts["train"], model_config, prep.task,
-                     prep.pre.embeddings, prep.pre.text_terms)
+    # the network train builds (auto: TabM, its members counted), its bins fitted on the training rows
+    model = make_table_model(model_config, prep.task, prep.features[:prep.counts["train"]], head.out_features,
+                             prep.counts["train"], prep.pre.embeddings, head.activation, prep.pre.text_terms,
+                             prep.pre.raw_features, prep.words)
     return sum(p.numel() for p in model.parameters()), list(model.spec["hidden"])
 
 

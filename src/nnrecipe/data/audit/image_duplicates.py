@@ -40,6 +40,12 @@ BANDS = (10, 9, 9, 9, 9, 9, 9)  # bits per band, 64 in all
 NEAR_CORRELATION = 0.99
 NEAR_CORRELATION_HALF = 0.995
 NEAR_CORRELATION_TINY = 0.996
+# colour images: each channel's share of the image's mean colour moves by at most this between the two.
+# Planted copies of 50 crops of scikit-image's colour photos at 32 px moved it by at most 0.009 (JPEG 75),
+# 0.0005 (resized by 0.9) and 0.016 (brightened 10%); a bright circle on a brown ground beside one on a green
+# ground (luma correlation 0.992): 0.155
+NEAR_COLOUR_SHIFT = 0.05
+DARK = 30  # channel means summing below this: a near-black image, its colour shares unstable
 MIN_SIDE_NEAR = 16
 MAX_IMAGES = 20_000  # images compared (a seeded sample past it)
 # hash pairs checked at most: 20,000 MNIST digits (4 shifted copies of 5,000) share band values in 24M pairs,
@@ -134,6 +140,15 @@ def _near(pixels: torch.Tensor, side: int) -> tuple[list[tuple[int, int, float]]
         keep = (corr >= NEAR_CORRELATION) | (corr_half >= NEAR_CORRELATION_HALF)
     else:
         keep = corr >= NEAR_CORRELATION_TINY
+    if pixels.shape[1] == 3 and keep.any():
+        # luma alone pairs two pictures of one layout in other colours (a bright circle on a brown ground
+        # and one on a green ground): a colour copy keeps its colours, each channel's share of the mean
+        means = pixels.float().mean((2, 3)).numpy()  # (N, 3)
+        kept = np.flatnonzero(keep)
+        a, b = means[cand[kept, 0]], means[cand[kept, 1]]
+        lit = (a.sum(1) > DARK) & (b.sum(1) > DARK)  # a near-black image has no colour to compare
+        shift = np.abs(a / np.maximum(a.sum(1, keepdims=True), 1e-9) - b / np.maximum(b.sum(1, keepdims=True), 1e-9))
+        keep[kept[lit & (shift.max(1) > NEAR_COLOUR_SHIFT)]] = False
     return [(int(i), int(j), float(c)) for (i, j), c in zip(cand[keep], corr[keep])], checked, capped
 
 

@@ -25,7 +25,7 @@ from ...checks.data_checks import ROWS_SHOWN
 from ...checks.verdict import Verdict
 from ...errors import shorten
 from ...io import atomic_write
-from ..image.decode import GREY_MODES
+from ..image.decode import GREY_MODES, unreadable_fix
 from ..image.read import MAX_SIDE, ImageSet
 from . import image_duplicates as dups
 from . import table
@@ -122,7 +122,7 @@ def unreadable(images: ImageSet) -> Verdict:
     return Verdict("D3", "unreadable images", "warn",
                    f"{len(bad)} of {len(bad) + len(images.files)} files could not be read and were left out: "
                    f"{shown}{more}", ev,
-                   "re-export each file (open and save it again as PNG or JPEG) or remove it; the run left it out",
+                   f"{unreadable_fix([r for _, r in bad])}; the run left them out",
                    source)
 
 
@@ -216,7 +216,8 @@ def duplicates(images: ImageSet, splits: dict[str, np.ndarray] | None, seed: int
         "within": [item(p) for p in within[:200]], "conflicting_labels": [item(p) for p in conflicting[:200]],
         "method": (f"exact: identical resized pixels; near: phash within {dups.HASH_DISTANCE} bits and a grey-pixel "
                    f"correlation >= {dups.NEAR_CORRELATION} (or >= {dups.NEAR_CORRELATION_HALF} at half resolution); "
-                   f"below {dups.MIN_SIDE_NEAR} px: correlation >= {dups.NEAR_CORRELATION_TINY} only"),
+                   f"below {dups.MIN_SIDE_NEAR} px: correlation >= {dups.NEAR_CORRELATION_TINY} only; colour images also "
+                   f"keep each channel's share of the mean colour within {dups.NEAR_COLOUR_SHIFT}"),
         "hash_pairs_checked": found.candidates, "search_capped": found.capped}
     sampled = f" (a sample of {found.compared})" if found.compared < n else ""
     clash = (f"; {_n(len(conflicting), 'pair carries', 'pairs carry')} different labels: {named(conflicting, 3)}"
@@ -229,7 +230,9 @@ def duplicates(images: ImageSet, splits: dict[str, np.ndarray] | None, seed: int
                        f"{_n(len(across), 'image', 'images')} of {', '.join(shared) or 'one split'} "
                        f"{'repeats' if len(across) == 1 else 'repeat'} images of another split: "
                        f"{named(across)}; the model is tested on images it trained on, so the test score is inflated"
-                       f"{clash}", ev, fix, source)
+                       + (f"; and {repeats} of {found.compared} images repeat another within a split "
+                          f"({repeats / max(found.compared, 1):.1%})" if repeats else "")
+                       + clash, ev, fix, source)
     where = "within a split" if splits is not None else "among the images"
     if repeats / max(found.compared, 1) > DUPLICATES_WARN or conflicting:
         return Verdict("D3", "duplicate images", "warn",

@@ -30,6 +30,19 @@ NOT_AN_IMAGE = "not an image Pillow can decode"
 TRUNCATED = "truncated (the file ends before the image does)"
 
 
+MISSING = "no such file"
+
+
+def unreadable_fix(reasons: list[str]) -> str:
+    """The fix for files that could not be read: a path that leads nowhere (or to a folder) is a path to
+    mend, a file that is no image or is damaged one to export again."""
+    paths = sum(r == MISSING or "directory" in r.lower() for r in reasons)
+    mend = ("check the paths: a CSV's image paths are read relative to the CSV's folder, with '/' between names "
+            "(a Windows path 'imgs\\a.png' is one file name elsewhere)")
+    export = "re-export each file (open and save it again as PNG or JPEG) or remove it"
+    return mend if paths == len(reasons) else export if not paths else f"{mend}; for the others, {export}"
+
+
 def open_header(path: str) -> tuple[tuple[int, int], str] | str:
     """((width, height) as displayed, mode) from the file's header alone (Pillow reads lazily), or the reason
     it cannot be read. EXIF orientations 5-8 swap width and height."""
@@ -39,7 +52,7 @@ def open_header(path: str) -> tuple[tuple[int, int], str] | str:
             swap = _orientation(img) in (5, 6, 7, 8)
             return ((h, w) if swap else (w, h)), img.mode
     except FileNotFoundError:
-        return "no such file"
+        return MISSING
     except UnidentifiedImageError:
         return NOT_AN_IMAGE
     except (OSError, ValueError, SyntaxError) as e:  # Pillow's plugins raise these on damaged headers
@@ -64,7 +77,7 @@ def decode(path: str, side: int) -> np.ndarray | str:
                 img = ImageOps.exif_transpose(img)
             return resize_crop(as_grey_or_rgb(img), side)
     except FileNotFoundError:
-        return "no such file"
+        return MISSING
     except UnidentifiedImageError:
         return NOT_AN_IMAGE
     except Image.DecompressionBombError as e:

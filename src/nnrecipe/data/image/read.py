@@ -51,7 +51,7 @@ class ImageSet:
     source: str  # the folder, CSV or .npz as given
     pixels: torch.Tensor  # (N, C, S, S) uint8: the readable images, in `files` order
     files: list[str]  # each image's path relative to the source (folder/CSV); "x[i]" for an .npz
-    labels: list[str] | None  # each image's label as text (a cell may hold 'a|b': multi-label); None: none given
+    labels: list[str] | None  # each image's label as text (a cell may hold 'a|b': multi-label; None a blank cell, read for predict); None: none given
     sizes: list[tuple[int, int]]  # each readable image's original (width, height), EXIF orientation applied
     modes: list[str]  # each readable image's Pillow mode as read; "array" for an .npz
     unreadable: list[tuple[str, str]]  # (file, reason) for files left out
@@ -117,6 +117,9 @@ def read_images(source: str | os.PathLike, size: int | None = None, *, path_colu
         return _read_npz(path, str(source), size, labelled, cache_dir, cache, started)
     elif path.suffix.lower() in TABLE_SUFFIXES:
         entries = _list_csv(path, path_column, label_column, labelled)
+    elif path.suffix.lower() in IMAGE_EXTENSIONS:  # one image: its folder is the source (a folder of images)
+        raise DataError(f"'{source}' is one image; give {SOURCES}: to predict on it alone, put it in a folder "
+                        "of its own and give the folder")
     else:
         raise DataError(f"'{source}' is not a source of images; give {SOURCES}")
     fulls = [full for _, full, _ in entries]
@@ -148,7 +151,7 @@ def read_images(source: str | os.PathLike, size: int | None = None, *, path_colu
     if not arrays:
         shown = "; ".join(f"{f}: {why}" for f, why in meta["unreadable"][:3])
         raise DataError(f"'{source}': none of its {len(entries)} image files could be read ({shown}); "
-                        "re-export them as PNG or JPEG")
+                        f"{decode.unreadable_fix([why for _, why in meta['unreadable']])}")
     pixels = _stack(arrays)
     meta.update(size=side, source=str(source))
     if all(label is None for label in meta["labels"]):
@@ -172,7 +175,7 @@ def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
 def _image_set(source: str, pixels: torch.Tensor, meta: dict[str, Any], key: str) -> ImageSet:
     n, channels, side = len(pixels), int(pixels.shape[1]), int(pixels.shape[2])
     return ImageSet(source=source, pixels=pixels, files=list(meta["files"]),
-                    labels=None if meta["labels"] is None else [str(x) for x in meta["labels"]],
+                    labels=None if meta["labels"] is None else [None if x is None else str(x) for x in meta["labels"]],
                     sizes=[(int(w), int(h)) for w, h in meta["sizes"]], modes=list(meta["modes"]),
                     unreadable=[(str(f), str(r)) for f, r in meta["unreadable"]], size=side, channels=channels,
                     content_key=key,
@@ -288,10 +291,9 @@ def _list_csv(csv: Path, path_column: str | None, label_column: str | None,
         blank = sum(label == "" for label in labels)
         if blank and labelled:
             log.warning("CSV '%s': %d rows have no label in column '%s' and are left out", csv, blank, label_column)
-        elif blank:
-            log.info("CSV '%s': %d rows have no label in column '%s': the labels are not used", csv, blank,
-                     label_column)
-            labels = [None] * len(df)
+        elif blank:  # predict: the rows with a label are scored
+            log.info("CSV '%s': %d rows have no label in column '%s': those are not scored", csv, blank, label_column)
+            labels = [label or None for label in labels]
     out: list[tuple[str, str | None, str | None]] = []
     for row, (cell, label) in enumerate(zip(paths, labels)):
         if label == "" and labelled:
@@ -327,7 +329,10 @@ def _read_npz(path: Path, source: str, size: int | None, labelled: bool, cache_d
             x = npz["x"] if "x" in keys else None
             y = npz["y"] if "y" in keys else None
     except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"file '{path}' cannot be read as an .npz ({str(e).strip() or type(e).__name__}); it needs "
+        # numpy's words for bytes that are not a zip of arrays suggest loading them as a pickle: never that
+        said = ("not an .npz of arrays: not a zip file, or arrays of Python objects" if "pickle" in str(e)
+                else str(e).strip() or type(e).__name__)
+        raise DataError(f"file '{path}' cannot be read as an .npz ({said}); it needs "
                         f"{need}; labels as numbers or strings (np.array(labels, dtype=str)), not objects") from e
     if x is None:
         raise DataError(f"file '{path}' holds arrays {', '.join(repr(k) for k in keys) or '(none)'}; it needs {need}")
@@ -341,7 +346,19 @@ def _read_npz(path: Path, source: str, size: int | None, labelled: bool, cache_d
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
         raise DataError(f"file '{path}': 'x' holds {int((~np.isfinite(x)).sum())} NaN or infinite values; replace "
                         "them (pixels are numbers in [0, 1] or [0, 255])")
-    x = decode.scale_to_uint8(x, f"file '{path}': 'x'")
+    x = _pixels_of_array(x, path)
+    labels = None if y is None else [v.decode() if isinstance(v, bytes) else str(v) for v in y.tolist()]
+    files = [f"x[{i}]" for i in range(len(x))]
+    blank = [] if labels is None else [i for i, v in enumerate(labels) if not v.strip() or v.lower() == "nan"]
+    if blank and labelled:  # as a CSV's blank label cells: those images are left out
+        log.warning("file '%s': %d images have no label in 'y' (NaN or empty) and are left out", path, len(blank))
+        keep = np.setdiff1d(np.arange(len(x)), blank)
+        if not len(keep):
+            raise DataError(f"file '{path}': every label in 'y' is NaN or empty; give each image its label")
+        x, labels, files = x[keep], [labels[i] for i in keep], [files[i] for i in keep]  # type: ignore[index]
+    elif blank:
+        log.info("file '%s': %d images have no label in 'y': the labels are not used", path, len(blank))
+        labels = None
     if x.shape[-1] == 4:  # RGBA: composited on white, as a file's transparency is
         alpha = x[..., 3:].astype(np.float32) / 255
         x = np.rint(x[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
@@ -350,14 +367,35 @@ def _read_npz(path: Path, source: str, size: int | None, labelled: bool, cache_d
     side = size or resize_side([(w, h)])
     arrays = [decode.decode_array(np.ascontiguousarray(img), side) for img in x]
     pixels = _stack(arrays)
-    labels = None if y is None else [v.decode() if isinstance(v, bytes) else str(v) for v in y.tolist()]
-    meta = {"files": [f"x[{i}]" for i in range(len(x))], "labels": labels,
+    meta = {"files": files, "labels": labels,
             "sizes": [(w, h)] * len(x), "modes": ["array"] * len(x), "unreadable": [], "size": side,
             "source": source}
     if file is not None:
         store.store(file, pixels, meta)
     log.info("read %d images from '%s' at %dx%d in %.2f s", len(x), source, side, side, time.perf_counter() - started)
     return _image_set(source, pixels, meta, key)
+
+
+def _pixels_of_array(x: np.ndarray, path: Path) -> np.ndarray:
+    """An .npz's pixels as uint8 by a fixed rule, never from the file's own range: a run trained on one file
+    and predicting on another must read a pixel value the same in both. uint8 and integers within 0-255 as
+    they are, bool as 0/255, uint16 as 16-bit (divided by 257), floats within [0, 1] times 255 and floats
+    within [0, 255] rounded; any other range is refused with the fix."""
+    if x.dtype == np.uint16:
+        return decode.scale_to_uint8(x, sixteen_bit=True)
+    if x.dtype == np.uint8 or x.dtype == bool or not x.size:
+        return decode.scale_to_uint8(x)
+    lo, hi = float(x.min()), float(x.max())
+    if np.issubdtype(x.dtype, np.floating) and lo >= 0 and hi <= 1 or \
+            np.issubdtype(x.dtype, np.integer) and lo >= 0 and hi <= 255:
+        return decode.scale_to_uint8(x)
+    if np.issubdtype(x.dtype, np.floating) and lo >= 0 and hi <= 255:
+        log.info("file '%s': 'x' holds floats in [%g, %g]: read as pixel values 0-255", path, lo, hi)
+        return np.rint(x).astype(np.uint8)
+    raise DataError(f"file '{path}': 'x' ({x.dtype}) holds values in [{lo:g}, {hi:g}], which are not pixels by any rule "
+                    "nnrecipe reads the same in every file: give uint8 (or integers) in 0-255, floats in [0, 1] or "
+                    "[0, 255], or uint16 for 16-bit images (scaling each file by its own minimum and maximum would "
+                    "make a prediction depend on the file's range)")
 
 
 def _channels_last(x: np.ndarray, path: Path) -> np.ndarray:
