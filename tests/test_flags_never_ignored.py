@@ -134,3 +134,27 @@ def test_outliers_are_not_the_rare_values_of_sparse_pixel_columns():
     verdict, rows = check_outliers((far,), None, "rows")
     assert verdict is not None and rows.tolist() == [7]
     assert np.isfinite(float(verdict.evidence["max_distance_in_ranges"]))
+
+
+def test_resume_knows_the_data_by_its_digest_not_by_a_cache_key(tmp_path):
+    # an image set's cache key changes with the reader's version and Pillow's: an upgrade must not make a
+    # run's own images 'other data'
+    import json
+
+    from nnrecipe.config import ConfigError
+    from nnrecipe.recipes.pipeline import _same_data
+
+    (tmp_path / "journal.json").write_text(json.dumps({"data": {"source": "photos", "sha256": "a" * 64,
+                                                                "content_key": "1" * 64}}))
+    _same_data(tmp_path, {"source": "photos", "sha256": "a" * 64, "content_key": "2" * 64})
+    with pytest.raises(ConfigError, match="that run trained on photos .*holds other data"):
+        _same_data(tmp_path, {"source": "photos", "sha256": "b" * 64, "content_key": "1" * 64})
+
+
+def test_an_ablation_variant_that_leaves_a_setting_unread_is_warned_about(cli, table, tmp_path):
+    code, out, err = cli("train", table, "--target", "target", "--epochs", "1", "--out", tmp_path / "runs",
+                         "--no-report", "--optimizer", "sgd", "--momentum", "0.5")
+    assert code == 0, err
+    base = next((tmp_path / "runs").iterdir())
+    code, out, err = cli("ablate", base, "--vary", "optimizer=adam", "--seeds", "1")
+    assert code == 0, err

@@ -174,7 +174,7 @@ class _NNRecipe(BaseEstimator):
             run = train_table(table, target, out=self.out if self.out is not None else temp, data_config=dcfg,
                               model_config=mcfg, train_config=tcfg, progress=self.progress,
                               checks=None if self.checks else (), audit=self.audit, report=self.out is not None,
-                              note=f"{type(self).__name__}.fit")
+                              note=f"{type(self).__name__}.fit", unread="warn")  # a grid's candidates
             model, meta = load_model(run.run_dir)
         self.model_, self.meta_ = model, meta
         self.verdicts_, self.audit_, self.history_ = run.verdicts, run.audit, run.history

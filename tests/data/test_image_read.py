@@ -42,8 +42,14 @@ def test_a_class_folder_reads_sorted_with_labels_and_ignores_hidden_and_other_fi
     original = np.array(Image.open(folder / "square" / "0001.png"))  # already 32 x 32: left untouched
     assert torch.equal(images.pixels[6], torch.from_numpy(original).permute(2, 0, 1))
     assert images.fingerprint == {"source": str(folder), "images": 12, "unreadable": 0, "size": 32, "channels": 3,
-                                  "content_key": images.content_key}
-    assert len(images.content_key) == 64
+                                  "content_key": images.content_key, "sha256": images.fingerprint["sha256"]}
+    assert len(images.content_key) == 64 and len(images.fingerprint["sha256"]) == 64
+    from nnrecipe.data.image import store
+
+    with pytest.MonkeyPatch.context() as m:  # the data's digest, unlike the cache key, ignores the reader's version
+        m.setattr(store, "READ_VERSION", store.READ_VERSION + 1)
+        again = read_images(folder, cache=False)
+    assert again.fingerprint["sha256"] == images.fingerprint["sha256"] and again.content_key != images.content_key
 
 
 def test_resize_rule_on_mixed_sizes(tmp_path):

@@ -224,3 +224,39 @@ def test_a_scheduler_of_your_own_steps_each_epoch_or_each_step_and_is_recorded(t
     with pytest.raises(ConfigError, match=r"scheduler= and TrainConfig\(schedule='cosine'\) both schedule"):
         Trainer(model, nn.MSELoss(), (x, y[:, None]), optimizer=opt, scheduler=per_step,
                 config=TrainConfig(schedule="cosine", device="cpu"))
+
+
+def test_a_loss_of_your_own_may_reshape_and_a_double_model_takes_float64_arrays():
+    x, y = _regression()
+
+    def squeezed(out, target):  # reshapes what it is given: no broadcast to refuse
+        return nn.functional.mse_loss(out.squeeze(-1), target)
+
+    Trainer(_net(), squeezed, (x, y), config=CFG).fit()
+    double = _net().double()
+    Trainer(double, nn.MSELoss(), (x.double().numpy(), y[:, None].double().numpy()), config=CFG).fit()
+    assert next(double.parameters()).dtype == torch.float64
+
+
+def test_groups_of_their_own_rates_are_no_conflict_and_a_sampler_sets_the_last_batch():
+    x, y = _regression(101)
+    model = _net()
+    opt = torch.optim.Adam([{"params": model[0].parameters(), "lr": 1e-4}, {"params": model[2].parameters()}], lr=1e-3)
+    Trainer(model, nn.MSELoss(), (x, y[:, None]), optimizer=opt, config=TrainConfig(lr=1e-3, device="cpu"))
+    torch.manual_seed(0)
+    bn = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+    from torch.utils.data import SubsetRandomSampler
+
+    loader = DataLoader(TensorDataset(x, y[:, None]), batch_size=50, sampler=SubsetRandomSampler(range(64)))
+    assert Trainer(bn, nn.MSELoss(), loader, config=CFG).steps_per_epoch == 2  # 50 and 14 rows: none of one
+    loader = DataLoader(TensorDataset(x, y[:, None]), batch_size=50, sampler=SubsetRandomSampler(range(51)))
+    assert Trainer(bn, nn.MSELoss(), loader, config=CFG).steps_per_epoch == 1  # 50 and 1: the one row left out
+
+
+def test_a_device_or_memory_error_of_a_torch_loss_is_not_told_as_shapes():
+    from nnrecipe.steps.step import _misfit
+
+    assert not _misfit(RuntimeError("Expected all tensors to be on the same device, but found cuda:0 and cpu"))
+    assert not _misfit(RuntimeError("CUDA error: device-side assert triggered"))
+    assert _misfit(ValueError("Target size (torch.Size([32])) must be the same as input size (torch.Size([32, 1]))"))
+    assert _misfit(IndexError("Target 12 is out of bounds."))

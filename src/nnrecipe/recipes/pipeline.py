@@ -155,9 +155,13 @@ class Options:
     checks: tuple[Any, ...] | None = None  # the doctor's checks before training (None: all; (): none)
     refit: dict[str, Any] | None = None  # R2: {"epochs": N, ...the trial it retrains}
     audit: bool = True
+    # settings the run would not read (config.unread): refused; warned about where another tool chose them
+    # (an ablation's variant that switches the optimizer, a grid search's candidate)
+    unread: str = "refuse"
 
     def __post_init__(self) -> None:
         check_choice("lr_find", self.lr_find, ("off", "on", "confirm"))
+        check_choice("unread", self.unread, ("refuse", "warn"))
 
     @classmethod
     def of(cls, callbacks: Sequence[Callback] | None = None, export: Sequence[str] = (),
@@ -271,7 +275,9 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     prepared = recipe.prepare(data, dcfg, mcfg, aimed)  # (an image recipe refuses a table's settings first)
     if not resuming and not opts.callbacks and refit is None:  # a search's trials draw only what they read
         unused = unread_settings(mcfg, tcfg)
-        if unused:  # accepted, they would be ignored
+        if unused and opts.unread == "warn":
+            log.warning("%s: this run does not use them", "; ".join(unused))
+        elif unused:  # accepted, they would be ignored
             raise ConfigError("; ".join(unused) + ": add what reads them, or leave them out")
     if resuming:
         _same_data(run_dir, recipe.journal(data, prepared, dcfg))
@@ -766,11 +772,14 @@ def _same_data(run_dir: Path, now: dict[str, Any]) -> None:
     if not isinstance(then, dict):  # killed before its journal: config.json names the file it was started on
         config = read_json_or_none(run_dir / "config.json")
         source = config.get("source") if isinstance(config, dict) else None
-        if isinstance(source, str) and now.get("source") and Path(source).resolve() != Path(now["source"]).resolve():
+        if isinstance(source, str) and now.get("source") and Path(source).exists() and Path(now["source"]).exists() \
+                and not os.path.samefile(source, now["source"]):
             raise ConfigError(f"--resume {run_dir}: that run was started on {source}, not {now['source']}; resume "
                               "with the data the run trained on, or start a new run on this data")
         return
-    for key in ("sha256", "content_key"):
+    # sha256: a table's file bytes, an image set's files and labels (never a cache key: it changes with the
+    # reader's version, and an upgrade would refuse every resume)
+    for key in ("sha256",):
         if then.get(key) and now.get(key) and then[key] != now[key]:
             raise ConfigError(f"--resume {run_dir}: that run trained on {then.get('source') or 'other data'} (content "
                               f"{str(then[key])[:12]}), and {now.get('source') or 'the data given'} holds other "

@@ -253,7 +253,7 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
                 resume: str | os.PathLike | None = None, strict: bool = False,
                 parent: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None,
                 report: bool = True, export: Sequence[str] = (), checks: Sequence[Any] | None = None,
-                refit: dict[str, Any] | None = None, audit: bool = True) -> Run:
+                refit: dict[str, Any] | None = None, audit: bool = True, unread: str = "refuse") -> Run:
     """Train the model the recipe advises for `target` in a CSV/Parquet file or a DataFrame, and leave
     a run folder under `out`. `lr_find`: 'off', 'on' (T4: train at the range test's candidate) or
     'confirm' (the best of short runs around it). `strict`: stop before training when a check fails
@@ -265,12 +265,14 @@ def train_table(data: str | os.PathLike | pd.DataFrame, target: str, *, out: str
     of them; () none, as a search's trials do). `refit` (R2): train on the training and validation rows
     together for refit["epochs"] epochs, no early stopping, the last weights kept; the dict (the trial it
     retrains, say) is recorded in config.json. `audit`: the data audit first (a search's trials, which
-    share one table, leave it to the retrained best). Returns the Run, with its config and results.
+    share one table, leave it to the retrained best). `unread`: 'refuse' a setting the run would not read
+    (momentum beside adam), or 'warn' (an ablation's variant, a grid search's candidate). Returns the Run,
+    with its config and results.
     Raises DataError/ConfigError naming the input and the fix."""
     data, dcfg = text_folder(data, dataclasses.replace(data_config or DataConfig(), target=target))
     opts = Options.of(out=out, note=note, progress=progress, callbacks=callbacks, lr_find=lr_find, resume=resume,
                       strict=strict, parent=parent, config_file=config_file, report=report, export=export,
-                      checks=checks, refit=refit, audit=audit)
+                      checks=checks, refit=refit, audit=audit, unread=unread)
     return run(TableRecipe(), data, dcfg, model_config or ModelConfig(), train_config or TrainConfig(), opts)
 
 

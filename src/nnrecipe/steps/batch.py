@@ -106,14 +106,15 @@ def _fits_forward(model: torch.nn.Module, inputs: Any, error: TypeError) -> None
 
     try:
         signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):  # no signature to read (a builtin's)
+        return
+    try:
         signature.bind(*inputs)
     except TypeError:
         raise ConfigError(
             f"the batch gives the model {len(inputs)} inputs, which do not fit its forward{signature} ({error}): a "
             "batch tuple is the inputs then the target, (x, y) or (x1, x2, y); sample weights go in a dict, "
             "{'x': X, 'target': y, 'sample_weight': w}") from None
-    except ValueError:  # no signature to read (a builtin's)
-        return
 
 
 def main_output(outputs: Any) -> torch.Tensor:

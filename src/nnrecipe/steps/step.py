@@ -99,15 +99,17 @@ class Step:
         return self._loss(out, target, weight)
 
     def _loss(self, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-        if out.shape != target.shape:  # shapes only, no device sync: cheap on every batch
+        # a loss of the caller's own may reshape what it is given, and raises its own errors with its own lines
+        torch_loss = _torch_loss(self.loss_fn)
+        if torch_loss and out.shape != target.shape:  # shapes only, no device sync: cheap on every batch
             check_broadcast(self.loss_fn, out, target)
         try:
             return self._weighed(out, target, weight)
         except ConfigError:
             raise
         except (RuntimeError, ValueError, IndexError) as e:
-            if isinstance(e, torch.OutOfMemoryError) or not _torch_loss(self.loss_fn):
-                raise  # a loss of the caller's own raises its own errors, with its own lines
+            if not torch_loss or not _misfit(e):
+                raise  # a device, memory or CUDA error is not a matter of shapes and dtypes
             raise ConfigError(loss_misfit(self.loss_fn, out, target, e)) from e
 
     def _weighed(self, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -164,6 +166,17 @@ def _torch_loss(loss_fn: Any) -> bool:
     the outputs and targets are about their shapes and dtypes, which the caller can be told how to fix."""
     module = type(loss_fn).__module__ if isinstance(loss_fn, nn.Module) else getattr(loss_fn, "__module__", "")
     return str(module).startswith("torch.")
+
+
+# what torch's losses say when the outputs and targets do not fit them (shapes, dtypes, class indices)
+MISFIT_WORDS = ("size", "shape", "dtype", "out of bounds", "expected scalar type", "target tensor", "result type",
+                "can't be cast", "same as input", "Expected floating point", "1D target", "0D or 1D")
+
+
+def _misfit(error: Exception) -> bool:
+    said = str(error)
+    return not isinstance(error, torch.OutOfMemoryError) and "device" not in said.lower() and \
+        any(w.lower() in said.lower() for w in MISFIT_WORDS)
 
 
 def check_broadcast(loss_fn: Any, out: torch.Tensor, target: torch.Tensor) -> None:

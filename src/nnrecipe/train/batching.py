@@ -44,14 +44,15 @@ def sortish(perm: torch.Tensor, lengths: torch.Tensor, batch_size: int, generato
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-def _as_tensor(x: Any, name: str) -> torch.Tensor:
+def _as_tensor(x: Any, name: str, float_dtype: torch.dtype | None = None) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
     if isinstance(x, np.ndarray):
         # numpy's floats are float64 unless asked, torch's float32: a float32 model cannot take float64
-        # inputs (Keras casts numpy inputs the same way); a float64 tensor stays the caller's choice
+        # inputs, so they take the model's float type (Keras casts numpy inputs the same way); a float64
+        # tensor stays the caller's choice
         t = torch.from_numpy(x)
-        return t.to(torch.get_default_dtype()) if t.dtype == torch.float64 else t
+        return t.to(float_dtype or torch.get_default_dtype()) if t.dtype == torch.float64 else t
     raise ConfigError(f"{name} holds a {type(x).__name__}; pass tensors or numpy arrays, a Dataset or a DataLoader")
 
 
@@ -130,8 +131,8 @@ class LoaderBatches:
         self.cut = None  # a user's DataLoader: the batches an epoch takes (its last left out when it holds one row)
         if isinstance(data, DataLoader):
             self.loader, self.sampler = data, None
-            size = data.batch_size
-            if drop_last and size and not data.drop_last and _sized(data) and len(data.dataset) % size == 1:
+            size = data.batch_size  # the rows an epoch draws are the sampler's (a subset sampler draws fewer)
+            if drop_last and size and not data.drop_last and _sized(data.sampler) and len(data.sampler) % size == 1:
                 self.cut = len(data) - 1  # type: ignore[arg-type]
         else:
             self.sampler = _EpochSampler(len(data), shuffle)  # type: ignore[arg-type]
@@ -162,10 +163,10 @@ class LoaderBatches:
             yield tuple(to_device(b, self.device, non_blocking=True) for b in batch)
 
 
-def _sized(loader: DataLoader) -> bool:
+def _sized(sampler: Any) -> bool:
     try:
-        len(loader.dataset)  # type: ignore[arg-type]
-    except TypeError:  # an IterableDataset without a length
+        len(sampler)
+    except TypeError:  # an IterableDataset's sampler has no length
         return False
     return True
 
@@ -185,7 +186,7 @@ def n_rows(data: Any) -> int:
 
 def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
                  name: str = "train_data", drop_single: bool = False,
-                 bucket_by: int | None = None) -> TensorBatches | LoaderBatches:
+                 bucket_by: int | None = None, float_dtype: torch.dtype | None = None) -> TensorBatches | LoaderBatches:
     """Accept (X, y) tensors or arrays, a bare X, a dict of tensors, a TensorDataset, any Dataset, or a
     DataLoader. `drop_single`: leave out an epoch's last batch when it would hold a single row (BatchNorm
     cannot normalize one row in training mode); a user's own DataLoader too, when it batches by a size. `bucket_by`: the
@@ -200,9 +201,9 @@ def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device
     if isinstance(data, Mapping):
         if not data:
             raise ConfigError(f"{name} is an empty dict; give it the input tensors and the target by name")
-        keys, data = [str(k) for k in data], [_as_tensor(t, f"{name}[{k!r}]") for k, t in data.items()]
+        keys, data = [str(k) for k in data], [_as_tensor(t, f"{name}[{k!r}]", float_dtype) for k, t in data.items()]
     elif isinstance(data, (tuple, list)):
-        data = [_as_tensor(t, name) for t in data]
+        data = [_as_tensor(t, name, float_dtype) for t in data]
     elif not isinstance(data, Dataset):
         raise ConfigError(f"{name} is a {type(data).__name__}; pass (X, y) tensors or arrays, a dict of tensors, "
                           "a Dataset or a DataLoader")

@@ -153,11 +153,14 @@ class Trainer(TrainerState):
         batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         self.train_data = train_data
         # bucket_by: the position of an input of token ids (0 padding): training batches of similar lengths
+        # numpy float64 arrays take the model's float type (float32 unless the model is double)
+        self._float = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
         self.batches = make_batches(train_data, self.batch_size, shuffle=True, device=self.device,
-                                    drop_single=batchnorm, bucket_by=bucket_by)
+                                    drop_single=batchnorm, bucket_by=bucket_by, float_dtype=self._float)
         self.val_data = val_data
         self._val_batches = None if val_data is None else make_batches(
-            val_data, max(self.batch_size, 1024), shuffle=False, device=self.device, name="val_data")
+            val_data, max(self.batch_size, 1024), shuffle=False, device=self.device, name="val_data",
+            float_dtype=self._float)
         self.steps_per_epoch = len(self.batches)
         self.monitor = f"val_{cfg.metric}" if cfg.metric is not None else cfg.monitor
         if val_data is None and self.monitor.startswith("val_"):
@@ -463,7 +466,7 @@ class Trainer(TrainerState):
                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         model = self.model if model is None else model.to(self.device)
         batches = data if hasattr(data, "epoch") else make_batches(
-            data, max(self.batch_size, 1024), shuffle=False, device=self.device, name="data")
+            data, max(self.batch_size, 1024), shuffle=False, device=self.device, name="data", float_dtype=self._float)
         model.eval()
         outs, targets, weights = [], [], []
         for raw in batches.epoch(0, 0):
@@ -639,8 +642,12 @@ def _check_config_beside(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> 
     ignored for them, so the two must agree (a rate left to the rule, None, takes the optimizer's)."""
     group, default = optimizer.param_groups[0], TrainConfig()
     rate, decay = group.get("initial_lr", group["lr"]), group.get("weight_decay", 0.0)
+    # the rate as the optimizer holds it anywhere: its default, a group's (groups may have their own), before
+    # or after a schedule moved it
+    rates = [optimizer.defaults.get("lr")] + [g.get(k) for g in optimizer.param_groups for k in ("lr", "initial_lr")]
     clash = []
-    if cfg.lr is not None and not math.isclose(cfg.lr, float(rate), rel_tol=1e-6):
+    if cfg.lr is not None and not any(isinstance(r, (int, float)) and math.isclose(cfg.lr, float(r), rel_tol=1e-6)
+                                      for r in rates):
         clash.append(f"lr={cfg.lr:g} (the optimizer's {float(rate):g})")
     if cfg.optimizer != default.optimizer and cfg.optimizer != type(optimizer).__name__.lower():
         clash.append(f"optimizer={cfg.optimizer!r} (the optimizer is a {type(optimizer).__name__})")
@@ -676,13 +683,14 @@ def _check_full_step_signature(step: Callable[..., Any]) -> None:
 
     try:
         signature = inspect.signature(step)
+    except (TypeError, ValueError):  # no signature to read
+        return
+    try:
         signature.bind(None, None, None)
     except TypeError:
         raise ConfigError(f"step={getattr(step, '__name__', type(step).__name__)}{signature} cannot be called as "
                           "step(model, optimizer, batch), the signature of a step that does the whole step; to "
                           "change only the loss, subclass nnrecipe.Step and override loss(model, batch)") from None
-    except ValueError:  # no signature to read
-        return
 
 
 def _check_full_step(cfg: TrainConfig) -> None:

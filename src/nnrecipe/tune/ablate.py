@@ -90,6 +90,7 @@ def ablate(run_dir: str | os.PathLike, vary: dict[str, list[Any]], *, seeds: int
                                       model_config=changed["model"], train_config=changed["train"],
                                       note=f"R3 ablation of {base.name}: {name}={value}, seed {seed}",
                                       parent=base,  # journal.json: the parent and what changed from it
+                                      unread="warn",  # a variant may switch off what reads a base's setting
                                       # a retrained base (R2): its variants retrain too, for their own epochs
                                       refit=None if refit is None else {**refit, "epochs": changed["train"].epochs})
                 log.info("ablation of %s: %s=%s, seed %d: test %s", base.name, name, value, seed,

@@ -124,13 +124,14 @@ def read_images(source: str | os.PathLike, size: int | None = None, *, path_colu
         raise DataError(f"'{source}' is not a source of images; give {SOURCES}")
     fulls = [full for _, full, _ in entries]
     digests = store.file_digests(fulls)
-    key = store.content_key([(rel, label, d) for (rel, _, label), d in zip(entries, digests)], size)
+    items = [(rel, label, d) for (rel, _, label), d in zip(entries, digests)]
+    key, data = store.content_key(items, size), store.data_digest(items)
     file = store.entry(key, cache_dir) if cache else None
     if file is not None:
         hit = store.load(file)
         if hit is not None:
             log.info("images of '%s' loaded from the cache (%s)", source, file)
-            return _image_set(str(source), hit[0], hit[1], key)
+            return _image_set(str(source), hit[0], hit[1], key, data)
     workers = min(DECODE_THREADS, os.cpu_count() or 1) if len(entries) >= 64 else 1
     with ThreadPoolExecutor(workers) as pool:
         heads = list(pool.map(lambda f: decode.open_header(f) if f is not None else "no path", fulls, chunksize=32))
@@ -158,7 +159,7 @@ def read_images(source: str | os.PathLike, size: int | None = None, *, path_colu
         meta["labels"] = None
     if file is not None:
         store.store(file, pixels, meta)
-    images = _image_set(str(source), pixels, meta, key)
+    images = _image_set(str(source), pixels, meta, key, data)
     log.info("read %d images from '%s' (%d unreadable, left out) at %dx%d, %d channel(s) in %.2f s", len(arrays),
              source, len(meta["unreadable"]), side, side, images.channels, time.perf_counter() - started)
     return images
@@ -172,7 +173,7 @@ def _stack(arrays: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).unsqueeze(1).contiguous()
 
 
-def _image_set(source: str, pixels: torch.Tensor, meta: dict[str, Any], key: str) -> ImageSet:
+def _image_set(source: str, pixels: torch.Tensor, meta: dict[str, Any], key: str, data: str) -> ImageSet:
     n, channels, side = len(pixels), int(pixels.shape[1]), int(pixels.shape[2])
     return ImageSet(source=source, pixels=pixels, files=list(meta["files"]),
                     labels=None if meta["labels"] is None else [None if x is None else str(x) for x in meta["labels"]],
@@ -180,7 +181,7 @@ def _image_set(source: str, pixels: torch.Tensor, meta: dict[str, Any], key: str
                     unreadable=[(str(f), str(r)) for f, r in meta["unreadable"]], size=side, channels=channels,
                     content_key=key,
                     fingerprint={"source": source, "images": n, "unreadable": len(meta["unreadable"]), "size": side,
-                                 "channels": channels, "content_key": key})
+                                 "channels": channels, "content_key": key, "sha256": data})
 
 
 # ---------------------------------------------------------------- a folder
@@ -314,13 +315,14 @@ def _read_npz(path: Path, source: str, size: int | None, labelled: bool, cache_d
               cache: bool, started: float) -> ImageSet:
     """x: (N, H, W), (N, H, W, C) or (N, C, H, W) with C in 1, 3, 4 (a last axis of 1, 3 or 4 is the channel
     axis); uint8, bool, integers or floats (scale_to_uint8). y: (N,) labels, optional when not labelled."""
-    key = store.content_key([("x", None, store.file_digests([str(path)])[0])], size)
+    items = [("x", None, store.file_digests([str(path)])[0])]
+    key, data = store.content_key(items, size), store.data_digest(items)
     file = store.entry(key, cache_dir) if cache else None
     if file is not None:
         hit = store.load(file)
         if hit is not None:
             log.info("images of '%s' loaded from the cache (%s)", source, file)
-            return _image_set(source, hit[0], hit[1], key)
+            return _image_set(source, hit[0], hit[1], key, data)
     need = ("'x' (the images: (N, H, W), (N, H, W, C) or (N, C, H, W), C in 1, 3, 4) and 'y' (their labels, (N,)); "
             "save them with np.savez(file, x=images, y=labels)")
     try:
@@ -373,7 +375,7 @@ def _read_npz(path: Path, source: str, size: int | None, labelled: bool, cache_d
     if file is not None:
         store.store(file, pixels, meta)
     log.info("read %d images from '%s' at %dx%d in %.2f s", len(x), source, side, side, time.perf_counter() - started)
-    return _image_set(source, pixels, meta, key)
+    return _image_set(source, pixels, meta, key, data)
 
 
 def _pixels_of_array(x: np.ndarray, path: Path) -> np.ndarray:

@@ -62,6 +62,15 @@ def content_key(items: Sequence[tuple[str, str | None, str]], size: int | None) 
     return digest.hexdigest()
 
 
+def data_digest(items: Sequence[tuple[str, str | None, str]]) -> str:
+    """The SHA-256 of the data alone, each (relative path, label, file digest): what a run's journal keeps to
+    know its data again (--resume), the same whatever READ_VERSION, Pillow or the size."""
+    digest = hashlib.sha256()
+    for rel, label, sha in items:
+        digest.update(f"{rel}\0{'' if label is None else label}\0{label is None}\0{sha}\n".encode())
+    return digest.hexdigest()
+
+
 def entry(key: str, cache_dir: str | os.PathLike | None) -> Path:
     return table_cache.cache_folder(cache_dir, kind="images") / f"{key}.safetensors"
 
