@@ -74,9 +74,11 @@ def test_a_search_draws_only_the_settings_its_trial_reads():
     assert "activation" in mlp and "batchnorm" in mlp
 
 
-def test_batchsize_refuses_the_settings_of_a_training_run(cli, table):
+def test_batchsize_and_doctor_refuse_the_settings_of_a_training_run(cli, table):
     code, out, err = cli("batchsize", table, "--target", "target", "--teacher", "/nonexistent", "--distill-alpha", "0.5")
     assert code == 2 and "--teacher, --distill-alpha: settings of a training run" in err
+    code, out, err = cli("doctor", table, "--target", "target", "--patience", "5", "--swa-start", "3")
+    assert code == 2 and "--patience, --swa-start: settings of a training run, and the doctor runs its checks" in err
 
 
 def test_resume_refuses_a_note_range_test_parent_folder_or_data_other_than_the_runs(cli, table, tmp_path):

@@ -391,7 +391,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .recipes import doctor_table
+    from .recipes.tabular import refuse_training_settings
 
+    # the flags typed here (a --config file shared with train may hold a run's settings): the teacher and the
+    # attack are checked (a bad teacher fails), though the checks run the supervised step
+    refuse_training_settings(_config(TrainConfig, args), "the doctor runs its checks on the model without training it",
+                             kept=("teacher", "distill_temperature", "distill_alpha", "adversarial", "adv_epsilon",
+                                   "adv_steps", "adv_step_size"))
     file = read_config_file(args.config) if args.config else {}
     with quiet():  # the verdicts are the output: not also a log line each
         diagnosis = doctor_table(

@@ -88,7 +88,7 @@ def test_paths_that_lead_nowhere_and_one_image_are_told_so(tmp_path):
         read_images(tmp_path / "x.npz")
 
 
-def test_predict_scores_the_rows_of_a_csv_that_hold_a_label(tmp_path, cli):
+def test_predict_scores_the_rows_of_a_csv_that_hold_a_label_in_the_runs_target_column(tmp_path, cli):
     from nnrecipe.testing import write_image_folder
 
     pixels, labels = shape_images(36, 16, seed=4)
@@ -97,8 +97,9 @@ def test_predict_scores_the_rows_of_a_csv_that_hold_a_label(tmp_path, cli):
     assert code == 0, err
     run = next((tmp_path / "runs").iterdir())
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.png"))
-    rows = [f"{f},{'' if i % 4 == 0 else f.split('/')[0]}" for i, f in enumerate(files)]
-    (folder / "list.csv").write_text("file,label\n" + "\n".join(rows) + "\n")
+    # a third column: the labels are read from the run's target column by its name
+    rows = [f"{f},{'' if i % 4 == 0 else f.split('/')[0]},{i}" for i, f in enumerate(files)]
+    (folder / "list.csv").write_text("file,label,id\n" + "\n".join(rows) + "\n")
     code, out, err = cli("predict", run, folder / "list.csv", "--out", tmp_path / "p.csv")
     blank = sum(i % 4 == 0 for i in range(len(files)))
     assert code == 0 and f"on the {len(files) - blank} rows that hold a target; {blank} without one not scored" in out + err

@@ -26,8 +26,11 @@ def run(args: argparse.Namespace) -> int:
     from ..config import DataConfig, ModelConfig, TrainConfig, read_config_file
     from ..io import write_json
     from ..logs import quiet
-    from ..recipes.tabular import batch_sizes_table
+    from ..recipes.tabular import batch_sizes_table, refuse_training_settings
 
+    # the flags typed here (a --config file shared with train may hold a run's settings)
+    refuse_training_settings(_config(TrainConfig, args), "batchsize times training steps of the model without "
+                             "training it")
     if args.out:
         _check_out(args.out, "file", "batchsize.json")
     file = read_config_file(args.config) if args.config else {}

@@ -27,7 +27,7 @@ from ..checks import Diagnosis
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..data.audit.augment_check import check_augmentation, check_split_augmentation
 from ..data.audit.images import audit_images
-from ..data.image import ImageSet, read_images
+from ..data.image import ImageSet, csv_columns, read_images
 from ..data.image.augment import Augment, Augmented, resolve_preset
 from ..data.prepare import SPLITS
 from ..data.split import split_indices
@@ -369,7 +369,11 @@ def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike, batch_si
     (the images read, those unreadable, the accuracy when the source has labels)."""
     model, meta = load_model(run_dir, required=PREDICT_NEEDS)
     settings = meta["images"]
-    images = read_images(data, int(settings["size"]), labelled=False, path_column=path_column)
+    # a CSV with more than the paths and the labels: the labels are the run's target column, when it has it
+    target = meta.get("target")
+    label_column = target if isinstance(target, str) and target in csv_columns(data) else None
+    images = read_images(data, int(settings["size"]), labelled=False, path_column=path_column,
+                         label_column=label_column)
     x = _as_channels(images.pixels.float().div_(255), int(settings["channels"]))
     model.eval()
     with torch.no_grad():

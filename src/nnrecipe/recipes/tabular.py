@@ -283,6 +283,17 @@ NOT_MEASURED = ("epochs", "schedule", "step_size", "gamma", "warmup_epochs", "pl
                 "adv_step_size", "robustness", "checkpoint_every")
 
 
+def refuse_training_settings(tcfg: TrainConfig, what: str, kept: tuple[str, ...] = ()) -> None:
+    """A training run's settings given as flags to a command that does not train (`doctor`, `batchsize`:
+    accepted, they would change nothing): refused by name. (The Python functions take a run's TrainConfig
+    as it is, shared with train_table.)"""
+    default = TrainConfig()
+    unread = [f"--{name.replace('_', '-')}" for name in NOT_MEASURED
+              if name not in kept and getattr(tcfg, name) != getattr(default, name)]
+    if unread:
+        raise ConfigError(f"{', '.join(unread)}: settings of a training run, and {what}; leave them out")
+
+
 def batch_sizes_table(data: str | os.PathLike | pd.DataFrame, target: str, *, data_config: DataConfig | None = None,
                       model_config: ModelConfig | None = None, train_config: TrainConfig | None = None,
                       **measure: Any) -> tuple[Any, Any, int]:
@@ -291,11 +302,6 @@ def batch_sizes_table(data: str | os.PathLike | pd.DataFrame, target: str, *, da
     training it; `measure`: keywords of train.batch_size.measure_batch_sizes."""
     data, dcfg = text_folder(data, dataclasses.replace(data_config or DataConfig(), target=target))
     mcfg, tcfg = model_config or ModelConfig(), train_config or TrainConfig()
-    default = TrainConfig()
-    unread = [f"--{name.replace('_', '-')}" for name in NOT_MEASURED if getattr(tcfg, name) != getattr(default, name)]
-    if unread:  # accepted, they would change nothing of the measurement
-        raise ConfigError(f"{', '.join(unread)}: settings of a training run, and batchsize times training steps of "
-                          "the model without training it; leave them out")
     recipe = TableRecipe()
     prepared = recipe.prepare(data, dcfg, mcfg, tcfg)
     model = recipe.build(prepared, mcfg, tcfg.seed, prepared.targets["train"], tcfg.deterministic)

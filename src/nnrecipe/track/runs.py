@@ -218,10 +218,17 @@ def format_runs(runs: Sequence[RunInfo], params: Sequence[str] | None = None) ->
     header = ["id", "date", "note", "data", *(short_key(p, keys) for p in params), "best", "test"]
     lines = [[r.id, r.date, _cut(r.note, 40), r.data, *(_text(r.flat().get(p)) for p in params),
               "-" if r.best is None else f"{r.monitor} {r.best:.4g}",
-              "-" if r.test is None else f"{r.test_metric} {r.test:.4g}"] for r in runs]
+              ("-" if r.test is None else f"{r.test_metric} {r.test:.4g}") + _no_model(r)] for r in runs]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip()
                      for row in [header, *lines]) + "\n"
+
+
+def _no_model(run: RunInfo) -> str:
+    """A finished run of `train` whose model file is gone: listed, but said, since predict cannot use it."""
+    lost = run.config.get("kind") not in (None, "trainer") and bool(run.results) \
+        and not (run.path / "model.safetensors").is_file()
+    return " (model.safetensors missing)" if lost else ""
 
 
 def _text(v: Any) -> str:

@@ -241,6 +241,15 @@ def _walk(folder: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- a CSV
+def csv_columns(source: str | os.PathLike) -> list[str]:
+    """The columns of a CSV of image paths (none for a folder or an .npz): predict scores against the run's
+    target column when the CSV has it."""
+    path = Path(source)
+    if path.suffix.lower() not in TABLE_SUFFIXES or not path.is_file():
+        return []
+    return [str(c) for c in _read_csv(path, rows=0).columns]
+
+
 def _read_csv(path: Path, rows: int | None = None) -> pd.DataFrame:
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, nrows=rows,
