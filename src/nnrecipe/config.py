@@ -8,6 +8,7 @@ import math
 import numbers
 import re
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -395,6 +396,11 @@ def unread(name: str, model: ModelConfig, train: TrainConfig) -> str | None:
              "swa_lr": ("--swa-start", train.swa_start is not None),
              "stop_alpha": ("--stop-criterion gl or pq", train.stop_criterion in ("gl", "pq")),
              "decay_all": ("a --weight-decay above 0", train.weight_decay > 0),
+             "distill_temperature": ("--teacher", train.teacher is not None),
+             "distill_alpha": ("--teacher", train.teacher is not None),
+             "adv_epsilon": ("--adversarial or --robustness", train.adversarial != "off" or train.robustness),
+             "adv_steps": ("--adversarial pgd", train.adversarial == "pgd"),
+             "adv_step_size": ("--adversarial pgd", train.adversarial == "pgd"),
              # TabM keeps its authors' blocks (ReLU, no BatchNorm, their init); members are TabM's
              "activation": ("--model mlp (TabM keeps its authors' ReLU blocks)", mlp),
              "batchnorm": ("--model mlp (TabM keeps its authors' blocks)", mlp),
@@ -415,6 +421,17 @@ def unread_settings(model: ModelConfig, train: TrainConfig) -> list[str]:
                 flag = f"--{f.name.replace('_', '-')}" + ("" if value is True else f" {value}")
                 found.append(f"{flag} is read with {needs} only")
     return found
+
+
+def as_config(cls: type[C], given: Any, where: str) -> C | None:
+    """A config argument as its frozen dataclass: None stays None (the defaults), an instance is itself, a
+    dict of its fields ({"epochs": 30}) is built with from_dict's checks; anything else is refused."""
+    if given is None or isinstance(given, cls):
+        return given
+    if isinstance(given, Mapping):
+        return from_dict(cls, dict(given), where=where)
+    raise ConfigError(f"{where} is a {type(given).__name__}; give a {cls.__name__} (nnrecipe.{cls.__name__}(...)) "
+                      "or a dict of its fields")
 
 
 def _widths(hidden: Any) -> tuple[int, ...]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from .config import DataConfig, ModelConfig, TrainConfig, from_dict
-from .errors import ConfigError
+from .config import DataConfig, ModelConfig, TrainConfig, as_config, from_dict
 from .data.split import MIN_ROWS
 from .data.transforms import TablePreprocessor, label_strings
 from .models import load_model
@@ -391,14 +389,7 @@ def _plain(value: Any) -> Any:
 
 def _config(cls: type[Any], given: Any, name: str) -> Any:
     """A config parameter as its frozen dataclass: None the defaults, a dict its fields ({"epochs": 30})."""
-    if given is None:
-        return cls()
-    if isinstance(given, cls):
-        return given
-    if isinstance(given, Mapping):
-        return from_dict(cls, dict(given), where=name)
-    raise ConfigError(f"{name} is a {type(given).__name__}; give a {cls.__name__} (nnrecipe.{cls.__name__}(...)) or a "
-                      "dict of its fields")
+    return as_config(cls, given, name) or cls()
 
 
 def _setting(name: str, value: Any) -> Any:

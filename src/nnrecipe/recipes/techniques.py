@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import DataConfig, TrainConfig
+from ..config import DataConfig, ModelConfig, TrainConfig, unread
 from ..errors import ConfigError
 from ..io import read_json_or_none
 
@@ -61,17 +61,15 @@ def technique_step(prepared: Any, artifact: dict[str, Any], dcfg: DataConfig, tc
     return base
 
 
+TECHNIQUE_SETTINGS = ("distill_temperature", "distill_alpha", "adv_epsilon", "adv_steps", "adv_step_size")
+
+
 def check_technique_flags(tcfg: TrainConfig) -> None:
     """A technique's setting given while the technique is off would be accepted and ignored: refused, named
     (when the run starts: a --config file may set one that a flag then switches off)."""
     default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    pgd = tcfg.adversarial == "pgd"
-    off = [(name, why) for name, why, on in (
-        ("distill_temperature", "--teacher", tcfg.teacher is not None),
-        ("distill_alpha", "--teacher", tcfg.teacher is not None),
-        ("adv_epsilon", "--adversarial or --robustness", tcfg.adversarial != "off" or tcfg.robustness),
-        ("adv_steps", "--adversarial pgd", pgd), ("adv_step_size", "--adversarial pgd", pgd))
-        if not on and getattr(tcfg, name) != default[name]]
+    off = [(name, why) for name in TECHNIQUE_SETTINGS
+           if (why := unread(name, ModelConfig(), tcfg)) is not None and getattr(tcfg, name) != default[name]]
     if off:
         raise ConfigError("; ".join(f"--{n.replace('_', '-')} is read with {why} only" for n, why in off)
                           + ": add it, or leave the setting out")

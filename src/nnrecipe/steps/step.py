@@ -100,15 +100,14 @@ class Step:
 
     def _loss(self, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         # a loss of the caller's own may reshape what it is given, and raises its own errors with its own lines
-        torch_loss = _torch_loss(self.loss_fn)
-        if torch_loss and out.shape != target.shape:  # shapes only, no device sync: cheap on every batch
+        if out.shape != target.shape and _torch_loss(self.loss_fn):  # shapes first: no device sync, no lookup
             check_broadcast(self.loss_fn, out, target)
         try:
             return self._weighed(out, target, weight)
         except ConfigError:
             raise
         except (RuntimeError, ValueError, IndexError) as e:
-            if not torch_loss or not _misfit(e):
+            if not _torch_loss(self.loss_fn) or not _misfit(e):
                 raise  # a device, memory or CUDA error is not a matter of shapes and dtypes
             raise ConfigError(loss_misfit(self.loss_fn, out, target, e)) from e
 
@@ -161,6 +160,10 @@ def _is(loss_fn: Any, kinds: tuple[Any, ...]) -> bool:
     return any(loss_fn is k or isinstance(k, type) and isinstance(loss_fn, k) for k in kinds)
 
 
+def _loss_name(loss_fn: Any) -> str:
+    return type(loss_fn).__name__ if isinstance(loss_fn, nn.Module) else getattr(loss_fn, "__name__", "the loss")
+
+
 def _torch_loss(loss_fn: Any) -> bool:
     """A loss of torch's own (a module of torch.nn, or a function of torch.nn.functional): its errors on
     the outputs and targets are about their shapes and dtypes, which the caller can be told how to fix."""
@@ -190,7 +193,7 @@ def check_broadcast(loss_fn: Any, out: torch.Tensor, target: torch.Tensor) -> No
     except RuntimeError:
         return  # no broadcast at all: the loss itself says what is wrong (loss_misfit)
     if math.prod(shape) > max(out.numel(), target.numel()):
-        name = type(loss_fn).__name__ if isinstance(loss_fn, nn.Module) else getattr(loss_fn, "__name__", "the loss")
+        name = _loss_name(loss_fn)
         fix = (f"y.reshape(-1, 1) (or y[:, None])" if target.ndim == 1 and out.ndim == 2 and out.shape[1] == 1
                else f"out.squeeze(1) in the model" if out.ndim == 1 and target.ndim == 2 else f"y.reshape{tuple(out.shape)}")
         raise ConfigError(f"the model's outputs have shape {list(out.shape)} and the targets {list(target.shape)}: {name} "
@@ -200,7 +203,7 @@ def check_broadcast(loss_fn: Any, out: torch.Tensor, target: torch.Tensor) -> No
 
 def loss_misfit(loss_fn: Any, out: torch.Tensor, target: torch.Tensor, error: Exception) -> str:
     """What a torch loss's error on these outputs and targets means, and the fix."""
-    name = type(loss_fn).__name__ if isinstance(loss_fn, nn.Module) else getattr(loss_fn, "__name__", "the loss")
+    name = _loss_name(loss_fn)
     said = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
     indices = "class indices (int64, shape (N,), in [0, C-1] for C outputs)"
     if _is(loss_fn, CLASS_LOSSES) and ("out of bounds" in said or "Assertion" in said) and out.ndim >= 2:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
-from ..config import DEFAULT_LR, TrainConfig, monitor_mode
+from ..config import DEFAULT_LR, TrainConfig, as_config, monitor_mode
 from ..errors import ConfigError, TrainingError, did_you_mean
 from ..repro import seed_everything
 from ..steps import Batch, Step, as_batch, bind_step, call_model, main_output
@@ -103,7 +103,7 @@ class Trainer(TrainerState):
                  bucket_by: int | None = None, distributed: bool = False, scheduler: Any = None):
         if resume not in (True, False, "auto"):
             raise ConfigError(f"resume={resume!r}; choose False (refuse a used run_dir), True or 'auto'")
-        config = _as_config(config)
+        config = as_config(TrainConfig, config, "config")
         if isinstance(optimizer, str):
             config = dataclasses.replace(config or TrainConfig(), optimizer=optimizer)
         elif isinstance(optimizer, torch.optim.Optimizer) and config is not None:
@@ -625,18 +625,6 @@ def _check_hooks(callback: Any) -> None:
                               f"and would never be called{did_you_mean(name, HOOKS)}; the hooks: {', '.join(HOOKS)}")
 
 
-def _as_config(config: Any) -> TrainConfig | None:
-    """config as a TrainConfig: a dict of its fields ({"epochs": 30}) is taken as one."""
-    if config is None or isinstance(config, TrainConfig):
-        return config
-    if isinstance(config, Mapping):
-        from ..config import from_dict
-
-        return from_dict(TrainConfig, dict(config))
-    raise ConfigError(f"config is a {type(config).__name__}; give a TrainConfig (nnrecipe.TrainConfig(epochs=30, ...)) "
-                      "or a dict of its fields")
-
-
 def _check_config_beside(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
     """A caller's optimizer brings its own class, rate and decay: a TrainConfig that sets others would be
     ignored for them, so the two must agree (a rate left to the rule, None, takes the optimizer's)."""
@@ -651,7 +639,9 @@ def _check_config_beside(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> 
         clash.append(f"lr={cfg.lr:g} (the optimizer's {float(rate):g})")
     if cfg.optimizer != default.optimizer and cfg.optimizer != type(optimizer).__name__.lower():
         clash.append(f"optimizer={cfg.optimizer!r} (the optimizer is a {type(optimizer).__name__})")
-    if cfg.weight_decay != default.weight_decay and not math.isclose(cfg.weight_decay, float(decay), rel_tol=1e-6):
+    decays = [optimizer.defaults.get("weight_decay")] + [g.get("weight_decay") for g in optimizer.param_groups]
+    if cfg.weight_decay != default.weight_decay and not any(
+            isinstance(d, (int, float)) and math.isclose(cfg.weight_decay, float(d), rel_tol=1e-6) for d in decays):
         clash.append(f"weight_decay={cfg.weight_decay:g} (the optimizer's {float(decay):g})")
     if clash:
         raise ConfigError(f"optimizer= is a {type(optimizer).__name__} you built, and the TrainConfig sets "
