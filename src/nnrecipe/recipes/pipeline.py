@@ -779,12 +779,11 @@ def _same_data(run_dir: Path, now: dict[str, Any]) -> None:
         return
     # sha256: a table's file bytes, an image set's files and labels (never a cache key: it changes with the
     # reader's version, and an upgrade would refuse every resume)
-    for key in ("sha256",):
-        if then.get(key) and now.get(key) and then[key] != now[key]:
-            raise ConfigError(f"--resume {run_dir}: that run trained on {then.get('source') or 'other data'} (content "
-                              f"{str(then[key])[:12]}), and {now.get('source') or 'the data given'} holds other "
-                              f"data (content {str(now[key])[:12]}); resume with the data the run trained on, or "
-                              "start a new run on this data")
+    was, is_ = then.get("sha256"), now.get("sha256")
+    if was and is_ and was != is_:
+        raise ConfigError(f"--resume {run_dir}: that run trained on {then.get('source') or 'other data'} (content "
+                          f"{str(was)[:12]}), and {now.get('source') or 'the data given'} holds other data (content "
+                          f"{str(is_)[:12]}); resume with the data the run trained on, or start a new run on this data")
 
 
 def recorded_config(run_dir: Path, target: str
