@@ -113,9 +113,10 @@ def test_nan_and_inf_cells_fail_naming_rows_and_columns():
     v = finding(audit(df, "y"), "corrupted rows")
     assert v.status == "fail"
     assert v.evidence["cells"] == {"nan": 2, "inf": 1, "unparsable": 0}
-    assert v.evidence["columns"] == {"a": {"nan": 2}, "b": {"inf": 1}} and v.evidence["first_rows"] == [3, 7, 50]
-    assert v.summary == ("3 of 400 rows are corrupted: 1 infinite cells, 2 empty (NaN) cells in 'a', 'b'; first: "
-                         "row 3 (column 'a': nan), row 7 (column 'b': inf), row 50 (column 'a': nan)")
+    # the rows that stop train first (Cars93's one 'rotary' cylinder count hid behind empty cells of other columns)
+    assert v.evidence["columns"] == {"a": {"nan": 2}, "b": {"inf": 1}} and v.evidence["first_rows"] == [7, 3, 50]
+    assert v.summary == ("3 of 400 rows are corrupted: 1 infinite cells in 'b', 2 empty (NaN) cells in 'a'; first: "
+                         "row 7 (column 'b': inf), row 3 (column 'a': nan), row 50 (column 'a': nan)")
     assert v.fix == ("fix or empty the unparsable and infinite cells (train stops on them), or drop the rows: "
                      + CLEAN_HINT)
 
@@ -201,6 +202,36 @@ def test_a_column_that_is_the_target_plus_noise_fails():
     assert v.status == "fail" and v.evidence["best"]["name"] == "leak" and v.evidence["best"]["score"] == 1.0
     assert v.summary == "column 'leak' alone predicts the target (balanced accuracy 1.000 >= 0.99)"
     assert v.fix == "drop the column: it carries the label (computed from it, or recorded after it)"
+
+
+def test_a_table_sorted_by_its_target_does_not_make_a_coin_flip_column_a_leak():
+    # rows tied on a value were told apart by their neighbours in the file: sorted by the label, a random 0/1
+    # column 'predicted' it (balanced accuracy 0.99, a FAIL); tied rows now vote
+    rng = np.random.default_rng(0)
+    df = healthy(3000)
+    df = df[df["y"] != "eel"].sort_values("y", kind="stable").reset_index(drop=True)  # two classes, sorted
+    df["coin"] = rng.integers(0, 2, len(df))
+    v = finding(audit(df, "y"), "leaked target")
+    assert v.status == "pass" and v.evidence["best"]["name"] != "coin"
+    df["code"] = df["y"].map({"cat": 0, "dog": 1})  # the label as a 0/1 column: a leak in any order
+    v = finding(audit(df, "y"), "leaked target")
+    assert v.status == "fail" and v.evidence["best"]["name"] == "code" and v.evidence["best"]["score"] == 1.0
+
+
+def test_a_regression_column_that_trends_with_the_target_is_no_leak_unless_it_stands_out():
+    # quantities that grow together (statsmodels' macrodata: real consumption and GDP, |r| 0.999) against a
+    # copy of the target plus noise, which explains it far better than the other columns together
+    import statsmodels.api as sm
+
+    macro = sm.datasets.macrodata.load_pandas().data
+    v = finding(audit(macro, "realgdp"), "leaked target")
+    assert v.status == "pass" and v.evidence["best"]["score"] >= 0.99 and v.evidence["others_r2"] > 0.99
+    from sklearn.datasets import load_diabetes
+
+    df = load_diabetes(as_frame=True).frame
+    df["leak"] = df["target"] + 0.1 * df["target"].std() * np.random.default_rng(0).normal(size=len(df))
+    v = finding(audit(df, "target"), "leaked target")
+    assert v.status == "fail" and v.evidence["best"]["name"] == "leak"
 
 
 def test_train_test_overlap_fails_against_an_external_test_table(tmp_path):

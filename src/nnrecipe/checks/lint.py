@@ -9,6 +9,7 @@ forward passes run on deep copies under no_grad, the train_step on setup.copies(
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -246,6 +247,9 @@ def _outputs(setup: Setup, notes: dict[str, Any]) -> list[Verdict]:
     def is_logprob(o: torch.Tensor) -> bool:
         return o.ndim >= 2 and o.shape[1] > 1 and bool(((torch.logsumexp(o, 1)).abs() <= SUM_TOL).all())
 
+    shape = _class_target_shape(kind, out, y)
+    if shape is not None:  # the loss raises on these shapes: nothing else about the outputs can be judged
+        return [shape]
     found: list[Verdict] = []
     if kind in ("ce", "nll"):
         simplex = all(map(is_simplex, outs))
@@ -286,6 +290,32 @@ def _outputs(setup: Setup, notes: dict[str, Any]) -> list[Verdict]:
     else:
         found += _regression(y, outs, lo, hi, leaf, ends, evidence)
     return found
+
+
+def _class_target_shape(kind: str, out: torch.Tensor, y: torch.Tensor) -> Verdict | None:
+    """Targets of a shape the classification loss raises on: class indices of CrossEntropyLoss/NLLLoss are
+    (N,) for outputs (N, C) (probabilities: the outputs' shape); BCE's targets are the outputs' shape. A
+    (N, 1) column of labels, as a table's target column is often read, is the usual case."""
+    if kind not in ("ce", "nll", "bce", "bcel"):
+        return None
+    indices = kind in ("ce", "nll") and not torch.is_floating_point(y)
+    want = [out.shape[0], *out.shape[2:]] if indices else list(out.shape)
+    if list(y.shape) == want:
+        return None
+    if y.ndim == len(want) + 1 and y.shape[-1] == 1 and list(y.shape[:-1]) == want:
+        how = "y.squeeze(-1)"
+    elif len(want) == y.ndim + 1 and want[-1] == 1 and list(y.shape) == want[:-1]:
+        how = "y.unsqueeze(-1)"
+    else:
+        how = f"y.reshape({', '.join(map(str, want))})" if y.numel() == math.prod(want) else ""
+    loss = {"ce": "CrossEntropyLoss", "nll": "NLLLoss", "bce": "BCELoss", "bcel": "BCEWithLogitsLoss"}[kind]
+    takes = "class indices of shape (N,) (int64)" if indices else "targets of the outputs' shape"
+    fix = (f"give the loss {list(want)} targets: {how}" if how else
+           f"give the loss targets of shape {list(want)}") + (" with y.long()" if indices else "")
+    return Verdict("lint", "target shape", "fail",
+                   f"{loss} gets outputs {list(out.shape)} and targets {list(y.shape)}; it takes {takes}, and "
+                   "raises on these", {"output_shape": list(out.shape), "y_shape": list(y.shape), "loss": loss},
+                   fix, "PyTorch docs (the loss's input and target shapes)")
 
 
 def _class_labels(setup: Setup, y: torch.Tensor, width: int) -> list[Verdict]:
@@ -363,8 +393,9 @@ def check_train_step(setup: Setup) -> list[Verdict]:
     events: list[tuple[Any, ...]] = []  # ("step", call) | ("grad", call, param, |grad| before)
     call = [0]
 
-    def hook(i: int, p: torch.Tensor) -> Callable[[torch.Tensor], None]:
-        return lambda g: events.append(("grad", call[0], i, 0.0 if p.grad is None else float(p.grad.norm())))
+    def hook(i: int, p: torch.Tensor) -> Callable[[torch.Tensor], None]:  # the version: in-place updates
+        return lambda g: events.append(("grad", call[0], i, 0.0 if p.grad is None else float(p.grad.norm()),
+                                        p._version))
 
     handles = [p.register_hook(hook(i, p)) for i, p in enumerate(params)]
     step = opt.step
@@ -399,6 +430,7 @@ def check_train_step(setup: Setup) -> list[Verdict]:
         for h in handles:
             h.remove()
     applied = [False] * len(params)
+    version: list[int | None] = [None] * len(params)  # each parameter's version at its last backward
     seen: set[tuple[int, int]] = set()
     pre = [0.0] * STEP_CALLS
     stale: set[int] = set()
@@ -410,14 +442,17 @@ def check_train_step(setup: Setup) -> list[Verdict]:
                 early.add(e[1])
             applied = [True] * len(params)
             continue
-        _, c, i, norm = e
+        _, c, i, norm, now = e
         backward_calls.add(c)
+        # stepped with: the optimizer stepped since, or the step updated the parameter in place itself
+        # (p -= lr * p.grad under no_grad, a step without an optimizer) and left its gradient there
+        updated = applied[i] or version[i] is not None and now != version[i]
         if (c, i) not in seen:  # the first backward of this call reaching parameter i
             seen.add((c, i))
             pre[c] += norm ** 2
-            if norm > 0 and applied[i]:
+            if norm > 0 and updated:
                 stale.add(c)
-        applied[i] = False
+        applied[i], version[i] = False, now
     moved = max((float((p.detach() - b).abs().max()) for p, b in zip(params, before)), default=0.0)
     evidence = {"calls": STEP_CALLS, "grad_norm_before_backward": [round(v ** 0.5, 4) for v in pre],
                 "grad_norm_after_step": norms_after, "optimizer_steps": sum(e[0] == "step" for e in events),
@@ -430,14 +465,22 @@ def check_train_step(setup: Setup) -> list[Verdict]:
                              f"{sorted(stale)}): they accumulate, norm {norms_after}", evidence,
                              "call optimizer.zero_grad() before backward, once per step", source,
                              fault="missing-zero-grad"))
-    if early:
+    if not backward_calls and evidence["max_parameter_change"] == 0:
+        found.append(Verdict("lint", "train_step", "fail",
+                             f"no backward of the {STEP_CALLS} calls reached a parameter: the loss the step backpropagates "
+                             "is cut from the model (rebuilt from loss.item() or a detached tensor, or computed under "
+                             "torch.no_grad()), so nothing trains", evidence,
+                             "backpropagate the loss the model computed: keep it a tensor of the graph (no .item(), "
+                             ".detach() or torch.tensor(...) on the way to backward())", source, fault="frozen-layer"))
+    elif early:
         found.append(Verdict("lint", "train_step", "fail",
                              f"optimizer.step() runs before backward in calls {sorted(early)}: each step uses "
                              "the previous (or no) gradient", evidence,
                              "call loss.backward() before optimizer.step(): zero_grad, forward, loss, backward, step",
                              source, fault="step-before-backward"))
     found += _returned_loss(setup, measured, returned[:1], n, source)
-    if not evidence["optimizer_steps"]:
+    if not evidence["optimizer_steps"] and (setup.optimizer is not None or not moved):
+        # without an optimizer of the caller's, a step that updates the parameters itself trains as written
         found.append(Verdict("lint", "train_step", "warn",
                              f"train_step never called step() on the optimizer it was given ({STEP_CALLS} calls)",
                              evidence, "step the optimizer passed in: train_step(model, optimizer, batch) must use "
@@ -537,6 +580,13 @@ def check_evaluate(setup: Setup, evaluate: Callable[[nn.Module, Any], Any]) -> V
         seen = (f"two evaluation passes over the same {len(x[0])} rows differ by up to {diff:.3g} (in eval mode: "
                 f"{eval_diff:.3g})" if diff > 0 else f"two evaluation passes updated BatchNorm's running "
                                                      f"statistics {updates} times")
+        if eval_diff > 0 and not updates:  # random in eval mode too: model.eval() cannot switch it off
+            return Verdict("lint", "evaluation mode", "fail",
+                           f"{seen}: the forward stays random after model.eval(), so dropout runs however the caller "
+                           "evaluates", evidence, "make the dropout follow the mode: nn.Dropout as a layer, or "
+                           "F.dropout(x, p, training=self.training) (F.dropout's default is training=True); a "
+                           "sampling forward meant to stay random (a VAE, MC dropout) needs a seed to compare runs",
+                           source)
         return Verdict("lint", "evaluation mode", "fail", f"{seen}: dropout/BatchNorm run in training mode",
                        evidence, "call model.eval() (and torch.no_grad()) before evaluating, model.train() before "
                                  "training", source)

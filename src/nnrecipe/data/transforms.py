@@ -67,14 +67,15 @@ def _as_numbers(s: pd.Series, boolean: bool = False) -> np.ndarray:
 
 
 # Numbers as people write them (see the module's docstring). A thousands group starts with 1-9 ('0,237' is a
-# decimal comma or a code, not 237); the sign goes before the currency sign.
+# decimal comma or a code, not 237); the sign goes before the currency sign or after it ('-$18.54', and
+# '$-18.54' as Python's f"${x:,.2f}" and many exports write a negative amount).
 NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 THOUSANDS = r"[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?"
 CURRENCY = "$\u20ac\u00a3\u00a5"
 WRITTEN = {  # how they are written: the pattern of a whole cell
     "thousands separators": re.compile(rf"[-+]?{THOUSANDS}"),
     "a percent sign": re.compile(rf"[-+]?(?:{THOUSANDS}|{NUMBER})\s?%"),
-    "a currency sign": re.compile(rf"[-+]?[{CURRENCY}]\s?(?:{THOUSANDS}|{NUMBER})|[-+]?(?:{THOUSANDS}|{NUMBER})\s?[{CURRENCY}]"),
+    "a currency sign": re.compile(rf"[-+]?[{CURRENCY}]\s?[-+]?(?:{THOUSANDS}|{NUMBER})|[-+]?(?:{THOUSANDS}|{NUMBER})\s?[{CURRENCY}]"),
 }
 MARKS = re.compile(rf"[,%\s{CURRENCY}]")
 

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, RandomSampler
 
 from ..checks.curves import diagnose_curves
+from ..checks.differential import differentiate
 from ..checks.doctor import CHECKS, doctor, resolve_checks
 from ..checks.gradient_flow import FlowHooks, FlowRecord, judge_flow, sample_entries
 from ..checks.setup import ROWS
@@ -301,6 +302,8 @@ class DoctorCore:
         verdicts = [dataclasses.replace(v, evidence={**v.evidence, "curves": "the run's, as the host logged them"})
                     for v in diagnose_curves(rows)] if rows else [
             Verdict("C8", "learning curves", "skipped", self.found.get("curves", "no epoch logged a training loss"))]
+        # each warning names its fault, explained by what the checks before training and during it found
+        verdicts = list(differentiate(Diagnosis([*self.diagnosis, *verdicts])))[len(self.diagnosis):]
         self.diagnosis.extend(verdicts)
         return verdicts
 

@@ -287,16 +287,20 @@ def corrupted_rows(df: pd.DataFrame, y_missing: np.ndarray, cells: Cells, path: 
     if not why:
         return Verdict("D3", "corrupted rows", "pass",
                        f"every row of {len(df)} has its target and finite numbers{told}", ev, "", source), why
-    first = np.flatnonzero(seen)[:ROWS_SHOWN].tolist()  # `seen` marks exactly the rows of `why`
+    # the rows shown: those that stop train (unparsable or infinite cells) first, then the others, in row order
+    rows = np.flatnonzero(seen)  # `seen` marks exactly the rows of `why`
+    stops = np.fromiter((why[r].startswith("column") and not why[r].endswith(": nan") for r in rows.tolist()),
+                        dtype=bool, count=len(rows))
+    first = [int(r) for r in [*rows[stops][:ROWS_SHOWN], *rows[~stops][:ROWS_SHOWN]][:ROWS_SHOWN]]
     ev["first_rows"] = first
     parts = [f"{ev['missing_target']} with no target"] if ev["missing_target"] else []
-    parts += [f"{totals[p]} {label} cells" for p, label in (("unparsable", "unparsable"), ("inf", "infinite"),
-                                                             ("nan", "empty (NaN)")) if totals[p]]
-    cols = ", ".join(f"'{shorten(c, 40)}'" for c in list(columns)[:ROWS_SHOWN]) \
-        + (" ..." if len(columns) > ROWS_SHOWN else "")
+    for p, label in (("unparsable", "unparsable"), ("inf", "infinite"), ("nan", "empty (NaN)")):
+        if totals[p]:  # each problem with the columns that have it
+            having = [c for c, found in columns.items() if found.get(p)]
+            parts.append(f"{totals[p]} {label} cells in " + ", ".join(f"'{shorten(c, 40)}'" for c in having[:ROWS_SHOWN])
+                         + (" ..." if len(having) > ROWS_SHOWN else ""))
     where = ", ".join(f"{label} ({why[r]})" for r, label in zip(first[:3], row_labels(path, first[:3])))
-    summary = f"{len(why)} of {len(df)} rows are corrupted: {', '.join(parts)}" + (f" in {cols}" if cols else "") \
-        + f"; first: {where}{told}"
+    summary = f"{len(why)} of {len(df)} rows are corrupted: {', '.join(parts)}; first: {where}{told}"
     # train stops on unparsable or infinite cells (schema.numeric_problems); it leaves out rows without a
     # target and imputes empty cells, so those two only warn
     status = "fail" if totals["unparsable"] or totals["inf"] else "warn"

@@ -1,0 +1,221 @@
+"""The doctor on setups written in styles of their own (a review wrote them as users do): a DataLoader whose
+collate_fn builds dict batches or casts the pixels, labels shaped (N, 1), label smoothing, a warm-up given
+as scheduler=, slow but healthy rates, a hand-written SGD step, a loss rebuilt from .item(), F.dropout, a
+per-epoch schedule stepped every batch. Healthy ones draw no warning; each fault is named with its fix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from nnrecipe.checks.doctor import doctor
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(d.target)
+    return x[:400], y[:400], x[400:600], y[400:600]
+
+
+def mlp(out: int = 10, hidden: int = 64) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, out))
+
+
+def fired(diagnosis):
+    return [v for v in diagnosis if v.status in ("warn", "fail", "error")]
+
+
+CE = nn.CrossEntropyLoss()
+
+
+def dict_loader(x, y):
+    def collate(items):
+        return {"pixels": torch.stack([i[0] for i in items]), "label": torch.stack([i[1] for i in items])}
+    return DataLoader(TensorDataset(x, y), batch_size=32, collate_fn=collate)
+
+
+def test_a_step_written_for_the_dict_batches_of_its_collate_fn_is_fed_them(digits):
+    x, y, _, _ = digits
+    model = mlp()
+
+    def step(model, opt, batch):
+        opt.zero_grad()
+        loss = CE(model(batch["pixels"]), batch["label"])
+        loss.backward()
+        opt.step()
+        return loss
+
+    d = doctor(model, dict_loader(x, y), train_step=step, loss_fn=CE,
+               optimizer=torch.optim.Adam(model.parameters(), 1e-3), checks=["lint", "C1", "C2", "C3"])
+    assert fired(d) == []
+
+    def no_zero_grad(model, opt, batch):
+        loss = CE(model(batch["pixels"]), batch["label"])
+        loss.backward()
+        opt.step()
+        return loss
+
+    d = doctor(model, dict_loader(x, y), train_step=no_zero_grad, loss_fn=CE,
+               optimizer=torch.optim.Adam(model.parameters(), 1e-3), checks=["lint"])
+    assert [v.fault for v in fired(d)] == ["missing-zero-grad"]
+
+
+def test_a_collate_fn_that_casts_the_pixels_is_part_of_the_input_pipeline(digits):
+    x, y, _, _ = digits
+    raw = TensorDataset((x * 16).to(torch.uint8), y)  # stored as bytes; the collate_fn makes them floats
+    loader = DataLoader(raw, batch_size=32, collate_fn=lambda b: (torch.stack([i[0] for i in b]).float() / 16,
+                                                                  torch.stack([i[1] for i in b])))
+    model = mlp()
+    d = doctor(model, loader, loss_fn=CE, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
+               checks=["data", "lint", "C1", "C2"])
+    assert fired(d) == []
+
+
+@pytest.mark.parametrize("case", ["ce", "bce_flat_outputs", "bce_flat_targets"])
+def test_targets_of_a_shape_the_classification_loss_raises_on_are_named_by_lint(digits, case):
+    x, y, _, _ = digits
+    if case == "ce":
+        model, loss, target, fix = mlp(), CE, y[:, None], "y.squeeze(-1) with y.long()"
+    else:
+        flat = case == "bce_flat_outputs"
+        model = nn.Sequential(mlp(1), nn.Flatten(0)) if flat else mlp(1)
+        binary = (y > 4).float()
+        loss, target = nn.BCEWithLogitsLoss(), binary[:, None] if flat else binary
+        fix = "y.squeeze(-1)" if flat else "y.unsqueeze(-1)"
+    d = doctor(model, (x, target), loss_fn=loss, optimizer=torch.optim.Adam(model.parameters(), 1e-3))
+    assert not [v for v in d if v.status == "error"]  # the checks the loss breaks say so instead of crashing
+    [v] = [v for v in d if v.id == "lint" and v.status == "fail"]
+    assert v.name == "target shape" and v.fault == "shape-mismatch" and fix in v.fix
+    assert d.faults()[0] == "shape-mismatch"
+
+
+def test_label_smoothing_is_fitted_down_to_its_floor(digits):
+    x, y, _, _ = digits
+    model = mlp()
+    d = doctor(model, (x, y), loss_fn=nn.CrossEntropyLoss(label_smoothing=0.1),
+               optimizer=torch.optim.Adam(model.parameters(), 1e-3), checks=["C1"])
+    [c1] = list(d)
+    assert c1.status == "pass" and c1.evidence["loss_floor"] == pytest.approx(0.5003, abs=1e-3)
+
+
+def test_a_warm_up_given_as_scheduler_is_fitted_at_its_base_rate(digits):
+    x, y, _, _ = digits
+    model = mlp()
+    opt = torch.optim.AdamW(model.parameters(), 2e-3)
+    warm_up = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20))
+    [c1] = list(doctor(model, (x, y), loss_fn=CE, optimizer=opt, scheduler=warm_up, checks=["C1"]))
+    assert c1.status == "pass" and c1.evidence["lr"] == pytest.approx(2e-3)
+
+
+def test_a_slow_healthy_rate_gets_more_steps_and_a_stalled_one_does_not(digits):
+    x, y, _, _ = digits
+    model = mlp()
+    [slow] = list(doctor(model, (x, y), loss_fn=CE, optimizer=torch.optim.AdamW(model.parameters(), 1e-4),
+                         checks=["C1"]))
+    assert slow.status == "pass" and 1000 < slow.evidence["steps"] <= 4000
+    [stalled] = list(doctor(model, (x, y), loss_fn=CE, optimizer=torch.optim.Adam(model.parameters(), 1e-7),
+                            checks=["C1"]))
+    assert stalled.status == "fail" and stalled.evidence["steps"] == 1000
+
+
+def test_a_binary_batch_every_row_right_with_the_loss_still_falling_is_fitted(digits):
+    x, y, _, _ = digits
+    model = mlp(1, hidden=16)
+    [c1] = list(doctor(model, (x, (y > 4).float()[:, None]), loss_fn=nn.BCEWithLogitsLoss(),
+                       optimizer=torch.optim.Adam(model.parameters(), 1e-3), checks=["C1"]))
+    assert c1.status == "pass"
+
+
+def sgd_step(clear: bool):
+    def step(model, opt, batch):
+        xb, yb = batch
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= 0.1 * p.grad
+                if clear:
+                    p.grad = None
+        return loss
+    return step
+
+
+def test_a_hand_written_sgd_step_without_an_optimizer(digits):
+    x, y, _, _ = digits
+    d = doctor(mlp(), (x, y), train_step=sgd_step(clear=True), loss_fn=CE, checks=["lint"])
+    assert fired(d) == []  # it trains as written: no optimizer of the caller's to step
+    d = doctor(mlp(), (x, y), train_step=sgd_step(clear=False), loss_fn=CE, checks=["lint"])
+    [v] = fired(d)
+    assert v.fault == "missing-zero-grad"
+
+
+def test_a_loss_rebuilt_from_item_is_a_cut_graph_not_a_step_before_backward(digits):
+    x, y, _, _ = digits
+    model = mlp()
+
+    def step(model, opt, batch):
+        xb, yb = batch
+        opt.zero_grad()
+        loss = torch.tensor(CE(model(xb), yb).item(), requires_grad=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    d = doctor(model, (x, y), train_step=step, loss_fn=CE, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
+               checks=["lint"])
+    [v] = fired(d)
+    assert v.fault == "frozen-layer" and ".item()" in v.fix and "before optimizer.step" not in v.fix
+
+
+def test_f_dropout_that_ignores_eval_mode_gets_the_fix_that_switches_it_off(digits):
+    x, y, _, _ = digits
+
+    class FunctionalDropout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(64, 64), nn.Linear(64, 10)
+
+        def forward(self, x):
+            return self.b(F.dropout(F.relu(self.a(x)), 0.5))  # training=True whatever the mode
+
+    def evaluate(model, x):
+        model.eval()
+        with torch.no_grad():
+            return model(x)
+
+    torch.manual_seed(0)
+    model = FunctionalDropout()
+    d = doctor(model, (x, y), loss_fn=CE, optimizer=torch.optim.Adam(model.parameters(), 1e-3), evaluate=evaluate,
+               checks=["lint"])
+    [v] = fired(d)
+    assert v.fault == "eval-in-train-mode" and "training=self.training" in v.fix
+
+
+def test_a_per_epoch_schedule_stepped_every_batch_is_named(digits):
+    x, y, xv, yv = digits
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), 0.1, momentum=0.9)
+    halving = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
+
+    def step(model, o, batch):
+        xb, yb = batch
+        o.zero_grad()
+        loss = CE(model(xb), yb)
+        loss.backward()
+        o.step()
+        halving.step()
+        return loss
+
+    d = doctor(model, (x, y), train_step=step, loss_fn=CE, optimizer=opt, val_data=(xv, yv),
+               checks=["lint", "C1", "C3", "C8"])
+    assert d.faults()[0] == "scheduler-misuse"
+    for v in fired(d):  # a symptom explained by another symptom cites the cause once
+        assert v.fix.count("first fix the cause") <= 1
