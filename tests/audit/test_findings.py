@@ -232,6 +232,9 @@ def test_a_regression_column_that_trends_with_the_target_is_no_leak_unless_it_st
     df["leak"] = df["target"] + 0.1 * df["target"].std() * np.random.default_rng(0).normal(size=len(df))
     v = finding(audit(df, "target"), "leaked target")
     assert v.status == "fail" and v.evidence["best"]["name"] == "leak"
+    df["leak_cents"] = 100 * df["target"] + np.random.default_rng(1).normal(size=len(df))  # a second copy
+    v = finding(audit(df, "target"), "leaked target")
+    assert v.status == "fail" and v.evidence["best"]["name"] == "leak_cents"
 
 
 def test_train_test_overlap_fails_against_an_external_test_table(tmp_path):

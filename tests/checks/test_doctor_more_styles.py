@@ -219,3 +219,63 @@ def test_a_per_epoch_schedule_stepped_every_batch_is_named(digits):
     assert d.faults()[0] == "scheduler-misuse"
     for v in fired(d):  # a symptom explained by another symptom cites the cause once
         assert v.fix.count("first fix the cause") <= 1
+
+
+def test_a_random_collate_fn_such_as_mixup_leaves_the_checks_on_the_datasets_labels(digits):
+    from torch.utils.data import default_collate
+
+    x, y, _, _ = digits
+
+    def mixup(items):  # torchvision's recipe: mixed inputs and soft targets, random on every call
+        xb, yb = default_collate(items)
+        perm, hot = torch.randperm(len(yb)), F.one_hot(yb, 10).float()
+        return 0.7 * xb + 0.3 * xb[perm], 0.7 * hot + 0.3 * hot[perm]
+
+    model = mlp()
+    d = doctor(model, DataLoader(TensorDataset(x, y), 32, shuffle=True, collate_fn=mixup), loss_fn=CE,
+               optimizer=torch.optim.Adam(model.parameters(), 1e-3), checks=["data", "lint", "C1", "C2"])
+    assert fired(d) == [] and not [v for v in d if v.id == "D4" and v.status == "skipped"]
+
+
+def test_a_forward_that_takes_the_whole_dict_is_told_to_name_its_keys(digits):
+    from nnrecipe.errors import ConfigError
+
+    x, y, _, _ = digits
+
+    class WholeBatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp()
+
+        def forward(self, batch):
+            return self.net(batch["pixels"])
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(y)
+
+        def __getitem__(self, i):
+            return {"pixels": x[i], "label": y[i]}
+
+    model = WholeBatch()
+    with pytest.raises(ConfigError, match=r"inputs 'pixels' do not match the model's forward\(batch\)"):
+        doctor(model, Rows(), loss_fn=CE, optimizer=torch.optim.Adam(model.parameters(), 1e-3))
+
+
+def test_shapes_a_train_step_adapts_itself_are_not_a_lint_failure(digits):
+    x, y, _, _ = digits
+    model, bce = mlp(1), nn.BCEWithLogitsLoss()
+
+    def step(model, opt, batch):  # outputs (N, 1), targets (N,): the step squeezes them
+        xb, yb = batch
+        opt.zero_grad()
+        loss = bce(model(xb).squeeze(-1), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    d = doctor(model, (x, (y > 4).float()), train_step=step, loss_fn=bce,
+               optimizer=torch.optim.Adam(model.parameters(), 1e-3), checks=["lint", "C1", "C2"])
+    assert fired(d) == []
+    [v] = [v for v in doctor(mlp(), (x, y.float()), loss_fn=CE, checks=["lint"]) if v.status == "fail"]
+    assert v.name == "target shape" and v.fix == "pass the class indices as int64: y.long()"

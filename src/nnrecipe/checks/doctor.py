@@ -40,7 +40,16 @@ def c2_init_loss(setup: Setup) -> Verdict:
     if setup.loss_fn is None:
         return skipped("C2", "loss at init", "needs loss_fn=... to compute the loss")
     head = create_task(setup.task, n_classes=max(setup.n_classes, 1))
-    return check_init_loss(setup.model, setup.loss_fn, setup.x, setup.y, head, setup.y)  # type: ignore[arg-type]
+    try:
+        return check_init_loss(setup.model, setup.loss_fn, setup.x, setup.y, head, setup.y)  # type: ignore[arg-type]
+    except (ValueError, RuntimeError) as e:
+        if setup.train_step is None:
+            raise
+        # the caller's step adapts outputs or targets before its loss (a squeeze, a reshape): loss_fn on them
+        # as given raises, and the loss at init is the step's to compute
+        return skipped("C2", "loss at init", f"loss_fn raises on the model's outputs and the targets as given "
+                       f"({type(e).__name__}: {str(e)[:160]}), which your train_step adapts before its loss; "
+                       "pass a loss_fn that takes them as they are to have the loss at init judged")
 
 
 def c1_overfit_batch(setup: Setup) -> Verdict:
@@ -49,13 +58,15 @@ def c1_overfit_batch(setup: Setup) -> Verdict:
         return skipped("C1", "overfit one batch", "needs loss_fn=... or train_step=...")
     def at_base_rate(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
         # a schedule given as scheduler= is not stepped here: the batch is fitted at its base rate (the peak of
-        # 1cycle/cyclic schedules), not where the schedule starts (a warm-up's first rate, 1/20 of the base,
-        # read as "cannot fit"); a train_step that steps a schedule runs it as written
+        # 1cycle and cyclic schedules: OneCycleLR keeps it in the group as max_lr, CyclicLR in its max_lrs), not
+        # where the schedule starts (a warm-up's first rate, 1/20 of the base, read as "cannot fit"); a
+        # train_step that steps a schedule runs it as written
         opt = setup.make_optimizer(params)
         if setup.schedulers and setup.train_step is None:
+            peaks = [float(p) for s in setup.schedulers for p in getattr(s, "max_lrs", [])[:1]]
             for group in opt.param_groups:
                 rates = [group[k] for k in ("initial_lr", "max_lr") if isinstance(group.get(k), float | int)]
-                group["lr"] = max(rates, default=group["lr"])
+                group["lr"] = max([*rates, *peaks], default=group["lr"])
         return opt
 
     return check_overfit_batch(setup.model, setup.loss_fn, setup.x, setup.y,  # type: ignore[arg-type]

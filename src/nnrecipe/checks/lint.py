@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -247,8 +248,9 @@ def _outputs(setup: Setup, notes: dict[str, Any]) -> list[Verdict]:
     def is_logprob(o: torch.Tensor) -> bool:
         return o.ndim >= 2 and o.shape[1] > 1 and bool(((torch.logsumexp(o, 1)).abs() <= SUM_TOL).all())
 
-    shape = _class_target_shape(kind, out, y)
-    if shape is not None:  # the loss raises on these shapes: nothing else about the outputs can be judged
+    # targets the loss raises on (a train_step of the caller's may reshape them itself: not judged there)
+    shape = _class_target_shape(kind, out, y) if setup.train_step is None else None
+    if shape is not None and _raises(setup.loss_fn, out, y):  # nothing else about the outputs can be judged
         return [shape]
     found: list[Verdict] = []
     if kind in ("ce", "nll"):
@@ -302,6 +304,13 @@ def _class_target_shape(kind: str, out: torch.Tensor, y: torch.Tensor) -> Verdic
     want = [out.shape[0], *out.shape[2:]] if indices else list(out.shape)
     if list(y.shape) == want:
         return None
+    if kind in ("ce", "nll") and torch.is_floating_point(y) and list(y.shape) == [out.shape[0], *out.shape[2:]]:
+        return Verdict("lint", "target shape", "fail",
+                       f"{'CrossEntropyLoss' if kind == 'ce' else 'NLLLoss'} gets float targets {list(y.shape)}: class "
+                       f"indices as floats, which it reads as class probabilities of the outputs' shape "
+                       f"{list(out.shape)} and raises on", {"output_shape": list(out.shape), "y_shape": list(y.shape),
+                                                             "y_dtype": str(y.dtype)},
+                       "pass the class indices as int64: y.long()", "PyTorch docs (the loss's input and target shapes)")
     if y.ndim == len(want) + 1 and y.shape[-1] == 1 and list(y.shape[:-1]) == want:
         how = "y.squeeze(-1)"
     elif len(want) == y.ndim + 1 and want[-1] == 1 and list(y.shape) == want[:-1]:
@@ -316,6 +325,17 @@ def _class_target_shape(kind: str, out: torch.Tensor, y: torch.Tensor) -> Verdic
                    f"{loss} gets outputs {list(out.shape)} and targets {list(y.shape)}; it takes {takes}, and "
                    "raises on these", {"output_shape": list(out.shape), "y_shape": list(y.shape), "loss": loss},
                    fix, "PyTorch docs (the loss's input and target shapes)")
+
+
+def _raises(loss_fn: Any, out: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether the loss raises on these outputs and targets (a shape or dtype it refuses)."""
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss_fn(out, y)
+    except Exception:
+        return True
+    return False
 
 
 def _class_labels(setup: Setup, y: torch.Tensor, width: int) -> list[Verdict]:
@@ -567,6 +587,7 @@ def check_evaluate(setup: Setup, evaluate: Callable[[nn.Module, Any], Any]) -> V
     tracked_before = sum(int(m.num_batches_tracked) for m in norms)  # type: ignore[arg-type]
     given = x[0] if len(x) == 1 else x  # the model's input as the caller passes it: model(x), or model(*x)
     first = main_output(evaluate(model, given))
+    switched = not model.training  # the caller's evaluation put the model in eval mode
     tracked = isinstance(first, torch.Tensor) and first.requires_grad
     diff = _max_diff(first.detach() if tracked else first, main_output(evaluate(model, given)).detach())
     updates = sum(int(m.num_batches_tracked) for m in norms) - tracked_before  # type: ignore[arg-type]
@@ -580,7 +601,7 @@ def check_evaluate(setup: Setup, evaluate: Callable[[nn.Module, Any], Any]) -> V
         seen = (f"two evaluation passes over the same {len(x[0])} rows differ by up to {diff:.3g} (in eval mode: "
                 f"{eval_diff:.3g})" if diff > 0 else f"two evaluation passes updated BatchNorm's running "
                                                      f"statistics {updates} times")
-        if eval_diff > 0 and not updates:  # random in eval mode too: model.eval() cannot switch it off
+        if eval_diff > 0 and not updates and switched:  # random after the caller's model.eval() too
             return Verdict("lint", "evaluation mode", "fail",
                            f"{seen}: the forward stays random after model.eval(), so dropout runs however the caller "
                            "evaluates", evidence, "make the dropout follow the mode: nn.Dropout as a layer, or "

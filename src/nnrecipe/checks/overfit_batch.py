@@ -25,6 +25,11 @@ STEPS = 1000  # step budget; healthy MLPs get there in 100-300 (measured on brea
 # STEPS, up to MAX_BUDGETS of them (AdamW 1e-4 reaches 1% by 4000 steps). What cannot fit stalls: Adam at
 # 1e-7 falls 0.0%, weight decay 1.0 0.0%, a softmax before CrossEntropyLoss 0.0%; Adam 3e-5 falls 7%.
 WINDOW, FALLING, MAX_BUDGETS = 250, 0.2, 4
+SMOOTH = 50  # the losses compared are means of 50 steps: a step with noise of its own (augmentation) is not read as falling
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
 TARGET = 0.01  # "near zero": 1% of the loss at the start
 # ... above the loss's own floor: CrossEntropyLoss(label_smoothing=e) cannot go below the entropy of the
 # smoothed targets (0.50 for 10 classes at e = 0.1), and a healthy model stopped there read as one that
@@ -72,7 +77,8 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
                         make_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
                         steps: int = STEPS, seed: int = 0, train_step: TrainStep | None = None,
                         task: str | None = None) -> Verdict:
-    """Train a copy of `model` on `x, y` (the first ROWS rows are used) with regularization off: with
+    """Train a copy of `model` on `x, y` (the first ROWS rows are used) with regularization off, `steps` steps
+    and up to MAX_BUDGETS x `steps` while the loss still falls fast (see FALLING): with
     `loss_fn` and our step, or with the caller's `train_step(model, optimizer, batch) -> loss` (the loss
     it returns, measured before its update, is the one judged; when it returns none, `loss_fn` measures
     the loss after each step, if given)."""
@@ -118,7 +124,12 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
         while step < budget:
             step += 1
             if train_step is not None:
-                before = measured_loss(probe, loss_fn, x, y) if step == 1 and loss_fn is not None else None
+                before = None
+                if step == 1 and loss_fn is not None:
+                    try:
+                        before = measured_loss(probe, loss_fn, x, y)
+                    except (ValueError, RuntimeError):  # the step adapts the shapes before its loss
+                        before = None
                 out = train_step(probe, opt, (*x, y))
                 if out is None and loss_fn is None:
                     return Verdict("C1", "overfit one batch", "skipped",
@@ -145,8 +156,9 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
             if reached(first, last):
                 break
             history.append(last)
-            if step == budget and budget < MAX_BUDGETS * steps and len(history) > WINDOW \
-                    and last - floor <= (1 - FALLING) * (history[-WINDOW - 1] - floor):
+            if step == budget and budget < MAX_BUDGETS * steps and len(history) > WINDOW + SMOOTH \
+                    and _mean(history[-SMOOTH:]) - floor <= (1 - FALLING) * (
+                        _mean(history[-WINDOW - SMOOTH:-WINDOW]) - floor):
                 budget += steps  # still falling fast: a slow rate, not a model that cannot fit
     assert first is not None and last is not None
     evidence.update({"loss_start": round(first, 5), "loss_end": round(last, 6), "steps": step,
@@ -164,11 +176,11 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
                        "row predicted right: fitted, the loss still falling", evidence, "", source)
     status = "warn" if near else "fail"
     reasons = []
-    lr_end = opt.param_groups[0]["lr"]
-    collapsed = isinstance(lr_end, float | int) and evidence["lr"] > 0 and lr_end < 1e-2 * evidence["lr"]
+    lr0, lr_end = evidence["lr"], opt.param_groups[0]["lr"]
+    collapsed = isinstance(lr0, float | int) and isinstance(lr_end, float | int) and 0 < lr0 and lr_end < 1e-2 * lr0
     if collapsed:  # the caller's step stepped a schedule: the rate fell away under these steps
         evidence["lr_end"] = float(lr_end)
-        reasons.append(f"the learning rate fell from {evidence['lr']:.3g} to {lr_end:.3g} during these steps: a "
+        reasons.append(f"the learning rate fell from {lr0:.3g} to {lr_end:.3g} during these steps: a "
                        "schedule stepped every batch")
     if evidence["lr"] == 0:
         reasons.append("the learning rate is 0")

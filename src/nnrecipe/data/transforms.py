@@ -75,7 +75,7 @@ CURRENCY = "$\u20ac\u00a3\u00a5"
 WRITTEN = {  # how they are written: the pattern of a whole cell
     "thousands separators": re.compile(rf"[-+]?{THOUSANDS}"),
     "a percent sign": re.compile(rf"[-+]?(?:{THOUSANDS}|{NUMBER})\s?%"),
-    "a currency sign": re.compile(rf"[-+]?[{CURRENCY}]\s?[-+]?(?:{THOUSANDS}|{NUMBER})|[-+]?(?:{THOUSANDS}|{NUMBER})\s?[{CURRENCY}]"),
+    "a currency sign": re.compile(rf"(?:[-+]?[{CURRENCY}]\s?|[{CURRENCY}]\s?[-+])(?:{THOUSANDS}|{NUMBER})|[-+]?(?:{THOUSANDS}|{NUMBER})\s?[{CURRENCY}]"),
 }
 MARKS = re.compile(rf"[,%\s{CURRENCY}]")
 
@@ -94,7 +94,7 @@ def to_numbers(s: pd.Series) -> np.ndarray:
         if written.any():
             plain = rest[written].str.replace(MARKS, "", regex=True)
             values = values.astype("float64")
-            values.loc[plain.index] = pd.to_numeric(plain, errors="coerce")
+            values.loc[plain.index] = pd.to_numeric(plain, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
