@@ -29,6 +29,15 @@ def mlp(out: int = 10, hidden: int = 64) -> nn.Module:
     return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
+class FunctionalDropout(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(64, 64), nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.b(F.dropout(F.relu(self.a(x)), 0.5))  # F.dropout's training=True: whatever the mode
+
+
 def fired(diagnosis):
     return [v for v in diagnosis if v.status in ("warn", "fail", "error")]
 
@@ -178,13 +187,6 @@ def test_a_loss_rebuilt_from_item_is_a_cut_graph_not_a_step_before_backward(digi
 def test_f_dropout_that_ignores_eval_mode_gets_the_fix_that_switches_it_off(digits):
     x, y, _, _ = digits
 
-    class FunctionalDropout(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b = nn.Linear(64, 64), nn.Linear(64, 10)
-
-        def forward(self, x):
-            return self.b(F.dropout(F.relu(self.a(x)), 0.5))  # training=True whatever the mode
 
     def evaluate(model, x):
         model.eval()
@@ -279,3 +281,42 @@ def test_shapes_a_train_step_adapts_itself_are_not_a_lint_failure(digits):
     assert fired(d) == []
     [v] = [v for v in doctor(mlp(), (x, y.float()), loss_fn=CE, checks=["lint"]) if v.status == "fail"]
     assert v.name == "target shape" and v.fix == "pass the class indices as int64: y.long()"
+
+
+def test_a_padding_collate_and_an_eval_that_restores_the_mode_are_read_as_written(digits):
+    from torch.nn.utils.rnn import pad_sequence
+
+    x, y, _, _ = digits
+    lengths = torch.randint(3, 40, (len(y),), generator=torch.Generator().manual_seed(0))
+    rows = [(torch.randint(1, 50, (int(n),), generator=torch.Generator().manual_seed(i)), y[i] % 2)
+            for i, n in enumerate(lengths)]
+
+    def pad(items):  # each batch padded to its own longest row, as text pipelines do
+        return pad_sequence([t for t, _ in items], batch_first=True), torch.stack([c for _, c in items])
+
+    class Bag(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed, self.out = nn.Embedding(50, 8, padding_idx=0), nn.Linear(8, 2)
+
+        def forward(self, ids):
+            return self.out(self.embed(ids).mean(1))
+
+    torch.manual_seed(0)
+    model = Bag()
+    d = doctor(model, DataLoader(rows, batch_size=16, collate_fn=pad), loss_fn=CE,
+               optimizer=torch.optim.Adam(model.parameters(), 1e-2), checks=["lint", "C2"])
+    assert not [v for v in d if v.status in ("fail", "error")]
+
+    def evaluate(model, x):  # eval mode for the forward, the caller's mode restored after it
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            out = model(x)
+        model.train(was)
+        return out
+
+    torch.manual_seed(0)
+    model = FunctionalDropout()
+    [v] = fired(doctor(model, (x, y), loss_fn=CE, evaluate=evaluate, checks=["lint"]))
+    assert "training=self.training" in v.fix

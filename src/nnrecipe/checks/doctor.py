@@ -4,6 +4,7 @@ train_step=step)`; the checks run on copies, so the caller's model and optimizer
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import time
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, did_you_mean
+from ..steps import main_output
 from ..tasks import create_task
 from .baselines import check_baselines, check_zero_input
 from .curves import check_short_run
@@ -40,16 +42,19 @@ def c2_init_loss(setup: Setup) -> Verdict:
     if setup.loss_fn is None:
         return skipped("C2", "loss at init", "needs loss_fn=... to compute the loss")
     head = create_task(setup.task, n_classes=max(setup.n_classes, 1))
-    try:
-        return check_init_loss(setup.model, setup.loss_fn, setup.x, setup.y, head, setup.y)  # type: ignore[arg-type]
-    except (ValueError, RuntimeError) as e:
-        if setup.train_step is None:
-            raise
-        # the caller's step adapts outputs or targets before its loss (a squeeze, a reshape): loss_fn on them
-        # as given raises, and the loss at init is the step's to compute
-        return skipped("C2", "loss at init", f"loss_fn raises on the model's outputs and the targets as given "
-                       f"({type(e).__name__}: {str(e)[:160]}), which your train_step adapts before its loss; "
-                       "pass a loss_fn that takes them as they are to have the loss at init judged")
+    if setup.train_step is not None:
+        # the caller's step may adapt outputs or targets before its loss (a squeeze, a reshape): where loss_fn
+        # raises on them as given, the loss at init is the step's to compute (a forward that raises is no such
+        # case: it runs outside the try, and the crash names the caller's code)
+        with torch.no_grad():
+            out = main_output(copy.deepcopy(setup.model).eval()(*(t[:64] for t in setup.x)))
+        try:
+            setup.loss_fn(out.float(), setup.y[:64])
+        except (ValueError, RuntimeError, IndexError) as e:
+            return skipped("C2", "loss at init", f"loss_fn raises on the model's outputs and the targets as given "
+                           f"({type(e).__name__}: {str(e)[:160]}), which your train_step adapts before its loss; "
+                           "pass a loss_fn that takes them as they are to have the loss at init judged")
+    return check_init_loss(setup.model, setup.loss_fn, setup.x, setup.y, head, setup.y)  # type: ignore[arg-type]
 
 
 def c1_overfit_batch(setup: Setup) -> Verdict:

@@ -305,11 +305,11 @@ def _class_target_shape(kind: str, out: torch.Tensor, y: torch.Tensor) -> Verdic
     if list(y.shape) == want:
         return None
     if kind in ("ce", "nll") and torch.is_floating_point(y) and list(y.shape) == [out.shape[0], *out.shape[2:]]:
-        return Verdict("lint", "target shape", "fail",
-                       f"{'CrossEntropyLoss' if kind == 'ce' else 'NLLLoss'} gets float targets {list(y.shape)}: class "
-                       f"indices as floats, which it reads as class probabilities of the outputs' shape "
-                       f"{list(out.shape)} and raises on", {"output_shape": list(out.shape), "y_shape": list(y.shape),
-                                                             "y_dtype": str(y.dtype)},
+        said = ("CrossEntropyLoss gets float targets {}: class indices as floats, which it reads as class "
+                "probabilities of the outputs' shape {} and raises on" if kind == "ce" else
+                "NLLLoss gets float targets {}: it takes class indices as int64 only (outputs {})")
+        return Verdict("lint", "target shape", "fail", said.format(list(y.shape), list(out.shape)),
+                       {"output_shape": list(out.shape), "y_shape": list(y.shape), "y_dtype": str(y.dtype)},
                        "pass the class indices as int64: y.long()", "PyTorch docs (the loss's input and target shapes)")
     if y.ndim == len(want) + 1 and y.shape[-1] == 1 and list(y.shape[:-1]) == want:
         how = "y.squeeze(-1)"
@@ -586,8 +586,13 @@ def check_evaluate(setup: Setup, evaluate: Callable[[nn.Module, Any], Any]) -> V
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.num_batches_tracked is not None]
     tracked_before = sum(int(m.num_batches_tracked) for m in norms)  # type: ignore[arg-type]
     given = x[0] if len(x) == 1 else x  # the model's input as the caller passes it: model(x), or model(*x)
-    first = main_output(evaluate(model, given))
-    switched = not model.training  # the caller's evaluation put the model in eval mode
+    modes: list[bool] = []  # the model's mode as each forward of the caller's evaluation starts
+    hook = model.register_forward_pre_hook(lambda m, args: modes.append(m.training))
+    try:
+        first = main_output(evaluate(model, given))
+    finally:
+        hook.remove()
+    switched = bool(modes) and not any(modes)  # it ran in eval mode (model.eval(), whatever it restores after)
     tracked = isinstance(first, torch.Tensor) and first.requires_grad
     diff = _max_diff(first.detach() if tracked else first, main_output(evaluate(model, given)).detach())
     updates = sum(int(m.num_batches_tracked) for m in norms) - tracked_before  # type: ignore[arg-type]

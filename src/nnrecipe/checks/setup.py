@@ -221,12 +221,12 @@ def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None 
     `data` is a tuple/list of tensors whose last is the target, a Dataset of such tuples (or of dicts), or a
     DataLoader: its collate_fn, when it has its own, makes the sample into one batch as it makes the
     caller's batches (a collate that stacks dicts, casts or scales is part of the input pipeline)."""
-    collate, size = None, 0
+    collate, loaded = None, isinstance(data, DataLoader)
     if isinstance(data, DataLoader):
         if data.batch_size is not None and data.collate_fn is not default_collate:
-            collate, size = data.collate_fn, data.batch_size
-        data = data.dataset
-    if isinstance(data, Sequence) and not isinstance(data, Dataset) and len(data) >= 2 \
+            collate = data.collate_fn
+        data = data.dataset  # any sequence of items a DataLoader takes: a Dataset, or a list of them
+    if not loaded and isinstance(data, Sequence) and not isinstance(data, Dataset) and len(data) >= 2 \
             and all(isinstance(t, torch.Tensor) for t in data):
         tensors = tuple(data)
         n = len(tensors[0])
@@ -236,11 +236,11 @@ def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None 
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows]
         picked = tuple(t[order] for t in tensors)
         return picked[:-1], picked[-1], order, None
-    if isinstance(data, Dataset):
+    if isinstance(data, Dataset) or loaded and isinstance(data, Sequence):
         n = len(data)  # type: ignore[arg-type]
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows]
         items = [data[i] for i in order.tolist()]
-        made = _collated(collate, size, items, name, model) if collate is not None else None
+        made = _collated(collate, items, name, model) if collate is not None else None
         if made is not None:
             return made[0], made[1], order, made[2]
         keys = None
@@ -250,7 +250,13 @@ def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None 
         if not items or not isinstance(items[0], tuple | list) or len(items[0]) < 2:
             raise ConfigError(f"{name}: each item of the Dataset must be a tuple (inputs..., target)")
         columns = list(zip(*items))
-        tensors = tuple(torch.stack([torch.as_tensor(v) for v in col]) for col in columns)
+        try:
+            tensors = tuple(torch.stack([torch.as_tensor(v) for v in col]) for col in columns)
+        except (TypeError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"{name}: the Dataset's items hold values the doctor cannot stack into tensors "
+                              f"({type(e).__name__}: {e}); give it items (inputs..., target) of tensors or numbers "
+                              "(a file name or other text beside them: leave it out of the items the doctor reads)"
+                              ) from e
         return tensors[:-1], tensors[-1], order, keys
     raise ConfigError(f"{name} is a {type(data).__name__}; pass (x, y) tensors, a Dataset of (x, y) items or a "
                       "DataLoader")
@@ -285,9 +291,12 @@ def _dict_keys(first: Mapping[str, Any], name: str, model: nn.Module | None, bat
     keys = list(batch.inputs)
     params = list(inspect.signature(model.forward).parameters) if model is not None else keys
     if set(keys) - set(params):
-        one = batch.inputs[keys[0]]
-        rows = one[:2] if batched or not isinstance(one, torch.Tensor) else torch.stack([one, one])
-        if len(keys) == 1 and params and _takes(model, rows):
+        try:
+            one = torch.as_tensor(batch.inputs[keys[0]])
+        except (TypeError, RuntimeError, ValueError):
+            one = None
+        rows = None if one is None else one[:2] if batched else torch.stack([one, one])
+        if len(keys) == 1 and params and rows is not None and _takes(model, rows):
             return keys, target
         raise ConfigError(f"{name}: the dict items' inputs {', '.join(map(repr, keys))} do not match the model's "
                           f"forward({', '.join(params)}); name the keys after forward's parameters")
@@ -308,42 +317,45 @@ def _takes(model: nn.Module | None, x: Any) -> bool:
     return True
 
 
-def _collated(collate: Callable[[list[Any]], Any], size: int, items: list[Any], name: str, model: nn.Module | None
+def _collated(collate: Callable[[list[Any]], Any], items: list[Any], name: str, model: nn.Module | None
               ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, tuple[list[str], str] | None] | None:
-    """The sampled items made into batches of the loader's size by the caller's collate_fn and joined: (x
-    tensors, y, dict keys or None). None (the dataset's items are read as they are) where the collate is
-    random (mixup, augmentation: its soft targets are not the labels the data checks judge), raises on
-    these items, or makes something other than tensors (inputs..., target) or a dict of them."""
-    def made(chunk: list[Any]) -> tuple[tuple[torch.Tensor, ...], tuple[list[str], str] | None]:
-        batch = collate(chunk)
-        keys = None
+    """The sampled items made into one batch by the caller's collate_fn, as the loader would make them: (x
+    tensors, y, dict keys or None). None (the dataset's items are read as they are) where the collate's
+    targets are random (mixup, cutmix: soft targets are not the labels the data checks judge; random inputs
+    alone, an augmentation, are kept), or where it raises on these items or makes something other than
+    tensors (inputs..., target) or a dict of them."""
+    keys: tuple[list[str], str] | None = None
+
+    def made() -> tuple[torch.Tensor, ...]:
+        nonlocal keys
+        batch = collate(items)
         if isinstance(batch, Mapping):
-            keys = _dict_keys(batch, name, model, batched=True)
+            keys = keys or _dict_keys(batch, name, model, batched=True)
             batch = (*(batch[k] for k in keys[0]), batch[keys[1]])
         if not isinstance(batch, tuple | list) or len(batch) < 2 or \
-                not all(isinstance(t, torch.Tensor) and t.ndim and len(t) == len(chunk) for t in batch):
+                not all(isinstance(t, torch.Tensor) and t.ndim and len(t) == len(items) for t in batch):
             raise ValueError("not a batch of tensors (inputs..., target) with one row per item")
-        return tuple(batch), keys
+        return tuple(batch)
 
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            first = made(items[:size])[0]
+            first = made()
             torch.manual_seed(1)
-            again = made(items[:size])[0]
-        if any(not torch.equal(a, b) for a, b in zip(first, again)):
-            log.info("%s: the DataLoader's collate_fn is random (two calls on the same items differ): the checks "
-                     "read the dataset's items", name)
-            return None
-        parts = [made(items[i:i + size]) for i in range(0, len(items), size)]
+            again = made()
     except ConfigError:
         raise
     except Exception as e:
-        log.info("%s: the DataLoader's collate_fn did not make batches of tensors from the dataset's items "
-                 "(%s: %s): the checks read the items", name, type(e).__name__, e)
+        log.info("%s: the DataLoader's collate_fn did not make a batch of tensors from %d of the dataset's items "
+                 "(%s: %s): the checks read the items", name, len(items), type(e).__name__, e)
         return None
-    tensors = tuple(torch.cat(column) for column in zip(*(p for p, _ in parts)))
-    return tensors[:-1], tensors[-1], parts[0][1]
+    a, b = first[-1], again[-1]
+    if a.shape != b.shape or not torch.equal(a.nan_to_num(), b.nan_to_num()) or \
+            (torch.is_floating_point(a) and not torch.equal(a.isnan(), b.isnan())):
+        log.info("%s: the DataLoader's collate_fn makes random targets (two calls on the same items differ): "
+                 "the checks read the dataset's items", name)
+        return None
+    return first[:-1], first[-1], keys
 
 
 def finite_rows(*tensors: torch.Tensor) -> torch.Tensor:

@@ -385,10 +385,10 @@ def _codes(sample: pd.Series, as_numbers: pd.Series) -> bool:
     if not (numbers == numbers.round()).all() or not sample.str.fullmatch(rf"\d+|{_LETTERED}").all():
         return False
     parts = odd.str.extract(r"^(\d+)([A-Za-z]+)$")
-    if parts[1].str.lower().isin(_UNITS).any():
-        return False
     padded = bool(sample.str.fullmatch(r"0\d+").any())
     several = odd.nunique() >= 2 and bool(parts.drop_duplicates()[0].duplicated().any())
+    if parts[1].str.lower().isin(_UNITS).all() and not padded and parts[1].nunique() < 3:
+        return False  # '1h', '1m': units typed into a quantity (three letters or more under one number: codes)
     return padded or several or bool(_ID_NAME.search(str(sample.name or "")))
 
 
