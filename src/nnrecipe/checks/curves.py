@@ -23,6 +23,7 @@ from torch import nn
 
 from ..steps import as_batch, main_output
 from ..tasks import create_task
+from .reading import SCHEDULE_FIX, rate_collapsed
 from .setup import Setup
 from .verdict import Verdict
 
@@ -146,13 +147,12 @@ def check_short_run(setup: Setup, epochs: int = EPOCHS, batch: int = BATCH) -> l
 def _collapsed_rate(verdicts: list[Verdict], lr0: Any, lr_end: Any) -> list[Verdict]:
     """A stalled curve under a rate that the caller's step drove to under 1% of its start within the short
     run (StepLR(step_size=1) stepped every batch halves it each step): the schedule, not the rate chosen."""
-    if not (isinstance(lr0, float | int) and isinstance(lr_end, float | int)) or lr0 <= 0 or lr_end >= 1e-2 * lr0:
+    if not rate_collapsed(lr0, lr_end):
         return verdicts
     said = f"; the learning rate fell from {lr0:.3g} to {lr_end:.3g} over these epochs: a schedule stepped every batch"
     return [dataclasses.replace(v, fault="scheduler-misuse", summary=v.summary + said,
                                 evidence={**v.evidence, "lr_start": float(lr0), "lr_end": float(lr_end)},
-                                fix="step a per-epoch schedule once per epoch (after the epoch's batches), or set its "
-                                    "period in batches (step_size, T_max, total_steps)")
+                                fix=SCHEDULE_FIX)
             if v.status in ("warn", "fail") and v.name in ("learning rate too low", "underfitting") else v
             for v in verdicts]
 

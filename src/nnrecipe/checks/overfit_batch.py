@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
+from statistics import fmean
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..steps import Step, as_batch, main_output
+from .reading import SCHEDULE_FIX, rate_collapsed
 from .setup import measured_loss
 from .verdict import Inputs, Verdict, as_tuple
 
@@ -26,10 +28,6 @@ STEPS = 1000  # step budget; healthy MLPs get there in 100-300 (measured on brea
 # 1e-7 falls 0.0%, weight decay 1.0 0.0%, a softmax before CrossEntropyLoss 0.0%; Adam 3e-5 falls 7%.
 WINDOW, FALLING, MAX_BUDGETS = 250, 0.2, 4
 SMOOTH = 50  # the losses compared are means of 50 steps: a step with noise of its own (augmentation) is not read as falling
-
-
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
 TARGET = 0.01  # "near zero": 1% of the loss at the start
 # ... above the loss's own floor: CrossEntropyLoss(label_smoothing=e) cannot go below the entropy of the
 # smoothed targets (0.50 for 10 classes at e = 0.1), and a healthy model stopped there read as one that
@@ -157,8 +155,8 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
                 break
             history.append(last)
             if step == budget and budget < MAX_BUDGETS * steps and len(history) > WINDOW + SMOOTH \
-                    and _mean(history[-SMOOTH:]) - floor <= (1 - FALLING) * (
-                        _mean(history[-WINDOW - SMOOTH:-WINDOW]) - floor):
+                    and fmean(history[-SMOOTH:]) - floor <= (1 - FALLING) * (
+                        fmean(history[-WINDOW - SMOOTH:-WINDOW]) - floor):
                 budget += steps  # still falling fast: a slow rate, not a model that cannot fit
     assert first is not None and last is not None
     evidence.update({"loss_start": round(first, 5), "loss_end": round(last, 6), "steps": step,
@@ -177,7 +175,7 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
     status = "warn" if near else "fail"
     reasons = []
     lr0, lr_end = evidence["lr"], opt.param_groups[0]["lr"]
-    collapsed = isinstance(lr0, float | int) and isinstance(lr_end, float | int) and 0 < lr0 and lr_end < 1e-2 * lr0
+    collapsed = rate_collapsed(lr0, lr_end)
     if collapsed:  # the caller's step stepped a schedule: the rate fell away under these steps
         evidence["lr_end"] = float(lr_end)
         reasons.append(f"the learning rate fell from {lr0:.3g} to {lr_end:.3g} during these steps: a "
@@ -192,8 +190,7 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
     why = "; ".join(reasons) or "the model, the loss or the optimizer cannot fit these rows"
     fault = "scheduler-misuse" if collapsed else "lr-too-low" if evidence["lr"] == 0 else \
         "frozen-layer" if frozen and not by_design else "unknown"
-    fix = ("step a per-epoch schedule once per epoch (after the epoch's batches), or set its period in batches "
-           "(step_size, T_max, total_steps)" if collapsed else
+    fix = (SCHEDULE_FIX if collapsed else
            "set a learning rate > 0 (pick it with the LR range test, T4: Trainer.lr_find)" if fault == "lr-too-low"
            else "check that the learning rate is > 0 and every layer is trainable and in the optimizer, that the loss "
            "matches the task and the targets; if all hold, add capacity")

@@ -45,6 +45,8 @@ DECOUPLED_PER_STEP = 1e-3
 # StepLR(step_size=1, gamma=0.1) stepped per batch is at 1e-8 after 8.
 SCHEDULE_STEPS = 8
 SCHEDULE_FLOOR = 1e-4
+SCHEDULE_FIX = ("step a per-epoch schedule once per epoch (after the epoch's batches), or set its period in batches "
+                "(step_size, T_max, total_steps)")
 # saturation (DeepDiagnosis): more than SAT_SHARE of a tanh/sigmoid's inputs at |z| >= SAT_Z, at init
 SAT_Z = 5.0
 SAT_SHARE = 0.5
@@ -311,6 +313,12 @@ def weight_decay(setup: Setup) -> list[Verdict]:
                     fault="over-regularization")]
 
 
+def rate_collapsed(lr0: Any, lr_end: Any) -> bool:
+    """Whether a rate the caller's step drove from `lr0` to `lr_end` fell under 1% of its start while the
+    doctor trained (C1's batch, C8's short run): a schedule stepped every batch, not the rate chosen."""
+    return isinstance(lr0, float | int) and isinstance(lr_end, float | int) and 0 < lr0 and lr_end < 1e-2 * lr0
+
+
 def schedule(setup: Setup) -> list[Verdict]:
     """Each of the caller's schedulers stepped SCHEDULE_STEPS times on a copy of the optimizer: the rate
     must not fall below SCHEDULE_FLOOR of where it starts (a per-epoch schedule stepped per batch)."""
@@ -341,10 +349,8 @@ def schedule(setup: Setup) -> list[Verdict]:
                              f"{at} steps: stepped every batch, training stalls within the first epoch",
                              {"scheduler": type(sched).__name__, "lr_start": lr0,
                               "lr_after_steps": [float(f"{r:.3g}") for r in rates]},
-                             "step a per-epoch schedule once per epoch (after the epoch's batches), or set its period "
-                             "in batches (step_size, T_max, total_steps)",
-                             "PyTorch docs (how to adjust the learning rate)", fault="scheduler-misuse"))
+                             SCHEDULE_FIX, "PyTorch docs (how to adjust the learning rate)", fault="scheduler-misuse"))
     return found
 
 
-__all__ = ["read_setup"]
+__all__ = ["SCHEDULE_FIX", "rate_collapsed", "read_setup"]
