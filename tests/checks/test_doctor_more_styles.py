@@ -320,3 +320,42 @@ def test_a_padding_collate_and_an_eval_that_restores_the_mode_are_read_as_writte
     model = FunctionalDropout()
     [v] = fired(doctor(model, (x, y), loss_fn=CE, evaluate=evaluate, checks=["lint"]))
     assert "training=self.training" in v.fix
+
+
+class Stream(torch.utils.data.IterableDataset):
+    """Rows (or, with `batch`, dict batches) read as a stream: no len(), no index."""
+
+    def __init__(self, x, y, batch: int | None = None):
+        self.x, self.y, self.batch = x, y, batch
+
+    def __iter__(self):
+        if self.batch is None:
+            yield from zip(self.x, self.y)
+        else:
+            for i in range(0, len(self.x), self.batch):
+                yield {"pixels": self.x[i:i + self.batch], "label": self.y[i:i + self.batch]}
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_an_iterable_dataset_is_read_from_its_first_rows(digits, batched):
+    x, y, _, _ = digits
+    model = mlp()
+    loader = DataLoader(Stream(x, y, 50), batch_size=None) if batched else DataLoader(Stream(x, y), batch_size=32)
+    d = doctor(model, loader, loss_fn=CE, optimizer=torch.optim.Adam(model.parameters(), 1e-3),
+               checks=["data", "lint", "C1", "C2"])
+    assert fired(d) == []
+    assert {v.id for v in d if v.status == "pass"} >= {"C1", "C2"}
+    bad = Stream(x, torch.full_like(y, 3))  # one class in every row: the data checks read the stream's rows
+    d = doctor(mlp(), DataLoader(bad, batch_size=32), loss_fn=CE, checks=["data"])
+    assert [(v.id, v.name, v.status) for v in fired(d)] == [("D4", "class imbalance", "fail")]  # no leak, no C2
+    assert "shuffle" in fired(d)[0].fix
+    d = doctor(mlp(), DataLoader(bad, batch_size=32), loss_fn=CE, checks=["C2", "C3", "C4"])
+    assert {v.status for v in d} == {"skipped"}  # a trivial fit is no finding (C2's prior loss is 0)
+
+
+def test_a_binary_sample_without_positives_is_a_warning_not_a_leak():
+    torch.manual_seed(0)
+    x, y = torch.randn(300, 5), torch.zeros(300, 1)
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 1))
+    d = doctor(model, (x, y), loss_fn=nn.BCEWithLogitsLoss(), checks=["data", "C2"])
+    assert [(v.id, v.name, v.status) for v in fired(d)] == [("D4", "class imbalance", "warn")]

@@ -249,6 +249,8 @@ def check_baselines(setup: Setup) -> Verdict:
 def _why_not(setup: Setup) -> str:
     if setup.task not in METRICS:
         return f"task {setup.task!r} has no metric here"
+    if setup.one_class:
+        return ONE_CLASS
     rare = _rarer_class_rows(setup)
     if rare is not None and rare < MIN_EVAL_ROWS and _eval_rows(setup) >= MIN_EVAL_ROWS:
         return (f"too few rows of the rarer class to evaluate on ({rare}, fewer than {MIN_EVAL_ROWS}): ROC AUC on "
@@ -279,7 +281,8 @@ def _shared_run(setup: Setup) -> _Run | None:
     hit = _RUNS.get(id(setup))
     if hit is not None and hit[0]() is setup:
         return hit[1]
-    if setup.task not in METRICS or _eval_rows(setup) < MIN_EVAL_ROWS or len(setup.y) < MIN_EVAL_ROWS:
+    if setup.task not in METRICS or _eval_rows(setup) < MIN_EVAL_ROWS or len(setup.y) < MIN_EVAL_ROWS \
+            or setup.one_class:
         return None
     rare = _rarer_class_rows(setup)
     if rare is not None and rare < MIN_EVAL_ROWS:
@@ -291,6 +294,7 @@ def _shared_run(setup: Setup) -> _Run | None:
     return run
 
 
+ONE_CLASS = "every sampled row holds one class: there is nothing to tell apart (see the class imbalance check)"
 METRICS = {"multiclass": "accuracy", "binary": "roc_auc", "multilabel": "mean_roc_auc", "regression": "r2"}
 
 

@@ -606,6 +606,9 @@ def check_target_leak(setup: Setup | DataView) -> Verdict:
     if not bool(keep.any()):  # every row holds a non-finite value (D3 reports them): nothing to score
         return Verdict("leakage", name, "skipped", "no row has finite inputs and a finite target", {"rows": 0}, "",
                        source)
+    if len(torch.unique(y[keep])) < 2:  # one label: any column "predicts" it (D1 reports a single class)
+        return Verdict("leakage", name, "skipped", "the target holds one value: no column can carry it",
+                       {"rows": int(keep.sum())}, "", source)
     best: dict[str, Any] = {}
     exact = 0.0  # the best score unrounded: 0.99995 rounds to 1.0, which no fit of the others could match
     for i, t in tables:

@@ -20,7 +20,7 @@ from torch import nn
 from ..errors import ConfigError, did_you_mean
 from ..steps import main_output
 from ..tasks import create_task
-from .baselines import check_baselines, check_zero_input
+from .baselines import ONE_CLASS, check_baselines, check_zero_input
 from .curves import check_short_run
 from .data_checks import check_data
 from .differential import differentiate
@@ -41,6 +41,8 @@ Check = Callable[[Setup], "Verdict | list[Verdict]"]
 def c2_init_loss(setup: Setup) -> Verdict:
     if setup.loss_fn is None:
         return skipped("C2", "loss at init", "needs loss_fn=... to compute the loss")
+    if setup.one_class:  # the prior's loss is 0, which no init reaches
+        return skipped("C2", "loss at init", ONE_CLASS)
     head = create_task(setup.task, n_classes=max(setup.n_classes, 1))
     if setup.train_step is not None:
         # the caller's step may adapt outputs or targets before its loss (a squeeze, a reshape): where loss_fn

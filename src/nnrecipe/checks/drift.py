@@ -146,9 +146,15 @@ def check_imbalance(y: torch.Tensor, task: str) -> Verdict | None:
     labels = y.detach().reshape(len(y), -1)
     if labels.shape[1] != 1 or (torch.is_floating_point(labels) and not bool((labels == labels.round()).all())):
         return None
-    counts = torch.unique(labels.reshape(-1), return_counts=True)[1]
-    if len(counts) < 2:
-        return None
+    values, counts = torch.unique(labels.reshape(-1), return_counts=True)
+    if len(counts) < 2:  # a filter or join that kept one class, or a stream sorted by its label
+        # warn for a binary task: a sample of a 1:1000 table may hold no positive (a fraud table, say)
+        return Verdict("D4", "class imbalance", "warn" if task == "binary" else "fail",
+                       f"every one of the {len(labels)} sampled rows holds the label {values[0].item():g}: a network "
+                       "trained on them can only learn to predict it", {"classes": 1, "rows": len(labels)},
+                       "check how the labels were loaded (a filter or a join that kept one class, the label column "
+                       "read for the wrong one); for a stream or a file sorted by its label, shuffle it so that "
+                       "every batch draws from every class", SOURCE, fault="class-imbalance")
     ratio = float(counts.max() / counts.min())
     if ratio < IMBALANCE:
         return None

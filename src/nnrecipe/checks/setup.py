@@ -8,6 +8,7 @@ import contextlib
 import copy
 import gc
 import inspect
+import itertools
 import logging
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
 from ..errors import ConfigError
 from ..steps import Step, as_batch, bind_step, main_output
@@ -58,6 +59,12 @@ class Setup:
         if self.task == "multiclass":
             return int(self.y.max()) + 1 if len(self.y) else 0
         return self.y.shape[1] if self.task == "multilabel" else 1
+
+    @property
+    def one_class(self) -> bool:
+        """A classification sample whose rows all hold one label: nothing to learn, and the checks that train
+        or score a model on it (C2-C4) would judge a trivial fit (the imbalance check says so instead)."""
+        return self.task in ("binary", "multiclass") and len(self.y) > 0 and len(torch.unique(self.y)) < 2
 
     def make_optimizer(self, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
         """An optimizer like the caller's (its class and its first group's settings) over `params`;
@@ -221,10 +228,11 @@ def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None 
     `data` is a tuple/list of tensors whose last is the target, a Dataset of such tuples (or of dicts), or a
     DataLoader: its collate_fn, when it has its own, makes the sample into one batch as it makes the
     caller's batches (a collate that stacks dicts, casts or scales is part of the input pipeline)."""
-    collate, loaded = None, isinstance(data, DataLoader)
+    collate, loaded, batched = None, isinstance(data, DataLoader), False
     if isinstance(data, DataLoader):
         if data.batch_size is not None and data.collate_fn is not default_collate:
             collate = data.collate_fn
+        batched = data.batch_size is None  # the dataset's items are batches already
         data = data.dataset  # any sequence of items a DataLoader takes: a Dataset, or a list of them
     if not loaded and isinstance(data, Sequence) and not isinstance(data, Dataset) and len(data) >= 2 \
             and all(isinstance(t, torch.Tensor) for t in data):
@@ -237,9 +245,13 @@ def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None 
         picked = tuple(t[order] for t in tensors)
         return picked[:-1], picked[-1], order, None
     if isinstance(data, Dataset) or loaded and isinstance(data, Sequence):
-        n = len(data)  # type: ignore[arg-type]
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows]
-        items = [data[i] for i in order.tolist()]
+        if isinstance(data, IterableDataset):  # a stream has no len() and no index: its first rows
+            items = _streamed(data, name, rows, batched)
+            order = torch.arange(len(items))
+        else:
+            n = len(data)  # type: ignore[arg-type]
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows]
+            items = [data[i] for i in order.tolist()]
         made = _collated(collate, items, name, model) if collate is not None else None
         if made is not None:
             return made[0], made[1], order, made[2]
@@ -260,6 +272,31 @@ def _sample(data: Any, name: str, rows: int, seed: int, model: nn.Module | None 
         return tensors[:-1], tensors[-1], order, keys
     raise ConfigError(f"{name} is a {type(data).__name__}; pass (x, y) tensors, a Dataset of (x, y) items or a "
                       "DataLoader")
+
+
+def _streamed(data: IterableDataset, name: str, rows: int, batched: bool) -> list[Any]:
+    """The first `rows` items of an IterableDataset (a stream cannot be indexed at random, and may never
+    end); when it yields batches (a DataLoader with batch_size=None over it), its first batches cut into
+    items, so that the checks see rows as from any other dataset."""
+    try:
+        if not batched:
+            return list(itertools.islice(iter(data), rows))
+        items: list[Any] = []
+        for batch in iter(data):
+            if isinstance(batch, Mapping):
+                size = len(next(iter(batch.values())))
+                items += [{k: v[i] for k, v in batch.items()} for i in range(size)]
+            else:
+                items += list(zip(*batch))
+            if len(items) >= rows:
+                break
+        return items[:rows]
+    except (TypeError, IndexError, StopIteration) as e:
+        raise ConfigError(f"{name}: the IterableDataset's items could not be read as rows ({type(e).__name__}: "
+                          f"{e}); have it yield (inputs..., target) tuples of tensors, or batches of them with the "
+                          "DataLoader's batch_size=None") from e
+    finally:
+        log.info("%s: an IterableDataset has no random access; the checks read its first %d rows", name, rows)
 
 
 def zeroed(x: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

@@ -37,13 +37,19 @@ class RunFolder(Callback):
 
 def lost_run(trial: Any) -> Path | None:
     """The run folder of the lost trial that `trial` retries, when that trial's training had begun there;
-    its checkpoint (or finished results) is where the retry goes on. None for a fresh trial."""
-    number = trial.user_attrs.get("retry_of")
-    if number is None:
-        return None
-    lost = next((t for t in trial.study.get_trials(deepcopy=False) if t.number == number), None)
-    folder = lost.user_attrs.get("run_dir") if lost is not None else None
-    return Path(folder) if folder and (Path(folder) / "config.json").is_file() else None
+    its checkpoint (or finished results) is where the retry goes on. None for a fresh trial. A retry that was
+    itself lost before its training began there (a kill in the moments a resume takes to start) passes the
+    folder on: the chain of retries is followed back to the trial that has one, else a finished training
+    would be run again in a folder of its own, beside the first."""
+    trials = {t.number: t for t in trial.study.get_trials(deepcopy=False)}
+    number, seen = trial.user_attrs.get("retry_of"), set()
+    while number is not None and number not in seen and number in trials:
+        seen.add(number)
+        folder = trials[number].user_attrs.get("run_dir")
+        if folder and (Path(folder) / "config.json").is_file():
+            return Path(folder)
+        number = trials[number].user_attrs.get("retry_of")
+    return None
 
 
 class PruningCallback(Callback):
