@@ -359,3 +359,12 @@ def test_a_binary_sample_without_positives_is_a_warning_not_a_leak():
     model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 1))
     d = doctor(model, (x, y), loss_fn=nn.BCEWithLogitsLoss(), checks=["data", "C2"])
     assert [(v.id, v.name, v.status) for v in fired(d)] == [("D4", "class imbalance", "warn")]
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", nn.CrossEntropyLoss])
+def test_a_loss_named_or_given_as_its_class_is_a_named_error_not_six_crashes(digits, loss):
+    from nnrecipe.errors import ConfigError
+
+    x, y, _, _ = digits
+    with pytest.raises(ConfigError, match=r"loss_fn=.* not a loss; pass a torch loss"):
+        doctor(mlp(), (x, y), loss_fn=loss)

@@ -46,7 +46,8 @@ class Recorder(transformers.TrainerCallback):
         self.logs.append(dict(logs or {}))
 
 
-def train(tmp_path, doctor: Doctor, lr: float = 1e-3, loss=None, *after) -> transformers.Trainer:
+def train(tmp_path, doctor: Doctor, lr: float = 1e-3, loss=None, *after, smoothing: float = 0.0
+          ) -> transformers.Trainer:
     torch.manual_seed(0)
     config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                      intermediate_size=64, max_position_embeddings=16, num_labels=2)
@@ -54,7 +55,7 @@ def train(tmp_path, doctor: Doctor, lr: float = 1e-3, loss=None, *after) -> tran
     args = transformers.TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, learning_rate=lr,
                                           num_train_epochs=3, per_device_train_batch_size=16,
                                           logging_strategy="epoch", eval_strategy="epoch", save_strategy="no",
-                                          seed=0, disable_tqdm=True)
+                                          seed=0, disable_tqdm=True, label_smoothing_factor=smoothing)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=rows(128, 0), eval_dataset=rows(64, 1),
                                    callbacks=[doctor, *after], compute_loss_func=loss)
     trainer.train()
@@ -74,6 +75,15 @@ def test_the_healthy_twin_is_quiet(tmp_path):
                                        "read from its config)")
     assert recorder.logs[0]["doctor/failed"] == 0.0 and recorder.logs[0]["doctor/passed"] >= 5  # before training
     assert "train_runtime" in recorder.logs[-1] and recorder.logs[-1]["doctor/failed"] == 0.0  # after it
+
+
+def test_label_smoothing_of_the_trainer_is_fitted_to_its_floor(tmp_path):
+    doctor = Doctor(CHECKS)  # the smoothed loss stops at 0.1985 for two classes at 0.1: C1 failed at 1000 steps
+    train(tmp_path, doctor, 1e-3, None, smoothing=0.1)
+    assert raised(doctor) == {}
+    c1 = next(v for v in doctor.diagnosis if v.id == "C1")
+    assert c1.status == "pass" and c1.evidence["loss_floor"] == pytest.approx(0.1985, abs=1e-3)
+    assert "label_smoothing=0.1" in doctor.found["loss_fn"]
 
 
 def test_a_learning_rate_of_zero_is_reported_before_during_and_after(tmp_path):

@@ -53,6 +53,18 @@ def test_a_torch_loss_that_cannot_take_the_targets_names_both_and_the_fix():
     with pytest.raises(ConfigError, match=r"encode the classes as 0..2, or give the model one output per class "
                                           r"\(labels span \[0, 5\]\)"):
         Trainer(_net(3), nn.CrossEntropyLoss(), (x, labels * 5), config=CFG).fit()
+    # ten outputs for one yes/no label a row: no reshape pairs them (the advice was y.float().reshape((32, 10)))
+    with pytest.raises(ConfigError, match=r"10 outputs a row and the targets one: .*out_features=1.*CrossEntropyLoss"):
+        Trainer(_net(10), nn.BCEWithLogitsLoss(), (x, labels.float()), config=CFG).fit()
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", 3, nn.CrossEntropyLoss])
+def test_a_loss_that_is_not_a_loss_is_refused_when_the_trainer_is_made(loss):
+    x, y = _regression()
+    with pytest.raises(ConfigError, match=r"loss_fn=.* not a loss; pass a torch loss") as e:
+        Trainer(_net(), loss, (x, y[:, None]), config=CFG)
+    if loss is nn.CrossEntropyLoss:  # the class, not an instance: callable, and refused by name
+        assert "nn.CrossEntropyLoss()" in str(e.value)
 
 
 def test_a_loss_of_the_callers_own_raises_its_own_error():

@@ -21,7 +21,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
 from ..errors import ConfigError
-from ..steps import Step, as_batch, bind_step, main_output
+from ..steps import Step, as_batch, bind_step, check_loss_fn, main_output
 from ..steps.batch import TARGET_KEYS
 from ..tasks import TASK_NAMES, infer_task
 from ..train.optim import clone_optimizer, constructor_settings
@@ -119,6 +119,7 @@ def make_setup(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: t
         train_step = bind_step(train_step, loss_fn)
         loss_fn = train_step.loss_fn
     schedulers = _schedulers(optimizer, scheduler, train_step)
+    check_loss_fn(loss_fn)
     if loss_fn is None and train_step is None:
         raise ConfigError("pass loss_fn=... (with optimizer=..., or Adam at 1e-3 is used), or train_step=callable"
                           "(model, optimizer, batch) -> loss")

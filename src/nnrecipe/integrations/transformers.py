@@ -93,8 +93,16 @@ class Doctor(Findings, TrainerCallback):
         if trainer is not None and type(trainer).compute_loss is not transformers.Trainer.compute_loss:
             return None, ("none: the Trainer's compute_loss is overridden (the checks' steps use it; pass "
                           "Doctor(loss_fn=...) for the checks that compare outputs with targets)")
-        if trainer is not None and getattr(trainer, "label_smoother", None) is not None:
-            return None, "none: the Trainer smooths the labels (pass Doctor(loss_fn=...))"
+        smoother = getattr(trainer, "label_smoother", None) if trainer is not None else None
+        if smoother is not None:
+            # transformers' LabelSmoother is torch's label smoothing: (1 - e) * NLL + e * the mean over the classes
+            # of -log p, -100 ignored: C1 then fits it to its floor, not to 0 (a healthy run failed C1 before)
+            loss, _ = _model_loss(model, layout, data)
+            if not isinstance(loss, nn.CrossEntropyLoss):
+                return None, "none: the Trainer smooths the labels (pass Doctor(loss_fn=...))"
+            eps = float(getattr(smoother, "epsilon", 0.0))
+            return nn.CrossEntropyLoss(label_smoothing=eps), \
+                f"the Trainer's label smoothing of the model's cross-entropy (CrossEntropyLoss(label_smoothing={eps:g}))"
         return _model_loss(model, layout, data)
 
     # ---------------------------------------------------------------- during: C7 on chosen steps

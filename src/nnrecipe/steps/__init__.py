@@ -4,7 +4,7 @@ T13 adversarial training), and the batch contract they all read."""
 from .adversarial import Adversarial, robustness
 from .batch import Batch, as_batch, call_model, main_output, to_device
 from .distill import Distillation
-from .step import Built, Reconstruction, Step, bind_step
+from .step import Built, Reconstruction, Step, bind_step, check_loss_fn
 
-__all__ = ["Adversarial", "Batch", "Built", "Distillation", "Reconstruction", "Step", "as_batch", "bind_step",
+__all__ = ["Adversarial", "Batch", "Built", "Distillation", "Reconstruction", "Step", "as_batch", "bind_step", "check_loss_fn",
            "call_model", "main_output", "robustness", "to_device"]

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shorten
 from .batch import Batch, as_batch, call_model, main_output
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -201,6 +201,18 @@ def check_broadcast(loss_fn: Any, out: torch.Tensor, target: torch.Tensor) -> No
                           f"shape: {fix}")
 
 
+def check_loss_fn(loss_fn: Any) -> None:
+    """Refuse a loss_fn that is no loss: a name ('cross_entropy') would fail at the first batch, and a class
+    (nn.CrossEntropyLoss) would be built with the outputs as its weight."""
+    if loss_fn is None or (callable(loss_fn) and not isinstance(loss_fn, type)):
+        return
+    what = f"the class {loss_fn.__name__}" if isinstance(loss_fn, type) else f"a {type(loss_fn).__name__}"
+    raise ConfigError(f"loss_fn={shorten(repr(loss_fn), 60)} is {what}, not a loss; pass a torch loss "
+                      + (f"instance (nn.{loss_fn.__name__}()" if isinstance(loss_fn, type) else
+                         "(nn.CrossEntropyLoss(), nn.BCEWithLogitsLoss(), nn.MSELoss()")
+                      + ", or a function of (outputs, target)), or None when the step brings its own")
+
+
 def loss_misfit(loss_fn: Any, out: torch.Tensor, target: torch.Tensor, error: Exception) -> str:
     """What a torch loss's error on these outputs and targets means, and the fix."""
     name = _loss_name(loss_fn)
@@ -212,6 +224,11 @@ def loss_misfit(loss_fn: Any, out: torch.Tensor, target: torch.Tensor, error: Ex
     elif _is(loss_fn, CLASS_LOSSES):
         fix = f"{name} takes {indices} or class probabilities of the outputs' shape: " + (
             "y.squeeze(1).long()" if target.ndim == out.ndim and target.shape[-1] == 1 else "y.long()")
+    elif _is(loss_fn, BINARY_LOSSES) and out.ndim == 2 and out.shape[1] > 1 and target.ndim <= 1 \
+            and len(target) == len(out):  # one label a row against several outputs: no reshape can pair them
+        fix = (f"the model gives {out.shape[1]} outputs a row and the targets one: for one yes/no label give the "
+               f"model one output (a last layer with out_features=1); for {out.shape[1]} classes, use "
+               "CrossEntropyLoss with class indices y.long()")
     elif _is(loss_fn, BINARY_LOSSES):
         fix = (f"{name} takes float targets of the outputs' shape {list(out.shape)}: "
                + (f"y.float().reshape({tuple(out.shape)})" if target.shape != out.shape else "y.float()"))

@@ -23,7 +23,7 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from ..config import DEFAULT_LR, TrainConfig, as_config, monitor_mode
 from ..errors import ConfigError, TrainingError, did_you_mean
 from ..repro import seed_everything
-from ..steps import Batch, Step, as_batch, bind_step, call_model, main_output
+from ..steps import Batch, Step, as_batch, bind_step, call_model, check_loss_fn, main_output
 from ..tasks import Task, create_task, infer_task
 from ..track.recorder import RunRecorder, model_record
 from . import checkpoint as ckpt
@@ -103,6 +103,7 @@ class Trainer(TrainerState):
                  bucket_by: int | None = None, distributed: bool = False, scheduler: Any = None):
         if resume not in (True, False, "auto"):
             raise ConfigError(f"resume={resume!r}; choose False (refuse a used run_dir), True or 'auto'")
+        check_loss_fn(loss_fn)
         config = as_config(TrainConfig, config, "config")
         if isinstance(optimizer, str):
             config = dataclasses.replace(config or TrainConfig(), optimizer=optimizer)
