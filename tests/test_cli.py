@@ -264,7 +264,8 @@ def test_predict_numeric_column_with_text(cli, tmp_path, tiny_run):
     frame.to_csv(data, index=False)
     assert_bad_input(cli("predict", tiny_run, data, "--out", tmp_path / "preds.csv"),
                      f"file '{data}': column 'a' has 1 values that are not numbers (first at line 6: 'n/a?'); "
-                     "fix them, leave them empty to impute, or pass --categorical a")
+                     "fix them, leave them empty to impute, or train a model that reads the column as categories "
+                     "(train's --categorical a)")
     assert not (tmp_path / "preds.csv").exists()
 
 

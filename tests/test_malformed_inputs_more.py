@@ -397,7 +397,8 @@ def _(w: Where) -> Case:
     frame.loc[4, "a"] = "n/a?"
     data = write(w.tmp / "new.csv", csv_text(frame))
     return Case(predict(w, data), bad(f"file '{data}': column 'a' has 1 values that are not numbers (first at line "
-                                      "6: 'n/a?'); fix them, leave them empty to impute, or pass --categorical a"))
+                                      "6: 'n/a?'); fix them, leave them empty to impute, or train a model that reads "
+                                      "the column as categories (train's --categorical a)"))
 
 
 @kind("predict-unseen-categories", needs_run=True)

@@ -327,10 +327,13 @@ def _version() -> str:
     return __version__
 
 
-def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str = "--out") -> None:
+def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str = "--out",
+               runs: tuple[str, ...] = ()) -> None:
     """A bad --out (or `flag`) fails at once with the fix, not with a traceback after the work ('folder': it
     holds run folders, made when missing; 'file': a file, such as `example`, written into a folder that must
-    exist)."""
+    exist). A file is named with `example`'s suffix (what the command writes: '.csv' text under a '.parquet'
+    name, or HTML over a CSV, was written before), and never replaces a file of the run folders `runs` (its
+    model.json), but the one the command itself writes there (`example`'s name: report.html)."""
     out = Path(path)
     if kind == "folder" and out.exists() and not out.is_dir():
         raise ConfigError(f"{flag} {path} is a file; give a folder for the run folders (default: runs)")
@@ -338,6 +341,15 @@ def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str
         raise ConfigError(f"{flag} {path} is a folder; give a file name, such as {out / example}")
     if kind == "file" and not out.parent.is_dir():
         raise ConfigError(f"{flag} {path}: folder '{out.parent}' does not exist; create it, or write elsewhere")
+    suffix = Path(example).suffix
+    if kind == "file" and suffix and out.suffix.lower() not in (suffix, ".htm" if suffix == ".html" else suffix):
+        raise ConfigError(f"{flag} {path}: this command writes a {suffix} file; name it so, such as "
+                          f"{out.with_suffix(suffix) if out.suffix else out.name + suffix}")
+    if kind == "file" and out.is_file() and out.name != example:
+        for run in runs:
+            if Path(run).is_dir() and out.resolve().parent == Path(run).resolve():
+                raise ConfigError(f"{flag} {path} is a file of run folder {run}, which it would replace; write "
+                                  "elsewhere")
 
 
 def _images(args: argparse.Namespace) -> bool:
@@ -399,6 +411,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                              kept=("teacher", "distill_temperature", "distill_alpha", "adversarial", "adv_epsilon",
                                    "adv_steps", "adv_step_size"))
     file = read_config_file(args.config) if args.config else {}
+    _refuse_unread(_config(ModelConfig, args), _config(TrainConfig, args))
     with quiet():  # the verdicts are the output: not also a log line each
         diagnosis = doctor_table(
             args.data, args.target,
@@ -408,6 +421,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(diagnosis.table())
     print(diagnosis.counts_line())
     return 1 if diagnosis.failed else 0
+
+
+def _refuse_unread(mcfg: ModelConfig, tcfg: TrainConfig) -> None:
+    """The model's and optimizer's settings typed that the model train would build never reads (--activation
+    beside TabM, --momentum beside Adam): refused as train refuses them."""
+    from .config import unread_settings
+
+    unused = unread_settings(mcfg, tcfg)
+    if unused:
+        raise ConfigError("; ".join(unused) + ": add what reads them, or leave them out")
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -442,6 +465,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.out:
             print(f"audit.json and the plots: {args.out}")
         return 1 if found.failed else 0
+    # a table's audit reads the seed and, to size the model (D7), its settings: any other flag typed would change
+    # nothing (the image audit above refuses the model's too)
+    typed, plain = _config(TrainConfig, args), TrainConfig()
+    given = [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(TrainConfig)
+             if f.name != "seed" and getattr(typed, f.name) != getattr(plain, f.name)]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: settings of a training run, and the audit looks at the data without "
+                          "training; leave them out (train takes them)")
+    _refuse_unread(_config(ModelConfig, args), plain)
     with quiet():  # the findings are the output
         found = audit(args.data, args.target, seed=tcfg.seed, test=args.test, out=args.out,
                       data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
@@ -496,6 +528,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .report import write_compare
     from .track import compare_runs
 
+    if args.out:
+        _check_out(args.out, "file", "compare.html", runs=tuple(args.runs))
     changed = compare_runs(args.runs)
     out = write_compare(args.runs, args.out, comparison=changed)  # the run folders are read once
     from .track import format_runs
@@ -511,6 +545,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
+    if args.out:
+        _check_out(args.out, "file", "report.html", runs=(args.run,))
     print(write_report(args.run, args.out))
     return 0
 
@@ -524,7 +560,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.tracking_uri is not None:
             raise ConfigError(f"--tracking-uri {args.tracking_uri} is MLflow's; --to onnx writes a file (--out): "
                               "leave it out")
-
+        if args.out:
+            _check_out(args.out, "file", "model.onnx", runs=(args.run,))
         print(export_onnx(args.run, args.out))
         return 0
     if args.out is not None:
@@ -624,7 +661,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .recipes import predict_table
 
     if args.out:
-        _check_out(args.out, "file")
+        if args.out == "-":
+            raise ConfigError("--out -: predict prints the predictions as CSV when --out is left out; leave it out "
+                              "to print them")
+        _check_out(args.out, "file", runs=(args.run,))
         if Path(args.out).resolve() == Path(args.data).resolve():
             raise ConfigError(f"--out {args.out} is the input file; predict never overwrites its input: write the "
                               "predictions to another file")
@@ -654,8 +694,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"{len(files)} file(s) could not be read and have no prediction: {', '.join(files[:10])}"
               + (" ..." if len(files) > 10 else ""), file=sys.stderr)
     if report.get("unknown_labels"):
-        print(f"labels that are not among the model's classes ({', '.join(report['unknown_labels'][:10])}): "
-              f"those {report['unknown_rows']} images are not scored", file=sys.stderr)
+        what = ("target values that are not numbers" if "rmse" in report or report.get("task") == "regression"
+                else "labels that are not among the model's classes")
+        shown_labels = ", ".join(repr(v) for v in report["unknown_labels"][:10])
+        print(f"{what} ({shown_labels}{' ...' if len(report['unknown_labels']) > 10 else ''}): those "
+              f"{report['unknown_rows']} {report.get('unknown_word', 'images')} are not scored"
+              + ("" if report.get("unknown_word") != "rows" or what.startswith("target") else
+                 f" (the model's classes: {', '.join(map(str, report.get('classes', [])[:10]))})"), file=sys.stderr)
         report["unscored_rows"] -= report["unknown_rows"]  # said here, in the words of images
     unseen = report["unseen_cells"]
     if unseen:

@@ -95,6 +95,11 @@ class DataConfig:
         if self.surrogate and self.split != "auto":
             raise ConfigError(f"surrogate=True trains on every row, and split={self.split!r} asks for held-out rows; "
                               "leave --split out")
+        held = [f"{name}={getattr(self, name)}" for name in ("val_fraction", "test_fraction")
+                if self.surrogate and getattr(self, name) != 0.15]
+        if held:  # accepted, they changed nothing: a surrogate holds no row out
+            raise ConfigError(f"surrogate=True trains on every row, and {', '.join(held)} asks for held-out rows; "
+                              "leave them out (--surrogate-test measures the error on a second sample)")
         if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int)
                                             or self.max_tokens < 1):
             raise ConfigError(f"max_tokens={self.max_tokens!r} is not allowed; choose a whole number of tokens, 1 or "
@@ -341,6 +346,11 @@ class TrainConfig:
                               f"(val_{self.metric}); give one of them")
         if self.patience is not None and self.patience < 0:
             raise ConfigError(f"patience={self.patience} is not allowed; choose 0 or more, or None")
+        known = known_direction(self.monitor)
+        if self.mode != "auto" and known is not None and self.mode != known:  # the worst epoch would be kept
+            raise ConfigError(f"mode={self.mode!r} with monitor={self.monitor!r}, which is better when "
+                              f"{'larger' if known == 'max' else 'smaller'}: the run would keep its worst epoch; leave "
+                              f"mode 'auto' (or give mode={known!r})")
         # the ranges torch and the loop take: outside them a value fails deep in torch with a traceback, or
         # trains a wrong model quietly (a negative clip norm flips every gradient: gradient ascent)
         for name, low, above in (("weight_decay", 0.0, False), ("l1", 0.0, False), ("min_delta", 0.0, False),
@@ -371,6 +381,15 @@ class TrainConfig:
 MAXIMIZED = frozenset({"accuracy", "acc", "auc", "roc_auc", "f1", "r2", "balanced_accuracy", "precision", "recall"})
 
 
+def known_direction(monitor: str) -> str | None:
+    """'max' or 'min' for a metric whose direction is known (accuracy, a loss, an error), None for a name of
+    the caller's own (their metric, which `mode` then says)."""
+    name = monitor.removeprefix("val_").removeprefix("train_")
+    if name in MAXIMIZED or name.endswith(tuple("_" + m for m in MAXIMIZED)):
+        return "max"
+    return "min" if name.endswith("loss") or name in ("rmse", "mae", "mse") else None
+
+
 def monitor_mode(monitor: str, mode: str = "auto") -> str:
     """'min' or 'max' for a logged metric: `mode` unless 'auto'; then 'max' for the names in MAXIMIZED, bare,
     with a val_/train_ prefix or ending in _NAME (macro_f1, top5_accuracy), else 'min' (losses, errors)."""
@@ -395,6 +414,8 @@ def unread(name: str, model: ModelConfig, train: TrainConfig) -> str | None:
              "warmup_epochs": ("--schedule cosine", schedule == "cosine"),
              "swa_lr": ("--swa-start", train.swa_start is not None),
              "stop_alpha": ("--stop-criterion gl or pq", train.stop_criterion in ("gl", "pq")),
+             "patience": ("--stop-criterion patience (gl and pq stop by their alpha)",
+                          train.stop_criterion == "patience"),
              "decay_all": ("a --weight-decay above 0", train.weight_decay > 0),
              "distill_temperature": ("--teacher", train.teacher is not None),
              "distill_alpha": ("--teacher", train.teacher is not None),

@@ -38,7 +38,7 @@ log = logging.getLogger("nnrecipe")
 DEFAULT_LIMIT = "10G"
 SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?")
 # Bump when read_table's parsing changes what a file reads as, so that older cache files miss.
-CACHE_VERSION = 4  # 4: a cell 'None' among words is the word
+CACHE_VERSION = 5  # 4: a cell 'None' among words is the word; 5: dots grouping thousands ('1.315,4')
 CHUNK_BYTES = 1 << 20  # hashing reads 1 MiB at a time: memory stays flat whatever the file's size
 META_KEY = b"nnrecipe"
 KEY = re.compile(r"[0-9a-f]{64}\.v\d+")

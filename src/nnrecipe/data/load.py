@@ -99,7 +99,7 @@ def _read_csv(path: Path, fmt: CsvFormat) -> tuple[pd.DataFrame, dict]:
     encoding, not_utf8_at = fmt.encoding, fmt.not_utf8_at
     # the C parser (the default engine): several times faster than the python one on big files;
     # compression was found from the content, not the name (compression=None: pandas would guess by name)
-    options = dict(sep=fmt.delimiter, decimal=fmt.decimal, compression=None)
+    options = dict(sep=fmt.delimiter, decimal=fmt.decimal, thousands=fmt.thousands, compression=None)
     while True:
         try:
             with warnings.catch_warnings():
@@ -136,7 +136,7 @@ def _read_csv(path: Path, fmt: CsvFormat) -> tuple[pd.DataFrame, dict]:
                                                   keep_default_na=False, **options))
     unnamed = [(i, c) for i, c in enumerate(df.columns, start=1) if UNNAMED.fullmatch(c)]
     return df, {"encoding": encoding, "not_utf8_at": not_utf8_at, "delimiter": fmt.delimiter,
-                "decimal": fmt.decimal, "compression": fmt.compression,
+                "decimal": fmt.decimal, "thousands": fmt.thousands, "compression": fmt.compression,
                 "unnamed": unnamed, "none_words": words}
 
 
@@ -209,7 +209,10 @@ def _tell(path: Path, info: dict) -> None:
         where = f" (byte {info['not_utf8_at']})" if info["not_utf8_at"] >= 0 else ""
         log.warning("file '%s' is not UTF-8 text%s: read it as %s; if accented letters look wrong, save "
                     "it as UTF-8 CSV", path, where, ENCODING_NAMES.get(info["encoding"], info["encoding"]))
-    if info.get("decimal") == ",":
+    if info.get("thousands") == ".":
+        log.warning("file '%s' writes numbers with dots between groups of thousands and a decimal comma: read "
+                    "'1.315,4' as 1315.4 and '40.577' as 40577", path)
+    elif info.get("decimal") == ",":
         log.info("file '%s' has decimal commas: read '1,5' as 1.5", path)
     for position, col in info.get("unnamed") or ():
         log.warning("file '%s': column %d has no name in the header: read as '%s'; name it in the header "

@@ -15,7 +15,7 @@ import pandas as pd
 from ..config import DataConfig
 from ..errors import DataError, did_you_mean_column, flag, shorten
 from .load import header_is_data, header_shown, row_labels
-from .transforms import label_strings, to_numbers, written_as
+from .transforms import NUMBER, label_strings, parse_dates, to_numbers, written_as
 
 log = logging.getLogger("nnrecipe")
 
@@ -273,6 +273,11 @@ def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | N
                             "decimal points (or with ';' between the fields), or pass "
                             f"{flag('--categorical', col)}")
             continue
+        if kind == "units":
+            problems.append(f"column '{shorten(col)}' holds numbers with a unit in every cell ({why!r}), which "
+                            "would be read as that many categories; write the numbers alone (the unit in the "
+                            f"column's name), or pass {flag('--categorical', col)} to keep them as categories")
+            continue
         if kind == "numeric":
             found = numeric_problems(df, [col], path)
             problems += found
@@ -283,6 +288,8 @@ def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | N
             if why.startswith("numbers written"):
                 log.warning("%scolumn '%s' holds %s: read as numbers", f"file '{path}': " if path else "",
                             shorten(col), why)
+            elif kind == "datetime" and why:
+                log.warning("%scolumn '%s' holds dates; %s", f"file '{path}': " if path else "", shorten(col), why)
         else:
             schema.dropped[col] = why
             log.warning("column '%s' is left out: %s", shorten(col, 80), why)
@@ -351,6 +358,10 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
         if unique_per_row and whole and (_ID_NAME.search(col) or values.max() - values.min() + 1 == len(values)):
             return "drop", "ID-like: a distinct integer in every row"
         return "numeric", f"numbers written with {written[0]} ({shorten(written[1], 40)!r})"
+    unit = sample.str.extract(rf"^[-+]?(?:{NUMBER})\s?([A-Za-z\u00b0\u00b5/]+[23]?)$")[0]
+    if unit.notna().mean() >= NUMERIC_SHARE and unit.dropna().str.lower().nunique() == 1 \
+            and unit.dropna().iloc[0].lower() in UNIT_WORDS:
+        return "units", str(sample[unit.notna()].iloc[0])  # '72 kg' in every row: numbers, not 300 categories
     commas = sample.str.fullmatch(r"[-+]?\d+,\d+")
     decimal = sample.str.fullmatch(r"[-+]?\d+,(?:\d{1,2}|\d{4,})")  # '1,5', not '1,500' (a thousands separator)
     if decimal.any() and (commas | as_numbers.notna()).mean() >= NUMERIC_SHARE:
@@ -358,7 +369,9 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
     if set(sample.str.lower()) <= {"true", "false"}:
         return "boolean", ""
     if _looks_like_dates(sample):
-        return "datetime", ""
+        odd = sample[parse_dates(sample).isna().to_numpy()]
+        return "datetime", ("" if odd.empty else f"{len(odd)} of {len(sample)} sampled cells are no date "
+                            f"({shorten(str(odd.iloc[0]), 20)!r}): read as empty")
     if sample.str.split().str.len().median() >= TEXT_WORDS and not (
             n_unique <= ONE_HOT_MAX and len(filled) >= LEVEL_ROWS * n_unique):
         return "text", ""
@@ -374,6 +387,10 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
 # '001'..'136A') and Blackmoor ('subject': '100'..'207a') were read as numbers with unparsable cells, their
 # rows called corrupted. Judged on the schema's sample of 500 cells, as the rest of the kind is.
 _LETTERED = r"\d+[A-Za-z]{1,2}"
+# units written after a number in every cell of a column ('72 kg', '5.5h', '20 °C')
+UNIT_WORDS = frozenset("kg g mg lb lbs oz t km m cm mm mi ft in yd h hr hrs min mins s sec ms d days wk weeks mo yr "
+                       "yrs years l ml gal kwh wh kw w mw v a hz khz mhz ghz mph kph km/h m/s kb mb gb tb "
+                       "\u00b0c \u00b0f c f k pct bpm".split())
 _UNITS = frozenset("h m s ms k kg g mg l ml x d y w mm cm km mb gb kb".split())
 
 
@@ -399,15 +416,16 @@ _DATE_LIKE = re.compile(rf"\d{{1,4}}[-/.:]\d{{1,2}}|(?i:\b{_MONTH}\.?,?\s*\d|\d\
 
 
 def _looks_like_dates(sample: pd.Series) -> bool:
-    if not sample.str.contains(_DATE_LIKE, regex=True).all():
+    """At least DATE_SHARE of the cells are dates: a stray 'unknown' among 300 dates made the column an ID
+    (every cell was required to look like one), dropped without a word."""
+    if sample.str.contains(_DATE_LIKE, regex=True).mean() < DATE_SHARE:
         return False
-    with warnings.catch_warnings():  # pandas warns when it has to guess the format per element
-        warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() >= DATE_SHARE)
+    return bool(parse_dates(sample).notna().mean() >= DATE_SHARE)
 
 
-def numeric_problems(df: pd.DataFrame, columns: list[str], path: str | os.PathLike | None) -> list[str]:
+
+def numeric_problems(df: pd.DataFrame, columns: list[str], path: str | os.PathLike | None,
+                     trained: bool = False) -> list[str]:
     """For each column that must hold numbers: the cells that are not numbers, or are infinite. Rows are
     named by `df`'s integer index, the 0-based data row in the file (read_table's RangeIndex; train_table
     keeps it when it leaves out rows without a target), else by position."""
@@ -430,8 +448,9 @@ def numeric_problems(df: pd.DataFrame, columns: list[str], path: str | os.PathLi
         if kind == "text":
             problems.append(
                 f"column '{shorten(col)}' has {count} values that are not numbers (first at {where}: "
-                f"{shorten(df[col].iloc[first], 40)!r}); fix them, leave them empty to impute, or pass "
-                f"{flag('--categorical', col)}")
+                f"{shorten(df[col].iloc[first], 40)!r}); fix them, leave them empty to impute, or "
+                + ("train a model that reads the column as categories (train's "
+                   f"{flag('--categorical', col)})" if trained else f"pass {flag('--categorical', col)}"))
         else:
             problems.append(f"column '{shorten(col)}' has {count} infinite values (first at {where}); "
                             "replace them with finite numbers, or leave the cells empty to impute")

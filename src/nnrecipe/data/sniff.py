@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import lzma
+import itertools
 import os
 import re
 import shlex
@@ -28,6 +29,8 @@ DELIMITERS = (",", ";", "\t", "|")
 # A decimal comma is only possible when the delimiter is not a comma (German/French Excel export: ';').
 COMMA_NUMBER = re.compile(r"[-+]?\d+,\d+")
 DOT_NUMBER = re.compile(r"[-+]?\d*\.\d+(?:[eE][-+]?\d+)?")
+GROUPED = re.compile(r"[-+]?[1-9]\d{0,2}(?:\.\d{3})+(?:,\d+)?")  # '1.315' and '1.315,4': dots grouping thousands
+SMALL_WHOLE, BIG_WHOLE = re.compile(r"[-+]?\d{1,3}"), re.compile(r"[-+]?\d{4,}")
 # Text files hold tabs and line breaks but few other control characters; a sample with more than this
 # share of them is binary data that happened to decode.
 MAX_CONTROL_SHARE = 0.01
@@ -70,6 +73,7 @@ class CsvFormat:
     # the fields of the sample's data rows when every one has more than the header (None otherwise): pandas
     # would read the first field as row labels, and when those count 0, 1, 2 ... nothing would show it
     wider_rows: int | None = None
+    thousands: str | None = None  # "." where dots group thousands ('1.315,4'; see _marks)
 
     def open(self, path: Path) -> IO[bytes]:
         """The decompressed bytes, as a binary file (the caller closes it)."""
@@ -111,8 +115,9 @@ def sniff_csv(path: Path) -> CsvFormat:
     wider = None
     if len(widths) == 1 and next(iter(widths)) > len(rows[0]):
         wider = next(iter(widths))
-    return CsvFormat(compression, member, encoding, delimiter, _decimal(delimiter, rows[1:]), size,
-                     rows[0] if rows else [], not_utf8_at, wider)
+    decimal, thousands = _marks(delimiter, rows[1:])
+    return CsvFormat(compression, member, encoding, delimiter, decimal, size, rows[0] if rows else [], not_utf8_at,
+                     wider, thousands)
 
 
 def _compression(path: Path, head: bytes) -> tuple[str | None, str | None, int | None]:
@@ -255,12 +260,32 @@ def _delimiter(text: str) -> tuple[str, list[list[str]]]:
     return chosen, chosen_rows
 
 
-def _decimal(delimiter: str, rows: list[list[str]]) -> str:
-    """',' when the delimiter is not a comma, some cells are numbers with a decimal comma ('1,5') and no
-    cell is a number with a decimal point; else '.'."""
+def _marks(delimiter: str, rows: list[list[str]]) -> tuple[str, str | None]:
+    """(decimal mark, thousands mark). The decimal mark is ',' when the delimiter is not a comma, some cells
+    are numbers with a decimal comma ('1,5') and no cell is a number with a decimal point; else '.'. Dots
+    group thousands (European exports: '1.315,4', '40.577' beside '989') when every number with a dot in it
+    is written in groups of three and the sample shows it: a dot before a decimal comma, or a column of such
+    cells beside whole numbers under 1000 and none of four digits or more; the decimal mark is then ','.
+    (40.577 read as a decimal sorted below 989, with no notice.) A number under 1 ('0.512'), which grouping
+    never writes, keeps the dot a decimal point."""
     if delimiter == ",":
-        return "."
+        return ".", None
     cells = [c.strip() for r in rows for c in r]
+    dotted = [c for c in cells if "." in c and (DOT_NUMBER.fullmatch(c) or GROUPED.fullmatch(c))]
+    if dotted and all(GROUPED.fullmatch(c) for c in dotted) and _grouped_columns(rows):
+        return ",", "."
     if any(DOT_NUMBER.fullmatch(c) for c in cells):
-        return "."
-    return "," if any(COMMA_NUMBER.fullmatch(c) for c in cells) else "."
+        return ".", None
+    return ("," if any(COMMA_NUMBER.fullmatch(c) for c in cells) else "."), None
+
+
+def _grouped_columns(rows: list[list[str]]) -> bool:
+    """Whether the sample shows dots grouping thousands (see _marks)."""
+    if any(GROUPED.fullmatch(c.strip()) and "," in c for r in rows for c in r):
+        return True
+    for column in itertools.zip_longest(*rows, fillvalue=""):
+        cells = [c.strip() for c in column if c.strip()]
+        if any(GROUPED.fullmatch(c) for c in cells) and any(SMALL_WHOLE.fullmatch(c) for c in cells) \
+                and not any(BIG_WHOLE.fullmatch(c) for c in cells):
+            return True
+    return False

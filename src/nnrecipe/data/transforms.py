@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError, shorten
 from .text.bag import TextEncoder, fit_text_column
 from .text.encoder import encoded
 
@@ -76,8 +77,12 @@ WRITTEN = {  # how they are written: the pattern of a whole cell
     "thousands separators": re.compile(rf"[-+]?{THOUSANDS}"),
     "a percent sign": re.compile(rf"[-+]?(?:{THOUSANDS}|{NUMBER})\s?%"),
     "a currency sign": re.compile(rf"(?:[-+]?[{CURRENCY}]\s?|[{CURRENCY}]\s?[-+])(?:{THOUSANDS}|{NUMBER})|[-+]?(?:{THOUSANDS}|{NUMBER})\s?[{CURRENCY}]"),
+    # typeset minus (U+2212: Word, LaTeX and Wikipedia tables) and accounting negatives '(1,234.50)'
+    "a minus sign (\u2212)": re.compile(rf"\u2212\s?[{CURRENCY}]?(?:{THOUSANDS}|{NUMBER})"),
+    "parentheses for negatives": re.compile(rf"\(\s?[{CURRENCY}]?\s?(?:{THOUSANDS}|{NUMBER})\s?\)"),
 }
 MARKS = re.compile(rf"[,%\s{CURRENCY}]")
+NEGATIVE = re.compile(r"^[(\u2212]")  # how the last two write the sign: read as '-'
 
 
 def to_numbers(s: pd.Series) -> np.ndarray:
@@ -92,7 +97,8 @@ def to_numbers(s: pd.Series) -> np.ndarray:
         for pattern in WRITTEN.values():
             written |= rest.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
         if written.any():
-            plain = rest[written].str.replace(MARKS, "", regex=True)
+            plain = rest[written].str.replace(MARKS, "", regex=True).str.replace(NEGATIVE, "-", regex=True)\
+                .str.rstrip(")")
             values = values.astype("float64")
             values.loc[plain.index] = pd.to_numeric(plain, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -143,9 +149,19 @@ def _as_dates(s: pd.Series, first: bool | None = None) -> pd.Series:
     """A column's dates; `first`: its numeric dates day first (None: judged from the column itself)."""
     if pd.api.types.is_datetime64_any_dtype(s):
         return s.dt.tz_localize(None) if getattr(s.dt, "tz", None) is not None else s
-    with warnings.catch_warnings():
+    parsed = parse_dates(s.astype("string"))
+    return day_first(s, parsed, utc=getattr(parsed.dt, "tz", None) is not None, first=first)
+
+
+def parse_dates(cells: pd.Series) -> pd.Series:
+    """Dates of any written form, NaT where a cell is none; times with different offsets ('Z' beside
+    '+10:00') in UTC, as pandas will not hold several zones in one column (it raised)."""
+    with warnings.catch_warnings():  # pandas warns when it has to guess the format per element
         warnings.simplefilter("ignore")
-        return day_first(s, pd.to_datetime(s.astype("string"), errors="coerce", format="mixed"), first=first)
+        try:
+            return pd.to_datetime(cells, errors="coerce", format="mixed")
+        except (ValueError, TypeError):
+            return pd.to_datetime(cells, errors="coerce", format="mixed", utc=True)
 
 
 def _days(d: pd.Series) -> np.ndarray:
@@ -204,6 +220,17 @@ def _plain_scale(ok: np.ndarray, how: str) -> tuple[float, float]:
     return float(ok.mean()), float(ok.std()) or 1.0
 
 
+def _fits_float32(scaled: np.ndarray, x: np.ndarray, df: pd.DataFrame, col: str) -> None:
+    """A value the training rows' scaling leaves beyond float32 (a 1e300 among values of 10) became inf in
+    the model's inputs and NaN in its output, with a class beside it: refused, naming the cell."""
+    far = np.abs(scaled) > np.finfo(np.float32).max
+    if far.any():
+        at = int(np.flatnonzero(far)[0])
+        raise DataError(f"column '{shorten(col)}', data row {df.index[at]}: the value {x[at]:g} is beyond what the "
+                        f"model takes (after the training rows' scaling it passes float32's {np.finfo(np.float32).max:.1e}; "
+                        f"{int(far.sum())} such cells); check the value (a unit or a typo), or leave the row out")
+
+
 def _scaled(x: np.ndarray, centre: float, scale: float) -> np.ndarray:
     """(x - centre) / scale, without overflow where x - centre passes the float64 limit (x near 1e308)."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -237,12 +264,16 @@ class TablePreprocessor:
             elif kind == "datetime":
                 # day first or not is judged on the training rows and kept, so that predict reads a file of
                 # dates such as 01/02/2020 alone as training read them
-                first = not pd.api.types.is_datetime64_any_dtype(s) and writes_day_first(s)
+                # (recorded only when the training rows wrote numeric dates: a column trained on ISO dates is
+                # judged from the file predict is given, where '02/01/2020' beside '13/01/2020' is day first)
+                numeric = not pd.api.types.is_datetime64_any_dtype(s) and \
+                    bool(s.astype("string").str.extract(_NUMERIC_DATE)[0].notna().any())
+                first = numeric and writes_day_first(s)
                 d = _as_dates(s, first)
                 ok = d.dropna()
                 columns[col] = {"kind": "datetime", "time": list(_scale(_days(ok), "standard")),
                                 "hour": bool((ok.dt.hour != 0).any() or (ok.dt.minute != 0).any()),
-                                "indicator": bool(d.isna().any()), **({"day_first": True} if first else {})}
+                                "indicator": bool(d.isna().any()), **({"day_first": first} if numeric else {})}
             else:
                 cats = sorted(_as_categories(s).unique())
                 columns[col] = {"kind": kind, "categories": cats}
@@ -331,13 +362,15 @@ class TablePreprocessor:
             if kind in ("numeric", "boolean"):
                 x = _as_numbers(df[col], kind == "boolean")
                 miss = np.isnan(x)
-                blocks.append(_scaled(np.where(miss, c["center"], x), c["center"], c["scale"])[:, None])
+                scaled = _scaled(np.where(miss, c["center"], x), c["center"], c["scale"])
+                _fits_float32(scaled, x, df, col)
+                blocks.append(scaled[:, None])
                 if c["indicator"]:
                     blocks.append(miss[:, None].astype(np.float64))
                 elif miss.any():
                     unknown[col] = int(miss.sum())
             elif kind == "datetime":
-                d = _as_dates(df[col], bool(c.get("day_first", False)))
+                d = _as_dates(df[col], c.get("day_first"))
                 miss = d.isna().to_numpy()
                 if "time" in c:
                     trend = (_days(d) - c["time"][0]) / c["time"][1]

@@ -226,7 +226,8 @@ def _table_inputs(meta: dict[str, Any], df: Any) -> tuple[torch.Tensor, ...]:
         listed = ", ".join(repr(shorten(c, 40)) for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
         raise DataError(f"the rows lack {len(missing)} column(s) the model needs: {listed}"
                         f"{did_you_mean_column(missing[0], df.columns)}; add them")
-    problems = numeric_problems(df, [c for c, s in pre.columns.items() if s["kind"] == "numeric"], None)
+    problems = numeric_problems(df, [c for c, s in pre.columns.items() if s["kind"] == "numeric"], None,
+                                trained=True)
     if problems:
         raise DataError("; ".join(problems))
     inputs, _, _ = _inputs(pre, df, words="words" in input_names(meta))

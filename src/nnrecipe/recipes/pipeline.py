@@ -293,6 +293,12 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
         prepared = prepared.tested_on("val")
     if tcfg.metric is not None:
         task.metrics([tcfg.metric])  # a metric that does not apply to the task fails here, naming both
+    val_y = prepared.targets["val"]
+    if (tcfg.metric == "roc_auc" or tcfg.monitor == "val_roc_auc") and len(val_y) and len(torch.unique(torch.as_tensor(val_y))) < 2:
+        # ROC AUC is undefined on one class: every epoch's value NaN, no best epoch, a crash after training
+        raise ConfigError(f"--metric roc_auc: the {len(val_y)} validation rows hold one class (the split "
+                          f"{dcfg.split!r} put the other in training or test), where ROC AUC is undefined; use a "
+                          "random or stratified --split, or --metric accuracy, balanced_accuracy or log_loss")
     model = recipe.build(prepared, mcfg, tcfg.seed, prepared.targets["train"], tcfg.deterministic)
     tcfg = model_rules(tcfg, model, len(prepared.rows["train"]))
     # T12/T13: the step distils from a teacher or trains adversarially, on the kind of data's own batches
@@ -863,7 +869,9 @@ def headline(run: Run) -> list[str]:
         f"training {results['epochs_run']} epochs on the training and validation rows (R2 refit); the last "
         "epoch's weights kept" if config.get("refit") else
         f"training {results['epochs_run']} epochs; best epoch {results['best_epoch']} by {results['monitor']} "
-        f"= {results['best_value']:.4f}; weights restored from it",
+        f"= {results['best_value']:.4f}; weights restored from it" if results.get("best_value") is not None else
+        f"training {results['epochs_run']} epochs; {results['monitor']} never had a finite value: the last epoch's "
+        "weights kept",
         *([f"optimises {aim['metric']}: {aim['why']}"] if (aim := config.get("optimises")) else []),
         f"test     {name} {value:.4f}"
         + (f", balanced_accuracy {balanced:.4f}" if (balanced := run.test.get("balanced_accuracy")) is not None

@@ -356,6 +356,10 @@ def predict_table(run_dir: str | os.PathLike, data: str | os.PathLike | pd.DataF
             raise DataError(f"--keep {col}: {where} has no column '{shorten(col, 80)}'"
                             f"{did_you_mean_column(col, df.columns)}; name a column of the data to copy")
     preds, report = predict_frame(model, meta, df, path)
+    clash = [c for c in dict.fromkeys(keep) if c in preds.columns]
+    if clash:  # the output would hold two columns of one name ('prediction', 'p_benign')
+        raise ConfigError(f"--keep {clash[0]}: the predictions have a column '{shorten(clash[0], 80)}' of their own; "
+                          "leave it out of --keep, or rename the column in the data")
     if keep:
         preds = pd.concat([df[list(dict.fromkeys(keep))].reset_index(drop=True), preds], axis=1)
     return preds, report
@@ -403,7 +407,7 @@ def predict_frame(model: nn.Module, meta: dict[str, Any], df: pd.DataFrame, path
         log.warning("columns the training table did not have are ignored: %s",
                     ", ".join(shorten(str(c), 40) for c in unseen[:10]) + (" ..." if len(unseen) > 10 else ""))
     numeric = [c for c, spec in pre.columns.items() if spec["kind"] == "numeric"]
-    problems = numeric_problems(df, numeric, path)
+    problems = numeric_problems(df, numeric, path, trained=True)
     if problems:
         raise DataError(f"file '{path}': " + "; ".join(problems) if path else "; ".join(problems))
     spec = getattr(model, "spec", {})
@@ -442,7 +446,22 @@ def predict_frame(model: nn.Module, meta: dict[str, Any], df: pd.DataFrame, path
     target = meta["target"]
     if target in df.columns:  # the rows that hold a target are scored, however many do not (the count said)
         truth = pd.to_numeric(df[target], errors="coerce") if task.name == "regression" else df[target]
-        has = truth.notna().to_numpy()
+        has = truth.notna().to_numpy().copy()
+        # a target cell that holds something the model cannot be scored on (a label that is none of its
+        # classes: 1/0 for benign/malign, 'SETOSA'; text where numbers are predicted) is named and left out of
+        # the score, which read 0.0000 with no word (or 'the target column is empty')
+        if task.name == "regression":
+            odd = df[target].notna().to_numpy() & ~has & (df[target].astype("string").str.strip() != "").fillna(
+                False).to_numpy(dtype=bool)
+            strange = df[target][odd].astype("string")
+        else:
+            labels = label_strings(truth[has]).to_numpy(dtype=object)
+            known = np.isin(labels, np.asarray(classes, dtype=object))
+            strange = pd.Series(labels[~known], dtype="string")
+            has[np.flatnonzero(has)[~known]] = False
+        if len(strange):
+            report.update(unknown_labels=[str(v) for v in pd.unique(strange)], unknown_rows=int(len(strange)),
+                          unknown_word="rows", task=task.name, classes=[str(c) for c in classes])
         if has.any() and task.name == "regression":
             err = pred[has] - truth.to_numpy(dtype=np.float64)[has]
             report["rmse"] = float(np.sqrt(np.mean(err ** 2)))

@@ -164,7 +164,9 @@ def surrogate_settings(tcfg: TrainConfig, prepared: Any) -> tuple[TrainConfig, A
     row is held out), and the prepared data whose test split is the second sample, or the training rows
     themselves when none was given. Refuses the settings that hold rows out or watch them."""
     given = [flag for flag, on in (("--cv-folds", tcfg.cv_folds > 1), ("--metric", tcfg.metric is not None),
-                                   ("--refit on", tcfg.refit == "on")) if on]
+                                   ("--refit on", tcfg.refit == "on"),
+                                   (f"--monitor {tcfg.monitor}", tcfg.monitor != "val_loss"),
+                                   (f"--mode {tcfg.mode}", tcfg.mode != "auto")) if on]
     if given:
         raise ConfigError(f"--surrogate trains on every row and watches none, and {', '.join(given)} hold rows out or "
                           "follow them: leave them out (the surrogate's error is measured on --surrogate-test)")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import require
+from ..errors import ConfigError, require, shorten
 from .runs import RunInfo, read_run
 
 MLFLOW_DB = "mlflow.db"
@@ -50,7 +50,11 @@ def export_tensorboard(run_dir: str | os.PathLike, log_dir: str | os.PathLike | 
     run = read_run(run_dir)
     _require("tensorboard", "tensorboard")
     tb = _require("torch.utils.tensorboard", "tensorboard")
-    log_dir = Path(log_dir) if log_dir is not None else run.path / "tensorboard"
+    if log_dir is None:  # the run's own folder: an export again replaces the last (TensorBoard showed each
+        log_dir = run.path / "tensorboard"  # epoch twice, steps 1, 2, 3, 1, 2, 3)
+        for old in log_dir.glob("events.out.tfevents.*") if log_dir.is_dir() else ():
+            old.unlink()
+    log_dir = Path(log_dir)
     with tb.SummaryWriter(log_dir=str(log_dir)) as writer:
         for row in run.history:
             for name, value in _scalars(row).items():
@@ -82,14 +86,23 @@ def export_mlflow(run_dir: str | os.PathLike, tracking_uri: str | None = None, e
     if uri.startswith("sqlite:"):
         _require("sqlalchemy", "sqlalchemy (MLflow's SQLite store)")
         _require("alembic", "alembic (MLflow's SQLite store)")
-    client = client_mod.MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        experiment_id = found.experiment_id
-    else:
-        # a local store keeps its artifacts beside itself, not in the current folder (MLflow's default)
-        local = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" if uri.startswith("sqlite:///") else None
-        experiment_id = client.create_experiment(experiment, artifact_location=local.as_uri() if local else None)
+    errors = _require("mlflow.exceptions", "mlflow-skinny")
+    try:
+        client = client_mod.MlflowClient(tracking_uri=uri)
+        found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            experiment_id = found.experiment_id
+        else:
+            # a local store keeps its artifacts beside itself, not in the current folder (MLflow's default); a
+            # relative sqlite:///mlflow.db (MLflow's own example) resolved first: as_uri() takes absolute paths only
+            local = Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts" \
+                if uri.startswith("sqlite:///") else None
+            experiment_id = client.create_experiment(experiment, artifact_location=local.as_uri() if local else None)
+    except (errors.MlflowException, ValueError, OSError) as e:
+        said = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"--tracking-uri {uri}: MLflow cannot use it as a tracking store ({shorten(said, 200)}); "
+                          "give one it opens: sqlite:///mlflow.db (a file here) or http://HOST:PORT "
+                          "of a running server") from None
     git = run.journal.get("git") or {}
     tags = {"nnrecipe.run_dir": str(run.path.resolve()), "mlflow.note.content": run.note,
             **({"mlflow.source.git.commit": git["commit"]} if git.get("commit") else {})}

@@ -108,6 +108,16 @@ def read_run(path: str | os.PathLike) -> RunInfo:
         raise ConfigError(f"{path}: no config.json there; give a run folder that `nnrecipe train` made "
                           "(`nnrecipe runs DIR` lists them)")
     config = run_config(path)
+    if not any(isinstance(config.get(k), dict) for k in ("train", "data")) or any(
+            k in config and not isinstance(config[k], dict) for k in ("data", "train")):
+        # a folder of another tool's (a Hugging Face model's config.json) got report.html written into it
+        raise ConfigError(f"{path}: its config.json is not the record of an nnrecipe run (no 'train' or 'data' settings, "
+                          "or ones that are not objects); give a run folder that `nnrecipe train` or a "
+                          "Trainer with run_dir made (`nnrecipe runs DIR` lists them)")
+    for name in ("results.json", "journal.json", "checks.json", "audit.json"):
+        if (path / name).is_file() and read_json_or_none(path / name) is None:  # said, not a section quietly gone
+            log.warning("%s cannot be read as JSON (damaged or edited): what it records is left out; restore it, "
+                        "or train the run again", path / name)
     return RunInfo(path, config, read_json_or_none(path / "results.json") or {}, read_metrics(path),
                    read_json_or_none(path / "journal.json") or {})
 
@@ -117,11 +127,14 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     file = Path(path) / "metrics.jsonl"
     if not file.is_file():
         return []
-    rows = []
-    for line in file.read_text().splitlines():
+    rows, lines = [], file.read_text().splitlines()
+    for i, line in enumerate(lines):
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
+            if i < len(lines) - 1:  # only the last line can be torn by a kill: an earlier one was damaged
+                log.warning("%s: line %d cannot be read as JSON (damaged or edited): that epoch is left out", file,
+                            i + 1)
             continue
     return rows
 
@@ -141,6 +154,8 @@ def list_runs(folder: str | os.PathLike = "runs") -> list[RunInfo]:
                 runs.append(read_run(p))
             except CheckpointError as e:  # one damaged folder does not hide the others
                 log.warning("%s", e)
+            except ConfigError as e:  # another tool's folder beside the runs (a model's config.json)
+                log.info("%s", e)
     return sorted(runs, key=lambda r: (r.date, r.id))
 
 
