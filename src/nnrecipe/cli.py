@@ -347,7 +347,7 @@ def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str
                           f"{out.with_suffix(suffix) if out.suffix else out.name + suffix}")
     if kind == "file" and out.is_file() and out.name != example:
         for run in runs:
-            if Path(run).is_dir() and out.resolve().parent == Path(run).resolve():
+            if Path(run).is_dir() and out.resolve().is_relative_to(Path(run).resolve()):
                 raise ConfigError(f"{flag} {path} is a file of run folder {run}, which it would replace; write "
                                   "elsewhere")
 

@@ -346,9 +346,10 @@ class TrainConfig:
                               f"(val_{self.metric}); give one of them")
         if self.patience is not None and self.patience < 0:
             raise ConfigError(f"patience={self.patience} is not allowed; choose 0 or more, or None")
-        known = known_direction(self.monitor)
+        watched = f"val_{self.metric}" if self.metric is not None else self.monitor  # what the Trainer watches
+        known = known_direction(watched)
         if self.mode != "auto" and known is not None and self.mode != known:  # the worst epoch would be kept
-            raise ConfigError(f"mode={self.mode!r} with monitor={self.monitor!r}, which is better when "
+            raise ConfigError(f"mode={self.mode!r} with monitor={watched!r}, which is better when "
                               f"{'larger' if known == 'max' else 'smaller'}: the run would keep its worst epoch; leave "
                               f"mode 'auto' (or give mode={known!r})")
         # the ranges torch and the loop take: outside them a value fails deep in torch with a traceback, or
@@ -414,8 +415,9 @@ def unread(name: str, model: ModelConfig, train: TrainConfig) -> str | None:
              "warmup_epochs": ("--schedule cosine", schedule == "cosine"),
              "swa_lr": ("--swa-start", train.swa_start is not None),
              "stop_alpha": ("--stop-criterion gl or pq", train.stop_criterion in ("gl", "pq")),
+             # (patience None is read whatever the criterion: it turns early stopping off)
              "patience": ("--stop-criterion patience (gl and pq stop by their alpha)",
-                          train.stop_criterion == "patience"),
+                          train.stop_criterion == "patience" or train.patience is None),
              "decay_all": ("a --weight-decay above 0", train.weight_decay > 0),
              "distill_temperature": ("--teacher", train.teacher is not None),
              "distill_alpha": ("--teacher", train.teacher is not None),

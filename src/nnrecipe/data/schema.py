@@ -275,7 +275,7 @@ def infer_columns(df: pd.DataFrame, cfg: DataConfig, path: str | os.PathLike | N
             continue
         if kind == "units":
             problems.append(f"column '{shorten(col)}' holds numbers with a unit in every cell ({why!r}), which "
-                            "would be read as that many categories; write the numbers alone (the unit in the "
+                            "would be read as categories, one per distinct value; write the numbers alone (the unit in the "
                             f"column's name), or pass {flag('--categorical', col)} to keep them as categories")
             continue
         if kind == "numeric":

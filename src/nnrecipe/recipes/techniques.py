@@ -165,7 +165,7 @@ def surrogate_settings(tcfg: TrainConfig, prepared: Any) -> tuple[TrainConfig, A
     themselves when none was given. Refuses the settings that hold rows out or watch them."""
     given = [flag for flag, on in (("--cv-folds", tcfg.cv_folds > 1), ("--metric", tcfg.metric is not None),
                                    ("--refit on", tcfg.refit == "on"),
-                                   (f"--monitor {tcfg.monitor}", tcfg.monitor != "val_loss"),
+                                   (f"--monitor {tcfg.monitor}", tcfg.monitor not in ("val_loss", "train_loss")),
                                    (f"--mode {tcfg.mode}", tcfg.mode != "auto")) if on]
     if given:
         raise ConfigError(f"--surrogate trains on every row and watches none, and {', '.join(given)} hold rows out or "
