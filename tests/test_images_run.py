@@ -173,7 +173,7 @@ def test_predict_names_unreadable_files_and_labels_the_model_never_saw(digits_fo
     assert main(["predict", str(run.run_dir), str(new), "--out", str(tmp_path / "p.csv")]) == 0
     err = capsys.readouterr().err
     assert "1 file(s) could not be read and have no prediction: 7/broken.png" in err
-    assert "labels that are not among the model's classes (7): those 2 images are not scored" in err
+    assert "labels that are not among the model's classes ('7'): those 2 images are not scored" in err
 
 
 def test_simple_baselines_skip_the_pixels_of_large_images() -> None:

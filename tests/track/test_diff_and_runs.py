@@ -173,7 +173,7 @@ def test_a_damaged_run_folder_is_named_and_skipped_by_the_listing(tmp_path, capl
 
 @pytest.mark.parametrize("monitor, mode, best", [
     ("val_loss", "auto", 0.1), ("val_precision", "auto", 0.8), ("val_recall", "auto", 0.8),
-    ("val_acc", "auto", 0.8), ("val_macro_f1", "auto", 0.8), ("val_rmse", "auto", 0.1), ("val_recall", "min", 0.1)])
+    ("val_acc", "auto", 0.8), ("val_macro_f1", "auto", 0.8), ("val_rmse", "auto", 0.1), ("val_score", "max", 0.8)])
 def test_a_running_runs_best_follows_the_trainers_direction(tmp_path, monitor, mode, best):
     """`runs` reads the best of a run still training as the Trainer picks it: one rule (config.monitor_mode)."""
     run = make_run(tmp_path, "running", best=None, monitor=monitor, mode=mode)
