@@ -5,6 +5,7 @@ from scikit-learn (balanced accuracy, macro F1, ROC AUC, R2), on validation and 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -140,7 +141,12 @@ class BoundMetric:
     def __call__(self, outputs: torch.Tensor, target: torch.Tensor) -> float:
         if not self.batchable:  # scikit-learn's: numpy arrays, from tensors on the CPU
             outputs, target = outputs.detach().cpu(), target.detach().cpu()
-        return self.metric.fn(self.task, outputs, target)
+        with warnings.catch_warnings():
+            # scikit-learn's words on rows that lack a class (a time or group split; 'y_pred contains classes not
+            # in y_true', UndefinedMetricWarning): printed raw on the screen, several an epoch; the value it returns
+            # is the documented one, and the run names the class no split holds itself
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"sklearn\.")
+            return self.metric.fn(self.task, outputs, target)
 
     def __repr__(self) -> str:
         return f"metric {self.metric.name} ({self.task.name})"
