@@ -212,3 +212,15 @@ def test_predict_reads_day_first_dates_as_the_iso_dates_the_run_trained_on(runs,
     iso, _ = predict_table(runs["labels"], tmp_path / "iso.csv")
     dmy, _ = predict_table(runs["labels"], tmp_path / "dmy.csv")  # rows of day 12 or less were read month first
     pd.testing.assert_frame_equal(dmy, iso)
+
+
+def test_a_model_description_of_a_newer_version_is_refused_not_read_as_this_ones(cli, runs, tmp_path):
+    import json
+
+    run = shutil.copytree(runs["labels"], tmp_path / "run")
+    doc = json.loads((run / "model.json").read_text())
+    (run / "model.json").write_text(json.dumps({**doc, "version": 9}))
+    data = tmp_path / "new.csv"
+    labelled(20, 1).to_csv(data, index=False)
+    code, out, err = cli("predict", run, data)
+    assert (code, out) == (2, "") and "is a model description of version 9, and this nnrecipe reads version 1" in err

@@ -60,6 +60,12 @@ def load_model(run_dir: str | Path, required: Sequence[str] = ()) -> tuple[nn.Mo
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"'{meta_path}' is not an nnrecipe model description; give the folder that "
                               "`nnrecipe train` printed")
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > VERSION:
+        # a newer release's description (or an edited one) read as this one's would build another model
+        raise CheckpointError(f"'{meta_path}' is a model description of version {version!r}, and this nnrecipe reads "
+                              f"version {VERSION} and older; upgrade nnrecipe (pip install -U nnrecipe), or train the "
+                              "run again with this one")
     missing = [k for k in ("architecture", *required) if k not in meta]
     if missing:
         raise CheckpointError(f"'{meta_path}' lacks {', '.join(map(repr, missing))}; the file is damaged or was "
