@@ -218,7 +218,7 @@ class _NNRecipe(BaseEstimator):
         from .recipes.tabular import _inputs
         from .tasks import create_task
         from .tasks.base import REGRESSION_LOSSES
-        from .train import Trainer
+        from .train import Trainer, for_trainer
         from .train.optim import make_optimizer, model_parameters
 
         from .models import Ensemble
@@ -255,7 +255,8 @@ class _NNRecipe(BaseEstimator):
         if self._optimizer_state is not None:
             optimizer.load_state_dict(self._optimizer_state)
         self.model_.train()
-        trainer = Trainer(self.model_, task.loss(), (*inputs, target), config=tcfg, optimizer=optimizer, task=task,
+        trainer = Trainer(self.model_, task.loss(), (*inputs, target), config=for_trainer(tcfg), optimizer=optimizer,
+                          task=task,
                           metrics=task.metrics(), train_metrics=True, record=False, report=False)
         with rng_kept():
             rows = trainer.fit()

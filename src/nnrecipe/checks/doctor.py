@@ -89,6 +89,9 @@ TITLES = {"data": "data", "lint": "setup lint", "C1": "overfit one batch", "C2":
 # check that then crashes ran into them
 BREAKS_THE_LOSS = ("labels", "target shape", "forward")
 
+# the checks that train a copy of the model: a model with every parameter frozen has nothing for them to train
+TRAINS = ("C3", "C4", "C8")
+
 # The checks by name, in the order they run: cheap, static ones first
 CHECKS: dict[str, Check] = {
     "data": check_data,  # D3, D8, D4, leakage: the sampled rows themselves
@@ -152,6 +155,8 @@ def doctor(model: nn.Module, data: Any, *, loss_fn: Any = None, optimizer: torch
                 broken = next((v for v in diagnosis if v.id == "lint" and v.status == "fail"
                                and v.name in BREAKS_THE_LOSS), None)
                 try:
+                    if name in TRAINS and not any(p.requires_grad for p in setup.model.parameters()):
+                        raise ConfigError("no parameter requires a gradient, so nothing trains (C1 and C7 say so)")
                     out = fn(setup)
                 except ConfigError as e:  # the setup is one the check cannot read (the message says how to fix)
                     out = skipped(name, TITLES.get(name, name), f"cannot run on this setup: {e}") if broken is None \

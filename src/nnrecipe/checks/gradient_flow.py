@@ -108,6 +108,10 @@ def check_gradient_flow(setup: Setup, steps: int = STEPS, batch: int = BATCH) ->
     parameters the optimizer lacks, parameters without gradient, frozen or never changed, vanishing or
     exploding gradients, dead ReLU units, saturated units, an update/weight ratio out of range), or a
     single pass verdict with the numbers."""
+    if not any(p.requires_grad for p in setup.model.parameters()):  # no optimizer could be built over them
+        every = [n for n, _ in setup.model.named_parameters()]
+        return [Verdict("C7", "frozen parameters", "fail", "no parameter requires a gradient: nothing can learn",
+                        {"frozen": len(every), "names": every[:10]}, FIX_FROZEN, SOURCE)]
     model, opt = setup.copies()
     held = {id(p) for g in opt.param_groups for p in g["params"]}
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]

@@ -101,7 +101,8 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
     evidence: dict[str, object] = {"rows": len(y), "frozen_parameters": frozen[:10], "n_frozen": len(frozen)}
     if not trainable:
         return Verdict("C1", "overfit one batch", "fail", "no parameter requires a gradient: nothing can learn",
-                       evidence, "unfreeze the parameters (requires_grad=True) or pass the right model", source)
+                       evidence, "unfreeze the parameters (requires_grad=True) or pass the right model", source,
+                       fault="frozen-layer")
     opt = make_optimizer(trainable)
     evidence["lr"] = opt.param_groups[0]["lr"]
     floor = 0.0

@@ -42,7 +42,7 @@ from ..tasks.metrics import ALIASES
 from ..track import check_parent, new_run_dir
 from ..track.journal import write_journal
 from ..track.recorder import RunRecorder, now
-from ..train import Trainer
+from ..train import Trainer, for_trainer
 from ..train import distributed as dist
 from ..train.callbacks import Callback, PredictionWatch, ProgressBar
 from ..train.optim import make_optimizer, model_parameters
@@ -526,7 +526,8 @@ class Fit:
         cv, opts = self.cv, self.opts
         rows = (self.fit_rows, self.val_rows) if cv is None or k == 0 else cv.split(k)
         given = list(opts.callbacks) if k == 0 else _fresh(self.pristine)
-        return Trainer(self.members[k], self.prepared.task.loss(), *rows, self.tcfg if cv is None else cv.config(self.tcfg, k),
+        return Trainer(self.members[k], self.prepared.task.loss(), *rows,
+                       for_trainer(self.tcfg if cv is None else cv.config(self.tcfg, k)),
                        callbacks=[*given, *self.prepared.callbacks, *(self.watch if k == 0 else []),
                                   *([ProgressBar()] if opts.progress else [])],
                        metrics=self.prepared.task.metrics(), train_metrics=True, task=self.prepared.task,
@@ -589,7 +590,7 @@ class Fit:
             log.info("R2: a second network on the training and validation rows (%d) for %d epochs, member 1's best",
                      len(pooled[-1]), epochs)
             started = time.perf_counter()
-            trainer = Trainer(second_model, self.prepared.task.loss(), pooled, None, config,
+            trainer = Trainer(second_model, self.prepared.task.loss(), pooled, None, for_trainer(config),
                               callbacks=[*_fresh(self.pristine), *self.prepared.callbacks,
                                          *([ProgressBar()] if self.opts.progress else [])],
                               metrics=self.prepared.task.metrics(), train_metrics=True, task=self.prepared.task,

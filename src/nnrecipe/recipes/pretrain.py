@@ -191,7 +191,7 @@ def train_autoencoder(rows: torch.Tensor, latent: int, hidden: int, seed: int, d
     held out; its code's mean and std over every row set for the frozen encoder. Returns it on the CPU in
     eval mode, with the record of its training."""
     from ..steps import Reconstruction
-    from ..train import Trainer
+    from ..train import Trainer, for_trainer
 
     order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
     n_val = max(1, int(round(AE_HELD_OUT * len(rows))))
@@ -201,7 +201,7 @@ def train_autoencoder(rows: torch.Tensor, latent: int, hidden: int, seed: int, d
     config = TrainConfig(epochs=AE_EPOCHS, batch_size=AE_BATCH, lr=AE_LR, patience=AE_PATIENCE, seed=seed,
                          device=device)
     started = time.perf_counter()
-    trainer = Trainer(model, None, (fit,), (held,), config, step=Reconstruction())
+    trainer = Trainer(model, None, (fit,), (held,), for_trainer(config), step=Reconstruction())
     history = trainer.fit()
     model = model.cpu().eval()
     with torch.no_grad():

@@ -201,13 +201,14 @@ def _canonical(value: Any) -> str:
 def trainer_for(model: nn.Module, prepared: Any, tcfg: Any, epochs: int = 1, lr: float | None = None) -> Any:
     """A Trainer on the run's training rows, its validation rows watched: the run's optimizer, batch size,
     loss and training step (images: augmented), a constant rate, no early stopping, the best epoch kept."""
-    from ..train import Trainer
+    from ..train import Trainer, for_trainer
 
     cfg = dataclasses.replace(tcfg, epochs=max(1, epochs), lr=lr if lr is not None else tcfg.lr, patience=None,
                               restore_best=True, swa_start=None, swa_lr=None, schedule="constant", cv_folds=1,
                               refit="off", checkpoint_every=0)
     task = prepared.task
-    return Trainer(model, task.loss(), prepared.split("train"), prepared.split("val"), cfg, metrics=task.metrics(),
+    return Trainer(model, task.loss(), prepared.split("train"), prepared.split("val"), for_trainer(cfg),
+                   metrics=task.metrics(),
                    task=task, step=prepared.step, bucket_by=prepared.bucket_by)
 
 

@@ -39,7 +39,7 @@ from ..models import load_model
 from ..models.registry import build_model
 from ..models.transfer import MODES, Transfer, cut, first_member
 from ..repro import seed_everything
-from ..train import Trainer
+from ..train import Trainer, for_trainer
 from ..train.callbacks.unfreeze import GradualUnfreezing
 
 log = logging.getLogger("nnrecipe")
@@ -156,7 +156,7 @@ def probe_modes(make: Any, prepared: Any, tcfg: TrainConfig) -> dict[str, dict[s
         steps_per_epoch = math.ceil(n_train / config.batch_size)
         epochs = max(len(model.groups) + 1 + PROBE_EPOCHS, math.ceil(PROBE_STEPS / steps_per_epoch))
         config = dataclasses.replace(config, epochs=min(epochs, tcfg.epochs))
-        trainer = Trainer(model, prepared.task.loss(), prepared.split("train"), prepared.split("val"), config,
+        trainer = Trainer(model, prepared.task.loss(), prepared.split("train"), prepared.split("val"), for_trainer(config),
                           callbacks=[GradualUnfreezing()], metrics=prepared.task.metrics(), task=prepared.task,
                           step=copy.deepcopy(prepared.step), record=False)
         trainer.fit()

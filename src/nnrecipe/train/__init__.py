@@ -1,4 +1,4 @@
 from .callbacks import Callback, EarlyStopping, ProgressBar
-from .trainer import Trainer
+from .trainer import Trainer, for_trainer
 
-__all__ = ["Callback", "EarlyStopping", "ProgressBar", "Trainer"]
+__all__ = ["Callback", "EarlyStopping", "ProgressBar", "Trainer", "for_trainer"]

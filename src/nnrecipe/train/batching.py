@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, TensorDataset
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..repro import epoch_generator, worker_init_fn
 from ..steps.batch import to_device
 
@@ -122,6 +122,19 @@ class _EpochSampler(Sampler[int]):
         return iter(order[self.skip:].tolist())
 
 
+class _Items(Dataset):
+    """A list of items (tuples, or dicts) as a Dataset."""
+
+    def __init__(self, items: list[Any]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.items[i]
+
+
 class LoaderBatches:
     """Batches from a DataLoader: one we build over a Dataset (seeded, resumable exactly), or the user's."""
 
@@ -171,14 +184,25 @@ def _sized(sampler: Any) -> bool:
     return True
 
 
+def refuse_stream(data: Any, name: str) -> None:
+    """An IterableDataset, bare or in a DataLoader: len() raised deep in the loop."""
+    if isinstance(data.dataset if isinstance(data, DataLoader) else data, IterableDataset):
+        raise ConfigError(f"{name} is an IterableDataset (a stream: no len(), no index), and the Trainer counts and "
+                          "orders each epoch's rows (its schedule, its checkpoints mid-epoch, its resume); give a "
+                          "map-style Dataset (__len__ and __getitem__), or read the stream's rows into tensors")
+
+
 def n_rows(data: Any) -> int:
     """The rows (samples) of training data in any form make_batches accepts."""
+    refuse_stream(data, "train_data")
     if isinstance(data, TensorDataset):
         return len(data.tensors[0])
     if isinstance(data, Mapping):
-        return len(next(iter(data.values())))
+        return len(next(iter(data.values()))) if data else 0
+    if isinstance(data, list) and data and isinstance(data[0], (tuple, Mapping)):
+        return len(data)  # a list of items
     if isinstance(data, (tuple, list)):
-        return len(data[0])
+        return len(data[0]) if data else 0
     if isinstance(data, DataLoader):
         return len(data.dataset)  # type: ignore[arg-type]
     return len(data)
@@ -195,8 +219,13 @@ def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device
         data = data.tensors
     if isinstance(data, (torch.Tensor, np.ndarray)):
         data = (data,)
+    refuse_stream(data, name)
     if isinstance(data, DataLoader):
+        if _sized(data.dataset) and len(data.dataset) == 0:
+            raise DataError(f"{name} holds no rows; give it the rows to {'train' if name == 'train_data' else 'use'} on")
         return LoaderBatches(data, batch_size, shuffle, device, drop_last=drop_single)
+    if isinstance(data, list) and data and isinstance(data[0], (tuple, Mapping)):
+        data = _Items(data)  # a list of (x, y) items or of dicts: a map-style dataset, as PyTorch takes it
     keys = None
     if isinstance(data, Mapping):
         if not data:
@@ -208,7 +237,20 @@ def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device
         raise ConfigError(f"{name} is a {type(data).__name__}; pass (X, y) tensors or arrays, a dict of tensors, "
                           "a Dataset or a DataLoader")
     n = len(data[0]) if isinstance(data, list) else len(data)  # type: ignore[arg-type]
+    if n == 0:  # every epoch 'trained' on nothing, with a NaN loss and a best epoch
+        raise DataError(f"{name} holds no rows; give it the rows to {'train' if name == 'train_data' else 'use'} on")
     single = drop_single and n % batch_size == 1
+    if single and n == 1:
+        raise DataError(f"{name} holds one row, and BatchNorm in training mode cannot normalize a batch of one "
+                        "row (the Trainer leaves such a batch out: nothing would train); give it more rows")
+    if isinstance(data, list) and name != "train_data":  # training's non-finite values stop the step with their
+        for i, t in enumerate(data):                      # batch named; validation's left a NaN best epoch
+            bad = ~torch.isfinite(t) if t.is_floating_point() else None
+            if bad is not None and bool(bad.any()):
+                row = int(bad.reshape(len(t), -1).any(1).nonzero()[0])
+                what = f"{name}[{keys[i]!r}]" if keys else f"{name}'s tensor {i}"
+                raise DataError(f"{what} holds {int(bad.sum())} NaN or infinite values (the first in row {row}); "
+                                "impute or drop them as the training rows were")
     if isinstance(data, list):
         return TensorBatches(data, batch_size, shuffle, device, drop_last=single, keys=keys, bucket_by=bucket_by)
     if bucket_by is not None:

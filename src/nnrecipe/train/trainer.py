@@ -74,6 +74,18 @@ def swa_rates(optimizer: torch.optim.Optimizer, rate: float) -> float | list[flo
         return rate
     return [rate * r / rates[0] for r in rates]
 
+# TrainConfig's settings that the recipe reads (train_table: T12-T14, R2) and a bare Trainer does not, at the
+# values that leave them off
+RECIPE_ONLY = {"cv_folds": 1, "refit": "auto", "teacher": None, "adversarial": "off", "robustness": False}
+
+
+def for_trainer(config: TrainConfig) -> TrainConfig:
+    """A recipe's settings as the Trainers it makes take them: the recipe's own (the ensemble, the refit, the
+    teacher, the attack: it builds them around its Trainers) left at their defaults, which a Trainer refuses
+    to be given."""
+    return dataclasses.replace(config, **RECIPE_ONLY)
+
+
 class Trainer(TrainerState):
     """Trains any `nn.Module` on batches of inputs, an optional target and optional sample weights
     (steps/batch.py: tuples with the target last, dicts, bare inputs).
@@ -106,10 +118,18 @@ class Trainer(TrainerState):
         check_loss_fn(loss_fn)
         config = as_config(TrainConfig, config, "config")
         if isinstance(optimizer, str):
+            if config is not None and config.optimizer not in (optimizer, TrainConfig().optimizer):
+                raise ConfigError(f"optimizer={optimizer!r} and config's optimizer={config.optimizer!r} are two "
+                                  "optimizers; give one of them")
             config = dataclasses.replace(config or TrainConfig(), optimizer=optimizer)
         elif isinstance(optimizer, torch.optim.Optimizer) and config is not None:
             _check_config_beside(optimizer, config)
         cfg = config or TrainConfig()
+        recipe_only = [f"{name}={getattr(cfg, name)!r}" for name, plain in RECIPE_ONLY.items() if getattr(cfg, name) != plain]
+        if recipe_only:  # accepted, a Trainer would train a plain model without a word
+            raise ConfigError(f"{', '.join(recipe_only)}: read by `nnrecipe train` (train_table), which builds the "
+                              "ensemble, the refit, the teacher's or the attack's step; a Trainer trains the model and "
+                              "step it is given: leave them out (a step of your own can distil or attack)")
         if cfg.lr is None:  # the rule: a recipe fills in its model's own rate first; else Adam's safe 3e-4
             cfg = dataclasses.replace(cfg, lr=DEFAULT_LR)
         self.config = cfg
@@ -166,12 +186,19 @@ class Trainer(TrainerState):
         self.monitor = f"val_{cfg.metric}" if cfg.metric is not None else cfg.monitor
         if val_data is None and self.monitor.startswith("val_"):
             self.monitor = "train_" + self.monitor.removeprefix("val_")
+            if self.monitor != "train_loss" and not train_metrics:
+                raise ConfigError(f"no val_data, so the best epoch and early stopping would follow {self.monitor}, "
+                                  "which is logged with train_metrics=True only; pass val_data=..., or "
+                                  "train_metrics=True")
             log.warning("no validation data: best epoch and early stopping follow %s", self.monitor)
         self.mode = monitor_mode(self.monitor, cfg.mode)
         # one callback given bare is taken as a list of one
         self.callbacks = [callbacks] if any(hasattr(callbacks, h) for h in HOOKS) else list(callbacks)
         for c in self.callbacks:
             _check_hooks(c)
+            if not any(hasattr(c, h) for h in HOOKS):
+                raise ConfigError(f"callbacks: a {type(c).__name__} has none of the hooks ({', '.join(HOOKS[:4])}, ...): "
+                                  "it would never be called; subclass nnrecipe.Callback and define the hooks you need")
         if cfg.patience is not None and not any(isinstance(c, EarlyStopping) for c in self.callbacks):
             self.callbacks.append(EarlyStopping(self.monitor, self.mode, cfg.patience, cfg.min_delta,
                                                 cfg.stop_criterion, cfg.stop_alpha))
@@ -183,6 +210,7 @@ class Trainer(TrainerState):
             self.optimizer = make_optimizer(model_parameters(self.model, cfg.lr), cfg)
         elif isinstance(optimizer, (list, tuple)):
             self.optimizer = make_optimizer(optimizer, cfg)
+            check_optimizer(self.optimizer, self.model)  # groups of another model's parameters: it never trains
         else:
             raise ConfigError(f"optimizer is a {type(optimizer).__name__}; give a name ({cfg.optimizer!r}), "
                               "parameter groups (a list of dicts with 'params') or a torch.optim.Optimizer")
@@ -267,6 +295,9 @@ class Trainer(TrainerState):
         batch_hooks = [c for c in self.callbacks
                        if getattr(type(c), "on_batch_end", Callback.on_batch_end) is not Callback.on_batch_end]
         stepped = self.global_step
+        # a step of the caller's that never calls optimizer.step(): the weights' versions never change
+        versions = [p._version for p in self.model.parameters() if p.requires_grad] \
+            if self._full_step is not None else None
         for raw in self.batches.epoch(cfg.seed, self.epoch, start=self.batch_in_epoch):
             batch = as_batch(raw)
             rows = None
@@ -283,7 +314,7 @@ class Trainer(TrainerState):
                 if fns:
                     out = main_output(outputs).detach().float()
                     for name, fn in fns.items():
-                        acc["metrics"][name] = acc["metrics"].get(name, 0.0) + fn(out, target) * n
+                        acc["metrics"][name] = acc["metrics"].get(name, 0.0) + float(fn(out, target)) * n
             for c in batch_hooks:
                 c.on_batch_end(self, {"loss": loss.detach(), "batch": self.batch_in_epoch})
             if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0 \
@@ -293,6 +324,11 @@ class Trainer(TrainerState):
             raise ConfigError(f"{type(self).__name__}.train_step took no optimizer step in epoch {self.epoch + 1}: the "
                               "weights never moved; after the backward pass call self.optimizer_step(batch) (it "
                               "clips, steps, zeroes the gradients and steps the schedule)")
+        if versions is not None and acc["count"] and versions == [
+                p._version for p in self.model.parameters() if p.requires_grad]:
+            raise ConfigError(f"the step took no optimizer step in epoch {self.epoch + 1}: the weights never moved; "
+                              "call optimizer.step() after loss.backward() in the step (and optimizer.zero_grad() "
+                              "before the backward)")
         if self._ddp is not None:  # the loss and metrics over every process's rows; rank 0's BatchNorm statistics
             acc = dist.end_epoch(acc, self.model)
         logs = {"train_loss": float(acc["loss_sum"] / acc["count"])}
