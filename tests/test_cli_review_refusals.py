@@ -224,3 +224,16 @@ def test_a_model_description_of_a_newer_version_is_refused_not_read_as_this_ones
     labelled(20, 1).to_csv(data, index=False)
     code, out, err = cli("predict", run, data)
     assert (code, out) == (2, "") and "is a model description of version 9, and this nnrecipe reads version 1" in err
+
+
+def test_an_out_that_is_the_input_or_inside_the_input_folder_is_refused(tmp_path):
+    from nnrecipe.cli import _check_out
+
+    paths = tmp_path / "paths.csv"
+    paths.write_text("path,label\nimgs/a.png,red\n")
+    (tmp_path / "imgs").mkdir()
+    with pytest.raises(ConfigError, match="is the input file .*; the input is never written to"):
+        _check_out(str(paths), "file", "embeddings.csv", inputs=(str(paths),))  # embed replaced its CSV of paths
+    with pytest.raises(ConfigError, match="is inside the input folder"):
+        _check_out(str(tmp_path / "imgs" / "e.csv"), "file", "embeddings.csv", inputs=(str(tmp_path / "imgs"),))
+    _check_out(str(tmp_path / "e.csv"), "file", "embeddings.csv", inputs=(str(paths), str(tmp_path / "imgs")))

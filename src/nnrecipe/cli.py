@@ -328,7 +328,7 @@ def _version() -> str:
 
 
 def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str = "--out",
-               runs: tuple[str, ...] = ()) -> None:
+               runs: tuple[str, ...] = (), inputs: tuple[str, ...] = ()) -> None:
     """A bad --out (or `flag`) fails at once with the fix, not with a traceback after the work ('folder': it
     holds run folders, made when missing; 'file': a file, such as `example`, written into a folder that must
     exist). A file is named with `example`'s suffix (what the command writes: '.csv' text under a '.parquet'
@@ -345,6 +345,11 @@ def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str
     if kind == "file" and suffix and out.suffix.lower() not in (suffix, ".htm" if suffix == ".html" else suffix):
         raise ConfigError(f"{flag} {path}: this command writes a {suffix} file; name it so, such as "
                           f"{out.with_suffix(suffix) if out.suffix else out.name + suffix}")
+    for given in inputs:  # the command's input: read again later, or gone (embed replaced its CSV of paths)
+        if kind == "file" and Path(given).exists() and (out.resolve() == Path(given).resolve() or (
+                Path(given).is_dir() and out.resolve().is_relative_to(Path(given).resolve()))):
+            raise ConfigError(f"{flag} {path} is {'the input file' if Path(given).is_file() else 'inside the input folder'} "
+                              f"{given}; the input is never written to: write elsewhere")
     if kind == "file" and out.is_file() and out.name != example:
         for run in runs:
             if Path(run).is_dir() and out.resolve().is_relative_to(Path(run).resolve()):
@@ -642,7 +647,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from .io import write_output
     from .recipes.transfer import embed_images
 
-    _check_out(args.out, "file")
+    _check_out(args.out, "file", "embeddings.csv", runs=(args.run,), inputs=(args.data,))
     if _run_kind(args.run) != "images":
         raise ConfigError(f"run {args.run} was trained on a table; `embed` cuts a network of images (a table's own "
                           "columns are its features already)")

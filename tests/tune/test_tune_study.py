@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
@@ -221,7 +222,16 @@ def test_a_study_resumed_with_another_space_is_refused(table, tmp_path: Path):
     with pytest.raises(ConfigError) as e:
         tune_table(csv, "y", trials=1, space=other, out=tmp_path, study="s", train_config=TINY, refit=False)
     assert str(e.value) == (f"study 's' in sqlite:///{(tmp_path / 's' / 'study.db').resolve()} was made with "
-                            "another space; resume it with the same target and space, or give a new --study name")
+                            "another space; its trials would not compare with new ones: resume it with the same data, "
+                            "target, space and settings, or give a new --study name")
+    # another setting every trial shares, or other data (the file changed): refused as well, each named
+    with pytest.raises(ConfigError, match=r"another settings \(train.epochs: 4 then, 5 now\)"):
+        tune_table(csv, "y", trials=1, space=space, out=tmp_path, study="s", refit=False,
+                   train_config=TrainConfig(epochs=5, device="cpu"))
+    pd.read_csv(csv).assign(y=lambda d: d["y"][::-1].to_numpy()).to_csv(tmp_path / "changed.csv", index=False)
+    csv.write_bytes((tmp_path / "changed.csv").read_bytes())
+    with pytest.raises(ConfigError, match=r"was made with another data \(content [0-9a-f]{12} then, [0-9a-f]{12} now\)"):
+        tune_table(csv, "y", trials=1, space=space, out=tmp_path, study="s", train_config=TINY, refit=False)
 
 
 def test_the_refit_keeps_its_trials_batch_size(tmp_path: Path):

@@ -693,6 +693,8 @@ def label_noise(setup: DataView, max_rows: int | None = None, shown: int = ROWS_
     if any(not torch.is_floating_point(t) for t in setup.x):
         return skipped("an integer input (token or category indices): a linear model on it says nothing")
     x = torch.cat([t.detach().cpu().reshape(len(t), -1).double() for t in setup.x], 1)
+    if x.shape[1] == 0:  # a table whose one input is a text column read as token ids: no float feature left
+        return skipped("no numeric input feature: the simple model has nothing to read")
     if x.shape[1] > NOISE_MAX_FEATURES:
         return skipped(f"{x.shape[1]} input features (> {NOISE_MAX_FEATURES}): too many for the simple model")
     keep = finite_rows(x).numpy()

@@ -196,6 +196,10 @@ def embed_images(run_dir: str | os.PathLike, data: str | os.PathLike, at: str | 
         frame.insert(0, "label", images.labels)
     frame.insert(0, "file", images.files)
     log.info("embeddings of %d images from %s, %d values each", len(frame), run_dir, e.shape[1])
+    if images.unreadable:  # left out of the table: said, with the first files and why (predict says so too)
+        shown = "; ".join(f"{f} ({why})" for f, why in images.unreadable[:5])
+        log.warning("%d image(s) could not be read and have no embedding: %s%s", len(images.unreadable), shown,
+                    " ..." if len(images.unreadable) > 5 else "")
     return frame
 
 

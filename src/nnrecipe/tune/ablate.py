@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..config import REFIT_SETTINGS, SECTIONS, from_dict
 from ..errors import ConfigError, did_you_mean
-from ..io import atomic_write, read_json, write_json
+from ..io import atomic_write, read_json, read_json_or_none, write_json
 from ..track import new_run_dir
 from ..track.runs import run_config
 from ..logs import quiet
@@ -65,6 +65,7 @@ def ablate(run_dir: str | os.PathLike, vary: dict[str, list[Any]], *, seeds: int
         raise ConfigError(f"ablate {base}: the run's data '{source}' is not there (config.json's source is relative "
                           "to the folder `nnrecipe train` ran in); run ablate from that folder, or give the data with "
                           "data= (CLI: --data PATH)")
+    _same_data_as(base, source)
     plan = dict(_values(key, values, configs) for key, values in vary.items())
     refit = rec.get("refit")
     fixed = sorted(name for _, name in plan if name in REFIT_UNVARIED)
@@ -111,6 +112,9 @@ def parse_vary(texts: list[str]) -> dict[str, list[str]]:
         name, sep, values = text.partition("=")
         if not sep or not name.strip() or not values.strip():
             raise ConfigError(f"--vary {text!r}: give SETTING=V1,V2, as --vary lr=1e-2,1e-3")
+        if name.strip() in vary:  # the first flag's values were dropped
+            raise ConfigError(f"--vary {name.strip()} is given twice; give its values in one flag, as --vary "
+                              f"{name.strip()}=V1,V2,V3")
         vary[name.strip()] = values.split(";") if ";" in values else values.split(",")
     return vary
 
@@ -118,8 +122,11 @@ def parse_vary(texts: list[str]) -> dict[str, list[str]]:
 def _values(key: str, values: list[Any], configs: dict[str, Any]) -> tuple[tuple[str, str], list[Any]]:
     """((section, name), values converted to the setting's type and checked by its config)."""
     section, _, name = key.rpartition(".")
-    sections = [section] if section else [s for s, cfg in configs.items()
-                                          if name in {f.name for f in dataclasses.fields(cfg)}]
+    holding = [s for s, cfg in configs.items() if name in {f.name for f in dataclasses.fields(cfg)}]
+    if section and section in configs and section not in holding:  # 'model.lr' raised a KeyError
+        raise ConfigError(f"--vary {key}: '{name}' is not a setting of section {section}"
+                          + (f"; did you mean {holding[0]}.{name}?" if holding else ""))
+    sections = [section] if section else holding
     names = sorted({f.name for cfg in configs.values() for f in dataclasses.fields(cfg)} - set(NOT_VARIED))
     if name in NOT_VARIED or len(sections) != 1 or section and section not in configs:
         raise ConfigError(f"--vary {key}: not a setting that can be varied{did_you_mean(name, names)}; "
@@ -133,8 +140,26 @@ def _values(key: str, values: list[Any], configs: dict[str, Any]) -> tuple[tuple
             dataclasses.replace(configs[section], **{name: v})
         except ConfigError as e:
             raise ConfigError(f"--vary {key}: the value {value!r} is not allowed ({e})") from None
+        if v in converted:  # the same run twice, read as two seeds agreeing (0.2340 +- 0.0000)
+            raise ConfigError(f"--vary {key}: the value {value!r} is given twice (as {v!r}); give each value once")
         converted.append(v)
     return (section, name), converted
+
+
+def _same_data_as(base: Path, source: Any) -> None:
+    """The variants train on the data the base trained on: a file changed since (or another one) would compare
+    runs on two datasets, as prune refuses too. Read from journal.json's content hash of the file's bytes."""
+    from ..data.cache import data_fingerprint
+
+    journal = read_json_or_none(base / "journal.json")
+    was = ((journal or {}).get("data") or {}).get("sha256") if isinstance(journal, dict) else None
+    if not was or isinstance(source, pd.DataFrame) or not Path(source).is_file():
+        return
+    now = data_fingerprint(source, 0, ())["sha256"]
+    if now != was:
+        raise ConfigError(f"ablate {base}: '{source}' is not the data the base run trained on (content {now[:12]} "
+                          f"now, {str(was)[:12]} then: the file changed, or another one); give the run's own data "
+                          "(--data PATH), or train a new base on this data")
 
 
 def _known(cls: type, values: dict[str, Any]) -> dict[str, Any]:

@@ -94,6 +94,13 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
             raise ConfigError(f"{name}={value!r} is not allowed; choose a whole number of 1 or more")
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"timeout={timeout!r} is not allowed; give seconds > 0, or none")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:  # numpy raised, a study made
+        raise ConfigError(f"seed={seed!r} (--sampler-seed) is not allowed; choose a whole number in [0, 2**32 - 1]")
+    if study is not None and (not str(study).strip() or any(c in str(study) for c in "/\\")
+                              or str(study).strip() in (".", "..")):
+        # '../x' wrote the study outside --out, 'a/b' nested folders, '' fell back to the default name
+        raise ConfigError(f"--study {study!r}: a study's name is a folder's name under --out; give one without "
+                          "'/' or '\\' (such as kills-2)")
     space = space if isinstance(space, SearchSpace) else read_space(space)
     dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
     tcfg = train_config or TrainConfig()
@@ -112,7 +119,9 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
     url = storage or f"sqlite:///{(study_dir / 'study.db').resolve()}"
     job = Job(data, target, space, metric, study_dir, dcfg, model_config or ModelConfig(), tcfg, tuple(callbacks))
     # as the storage gives them back (JSON: tuples become lists), so that a resumed study compares them
-    settings = json.loads(json.dumps({"target": target, "metric": metric, "space": space.to_dict()["params"]}))
+    settings = json.loads(json.dumps({"target": target, "metric": metric, "space": space.to_dict()["params"],
+                                      "data": _data_sha(data), "fixed": _fixed(dcfg, job.model_config, tcfg)},
+                                     default=str))  # a Path given through the API: as its text
 
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial comes from nnrecipe instead
@@ -217,11 +226,14 @@ def _open_study(url: str, name: str, direction: str, settings: dict[str, Any], s
         return study
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(**kwargs)
-    recorded = {k: study.user_attrs.get(k) for k in settings}
-    if None not in recorded.values() and recorded != settings:
-        differ = ", ".join(k for k in settings if recorded[k] != settings[k])
-        raise ConfigError(f"study '{name}' in {url} was made with another {differ}; resume it with the same "
-                          "target and space, or give a new --study name")
+    # (a study made before a setting was recorded is compared on those it has)
+    recorded = {k: study.user_attrs.get(k) for k in settings if study.user_attrs.get(k) is not None}
+    differ = [k for k in recorded if recorded[k] != settings[k]]
+    if differ:
+        named = [_what_differs(k, recorded[k], settings[k]) for k in differ]
+        raise ConfigError(f"study '{name}' in {url} was made with another {'; '.join(named)}; its trials would not "
+                          "compare with new ones: resume it with the same data, target, space and settings, or give "
+                          "a new --study name")
     return study
 
 
@@ -516,6 +528,35 @@ def _metric(data: str | os.PathLike | pd.DataFrame, dcfg: DataConfig, tcfg: Trai
         get_metric(tcfg.metric, prep.task)
         return f"val_{tcfg.metric}"
     return "val_" + headline_metric(prep.task)
+
+
+def _data_sha(data: str | os.PathLike | pd.DataFrame) -> str | None:
+    """The content hash of the data a study searches on (a file's bytes, a DataFrame's rows)."""
+    from ..data.cache import data_fingerprint
+
+    if not isinstance(data, pd.DataFrame) and not Path(data).is_file():
+        return None  # a folder (text files): its reader names what is wrong with it
+    return data_fingerprint(data, 0, ())["sha256"]
+
+
+# settings that may change between the launches of one study: where it runs, not what it trains
+MACHINE = ("device", "precision", "deterministic", "checkpoint_every", "workers")
+
+
+def _fixed(dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig) -> dict[str, Any]:
+    """The settings every trial shares (the searched ones vary on top of them), as the study records them."""
+    return {section: {k: v for k, v in to_dict(cfg).items() if k not in MACHINE}
+            for section, cfg in (("data", dcfg), ("model", mcfg), ("train", tcfg))}
+
+
+def _what_differs(key: str, then: Any, now: Any) -> str:
+    if key == "data":
+        return f"data (content {str(then)[:12]} then, {str(now)[:12]} now)"
+    if key == "fixed" and isinstance(then, dict) and isinstance(now, dict):
+        changed = [f"{s}.{k}: {then.get(s, {}).get(k)!r} then, {now.get(s, {}).get(k)!r} now" for s in now
+                   for k in sorted(set(now[s]) | set(then.get(s, {}))) if then.get(s, {}).get(k) != now[s].get(k)]
+        return "settings (" + "; ".join(changed[:6]) + ")"
+    return key
 
 
 def _study_name(data: str | os.PathLike | pd.DataFrame, target: str) -> str:
