@@ -237,3 +237,14 @@ def test_an_out_that_is_the_input_or_inside_the_input_folder_is_refused(tmp_path
     with pytest.raises(ConfigError, match="is inside the input folder"):
         _check_out(str(tmp_path / "imgs" / "e.csv"), "file", "embeddings.csv", inputs=(str(tmp_path / "imgs"),))
     _check_out(str(tmp_path / "e.csv"), "file", "embeddings.csv", inputs=(str(paths), str(tmp_path / "imgs")))
+
+
+def test_a_few_whole_numbers_under_a_unit_are_categories_and_a_surrogate_may_hold_no_test_rows():
+    from nnrecipe.config import DataConfig
+    from nnrecipe.data.schema import _kind
+
+    plain = DataConfig(target="y")
+    assert _kind(pd.Series([["3G", "4G", "5G"][i % 3] for i in range(300)]), "net", plain)[0] == "categorical"
+    assert _kind(pd.Series([f"{i} kg" for i in range(300)]), "w", plain)[0] == "units"  # 300 levels: numbers
+    assert _kind(pd.Series([f"{60 + i % 7}.5 kg" for i in range(300)]), "w", plain)[0] == "units"  # decimals
+    assert DataConfig(target="y", surrogate=True, test_fraction=0).test_fraction == 0

@@ -342,9 +342,11 @@ def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str
     if kind == "file" and not out.parent.is_dir():
         raise ConfigError(f"{flag} {path}: folder '{out.parent}' does not exist; create it, or write elsewhere")
     suffix = Path(example).suffix
-    if kind == "file" and suffix and out.suffix.lower() not in (suffix, ".htm" if suffix == ".html" else suffix):
+    device = out.exists() and not out.is_file()  # /dev/stdout, a process substitution: written as a stream
+    if kind == "file" and suffix and not device and out.suffix.lower() not in (
+            suffix, ".htm" if suffix == ".html" else suffix):
         raise ConfigError(f"{flag} {path}: this command writes a {suffix} file; name it so, such as "
-                          f"{out.with_suffix(suffix) if out.suffix else out.name + suffix}")
+                          f"{out.with_suffix(suffix) if out.suffix else out.with_name(out.name + suffix)}")
     for given in inputs:  # the command's input: read again later, or gone (embed replaced its CSV of paths)
         if kind == "file" and Path(given).exists() and (out.resolve() == Path(given).resolve() or (
                 Path(given).is_dir() and out.resolve().is_relative_to(Path(given).resolve()))):
@@ -416,7 +418,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                              kept=("teacher", "distill_temperature", "distill_alpha", "adversarial", "adv_epsilon",
                                    "adv_steps", "adv_step_size"))
     file = read_config_file(args.config) if args.config else {}
-    _refuse_unread(_config(ModelConfig, args), _config(TrainConfig, args))
+    _refuse_unread(_config(ModelConfig, args, base=file.get("model")), _config(TrainConfig, args, base=file.get("train")))
     with quiet():  # the verdicts are the output: not also a log line each
         diagnosis = doctor_table(
             args.data, args.target,
@@ -478,7 +480,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if given:
         raise ConfigError(f"{', '.join(given)}: settings of a training run, and the audit looks at the data without "
                           "training; leave them out (train takes them)")
-    _refuse_unread(_config(ModelConfig, args), plain)
+    _refuse_unread(_config(ModelConfig, args, base=file.get("model")), plain)
     with quiet():  # the findings are the output
         found = audit(args.data, args.target, seed=tcfg.seed, test=args.test, out=args.out,
                       data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),

@@ -95,8 +95,9 @@ class DataConfig:
         if self.surrogate and self.split != "auto":
             raise ConfigError(f"surrogate=True trains on every row, and split={self.split!r} asks for held-out rows; "
                               "leave --split out")
+        plain = {f.name: f.default for f in dataclasses.fields(self)}
         held = [f"{name}={getattr(self, name)}" for name in ("val_fraction", "test_fraction")
-                if self.surrogate and getattr(self, name) != 0.15]
+                if self.surrogate and getattr(self, name) not in (plain[name], 0)]
         if held:  # accepted, they changed nothing: a surrogate holds no row out
             raise ConfigError(f"surrogate=True trains on every row, and {', '.join(held)} asks for held-out rows; "
                               "leave them out (--surrogate-test measures the error on a second sample)")
@@ -382,6 +383,11 @@ class TrainConfig:
 MAXIMIZED = frozenset({"accuracy", "acc", "auc", "roc_auc", "f1", "r2", "balanced_accuracy", "precision", "recall"})
 
 
+# TrainConfig's settings that the recipe reads (train_table: T12-T14, R2) and a bare Trainer does not, at the
+# values that leave them off
+RECIPE_ONLY = {"cv_folds": 1, "refit": "auto", "teacher": None, "adversarial": "off", "robustness": False}
+
+
 def known_direction(monitor: str) -> str | None:
     """'max' or 'min' for a metric whose direction is known (accuracy, a loss, an error), None for a name of
     the caller's own (their metric, which `mode` then says)."""
@@ -396,8 +402,7 @@ def monitor_mode(monitor: str, mode: str = "auto") -> str:
     with a val_/train_ prefix or ending in _NAME (macro_f1, top5_accuracy), else 'min' (losses, errors)."""
     if mode != "auto":
         return mode
-    name = monitor.removeprefix("val_").removeprefix("train_")
-    return "max" if name in MAXIMIZED or name.endswith(tuple("_" + m for m in MAXIMIZED)) else "min"
+    return "max" if known_direction(monitor) == "max" else "min"
 
 C = TypeVar("C")
 

@@ -38,7 +38,7 @@ def check_init_loss(model: nn.Module, loss_fn: nn.Module, x: Inputs, y: torch.Te
         model.train(was_training)
     expected = head.prior_loss(y_prior, y)
     if getattr(loss_fn, "reduction", "mean") == "sum":  # a summed loss: the prior's loss of every row, added up
-        expected *= len(y)  # (a healthy reduction='sum' read 42354% above the mean's 1.05)
+        expected *= y.numel()  # (a healthy reduction='sum' read 42354% above the mean's 1.05; multi-label: per label)
     evidence = {"loss_at_init": round(loss, 4), "expected": round(expected, 4), "rows": len(y)}
     if head.name != "regression":
         evidence["uniform_loss_ln_C"] = round(head.uniform_loss(), 4)

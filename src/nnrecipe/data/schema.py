@@ -360,7 +360,9 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
         return "numeric", f"numbers written with {written[0]} ({shorten(written[1], 40)!r})"
     unit = sample.str.extract(rf"^[-+]?(?:{NUMBER})\s?([A-Za-z\u00b0\u00b5/]+[23]?)$")[0]
     if unit.notna().mean() >= NUMERIC_SHARE and unit.dropna().str.lower().nunique() == 1 \
-            and unit.dropna().iloc[0].lower() in UNIT_WORDS:
+            and unit.dropna().iloc[0].lower() in UNIT_WORDS \
+            and (n_unique > ONE_HOT_MAX or bool(sample.str.contains(r"\d\.\d", regex=True).any())):
+        # (a few whole numbers under a unit, '4G', '12V', '10k', are categories; decimals are measurements)
         return "units", str(sample[unit.notna()].iloc[0])  # '72 kg' in every row: numbers, not 300 categories
     commas = sample.str.fullmatch(r"[-+]?\d+,\d+")
     decimal = sample.str.fullmatch(r"[-+]?\d+,(?:\d{1,2}|\d{4,})")  # '1,5', not '1,500' (a thousands separator)

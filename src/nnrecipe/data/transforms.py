@@ -226,7 +226,8 @@ def _fits_float32(scaled: np.ndarray, x: np.ndarray, df: pd.DataFrame, col: str)
     far = np.abs(scaled) > np.finfo(np.float32).max
     if far.any():
         at = int(np.flatnonzero(far)[0])
-        raise DataError(f"column '{shorten(col)}', data row {at + 1} (line {at + 2} of a CSV with a header): the "
+        row = df.index[at] if isinstance(df.index[at], (int, np.integer)) else at  # the file's 0-based data row
+        raise DataError(f"column '{shorten(col)}', data row {row + 1} (line {row + 2} of a CSV with a header): the "
                         f"value {x[at]:g} is beyond what the "
                         f"model takes (after the training rows' scaling it passes float32's {np.finfo(np.float32).max:.1e}; "
                         f"{int(far.sum())} such cells); check the value (a unit or a typo), or leave the row out")

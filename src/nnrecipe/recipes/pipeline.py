@@ -294,7 +294,7 @@ def run(recipe: Recipe, data: Any, dcfg: DataConfig, mcfg: ModelConfig, tcfg: Tr
     if tcfg.metric is not None:
         task.metrics([tcfg.metric])  # a metric that does not apply to the task fails here, naming both
     val_y = prepared.targets["val"]
-    if (tcfg.metric == "roc_auc" or tcfg.monitor == "val_roc_auc") and len(val_y) and len(torch.unique(torch.as_tensor(val_y))) < 2:
+    if (tcfg.metric in ("roc_auc", "auc") or tcfg.monitor in ("val_roc_auc", "val_auc")) and len(val_y) and len(torch.unique(torch.as_tensor(val_y))) < 2:
         # ROC AUC is undefined on one class: every epoch's value NaN, no best epoch, a crash after training
         raise ConfigError(f"--metric roc_auc: the {len(val_y)} validation rows hold one class (the split "
                           f"{dcfg.split!r} put the other in training or test), where ROC AUC is undefined; use a "

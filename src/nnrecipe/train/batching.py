@@ -184,9 +184,14 @@ def _sized(sampler: Any) -> bool:
     return True
 
 
+def _no_rows(name: str) -> DataError:
+    return DataError(f"{name} holds no rows; give it the rows to {'train' if name == 'train_data' else 'use'} on")
+
+
 def refuse_stream(data: Any, name: str) -> None:
-    """An IterableDataset, bare or in a DataLoader: len() raised deep in the loop."""
-    if isinstance(data.dataset if isinstance(data, DataLoader) else data, IterableDataset):
+    """An IterableDataset, bare or in a DataLoader, as training data: len() raised deep in the loop. (A
+    validation or prediction stream in a DataLoader is read as it comes.)"""
+    if name == "train_data" and isinstance(data.dataset if isinstance(data, DataLoader) else data, IterableDataset):
         raise ConfigError(f"{name} is an IterableDataset (a stream: no len(), no index), and the Trainer counts and "
                           "orders each epoch's rows (its schedule, its checkpoints mid-epoch, its resume); give a "
                           "map-style Dataset (__len__ and __getitem__), or read the stream's rows into tensors")
@@ -222,7 +227,7 @@ def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device
     refuse_stream(data, name)
     if isinstance(data, DataLoader):
         if _sized(data.dataset) and len(data.dataset) == 0:
-            raise DataError(f"{name} holds no rows; give it the rows to {'train' if name == 'train_data' else 'use'} on")
+            raise _no_rows(name)
         return LoaderBatches(data, batch_size, shuffle, device, drop_last=drop_single)
     if isinstance(data, list) and data and isinstance(data[0], (tuple, Mapping)):
         data = _Items(data)  # a list of (x, y) items or of dicts: a map-style dataset, as PyTorch takes it
@@ -238,19 +243,19 @@ def make_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device
                           "a Dataset or a DataLoader")
     n = len(data[0]) if isinstance(data, list) else len(data)  # type: ignore[arg-type]
     if n == 0:  # every epoch 'trained' on nothing, with a NaN loss and a best epoch
-        raise DataError(f"{name} holds no rows; give it the rows to {'train' if name == 'train_data' else 'use'} on")
+        raise _no_rows(name)
     single = drop_single and n % batch_size == 1
     if single and n == 1:
         raise DataError(f"{name} holds one row, and BatchNorm in training mode cannot normalize a batch of one "
                         "row (the Trainer leaves such a batch out: nothing would train); give it more rows")
-    if isinstance(data, list) and name != "train_data":  # training's non-finite values stop the step with their
-        for i, t in enumerate(data):                      # batch named; validation's left a NaN best epoch
-            bad = ~torch.isfinite(t) if t.is_floating_point() else None
+    if isinstance(data, list) and name == "val_data":  # training's NaN stops the step with its batch named;
+        for i, t in enumerate(data):                    # validation's left a NaN loss and no best epoch
+            bad = torch.isnan(t) if t.is_floating_point() else None  # (-inf is a value: an additive mask)
             if bad is not None and bool(bad.any()):
                 row = int(bad.reshape(len(t), -1).any(1).nonzero()[0])
                 what = f"{name}[{keys[i]!r}]" if keys else f"{name}'s tensor {i}"
-                raise DataError(f"{what} holds {int(bad.sum())} NaN or infinite values (the first in row {row}); "
-                                "impute or drop them as the training rows were")
+                raise DataError(f"{what} holds {int(bad.sum())} NaN values (the first in row {row}); impute or drop "
+                                "them as the training rows were")
     if isinstance(data, list):
         return TensorBatches(data, batch_size, shuffle, device, drop_last=single, keys=keys, bucket_by=bucket_by)
     if bucket_by is not None:

@@ -155,7 +155,7 @@ def _confirm(trainer: Any, result: LRFindResult, epochs: int) -> None:
             for group, share in zip(opt.param_groups, _shares(trainer)):
                 group["lr"] = lr * share
             probe = Trainer(model, None, data, trainer.val_data, cfg, metrics=trainer.metrics, step=step,
-                            optimizer=opt, task=trainer.task)
+                            optimizer=opt, task=trainer.task, train_metrics=trainer.train_metrics)
             history = probe.fit()
         score = history[-1].get(probe.monitor, math.inf)
         result.confirmation.append({"lr": lr, probe.monitor: score})

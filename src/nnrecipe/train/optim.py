@@ -80,10 +80,12 @@ def make_optimizer(params: Iterable[Any], cfg: TrainConfig) -> torch.optim.Optim
     return OPTIMIZER_CLASSES[cfg.optimizer](decay_groups(params, cfg.weight_decay, cfg.decay_all), **_settings(cfg))
 
 
-def check_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
+def check_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, *also: Any) -> None:
     """A caller's optimizer must train this model's parameters: one it holds that the model does not
-    (an optimizer built before the model was copied or rebuilt) would never move the model."""
-    mine = {id(p) for p in model.parameters()}
+    (an optimizer built before the model was copied or rebuilt) would never move the model. `also`: modules
+    whose parameters train beside the model's (a loss with a learnable temperature, CenterLoss)."""
+    mine = {id(p) for p in model.parameters()} | {id(p) for m in also if isinstance(m, nn.Module)
+                                                  for p in m.parameters()}
     held = [p for g in optimizer.param_groups for p in g["params"]]
     foreign = sum(id(p) not in mine for p in held)
     if foreign:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..config import to_dict
+from ..config import RECIPE_ONLY, to_dict
 from ..errors import CheckpointError, ConfigError
 from ..io import sweep_temp
 from ..repro import get_rng_state, set_rng_state
@@ -183,6 +183,7 @@ class TrainerState:
         recorded, now = state.get("config") or {}, self._config_record()
         changed = [k for k in sorted(recorded.keys() | now.keys())
                    if k in recorded and recorded.get(k) != now.get(k) and k not in RESUMABLE_CHANGES
+                   and k not in RECIPE_ONLY  # a checkpoint of a recipe's Trainer from before they were left out
                    and not (k == "batch_size" and recorded.get(k) is None)]  # None: the rule, as it resolved now
         problems += [f"{k}: {recorded.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in changed]
         loss = describe_loss(self.step.loss_fn)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
-from ..config import DEFAULT_LR, TrainConfig, as_config, monitor_mode
+from ..config import DEFAULT_LR, RECIPE_ONLY, TrainConfig, as_config, monitor_mode
 from ..errors import ConfigError, TrainingError, did_you_mean
 from ..repro import seed_everything
 from ..steps import Batch, Step, as_batch, bind_step, call_model, check_loss_fn, main_output
@@ -74,9 +74,6 @@ def swa_rates(optimizer: torch.optim.Optimizer, rate: float) -> float | list[flo
         return rate
     return [rate * r / rates[0] for r in rates]
 
-# TrainConfig's settings that the recipe reads (train_table: T12-T14, R2) and a bare Trainer does not, at the
-# values that leave them off
-RECIPE_ONLY = {"cv_folds": 1, "refit": "auto", "teacher": None, "adversarial": "off", "robustness": False}
 
 
 def for_trainer(config: TrainConfig) -> TrainConfig:
@@ -125,7 +122,8 @@ class Trainer(TrainerState):
         elif isinstance(optimizer, torch.optim.Optimizer) and config is not None:
             _check_config_beside(optimizer, config)
         cfg = config or TrainConfig()
-        recipe_only = [f"{name}={getattr(cfg, name)!r}" for name, plain in RECIPE_ONLY.items() if getattr(cfg, name) != plain]
+        recipe_only = [f"{name}={getattr(cfg, name)!r}" for name, plain in RECIPE_ONLY.items()
+                       if getattr(cfg, name) != plain and not (name == "refit" and cfg.refit == "off")]
         if recipe_only:  # accepted, a Trainer would train a plain model without a word
             raise ConfigError(f"{', '.join(recipe_only)}: read by `nnrecipe train` (train_table), which builds the "
                               "ensemble, the refit, the teacher's or the attack's step; a Trainer trains the model and "
@@ -204,13 +202,13 @@ class Trainer(TrainerState):
                                                 cfg.stop_criterion, cfg.stop_alpha))
         self._optimizer_given = isinstance(optimizer, torch.optim.Optimizer)
         if isinstance(optimizer, torch.optim.Optimizer):
-            check_optimizer(optimizer, self.model)
+            check_optimizer(optimizer, self.model, loss_fn, step)
             self.optimizer = optimizer
         elif optimizer is None or isinstance(optimizer, str):
             self.optimizer = make_optimizer(model_parameters(self.model, cfg.lr), cfg)
         elif isinstance(optimizer, (list, tuple)):
             self.optimizer = make_optimizer(optimizer, cfg)
-            check_optimizer(self.optimizer, self.model)  # groups of another model's parameters: it never trains
+            check_optimizer(self.optimizer, self.model, loss_fn, step)  # another model's groups: it never trains
         else:
             raise ConfigError(f"optimizer is a {type(optimizer).__name__}; give a name ({cfg.optimizer!r}), "
                               "parameter groups (a list of dicts with 'params') or a torch.optim.Optimizer")
@@ -232,6 +230,8 @@ class Trainer(TrainerState):
         self.swa_scheduler = SWALR(self.optimizer, swa_lr=swa_rates(self.optimizer, cfg.swa_lr or cfg.lr)) \
             if self.swa_model else None
         self.rollbacks = 0
+        self._still: list[torch.Tensor] | None = None  # the never-stepped check's values (_train_epoch)
+        self._moved = False
         self._good_state: bytes | None = None  # the last good state, kept in memory for rollback without run_dir
         # the loop's position and record
         self.epoch = 0  # 0-based index of the epoch in progress
@@ -295,9 +295,11 @@ class Trainer(TrainerState):
         batch_hooks = [c for c in self.callbacks
                        if getattr(type(c), "on_batch_end", Callback.on_batch_end) is not Callback.on_batch_end]
         stepped = self.global_step
-        # a step of the caller's that never calls optimizer.step(): the weights' versions never change
-        versions = [p._version for p in self.model.parameters() if p.requires_grad] \
-            if self._full_step is not None else None
+        # a step of the caller's that never calls optimizer.step(): a few values of each trainable weight, kept
+        # from the fit's first epoch until they move (values, not versions: a fused optimizer moves them in
+        # place without one); judged after two epochs (a GradScaler may skip the first steps while it backs off)
+        if self._full_step is not None and self._still is None and not self._moved:
+            self._still = [p.detach().reshape(-1)[:8].clone() for p in self.model.parameters() if p.requires_grad]
         for raw in self.batches.epoch(cfg.seed, self.epoch, start=self.batch_in_epoch):
             batch = as_batch(raw)
             rows = None
@@ -324,9 +326,12 @@ class Trainer(TrainerState):
             raise ConfigError(f"{type(self).__name__}.train_step took no optimizer step in epoch {self.epoch + 1}: the "
                               "weights never moved; after the backward pass call self.optimizer_step(batch) (it "
                               "clips, steps, zeroes the gradients and steps the schedule)")
-        if versions is not None and acc["count"] and versions == [
-                p._version for p in self.model.parameters() if p.requires_grad]:
-            raise ConfigError(f"the step took no optimizer step in epoch {self.epoch + 1}: the weights never moved; "
+        if self._still:  # (none when nothing trains: a frozen model is the step's own business)
+            now = [p.detach().reshape(-1)[:8] for p in self.model.parameters() if p.requires_grad]
+            if any(not torch.equal(a, b) for a, b in zip(self._still, now)):
+                self._still, self._moved = None, True
+        if self._still and self.epoch >= 1 and acc["count"]:
+            raise ConfigError(f"the step took no optimizer step in epochs 1-{self.epoch + 1}: the weights never moved; "
                               "call optimizer.step() after loss.backward() in the step (and optimizer.zero_grad() "
                               "before the backward)")
         if self._ddp is not None:  # the loss and metrics over every process's rows; rank 0's BatchNorm statistics

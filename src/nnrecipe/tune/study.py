@@ -94,7 +94,7 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
             raise ConfigError(f"{name}={value!r} is not allowed; choose a whole number of 1 or more")
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"timeout={timeout!r} is not allowed; give seconds > 0, or none")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:  # numpy raised, a study made
+    if isinstance(seed, bool) or not hasattr(seed, "__index__") or not 0 <= seed < 2 ** 32:  # numpy raised, a study made
         raise ConfigError(f"seed={seed!r} (--sampler-seed) is not allowed; choose a whole number in [0, 2**32 - 1]")
     if study is not None and (not str(study).strip() or any(c in str(study) for c in "/\\")
                               or str(study).strip() in (".", "..")):
@@ -228,7 +228,7 @@ def _open_study(url: str, name: str, direction: str, settings: dict[str, Any], s
         study = optuna.load_study(**kwargs)
     # (a study made before a setting was recorded is compared on those it has)
     recorded = {k: study.user_attrs.get(k) for k in settings if study.user_attrs.get(k) is not None}
-    differ = [k for k in recorded if recorded[k] != settings[k]]
+    differ = [k for k in recorded if (_shared(recorded[k], settings[k]) if k == "fixed" else recorded[k] != settings[k])]
     if differ:
         named = [_what_differs(k, recorded[k], settings[k]) for k in differ]
         raise ConfigError(f"study '{name}' in {url} was made with another {'; '.join(named)}; its trials would not "
@@ -549,12 +549,21 @@ def _fixed(dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig) -> dict[str, 
             for section, cfg in (("data", dcfg), ("model", mcfg), ("train", tcfg))}
 
 
+def _shared(then: Any, now: Any) -> bool:
+    """Whether two records of `fixed` differ in a setting both hold (a release that adds a setting would
+    otherwise refuse every study made before it)."""
+    if not isinstance(then, dict) or not isinstance(now, dict):
+        return then != now
+    return any(then[s].get(k) != now[s][k] for s in now if isinstance(then.get(s), dict)
+               for k in now[s] if k in then[s])
+
+
 def _what_differs(key: str, then: Any, now: Any) -> str:
     if key == "data":
         return f"data (content {str(then)[:12]} then, {str(now)[:12]} now)"
     if key == "fixed" and isinstance(then, dict) and isinstance(now, dict):
         changed = [f"{s}.{k}: {then.get(s, {}).get(k)!r} then, {now.get(s, {}).get(k)!r} now" for s in now
-                   for k in sorted(set(now[s]) | set(then.get(s, {}))) if then.get(s, {}).get(k) != now[s].get(k)]
+                   for k in sorted(now[s]) if k in then.get(s, {}) and then[s][k] != now[s][k]]
         return "settings (" + "; ".join(changed[:6]) + ")"
     return key
 
