@@ -15,17 +15,7 @@ from nnrecipe import config
 from nnrecipe.cli import DATA_FLAGS
 from nnrecipe.config import DataConfig, ModelConfig, TrainConfig
 from nnrecipe.recipes import train_table
-from nnrecipe.testing import small_table
-
-
-def assert_bad_input(result: tuple[int, str, str], message: str) -> None:
-    """Exit code 2, nothing on stdout, and one error on stderr, its last line: `message`, matched whole
-    (the library's warnings, such as rows left out for an empty target, may come before it)."""
-    code, out, err = result
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert (code, out) == (2, "") and lines[-1] == f"nnrecipe: error: {message}", err
-    assert sum(line.startswith("nnrecipe: error:") for line in lines) == 1
+from nnrecipe.testing import assert_bad_input, small_table
 
 
 def write(path: Path, text: str) -> Path:

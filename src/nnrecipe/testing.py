@@ -77,6 +77,17 @@ def assert_identical(a: Any, b: Any, where: str = "state") -> None:
         assert a == b, where
 
 
+def assert_bad_input(result: tuple[int, str, str], message: str) -> None:
+    """A CLI result (exit code, stdout, stderr) of bad input: exit code 2, nothing on stdout, and one error on
+    stderr, its last line `message`, matched whole (the library's warnings, such as rows left out for an empty
+    target, may come before it)."""
+    code, out, err = result
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert (code, out) == (2, "") and lines[-1] == f"nnrecipe: error: {message}", err
+    assert sum(line.startswith("nnrecipe: error:") for line in lines) == 1
+
+
 def run_with_kills(argv: list[str], kills: int, seed: int, low: float = 1.0, high: float = 6.0,
                    env: dict[str, str] | None = None) -> list[str]:
     """Run the command `argv` again and again, killing it (SIGKILL, its whole process group: the workers it

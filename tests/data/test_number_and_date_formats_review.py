@@ -19,18 +19,9 @@ from nnrecipe.data.load import read_table
 from nnrecipe.data.transforms import to_numbers
 from nnrecipe.errors import DataError
 from nnrecipe.recipes import train_table
-from nnrecipe.testing import small_table
+from nnrecipe.testing import assert_bad_input, small_table
 
 QUICK = {"checks": (), "report": False, "audit": False, "train_config": TrainConfig(epochs=1)}
-
-
-def assert_bad_input(result: tuple[int, str, str], message: str) -> None:
-    """As in tests/test_cli.py: exit code 2, nothing on stdout, one error on stderr, its last line `message`."""
-    code, out, err = result
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert (code, out) == (2, "") and lines[-1] == f"nnrecipe: error: {message}", err
-    assert sum(line.startswith("nnrecipe: error:") for line in lines) == 1
 
 
 def kinds(run_dir: Path) -> dict[str, str]:

@@ -370,8 +370,9 @@ def _kind(s: pd.Series, col: str, cfg: DataConfig) -> tuple[str, str]:
         return "decimal commas", str(sample[decimal].iloc[0])  # '1,5' where ',' is not the decimal mark
     if set(sample.str.lower()) <= {"true", "false"}:
         return "boolean", ""
-    if _looks_like_dates(sample):
-        odd = sample[parse_dates(sample).isna().to_numpy()]
+    dates = _as_dates(sample)
+    if dates is not None:
+        odd = sample[dates.isna().to_numpy()]
         return "datetime", ("" if odd.empty else f"{len(odd)} of {len(sample)} sampled cells are no date "
                             f"({shorten(str(odd.iloc[0]), 20)!r}): read as empty")
     if sample.str.split().str.len().median() >= TEXT_WORDS and not (
@@ -417,12 +418,13 @@ _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
 _DATE_LIKE = re.compile(rf"\d{{1,4}}[-/.:]\d{{1,2}}|(?i:\b{_MONTH}\.?,?\s*\d|\d\s*{_MONTH}\b)")
 
 
-def _looks_like_dates(sample: pd.Series) -> bool:
-    """At least DATE_SHARE of the cells are dates: a stray 'unknown' among 300 dates made the column an ID
+def _as_dates(sample: pd.Series) -> pd.Series | None:
+    """The cells as dates when at least DATE_SHARE of them are, else None: a stray 'unknown' among 300 dates made the column an ID
     (every cell was required to look like one), dropped without a word."""
     if sample.str.contains(_DATE_LIKE, regex=True).mean() < DATE_SHARE:
-        return False
-    return bool(parse_dates(sample).notna().mean() >= DATE_SHARE)
+        return None
+    parsed = parse_dates(sample)
+    return parsed if parsed.notna().mean() >= DATE_SHARE else None
 
 
 

@@ -540,7 +540,7 @@ def _data_sha(data: str | os.PathLike | pd.DataFrame) -> str | None:
 
 
 # settings that may change between the launches of one study: where it runs, not what it trains
-MACHINE = ("device", "precision", "deterministic", "checkpoint_every", "workers")
+MACHINE = ("device", "precision", "deterministic", "checkpoint_every")
 
 
 def _fixed(dcfg: DataConfig, mcfg: ModelConfig, tcfg: TrainConfig) -> dict[str, Any]:
