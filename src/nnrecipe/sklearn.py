@@ -152,6 +152,18 @@ class _NNRecipe(BaseEstimator):
         return pd.DataFrame(X, columns=self._fit_columns), ()
 
     def _fit(self, X: Any, y: Any) -> _NNRecipe:
+        try:
+            return self._fit_once(X, y)
+        except BaseException:
+            # a fit that fails leaves no half of itself (the new classes_ beside the old model_, whose
+            # predict then indexed past them): the estimator is unfitted, as before its first fit
+            for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+                delattr(self, name)
+            for name in ("_fit_columns", "_labels", "_optimizer_state", "_task"):
+                self.__dict__.pop(name, None)
+            raise
+
+    def _fit_once(self, X: Any, y: Any) -> _NNRecipe:
         from .recipes import train_table
 
         if y is None:  # scikit-learn's words, which its checks look for
@@ -203,7 +215,7 @@ class _NNRecipe(BaseEstimator):
             one._fit(X, y)
             self.__dict__.update({k: v for k, v in one.__dict__.items() if k.endswith("_") or k.startswith("_")})
             if classes is not None and set(np.unique(classes)) != set(self.classes_):
-                missing = sorted(set(np.unique(classes)) ^ set(self.classes_), key=str)
+                missing = [_plain(c) for c in sorted(set(np.unique(classes)) ^ set(self.classes_), key=str)]
                 del self.model_
                 raise ValueError(f"partial_fit: classes= and the first batch's labels differ in {missing[:10]}; the "
                                  "recipe sizes the network's output from the classes it sees first: give a first "
@@ -306,7 +318,7 @@ class NNRecipeClassifier(ClassifierMixin, _NNRecipe):
         unknown = sorted({c for c in labels if c not in order})
         if unknown:
             raise ValueError(f"partial_fit: y holds classes the first batch did not ({unknown[:10]}); the network's "
-                             f"classes are {list(self.classes_)[:20]}")
+                             f"classes are {[_plain(c) for c in self.classes_][:20]}")
         return np.array([order[c] for c in labels], dtype=np.int64)
 
     def _target(self, y: Any, n: int) -> pd.Series:
@@ -318,9 +330,20 @@ class NNRecipeClassifier(ClassifierMixin, _NNRecipe):
                              "needs at least two")
         self._task = "binary" if len(self.classes_) == 2 else "multiclass"
         labels = label_strings(pd.Series(self.classes_))
-        if labels.nunique() < len(self.classes_):  # two labels that print alike cannot both be told apart
-            raise ValueError(f"{type(self).__name__}.fit: the class labels {list(self.classes_)[:10]} are not "
-                             "distinct once written as text; relabel them")
+        # two labels that print alike, or alike but for surrounding spaces (the recipe reads labels as text
+        # and takes ' a' and 'a ' for one label written two ways), cannot both be told apart
+        if labels.str.strip().nunique() < len(self.classes_):
+            raise ValueError(f"{type(self).__name__}.fit: the class labels {[_plain(c) for c in self.classes_][:10]} "
+                             "are not distinct once written as text without surrounding spaces; relabel them (e.g. "
+                             "y.str.strip() if the spaces are a typo)")
+        counts = np.unique(y, return_counts=True)[1]
+        single = [_plain(c) for c, k in zip(self.classes_, counts) if k < 2]
+        split = self.split or _config(DataConfig, self.data_config, "data_config").split
+        if single and split in ("auto", "stratified"):
+            raise ValueError(f"{type(self).__name__}.fit: y holds {len(single)} class(es) with a single row "
+                             f"({single[:10]}); the recipe holds out val_fraction of the rows for early stopping, "
+                             "stratified by class, and needs 2 rows of each class: add rows, or merge or drop "
+                             "those classes (in cross-validation, StratifiedKFold keeps a class's rows apart)")
         self._labels = dict(zip(labels, range(len(self.classes_))))
         return label_strings(pd.Series(y)).reset_index(drop=True)
 

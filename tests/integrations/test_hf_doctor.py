@@ -119,3 +119,13 @@ def test_the_log_history_becomes_epoch_rows():
                {"train_runtime": 1.0, "train_loss": 0.7, "epoch": 2.0}]
     assert history_of(history) == [{"epoch": 1, "train_loss": 0.9, "val_loss": 0.9},
                                    {"epoch": 2, "train_loss": 0.6, "val_loss": 0.7}]
+
+
+def test_one_doctor_in_a_second_train_judges_that_run_alone(tmp_path):
+    doctor = Doctor(["C7", "C8"])
+    train(tmp_path / "a", doctor, lr=1e-3)
+    train(tmp_path / "b", doctor, lr=0.0)  # the second run's fault: nothing moves
+    during = {v.name: v.status for v in doctor.diagnosis if v.name.endswith("(in training)")}
+    assert during["parameters never change (in training)"] == "fail"  # C7 judged the second run's steps
+    (c8,) = doctor.diagnosis.by_id("C8")
+    assert c8.evidence["epochs"] == 3  # the second run's curve alone

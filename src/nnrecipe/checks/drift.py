@@ -50,6 +50,16 @@ def _table(xs: tuple[torch.Tensor, ...] | None) -> torch.Tensor | None:
     return torch.where(torch.isfinite(t), t, torch.nan)
 
 
+def _every_input(xs: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+    """Every input of numbers side by side, as _table reads the first: the signal may sit in any of them (a
+    dict batch's mask comes first when the model's forward names it first)."""
+    rows = len(xs[0]) if xs and xs[0].ndim else 0
+    parts = [t for t in xs if torch.is_floating_point(t) and t.ndim >= 1 and len(t) == rows and t[:1].numel()]
+    if len(parts) < 2 or len(parts) < len(xs):  # an input of ids (tokens, categories) these models cannot read
+        return _table(xs)
+    return _table((torch.cat([t.detach().cpu().reshape(rows, -1).double() for t in parts], 1),))
+
+
 def check_tiny_inputs(x: tuple[torch.Tensor, ...]) -> Verdict | None:
     t = _table(x)
     if t is None:
@@ -171,7 +181,7 @@ def check_signal(x: tuple[torch.Tensor, ...], y: torch.Tensor, task: str, seed: 
     """Labels unrelated to the inputs: neither a linear model nor a nearest-neighbour model predicts them
     out of fold better than chance (classes: balanced accuracy closing < SIGNAL of the room above 1/K;
     regression: R^2 < SIGNAL). Karpathy's recipe: before a network, check that the data has the signal."""
-    t = _table(x)
+    t = _every_input(x)
     if t is None or task not in ("binary", "multiclass", "regression") or len(t) < 40 or t.shape[1] > 4096:
         return None
     if len(x) >= 4 and not torch.is_floating_point(x[2]):  # a table's text bags (term ids, weights): the

@@ -110,6 +110,25 @@ class Layout:
         return {k: batch[k] for k in self.keys}
 
 
+def keyword_misfit(forward: Callable[..., Any], keys: Sequence[str]) -> str | None:
+    """Why module(**inputs), the doctor's call on a dict batch, cannot reach a forward that does not name
+    the batch's keys (a forward(self, batch) that takes the dict whole); None when it can (or cannot tell)."""
+    try:
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    named = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    missing = [k for k in keys if k not in named]
+    if not missing:
+        return None
+    return (f"the model's forward({', '.join(params)}) takes no argument named {', '.join(map(repr, missing))}, and "
+            "the doctor calls the model with a dict batch's inputs as keyword arguments: pass Doctor(forward=lambda "
+            "module, inputs: module(inputs)), or the call your training step makes (inputs: the batch without its "
+            "target)")
+
+
 def first_rows(loader: Any, rows: int = ROWS, seed: int = 0, device: Any = None) -> tuple[Any, list[Any]]:
     """Up to `rows` rows of the host's training data as its own batches (collated as it collates them):
     a seeded random sample through a fresh loader over the same dataset and collate_fn, so the host's
@@ -197,6 +216,13 @@ class DoctorCore:
         self.stop_on_fail, self.loss_fn, self.forward, self.seed, self.rows = stop_on_fail, loss_fn, forward, seed, rows
         self.c7_steps = sorted({int(s) for s in c7_steps})
         self.train_loss, self.val_loss = train_loss, val_loss
+        self.reset()
+
+    def reset(self) -> None:
+        """A new run's state: the callback met again by another fit (one Doctor in two Trainers, or fit
+        called twice) judges that run alone; its curves and C7 record would otherwise follow the first's."""
+        if getattr(self, "hooks", None) is not None:  # a run stopped on an observed step
+            self.hooks.remove()
         self.diagnosis = Diagnosis()
         self.found: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
@@ -355,5 +381,5 @@ def _warmup_rate(optimizer: torch.optim.Optimizer) -> list[float]:
     return rates
 
 
-__all__ = ["C7_STEPS", "DoctorCore", "HostModel", "Layout", "first_rows", "loss_module", "require", "stack",
-           "torch_optimizer"]
+__all__ = ["C7_STEPS", "DoctorCore", "HostModel", "Layout", "first_rows", "keyword_misfit", "loss_module", "require",
+           "stack", "torch_optimizer"]

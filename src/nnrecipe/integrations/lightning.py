@@ -6,7 +6,8 @@
 Before training (on_train_start, when the optimizers and the train dataloader exist) the doctor runs on
 the first batches of the user's own LightningModule, with its optimizer and its own `training_step` as the
 step it observes, on copies; during training C7 (gradient flow per layer) watches a few chosen steps of
-the real run; after it, C8 judges the epoch-level losses Lightning logged. Verdicts go to Lightning's
+the real run; after it, C8 judges the epochs' losses (training_step's returned losses averaged per epoch,
+and the validation loss Lightning logged). Verdicts go to Lightning's
 logging (rank zero) as text lines, their counts to the trainer's loggers as doctor/failed, doctor/warned,
 ..., and all of them stay on the callback as `.diagnosis`."""
 
@@ -22,7 +23,8 @@ from torch import nn
 
 from ..checks.setup import ROWS
 from ..errors import ConfigError
-from .core import C7_STEPS, DoctorCore, Findings, HostModel, Layout, first_rows, loss_module, require, stack
+from .core import (C7_STEPS, DoctorCore, Findings, HostModel, Layout, first_rows, keyword_misfit, loss_module, require,
+                   stack)
 
 try:  # the class works with whichever Trainer the user has: `lightning` (2.x) first, else `pytorch_lightning`
     from lightning.pytorch import Callback as _Callback
@@ -49,8 +51,10 @@ class Doctor(Findings, _Callback):
     checks judge the model's outputs with (default: the module's attribute that is a torch loss module);
     `forward(module, inputs) -> outputs`: how the checks call the model on a batch's inputs (default:
     module(x) for (x, y) batches, module(**inputs) for dict batches). `c7_steps`: the run's optimizer
-    steps C7 observes. `train_loss`/`val_loss`: the logged metric names of the epoch losses (default: the
-    first present of train_loss_epoch, train_loss, ... and val_loss, val/loss, ...)."""
+    steps C7 observes. The training curve is each epoch's mean of the losses training_step returned;
+    `train_loss` names a logged metric to read instead (one logged per epoch), and the one read when the
+    step returns no loss (manual optimization; default: the first present of train_loss_epoch,
+    train_loss, ...); `val_loss` the validation loss's name (default: the first of val_loss, val/loss, ...)."""
 
     def __init__(self, checks: Sequence[str] | None = None, *, stop_on_fail: bool = False, loss_fn: Any = None,
                  forward: Callable[[nn.Module, Any], Any] | None = None, seed: int = 0, rows: int = ROWS,
@@ -59,6 +63,11 @@ class Doctor(Findings, _Callback):
         self.core = DoctorCore(checks=checks, stop_on_fail=stop_on_fail, loss_fn=loss_fn, forward=forward,
                                seed=seed, rows=rows, c7_steps=c7_steps, train_loss=train_loss, val_loss=val_loss)
         self._val: dict[int, float] = {}
+        self._losses: list[float] = []  # this epoch's losses as training_step returned them
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self.core.reset()  # one Doctor in a second fit judges that run alone
+        self._val, self._losses = {}, []
 
     # ---------------------------------------------------------------- before training
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
@@ -89,15 +98,18 @@ class Doctor(Findings, _Callback):
             data = stack(layout, batches, core.rows)
         except ConfigError as e:
             return [core.skip_before(f"the training batches cannot be read: {e}")]
+        misfit = keyword_misfit(module.forward, layout.keys) if layout.keys and core.forward is None else None
+        if misfit:
+            return [core.skip_before(misfit)]
         loss_fn, where = (core.loss_fn, "loss_fn= given to Doctor") if core.loss_fn is not None \
             else loss_module(module)
-        core.found.update(loss_fn=where, train_step="the module's own training_step(batch, 0), then backward and "
-                          "the optimizer's step", optimizer=type(trainer.optimizers[0]).__name__,
+        core.found.update(loss_fn=where, train_step="the module's own training_step(batch, i), i counting the calls "
+                          "from 0, then backward and the optimizer's step", optimizer=type(trainer.optimizers[0]).__name__,
                           rows=len(data[-1]), forward="forward= given to Doctor" if core.forward else
                           "module(**inputs)" if layout.keys else "module(*inputs)")
         if loss_fn is None:
             core.found["skipped"] = ("without a loss function the checks that compare outputs with targets (the "
-                                     "lint's output checks, C2, C3, C4) skip: pass Doctor(loss_fn=...)")
+                                     "lint's output checks and C2, the loss at init) skip: pass Doctor(loss_fn=...)")
         log.info("nnrecipe doctor: found %s", core.found)
         model = HostModel(module, layout.keys, core.forward)
         return list(core.before(model, trainer.optimizers[0], data, _training_step(layout), loss_fn))
@@ -110,6 +122,8 @@ class Doctor(Findings, _Callback):
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:  # None: a batch the step skipped
+            self._losses.append(float(loss.detach()))
         if self.core.step_ends(loss):
             self._judge_flow(trainer, pl_module)
 
@@ -129,13 +143,20 @@ class Doctor(Findings, _Callback):
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         core = self.core
-        name, value = core.pick(trainer.callback_metrics, core.train_loss, TRAIN_LOSS_KEYS)
-        if value is None:
-            core.found["curves"] = (f"no epoch-level training loss was logged under {core.train_loss or TRAIN_LOSS_KEYS}"
-                                    ": log it with self.log('train_loss', loss, on_epoch=True), or pass "
-                                    "Doctor(train_loss='your_name')")
-            return
-        core.found["curves"] = f"the logged '{name}' per epoch" + (" and the validation loss" if self._val else "")
+        losses, self._losses = self._losses, []
+        if core.train_loss is None and losses:
+            # the epoch's mean of the losses training_step returned: a logged 'train_loss' is the last batch's
+            # value when logged per step (Lightning's default in training_step), which C8 would misread
+            value, what = sum(losses) / len(losses), "the mean of the losses training_step returned, per epoch"
+        else:
+            name, value = core.pick(trainer.callback_metrics, core.train_loss, TRAIN_LOSS_KEYS)
+            if value is None:
+                core.found["curves"] = (f"no training loss was returned by training_step or logged under "
+                                        f"{core.train_loss or TRAIN_LOSS_KEYS}: log it with self.log('train_loss', "
+                                        "loss, on_epoch=True), or pass Doctor(train_loss='your_name')")
+                return
+            what = f"the logged '{name}' per epoch"
+        core.found["curves"] = what + (" and the validation loss" if self._val else "")
         row = {"epoch": trainer.current_epoch + 1, "train_loss": value}
         if trainer.current_epoch in self._val:
             row["val_loss"] = self._val[trainer.current_epoch]
@@ -159,14 +180,20 @@ class Doctor(Findings, _Callback):
 
 def _training_step(layout: Layout) -> Callable[[nn.Module, torch.optim.Optimizer, tuple[torch.Tensor, ...]], Any]:
     """The doctor's train_step(model, optimizer, batch) made of the module's own training_step: zero_grad,
-    loss = training_step(batch, 0), backward, step (Lightning's automatic optimization)."""
+    loss = training_step(batch, i) (i counting the calls from 0), backward, step (Lightning's automatic
+    optimization)."""
+
+    calls = [0]
 
     def step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...]) -> Any:
         module = model.host if isinstance(model, HostModel) else model
         optimizer.zero_grad(set_to_none=True)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*self\.log\(\)", category=UserWarning)
-            out = module.training_step(layout.rebuild(batch), 0)
+            # batch_idx counts the calls, as an epoch's batches count: a step that skips some batches by their
+            # index (returns None) skips as many here, rather than all of them when every call says 0
+            out = module.training_step(layout.rebuild(batch), calls[0])
+            calls[0] += 1
         loss = out.get("loss") if isinstance(out, Mapping) else out
         if loss is None:  # Lightning skips the batch when training_step returns None
             return None

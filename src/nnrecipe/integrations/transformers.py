@@ -22,7 +22,8 @@ from torch import nn
 
 from ..checks.setup import ROWS
 from ..errors import ConfigError
-from .core import C7_STEPS, DoctorCore, Findings, HostModel, Layout, first_rows, require, stack, torch_optimizer
+from .core import (C7_STEPS, DoctorCore, Findings, HostModel, Layout, first_rows, keyword_misfit, require, stack,
+                   torch_optimizer)
 
 transformers = require("transformers", "text")
 from transformers import TrainerCallback  # noqa: E402  (after the check that names the extra)
@@ -54,7 +55,8 @@ class Doctor(Findings, TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
                        train_dataloader: Any = None, **kwargs: Any) -> None:
         core = self.core
-        self._optimizer = optimizer
+        core.reset()  # a second train() with the same callback judges its own run
+        self._optimizer, self._pending = optimizer, False
         verdicts = self._before(model, optimizer, train_dataloader, _calling_trainer())
         self._report(state, verdicts, "before training")
         if core.stop_on_fail and any(v.status in ("fail", "error") for v in verdicts):
@@ -71,6 +73,9 @@ class Doctor(Findings, TrainerCallback):
             data = stack(layout, batches, core.rows)
         except ConfigError as e:
             return [core.skip_before(f"the training batches cannot be read: {e}")]
+        misfit = keyword_misfit(model.forward, layout.keys) if layout.keys and core.forward is None else None
+        if misfit:
+            return [core.skip_before(misfit)]
         loss_fn, where = self._loss(model, trainer, layout, data)
         core.found.update(loss_fn=where, optimizer=type(torch_optimizer(optimizer)).__name__, rows=len(data[-1]),
                           train_step="the Trainer's compute_loss(model, inputs), then backward and the optimizer's "
@@ -78,7 +83,7 @@ class Doctor(Findings, TrainerCallback):
                           "backward and the optimizer's step")
         if loss_fn is None:
             core.found["skipped"] = ("without a loss function the checks that compare outputs with targets (the "
-                                     "lint's output checks, C2, C3, C4) skip: pass Doctor(loss_fn=...)")
+                                     "lint's output checks and C2, the loss at init) skip: pass Doctor(loss_fn=...)")
         log.info("nnrecipe doctor: found %s", core.found)
         return list(core.before(HostModel(model, layout.keys, core.forward), optimizer, data,
                                 _train_step(layout, trainer), loss_fn))
