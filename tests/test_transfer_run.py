@@ -60,7 +60,10 @@ def test_auto_probes_the_three_modes_and_records_the_probe(folders, tmp_path) ->
     best = min(record["probe"], key=lambda m: record["probe"][m]["val_loss"])
     assert record["mode"] == best == run.config["model"]["transfer"] and record["how"].startswith("probe")
     assert {f["epochs"] for f in record["probe"].values()} == {5}  # every mode alike, capped by --epochs
-    assert not any(v.status in ("warn", "fail") and v.id in ("C1", "C7") for v in run.verdicts)
+    # the freezing is the mode's design, no fault: whichever mode the probe picks (the probe's figures differ in
+    # their last bits between CPUs, and on 60 images 'features' and 'full' can swap), C1 and C7 fail nothing
+    assert not any(v.status == "fail" and v.id in ("C1", "C7") for v in run.verdicts)
+    assert not any(v.fault == "frozen-layer" for v in run.verdicts)
 
 
 def test_backbone_settings_that_conflict_are_refused(folders, tmp_path, capsys) -> None:

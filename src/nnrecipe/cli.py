@@ -347,11 +347,14 @@ def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str
             suffix, ".htm" if suffix == ".html" else suffix):
         raise ConfigError(f"{flag} {path}: this command writes a {suffix} file; name it so, such as "
                           f"{out.with_suffix(suffix) if out.suffix else out.with_name(out.name + suffix)}")
-    for given in inputs:  # the command's input: read again later, or gone (embed replaced its CSV of paths)
-        if kind == "file" and Path(given).exists() and (out.resolve() == Path(given).resolve() or (
+    for given in inputs:  # the command's input: read again later, or gone (embed replaced its CSV of paths);
+        # a run folder inside a folder of images is read as one more class by the next run
+        if Path(given).exists() and (out.resolve() == Path(given).resolve() or (
                 Path(given).is_dir() and out.resolve().is_relative_to(Path(given).resolve()))):
-            raise ConfigError(f"{flag} {path} is {'the input file' if Path(given).is_file() else 'inside the input folder'} "
-                              f"{given}; the input is never written to: write elsewhere")
+            where = "the input file" if Path(given).is_file() else "the input folder" \
+                if out.resolve() == Path(given).resolve() else "inside the input folder"
+            why = " (a folder in a folder of images is read as a class of its own)" if kind == "folder" else ""
+            raise ConfigError(f"{flag} {path} is {where} {given}; the input is never written to{why}: write elsewhere")
     if kind == "file" and out.is_file() and out.name != example:
         for run in runs:
             if Path(run).is_dir() and out.resolve().is_relative_to(Path(run).resolve()):
@@ -379,7 +382,7 @@ def _images(args: argparse.Namespace) -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    _check_out(args.out, "folder")
+    _check_out(args.out, "folder", inputs=(args.data,))
     file = read_config_file(args.config) if args.config else {}
     images = _images(args)
     settings = dict(
@@ -445,9 +448,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .io import write_json
 
     if args.json:
-        _check_out(args.json, "file", "audit.json", "--json")
+        _check_out(args.json, "file", "audit.json", "--json", inputs=(args.data,))
     if args.out:
-        _check_out(args.out, "folder")
+        _check_out(args.out, "folder", inputs=(args.data,))
     file = read_config_file(args.config) if args.config else {}
     tcfg = _config(TrainConfig, args, base=file.get("train"))
     if _images(args):
@@ -581,7 +584,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from .tune import tune_table
 
-    _check_out(args.out, "folder")
+    _check_out(args.out, "folder", inputs=(args.data,))
     file = read_config_file(args.config) if args.config else {}
     result = tune_table(
         args.data, args.target, trials=args.trials, space=args.space, sampler=args.sampler, pruner=args.pruner,
@@ -609,7 +612,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from .tune.ablate import parse_vary
 
     if args.out:
-        _check_out(args.out, "folder")
+        _check_out(args.out, "folder", inputs=(args.data,) if args.data else ())
     result = ablate(args.run, parse_vary(args.vary), seeds=args.seeds, data=args.data, out=args.out)
     print(result.table, end="")
     print(result.folder)
@@ -671,10 +674,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.out == "-":
             raise ConfigError("--out -: predict prints the predictions as CSV when --out is left out; leave it out "
                               "to print them")
-        _check_out(args.out, "file", runs=(args.run,))
-        if Path(args.out).resolve() == Path(args.data).resolve():
-            raise ConfigError(f"--out {args.out} is the input file; predict never overwrites its input: write the "
-                              "predictions to another file")
+        _check_out(args.out, "file", runs=(args.run,), inputs=(args.data,))
     if _run_kind(args.run) == "images":
         from .recipes.images import predict_images
 
@@ -721,6 +721,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if name in report:
             without = report.get("unscored_rows", 0)
             print(f"{name} against the target column: {report[name]:.4f}"
+                  + (f" ({report['accuracy_of']})" if name == "accuracy" and report.get("accuracy_of") else "")
                   + (f" (on the {report['scored_rows']} rows that hold a target; {without} without one not scored)"
                      if without else ""), file=shown)
     if "scored_rows" in report and not report["scored_rows"] and not report.get("unknown_labels"):

@@ -173,7 +173,9 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
         return Verdict("C1", "overfit one batch", "pass",
                        f"the loss on {len(y)} rows fell from {first:.4f} to {last:.2e}{above} in {step} steps, every "
                        "row predicted right: fitted, the loss still falling", evidence, "", source)
-    status = "warn" if near else "fail"
+    # a transfer mode's frozen backbone is the run's choice, not a fault: features that cannot separate a batch
+    # are a finding to weigh (train more of the backbone), not a broken pipeline
+    status = "warn" if near or (frozen and by_design) else "fail"
     reasons = []
     lr0, lr_end = evidence["lr"], opt.param_groups[0]["lr"]
     collapsed = rate_collapsed(lr0, lr_end)
@@ -193,7 +195,8 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
         "frozen-layer" if frozen and not by_design else "unknown"
     fix = (SCHEDULE_FIX if collapsed else
            "set a learning rate > 0 (pick it with the LR range test, T4: Trainer.lr_find)" if fault == "lr-too-low"
-           else "check that the learning rate is > 0 and every layer is trainable and in the optimizer, that the loss "
+           else "train more of the backbone (--transfer last or full), or start from a backbone trained on images "
+           "more like these" if frozen and by_design else "check that the learning rate is > 0 and every layer is trainable and in the optimizer, that the loss "
            "matches the task and the targets; if all hold, add capacity")
     return Verdict("C1", "overfit one batch", status,
                    f"the loss on {len(y)} rows only went from {first:.4f} to {last:.4f}{above} in {step} steps ({why})",

@@ -11,11 +11,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..data.image.read import SEPARATOR
 from ..io import atomic_write, read_json_or_none
 from ..track.predictions import WATCH, prediction_frame
 from .pipeline import Prepared
 
-SEPARATOR = "|"  # several labels in one CSV cell: a multi-label image
 
 
 GRID = 16  # images in each of the report's grids

@@ -28,6 +28,7 @@ from ..config import DataConfig, ModelConfig, TrainConfig
 from ..data.audit.augment_check import check_augmentation, check_split_augmentation
 from ..data.audit.images import audit_images
 from ..data.image import ImageSet, csv_columns, read_images
+from ..data.image.read import SEPARATOR, TABLE_SUFFIXES
 from ..data.image.augment import Augment, Augmented, resolve_preset
 from ..data.prepare import SPLITS
 from ..data.split import split_indices
@@ -42,7 +43,7 @@ from ..tasks import create_task
 from ..track.journal import label_counts
 from ..track.predictions import record_predictions
 from ..train.trainer import resolve_device
-from .image_pictures import SEPARATOR, pictures, test_pictures, watched_pictures
+from .image_pictures import pictures, test_pictures, watched_pictures
 from .pipeline import Options, Prepared, Recipe, Run, run
 from .tabular import task_with_loss
 from .transfer import build_transfer, choose_mode, load_backbone, probe_modes
@@ -75,13 +76,16 @@ class PreparedImages:
     transfer: dict[str, Any] | None = None  # config.json's record: the backbone, the mode and why
 
 
-def _task_of(labels: list[str], task: str) -> tuple[str, list[str], str]:
+def _task_of(labels: list[str], task: str, separated: bool = True) -> tuple[str, list[str], str]:
     """The task, the classes (sorted as text) and why: multi-label when a label cell holds several labels
-    joined by '|', else binary for two classes and multiclass for more."""
-    multi = any(SEPARATOR in label for label in labels)
+    joined by '|' (`separated`: a CSV's cells; a folder's name is one class, '|' and all) or --task
+    multilabel, else binary for two classes and multiclass for more."""
+    multi = separated and any(SEPARATOR in label for label in labels)
     if multi or task == "multilabel":
-        classes = sorted({c.strip() for label in labels for c in label.split(SEPARATOR) if c.strip()})
-        return "multilabel", classes, f"labels joined by '{SEPARATOR}': multi-label over {len(classes)} classes"
+        classes = sorted({c.strip() for label in labels for c in (label.split(SEPARATOR) if separated else [label])
+                          if c.strip()})
+        why = f"labels joined by '{SEPARATOR}'" if multi else "--task multilabel"
+        return "multilabel", classes, f"{why}: multi-label over {len(classes)} classes"
     classes = sorted(set(labels))
     if task not in ("auto", "binary", "multiclass"):
         raise ConfigError(f"--task {task}: images predict classes; choose auto, binary, multiclass or multilabel")
@@ -109,7 +113,7 @@ def refuse_table_settings(dcfg: DataConfig, mcfg: ModelConfig, data: Any) -> Non
     if given:
         raise ConfigError(f"{', '.join(given)}: table settings, and '{data}' is images; leave them out (the CNN's "
                           "settings: --phi, --dropout, --image-size, --augment; docs/images.md)")
-    if Path(data).suffix.lower() != ".csv":
+    if Path(data).suffix.lower() not in TABLE_SUFFIXES:
         named = [flag for flag, value in (("--target", dcfg.target), ("--path-column", dcfg.path_column)) if value]
         if named:
             raise ConfigError(f"{', '.join(named)}: name{'s' if len(named) == 1 else ''} a CSV's columns, and '{data}' "
@@ -127,8 +131,8 @@ def read_and_split(data: Any, dcfg: DataConfig, seed: int
                           "name columns of a table)")
     images = read_images(data, dcfg.image_size, path_column=dcfg.path_column, label_column=dcfg.target or None)
     labels = images.labels or []
-    task_name, classes, reason = _task_of(labels, dcfg.task)
-    y_all = _targets(labels, task_name, classes)
+    task_name, classes, reason = _task_of(labels, dcfg.task, images.separated)
+    y_all = _targets(labels, task_name, classes, images.separated)
     stratify = None if task_name == "multilabel" or dcfg.split == "random" else y_all.view(-1).long().numpy()
     parts = split_indices(stratify, len(labels), dcfg.val_fraction, dcfg.test_fraction, seed,
                           classes if stratify is not None else None, where=f"'{data}'", target=dcfg.target or LABEL,
@@ -152,13 +156,13 @@ def audit_image_data(data: str | os.PathLike, data_config: DataConfig | None = N
     return found
 
 
-def _targets(labels: list[str], task: str, classes: list[str]) -> torch.Tensor:
+def _targets(labels: list[str], task: str, classes: list[str], separated: bool = True) -> torch.Tensor:
     """The loss-shaped targets: class codes (N,) long, binary (N, 1) float, multi-label (N, K) 0/1 float."""
     index = {c: i for i, c in enumerate(classes)}
     if task == "multilabel":
         y = torch.zeros(len(labels), len(classes))
         for r, label in enumerate(labels):
-            for c in label.split(SEPARATOR):
+            for c in label.split(SEPARATOR) if separated else [label]:
                 if c.strip():
                     y[r, index[c.strip()]] = 1.0
         return y
@@ -392,7 +396,20 @@ def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike, batch_si
         pred = np.asarray(classes, dtype=object)[task.decide(outputs).numpy()]
     out = pd.DataFrame({"file": images.files, "prediction": pred,
                         **{f"p_{c}": probs[:, i] for i, c in enumerate(classes)}})
-    if images.labels is not None and task.name != "multilabel":
+    if images.labels is not None and task.name == "multilabel":
+        # scored as the set of labels each image holds, every one right (scikit-learn's accuracy_score on
+        # multi-label rows: the subset accuracy); a cell naming a class the model lacks is not scored
+        sets = [None if t is None else frozenset(c.strip() for c in t.split(SEPARATOR) if c.strip())
+                for t in images.labels]
+        given = np.asarray([t is not None for t in sets])
+        known = np.asarray([t is not None and t <= set(classes) for t in sets])
+        report.update(scored_rows=int(known.sum()), unscored_rows=int((~known).sum()),
+                      unknown_labels=sorted({c for t in sets if t is not None for c in t} - set(classes)),
+                      unknown_rows=int((~known & given).sum()), accuracy_of="every label of an image right")
+        if known.any():
+            hits = [frozenset(c for c, o in zip(classes, row) if o) == t for row, t, k in zip(on, sets, known) if k]
+            report["accuracy"] = float(np.mean(hits))
+    elif images.labels is not None:
         truth = np.asarray(images.labels, dtype=object)
         known = np.isin(truth, classes)
         given = np.asarray([t is not None for t in images.labels])  # a blank label cell: not scored, not unknown

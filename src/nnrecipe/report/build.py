@@ -158,8 +158,9 @@ def _worst(frame: pd.DataFrame | None, task: str) -> dict[str, Any]:
     rows = [{c: _fmt(v) for c, v in r.items()} for r in top.to_dict("records")]
     return {"rows": rows, "columns": columns,
             "numeric": [c for c in columns if c not in ("target", "prediction", "text", "text terms")],
-            "text": f"{len(wrong)} of {len(frame)} validation rows; {what}; 'row' is the 0-based data row of the "
-                    "input file"}
+            "text": f"{len(wrong)} of {len(frame)} validation rows; {what}; "
+                    + ("'file' is the image's path in the source" if "file" in columns else
+                       "'row' is the 0-based data row of the input file")}
 
 
 def _watch(watch: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -404,7 +405,9 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
     found = read_json_or_none(path / "lr_find.json")
     all_verdicts = _with_recall(verdicts(path), results.get("test_report"))
     return {
-        "run": {"id": run.id, "note": run.note, "data": run.data, "target": config.get("data", {}).get("target"),
+        # a folder of images has no target column: its labels are the subfolders' names (model.json's "label")
+        "run": {"id": run.id, "note": run.note, "data": run.data, "kind": model.get("kind", "table"),
+                "target": config.get("data", {}).get("target") or model.get("target"),
                 "task": task, "date": run.date, "test": {k: _fmt(v) for k, v in (results.get("test") or {}).items()},
                 "best": f"{results['best_epoch']} of {results.get('epochs_run')} by {run.monitor} = {_fmt(run.best)}"
                 + (" (member 1's)" if results.get("cv") else "") if results.get("best_epoch") else "",

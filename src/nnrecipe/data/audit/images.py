@@ -26,14 +26,13 @@ from ...checks.verdict import Verdict
 from ...errors import shorten
 from ...io import atomic_write
 from ..image.decode import GREY_MODES, unreadable_fix
-from ..image.read import MAX_SIDE, ImageSet
+from ..image.read import MAX_SIDE, SEPARATOR, ImageSet
 from . import image_duplicates as dups
 from . import table
 from .run import Audit
 
 KARPATHY_DATA = table.KARPATHY_DATA
 SAMPLES = "samples.png"
-SEPARATOR = "|"  # several labels in one cell: multi-label (the recipe's rule)
 RULE = (f"the median shorter side rounded to the nearest multiple of 8 (halves up), at least 8, at most {MAX_SIDE}; "
         "each image's shorter side resized to it, then the centre cropped to a square")
 # D2: a centre crop that keeps less than 3/4 of the area throws away what the image's edges show (an
@@ -79,9 +78,9 @@ def audit_images(images: ImageSet, splits: dict[str, np.ndarray] | None, seed: i
     result = ImageAudit(images, seed)
     n = len(images.pixels)
     labels = images.labels
-    multi = labels is not None and any(SEPARATOR in label for label in labels)
-    classes = sorted({c.strip() for label in labels for c in label.split(SEPARATOR) if c.strip()}) \
-        if labels is not None else []
+    multi = labels is not None and images.separated and any(SEPARATOR in label for label in labels)
+    classes = sorted({c.strip() for label in labels for c in (label.split(SEPARATOR) if multi else [label])
+                      if c.strip()}) if labels is not None else []
     result.info = {"source": images.source, "images": n, "unreadable": len(images.unreadable), "size": images.size,
                    "channels": images.channels, "classes": len(classes), "target": "label",
                    "task": None if labels is None else "multilabel" if multi else
@@ -119,11 +118,15 @@ def unreadable(images: ImageSet) -> Verdict:
                        ev, "", source)
     shown = "; ".join(f"'{shorten(f, 60)}': {r}" for f, r in bad[:ROWS_SHOWN])
     more = f"; and {len(bad) - ROWS_SHOWN} more" if len(bad) > ROWS_SHOWN else ""
+    lost = images.lost_classes
+    if lost:
+        ev["lost_classes"] = lost
+    gone = (f"no image of class(es) {', '.join(repr(shorten(c, 40)) for c in lost[:10])} could be read: the model "
+            "will not know them; " if lost else "")
     return Verdict("D3", "unreadable images", "warn",
-                   f"{len(bad)} of {len(bad) + len(images.files)} files could not be read and were left out: "
+                   f"{gone}{len(bad)} of {len(bad) + len(images.files)} files could not be read and were left out: "
                    f"{shown}{more}", ev,
-                   f"{unreadable_fix([r for _, r in bad])}; the run left them out",
-                   source)
+                   f"{unreadable_fix([r for _, r in bad])}; the run left them out", source)
 
 
 # ---------------------------------------------------------------- D3 channels

@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from ...errors import ConfigError, DataError, did_you_mean_column, shorten
+from ..sniff import sniff_csv
 from . import decode, store
 
 log = logging.getLogger("nnrecipe")
@@ -43,6 +44,7 @@ MULTIPLE = 8
 SNIFF_ROWS = 50  # a CSV column is a path column when most of its first 50 cells end in an image extension
 DECODE_THREADS = 8  # Pillow releases the GIL while it decodes and resamples
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+SEPARATOR = "|"  # several labels in one CSV cell: a multi-label image (a folder's name is one class, '|' and all)
 SOURCES = "a folder with a subfolder per class, a CSV of image paths and labels, or an .npz of x and y"
 
 
@@ -59,6 +61,8 @@ class ImageSet:
     channels: int  # 1 (every image grey) or 3
     content_key: str  # sha256 hex of the content (store.content_key)
     fingerprint: dict[str, Any] = field(default_factory=dict)  # for journal.json
+    lost_classes: list[str] = field(default_factory=list)  # classes listed whose every image was unreadable
+    separated: bool = False  # a CSV's labels: a cell may join several with SEPARATOR (multi-label)
 
 
 def resize_side(sizes: list[tuple[int, int]]) -> int:
@@ -111,6 +115,9 @@ def read_images(source: str | os.PathLike, size: int | None = None, *, path_colu
     path = Path(source)
     if not path.exists():
         raise DataError(f"'{source}' does not exist; give {SOURCES}")
+    if path_column is not None and (path.is_dir() or path.suffix.lower() not in TABLE_SUFFIXES):
+        raise ConfigError(f"--path-column names a CSV's column of image paths, and '{source}' is not a CSV (a "
+                          "folder's images are its files; an .npz holds x): leave it out")
     if path.is_dir():
         entries = _list_folder(path, labelled)
     elif path.suffix.lower() == ".npz":
@@ -131,7 +138,7 @@ def read_images(source: str | os.PathLike, size: int | None = None, *, path_colu
         hit = store.load(file)
         if hit is not None:
             log.info("images of '%s' loaded from the cache (%s)", source, file)
-            return _image_set(str(source), hit[0], hit[1], key, data)
+            return _labelled(_image_set(str(source), hit[0], hit[1], key, data), entries, labelled, path.is_file())
     workers = min(DECODE_THREADS, os.cpu_count() or 1) if len(entries) >= 64 else 1
     with ThreadPoolExecutor(workers) as pool:
         heads = list(pool.map(lambda f: decode.open_header(f) if f is not None else "no path", fulls, chunksize=32))
@@ -159,9 +166,26 @@ def read_images(source: str | os.PathLike, size: int | None = None, *, path_colu
         meta["labels"] = None
     if file is not None:
         store.store(file, pixels, meta)
-    images = _image_set(str(source), pixels, meta, key, data)
+    images = _labelled(_image_set(str(source), pixels, meta, key, data), entries, labelled, path.is_file())
     log.info("read %d images from '%s' (%d unreadable, left out) at %dx%d, %d channel(s) in %.2f s", len(arrays),
              source, len(meta["unreadable"]), side, side, images.channels, time.perf_counter() - started)
+    return images
+
+
+def _labelled(images: ImageSet, entries: list[tuple[str, str | None, str | None]], labelled: bool,
+              csv: bool) -> ImageSet:
+    """`images` with what its labels mean: whether they may join several (a CSV's cells), and the classes of
+    `entries` (a folder's subfolders, a CSV's labels) none of whose files could be read: the model would not
+    know them, and the class counts would not show it (said when labelled)."""
+    images.separated = csv
+
+    def classes(cells: Any) -> set[str]:
+        return {c.strip() for cell in cells if cell for c in (cell.split(SEPARATOR) if csv else [cell]) if c.strip()}
+
+    images.lost_classes = sorted(classes(label for _, _, label in entries) - classes(images.labels or []))
+    if images.lost_classes and labelled:
+        log.warning("'%s': no image of class(es) %s could be read: the model will not know them (the audit's D3 "
+                    "names the files)", images.source, ", ".join(repr(shorten(c, 40)) for c in images.lost_classes[:10]))
     return images
 
 
@@ -214,6 +238,18 @@ def _list_folder(folder: Path, labelled: bool) -> list[tuple[str, str, str | Non
                         f"({', '.join(sorted(shared)[:5])}): a split into folders, not one folder a class; give one "
                         f"folder with a subfolder per class (such as '{folder / pick}'; nnrecipe splits "
                         "the images itself), then `nnrecipe predict RUN` the other folder")
+    # a split folder among the classes (train/cat, test/*.png: Kaggle's layout; or train/ alone): its name is
+    # no class, and its subfolders are the classes; a folder of split names alone labels nothing
+    split_like = [c for c in classes if c.lower() in SPLIT_NAMES and per_class[c]]
+    if labelled and split_like and (any(c in nested for c in split_like) or len(split_like) == len(classes)):
+        inner = next((c for c in split_like if c in nested and c.lower() in ("train", "training")),
+                     next((c for c in split_like if c in nested), None))
+        fix = (f"give the folder whose subfolders are the classes ('{folder / inner}', whose subfolders are "
+               f"{', '.join(sorted(nested[inner])[:5])}; nnrecipe splits the images itself), then `nnrecipe "
+               "predict RUN` the other folder") if inner else (
+               "put each class's images in a subfolder named after the class (nnrecipe splits the images itself)")
+        raise DataError(f"folder '{folder}' holds {', '.join(repr(c) for c in split_like)}, named as a split of the "
+                        f"images (train, test, val), not as a class; {fix}")
     if any(per_class.values()):
         empty = [c for c, files in per_class.items() if not files]
         if empty:
@@ -232,8 +268,15 @@ def _list_folder(folder: Path, labelled: bool) -> list[tuple[str, str, str | Non
 
 
 def _walk(folder: Path) -> list[str]:
-    out = []
-    for root, dirs, files in os.walk(folder):
+    """The image files under `folder`, relative to it: linked folders followed, as ImageFolder does (a link
+    back to a folder already walked, a loop, is not entered twice)."""
+    out, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         rel = Path(root).relative_to(folder)
         out += [(rel / f).as_posix() for f in sorted(files) if is_image_name(f)]
@@ -250,10 +293,13 @@ def csv_columns(source: str | os.PathLike) -> list[str]:
     return [str(c) for c in _read_csv(path, rows=0).columns]
 
 
-def _read_csv(path: Path, rows: int | None = None) -> pd.DataFrame:
+def _read_csv(path: Path, rows: int | None = None, missing: bool = False) -> pd.DataFrame:
+    """The CSV as text cells ('' for an empty one); `missing`: pandas' missing-value spellings (NA, NaN, null,
+    N/A, ...) as NaN, as a table's cells are read (the labels: R's write.csv writes NA)."""
+    fmt = sniff_csv(path)  # the table reader's separator and encoding: ';' and cp1252 files are CSVs of paths too
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, nrows=rows,
-                           sep="\t" if path.suffix.lower() == ".tsv" else ",")
+        return pd.read_csv(path, dtype=str, keep_default_na=missing, nrows=rows, sep=fmt.delimiter,
+                           encoding=fmt.encoding)
     except (ValueError, OSError, UnicodeDecodeError) as e:
         raise DataError(f"file '{path}' cannot be read as a CSV ({str(e).strip() or type(e).__name__}); give "
                         f"{SOURCES}") from e
@@ -298,9 +344,12 @@ def _list_csv(csv: Path, path_column: str | None, label_column: str | None,
     paths = df[path_column].str.strip().tolist()
     labels = df[label_column].str.strip().tolist() if label_column is not None else [None] * len(df)
     if label_column is not None:
+        absent = _read_csv(csv, missing=True)[label_column].isna().tolist()
+        labels = ["" if gone else label for label, gone in zip(labels, absent)]
         blank = sum(label == "" for label in labels)
         if blank and labelled:
-            log.warning("CSV '%s': %d rows have no label in column '%s' and are left out", csv, blank, label_column)
+            log.warning("CSV '%s': %d rows have no label in column '%s' (empty or NA) and are left out", csv, blank,
+                        label_column)
         elif blank:  # predict: the rows with a label are scored
             log.info("CSV '%s': %d rows have no label in column '%s': those are not scored", csv, blank, label_column)
             labels = [label or None for label in labels]
@@ -358,7 +407,7 @@ def _read_npz(path: Path, source: str, size: int | None, labelled: bool, cache_d
         raise DataError(f"file '{path}': 'x' holds {int((~np.isfinite(x)).sum())} NaN or infinite values; replace "
                         "them (pixels are numbers in [0, 1] or [0, 255])")
     x = _pixels_of_array(x, path)
-    labels = None if y is None else [v.decode() if isinstance(v, bytes) else str(v) for v in y.tolist()]
+    labels = None if y is None else [_label(v) for v in y.tolist()]
     files = [f"x[{i}]" for i in range(len(x))]
     blank = [] if labels is None else [i for i, v in enumerate(labels) if not v.strip() or v.lower() == "nan"]
     if blank and labelled:  # as a CSV's blank label cells: those images are left out
@@ -385,6 +434,16 @@ def _read_npz(path: Path, source: str, size: int | None, labelled: bool, cache_d
         store.store(file, pixels, meta)
     log.info("read %d images from '%s' at %dx%d in %.2f s", len(x), source, side, side, time.perf_counter() - started)
     return _image_set(source, pixels, meta, key, data)
+
+
+def _label(v: Any) -> str:
+    """An .npz label as text, whole-number floats without their '.0' (a y of 5.0 is class '5', as an integer y's
+    and a table's are: a run trained on one predicts on the other)."""
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2 ** 63:
+        return str(int(v))
+    return str(v)
 
 
 def _pixels_of_array(x: np.ndarray, path: Path) -> np.ndarray:

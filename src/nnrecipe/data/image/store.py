@@ -29,7 +29,9 @@ from ...io import atomic_write, tensors_bytes
 log = logging.getLogger("nnrecipe")
 
 # Bump when reading changes what a file decodes to (the resize rule, mode conversions), so old entries miss.
-READ_VERSION = 3  # 2: 16-bit PNGs scaled by their depth, not by their values; 3: an .npz by a fixed rule, its NaN labels left out
+# 2: 16-bit PNGs scaled by their depth, not by their values; 3: an .npz by a fixed rule, its NaN labels left
+# out; 4: an .npz's whole-number float labels written as integers (5.0 is class '5')
+READ_VERSION = 4
 META = "nnrecipe"
 # Hashing runs in threads (hashlib releases the GIL on buffers over 2 KiB, and the reads wait on the disk)
 HASH_THREADS = 8
