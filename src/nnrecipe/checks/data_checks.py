@@ -353,8 +353,10 @@ def repeats(view: DataView) -> dict[str, Any]:
     full, sizes = groups(row_keys((x,)))
     exact = float((sizes[full] > 1).mean())
     if len(cols) == 1:
-        # one column: its values repeat on their own when there are half as many as rows (near: as exact)
-        return {"exact": round(exact, 4), "near": round(exact, 4), "coarse": bool(len(sizes) * 2 <= m), "rows": m}
+        # one column: its values repeat on their own when there are half as many as rows (near: as exact), or
+        # when they lie on a grid so coarse that chance alone makes repeats (a weight to 0.1 g: MASS's cats)
+        return {"exact": round(exact, 4), "near": round(exact, 4),
+                "coarse": bool(len(sizes) * 2 <= m or _on_a_coarse_grid(x, m)), "rows": m, "columns": 1}
     if exact == 0 or len(cols) > REPEAT_COLUMNS:  # nothing to explain; or pixels, not a table's columns
         return {"exact": round(exact, 4), "near": None, "coarse": False, "rows": m}
     # each column's value as a 64-bit hash, the row's as their wrapping sum: the row without column j is
@@ -371,6 +373,20 @@ def repeats(view: DataView) -> dict[str, Any]:
             near |= variants[rest] > 1
     share = float(near.mean())
     return {"exact": round(exact, 4), "near": round(share, 4), "coarse": bool(exact > 0 and share >= exact), "rows": m}
+
+
+def _on_a_coarse_grid(x: torch.Tensor, m: int) -> bool:
+    """One numeric column whose distinct values sit on a grid (their smallest gap its step) of G points from
+    the least to the greatest, with G <= m / OVERLAP_FAIL: m rows drawn even uniformly over G values repeat
+    one another's in a share 1 - exp(-m / G) >= 1 - exp(-OVERLAP_FAIL) of the rows, about the share at which
+    rows shared between splits fail, so such repeats are the column's resolution, not copied rows."""
+    if x.shape[1] != 1:
+        return False
+    values = torch.unique(x[:, 0][torch.isfinite(x[:, 0])])
+    if len(values) < 2:
+        return True
+    step = float((values[1:] - values[:-1]).min())
+    return step > 0 and (float(values[-1] - values[0]) / step + 1) <= m / OVERLAP_FAIL
 
 
 def check_duplicates(setup: Setup) -> Verdict:

@@ -125,10 +125,11 @@ def split_overlap(prep: PreparedTable, target: str, seed: int = 0, found: dict[s
     rep = found if found is not None else repeats(view)
     ev["repeats"] = rep
     if rep["coarse"]:
+        how = ("the one input column's values repeat on their own: few distinct values, or a coarse grid of them"
+               if rep.get("columns") == 1 else f"{rep['near']:.0%} differ from another in one column only")
         return Verdict("leakage", "rows shared between splits", "pass",
-                       f"rows repeat as coarse inputs do ({rep['exact']:.0%} of rows repeat another's inputs and "
-                       f"{rep['near']:.0%} differ from another in one column only), so the split puts repeats in "
-                       f"two splits ({told}): rows alike, not rows copied", ev, "", source)
+                       f"rows repeat as coarse inputs do ({rep['exact']:.0%} of rows repeat another's inputs; {how}), "
+                       f"so the split puts repeats in two splits ({told}): rows alike, not rows copied", ev, "", source)
     # a copied row carries its label; rows whose inputs repeat under several labels are records of one
     # input (an entity seen several times), which a group split keeps together
     differing = conflicts(view, found=rep)[0].evidence.get("conflicting_rows", 0)
