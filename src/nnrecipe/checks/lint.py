@@ -219,6 +219,8 @@ def _outputs(setup: Setup, notes: dict[str, Any]) -> list[Verdict]:
     kind = _loss_kind(setup.loss_fn)
     if kind is None and setup.loss_fn is None and setup.task == "multiclass":
         kind = "classes"  # a train_step without loss_fn: the labels' range is all that can be judged
+    if kind is None and callable(setup.loss_fn) and setup.train_step is None and len(setup.y):
+        return _own_loss_broadcasts(setup)
     if kind is None or not len(setup.y):
         return []
     try:
@@ -292,6 +294,37 @@ def _outputs(setup: Setup, notes: dict[str, Any]) -> list[Verdict]:
     else:
         found += _regression(y, outs, lo, hi, leaf, ends, evidence)
     return found
+
+
+def _own_loss_broadcasts(setup: Setup) -> list[Verdict]:
+    """A loss of the caller's own ((out - y) ** 2).mean()) on outputs (N, 1) and targets (N,): torch
+    broadcasts them to (N, N), every output against every target, and the loss trains towards the mean of
+    the targets, silently. Told by the loss itself: on the outputs reshaped to the targets' shape it gives
+    another value (a loss that matches the shapes itself gives the same)."""
+    try:
+        outs, y = _probe(setup)
+    except Exception:  # the forward's own failure is the other checks' to tell
+        return []
+    if not outs or outs[0].shape == y.shape or outs[0].numel() != y.numel():
+        return []
+    out = outs[0]
+    try:
+        with torch.no_grad():
+            given = float(setup.loss_fn(out, y))  # type: ignore[misc]
+            matched = float(setup.loss_fn(out.reshape(y.shape), y))  # type: ignore[misc]
+    except Exception:  # a loss that needs more than (outputs, targets), or raises on one of the shapes
+        return []
+    if not (math.isfinite(given) and math.isfinite(matched)) or abs(given - matched) <= 1e-4 * max(abs(matched), 1e-8):
+        return []
+    return [Verdict("lint", "target shape", "fail",
+                    f"outputs {list(out.shape)} and targets {list(y.shape)} differ, and the loss broadcasts them: "
+                    f"{given:.4g} as given, {matched:.4g} with the outputs shaped as the targets (every output is "
+                    "compared with every target)",
+                    {"output_shape": list(out.shape), "y_shape": list(y.shape), "loss_as_given": round(given, 6),
+                     "loss_shapes_matched": round(matched, 6)},
+                    f"reshape y to {list(out.shape)}" + (" (y[:, None] for one output)" if y.ndim == 1 else "")
+                    + f", or the outputs to {list(y.shape)} (out.squeeze(1)) before the loss",
+                    "PyTorch docs (broadcasting semantics); Karpathy's recipe (a shape bug that trains silently)")]
 
 
 def _class_target_shape(kind: str, out: torch.Tensor, y: torch.Tensor) -> Verdict | None:
