@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import importlib
 import logging
 import os
 import sys
+import tempfile
 import types
 import typing
 from collections.abc import Sequence
@@ -339,8 +341,20 @@ def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str
         raise ConfigError(f"{flag} {path} is a file; give a folder for the run folders (default: runs)")
     if kind == "file" and out.is_dir():
         raise ConfigError(f"{flag} {path} is a folder; give a file name, such as {out / example}")
+    if kind == "file" and out.parent.exists() and not out.parent.is_dir():
+        raise ConfigError(f"{flag} {path}: '{out.parent}' is a file, not a folder; write elsewhere")
     if kind == "file" and not out.parent.is_dir():
         raise ConfigError(f"{flag} {path}: folder '{out.parent}' does not exist; create it, or write elsewhere")
+    # before the work, not after it: the folder made (or the file written) under the nearest existing folder
+    base = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if kind == "folder" and not base.is_dir():
+        raise ConfigError(f"{flag} {path}: '{base}' is a file, not a folder; give a folder for the run folders")
+    if base.is_dir():
+        try:  # a folder made and removed: permissions, a read-only file system, /sys (os.access says yes to root)
+            os.rmdir(tempfile.mkdtemp(prefix=".nnrecipe-probe-", dir=base))
+        except OSError as e:
+            raise ConfigError(f"{flag} {path}: folder '{base}' cannot be written to ({e.strerror or e}); write "
+                              "elsewhere") from None
     suffix = Path(example).suffix
     device = out.exists() and not out.is_file()  # /dev/stdout, a process substitution: written as a stream
     if kind == "file" and suffix and not device and out.suffix.lower() not in (
@@ -500,6 +514,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_clean(args: argparse.Namespace) -> int:
     from .data.audit import clean
 
+    for flag, given in (("--out", args.out), ("--log", args.log)):  # both writable before either is written
+        if given:
+            _check_out(given, "file", Path(given).name, flag)
     file = read_config_file(args.config) if args.config else {}
     done = clean(args.data, args.target, args.out, log_file=args.log, seed=args.seed,
                  data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
@@ -785,6 +802,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (NNRecipeError, ConfigError) as e:
         print(f"nnrecipe: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what was written is whole (every file is renamed into place)
+        again = {"train": "; a run folder resumes from its last checkpoint: the same command with --resume RUN "
+                          "(`nnrecipe runs` lists the run folders)",
+                 "tune": "; the same tune command resumes the study (an interrupted trial is run again)"}
+        print(f"nnrecipe: interrupted{again.get(args.command, '')}", file=sys.stderr)
+        return 130
+    except OSError as e:  # a full disk, a folder that cannot be written: the system's words, and the file
+        if getattr(args, "verbose", False):
+            raise
+        where = f" '{e.filename}'" if e.filename else ""
+        fix = ("free disk space (or raise the file size limit)" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+               else "write elsewhere" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
+               "check the file and the folder (-v shows where it happened)")
+        again = "; what was written before is whole, and a run folder resumes with --resume RUN" \
+            if args.command in ("train", "tune") else ""
+        print(f"nnrecipe: error: {e.strerror or e}{where}: {fix}{again}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

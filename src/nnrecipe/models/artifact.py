@@ -49,8 +49,9 @@ def load_model(run_dir: str | Path, required: Sequence[str] = ()) -> tuple[nn.Mo
         raise CheckpointError(f"run folder '{run_dir}' holds no model (model.json and model.safetensors); "
                               + ("the run stopped before it finished: go on with it (nnrecipe train DATA --resume "
                                  f"{run_dir}), or train it again"
-                                 if (run_dir / "checkpoints" / "last.safetensors").exists()
-                                 and not (run_dir / "results.json").exists() else
+                                 # a run folder resumes from the moment it exists (docs/run-folder.md): from
+                                 # its last checkpoint, or from the start when killed before the first
+                                 if (run_dir / "config.json").exists() and not (run_dir / "results.json").exists() else
                                  "the run may not have finished: train it again"))
     try:
         meta = json.loads(meta_path.read_text())

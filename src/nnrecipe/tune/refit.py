@@ -36,6 +36,12 @@ def refit_best(study: Any, job: Job, best: Any) -> Any:
                         "its own from the training and validation rows", best.number, trial_run)
         else:
             train_config = dataclasses.replace(train_config, batch_size=int(recorded))
+    earlier = _earlier_refit(job.out / "best", study.study_name, best.number, epochs)
+    if earlier is not None:  # a rerun of the study: its refit goes on (killed) or is read again (finished)
+        from ..recipes import train_table
+
+        log.info("R2: trial %d's retraining is in %s already: resumed there", best.number, earlier)
+        return train_table(job.data, job.target, out=job.out / "best", resume=earlier)
     run = refit(job.data, job.target, epochs, out=job.out / "best", data_config=job.data_config,
                 model_config=model_config, train_config=train_config,
                 note=f"R2: trial {best.number} of study '{study.study_name}' ({job.metric} {best.value:.4f}) "
@@ -45,6 +51,19 @@ def refit_best(study: Any, job: Job, best: Any) -> Any:
     log.info("R2: best trial %d retrained on train+validation for %d epochs: test %s, in %s", best.number,
              epochs, {k: round(v, 4) for k, v in run.test.items()}, run.run_dir)
     return run
+
+
+def _earlier_refit(best_dir: Path, study: str, trial: int, epochs: int) -> Path | None:
+    """The run folder under `best_dir` where this study's trial was retrained before (the newest), finished or
+    killed: a rerun of the study resumes it, rather than leave a second folder beside a half-done one."""
+    found = []
+    for folder in sorted(best_dir.iterdir()) if best_dir.is_dir() else []:
+        if folder.name.startswith("."):  # a folder still being staged: no run yet (runs --clean removes it)
+            continue
+        record = (read_json_or_none(folder / "config.json") or {}).get("refit") or {}
+        if (record.get("study"), record.get("trial"), record.get("epochs")) == (study, trial, epochs):
+            found.append(folder)
+    return found[-1] if found else None
 
 
 def refit(data: Any, target: str, epochs: int, *, out: str | Path, data_config: DataConfig | None = None,

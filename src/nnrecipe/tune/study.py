@@ -392,7 +392,8 @@ def _work(study: Any, job: Job, deadline: float | None, workers: int) -> None:
             trial.set_user_attr("error", str(e))
             study.tell(trial, state=TrialState.FAIL)
             log.warning("trial %d failed: %s", trial.number, e)
-        except (KeyboardInterrupt, SystemExit) as e:  # stopped, not failed: a resume runs it again
+        except (KeyboardInterrupt, SystemExit, OSError) as e:  # stopped, not failed: a resume runs it again
+            # (a full disk or a lost mount is the machine's failure, not the configuration's: as a kill)
             if _requeue(study, trial._trial_id, trial.number, trial.params, f"interrupted ({type(e).__name__})"):  # noqa: SLF001
                 log.warning("trial %d was interrupted: its parameters are queued again", trial.number)
             raise
