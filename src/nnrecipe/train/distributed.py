@@ -239,8 +239,9 @@ def rank_options(opts: Any) -> Any:
         return opts
     own = None
     if not is_main():
-        own = Path(tempfile.mkdtemp(prefix=f"nnrecipe-rank{rank()}-"))
-        atexit.register(shutil.rmtree, own, True)
+        _sweep_private_folders()
+        own = Path(tempfile.mkdtemp(prefix=f"nnrecipe-rank{rank()}-pid{os.getpid()}-"))
+        atexit.register(shutil.rmtree, own, True)  # not run after a kill: the next launch sweeps it
     resume = opts.resume
     if resume is not None:
         if own is not None:
@@ -251,6 +252,22 @@ def rank_options(opts: Any) -> Any:
         return opts
     return dataclasses.replace(opts, out=own, resume=resume, progress=False, report=False, export=(), audit=False,
                                checks=())
+
+
+def _sweep_private_folders() -> None:
+    """The private folders of ranks killed before their exit handler ran (a resumed run's copy of its run
+    folder, checkpoints and all): each names its process, removed once that process is gone."""
+    for folder in Path(tempfile.gettempdir()).glob("nnrecipe-rank*-pid*-*"):
+        pid = folder.name.split("-pid", 1)[1].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # gone (PermissionError: alive, another user's)
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed %s, left by a killed process of an earlier run", folder)
+        except OSError:
+            continue
 
 
 def quiet_other_ranks() -> None:
