@@ -163,3 +163,9 @@ def test_multi_label_predictions_on_labelled_rows_are_scored(tmp_path, capsys):
     assert report["accuracy_of"] == "every label of an image right"
     assert main(["predict", str(run.run_dir), str(tmp_path / "multi.csv"), "--out", str(tmp_path / "p.csv")]) == 0
     assert "accuracy against the target column" in capsys.readouterr().out
+
+
+def test_npz_pixels_that_are_not_real_numbers_are_refused_by_name(tmp_path):
+    np.savez(tmp_path / "c.npz", x=np.ones((4, 8, 8), dtype=complex), y=np.arange(4))
+    with pytest.raises(DataError, match=r"'x' holds complex128 values; give pixels as numbers"):
+        read_images(tmp_path / "c.npz")

@@ -399,6 +399,9 @@ def _read_npz(path: Path, source: str, size: int | None, labelled: bool, cache_d
     if y is None and labelled:
         raise DataError(f"file '{path}' holds 'x' but no 'y' (the labels, (N,)); save them with "
                         "np.savez(file, x=images, y=labels)")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
+        raise DataError(f"file '{path}': 'x' holds {x.dtype} values; give pixels as numbers (uint8 0-255, or floats "
+                        "in [0, 1] or [0, 255])")
     x = _channels_last(x, path)
     if y is not None and (y.ndim != 1 or len(y) != len(x)):
         raise DataError(f"file '{path}': 'y' has shape {y.shape}, 'x' holds {len(x)} images; give one label per "
