@@ -158,9 +158,15 @@ def test_multi_label_predictions_on_labelled_rows_are_scored(tmp_path, capsys):
     pd.DataFrame({"file": files, "label": cells}).to_csv(tmp_path / "multi.csv", index=False)
     run = train_images(tmp_path / "multi.csv", out=tmp_path / "runs", train_config=FAST, report=False)
     assert run.task == "multilabel"
-    _, report = predict_images(run.run_dir, tmp_path / "multi.csv")
-    assert report["scored_rows"] == 40 and 0 <= report["accuracy"] <= 1
-    assert report["accuracy_of"] == "every label of an image right"
+    preds, report = predict_images(run.run_dir, tmp_path / "multi.csv")
+    assert report["scored_rows"] == 40 and report["accuracy_of"] == "every label of an image right"
+    from sklearn.metrics import accuracy_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    binarize = MultiLabelBinarizer(classes=["circle", "round", "square"])
+    truth = binarize.fit_transform([c.split("|") for c in cells])
+    said = binarize.transform([str(p).split("|") if str(p) else [] for p in preds["prediction"].fillna("")])
+    assert report["accuracy"] == pytest.approx(accuracy_score(truth, said))  # the subset accuracy
     assert main(["predict", str(run.run_dir), str(tmp_path / "multi.csv"), "--out", str(tmp_path / "p.csv")]) == 0
     assert "accuracy against the target column" in capsys.readouterr().out
 
@@ -169,3 +175,12 @@ def test_npz_pixels_that_are_not_real_numbers_are_refused_by_name(tmp_path):
     np.savez(tmp_path / "c.npz", x=np.ones((4, 8, 8), dtype=complex), y=np.arange(4))
     with pytest.raises(DataError, match=r"'x' holds complex128 values; give pixels as numbers"):
         read_images(tmp_path / "c.npz")
+
+
+def test_the_word_none_is_a_class_of_an_image_csv_as_of_a_table(tmp_path):
+    path = _csv(tmp_path)
+    frame = pd.read_csv(path)
+    frame.loc[frame["label"] == "circle", "label"] = "None"  # a defect class 'None' beside another
+    frame.to_csv(path, index=False)
+    images = read_images(path, label_column="label")
+    assert sorted(set(images.labels)) == ["None", "square"] and len(images.labels) == 24

@@ -514,9 +514,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_clean(args: argparse.Namespace) -> int:
     from .data.audit import clean
 
-    for flag, given in (("--out", args.out), ("--log", args.log)):  # both writable before either is written
-        if given:
-            _check_out(given, "file", Path(given).name, flag)
+    for flag, given, example in (("--out", args.out, "cleaned.csv"), ("--log", args.log, "removed.csv")):
+        if given:  # both writable before either is written
+            _check_out(given, "file", Path(given).name if Path(given).suffix else example, flag)
     file = read_config_file(args.config) if args.config else {}
     done = clean(args.data, args.target, args.out, log_file=args.log, seed=args.seed,
                  data_config=_config(DataConfig, args, only=DATA_FLAGS, base=file.get("data"), target=args.target),
@@ -809,14 +809,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nnrecipe: interrupted{again.get(args.command, '')}", file=sys.stderr)
         return 130
     except OSError as e:  # a full disk, a folder that cannot be written: the system's words, and the file
+        if e.errno == errno.EPIPE:  # `nnrecipe predict ... | head`: the reader had what it wanted
+            return 0
         if getattr(args, "verbose", False):
             raise
         where = f" '{e.filename}'" if e.filename else ""
         fix = ("free disk space (or raise the file size limit)" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
                else "write elsewhere" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
                "check the file and the folder (-v shows where it happened)")
-        again = "; what was written before is whole, and a run folder resumes with --resume RUN" \
-            if args.command in ("train", "tune") else ""
+        again = {"train": "; what was written before is whole, and a run folder resumes with --resume RUN",
+                 "tune": "; what was written before is whole, and the same tune command resumes the study"
+                 }.get(args.command, "")
         print(f"nnrecipe: error: {e.strerror or e}{where}: {fix}{again}", file=sys.stderr)
         return 1
 

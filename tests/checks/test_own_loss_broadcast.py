@@ -37,3 +37,8 @@ def test_a_broadcasting_loss_of_ones_own_is_named_with_the_fix():
 def test_a_loss_that_matches_the_shapes_itself_is_quiet():
     assert shape_verdicts(lambda out, y: ((out.squeeze(1) - y) ** 2).mean()) == []
     assert shape_verdicts(lambda out, y: ((out - y) ** 2).mean(), y_column=True) == []
+
+
+def test_a_loss_that_reads_the_outputs_shape_itself_is_quiet():
+    # a sum over the outputs' last axis: another value on the reshaped outputs, and nothing broadcast
+    assert shape_verdicts(lambda out, y: ((out.sum(-1) - y) ** 2).mean()) == []

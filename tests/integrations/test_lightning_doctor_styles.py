@@ -150,3 +150,30 @@ def test_the_training_curve_is_each_epochs_mean_not_a_per_step_logged_value():
     assert doctor.found["curves"].startswith("the mean of the losses training_step returned")
     means = [sum(v) / len(v) for _, v in sorted(module.returned.items())]
     assert [r["train_loss"] for r in doctor.core.history] == pytest.approx(means, rel=1e-6)
+
+
+def test_gradient_accumulation_does_not_shrink_the_training_curve():
+    # Lightning hands on_train_batch_end the loss divided by accumulate_grad_batches: read as it came, the
+    # curve sat at a quarter of the validation loss and C8 called the healthy run diverging
+    torch.manual_seed(0)
+    doctor = Doctor(checks=["C8"])
+    train, val = rows()
+    trainer = pl.Trainer(max_epochs=4, callbacks=[doctor], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                         accumulate_grad_batches=4)
+    module = PerStepLog()
+    trainer.fit(module, DataLoader(train, batch_size=32, shuffle=True), DataLoader(val, batch_size=128))
+    means = [sum(v) / len(v) for _, v in sorted(module.returned.items())]
+    assert [r["train_loss"] for r in doctor.core.history] == pytest.approx(means, rel=1e-5)
+    assert raised(doctor) == {}
+
+
+def test_a_forward_naming_some_keys_is_told_which_keys_it_lacks():
+    from nnrecipe.integrations.core import keyword_misfit
+
+    def forward(input_ids, attention_mask=None):
+        return input_ids
+
+    why = keyword_misfit(forward, ["input_ids", "attention_mask", "idx"])
+    assert "takes no argument named 'idx'" in why and "module(inputs)" not in why
+    assert "if k not in ['idx']" in why

@@ -312,9 +312,17 @@ def _own_loss_broadcasts(setup: Setup) -> list[Verdict]:
         with torch.no_grad():
             given = float(setup.loss_fn(out, y))  # type: ignore[misc]
             matched = float(setup.loss_fn(out.reshape(y.shape), y))  # type: ignore[misc]
+            # the value torch's broadcasting gives: a loss that reads the output's shape itself (a sum over its
+            # last axis) differs from the reshaped one without broadcasting anything
+            b = torch.broadcast_shapes(out.shape, y.shape)
+            spread = float(setup.loss_fn(out.expand(b), y.expand(b)))  # type: ignore[misc]
     except Exception:  # a loss that needs more than (outputs, targets), or raises on one of the shapes
         return []
-    if not (math.isfinite(given) and math.isfinite(matched)) or abs(given - matched) <= 1e-4 * max(abs(matched), 1e-8):
+
+    def same(a: float, c: float) -> bool:
+        return abs(a - c) <= 1e-4 * max(abs(c), 1e-8)
+
+    if not (math.isfinite(given) and math.isfinite(matched)) or same(given, matched) or not same(given, spread):
         return []
     return [Verdict("lint", "target shape", "fail",
                     f"outputs {list(out.shape)} and targets {list(y.shape)} differ, and the loss broadcasts them: "

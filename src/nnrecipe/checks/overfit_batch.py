@@ -173,9 +173,7 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
         return Verdict("C1", "overfit one batch", "pass",
                        f"the loss on {len(y)} rows fell from {first:.4f} to {last:.2e}{above} in {step} steps, every "
                        "row predicted right: fitted, the loss still falling", evidence, "", source)
-    # a transfer mode's frozen backbone is the run's choice, not a fault: features that cannot separate a batch
-    # are a finding to weigh (train more of the backbone), not a broken pipeline
-    status = "warn" if near or (frozen and by_design) else "fail"
+    status = "warn" if near else "fail"
     reasons = []
     lr0, lr_end = evidence["lr"], opt.param_groups[0]["lr"]
     collapsed = rate_collapsed(lr0, lr_end)
@@ -187,16 +185,20 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
         reasons.append("the learning rate is 0")
     if frozen and not by_design:
         reasons.append(f"{len(frozen)} parameters are frozen ({', '.join(frozen[:3])})")
-    elif frozen:
+    elif frozen and not reasons:
+        # a transfer mode's frozen backbone is the run's choice, not a fault: features that cannot separate a
+        # batch are a finding to weigh (train more of the backbone), not a broken pipeline
         reasons.append(f"the transfer mode keeps {len(frozen)} parameters of the backbone frozen: its features do not "
                        "separate these rows")
+        status = "warn"
     why = "; ".join(reasons) or "the model, the loss or the optimizer cannot fit these rows"
     fault = "scheduler-misuse" if collapsed else "lr-too-low" if evidence["lr"] == 0 else \
         "frozen-layer" if frozen and not by_design else "unknown"
     fix = (SCHEDULE_FIX if collapsed else
            "set a learning rate > 0 (pick it with the LR range test, T4: Trainer.lr_find)" if fault == "lr-too-low"
            else "train more of the backbone (--transfer last or full), or start from a backbone trained on images "
-           "more like these" if frozen and by_design else "check that the learning rate is > 0 and every layer is trainable and in the optimizer, that the loss "
+           "more like these" if frozen and by_design and status == "warn" else
+           "check that the learning rate is > 0 and every layer is trainable and in the optimizer, that the loss "
            "matches the task and the targets; if all hold, add capacity")
     return Verdict("C1", "overfit one batch", status,
                    f"the loss on {len(y)} rows only went from {first:.4f} to {last:.4f}{above} in {step} steps ({why})",

@@ -123,10 +123,13 @@ def keyword_misfit(forward: Callable[..., Any], keys: Sequence[str]) -> str | No
     missing = [k for k in keys if k not in named]
     if not missing:
         return None
+    whole = len(named) == 1 and not any(k in named for k in keys)  # forward(self, batch): the dict whole
+    fix = ("pass Doctor(forward=lambda module, inputs: module(inputs))" if whole else
+           f"pass Doctor(forward=...) with the call your training step makes, e.g. lambda module, inputs: "
+           f"module(**{{k: v for k, v in inputs.items() if k not in {missing!r}}})")
     return (f"the model's forward({', '.join(params)}) takes no argument named {', '.join(map(repr, missing))}, and "
-            "the doctor calls the model with a dict batch's inputs as keyword arguments: pass Doctor(forward=lambda "
-            "module, inputs: module(inputs)), or the call your training step makes (inputs: the batch without its "
-            "target)")
+            f"the doctor calls the model with a dict batch's inputs as keyword arguments: {fix} (inputs: the batch "
+            "without its target)")
 
 
 def first_rows(loader: Any, rows: int = ROWS, seed: int = 0, device: Any = None) -> tuple[Any, list[Any]]:

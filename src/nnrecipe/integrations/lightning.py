@@ -63,7 +63,7 @@ class Doctor(Findings, _Callback):
         self.core = DoctorCore(checks=checks, stop_on_fail=stop_on_fail, loss_fn=loss_fn, forward=forward,
                                seed=seed, rows=rows, c7_steps=c7_steps, train_loss=train_loss, val_loss=val_loss)
         self._val: dict[int, float] = {}
-        self._losses: list[float] = []  # this epoch's losses as training_step returned them
+        self._losses: list[torch.Tensor] = []  # this epoch's losses as training_step returned them (not synced)
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self.core.reset()  # one Doctor in a second fit judges that run alone
@@ -123,7 +123,9 @@ class Doctor(Findings, _Callback):
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if isinstance(loss, torch.Tensor) and loss.numel() == 1:  # None: a batch the step skipped
-            self._losses.append(float(loss.detach()))
+            # Lightning hands this hook the loss divided by accumulate_grad_batches (its closure's normalisation):
+            # the step's own value is that times k; kept on the device, read once at the epoch's end
+            self._losses.append(loss.detach() * max(int(getattr(trainer, "accumulate_grad_batches", 1) or 1), 1))
         if self.core.step_ends(loss):
             self._judge_flow(trainer, pl_module)
 
@@ -147,7 +149,8 @@ class Doctor(Findings, _Callback):
         if core.train_loss is None and losses:
             # the epoch's mean of the losses training_step returned: a logged 'train_loss' is the last batch's
             # value when logged per step (Lightning's default in training_step), which C8 would misread
-            value, what = sum(losses) / len(losses), "the mean of the losses training_step returned, per epoch"
+            value = float(torch.stack([v.float().reshape(()).cpu() for v in losses]).mean())
+            what = "the mean of the losses training_step returned, per epoch"
         else:
             name, value = core.pick(trainer.callback_metrics, core.train_loss, TRAIN_LOSS_KEYS)
             if value is None:

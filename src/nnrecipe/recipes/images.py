@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..config import DataConfig, ModelConfig, TrainConfig
 from ..data.audit.augment_check import check_augmentation, check_split_augmentation
 from ..data.audit.images import audit_images
 from ..data.image import ImageSet, csv_columns, read_images
-from ..data.image.read import SEPARATOR, TABLE_SUFFIXES
+from ..data.image.read import SEPARATOR, TABLE_SUFFIXES, label_set
 from ..data.image.augment import Augment, Augmented, resolve_preset
 from ..data.prepare import SPLITS
 from ..data.split import split_indices
@@ -82,8 +83,7 @@ def _task_of(labels: list[str], task: str, separated: bool = True) -> tuple[str,
     multilabel, else binary for two classes and multiclass for more."""
     multi = separated and any(SEPARATOR in label for label in labels)
     if multi or task == "multilabel":
-        classes = sorted({c.strip() for label in labels for c in (label.split(SEPARATOR) if separated else [label])
-                          if c.strip()})
+        classes = sorted({c for label in labels for c in label_set(label, separated)})
         why = f"labels joined by '{SEPARATOR}'" if multi else "--task multilabel"
         return "multilabel", classes, f"{why}: multi-label over {len(classes)} classes"
     classes = sorted(set(labels))
@@ -162,9 +162,8 @@ def _targets(labels: list[str], task: str, classes: list[str], separated: bool =
     if task == "multilabel":
         y = torch.zeros(len(labels), len(classes))
         for r, label in enumerate(labels):
-            for c in label.split(SEPARATOR) if separated else [label]:
-                if c.strip():
-                    y[r, index[c.strip()]] = 1.0
+            for c in label_set(label, separated):
+                y[r, index[c]] = 1.0
         return y
     codes = torch.tensor([index[label] for label in labels], dtype=torch.long)
     return codes.float().view(-1, 1) if task == "binary" else codes
@@ -399,8 +398,7 @@ def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike, batch_si
     if images.labels is not None and task.name == "multilabel":
         # scored as the set of labels each image holds, every one right (scikit-learn's accuracy_score on
         # multi-label rows: the subset accuracy); a cell naming a class the model lacks is not scored
-        sets = [None if t is None else frozenset(c.strip() for c in t.split(SEPARATOR) if c.strip())
-                for t in images.labels]
+        sets = [None if t is None else frozenset(label_set(t, images.separated)) for t in images.labels]
         given = np.asarray([t is not None for t in sets])
         known = np.asarray([t is not None and t <= set(classes) for t in sets])
         report.update(scored_rows=int(known.sum()), unscored_rows=int((~known).sum()),
@@ -410,14 +408,20 @@ def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike, batch_si
             hits = [frozenset(c for c, o in zip(classes, row) if o) == t for row, t, k in zip(on, sets, known) if k]
             report["accuracy"] = float(np.mean(hits))
     elif images.labels is not None:
-        truth = np.asarray(images.labels, dtype=object)
-        known = np.isin(truth, classes)
+        # a run trained before an .npz's whole-number float labels were read as integers has classes '0.0',
+        # '1.0': compared as the labels they write, '0' and '1'
+        def written(label: Any) -> Any:
+            return label[:-2] if isinstance(label, str) and re.fullmatch(r"-?\d+\.0", label) else label
+
+        truth = np.asarray([written(t) for t in images.labels], dtype=object)
+        named = np.asarray([written(c) for c in pred], dtype=object)
+        known = np.isin(truth, [written(c) for c in classes])
         given = np.asarray([t is not None for t in images.labels])  # a blank label cell: not scored, not unknown
         report.update(scored_rows=int(known.sum()), unscored_rows=int((~known).sum()),
                       unknown_labels=sorted(set(truth[~known & given].tolist())),
                       unknown_rows=int((~known & given).sum()))
         if known.any():
-            report["accuracy"] = float(np.mean(pred[known] == truth[known]))
+            report["accuracy"] = float(np.mean(named[known] == truth[known]))
     return out, report
 
 

@@ -26,7 +26,7 @@ from ...checks.verdict import Verdict
 from ...errors import shorten
 from ...io import atomic_write
 from ..image.decode import GREY_MODES, unreadable_fix
-from ..image.read import MAX_SIDE, SEPARATOR, ImageSet
+from ..image.read import MAX_SIDE, SEPARATOR, ImageSet, label_set
 from . import image_duplicates as dups
 from . import table
 from .run import Audit
@@ -79,8 +79,7 @@ def audit_images(images: ImageSet, splits: dict[str, np.ndarray] | None, seed: i
     n = len(images.pixels)
     labels = images.labels
     multi = labels is not None and images.separated and any(SEPARATOR in label for label in labels)
-    classes = sorted({c.strip() for label in labels for c in (label.split(SEPARATOR) if multi else [label])
-                      if c.strip()}) if labels is not None else []
+    classes = sorted({c for label in labels for c in label_set(label, multi)}) if labels is not None else []
     result.info = {"source": images.source, "images": n, "unreadable": len(images.unreadable), "size": images.size,
                    "channels": images.channels, "classes": len(classes), "target": "label",
                    "task": None if labels is None else "multilabel" if multi else
@@ -274,7 +273,7 @@ def _label_findings(result: ImageAudit, images: ImageSet, multi: bool, classes: 
                         f"{KARPATHY_DATA}; D1")]
     labels = pd.Series(images.labels)
     if multi:
-        parts = [{c.strip() for c in label.split(SEPARATOR)} for label in images.labels]
+        parts = [label_set(label) for label in images.labels]
         y: pd.Series | pd.DataFrame = pd.DataFrame({c: [int(c in p) for p in parts] for c in classes})
         task = "multilabel"
     else:

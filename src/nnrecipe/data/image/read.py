@@ -45,6 +45,12 @@ SNIFF_ROWS = 50  # a CSV column is a path column when most of its first 50 cells
 DECODE_THREADS = 8  # Pillow releases the GIL while it decodes and resamples
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 SEPARATOR = "|"  # several labels in one CSV cell: a multi-label image (a folder's name is one class, '|' and all)
+
+
+def label_set(cell: str, separated: bool = True) -> set[str]:
+    """The classes a label cell names: its labels joined by SEPARATOR, stripped (`separated`: a CSV's cell),
+    else the cell itself, as one class."""
+    return {c.strip() for c in (cell.split(SEPARATOR) if separated else [cell]) if c.strip()}
 SOURCES = "a folder with a subfolder per class, a CSV of image paths and labels, or an .npz of x and y"
 
 
@@ -180,7 +186,7 @@ def _labelled(images: ImageSet, entries: list[tuple[str, str | None, str | None]
     images.separated = csv
 
     def classes(cells: Any) -> set[str]:
-        return {c.strip() for cell in cells if cell for c in (cell.split(SEPARATOR) if csv else [cell]) if c.strip()}
+        return {c for cell in cells if cell for c in label_set(cell, csv)}
 
     images.lost_classes = sorted(classes(label for _, _, label in entries) - classes(images.labels or []))
     if images.lost_classes and labelled:
@@ -344,8 +350,10 @@ def _list_csv(csv: Path, path_column: str | None, label_column: str | None,
     paths = df[path_column].str.strip().tolist()
     labels = df[label_column].str.strip().tolist() if label_column is not None else [None] * len(df)
     if label_column is not None:
+        # pandas' missing-value words as a table's cells are read, the word 'None' aside: a class of its own in
+        # a column of words (a defect class 'None' beside 'Scratch'), as the table reader keeps it (load.py)
         absent = _read_csv(csv, missing=True)[label_column].isna().tolist()
-        labels = ["" if gone else label for label, gone in zip(labels, absent)]
+        labels = ["" if gone and label != "None" else label for label, gone in zip(labels, absent)]
         blank = sum(label == "" for label in labels)
         if blank and labelled:
             log.warning("CSV '%s': %d rows have no label in column '%s' (empty or NA) and are left out", csv, blank,
