@@ -132,6 +132,11 @@ def keyword_misfit(forward: Callable[..., Any], keys: Sequence[str]) -> str | No
             "without its target)")
 
 
+# found["skipped"] when no loss function was found or given
+NO_LOSS = ("without a loss function the checks that compare outputs with targets (the lint's output checks and C2, "
+           "the loss at init) skip: pass Doctor(loss_fn=...)")
+
+
 def first_rows(loader: Any, rows: int = ROWS, seed: int = 0, device: Any = None) -> tuple[Any, list[Any]]:
     """Up to `rows` rows of the host's training data as its own batches (collated as it collates them):
     a seeded random sample through a fresh loader over the same dataset and collate_fn, so the host's
@@ -265,6 +270,19 @@ class DoctorCore:
         self.diagnosis.seconds.update(found.seconds)
         return found
 
+    def sample(self, loader: Any, forward: Callable[..., Any], device: Any = None
+               ) -> tuple[Layout, tuple[torch.Tensor, ...]] | Verdict:
+        """The host's first rows as the doctor's (*inputs, target) and their layout; or, when they cannot
+        be read or the model's forward cannot be called on them as the doctor calls it, the skip that says why."""
+        try:
+            first, batches = first_rows(loader, self.rows, self.seed, device)
+            layout = Layout.of(first, forward)
+            data = stack(layout, batches, self.rows)
+        except ConfigError as e:
+            return self.skip_before(f"the training batches cannot be read: {e}")
+        misfit = keyword_misfit(forward, layout.keys) if layout.keys and self.forward is None else None
+        return self.skip_before(misfit) if misfit else (layout, data)
+
     def skip_before(self, why: str) -> Verdict:
         verdict = Verdict("doctor", "doctor before training", "skipped", why)
         self.diagnosis.append(verdict)
@@ -384,5 +402,5 @@ def _warmup_rate(optimizer: torch.optim.Optimizer) -> list[float]:
     return rates
 
 
-__all__ = ["C7_STEPS", "DoctorCore", "HostModel", "Layout", "first_rows", "keyword_misfit", "loss_module", "require",
-           "stack", "torch_optimizer"]
+__all__ = ["C7_STEPS", "NO_LOSS", "DoctorCore", "HostModel", "Layout", "first_rows", "keyword_misfit", "loss_module",
+           "require", "stack", "torch_optimizer"]

@@ -22,9 +22,7 @@ import torch
 from torch import nn
 
 from ..checks.setup import ROWS
-from ..errors import ConfigError
-from .core import (C7_STEPS, DoctorCore, Findings, HostModel, Layout, first_rows, keyword_misfit, loss_module, require,
-                   stack)
+from .core import C7_STEPS, NO_LOSS, DoctorCore, Findings, HostModel, Layout, loss_module, require
 
 try:  # the class works with whichever Trainer the user has: `lightning` (2.x) first, else `pytorch_lightning`
     from lightning.pytorch import Callback as _Callback
@@ -91,16 +89,10 @@ class Doctor(Findings, _Callback):
         if len(trainer.optimizers) != 1:
             return [core.skip_before(f"the module has {len(trainer.optimizers)} optimizers; the doctor observes "
                                      "one")]
-        loader = trainer.train_dataloader
-        try:
-            first, batches = first_rows(loader, core.rows, core.seed, module.device)
-            layout = Layout.of(first, module.forward)
-            data = stack(layout, batches, core.rows)
-        except ConfigError as e:
-            return [core.skip_before(f"the training batches cannot be read: {e}")]
-        misfit = keyword_misfit(module.forward, layout.keys) if layout.keys and core.forward is None else None
-        if misfit:
-            return [core.skip_before(misfit)]
+        sampled = core.sample(trainer.train_dataloader, module.forward, module.device)
+        if not isinstance(sampled, tuple):
+            return [sampled]
+        layout, data = sampled
         loss_fn, where = (core.loss_fn, "loss_fn= given to Doctor") if core.loss_fn is not None \
             else loss_module(module)
         core.found.update(loss_fn=where, train_step="the module's own training_step(batch, i), i counting the calls "
@@ -108,8 +100,7 @@ class Doctor(Findings, _Callback):
                           rows=len(data[-1]), forward="forward= given to Doctor" if core.forward else
                           "module(**inputs)" if layout.keys else "module(*inputs)")
         if loss_fn is None:
-            core.found["skipped"] = ("without a loss function the checks that compare outputs with targets (the "
-                                     "lint's output checks and C2, the loss at init) skip: pass Doctor(loss_fn=...)")
+            core.found["skipped"] = NO_LOSS
         log.info("nnrecipe doctor: found %s", core.found)
         model = HostModel(module, layout.keys, core.forward)
         return list(core.before(model, trainer.optimizers[0], data, _training_step(layout), loss_fn))
@@ -149,7 +140,7 @@ class Doctor(Findings, _Callback):
         if core.train_loss is None and losses:
             # the epoch's mean of the losses training_step returned: a logged 'train_loss' is the last batch's
             # value when logged per step (Lightning's default in training_step), which C8 would misread
-            value = float(torch.stack([v.float().reshape(()).cpu() for v in losses]).mean())
+            value = float(torch.stack([v.reshape(()) for v in losses]).float().mean())  # one read from the device
             what = "the mean of the losses training_step returned, per epoch"
         else:
             name, value = core.pick(trainer.callback_metrics, core.train_loss, TRAIN_LOSS_KEYS)

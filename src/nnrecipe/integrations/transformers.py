@@ -21,9 +21,7 @@ import torch
 from torch import nn
 
 from ..checks.setup import ROWS
-from ..errors import ConfigError
-from .core import (C7_STEPS, DoctorCore, Findings, HostModel, Layout, first_rows, keyword_misfit, require, stack,
-                   torch_optimizer)
+from .core import C7_STEPS, NO_LOSS, DoctorCore, Findings, HostModel, Layout, require, torch_optimizer
 
 transformers = require("transformers", "text")
 from transformers import TrainerCallback  # noqa: E402  (after the check that names the extra)
@@ -66,24 +64,17 @@ class Doctor(Findings, TrainerCallback):
         core = self.core
         if model is None or optimizer is None or loader is None:
             return [core.skip_before("the Trainer passed no model, optimizer or train_dataloader to on_train_begin")]
-        device = next((p.device for p in model.parameters()), None)
-        try:
-            first, batches = first_rows(loader, core.rows, core.seed, device)
-            layout = Layout.of(first, model.forward)
-            data = stack(layout, batches, core.rows)
-        except ConfigError as e:
-            return [core.skip_before(f"the training batches cannot be read: {e}")]
-        misfit = keyword_misfit(model.forward, layout.keys) if layout.keys and core.forward is None else None
-        if misfit:
-            return [core.skip_before(misfit)]
+        sampled = core.sample(loader, model.forward, next((p.device for p in model.parameters()), None))
+        if not isinstance(sampled, tuple):
+            return [sampled]
+        layout, data = sampled
         loss_fn, where = self._loss(model, trainer, layout, data)
         core.found.update(loss_fn=where, optimizer=type(torch_optimizer(optimizer)).__name__, rows=len(data[-1]),
                           train_step="the Trainer's compute_loss(model, inputs), then backward and the optimizer's "
                           "step" if trainer is not None else "the model's forward with labels (outputs.loss), then "
                           "backward and the optimizer's step")
         if loss_fn is None:
-            core.found["skipped"] = ("without a loss function the checks that compare outputs with targets (the "
-                                     "lint's output checks and C2, the loss at init) skip: pass Doctor(loss_fn=...)")
+            core.found["skipped"] = NO_LOSS
         log.info("nnrecipe doctor: found %s", core.found)
         return list(core.before(HostModel(model, layout.keys, core.forward), optimizer, data,
                                 _train_step(layout, trainer), loss_fn))

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ConfigError, TrainingError
+from ..io import alive
 from ..steps.batch import Batch
 from ..track.recorder import RunRecorder
 
@@ -259,15 +260,9 @@ def _sweep_private_folders() -> None:
     folder, checkpoints and all): each names its process, removed once that process is gone."""
     for folder in Path(tempfile.gettempdir()).glob("nnrecipe-rank*-pid*-*"):
         pid = folder.name.split("-pid", 1)[1].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:  # gone (PermissionError: alive, another user's)
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             log.info("removed %s, left by a killed process of an earlier run", folder)
-        except OSError:
-            continue
 
 
 def quiet_other_ranks() -> None:

@@ -45,13 +45,13 @@ SNIFF_ROWS = 50  # a CSV column is a path column when most of its first 50 cells
 DECODE_THREADS = 8  # Pillow releases the GIL while it decodes and resamples
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 SEPARATOR = "|"  # several labels in one CSV cell: a multi-label image (a folder's name is one class, '|' and all)
+SOURCES = "a folder with a subfolder per class, a CSV of image paths and labels, or an .npz of x and y"
 
 
 def label_set(cell: str, separated: bool = True) -> set[str]:
     """The classes a label cell names: its labels joined by SEPARATOR, stripped (`separated`: a CSV's cell),
     else the cell itself, as one class."""
     return {c.strip() for c in (cell.split(SEPARATOR) if separated else [cell]) if c.strip()}
-SOURCES = "a folder with a subfolder per class, a CSV of image paths and labels, or an .npz of x and y"
 
 
 @dataclass
