@@ -18,7 +18,6 @@ from nnrecipe.config import DataConfig, ModelConfig, TrainConfig
 from nnrecipe.recipes import train_table
 from nnrecipe.recipes.tabular import TableRecipe
 from nnrecipe.tasks import create_task
-from nnrecipe.testing import breast_cancer_csv
 
 QUICK = {"checks": (), "audit": False, "report": False}  # the pipeline's training, test and record only
 CLASS_METRICS = {"loss", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss"}
@@ -136,30 +135,8 @@ def test_c4_warns_when_a_linear_model_beats_a_network_made_weak(tmp_path, task, 
     assert f"[WARN] C4 simple baselines (test): {said}" in (run.run_dir / "summary.txt").read_text()
 
 
-@pytest.fixture(scope="module")
-def breast_cancer(tmp_path_factory):
-    """The default run on breast cancer, seed 0."""
-    folder = tmp_path_factory.mktemp("bc")
-    csv = breast_cancer_csv(folder / "breast_cancer.csv")
-    return train_table(csv, "diagnosis", out=folder / "runs", train_config=TrainConfig(seed=0))
-
-
-def test_c4_passes_on_breast_cancer(breast_cancer):
-    v = breast_cancer.verdicts.by_id("C4")[-1]
-    assert (v.name, v.status, v.fault, v.fix) == ("simple baselines (test)", "pass", "", "")
-    assert v.summary.startswith("no simple model beats the network by more than the noise of the 86 test rows")
-    ev = v.evidence
-    assert ev["metric"] == "accuracy" and ev["test_rows"] == 86
-    assert all(ev["leads"][m] <= max(ev["two_se"][m], 1 / 86) for m in ev["leads"])
-
-
-def test_the_report_shows_the_baselines_the_metric_and_the_recall_beside_d1(breast_cancer):
-    html = (breast_cancer.run_dir / "report.html").read_text()
-    assert "<dt>optimises</dt><dd>accuracy: no --metric: early stopping on the validation loss" in html
-    assert "The answer: the network on the test rows, beside simple models (C4)" in html
-    assert "<td>HistGradientBoosting</td>" in html and "<td>LogisticRegression</td>" in html
-    assert "(after training, recall per class on the test rows: &#39;benign&#39; " in html  # beside the D1 finding
-    assert "<th>test recall</th>" in html  # and in the label distribution's table
+# the default run on breast cancer (C4 quiet, the report's baselines and recall) is tests/test_recipe.py's: it trains
+# that run once for both
 
 
 # ---------------------------------------------------------------- the noise rule on scripted outputs

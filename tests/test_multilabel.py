@@ -19,9 +19,9 @@ def tagged(n=600, seed=0):
 
 def test_multilabel_learns_each_label_and_predicts_label_sets(tmp_path):
     frame = tagged()
-    run = train_table(frame, "sport,news,local", out=tmp_path, train_config=TrainConfig(epochs=60))
+    run = train_table(frame, "sport,news,local", out=tmp_path, train_config=TrainConfig(epochs=25))
     assert run.task == "multilabel"
-    # T16 may say "train longer" of 60 epochs; no other check warns
+    # T16 may say "train longer" of 25 epochs (0.98-1.0 on seeds 0-2); no other check warns
     assert {v.status for v in run.verdicts if v.id != "T16"} <= {"pass", "skipped"}
     assert {"C1", "C2"} <= {v.id for v in run.verdicts}
     assert run.test["accuracy"] > 0.9  # share of labels right

@@ -84,6 +84,24 @@ def test_every_check_passes(bc):
     assert abs(c2["loss_at_init"] - c2["expected"]) <= 0.1 * c2["expected"]
 
 
+def test_c4_passes_on_breast_cancer(bc):
+    [v] = [c for c in read_json(bc.run_dir / "checks.json") if c["id"] == "C4"][-1:]
+    assert (v["name"], v["status"], v["fault"], v["fix"]) == ("simple baselines (test)", "pass", "", "")
+    assert v["summary"].startswith("no simple model beats the network by more than the noise of the 86 test rows")
+    ev = v["evidence"]
+    assert ev["metric"] == "accuracy" and ev["test_rows"] == 86
+    assert all(ev["leads"][m] <= max(ev["two_se"][m], 1 / 86) for m in ev["leads"])
+
+
+def test_the_report_shows_the_baselines_the_metric_and_the_recall_beside_d1(bc):
+    html = (bc.run_dir / "report.html").read_text()
+    assert "<dt>optimises</dt><dd>accuracy: no --metric: early stopping on the validation loss" in html
+    assert "The answer: the network on the test rows, beside simple models (C4)" in html
+    assert "<td>HistGradientBoosting</td>" in html and "<td>LogisticRegression</td>" in html
+    assert "(after training, recall per class on the test rows: &#39;benign&#39; " in html  # beside the D1 finding
+    assert "<th>test recall</th>" in html  # and in the label distribution's table
+
+
 def test_run_folder_holds_every_file(bc):
     for name in RUN_FILES:
         assert (bc.run_dir / name).is_file(), name

@@ -27,7 +27,7 @@ from nnrecipe.testing import docstring_table
 # fast settings for scikit-learn's ~50 checks each (each check fits several times): the MLP, no R2 refit,
 # no doctor's checks; the regressor needs more epochs to pass check_regressors_train's R2 bound
 CHECKED = [NNRecipeClassifier(epochs=10, refit="off", checks=False, model="mlp"),
-           NNRecipeRegressor(epochs=40, refit="off", checks=False, model="mlp")]
+           NNRecipeRegressor(epochs=20, refit="off", checks=False, model="mlp")]
 
 
 @parametrize_with_checks(CHECKED, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)

@@ -9,6 +9,9 @@ import json
 import os
 import re
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +69,31 @@ def alive(pid: int) -> bool:
         return True
 
 
+# folders whose files are thrown away when the work ends (a scikit-learn fit without out= trains in a temporary
+# folder): nothing there has to survive a power cut, and the two disk syncs of each write were 14% of a small fit
+_SCRATCH: ContextVar[tuple[Path, ...]] = ContextVar("nnrecipe_scratch", default=())
+
+
+@contextmanager
+def scratch(folder: str | os.PathLike) -> Iterator[None]:
+    """Within this block, files written under `folder` skip the disk syncs (still atomic for a killed process):
+    for a folder deleted when the block's work ends."""
+    token = _SCRATCH.set((*_SCRATCH.get(), Path(folder).resolve()))
+    try:
+        yield
+    finally:
+        _SCRATCH.reset(token)
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str, durable: bool = True) -> None:
     """Write `data` to `path` so that a crash at any moment leaves either the old file or the new one.
     `durable`: on disk before it returns (fsync); without, the rename is still atomic for a killed process,
-    and a file rewritten every epoch (metrics.jsonl) skips two disk syncs a time."""
+    and a file rewritten every epoch (metrics.jsonl) skips two disk syncs a time; a file in a scratch folder
+    (above) is never synced."""
     path = Path(path)
+    if durable and _SCRATCH.get():
+        resolved = path.parent.resolve()
+        durable = not any(resolved == root or root in resolved.parents for root in _SCRATCH.get())
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:

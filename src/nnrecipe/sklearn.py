@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from .config import DataConfig, ModelConfig, TrainConfig, as_config, from_dict
 from .data.split import MIN_ROWS
 from .data.transforms import TablePreprocessor, label_strings
+from .io import scratch
 from .models import load_model
 from .repro import rng_kept
 
@@ -180,7 +181,7 @@ class _NNRecipe(BaseEstimator):
         table = frame.assign(**{target: y})
         dcfg, mcfg, tcfg = self._configs(target, numeric)
         # the recipe seeds every generator (T1); the caller's random streams come back as they were
-        with rng_kept(), tempfile.TemporaryDirectory(prefix="nnrecipe-fit-") as temp:
+        with rng_kept(), tempfile.TemporaryDirectory(prefix="nnrecipe-fit-") as temp, scratch(temp):
             run = train_table(table, target, out=self.out if self.out is not None else temp, data_config=dcfg,
                               model_config=mcfg, train_config=tcfg, progress=self.progress,
                               checks=None if self.checks else (), audit=self.audit, report=self.out is not None,

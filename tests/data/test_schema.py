@@ -128,7 +128,8 @@ def test_high_cardinality_column_trains_through_an_embedding(tmp_path):
 
 def test_date_column_is_expanded_in_a_run(tmp_path):
     frame = mixed()
-    run = train_table(frame, "y", out=tmp_path, train_config=TrainConfig(epochs=40))
+    run = train_table(frame, "y", out=tmp_path, train_config=TrainConfig(epochs=10), checks=(),
+                      report=False)  # the schema is under test (10 epochs reach 1.0 on seeds 0-2)
     meta = __import__("json").loads((run.run_dir / "model.json").read_text())
     assert any(n.startswith("when__weekday=") for n in meta["feature_names"])
     schema = __import__("json").loads((run.run_dir / "schema.json").read_text())

@@ -4,6 +4,7 @@ CheckpointError with a message that says what to do, and writes are atomic."""
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import pytest
@@ -193,3 +194,35 @@ def test_an_interrupted_first_write_leaves_no_file(tmp_path, monkeypatch):
         save_state(tmp_path / "c.safetensors", {"step": 1})
     monkeypatch.undo()
     assert not (tmp_path / "c.safetensors").exists()
+
+
+def test_a_scratch_folder_skips_the_disk_syncs_and_only_there(tmp_path, monkeypatch):
+    """A scikit-learn fit without out= trains in a temporary folder (io.scratch): its files are written
+    atomically but never synced; every other file still is, also while a scratch block is open."""
+    from nnrecipe import io as nio
+
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(nio.os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    (tmp_path / "temp").mkdir()
+    with nio.scratch(tmp_path / "temp"):
+        nio.atomic_write(tmp_path / "temp" / "sub" / "a.json", "{}")
+        assert synced == [] and (tmp_path / "temp" / "sub" / "a.json").read_text() == "{}"
+        nio.atomic_write(tmp_path / "kept.json", "{}")  # outside the scratch folder: file and folder synced
+        assert len(synced) == 2
+    nio.atomic_write(tmp_path / "temp" / "b.json", "{}")  # the block ended: synced again
+    assert len(synced) == 4
+
+
+def test_a_fit_without_out_syncs_nothing(monkeypatch):
+    import numpy as np
+
+    from nnrecipe import io as nio
+    from nnrecipe.sklearn import NNRecipeClassifier
+
+    synced: list[int] = []
+    monkeypatch.setattr(nio.os, "fsync", lambda fd: synced.append(fd))
+    g = np.random.default_rng(0)
+    X = g.normal(size=(60, 3))
+    NNRecipeClassifier(epochs=2, refit="off", checks=False, model="mlp").fit(X, (X[:, 0] > 0).astype(int))
+    assert synced == []

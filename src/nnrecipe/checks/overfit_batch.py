@@ -29,6 +29,9 @@ STEPS = 1000  # step budget; healthy MLPs get there in 100-300 (measured on brea
 WINDOW, FALLING, MAX_BUDGETS = 250, 0.2, 4
 SMOOTH = 50  # the losses compared are means of 50 steps: a step with noise of its own (augmentation) is not read as falling
 TARGET = 0.01  # "near zero": 1% of the loss at the start
+STILL = 100  # no parameter moved by a single bit in this many steps, the loss the same each step: none ever will
+# (a rate of 0, gradients of exactly 0), and the other 900 steps only kept `nnrecipe doctor --lr 0` waiting
+# 20 s for the same verdict; a tiny rate (Adam 1e-7) moves the weights and runs the whole budget
 # ... above the loss's own floor: CrossEntropyLoss(label_smoothing=e) cannot go below the entropy of the
 # smoothed targets (0.50 for 10 classes at e = 0.1), and a healthy model stopped there read as one that
 # cannot fit. Between TARGET and 10% of the start (a warning), a classifier that puts every row of the batch
@@ -120,6 +123,7 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
         first = last = None
         budget, step = steps, 0
         history: list[float] = []
+        start = [p.detach().clone() for p in trainable]
         while step < budget:
             step += 1
             if train_step is not None:
@@ -155,6 +159,9 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
             if reached(first, last):
                 break
             history.append(last)
+            if step == STILL and len(set(history)) == 1 and all(torch.equal(p, p0) for p, p0 in zip(trainable, start)):
+                evidence["still_after"] = STILL
+                break
             if step == budget and budget < MAX_BUDGETS * steps and len(history) > WINDOW + SMOOTH \
                     and fmean(history[-SMOOTH:]) - floor <= (1 - FALLING) * (
                         fmean(history[-WINDOW - SMOOTH:-WINDOW]) - floor):
@@ -183,6 +190,8 @@ def check_overfit_batch(model: nn.Module, loss_fn: nn.Module | None, x: Inputs, 
                        "schedule stepped every batch")
     if evidence["lr"] == 0:
         reasons.append("the learning rate is 0")
+    elif "still_after" in evidence and not frozen and not collapsed:
+        reasons.append(f"no parameter moved in {STILL} steps: the optimizer's updates are all 0")
     if frozen and not by_design:
         reasons.append(f"{len(frozen)} parameters are frozen ({', '.join(frozen[:3])})")
     elif frozen and not reasons:
