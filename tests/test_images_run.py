@@ -3,6 +3,7 @@ on a folder, evaluation never augmented, resume after a kill mid-epoch bit for b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -207,13 +208,14 @@ def test_audit_a_folder_without_training(digits_folder: Path, tmp_path: Path,
 def test_the_layout_is_timed_recorded_and_given_layouts_are_checked(digits_folder: Path, tmp_path: Path) -> None:
     """M10: auto times the layouts on the device and config.json records the timing and the choice, which the
     model's spec carries (a resumed run builds it again untimed); a padded layout for grey images is refused."""
-    run = train_images(digits_folder, out=tmp_path, train_config=FAST, report=False)
+    one = dataclasses.replace(FAST, epochs=1)  # the layout is chosen and recorded before training; no checks
+    run = train_images(digits_folder, out=tmp_path, train_config=one, report=False, checks=(), audit=False)
     layout = run.config["layout"]
     assert layout["how"] == "timed on the device" and set(layout["timing"]["ms_per_step"]) == {"contiguous",
                                                                                                 "channels_last"}
     assert run.config["model"]["layout"] == layout["layout"] == layout["timing"]["chosen"]
     given = train_images(digits_folder, out=tmp_path, model_config=ModelConfig(layout="channels_last"),
-                         train_config=FAST, report=False)
+                         train_config=one, report=False, checks=(), audit=False)
     assert given.config["layout"] == {"layout": "channels_last", "how": "--layout channels_last"}
     spec = json.loads((given.run_dir / "model.json").read_text())["architecture"]
     assert spec["members"][0]["channels_last"] if "members" in spec else spec["channels_last"]
