@@ -336,6 +336,8 @@ def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str
     exist). A file is named with `example`'s suffix (what the command writes: '.csv' text under a '.parquet'
     name, or HTML over a CSV, was written before), and never replaces a file of the run folders `runs` (its
     model.json), but the one the command itself writes there (`example`'s name: report.html)."""
+    if not str(path).strip():
+        raise ConfigError(f"{flag} is empty; give a {'folder' if kind == 'folder' else 'file name, such as ' + example}")
     out = Path(path)
     if kind == "folder" and out.exists() and not out.is_dir():
         raise ConfigError(f"{flag} {path} is a file; give a folder for the run folders (default: runs)")
@@ -369,11 +371,15 @@ def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str
                 if out.resolve() == Path(given).resolve() else "inside the input folder"
             why = " (a folder in a folder of images is read as a class of its own)" if kind == "folder" else ""
             raise ConfigError(f"{flag} {path} is {where} {given}; the input is never written to{why}: write elsewhere")
-    if kind == "file" and out.is_file() and out.name != example:
-        for run in runs:
-            if Path(run).is_dir() and out.resolve().is_relative_to(Path(run).resolve()):
-                raise ConfigError(f"{flag} {path} is a file of run folder {run}, which it would replace; write "
-                                  "elsewhere")
+    if kind == "file" and out.is_file():
+        # a file of a run folder: the command's own runs' (model.json, say) and any other run's (another run's
+        # report.html was replaced by this one's page); only the file the command writes into its own run stays
+        owner = next((p for p in out.resolve().parents if (p / "config.json").is_file()
+                      and any((p / f).exists() for f in ("metrics.jsonl", "results.json", "checkpoints"))), None)
+        own = owner is not None and any(Path(r).is_dir() and owner == Path(r).resolve() for r in runs)
+        if owner is not None and not (own and out.name == example):
+            raise ConfigError(f"{flag} {path} is a file of run folder {owner}, which it would replace; write "
+                              "elsewhere")
 
 
 def _images(args: argparse.Namespace) -> bool:
@@ -463,7 +469,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     if args.json:
         _check_out(args.json, "file", "audit.json", "--json", inputs=(args.data,))
-    if args.out:
+    if args.out is not None:
         _check_out(args.out, "folder", inputs=(args.data,))
     file = read_config_file(args.config) if args.config else {}
     tcfg = _config(TrainConfig, args, base=file.get("train"))
@@ -555,7 +561,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .report import write_compare
     from .track import compare_runs
 
-    if args.out:
+    if args.out is not None:
         _check_out(args.out, "file", "compare.html", runs=tuple(args.runs))
     changed = compare_runs(args.runs)
     out = write_compare(args.runs, args.out, comparison=changed)  # the run folders are read once
@@ -572,7 +578,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    if args.out:
+    if args.out is not None:
         _check_out(args.out, "file", "report.html", runs=(args.run,))
     print(write_report(args.run, args.out))
     return 0
@@ -587,7 +593,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.tracking_uri is not None:
             raise ConfigError(f"--tracking-uri {args.tracking_uri} is MLflow's; --to onnx writes a file (--out): "
                               "leave it out")
-        if args.out:
+        if args.out is not None:
             _check_out(args.out, "file", "model.onnx", runs=(args.run,))
         print(export_onnx(args.run, args.out))
         return 0
@@ -628,7 +634,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from .tune import ablate
     from .tune.ablate import parse_vary
 
-    if args.out:
+    if args.out is not None:
         _check_out(args.out, "folder", inputs=(args.data,) if args.data else ())
     result = ablate(args.run, parse_vary(args.vary), seeds=args.seeds, data=args.data, out=args.out)
     print(result.table, end="")
@@ -687,7 +693,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .io import write_output
     from .recipes import predict_table
 
-    if args.out:
+    if args.out is not None:
         if args.out == "-":
             raise ConfigError("--out -: predict prints the predictions as CSV when --out is left out; leave it out "
                               "to print them")

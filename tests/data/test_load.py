@@ -266,7 +266,10 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\
      "(pandas.read_json or pandas.json_normalize, then to_parquet)"),
     (b"<!DOCTYPE html>\n<html><body>Sign in</body></html>\n", "an HTML or XML document; if it came from a "
      "download link, the server sent a web page: download the CSV file itself"),
-], ids=["png", "pdf", "control-bytes", "random-bytes", "nul-bytes", "json-list", "json-object", "html"])
+    (b"<html lang='en'><head><title>Sign in</title></head></html>\n", "an HTML or XML document; if it came from "
+     "a download link, the server sent a web page: download the CSV file itself"),
+], ids=["png", "pdf", "control-bytes", "random-bytes", "nul-bytes", "json-list", "json-object", "html",
+        "html-without-doctype"])
 def test_not_a_table(tmp_path, read_csv_calls, content, what):
     path = tmp_path / "data.csv"
     path.write_bytes(content)
@@ -621,3 +624,11 @@ def test_a_cell_none_among_words_is_the_word_and_missing_elsewhere(tmp_path, cap
     assert pd.isna(df["smokes"][2]) and df["smokes"][0] is True
     assert pd.isna(df["note"][1]) and df["note"][3] == "None"
     assert "column 'exer' has 1 cells 'None' among words" in caplog.text
+
+
+def test_a_header_cell_of_markup_is_a_column_name_not_a_web_page(tmp_path):
+    """A first column named '<b>x</b>&y' (markup copied into a header) was refused as an HTML document."""
+    path = tmp_path / "data.csv"
+    path.write_text("<b>x</b>&y,b,y\n" + "".join(f"{i},{i % 3},{'ab'[i % 2]}\n" for i in range(30)))
+    frame = read_table(path)
+    assert list(frame.columns) == ["<b>x</b>&y", "b", "y"] and len(frame) == 30

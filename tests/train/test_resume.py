@@ -168,7 +168,7 @@ def test_an_early_stopped_run_stays_stopped(make_mlp, train_config, blob_data, b
         values = iter([1.0, 2.0, 0.5])
         return {"score": lambda out, y: next(values)}
 
-    cfg = train_config(**{**BASE, "epochs": 10, "patience": 1, "monitor": "val_score"})
+    cfg = train_config(**{**BASE, "epochs": 10, "patience": 1, "monitor": "val_score", "mode": "min"})
     first, _ = run(make_mlp, blob_data, blob_val, cfg, tmp_path, metrics=score())
     assert first.stop_training and len(first.history) == 2
     again, probe = run(make_mlp, blob_data, blob_val, cfg, tmp_path, metrics=score())

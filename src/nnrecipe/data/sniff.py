@@ -224,6 +224,12 @@ def _utf16_without_bom(head: bytes) -> str | None:
     return None
 
 
+# the tags an HTML or XML document (a web page sent for a download link, an RSS feed) starts with; a header
+# cell that starts with other markup ('<b>x</b>&y') is a column's name
+DOCUMENT_TAGS = {"html", "head", "body", "meta", "title", "link", "script", "style", "div", "table", "svg", "xml",
+                 "rss", "feed", "urlset", "note", "root"}
+
+
 def _check_text(path: Path, text: str) -> None:
     """Raise when decoded text is binary data, JSON or HTML/XML rather than a delimited table."""
     controls = len(CONTROLS.findall(text))
@@ -233,7 +239,8 @@ def _check_text(path: Path, text: str) -> None:
     if start[:1] == "{" or (start[:1] == "[" and (len(start) < 2 or start[1] in '{["]-0123456789\r\n\t ')):
         raise not_a_table(path, "a JSON document", "turn it into a table and save that as CSV or Parquet "
                                                    "(pandas.read_json or pandas.json_normalize, then to_parquet)")
-    if start in ("<!", "<?") or (start[:1] == "<" and start[1:2].isalpha()):
+    tag = re.match(r"<([A-Za-z][\w:-]*)", text.lstrip())
+    if start in ("<!", "<?") or (tag and tag.group(1).lower() in DOCUMENT_TAGS):
         raise not_a_table(path, "an HTML or XML document", "if it came from a download link, the server sent a "
                                                            "web page: download the CSV file itself")
 

@@ -706,7 +706,9 @@ def batch_size_check(model: nn.Module, prepared: Prepared, tcfg: TrainConfig, ju
 def optimises(task: Task, tcfg: TrainConfig, head: str) -> dict[str, str]:
     """config.json's "optimises": the metric the run follows and is judged by, and why (issue 18)."""
     metric = ALIASES.get(tcfg.metric, tcfg.metric) if tcfg.metric is not None else task.headline
-    stop = (f"--metric {metric}: early stopping and the best epoch follow val_{metric}" if tcfg.metric is not None
+    stop = (f"--monitor {tcfg.monitor}: early stopping and the best epoch follow {tcfg.monitor}, judged by {metric}"
+            if tcfg.monitor not in (None, "val_loss", "train_loss", f"val_{tcfg.metric}")
+            else f"--metric {metric}: early stopping and the best epoch follow val_{metric}" if tcfg.metric is not None
             else f"a surrogate (T15): the training loss picks the epoch and stops the run, judged by {metric}"
             if tcfg.monitor == "train_loss"
             else f"no --metric: early stopping on the validation loss, judged by {metric}")

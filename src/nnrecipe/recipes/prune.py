@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, did_you_mean
+from ..figures import plain_text
 from ..io import atomic_write, read_json_or_none, write_json
 from ..models import Ensemble
 from ..models.artifact import load_model, save_model
@@ -379,6 +380,7 @@ def write_table(result: PruneResult) -> None:
         write_report(result.run_dir)
 
 
+@plain_text
 def plot(doc: dict[str, Any]) -> bytes:
     """The headline test metric against the sparsity reached, a line per method from the unpruned point."""
     import io

@@ -9,6 +9,7 @@ that file was recorded, or one that stopped early), so the report never fails on
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import time
@@ -19,11 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_write, read_json_or_none
+from ..io import atomic_write
 from ..track.diff import flatten, short_key
 from ..track.predictions import SAMPLES, VAL_PREDICTIONS, WATCH
-from ..track.runs import RunInfo, compare_runs, read_run
+from ..track.runs import RunInfo, compare_runs, read_run, record
 from . import plots
+
+log = logging.getLogger("nnrecipe")
 
 REPORT = "report.html"
 COMPARE = "compare.html"
@@ -65,8 +68,8 @@ def _fmt(v: Any) -> str:
 
 def verdicts(path: Path) -> list[dict[str, Any]]:
     """The audit's findings (audit.json) then the doctor's verdicts (checks.json), each with its origin."""
-    audit = read_json_or_none(path / "audit.json") or {}
-    checks = read_json_or_none(path / "checks.json") or []
+    audit = record(path, "audit.json", dict) or {}
+    checks = record(path, "checks.json", list) or []
     out = []
     for origin, items in (("audit", audit.get("findings", [])), ("doctor", checks)):
         for v in items:
@@ -389,20 +392,47 @@ def _pictures(path: Path) -> list[dict[str, str]]:
     return found
 
 
+def _predictions(path: Path, task: str, damaged: list[str]) -> pd.DataFrame | None:
+    """val_predictions.csv (C9), its labels and texts as written (a row of no label is '', not NaN; a class
+    'NA' stays 'NA'); None when there is none, or when it cannot be read as the run wrote it (added to
+    `damaged`)."""
+    file = path / VAL_PREDICTIONS
+    if not file.is_file():
+        return None
+    try:
+        frame = pd.read_csv(file)
+        words = [c for c in ("target", "prediction", "text", "text terms") if c in frame.columns
+                 and (c.startswith("text") or task != "regression")]
+        if words:
+            frame[words] = pd.read_csv(file, usecols=words, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        frame = None
+    needed = {"target", "prediction", "loss"} | ({"error"} if task == "regression" else set())
+    if frame is None or not needed <= set(frame.columns) or task == "multilabel" and "wrong" not in frame.columns:
+        damaged.append(VAL_PREDICTIONS)
+        log.warning("%s cannot be read as the run wrote it (damaged or edited): the validation rows' errors are "
+                    "left out; restore it, or train the run again", file)
+        return None
+    return frame
+
+
 def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Everything report.html shows, read from the run folder."""
     run = read_run(run_dir)
-    path, config, results = run.path, run.config, run.results
-    model = read_json_or_none(path / "model.json") or {}
+    path, config, results, damaged = run.path, run.config, run.results, list(run.damaged)
+    model = record(path, "model.json", dict, damaged) or {}
     task = config.get("task", model.get("task", ""))
-    frame = pd.read_csv(path / VAL_PREDICTIONS) if (path / VAL_PREDICTIONS).is_file() else None
-    texts = [c for c in ("text", "text terms") if frame is not None and c in frame.columns]
-    if texts:  # a text as read stays text: an empty one is not NaN, "NA" and "1.23456789" are shown as written
-        frame[texts] = pd.read_csv(path / VAL_PREDICTIONS, usecols=texts, dtype=str, keep_default_na=False)
-    watch = read_json_or_none(path / WATCH)
+    frame = _predictions(path, task, damaged)
+    watch = record(path, WATCH, dict, damaged)
     classes = model.get("classes") or (watch or {}).get("classes") or (
         sorted(set(frame["target"].astype(str)) | set(frame["prediction"].astype(str))) if frame is not None else [])
-    found = read_json_or_none(path / "lr_find.json")
+    if frame is not None and task in ("binary", "multiclass") and not set(frame["target"]) | set(frame["prediction"]) \
+            <= set(map(str, classes)):  # a label the model does not know: the file is not this run's
+        damaged.append(VAL_PREDICTIONS)
+        frame = None
+    found = record(path, "lr_find.json", dict, damaged)
+    samples = record(path, SAMPLES, dict, damaged)
+    pruned = record(path, "prune.json", dict, damaged)
     all_verdicts = _with_recall(verdicts(path), results.get("test_report"))
     return {
         # a folder of images has no target column: its labels are the subfolders' names (model.json's "label")
@@ -415,8 +445,12 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
                 "final": refit_line(results.get("refit")),
                 "distillation": distillation_line(results.get("distillation"), _headline_name(task)),
                 "robustness": robustness_line(results.get("robustness"), _headline_name(task)),
-                "pruning": pruning_line(read_json_or_none(path / "prune.json")),
-                "optimises": "{metric}: {why}".format(**config["optimises"]) if config.get("optimises") else ""},
+                "pruning": pruning_line(pruned),
+                "optimises": "{metric}: {why}".format(**config["optimises"]) if config.get("optimises") else "",
+                # no test split: the test line's figures are the validation rows' (trained on by R2 or T14)
+                "test_measured_on": str(results.get("test_measured_on") or ""),
+                "finished": run.finished},
+        "damaged": damaged,
         "headline": _headline(results),
         "verdicts": all_verdicts,
         "attention": [v for s in ("error", "fail", "warn") for v in all_verdicts if v["status"] == s],
@@ -431,7 +465,7 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
         "worst": _worst(frame, task),
         "pictures": _pictures(path),
         "watch": _watch(watch),
-        "inputs": _inputs(read_json_or_none(path / SAMPLES)),
+        "inputs": _inputs(samples),
         "journal": _journal(run.journal),
         "config": [{"setting": k, "value": _fmt(v)} for k, v in flatten(config).items()],
     }
@@ -451,9 +485,12 @@ def compare_context(run_dirs: Sequence[str | os.PathLike], comparison: Any = Non
     runs: list[RunInfo] = comparison.runs
     keys = sorted({k for r in runs for k in r.flat()})
     names = ["loss", *dict.fromkeys(m for r in runs for m in plots.metric_names(r.history))]
-    histories = {r.id: r.history for r in runs}
-    rows = [{"id": r.id, "date": r.date, "note": r.note, "data": r.data,
-             "best": "-" if r.best is None else f"{r.monitor} {r.best:.4g}"} for r in runs]
+    # two runs of one name (copies in two folders) were one curve: each keeps its folder's name then
+    ids = [r.id for r in runs]
+    labels = [f"{r.path.parent.name}/{r.id}" if ids.count(r.id) > 1 else r.id for r in runs]
+    histories = {name: r.history for name, r in zip(labels, runs)}
+    rows = [{"id": name, "date": r.date, "note": r.note, "data": r.data,
+             "best": "-" if r.best is None else f"{r.monitor} {r.best:.4g}"} for name, r in zip(labels, runs)]
     return {"runs": runs, "diff": {k: [_fmt(v) for v in vals] for k, vals in comparison.diff.items()},
             "changed": comparison.changed, "changed_short": short_key(comparison.changed, keys)
             if comparison.changed else None, "rows": rows, "columns": ["id", "date", "note", "data", "best"],

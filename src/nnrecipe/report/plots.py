@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import shorten
+from ..figures import plain_text
 
 DPI = 80  # 8 x 3 inches -> 640 x 240 pixels: readable, and a report of ten figures stays under 1 MB
 WIDE = (8.0, 3.0)
@@ -85,6 +86,7 @@ def metric_names(history: Sequence[Mapping[str, Any]]) -> list[str]:
     return list(names)
 
 
+@plain_text
 def curves(history: Sequence[Mapping[str, Any]], best_epoch: int | None = None) -> str:
     """R5: loss, the other metrics, and the learning rate per epoch (train dashed, validation solid)."""
     metrics = metric_names(history)
@@ -111,6 +113,7 @@ def curves(history: Sequence[Mapping[str, Any]], best_epoch: int | None = None) 
     return to_uri(fig)
 
 
+@plain_text
 def headline(scores: Mapping[str, float], metric: str) -> str:
     """The answer at a glance: the test metric of the network and of each simple model, one bar each (the
     network's first, in its own colour), the value written at the bar's end."""
@@ -130,6 +133,7 @@ def headline(scores: Mapping[str, float], metric: str) -> str:
     return to_uri(fig)
 
 
+@plain_text
 def lr_range(found: Mapping[str, Any]) -> str:
     """T4's range test: raw and smoothed loss against the rate, the diverging rate and the candidate."""
     fig, (ax,) = _figure()
@@ -151,6 +155,7 @@ def lr_range(found: Mapping[str, Any]) -> str:
     return to_uri(fig)
 
 
+@plain_text
 def confusion(matrix: np.ndarray, classes: Sequence[str]) -> str:
     """Rows: the true class; columns: the predicted one; counts in the cells."""
     n = len(classes)
@@ -185,6 +190,7 @@ def in_units(*arrays: Any) -> tuple[list[np.ndarray], float, str]:
     return out, 1.0, ""
 
 
+@plain_text
 def residuals(prediction: np.ndarray, error: np.ndarray) -> str:
     """Regression: prediction minus target against the prediction; a pattern means a missed trend."""
     fig, (ax,) = _figure()
@@ -196,6 +202,7 @@ def residuals(prediction: np.ndarray, error: np.ndarray) -> str:
     return to_uri(fig)
 
 
+@plain_text
 def label_errors(error_rate: Mapping[str, float]) -> str:
     """Multi-label: the share of validation rows each label is wrong on."""
     fig, (ax,) = _figure()
@@ -204,6 +211,7 @@ def label_errors(error_rate: Mapping[str, float]) -> str:
     return to_uri(fig)
 
 
+@plain_text
 def watched(watch: Mapping[str, Any]) -> str:
     """C10: each watched row's prediction over the epochs: the probability of its true class (labels
     named in the legend), or the predicted value with the target as a dotted line of the same colour."""
@@ -237,6 +245,7 @@ def watched(watch: Mapping[str, Any]) -> str:
     return to_uri(fig)
 
 
+@plain_text
 def samples_heatmap(features: np.ndarray, rows: Sequence[int], names: Sequence[str]) -> str:
     """D14: the feature values the network gets, a row per sample; scaled features sit in a few units
     of 0, so a column far out (or constant) stands out."""
@@ -255,6 +264,7 @@ def samples_heatmap(features: np.ndarray, rows: Sequence[int], names: Sequence[s
     return to_uri(fig)
 
 
+@plain_text
 def overlay(histories: Mapping[str, Sequence[Mapping[str, Any]]], names: Sequence[str]) -> str:
     """R7: several runs' curves in one chart, a panel per metric (loss first), a colour per run; train
     dashed, validation solid."""
@@ -271,6 +281,7 @@ def overlay(histories: Mapping[str, Sequence[Mapping[str, Any]]], names: Sequenc
     return to_uri(fig)
 
 
+@plain_text
 def image_grid(pixels: Any, captions: Sequence[str], title: str, cols: int = 8) -> bytes:
     """A PNG of images (N, C, H, W), uint8 or floats in [0, 1] (grey or RGB), each captioned above, `cols` a
     row: the images of a run as the report shows them (issue 20: the batch as the network sees it, the worst

@@ -34,6 +34,14 @@ class RunInfo:
     results: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     journal: dict[str, Any] = field(default_factory=dict)
+    # the record's files that are there but cannot be read as what they hold (torn, edited): each is left
+    # out of the pages, which say so instead of reading as a run that recorded nothing
+    damaged: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run wrote its results (after training): a run still training or stopped has none."""
+        return bool(self.results)
 
     @property
     def id(self) -> str:
@@ -114,38 +122,70 @@ def read_run(path: str | os.PathLike) -> RunInfo:
         raise ConfigError(f"{path}: its config.json is not the record of an nnrecipe run (no 'train' or 'data' settings, "
                           "or ones that are not objects); give a run folder that `nnrecipe train` or a "
                           "Trainer with run_dir made (`nnrecipe runs DIR` lists them)")
-    for name in ("results.json", "journal.json", "checks.json", "audit.json"):
-        if (path / name).is_file() and read_json_or_none(path / name) is None:  # said, not a section quietly gone
-            log.warning("%s cannot be read as JSON (damaged or edited): what it records is left out; restore it, "
-                        "or train the run again", path / name)
-    return RunInfo(path, config, read_json_or_none(path / "results.json") or {}, read_metrics(path),
-                   read_json_or_none(path / "journal.json") or {})
+    damaged: list[str] = []
+    results, journal = (record(path, name, dict, damaged) or {} for name in ("results.json", "journal.json"))
+    for name, kind in (("checks.json", list), ("audit.json", dict)):
+        record(path, name, kind, damaged)
+    return RunInfo(path, config, results, read_metrics(path, damaged), journal, damaged)
 
 
-def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """metrics.jsonl as a list of epoch dicts; a torn last line (a run killed mid-write) is skipped."""
+# what each record file holds: a file that is there and holds something else is damaged
+RECORDS = {"results.json": dict, "journal.json": dict, "checks.json": list, "audit.json": dict, "watch.json": dict,
+           "samples.json": dict, "lr_find.json": dict, "model.json": dict, "prune.json": dict}
+
+
+def record(path: Path, name: str, kind: type, damaged: list[str] | None = None) -> Any:
+    """A run folder's JSON record `name` when it is there and holds a `kind` (a dict or a list), else None;
+    one that is there but holds something else (torn by a copy, edited) is added to `damaged` and logged,
+    not taken for a record that is missing."""
+    file = path / name
+    if not file.is_file():
+        return None
+    value = read_json_or_none(file)
+    if isinstance(value, kind) and (kind is not list or all(isinstance(v, dict) for v in value)):
+        return value
+    if damaged is not None and name not in damaged:
+        damaged.append(name)
+        log.warning("%s cannot be read as a JSON %s (damaged or edited): what it records is left out; restore it, "
+                    "or train the run again", file, "list of objects" if kind is list else "object")
+    return None
+
+
+def read_metrics(path: str | os.PathLike, damaged: list[str] | None = None) -> list[dict[str, Any]]:
+    """metrics.jsonl as a list of epoch dicts; a torn last line (a run killed mid-write) is skipped, an
+    earlier line that is not an epoch's object is left out with a warning (and the file added to `damaged`)."""
     file = Path(path) / "metrics.jsonl"
     if not file.is_file():
         return []
-    rows, lines = [], file.read_text().splitlines()
+    rows, lines = [], file.read_text(errors="replace").splitlines()
     for i, line in enumerate(lines):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            if i < len(lines) - 1:  # only the last line can be torn by a kill: an earlier one was damaged
-                log.warning("%s: line %d cannot be read as JSON (damaged or edited): that epoch is left out", file,
-                            i + 1)
+            row = None
+            if i == len(lines) - 1:  # only the last line can be torn by a kill: an earlier one was damaged
+                continue
+        if isinstance(row, dict):
+            rows.append(row)
             continue
+        log.warning("%s: line %d is not an epoch's record (damaged or edited): that epoch is left out", file, i + 1)
+        if damaged is not None and file.name not in damaged:
+            damaged.append(file.name)
     return rows
 
 
 def list_runs(folder: str | os.PathLike = "runs") -> list[RunInfo]:
     """The run folders directly under `folder` (or `folder` itself when it is one), oldest first."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} is a file; give the folder `nnrecipe train --out` wrote runs to (default: runs)")
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no such folder; give the folder `nnrecipe train --out` wrote runs to "
                           "(default: runs)")
-    if (folder / "config.json").is_file():
+    # a run folder itself, unless run folders sit in it: then its config.json is a settings file (--config)
+    # kept beside the runs, and read as a run it hid them all
+    if (folder / "config.json").is_file() and not any(
+            (p / "config.json").is_file() for p in folder.iterdir() if p.is_dir()):
         return [read_run(folder)]
     runs = []
     for p in sorted(folder.iterdir()):
@@ -272,6 +312,11 @@ def compare_runs(paths: Sequence[str | os.PathLike]) -> Comparison:
     if len(paths) < 2:
         raise ConfigError(f"compare needs two run folders or more, got {len(paths)}; e.g. "
                           "nnrecipe compare runs/A runs/B")
+    seen: dict[Path, str] = {}
+    for p in paths:
+        if (key := Path(p).resolve()) in seen:
+            raise ConfigError(f"compare: {p} is given twice (also as {seen[key]}); give each run once")
+        seen[key] = str(p)
     runs = [read_run(p) for p in paths]
     diff = config_diff([r.flat() for r in runs])
     if MISSING in diff.get("data.sha256", ()):  # a run without a journal: the data's identity is unknown

@@ -130,8 +130,8 @@ def clone_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, copy_mod
     return clone
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
-                   ) -> tuple[Any, str]:
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int,
+                   mode: str | None = None) -> tuple[Any, str]:
     """The schedule and when it steps: 'step' (after each optimizer step), 'epoch', or 'plateau'
     (each epoch, given the monitored metric). 1cycle and cosine move per step, as their papers define
     them over iterations (Smith & Topin 2018; Loshchilov & Hutter 2017); the others per epoch. Each
@@ -144,7 +144,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
     if s == "exponential":
         return lr_scheduler.ExponentialLR(optimizer, gamma=cfg.gamma), "epoch"
     if s == "plateau":
-        return lr_scheduler.ReduceLROnPlateau(optimizer, mode=cfg.monitor_mode, factor=cfg.gamma,
+        # `mode`: the direction of what the trainer follows (val_accuracy under metric='accuracy': 'max');
+        # cfg.monitor_mode reads cfg.monitor alone, and a rising accuracy cut the rate as a loss that rose
+        return lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode or cfg.monitor_mode, factor=cfg.gamma,
                                               patience=cfg.plateau_patience), "plateau"
     total = cfg.epochs * steps_per_epoch
     if s == "onecycle":

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
-from ..config import DEFAULT_LR, RECIPE_ONLY, TrainConfig, as_config, monitor_mode
+from ..config import DEFAULT_LR, RECIPE_ONLY, TrainConfig, as_config, known_direction, monitor_mode
 from ..errors import ConfigError, TrainingError, did_you_mean
 from ..repro import seed_everything
 from ..steps import Batch, Step, as_batch, bind_step, call_model, check_loss_fn, main_output
@@ -189,6 +189,10 @@ class Trainer(TrainerState):
                                   "which is logged with train_metrics=True only; pass val_data=..., or "
                                   "train_metrics=True")
             log.warning("no validation data: best epoch and early stopping follow %s", self.monitor)
+        if cfg.mode == "auto" and known_direction(self.monitor) is None:
+            # a metric of the caller's own: taken as an error to minimise, a rising hit rate kept its worst epoch
+            raise ConfigError(f"the best epoch and early stopping follow '{self.monitor}', a metric whose direction "
+                              "nnrecipe does not know: say it, mode='max' (higher is better) or mode='min' (CLI: --mode)")
         self.mode = monitor_mode(self.monitor, cfg.mode)
         # one callback given bare is taken as a list of one
         self.callbacks = [callbacks] if any(hasattr(callbacks, h) for h in HOOKS) else list(callbacks)
@@ -218,7 +222,7 @@ class Trainer(TrainerState):
                                for g in self.optimizer.param_groups]
         self._scheduler_given = scheduler is not None
         self.scheduler, self.schedule_interval = make_scheduler(
-            self.optimizer, cfg, math.ceil(self.steps_per_epoch / cfg.accumulate)) if scheduler is None else \
+            self.optimizer, cfg, math.ceil(self.steps_per_epoch / cfg.accumulate), self.mode) if scheduler is None else \
             _own_scheduler(scheduler, self.optimizer, cfg)
         self.amp_dtype = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.precision]
         if cfg.precision == "fp16" and self.device.type != "cuda":

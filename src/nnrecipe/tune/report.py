@@ -10,6 +10,7 @@ from typing import Any
 
 from ..report.build import render
 from ..report.plots import to_uri
+from ..figures import plain_text
 from ..io import atomic_write, write_json
 
 
@@ -55,6 +56,7 @@ def _importances(study: Any) -> dict[str, float] | str:
         return f"not available: {e}"
 
 
+@plain_text
 def _history_png(study: Any, metric: str) -> str:
     """The optimization history as a PNG data URI: each completed trial's score, and the best so far."""
     from matplotlib.figure import Figure  # no pyplot: the caller's backend and figures stay as they are

@@ -24,6 +24,7 @@ import torch
 from ...checks.data_checks import ROWS_SHOWN
 from ...checks.verdict import Verdict
 from ...errors import shorten
+from ...figures import plain_text
 from ...io import atomic_write
 from ..image.decode import GREY_MODES, unreadable_fix
 from ..image.read import MAX_SIDE, SEPARATOR, ImageSet, label_set
@@ -331,6 +332,7 @@ def pixel_statistics(images: ImageSet, splits: dict[str, np.ndarray] | None) -> 
 
 
 # ---------------------------------------------------------------- samples.png
+@plain_text
 def save_sample_grid(images: ImageSet, file: str | os.PathLike, seed: int = 0, per_class: int = 8,
                      max_classes: int = 20) -> None:
     """A PNG of up to `per_class` seeded images of each class (the largest `max_classes` classes), a row per

@@ -20,6 +20,7 @@ from ...checks.data_checks import ROWS_SHOWN, scale_stats
 from ...checks.verdict import Verdict
 from ...config import DataConfig
 from ...errors import clean_command, flag, shorten
+from ...figures import plain_text
 from ...io import atomic_write
 from ..load import row_labels
 from ..schema import Schema, _kind, target_columns
@@ -128,6 +129,7 @@ def label_distribution(y: pd.Series | pd.DataFrame, task: str) -> tuple[Verdict,
                    "and collect more rows of the tail classes", source), plot
 
 
+@plain_text
 def save_plot(plot: dict[str, Any], file: str | os.PathLike, target: str) -> None:
     """The D1 plot as a PNG: class counts as bars (a log scale from 10:1), or a regression target's
     histogram. matplotlib's object API (Figure, no pyplot), imported here: no display needed, the process's
