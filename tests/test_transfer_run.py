@@ -49,6 +49,22 @@ def test_cli_backbone_features_trains_a_head_records_it_and_predicts(folders, tm
     assert "features from" in printed  # the screen's model line says what was transferred
     predictions, report = predict_images(run_dir, target)  # model.json rebuilds backbone and head alone
     assert len(predictions) == 60 and set(predictions["prediction"].astype(str)) <= {"3", "4", "5"}
+    # embed at the transfer's own head: its outputs are the run's (the backbone's old classifier was embedded)
+    from nnrecipe.recipes.transfer import embed_images
+
+    head = embed_images(run_dir, target, at="head")
+    logits = head[[c for c in head.columns if c.startswith("e")]].to_numpy()
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    assert np.allclose(probs, predictions[[f"p_{c}" for c in ("3", "4", "5")]].to_numpy(), atol=1e-5)
+    with pytest.raises(ConfigError, match="layer 'backbone.model.head' did not run"):  # cut off by the transfer
+        embed_images(run_dir, target, at="backbone.model.head")
+    # a CSV of more columns than paths and labels: the run's target column is the label (it was left out)
+    files = sorted(target.rglob("*.png"))
+    pd.DataFrame({"id": range(len(files)), "path": [str(f) for f in files], "label": [f.parent.name for f in files]}
+                 ).to_csv(tmp_path / "list.csv", index=False)
+    rows = embed_images(run_dir, tmp_path / "list.csv")
+    assert list(rows.columns[:2]) == ["file", "label"] and set(rows["label"].astype(str)) == {"3", "4", "5"}
 
 
 def test_auto_probes_the_three_modes_and_records_the_probe(folders, tmp_path) -> None:

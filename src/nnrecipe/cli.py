@@ -676,7 +676,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from .recipes.transfer import embed_images
 
     _check_out(args.out, "file", "embeddings.csv", runs=(args.run,), inputs=(args.data,))
-    if _run_kind(args.run) != "images":
+    if args.at is not None and not args.at.strip():
+        raise ConfigError("--at is empty; leave it out for the default cut, or name a layer, such as --at stages.1")
+    # a folder without model.json (missing, or not a run) is named by load_model, not called a table's run
+    if (Path(args.run) / "model.json").is_file() and _run_kind(args.run) != "images":
         raise ConfigError(f"run {args.run} was trained on a table; `embed` cuts a network of images (a table's own "
                           "columns are its features already)")
     frame = embed_images(args.run, args.data, at=args.at, path_column=args.path_column)

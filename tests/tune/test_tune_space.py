@@ -101,3 +101,30 @@ def test_random_search_draws_depend_on_the_seed_and_the_trial_alone():
 
     assert draws([0, 1, 2, 3], seed=1) == draws([3, 1, 0, 2], seed=1)
     assert draws([0, 1], seed=1) != draws([0, 1], seed=2)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  batch_size: {float: [16, 64]}\n", r"key 'train.batch_size': batch_size takes whole numbers, and "
+     r"float draws fractions; draw it with \{int: \[16, 64\]\}, or a choice"),
+    ("train:\n  accumulate: {loguniform: [1, 8]}\n", r"key 'train.accumulate': accumulate takes whole numbers"),
+    ("model:\n  units: {float: [32, 64]}\n  layers: 2\n", r"key 'model.units': units takes whole numbers"),
+    ("train:\n  cv_folds: {choice: [3]}\n", r"key 'train.cv_folds' is not a setting that can be searched"),
+    ("train:\n  refit: {choice: ['on', 'off']}\n", r"key 'train.refit' is not a setting that can be searched"),
+])
+def test_whole_number_settings_take_int_ranges_and_trial_only_settings_are_not_searched(tmp_path: Path, text,
+                                                                                      message):
+    """A float range on batch_size ended in a traceback, on accumulate it stepped at odd batches; cv_folds
+    and refit were drawn and every trial trained with 1 and off."""
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        read_space(path)
+
+
+def test_a_setting_given_and_drawn_by_the_space_is_refused():
+    space = default_space()
+    with pytest.raises(ConfigError, match=r"^lr=0\.05: given, and the search space \(.*\) draws it for each trial"):
+        space.refuse_given(ModelConfig(), TrainConfig(lr=0.05))
+    with pytest.raises(ConfigError, match=r"^hidden=\(64, 64\): given"):
+        space.refuse_given(ModelConfig(hidden=(64, 64)), TrainConfig())
+    space.refuse_given(ModelConfig(), TrainConfig(epochs=7, seed=3))  # not drawn: the trials keep them

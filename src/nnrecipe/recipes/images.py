@@ -365,6 +365,13 @@ def _as_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     return to_channels(x, channels)
 
 
+def run_label_column(meta: dict[str, Any], data: str | os.PathLike) -> str | None:
+    """The column of labels in a CSV given to a run's model (predict, embed): the run's target column when
+    the CSV has it (a CSV of more than paths and labels: read alone, the labels were left out)."""
+    target = meta.get("target")
+    return target if isinstance(target, str) and target in csv_columns(data) else None
+
+
 def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike, batch_size: int = 256,
                    path_column: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Predictions for every image of `data` (a folder, with or without class subfolders, a CSV of paths, an
@@ -372,11 +379,8 @@ def predict_images(run_dir: str | os.PathLike, data: str | os.PathLike, batch_si
     (the images read, those unreadable, the accuracy when the source has labels)."""
     model, meta = load_model(run_dir, required=PREDICT_NEEDS)
     settings = meta["images"]
-    # a CSV with more than the paths and the labels: the labels are the run's target column, when it has it
-    target = meta.get("target")
-    label_column = target if isinstance(target, str) and target in csv_columns(data) else None
     images = read_images(data, int(settings["size"]), labelled=False, path_column=path_column,
-                         label_column=label_column)
+                         label_column=run_label_column(meta, data))
     x = _as_channels(images.pixels.float().div_(255), int(settings["channels"]))
     model.eval()
     with torch.no_grad():

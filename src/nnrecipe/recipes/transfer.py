@@ -176,18 +176,23 @@ def embed_images(run_dir: str | os.PathLike, data: str | os.PathLike, at: str | 
     label when the source has labels, and e0, e1, ...: a table the tabular recipe trains on
     (`nnrecipe train emb.csv --target label --drop file`)."""
     from ..data.image import read_images
-    from .images import PREDICT_NEEDS, _as_channels
+    from .images import PREDICT_NEEDS, _as_channels, run_label_column
 
     model, meta = load_model(run_dir, required=PREDICT_NEEDS)
     network = first_member(model)
-    if at is not None and isinstance(network, Transfer):  # named as in the run's model, or as in its backbone
-        at = at.removeprefix("backbone.model.")
-    body = network.backbone.model if isinstance(network, Transfer) and at is not None else network
-    embedder = cut(body, at) if at is not None or not isinstance(network, Transfer) else network.features
-    images = read_images(data, int(meta["images"]["size"]), labelled=False, path_column=path_column)
+    if at is not None and not at.strip():
+        raise ConfigError("at='' names no layer: leave it out for the default cut, or name one, such as "
+                          "at='stages.1'")
+    if at is not None and isinstance(network, Transfer):
+        # named as in the run's model ('head': the transfer's own head) or as in its backbone ('stages.1'); the
+        # run's model is cut, so a layer its forward never runs (the backbone's own classifier, cut off by the
+        # transfer) is refused by Cut rather than embedded by a network the run does not use
+        names = dict(network.named_modules())
+        at = at if at in names else f"backbone.model.{at}" if f"backbone.model.{at}" in names else at
+    embedder = cut(network, at) if at is not None or not isinstance(network, Transfer) else network.features
+    images = read_images(data, int(meta["images"]["size"]), labelled=False, path_column=path_column,
+                         label_column=run_label_column(meta, data))
     x = _as_channels(images.pixels.float().div_(255), int(meta["images"]["channels"]))
-    if isinstance(network, Transfer) and at is not None:
-        x = network.prepare(x)
     with torch.no_grad():
         rows = [embedder(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     e = torch.cat(rows).numpy() if rows else np.zeros((0, 0), dtype=np.float32)

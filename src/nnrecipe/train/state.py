@@ -186,6 +186,13 @@ class TrainerState:
                    and k not in RECIPE_ONLY  # a checkpoint of a recipe's Trainer from before they were left out
                    and not (k == "batch_size" and recorded.get(k) is None)]  # None: the rule, as it resolved now
         problems += [f"{k}: {recorded.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in changed]
+        spans = recorded.get("schedule") in ("onecycle", "cosine") and not getattr(self, "_scheduler_given", False)
+        if spans and "epochs" in recorded and recorded["epochs"] != now.get("epochs"):
+            # its length is the run's: cosine came back up from its floor (a restart nobody asked for), 1cycle
+            # raised torch's "stepped more than total_steps"
+            problems.append(f"epochs: {recorded['epochs']!r} in the checkpoint, {now.get('epochs')!r} now, and the "
+                            f"{recorded['schedule']} schedule spans the run's epochs (its rate planned to end at "
+                            f"epoch {recorded['epochs']})")
         loss = describe_loss(self.step.loss_fn)
         if "loss" in state and state["loss"] != loss:  # (a checkpoint from before the record has none)
             problems.append(f"the loss: {state['loss']} in the checkpoint, {loss} now")

@@ -522,6 +522,10 @@ class Trainer(TrainerState):
             if with_target:
                 targets.append(self.step.target(batch))
                 weights.append(batch.weight)
+        if not outs:  # a stream that gave no batch (a map-style set of no rows is refused when the Trainer is made)
+            name = "val_data" if data is self._val_batches or data is self.val_data else "the data"
+            raise ConfigError(f"{name} gave no rows (an empty stream: an IterableDataset that yields nothing); "
+                              "give it rows, or leave val_data out")
         target = torch.cat(targets) if with_target and all(t is not None for t in targets) and targets else None
         weight = torch.cat(weights) if with_target and all(w is not None for w in weights) and weights else None
         return torch.cat(outs), target, weight

@@ -23,8 +23,10 @@ SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig}
 WIDTHS = ("layers", "units")
 # phi sizes the CNN for images and a backbone starts one; a search tunes the table recipe. A file of
 # unlabelled rows (M13) and a teacher's run folder (T12) are inputs, not settings to draw
+# ... and a trial trains one network scored on the validation rows: cv_folds and refit are the retrained best's
+# (a space drawing them was searched, and every trial trained with cv_folds 1 and refit off)
 NOT_SEARCHED = {"model": ("hidden", "phi", "backbone", "transfer", "layout", "unlabelled"),
-                "train": ("seed", "device", "epochs", "teacher")}
+                "train": ("seed", "device", "epochs", "teacher", "cv_folds", "refit")}
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,25 @@ class SearchSpace:
             model["hidden"] = (int(model.pop("units")),) * int(model.pop("layers"))
         return (dataclasses.replace(model_config or ModelConfig(), **model),
                 dataclasses.replace(train_config or TrainConfig(), **by_section["train"]))
+
+    def refuse_given(self, model_config: ModelConfig, train_config: TrainConfig) -> None:
+        """A setting given (a flag, a config file) that the space also draws is refused: each trial's draw
+        replaced it, and `tune --lr 0.05` searched the space's rates without a word."""
+        given = []
+        for p in self.params:
+            if p.name in WIDTHS:
+                name, mine, default = "hidden", model_config.hidden, ModelConfig().hidden
+            else:
+                cls, cfg = (ModelConfig, model_config) if p.section == "model" else (TrainConfig, train_config)
+                name, mine, default = p.name, getattr(cfg, p.name), getattr(cls(), p.name)
+            if mine != default and (name, mine) not in given:
+                given.append((name, mine))
+        if given:
+            shown = ", ".join(f"{n}={v!r}" for n, v in given)
+            raise ConfigError(f"{shown}: given, and the search space ({self.source}) draws "
+                              f"{'it' if len(given) == 1 else 'them'} for each trial, which would replace the value "
+                              "given; leave the setting out to search it, or fix it in a space file (lr: 0.05 is "
+                              "a value, not a range)")
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "params": [dataclasses.asdict(p) for p in self.params]}
@@ -185,6 +206,10 @@ def _param(section: str, name: str, spec: Any) -> Param:
         if not (isinstance(bounds, list) and len(bounds) == 2):
             raise ConfigError(f"{key}: {kind} takes [low, high], as {{{kind}: [1, 10]}}; got {bounds!r}")
         low, high = (_number(b, key) for b in bounds)
+        if kind in ("float", "loguniform") and _whole(cls, name):  # a batch of 37.4 rows: a traceback, or
+            # accumulate=2.49 stepping at odd batches
+            raise ConfigError(f"{key}: {name} takes whole numbers, and {kind} draws fractions; draw it with "
+                              f"{{int: [{int(low)}, {int(high)}]}}, or a choice, such as {{choice: [32, 64, 128]}}")
         step = _number(spec["step"], key) if "step" in spec else None
         if kind == "int" and not all(float(v).is_integer() for v in (low, high, step or 1)):
             raise ConfigError(f"{key}: int takes whole numbers for low, high and step; got {spec!r}")
@@ -194,6 +219,14 @@ def _param(section: str, name: str, spec: Any) -> Param:
         param = Param(section, name, kind, low, high, step)
     _check_values(param, cls, key)
     return param
+
+
+def _whole(cls: type, name: str) -> bool:
+    """Whether config field `name` takes whole numbers (the widths layers and units do)."""
+    if name in WIDTHS:
+        return True
+    hint = typing.get_type_hints(cls)[name]
+    return next((a for a in typing.get_args(hint) if a is not type(None)), hint) is int
 
 
 def _check_values(param: Param, cls: type, key: str) -> None:

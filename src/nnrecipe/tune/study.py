@@ -104,6 +104,7 @@ def tune_table(data: str | os.PathLike | pd.DataFrame, target: str, *, trials: i
     space = space if isinstance(space, SearchSpace) else read_space(space)
     dcfg = dataclasses.replace(data_config or DataConfig(), target=target)
     tcfg = train_config or TrainConfig()
+    space.refuse_given(model_config or ModelConfig(), tcfg)
     if tcfg.cv_folds > 1:  # objective.run_trial: a trial is one model scored on the validation split
         log.warning("cv_folds=%d is not used by a search: each trial and the retrained best train one model",
                     tcfg.cv_folds)
