@@ -59,6 +59,11 @@ def test_cli_backbone_features_trains_a_head_records_it_and_predicts(folders, tm
     assert np.allclose(probs, predictions[[f"p_{c}" for c in ("3", "4", "5")]].to_numpy(), atol=1e-5)
     with pytest.raises(ConfigError, match="layer 'backbone.model.head' did not run"):  # cut off by the transfer
         embed_images(run_dir, target, at="backbone.model.head")
+    # a layer of the backbone, named as in it or as in the run's model: the backbone's own values there
+    stage = embed_images(run_dir, target, at="stages.0")
+    assert stage.equals(embed_images(run_dir, target, at="backbone.model.stages.0"))
+    width = json.loads((backbone / "model.json").read_text())["architecture"]["widths"][0]
+    assert stage.shape == (60, 2 + width)
     # a CSV of more columns than paths and labels: the run's target column is the label (it was left out)
     files = sorted(target.rglob("*.png"))
     pd.DataFrame({"id": range(len(files)), "path": [str(f) for f in files], "label": [f.parent.name for f in files]}

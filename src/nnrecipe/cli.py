@@ -374,12 +374,21 @@ def _check_out(path: str, kind: str, example: str = "predictions.csv", flag: str
     if kind == "file" and out.is_file():
         # a file of a run folder: the command's own runs' (model.json, say) and any other run's (another run's
         # report.html was replaced by this one's page); only the file the command writes into its own run stays
-        owner = next((p for p in out.resolve().parents if (p / "config.json").is_file()
-                      and any((p / f).exists() for f in ("metrics.jsonl", "results.json", "checkpoints"))), None)
+        owner = next((p for p in out.resolve().parents if _is_run(p)), None)
         own = owner is not None and any(Path(r).is_dir() and owner == Path(r).resolve() for r in runs)
         if owner is not None and not (own and out.name == example):
             raise ConfigError(f"{flag} {path} is a file of run folder {owner}, which it would replace; write "
                               "elsewhere")
+
+
+def _is_run(folder: Path) -> bool:
+    """Whether `folder` is a run folder: its config.json the record of an nnrecipe run (a project's own
+    config.json beside its checkpoints/ is not one)."""
+    from .io import read_json_or_none
+
+    config = read_json_or_none(folder / "config.json") if (folder / "config.json").is_file() else None
+    return isinstance(config, dict) and any(isinstance(config.get(k), dict) for k in ("train", "data")) and any(
+        (folder / f).exists() for f in ("metrics.jsonl", "results.json", "checkpoints"))
 
 
 def _images(args: argparse.Namespace) -> bool:
@@ -676,8 +685,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from .recipes.transfer import embed_images
 
     _check_out(args.out, "file", "embeddings.csv", runs=(args.run,), inputs=(args.data,))
-    if args.at is not None and not args.at.strip():
-        raise ConfigError("--at is empty; leave it out for the default cut, or name a layer, such as --at stages.1")
     # a folder without model.json (missing, or not a run) is named by load_model, not called a table's run
     if (Path(args.run) / "model.json").is_file() and _run_kind(args.run) != "images":
         raise ConfigError(f"run {args.run} was trained on a table; `embed` cuts a network of images (a table's own "

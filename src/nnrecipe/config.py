@@ -41,15 +41,20 @@ def _f(default: Any, help: str, shown: str | None = None) -> Any:
 _hints = functools.lru_cache(maxsize=None)(typing.get_type_hints)  # per config class: once
 
 
+def whole_field(cls: type, name: str) -> bool:
+    """Whether field `name` of config class `cls` takes a whole number (int, or int | None)."""
+    hint = _hints(cls)[name]
+    return next((a for a in typing.get_args(hint) if a is not type(None)), hint) is int
+
+
 def whole_numbers(config: Any) -> None:
     """A field of whole numbers given a number with a fraction is refused (the constructor took
     accumulate=2.5, which a dict or the CLI refuses: it stepped at odd batches, a batch size of 37.4 ended in a
     traceback); one without (2.0, numpy's int64) becomes the int."""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        hint = _hints(type(config))[f.name]
-        if next((a for a in typing.get_args(hint) if a is not type(None)), hint) is not int or value is None \
-                or isinstance(value, (bool, int)) or not isinstance(value, numbers.Real):
+        if not whole_field(type(config), f.name) or value is None or isinstance(value, (bool, int)) \
+                or not isinstance(value, numbers.Real):
             continue
         if not float(value).is_integer():
             raise ConfigError(f"{f.name}={value!r} is not allowed; it takes a whole number")
@@ -275,7 +280,8 @@ class TrainConfig:
     clip_value: float | None = _f(None, "clip each gradient entry to [-v, v] (T6)", shown="none")
     accumulate: int = _f(1, "batches whose gradients are summed before one optimizer step")
     monitor: str = _f("val_loss", "the logged metric that picks the best epoch and drives early stopping")
-    mode: str = _f("auto", "min | max | auto (max for accuracy-like names, else min)")
+    mode: str = _f("auto", "min | max | auto (max for accuracy-like names, min for losses and errors; a metric "
+                           "of one's own needs min or max)")
     metric: str | None = _f(None, "the validation metric early stopping, the best epoch, the search and `runs --sort` "
                                   "follow: accuracy, balanced_accuracy, macro_f1, roc_auc, log_loss (classes); rmse, "
                                   "mae, r2 (regression); default: stopping on the validation loss, the search on "

@@ -9,6 +9,7 @@ import re
 
 import pytest
 import torch
+from torch import nn
 
 from nnrecipe.checks import check_init_loss, check_overfit_batch
 from nnrecipe.config import DEFAULT_LR, ModelConfig, TrainConfig
@@ -231,3 +232,25 @@ def test_c1_turns_dropout_off_in_its_copy():
     v = c1(model, head, x, y, TrainConfig())
     assert v.status == "pass"
     assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.5, 0.5]
+
+
+def test_c1_stops_when_no_weight_moves_at_a_rate_above_zero():
+    """Gradients of exactly 0 (an output multiplied by 0): no step can move a weight, so C1 stops after 100
+    steps (not 1000) and says why; a tiny rate still moves the weights and runs the whole budget."""
+    from nnrecipe.checks.overfit_batch import STILL, check_overfit_batch
+
+    class Dead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(x) * 0.0
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 4, generator=g), torch.randint(0, 3, (32,), generator=g)
+    v = check_overfit_batch(Dead(), nn.CrossEntropyLoss(), x, y, lambda p: torch.optim.Adam(p, 1e-3))
+    assert (v.status, v.evidence["steps"], v.evidence["still_after"]) == ("fail", STILL, STILL)
+    assert v.summary.endswith(f"in {STILL} steps (no parameter moved in {STILL} steps: the optimizer's updates are all 0)")
+    slow = check_overfit_batch(nn.Linear(4, 3), nn.CrossEntropyLoss(), x, y, lambda p: torch.optim.Adam(p, 1e-9))
+    assert slow.status == "fail" and slow.evidence["steps"] == 1000 and "still_after" not in slow.evidence

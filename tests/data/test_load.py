@@ -268,8 +268,10 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\
      "download link, the server sent a web page: download the CSV file itself"),
     (b"<html lang='en'><head><title>Sign in</title></head></html>\n", "an HTML or XML document; if it came from "
      "a download link, the server sent a web page: download the CSV file itself"),
+    (b"<h1>404 Not Found</h1>\n<p>nginx</p>\n", "an HTML or XML document; if it came from a download link, the "
+     "server sent a web page: download the CSV file itself"),
 ], ids=["png", "pdf", "control-bytes", "random-bytes", "nul-bytes", "json-list", "json-object", "html",
-        "html-without-doctype"])
+        "html-without-doctype", "error-page"])
 def test_not_a_table(tmp_path, read_csv_calls, content, what):
     path = tmp_path / "data.csv"
     path.write_bytes(content)

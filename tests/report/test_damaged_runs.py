@@ -59,15 +59,16 @@ def test_a_record_of_the_wrong_shape_is_named_not_a_traceback(run_dir, tmp_path,
     assert BANNER in html and name in html.split(BANNER)[1].split("</p>")[0]
     if name in ("results.json", "checks.json", "metrics.jsonl"):  # what `runs` and `compare` read too
         assert name in read_run(run).damaged
-    [listed] = list_runs(run)
-    assert listed.best is not None or listed.history == []
+    [listed] = list_runs(run)  # runs lists it
+    assert listed.id == run.name and listed.finished  # results.json is there: damaged, not missing
+    assert "has not finished" not in html
 
 
 def test_a_run_without_results_says_it_has_not_finished(run_dir, tmp_path):
     run = _copy(run_dir, tmp_path)
     (run / "results.json").unlink()
     html = write_report(run).read_text()
-    assert "This run has not finished" in html and f"--resume {run.name}" in html
+    assert "This run has not finished" in html and f"--resume {run}" in html
     assert BANNER not in html  # a missing results.json is a run not finished, not a damaged one
 
 

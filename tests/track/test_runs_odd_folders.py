@@ -61,3 +61,17 @@ def test_runs_on_a_file_says_it_is_a_file(tmp_path, cli):
     (tmp_path / "notes.txt").write_text("x")
     code, _, err = cli("runs", tmp_path / "notes.txt")
     assert code != 0 and f"{tmp_path / 'notes.txt'} is a file; give the folder" in err
+
+
+def test_a_projects_own_config_json_beside_its_checkpoints_is_no_run(tmp_path, two_runs, cli):
+    """Only an nnrecipe run's files are protected: a project folder with its own config.json and checkpoints/
+    keeps taking predictions written again over the last ones."""
+    _, a, _ = two_runs
+    project = tmp_path / "project"
+    (project / "checkpoints").mkdir(parents=True)
+    (project / "config.json").write_text('{"lr": 1}')
+    (project / "out").mkdir()
+    (project / "out" / "compare.html").write_text("old")
+    code, _, err = cli("report", a, "--out", project / "out" / "compare.html")
+    assert code == 0, err
+    assert (project / "out" / "compare.html").read_text().startswith("<!DOCTYPE html>")

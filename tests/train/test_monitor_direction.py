@@ -84,3 +84,10 @@ def test_an_empty_stream_as_validation_data_is_named():
                       torch.utils.data.DataLoader(Nothing(), batch_size=8), config=TrainConfig(epochs=2))
     with pytest.raises(ConfigError, match=r"^val_data gave no rows \(an empty stream"):
         trainer.fit()
+
+
+def test_aliases_and_keys_naming_a_metric_keep_its_direction():
+    """`--metric cross_entropy` (an alias of log_loss) and metrics={"top1": "accuracy"} know their direction."""
+    args = (nn.Linear(4, 2), nn.CrossEntropyLoss(), _data(60, 0), _data(30, 1))
+    assert Trainer(*args, config=TrainConfig(epochs=1, metric="cross_entropy")).mode == "min"
+    assert Trainer(*args, config=TrainConfig(epochs=1, metric="top1"), metrics={"top1": "accuracy"}).mode == "max"

@@ -128,3 +128,15 @@ def test_a_setting_given_and_drawn_by_the_space_is_refused():
     with pytest.raises(ConfigError, match=r"^hidden=\(64, 64\): given"):
         space.refuse_given(ModelConfig(hidden=(64, 64)), TrainConfig())
     space.refuse_given(ModelConfig(), TrainConfig(epochs=7, seed=3))  # not drawn: the trials keep them
+
+
+def test_a_value_the_space_fixes_or_never_reads_is_not_refused(tmp_path: Path):
+    path = tmp_path / "space.yaml"
+    path.write_text("train:\n  optimizer: sgd\n  lr: {choice: [0.01, 0.1]}\nmodel:\n  activation: {choice: [relu, gelu]}\n")
+    space = read_space(path)
+    space.refuse_given(ModelConfig(), TrainConfig(optimizer="sgd"))  # the very value the space fixes
+    space.refuse_given(ModelConfig(activation="gelu"), TrainConfig())  # TabM reads no activation: never drawn
+    with pytest.raises(ConfigError, match=r"^optimizer='adamw': given"):
+        space.refuse_given(ModelConfig(), TrainConfig(optimizer="adamw"))
+    with pytest.raises(ConfigError, match=r"^activation='gelu': given"):
+        space.refuse_given(ModelConfig(model="mlp", activation="gelu"), TrainConfig())

@@ -224,8 +224,9 @@ def _utf16_without_bom(head: bytes) -> str | None:
     return None
 
 
-# the tags an HTML or XML document (a web page sent for a download link, an RSS feed) starts with; a header
-# cell that starts with other markup ('<b>x</b>&y') is a column's name
+# the tags an HTML or XML document (a web page sent for a download link, an RSS feed) starts with; markup of
+# another tag is a document too when its first line holds no separator ('<h1>404 Not Found</h1>'), and a
+# header cell that starts with markup ('<b>x</b>&y,b,target') is a column's name
 DOCUMENT_TAGS = {"html", "head", "body", "meta", "title", "link", "script", "style", "div", "table", "svg", "xml",
                  "rss", "feed", "urlset", "note", "root"}
 
@@ -240,7 +241,8 @@ def _check_text(path: Path, text: str) -> None:
         raise not_a_table(path, "a JSON document", "turn it into a table and save that as CSV or Parquet "
                                                    "(pandas.read_json or pandas.json_normalize, then to_parquet)")
     tag = re.match(r"<([A-Za-z][\w:-]*)", text.lstrip())
-    if start in ("<!", "<?") or (tag and tag.group(1).lower() in DOCUMENT_TAGS):
+    first = text.lstrip().split("\n", 1)[0]
+    if start in ("<!", "<?") or (tag and (tag.group(1).lower() in DOCUMENT_TAGS or not re.search(r"[,;\t|]", first))):
         raise not_a_table(path, "an HTML or XML document", "if it came from a download link, the server sent a "
                                                            "web page: download the CSV file itself")
 

@@ -48,7 +48,9 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601: RGB to grey for a 1-channel backbo
 
 
 class _Stop(Exception):
-    """Raised by the hook at the cut: nothing after the cut layer runs."""
+    """Raised by the hook at the cut: nothing after the cut layer runs. It carries its Cut: a cut of a
+    transfer model, whose backbone is a Cut itself, stops inside the inner one's forward, which must let
+    the outer one's stop pass (it took it for its own and said its layer had not run)."""
 
 
 def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
@@ -106,14 +108,15 @@ class Cut(nn.Module):
         def grab(module: nn.Module, args: Any, output: Any = None) -> None:
             value = args[0] if self.before else output
             captured.append(value[0] if isinstance(value, (tuple, list)) else value)
-            raise _Stop
+            raise _Stop(self)
 
         hook = (self.layer.register_forward_pre_hook(grab) if self.before
                 else self.layer.register_forward_hook(grab))
         try:
             self.model(*inputs)
-        except _Stop:
-            pass
+        except _Stop as stop:
+            if stop.args[0] is not self:  # an outer cut's
+                raise
         finally:
             hook.remove()
         if not captured:

@@ -181,8 +181,8 @@ def embed_images(run_dir: str | os.PathLike, data: str | os.PathLike, at: str | 
     model, meta = load_model(run_dir, required=PREDICT_NEEDS)
     network = first_member(model)
     if at is not None and not at.strip():
-        raise ConfigError("at='' names no layer: leave it out for the default cut, or name one, such as "
-                          "at='stages.1'")
+        raise ConfigError("at='' (CLI: --at '') names no layer: leave it out for the default cut, or name one, "
+                          "such as stages.1")
     if at is not None and isinstance(network, Transfer):
         # named as in the run's model ('head': the transfer's own head) or as in its backbone ('stages.1'); the
         # run's model is cut, so a layer its forward never runs (the backbone's own classifier, cut off by the

@@ -449,8 +449,10 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
                 "optimises": "{metric}: {why}".format(**config["optimises"]) if config.get("optimises") else "",
                 # no test split: the test line's figures are the validation rows' (trained on by R2 or T14)
                 "test_measured_on": str(results.get("test_measured_on") or ""),
-                "finished": run.finished},
+                "finished": run.finished, "path": str(path)},
         "damaged": damaged,
+        "unread_verdicts": f"the verdicts of {' and '.join(unread)} cannot be read (above): not shown"
+        if (unread := [f for f in ("audit.json", "checks.json") if f in damaged]) else "",
         "headline": _headline(results),
         "verdicts": all_verdicts,
         "attention": [v for s in ("error", "fail", "warn") for v in all_verdicts if v["status"] == s],

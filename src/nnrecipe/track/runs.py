@@ -40,8 +40,9 @@ class RunInfo:
 
     @property
     def finished(self) -> bool:
-        """Whether the run wrote its results (after training): a run still training or stopped has none."""
-        return bool(self.results)
+        """Whether the run wrote its results.json (after training; a damaged one is named as damaged): a run
+        still training or stopped has none."""
+        return (self.path / "results.json").is_file()
 
     @property
     def id(self) -> str:

@@ -20,11 +20,12 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
-from ..config import DEFAULT_LR, RECIPE_ONLY, TrainConfig, as_config, known_direction, monitor_mode
+from ..config import DEFAULT_LR, RECIPE_ONLY, TrainConfig, as_config, known_direction
 from ..errors import ConfigError, TrainingError, did_you_mean
 from ..repro import seed_everything
 from ..steps import Batch, Step, as_batch, bind_step, call_model, check_loss_fn, main_output
 from ..tasks import Task, create_task, infer_task
+from ..tasks.metrics import ALIASES
 from ..track.recorder import RunRecorder, model_record
 from . import checkpoint as ckpt
 from . import distributed as dist
@@ -189,11 +190,17 @@ class Trainer(TrainerState):
                                   "which is logged with train_metrics=True only; pass val_data=..., or "
                                   "train_metrics=True")
             log.warning("no validation data: best epoch and early stopping follow %s", self.monitor)
-        if cfg.mode == "auto" and known_direction(self.monitor) is None:
+        # the direction of a metric by name, an alias (cross_entropy) or a key naming one ({"top1": "accuracy"})
+        base = self.monitor.removeprefix("val_").removeprefix("train_")
+        named = self.metrics.get(base)
+        known = known_direction(self.monitor) or (known_direction(ALIASES.get(named, named))
+                                                  if isinstance(named, str) else None)
+        # (a name that is no metric of `metrics` is refused when the first epoch does not log it, naming those it does)
+        if cfg.mode == "auto" and known is None and base in self.metrics:
             # a metric of the caller's own: taken as an error to minimise, a rising hit rate kept its worst epoch
             raise ConfigError(f"the best epoch and early stopping follow '{self.monitor}', a metric whose direction "
                               "nnrecipe does not know: say it, mode='max' (higher is better) or mode='min' (CLI: --mode)")
-        self.mode = monitor_mode(self.monitor, cfg.mode)
+        self.mode = cfg.mode if cfg.mode != "auto" else known or "min"
         # one callback given bare is taken as a list of one
         self.callbacks = [callbacks] if any(hasattr(callbacks, h) for h in HOOKS) else list(callbacks)
         for c in self.callbacks:

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..config import ModelConfig, TrainConfig, unread
+from ..config import ModelConfig, TrainConfig, unread, whole_field
 from ..errors import ConfigError, did_you_mean
 
 FORMS = ("{int: [low, high], step: k}", "{float: [low, high]}", "{loguniform: [low, high]}",
@@ -96,6 +96,12 @@ class SearchSpace:
             else:
                 cls, cfg = (ModelConfig, model_config) if p.section == "model" else (TrainConfig, train_config)
                 name, mine, default = p.name, getattr(cfg, p.name), getattr(cls(), p.name)
+            if p.name not in WIDTHS and unread(p.name, model_config, train_config) is not None:
+                continue  # not read beside the settings given (activation under TabM): never drawn
+            fixed = p.choices[0] if p.kind == "fixed" else None
+            if fixed is not None and (mine == fixed if p.name not in WIDTHS else mine is not None and (
+                    len(mine) == fixed if p.name == "layers" else set(mine) == {fixed})):
+                continue  # the space fixes the very value given
             if mine != default and (name, mine) not in given:
                 given.append((name, mine))
         if given:
@@ -223,10 +229,7 @@ def _param(section: str, name: str, spec: Any) -> Param:
 
 def _whole(cls: type, name: str) -> bool:
     """Whether config field `name` takes whole numbers (the widths layers and units do)."""
-    if name in WIDTHS:
-        return True
-    hint = typing.get_type_hints(cls)[name]
-    return next((a for a in typing.get_args(hint) if a is not type(None)), hint) is int
+    return name in WIDTHS or whole_field(cls, name)
 
 
 def _check_values(param: Param, cls: type, key: str) -> None:
