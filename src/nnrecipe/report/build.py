@@ -68,8 +68,8 @@ def _fmt(v: Any) -> str:
 
 def verdicts(path: Path) -> list[dict[str, Any]]:
     """The audit's findings (audit.json) then the doctor's verdicts (checks.json), each with its origin."""
-    audit = record(path, "audit.json", dict) or {}
-    checks = record(path, "checks.json", list) or []
+    audit = record(path, "audit.json") or {}
+    checks = record(path, "checks.json") or []
     out = []
     for origin, items in (("audit", audit.get("findings", [])), ("doctor", checks)):
         for v in items:
@@ -420,19 +420,19 @@ def report_context(run_dir: str | os.PathLike) -> dict[str, Any]:
     """Everything report.html shows, read from the run folder."""
     run = read_run(run_dir)
     path, config, results, damaged = run.path, run.config, run.results, list(run.damaged)
-    model = record(path, "model.json", dict, damaged) or {}
+    model = record(path, "model.json", damaged) or {}
     task = config.get("task", model.get("task", ""))
     frame = _predictions(path, task, damaged)
-    watch = record(path, WATCH, dict, damaged)
+    watch = record(path, WATCH, damaged)
     classes = model.get("classes") or (watch or {}).get("classes") or (
         sorted(set(frame["target"].astype(str)) | set(frame["prediction"].astype(str))) if frame is not None else [])
     if frame is not None and task in ("binary", "multiclass") and not set(frame["target"]) | set(frame["prediction"]) \
             <= set(map(str, classes)):  # a label the model does not know: the file is not this run's
         damaged.append(VAL_PREDICTIONS)
         frame = None
-    found = record(path, "lr_find.json", dict, damaged)
-    samples = record(path, SAMPLES, dict, damaged)
-    pruned = record(path, "prune.json", dict, damaged)
+    found = record(path, "lr_find.json", damaged)
+    samples = record(path, SAMPLES, damaged)
+    pruned = record(path, "prune.json", damaged)
     all_verdicts = _with_recall(verdicts(path), results.get("test_report"))
     return {
         # a folder of images has no target column: its labels are the subfolders' names (model.json's "label")

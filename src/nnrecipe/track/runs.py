@@ -124,9 +124,9 @@ def read_run(path: str | os.PathLike) -> RunInfo:
                           "or ones that are not objects); give a run folder that `nnrecipe train` or a "
                           "Trainer with run_dir made (`nnrecipe runs DIR` lists them)")
     damaged: list[str] = []
-    results, journal = (record(path, name, dict, damaged) or {} for name in ("results.json", "journal.json"))
-    for name, kind in (("checks.json", list), ("audit.json", dict)):
-        record(path, name, kind, damaged)
+    results, journal = (record(path, name, damaged) or {} for name in ("results.json", "journal.json"))
+    for name in ("checks.json", "audit.json"):
+        record(path, name, damaged)
     return RunInfo(path, config, results, read_metrics(path, damaged), journal, damaged)
 
 
@@ -135,10 +135,11 @@ RECORDS = {"results.json": dict, "journal.json": dict, "checks.json": list, "aud
            "samples.json": dict, "lr_find.json": dict, "model.json": dict, "prune.json": dict}
 
 
-def record(path: Path, name: str, kind: type, damaged: list[str] | None = None) -> Any:
-    """A run folder's JSON record `name` when it is there and holds a `kind` (a dict or a list), else None;
-    one that is there but holds something else (torn by a copy, edited) is added to `damaged` and logged,
-    not taken for a record that is missing."""
+def record(path: Path, name: str, damaged: list[str] | None = None) -> Any:
+    """A run folder's JSON record `name` (one of RECORDS) when it is there and holds what RECORDS says, else
+    None; one that is there but holds something else (torn by a copy, edited) is added to `damaged` and
+    logged, not taken for a record that is missing."""
+    kind = RECORDS[name]
     file = path / name
     if not file.is_file():
         return None
