@@ -114,7 +114,7 @@ def test_embed_writes_a_table_the_tabular_recipe_trains_on(folders, tmp_path, ca
     assert main(["train", str(out), "--target", "label", "--drop", "file", "--epochs", "3", "--refit", "off",
                  "--no-report", "--out", str(tmp_path / "runs")]) == 0
     assert main(["embed", str(backbone), str(target), "--out", str(tmp_path / "x.csv"), "--at", "stage.0"]) == 2
-    assert "no layer of that name" in capsys.readouterr().err
+    assert "nnrecipe: error: --at stage.0: the CNN has no layer of that name" in capsys.readouterr().err
 
 
 def test_resume_after_a_kill_mid_thaw_is_bit_for_bit(folders, tmp_path) -> None:

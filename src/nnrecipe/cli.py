@@ -578,6 +578,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     print(f"one setting changed: {changed.changed}" if changed.changed
           else f"{len(changed.diff)} settings changed: {', '.join(changed.diff) or 'none'}")
+    if changed.apart:
+        print(f"note: {changed.apart}")
     # each run with the settings that changed, its best validation value and its test metric (issue 19)
     print(format_runs(changed.runs, params=[k for k in changed.diff if k not in ("source", "data.sha256")]), end="")
     print(out)
@@ -689,7 +691,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if (Path(args.run) / "model.json").is_file() and _run_kind(args.run) != "images":
         raise ConfigError(f"run {args.run} was trained on a table; `embed` cuts a network of images (a table's own "
                           "columns are its features already)")
-    frame = embed_images(args.run, args.data, at=args.at, path_column=args.path_column)
+    try:
+        frame = embed_images(args.run, args.data, at=args.at, path_column=args.path_column)
+    except ConfigError as e:  # the Python call's words for the layer, the flag's here
+        prefix = f"cut(at={args.at!r})"
+        if args.at is None or not str(e).startswith(prefix):
+            raise
+        raise ConfigError(f"--at {args.at}{str(e)[len(prefix):]}") from None
     try:
         write_output(args.out, frame.to_csv(index=False, float_format="%.6g"))
     except OSError as e:

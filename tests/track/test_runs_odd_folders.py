@@ -75,3 +75,21 @@ def test_a_projects_own_config_json_beside_its_checkpoints_is_no_run(tmp_path, t
     code, _, err = cli("report", a, "--out", project / "out" / "compare.html")
     assert code == 0, err
     assert (project / "out" / "compare.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_compare_says_when_runs_of_other_tasks_or_data_do_not_compare(two_runs, tmp_path, cli):
+    """A regression's MSE and a classifier's cross-entropy overlaid as one 'loss', with nothing said."""
+    _, a, b = two_runs
+    code, printed, _ = cli("compare", a, b, "--out", tmp_path / "same.html")
+    assert code == 0 and "note:" not in printed  # one table, one task: nothing to say
+    html = (tmp_path / "same.html").read_text()
+    assert "Note:" not in html and "<th>test</th>" in html and "accuracy " in html
+    other = train_table(small_table(90, seed=0, task="regression"), "y", out=tmp_path / "r",
+                        train_config=TrainConfig(epochs=2, seed=0), checks=(), audit=False).run_dir
+    code, printed, _ = cli("compare", a, other, "--out", tmp_path / "mixed.html")
+    assert code == 0 and "note: the runs are of different tasks (binary, regression)" in printed
+    assert "Note: the runs are of different tasks (binary, regression)" in (tmp_path / "mixed.html").read_text()
+    third = train_table(small_table(90, seed=5), "y", out=tmp_path / "d", train_config=TrainConfig(epochs=2, seed=0),
+                        checks=(), audit=False).run_dir  # the same task, another table
+    code, printed, _ = cli("compare", a, third, "--out", tmp_path / "data.html")
+    assert code == 0 and "note: the runs were trained on different data" in printed

@@ -492,10 +492,12 @@ def compare_context(run_dirs: Sequence[str | os.PathLike], comparison: Any = Non
     labels = [f"{r.path.parent.name}/{r.id}" if ids.count(r.id) > 1 else r.id for r in runs]
     histories = {name: r.history for name, r in zip(labels, runs)}
     rows = [{"id": name, "date": r.date, "note": r.note, "data": r.data,
-             "best": "-" if r.best is None else f"{r.monitor} {r.best:.4g}"} for name, r in zip(labels, runs)]
+             "best": "-" if r.best is None else f"{r.monitor} {r.best:.4g}",
+             "test": "-" if r.test is None else f"{r.test_metric} {r.test:.4g}"} for name, r in zip(labels, runs)]
     return {"runs": runs, "diff": {k: [_fmt(v) for v in vals] for k, vals in comparison.diff.items()},
             "changed": comparison.changed, "changed_short": short_key(comparison.changed, keys)
-            if comparison.changed else None, "rows": rows, "columns": ["id", "date", "note", "data", "best"],
+            if comparison.changed else None, "rows": rows, "columns": ["id", "date", "note", "data", "best", "test"],
+            "apart": comparison.apart,
             "curves": plots.overlay(histories, names)}
 
 

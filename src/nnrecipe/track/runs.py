@@ -308,6 +308,20 @@ class Comparison:
     diff: dict[str, list[Any]]  # the settings that differ, {key: [value per run]}
     changed: str | None  # R3: the single setting that differs, when there is exactly one
 
+    @property
+    def apart(self) -> str:
+        """Why these runs' curves do not compare, when they do not: other tasks (losses on other scales) or
+        other data; '' when they share both."""
+        tasks = list(dict.fromkeys(str(r.config.get("task") or "?") for r in self.runs))
+        if len(tasks) > 1:
+            return (f"the runs are of different tasks ({', '.join(tasks)}): their losses are on different scales, "
+                    "and their curves and scores do not compare")
+        known = all((r.journal.get("data") or {}).get("sha256") for r in self.runs)  # else: by the file's name
+        if "data.sha256" in self.diff or not known and "source" in self.diff:
+            return ("the runs were trained on different data (their sources or contents differ): a difference in "
+                    "their curves is the data's as much as the settings'")
+        return ""
+
 
 def compare_runs(paths: Sequence[str | os.PathLike]) -> Comparison:
     """R3, R7: the runs' settings side by side and the one that changed."""
