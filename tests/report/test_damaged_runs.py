@@ -15,7 +15,7 @@ from nnrecipe.config import DataConfig, TrainConfig
 from nnrecipe.recipes import train_table
 from nnrecipe.report.build import write_report
 from nnrecipe.testing import small_table
-from nnrecipe.track.runs import list_runs, read_run
+from nnrecipe.track.runs import format_runs, list_runs, read_run
 
 BANNER = "Files of this run folder cannot be read"
 
@@ -70,6 +70,8 @@ def test_a_run_without_results_says_it_has_not_finished(run_dir, tmp_path):
     html = write_report(run).read_text()
     assert "This run has not finished" in html and f"--resume {run}" in html
     assert BANNER not in html  # a missing results.json is a run not finished, not a damaged one
+    listed = format_runs(list_runs(run))  # `runs` says it too (a killed run and a finished one looked alike)
+    assert listed.splitlines()[1].endswith("- (not finished: training, or stopped)")
 
 
 def test_without_a_test_split_the_test_line_says_where_it_was_measured(tmp_path):

@@ -275,7 +275,8 @@ def format_runs(runs: Sequence[RunInfo], params: Sequence[str] | None = None) ->
     header = ["id", "date", "note", "data", *(short_key(p, keys) for p in params), "best", "test"]
     lines = [[r.id, r.date, _cut(r.note, 40), r.data, *(_text(r.flat().get(p)) for p in params),
               "-" if r.best is None else f"{r.monitor} {r.best:.4g}",
-              ("-" if r.test is None else f"{r.test_metric} {r.test:.4g}") + _no_model(r)] for r in runs]
+              ("-" if r.test is None else f"{r.test_metric} {r.test:.4g}") + _no_model(r)
+              + ("" if r.finished else " (not finished: training, or stopped)")] for r in runs]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip()
                      for row in [header, *lines]) + "\n"
