@@ -385,10 +385,10 @@ def _is_run(folder: Path) -> bool:
     """Whether `folder` is a run folder: its config.json the record of an nnrecipe run (a project's own
     config.json beside its checkpoints/ is not one)."""
     from .io import read_json_or_none
+    from .track.runs import is_run_record
 
     config = read_json_or_none(folder / "config.json") if (folder / "config.json").is_file() else None
-    return isinstance(config, dict) and any(isinstance(config.get(k), dict) for k in ("train", "data")) and any(
-        (folder / f).exists() for f in ("metrics.jsonl", "results.json", "checkpoints"))
+    return is_run_record(config) and any((folder / f).exists() for f in ("metrics.jsonl", "results.json", "checkpoints"))
 
 
 def _images(args: argparse.Namespace) -> bool:

@@ -41,10 +41,15 @@ def _f(default: Any, help: str, shown: str | None = None) -> Any:
 _hints = functools.lru_cache(maxsize=None)(typing.get_type_hints)  # per config class: once
 
 
+def field_type(cls: type, name: str) -> tuple[Any, bool]:
+    """Config field `name`'s type without its None, and whether None is allowed: (int, True) for int | None."""
+    hint = _hints(cls)[name]
+    return next((a for a in typing.get_args(hint) if a is not type(None)), hint), type(None) in typing.get_args(hint)
+
+
 def whole_field(cls: type, name: str) -> bool:
     """Whether field `name` of config class `cls` takes a whole number (int, or int | None)."""
-    hint = _hints(cls)[name]
-    return next((a for a in typing.get_args(hint) if a is not type(None)), hint) is int
+    return field_type(cls, name)[0] is int
 
 
 def whole_numbers(config: Any) -> None:

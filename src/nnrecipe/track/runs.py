@@ -109,6 +109,13 @@ def run_config(path: str | os.PathLike, sections: tuple[str, ...] = ()) -> dict[
     return config
 
 
+def is_run_record(config: Any) -> bool:
+    """Whether a config.json's content is an nnrecipe run's record: 'train' or 'data' settings, each an object
+    (a Hugging Face model's config.json, or a project's own, is not)."""
+    return isinstance(config, dict) and any(isinstance(config.get(k), dict) for k in ("train", "data")) and not any(
+        k in config and not isinstance(config[k], dict) for k in ("data", "train"))
+
+
 def read_run(path: str | os.PathLike) -> RunInfo:
     """A run folder's record. A missing or torn results.json, metrics.jsonl or journal.json reads as empty
     (a run still training, or killed); config.json is required."""
@@ -117,8 +124,7 @@ def read_run(path: str | os.PathLike) -> RunInfo:
         raise ConfigError(f"{path}: no config.json there; give a run folder that `nnrecipe train` made "
                           "(`nnrecipe runs DIR` lists them)")
     config = run_config(path)
-    if not any(isinstance(config.get(k), dict) for k in ("train", "data")) or any(
-            k in config and not isinstance(config[k], dict) for k in ("data", "train")):
+    if not is_run_record(config):
         # a folder of another tool's (a Hugging Face model's config.json) got report.html written into it
         raise ConfigError(f"{path}: its config.json is not the record of an nnrecipe run (no 'train' or 'data' settings, "
                           "or ones that are not objects); give a run folder that `nnrecipe train` or a "

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..config import ModelConfig, TrainConfig, unread, whole_field
+from ..config import ModelConfig, TrainConfig, field_type, unread, whole_field
 from ..errors import ConfigError, did_you_mean
 
 FORMS = ("{int: [low, high], step: k}", "{float: [low, high]}", "{loguniform: [low, high]}",
@@ -255,9 +255,7 @@ def _converter(cls: type, name: str, key: str) -> Any:
 def convert_value(cls: type, name: str, value: Any, where: str) -> Any:
     """`value` as the type of config field `cls.name`: PyYAML reads 1e-3 (no dot) as a string, and the
     command line gives strings ('true', 'none', '128,64' for a tuple of widths)."""
-    hint = typing.get_type_hints(cls)[name]
-    optional = type(None) in typing.get_args(hint)
-    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    base, optional = field_type(cls, name)
     if typing.get_origin(base) is tuple:
         base, many = typing.get_args(base)[0], True
     else:
